@@ -1,0 +1,9 @@
+# DS_SANITIZE=address,undefined or thread: instruments every target of the project.
+if(DS_SANITIZE)
+  if(DS_SANITIZE MATCHES "thread" AND DS_SANITIZE MATCHES "address")
+    message(FATAL_ERROR "DS_SANITIZE: thread cannot be combined with address")
+  endif()
+  set(_ds_san_flags -fsanitize=${DS_SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=all)
+  add_compile_options($<$<COMPILE_LANGUAGE:C,CXX>:${_ds_san_flags}>)
+  add_link_options(-fsanitize=${DS_SANITIZE})
+endif()

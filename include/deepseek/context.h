@@ -1,0 +1,166 @@
+/* libdeepseek: the context (the one opaque root), options, tunables, logging, allocator hook. */
+#ifndef DEEPSEEK_CONTEXT_H
+#define DEEPSEEK_CONTEXT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "deepseek/export.h"
+#include "deepseek/status.h"
+#include "deepseek/version.h"
+
+/** @defgroup context Context
+ *  A ds_context owns everything the library does for one user: its options, tunables, log
+ *  sink, allocator, telemetry sampler, trace recorder and stats. Separate contexts never
+ *  interact. Unless a function says otherwise, it is thread-safe.
+ *  @{ */
+
+typedef struct ds_context ds_context;
+
+/** Log levels, most verbose first. */
+typedef enum ds_log_level {
+  DS_LOG_DEBUG = 0,
+  DS_LOG_INFO = 1,
+  DS_LOG_WARN = 2,
+  DS_LOG_ERROR = 3,
+  DS_LOG_OFF = 4
+} ds_log_level;
+
+/** Receives one formatted log line. @p module is "core", "cache", … ; @p message has no
+ *  trailing newline. Called from any library thread, possibly concurrently: it must be
+ *  thread-safe and must not call back into the context. */
+typedef void (*ds_log_fn)(void *user, int level, const char *module, const char *message);
+
+/** Allocator hook, in the manner of zstd's ZSTD_customMem. @c alloc returns memory aligned
+ *  for any object (as malloc does) or NULL; @c free accepts NULL. Both may be called from any
+ *  library thread and must be thread-safe. The structure is copied at context creation. */
+typedef struct ds_allocator {
+  void *(*alloc)(void *user, size_t size);
+  void (*free)(void *user, void *ptr);
+  void *user;
+} ds_allocator;
+
+/** Tunables, numbered in blocks per module (core 0s, sched 100s, cache 200s, precision 300s,
+ *  predict 400s, fabric 500s, batch 600s, tools 700s). Numbers are only ever appended.
+ *  Each has a name; the config file key is that name and the environment variable is
+ *  "DS_" followed by the name in upper case (e.g. telemetry_period_ms, DS_TELEMETRY_PERIOD_MS). */
+typedef enum ds_param {
+  /** Log threshold, a ds_log_level (0..4). Also read from DS_LOG=debug|info|warn|error|off.
+   *  Default: warn. */
+  DS_PARAM_LOG_LEVEL = 1,
+  /** Telemetry sampler period in milliseconds (1..60000). Default 100. */
+  DS_PARAM_TELEMETRY_PERIOD_MS = 2,
+  /** Samples kept in the telemetry ring buffer (16..1048576). Default 4096. Creation only. */
+  DS_PARAM_TELEMETRY_CAPACITY = 3,
+  /** 1 runs the telemetry sampler thread, 0 does not (0..1). Default 1. Creation only. */
+  DS_PARAM_TELEMETRY_ENABLE = 4,
+  /** Period of the network round-trip probe in milliseconds (10..3600000), when a peer is
+   *  configured. Default 1000. */
+  DS_PARAM_TELEMETRY_NET_PERIOD_MS = 5,
+  /** 1 publishes the memory-mapped stats file for deepseek-monitor, 0 does not (0..1).
+   *  Default 1. Creation only. */
+  DS_PARAM_STATS_FILE = 6,
+  /** Most trace events kept per thread before further events are dropped and counted
+   *  (1024..67108864). Default 1048576. */
+  DS_PARAM_TRACE_MAX_EVENTS = 7
+} ds_param;
+
+/** One tunable set at creation (see ds_context_options.params). */
+typedef struct ds_param_value {
+  int32_t param; /**< a ds_param */
+  int32_t reserved;
+  int64_t value;
+} ds_param_value;
+
+/** ds_context_options.flags */
+#define DS_CONTEXT_NO_ENV 0x1u /**< ignore DS_* environment variables and DS_CONFIG */
+
+/** Options for ds_context_create(). Initialise with DS_CONTEXT_OPTIONS_INIT, then set fields.
+ *  Fields are only appended; struct_size tells the library which version the caller has. */
+typedef struct ds_context_options {
+  uint32_t struct_size;    /**< sizeof(ds_context_options) */
+  uint32_t header_version; /**< DS_VERSION_NUMBER of the headers the caller compiled with */
+  uint32_t flags;          /**< DS_CONTEXT_* */
+  int32_t log_level;       /**< a ds_log_level, or -1 for the default (warn, or DS_LOG) */
+  ds_log_fn log_fn;        /**< NULL: lines go to stderr */
+  void *log_user;
+  const ds_allocator *allocator; /**< NULL: malloc/free. Copied. */
+  const char *config_path;       /**< config file to load; NULL: $DS_CONFIG if set */
+  const ds_param_value *params;  /**< tunables to set at creation, before the config file */
+  size_t nparams;
+  const char *telemetry_peer; /**< "host:port" whose TCP connect round trip is sampled; NULL: none */
+  const char *name;           /**< label shown by deepseek-monitor; NULL: program name */
+} ds_context_options;
+
+#define DS_CONTEXT_OPTIONS_INIT \
+  { sizeof(ds_context_options), DS_VERSION_NUMBER, 0u, -1, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL }
+
+/** ds_build_features() bits: backends compiled into this library. */
+#define DS_FEATURE_CUDA 0x1u
+#define DS_FEATURE_OPENCL 0x2u
+#define DS_FEATURE_MPI 0x4u
+#define DS_FEATURE_HWLOC 0x8u
+#define DS_FEATURE_DLPACK 0x10u
+
+DS_EXTERN_C_BEGIN
+
+/** Creates a context. Tunables are applied in this order, each overriding the one before:
+ *  built-in defaults, @p opts->params, the config file (@p opts->config_path, else $DS_CONFIG),
+ *  DS_* environment variables (unless DS_CONTEXT_NO_ENV), then later ds_context_set_param().
+ *  @param out receives the context; set to NULL on failure.
+ *  @param opts NULL for defaults.
+ *  @return DS_OK; DS_ERR_INVALID_ARG (out NULL, bad option); DS_ERR_ABI (unknown struct_size);
+ *  DS_ERR_VERSION (headers of another major version, or newer than the library);
+ *  DS_ERR_CONFIG (config file or environment error: detail names the file and line);
+ *  DS_ERR_NO_MEMORY. On failure the detail is in ds_context_last_error(NULL).
+ *  Thread-safe. */
+DS_API ds_status ds_context_create(ds_context **out, const ds_context_options *opts);
+
+/** Destroys a context: stops its threads, writes a trace being recorded, removes its stats
+ *  file, frees all it owns. NULL is a no-op. No other call on @p ctx may run concurrently or
+ *  follow. */
+DS_API void ds_context_destroy(ds_context *ctx);
+
+/** The message of the last failed call made by the calling thread on @p ctx (with @p ctx NULL:
+ *  the last failed call that had no context, such as a failed ds_context_create()). "" when
+ *  there is none. Valid until the same thread's next failing call on the same context.
+ *  Thread-safe (each thread sees its own). */
+DS_API const char *ds_context_last_error(const ds_context *ctx);
+
+/** Sets a tunable. @return DS_OK; DS_ERR_INVALID_ARG for an unknown parameter or a value out
+ *  of range (the message names the parameter and its range); DS_ERR_STATE for a creation-only
+ *  parameter. Thread-safe. */
+DS_API ds_status ds_context_set_param(ds_context *ctx, ds_param param, int64_t value);
+
+/** Reads a tunable into @p out. @return DS_OK or DS_ERR_INVALID_ARG. Thread-safe. */
+DS_API ds_status ds_context_get_param(ds_context *ctx, ds_param param, int64_t *out);
+
+/** Loads a config file into a live context (same format and rules as at creation; creation-only
+ *  keys are rejected). Nothing is applied unless the whole file is valid.
+ *  @return DS_OK; DS_ERR_CONFIG (detail: "path:line: reason"); DS_ERR_INVALID_ARG. Thread-safe. */
+DS_API ds_status ds_context_load_config(ds_context *ctx, const char *path);
+
+/** Replaces the log threshold and sink. @p fn NULL restores stderr. Thread-safe, but a line
+ *  being written concurrently may still go to the old sink. */
+DS_API ds_status ds_context_set_log(ds_context *ctx, int level, ds_log_fn fn, void *user);
+
+/** Valid range of @p param. @return DS_OK or DS_ERR_INVALID_ARG (unknown parameter).
+ *  Thread-safe; needs no context. */
+DS_API ds_status ds_param_bounds(ds_param param, int64_t *min, int64_t *max);
+/** Built-in default of @p param. @return DS_OK or DS_ERR_INVALID_ARG. Thread-safe. */
+DS_API ds_status ds_param_default(ds_param param, int64_t *out);
+/** Name of @p param ("telemetry_period_ms"), or NULL if unknown. Static storage. */
+DS_API const char *ds_param_name(ds_param param);
+/** Looks a parameter up by name (config key, case-insensitive) or by environment name
+ *  ("DS_TELEMETRY_PERIOD_MS"). @return DS_OK or DS_ERR_NOT_FOUND. Thread-safe. */
+DS_API ds_status ds_param_from_name(ds_param *out, const char *name);
+
+/** DS_FEATURE_* bits of the backends compiled into this library. Thread-safe. */
+DS_API uint32_t ds_build_features(void);
+/** One line naming each backend and whether it is built ("cuda=on opencl=off …"). Static. */
+DS_API const char *ds_build_summary(void);
+
+DS_EXTERN_C_END
+/** @} */
+
+#endif /* DEEPSEEK_CONTEXT_H */

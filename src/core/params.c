@@ -1,0 +1,149 @@
+/* The table of tunables: name, bounds, default, flags. One row per ds_param, sorted by number,
+ * so a lookup is a binary search. Values live in ds_context.params as atomics. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "internal.h"
+
+static const char *const ds__log_level_names[] = {"debug", "info", "warn", "error", "off", NULL};
+
+static const ds__param_def ds__params[] = {
+    {DS_PARAM_LOG_LEVEL, "log_level", DS_LOG_DEBUG, DS_LOG_OFF, DS_LOG_WARN, 0, ds__log_level_names},
+    {DS_PARAM_TELEMETRY_PERIOD_MS, "telemetry_period_ms", 1, 60000, 100, 0, NULL},
+    {DS_PARAM_TELEMETRY_CAPACITY, "telemetry_capacity", 16, 1048576, 4096, DS__PARAM_CREATE_ONLY,
+     NULL},
+    {DS_PARAM_TELEMETRY_ENABLE, "telemetry_enable", 0, 1, 1, DS__PARAM_CREATE_ONLY, NULL},
+    {DS_PARAM_TELEMETRY_NET_PERIOD_MS, "telemetry_net_period_ms", 10, 3600000, 1000, 0, NULL},
+    {DS_PARAM_STATS_FILE, "stats_file", 0, 1, 1, DS__PARAM_CREATE_ONLY, NULL},
+    {DS_PARAM_TRACE_MAX_EVENTS, "trace_max_events", 1024, 67108864, 1048576, 0, NULL},
+};
+
+#define DS__NPARAMS ((int)(sizeof ds__params / sizeof ds__params[0]))
+_Static_assert(sizeof ds__params / sizeof ds__params[0] <= DS__MAX_PARAMS,
+               "raise DS__MAX_PARAMS");
+
+int ds__param_count(void) { return DS__NPARAMS; }
+
+const ds__param_def *ds__param_at(int index) {
+  return index >= 0 && index < DS__NPARAMS ? &ds__params[index] : NULL;
+}
+
+const ds__param_def *ds__param_find(ds_param p, int *index) {
+  int lo = 0, hi = DS__NPARAMS - 1;
+  while (lo <= hi) {
+    int mid = (lo + hi) / 2;
+    if ((int)ds__params[mid].id == (int)p) {
+      if (index) *index = mid;
+      return &ds__params[mid];
+    }
+    if ((int)ds__params[mid].id < (int)p)
+      lo = mid + 1;
+    else
+      hi = mid - 1;
+  }
+  return NULL;
+}
+
+int64_t ds__param(const ds_context *ctx, ds_param p) {
+  int i = 0;
+  if (!ds__param_find(p, &i)) return 0;
+  return ds__load_relaxed(&((ds_context *)ctx)->params[i]);
+}
+
+ds_status ds__param_set(ds_context *ctx, ds_param p, int64_t v, int creating) {
+  int i = 0;
+  const ds__param_def *d = ds__param_find(p, &i);
+  if (!d) return ds__error(ctx, DS_ERR_INVALID_ARG, "core", "unknown parameter %d", (int)p);
+  if (v < d->min || v > d->max)
+    return ds__error(ctx, DS_ERR_INVALID_ARG, "core",
+                     "%s = %lld is out of range [%lld, %lld]", d->name, (long long)v,
+                     (long long)d->min, (long long)d->max);
+  if ((d->flags & DS__PARAM_CREATE_ONLY) && !creating)
+    return ds__error(ctx, DS_ERR_STATE, "core",
+                     "%s can only be set at creation (options, config file or DS_ environment)",
+                     d->name);
+  ds__store_relaxed(&ctx->params[i], v);
+  return DS_OK;
+}
+
+int ds__param_parse_value(const ds__param_def *d, const char *text, int64_t *out) {
+  if (d->value_names) {
+    for (int k = 0; d->value_names[k]; k++)
+      if (strcasecmp(text, d->value_names[k]) == 0) {
+        *out = d->min + k;
+        return 1;
+      }
+  }
+  if (d->min == 0 && d->max == 1) {
+    static const char *const yes[] = {"true", "on", "yes"}, *const no[] = {"false", "off", "no"};
+    for (int k = 0; k < 3; k++) {
+      if (strcasecmp(text, yes[k]) == 0) return (*out = 1), 1;
+      if (strcasecmp(text, no[k]) == 0) return (*out = 0), 1;
+    }
+  }
+  const char *s = text;
+  if (*s == '+' || *s == '-') s++;
+  if (!isdigit((unsigned char)*s)) return 0;
+  char *end = NULL;
+  errno = 0;
+  long long v = strtoll(text, &end, 0);
+  if (errno != 0 || end == text || *end != '\0') return 0;
+  *out = v;
+  return 1;
+}
+
+ds_status ds_context_set_param(ds_context *ctx, ds_param param, int64_t value) {
+  if (!ctx) return ds__error(NULL, DS_ERR_INVALID_ARG, "core", "ds_context_set_param: ctx is NULL");
+  return ds__param_set(ctx, param, value, 0);
+}
+
+ds_status ds_context_get_param(ds_context *ctx, ds_param param, int64_t *out) {
+  if (!ctx || !out)
+    return ds__error(ctx, DS_ERR_INVALID_ARG, "core", "ds_context_get_param: %s is NULL",
+                     ctx ? "out" : "ctx");
+  int i = 0;
+  if (!ds__param_find(param, &i))
+    return ds__error(ctx, DS_ERR_INVALID_ARG, "core", "unknown parameter %d", (int)param);
+  *out = ds__load_relaxed(&ctx->params[i]);
+  return DS_OK;
+}
+
+ds_status ds_param_bounds(ds_param param, int64_t *min, int64_t *max) {
+  const ds__param_def *d = ds__param_find(param, NULL);
+  if (!d) return ds__error(NULL, DS_ERR_INVALID_ARG, "core", "unknown parameter %d", (int)param);
+  if (min) *min = d->min;
+  if (max) *max = d->max;
+  return DS_OK;
+}
+
+ds_status ds_param_default(ds_param param, int64_t *out) {
+  const ds__param_def *d = ds__param_find(param, NULL);
+  if (!d || !out)
+    return ds__error(NULL, DS_ERR_INVALID_ARG, "core", d ? "out is NULL" : "unknown parameter");
+  *out = d->def;
+  return DS_OK;
+}
+
+const char *ds_param_name(ds_param param) {
+  const ds__param_def *d = ds__param_find(param, NULL);
+  return d ? d->name : NULL;
+}
+
+ds_status ds_param_from_name(ds_param *out, const char *name) {
+  if (!out || !name) return ds__error(NULL, DS_ERR_INVALID_ARG, "core", "NULL argument");
+  const char *key = name;
+  if (strncasecmp(key, "DS_", 3) == 0) key += 3;
+  for (int i = 0; i < DS__NPARAMS; i++)
+    if (strcasecmp(key, ds__params[i].name) == 0) {
+      *out = ds__params[i].id;
+      return DS_OK;
+    }
+  if (strcasecmp(name, "DS_LOG") == 0) {
+    *out = DS_PARAM_LOG_LEVEL;
+    return DS_OK;
+  }
+  return ds__error(NULL, DS_ERR_NOT_FOUND, "core", "no parameter named '%s'", name);
+}
