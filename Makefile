@@ -1,0 +1,52 @@
+# The two commands of the README, and a few more. CMake does the real work; this file only
+# sequences: install missing Debian packages, configure, build, run.
+#   make demo      build and run the main example
+#   make test      release build + ctest, then the whole suite under ASan+UBSan
+#   make bench     build and run every benchmark
+#   make install PREFIX=/opt/deepseek
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+PREFIX     ?= /usr/local
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_ARGS ?=
+CTEST_ARGS ?=
+
+.PHONY: all deps configure build test test-release test-asan demo bench install clean
+
+all: build
+
+deps:
+	@./scripts/deps.sh
+
+configure: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DDS_WERROR=ON $(CMAKE_ARGS)
+
+build: configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: test-release test-asan
+
+test-release: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+
+# The CUDA objects are left out of the sanitizer build: they run only on a GPU, and the
+# release build already compiles them.
+test-asan: deps
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDS_WERROR=ON \
+	  -DDS_SANITIZE=address,undefined -DDS_WITH_CUDA=OFF -DDS_BUILD_BENCH=OFF $(CMAKE_ARGS)
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --output-on-failure -j $(JOBS) -LE packaging $(CTEST_ARGS)
+
+demo: build
+	$(BUILD)/examples/deepseek_info
+
+bench: build
+	@set -e; for b in $(BUILD)/bench/bench_*; do [ -x "$$b" ] && "$$b"; done
+
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)
