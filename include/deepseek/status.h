@@ -30,7 +30,11 @@
   X(DS_ERR_FULL, 14, "capacity exhausted")                                                   \
   X(DS_ERR_STATE, 15, "call not allowed in the object's current state")                      \
   X(DS_ERR_DEVICE, 16, "device error")                                                       \
-  X(DS_ERR_INTERNAL, 17, "internal error")
+  X(DS_ERR_INTERNAL, 17, "internal error")                                                   \
+  X(DS_ERR_SHUTDOWN, 18, "the context or object is shutting down")                           \
+  X(DS_ERR_NO_SPACE, 19, "no space left on the device")                                      \
+  X(DS_ERR_SHAPE, 20, "tensor shapes do not match")                                          \
+  X(DS_ERR_DTYPE, 21, "tensor dtype not supported or not matching")
 
 typedef enum ds_status {
 #define DS__STATUS_ENUM(name, num, desc) name = num,

@@ -1,0 +1,61 @@
+/* Shared output for benchmarks: a readable table, or with --json one JSON object per row with
+ * bench, case, metric, ours, anchor, anchor_value, ratio (ours/anchor), goal, better. */
+#ifndef DS_BENCH_COMMON_H
+#define DS_BENCH_COMMON_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct bench_row {
+  const char *bench, *case_name, *metric;
+  double ours;
+  const char *anchor;
+  double anchor_value;
+  double goal; /* target ratio ours/anchor */
+  const char *better; /* "higher" or "lower" */
+} bench_row;
+
+static inline int bench_json_mode(int argc, char **argv) {
+  for (int i = 1; i < argc; i++)
+    if (!strcmp(argv[i], "--json")) return 1;
+  return 0;
+}
+
+static inline void bench_print(const bench_row *r, int json, int *header_done) {
+  double ratio = r->anchor_value != 0 ? r->ours / r->anchor_value : 0;
+  if (json) {
+    printf("{\"bench\":\"%s\",\"case\":\"%s\",\"metric\":\"%s\",\"ours\":%.6g,\"anchor\":\"%s\","
+           "\"anchor_value\":%.6g,\"ratio\":%.4f,\"goal\":%.4g,\"better\":\"%s\"}\n",
+           r->bench, r->case_name, r->metric, r->ours, r->anchor, r->anchor_value, ratio,
+           r->goal, r->better);
+    return;
+  }
+  if (!*header_done) {
+    printf("%-18s %-22s %-12s %12s %-26s %12s %8s %8s\n", "bench", "case", "metric", "ours",
+           "anchor", "anchor_val", "ratio", "goal");
+    *header_done = 1;
+  }
+  printf("%-18s %-22s %-12s %12.4g %-26s %12.4g %8.3f %6s%.2g\n", r->bench, r->case_name,
+         r->metric, r->ours, r->anchor, r->anchor_value, ratio,
+         strcmp(r->better, "lower") ? ">=" : "<=", r->goal);
+}
+
+static inline double bench_now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int bench_cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static inline double bench_median(double *v, int n) {
+  qsort(v, (size_t)n, sizeof *v, bench_cmp_double);
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+#endif /* DS_BENCH_COMMON_H */

@@ -1,0 +1,21 @@
+#!/bin/sh
+# GPU check, for a machine with an NVIDIA GPU: builds with CUDA required, runs the whole test
+# suite (GPU tests run instead of skipping), the main example, and the benchmarks, within a few
+# minutes. Prints "gpu-check: PASS" or fails. Needs no network; does not reset the GPU.
+set -eu
+cd "$(dirname "$0")/../.."
+out=${OUT:-build-gpu-out}
+mkdir -p "$out"
+command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia-smi.txt"
+./scripts/deps.sh || true
+cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DDS_WITH_CUDA=ON -DDS_WERROR=ON > "$out/configure.log" 2>&1 ||
+  { tail -30 "$out/configure.log"; exit 1; }
+grep "libdeepseek" "$out/configure.log" || true
+cmake --build build-gpu -j "$(nproc)" > "$out/build.log" 2>&1 || { tail -50 "$out/build.log"; exit 1; }
+(cd build-gpu && DS_REQUIRE_GPU=1 ctest --output-on-failure -j 4 -LE packaging) 2>&1 | tee "$out/ctest.log"
+./build-gpu/examples/deepseek_info 2>&1 | tee "$out/deepseek_info.txt"
+for b in build-gpu/bench/bench_*; do
+  [ -x "$b" ] || continue
+  "$b" --json 2>&1 | tee -a "$out/bench.jsonl"
+done
+echo "gpu-check: PASS"
