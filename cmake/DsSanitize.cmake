@@ -4,6 +4,7 @@ if(DS_SANITIZE)
     message(FATAL_ERROR "DS_SANITIZE: thread cannot be combined with address")
   endif()
   set(_ds_san_flags -fsanitize=${DS_SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=all)
-  add_compile_options($<$<COMPILE_LANGUAGE:C,CXX>:${_ds_san_flags}>)
+  # Quoted so the list stays inside the generator expression (unquoted, its ';' splits it).
+  add_compile_options("$<$<COMPILE_LANGUAGE:C,CXX>:${_ds_san_flags}>")
   add_link_options(-fsanitize=${DS_SANITIZE})
 endif()

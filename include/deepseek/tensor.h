@@ -64,9 +64,12 @@ DS_API size_t ds_dtype_size(ds_dtype dtype);
 /** "f32", "bf16", … or "unknown". Static storage. */
 DS_API const char *ds_dtype_name(ds_dtype dtype);
 
-/** Fills @p out. @p strides NULL means contiguous row-major. @p ctx (may be NULL) receives the
- *  error detail. @return DS_OK or DS_ERR_INVALID_ARG (bad dtype, ndim, negative dim or
- *  stride, NULL data with a non-empty shape). */
+/** Fills @p out (unused shape and stride entries are set to 0). @p strides NULL means
+ *  contiguous row-major (a zero-sized dimension counts as 1 there, as in NumPy). @p shape may
+ *  be NULL when @p ndim is 0. @p ctx (may be NULL) receives the error detail.
+ *  @return DS_OK or DS_ERR_INVALID_ARG (bad dtype, device type or negative device index, ndim,
+ *  negative dim or stride, NULL data with a non-empty shape, or an element count or byte span
+ *  that does not fit in int64_t). */
 DS_API ds_status ds_tensor_init(ds_tensor *out, ds_context *ctx, void *data, ds_dtype dtype,
                                 int32_t ndim, const int64_t *shape, const int64_t *strides,
                                 ds_device device);
@@ -74,17 +77,21 @@ DS_API ds_status ds_tensor_init(ds_tensor *out, ds_context *ctx, void *data, ds_
 DS_API int64_t ds_tensor_numel(const ds_tensor *t);
 /** 1 if @p t is contiguous row-major, else 0. */
 DS_API int ds_tensor_is_contiguous(const ds_tensor *t);
-/** Bytes from the first to one past the last element addressed by @p t. */
+/** Bytes from the first to one past the last element addressed by @p t: numel times the
+ *  element size when contiguous, less for broadcast (stride 0) views, 0 when empty. */
 DS_API size_t ds_tensor_nbytes(const ds_tensor *t);
 
-/** Zero-copy view of a DLPack tensor: @p out->data is the DLPack data plus byte_offset. The
- *  caller keeps @p src alive while the view is used and calls src->deleter when done.
+/** Zero-copy view of a DLPack (0.6) tensor: @p out->data is the DLPack data plus byte_offset;
+ *  NULL strides mean compact row-major. DLPack dtype code 6 with 8 bits (kDLBool of later
+ *  DLPack versions) is DS_DTYPE_BOOL. The caller keeps @p src alive while the view is used
+ *  and calls src->deleter when done.
  *  @return DS_OK; DS_ERR_UNSUPPORTED (dtype with lanes ≠ 1 or no ds_dtype, device kind not
  *  handled, more than DS_TENSOR_MAX_DIMS dims, negative strides); DS_ERR_INVALID_ARG. */
 DS_API ds_status ds_tensor_from_dlpack(ds_tensor *out, ds_context *ctx,
                                        const struct DLManagedTensor *src);
 
-/** Exports @p src as a DLPack managed tensor sharing its data (no copy). The consumer calls
+/** Exports @p src as a DLPack managed tensor sharing its data (no copy; byte_offset 0,
+ *  strides always given, DS_DTYPE_BOOL as code 6 with 8 bits). The consumer calls
  *  (*out)->deleter once; that frees the DLPack structure (with malloc's free, so it is valid
  *  after @p ctx is destroyed) and then calls @p on_release(@p user) if not NULL, which is where
  *  the producer may free the data. @return DS_OK; DS_ERR_INVALID_ARG; DS_ERR_NO_MEMORY. */
