@@ -34,7 +34,8 @@
   X(DS_ERR_SHUTDOWN, 18, "the context or object is shutting down")                           \
   X(DS_ERR_NO_SPACE, 19, "no space left on the device")                                      \
   X(DS_ERR_SHAPE, 20, "tensor shapes do not match")                                          \
-  X(DS_ERR_DTYPE, 21, "tensor dtype not supported or not matching")
+  X(DS_ERR_DTYPE, 21, "tensor dtype not supported or not matching")                          \
+  X(DS_ERR_FORMAT, 22, "file or message format not recognised")
 
 typedef enum ds_status {
 #define DS__STATUS_ENUM(name, num, desc) name = num,
