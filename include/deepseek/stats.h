@@ -13,8 +13,12 @@
  *  telemetry period, into a memory-mapped file (mode 0600, in $XDG_RUNTIME_DIR/deepseek, else
  *  /tmp/deepseek-UID) that deepseek-monitor reads with ds_stats_file_read(). The file is
  *  updated under a sequence lock, so a reader never sees a torn snapshot; it is removed at
- *  ds_context_destroy(). DS_PARAM_STATS_FILE=0 disables the file.
- *  A ds_stats snapshot is immutable: any thread may read it; free it once.
+ *  ds_context_destroy(). DS_PARAM_STATS_FILE=0 disables the file. The environment variable
+ *  DS_STATS_DIR (ignored under DS_CONTEXT_NO_ENV) names another directory. A directory that is
+ *  a symbolic link, is not owned by the effective user, or is group- or other-writable is
+ *  refused: the context is created without a file and a warning is logged.
+ *  A ds_stats snapshot is immutable: any thread may read it; free it once. Snapshots are
+ *  allocated with malloc(), not the context's allocator, and may outlive their context.
  *  @{ */
 
 typedef enum ds_stat_kind {
@@ -46,9 +50,11 @@ DS_API const char *ds_stats_file_path(const ds_context *ctx);
 
 /** Number of stats in @p s (0 for NULL). */
 DS_API size_t ds_stats_count(const ds_stats *s);
-/** The @p index-th stat. @return DS_OK or DS_ERR_NOT_FOUND (index out of range). */
+/** The @p index-th stat; its name belongs to @p s. @return DS_OK; DS_ERR_NOT_FOUND (index out
+ *  of range, or @p s NULL); DS_ERR_INVALID_ARG (out NULL). */
 DS_API ds_status ds_stats_at(ds_stat *out, const ds_stats *s, size_t index);
-/** Value of the stat named @p name. @return DS_OK or DS_ERR_NOT_FOUND. */
+/** Value of the stat named @p name. @return DS_OK; DS_ERR_NOT_FOUND; DS_ERR_INVALID_ARG (out or
+ *  name NULL). */
 DS_API ds_status ds_stats_find(double *out, const ds_stats *s, const char *name);
 /** Process id and label (ds_context_options.name) of the snapshot's producer. */
 DS_API int64_t ds_stats_pid(const ds_stats *s);

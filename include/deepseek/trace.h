@@ -9,7 +9,8 @@
  *  into its own buffer (no lock on the hot path); ds_trace_stop() writes all buffers as Chrome
  *  Trace Event JSON, which Perfetto (ui.perfetto.dev) and chrome://tracing open. When no trace
  *  is being recorded every recording call costs one atomic load. Setting DS_TRACE=path in the
- *  environment starts a trace at context creation; it is written at ds_context_destroy().
+ *  environment starts a trace at context creation (unless DS_CONTEXT_NO_ENV; a path that cannot
+ *  be opened only logs a warning); it is written at ds_context_destroy().
  *  Names and categories are copied (truncated to 47 and 15 bytes), so any string may be passed.
  *  All functions are thread-safe.
  *  @{ */
@@ -17,17 +18,21 @@
 DS_EXTERN_C_BEGIN
 /** Starts recording; the file is written by ds_trace_stop() or ds_context_destroy().
  *  @return DS_OK; DS_ERR_INVALID_ARG; DS_ERR_STATE (already recording); DS_ERR_IO (path not
- *  writable: checked now, not at the end). */
+ *  writable: the file is created, or truncated, now and kept open until the trace is written).
+ *  DS_PARAM_TRACE_MAX_EVENTS is read here and holds for this trace. */
 DS_API ds_status ds_trace_start(ds_context *ctx, const char *path);
 /** Stops recording and writes the file. Events recorded by other threads after this call
- *  starts are dropped. @return DS_OK; DS_ERR_STATE (not recording); DS_ERR_IO. */
+ *  starts are dropped; spans still open are closed at the stop time in the file, so begins
+ *  and ends always pair. The buffers are then freed and a new trace may start.
+ *  @return DS_OK; DS_ERR_STATE (not recording); DS_ERR_IO. */
 DS_API ds_status ds_trace_stop(ds_context *ctx);
 /** 1 while recording, else 0. */
 DS_API int ds_trace_enabled(const ds_context *ctx);
 
 /** Opens a span on the calling thread; close it with ds_trace_end() on the same thread. */
 DS_API void ds_trace_begin(ds_context *ctx, const char *category, const char *name);
-/** Closes the calling thread's innermost open span. */
+/** Closes the calling thread's innermost open span. Ignored when the thread has no open span in
+ *  the current trace. */
 DS_API void ds_trace_end(ds_context *ctx);
 /** A complete span measured by the caller: start and duration in nanoseconds of
  *  CLOCK_MONOTONIC (as ds_trace_now_ns()). */
@@ -39,7 +44,9 @@ DS_API void ds_trace_instant(ds_context *ctx, const char *category, const char *
 DS_API void ds_trace_counter(ds_context *ctx, const char *name, double value);
 /** CLOCK_MONOTONIC in nanoseconds, the trace's time base. */
 DS_API uint64_t ds_trace_now_ns(void);
-/** Events dropped so far because a thread's buffer was full (DS_PARAM_TRACE_MAX_EVENTS). */
+/** Events dropped since the last ds_trace_start() because a thread's buffer was full
+ *  (DS_PARAM_TRACE_MAX_EVENTS) or out of memory. A span whose end would not fit is dropped
+ *  whole. Also written to the file as otherData.dropped_events. */
 DS_API uint64_t ds_trace_dropped(const ds_context *ctx);
 DS_EXTERN_C_END
 /** @} */
