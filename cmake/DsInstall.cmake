@@ -18,7 +18,6 @@ write_basic_package_version_file(${CMAKE_CURRENT_BINARY_DIR}/deepseekConfigVersi
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/deepseekConfig.cmake
   ${CMAKE_CURRENT_BINARY_DIR}/deepseekConfigVersion.cmake DESTINATION ${DS_CMAKE_DIR})
 
-set(DS_PC_LIBS_PRIVATE "-lhwloc -lpthread -ldl -lm")
 if(DS_HAVE_CUDA)
   string(APPEND DS_PC_LIBS_PRIVATE " -L${CUDAToolkit_LIBRARY_DIR} -lcudart_static -lrt")
 endif()

@@ -39,10 +39,12 @@ static int teardown(void **state) {
 }
 
 static ds_context *new_ctx(int stats_file) {
-  ds_param_value p[] = {{DS_PARAM_STATS_FILE, 0, stats_file}};
+  /* No sampler thread: its publishes would interleave with the tests' own (e.g. between the two
+   * halves of the pair in test_no_torn_reads, which is a legitimate state of the registry). */
+  ds_param_value p[] = {{DS_PARAM_STATS_FILE, 0, stats_file}, {DS_PARAM_TELEMETRY_ENABLE, 0, 0}};
   ds_context_options o = DS_CONTEXT_OPTIONS_INIT;
   o.params = p;
-  o.nparams = 1;
+  o.nparams = 2;
   o.name = "stats-test";
   ds_context *ctx = NULL;
   assert_int_equal(ds_context_create(&ctx, &o), DS_OK);
