@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -75,6 +76,8 @@ static void test_registry(void **state) {
   longname[64] = '\0';
   assert_int_equal(ds__stat_register(ctx, longname, DS_STAT_GAUGE), -1);
   assert_int_equal(ds__stat_register(ctx, "", DS_STAT_GAUGE), -1);
+  int unset = ds__stat_register(ctx, "test.never_set", DS_STAT_GAUGE);
+  assert_true(unset >= 0);
   ds__stat_add(ctx, a, 1.5);
   ds__stat_add(ctx, a, 2.0);
   ds__stat_set(ctx, g, 42.0);
@@ -88,6 +91,8 @@ static void test_registry(void **state) {
   assert_true(v == 3.5);
   assert_int_equal(ds_stats_find(&v, s, "test.queue_depth"), DS_OK);
   assert_true(v == 42.0);
+  assert_int_equal(ds_stats_find(&v, s, "test.never_set"), DS_OK);
+  assert_true(isnan(v)); /* a gauge never set is unknown, not 0 */
   assert_int_equal(ds_stats_find(&v, s, "core.mem.live_bytes"), DS_OK);
   assert_true(v > 0);
   assert_int_equal(ds_stats_find(&v, s, "core.uptime_s"), DS_OK);
@@ -286,6 +291,8 @@ static void test_no_torn_reads(void **state) {
   w.b = ds__stat_register(w.ctx, "pair.b", DS_STAT_GAUGE);
   const char *path = ds_stats_file_path(w.ctx);
   assert_non_null(path);
+  ds__stat_set(w.ctx, w.a, 0); /* gauges start as NaN, which never compares equal */
+  ds__stat_set(w.ctx, w.b, 0);
   ds__stats_publish(w.ctx); /* the pair is in the file before the first read */
   pthread_t t;
   assert_int_equal(pthread_create(&t, NULL, publish_loop, &w), 0);

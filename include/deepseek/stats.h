@@ -23,7 +23,7 @@
 
 typedef enum ds_stat_kind {
   DS_STAT_COUNTER = 0, /**< only grows */
-  DS_STAT_GAUGE = 1    /**< a current value */
+  DS_STAT_GAUGE = 1    /**< a current value; NaN until first set (unknown, not zero) */
 } ds_stat_kind;
 
 typedef struct ds_stat {

@@ -3,6 +3,7 @@
  * stats file (whose format and reader live in stats_file.c). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -42,7 +43,8 @@ int ds__stat_register(ds_context *ctx, const char *name, ds_stat_kind kind) {
     struct ds__stat_entry *e = &s->entries[n];
     strcpy(e->name, name);
     e->kind = kind == DS_STAT_GAUGE ? DS_STAT_GAUGE : DS_STAT_COUNTER;
-    ds__store_relaxed(&e->bits, ds__double_to_bits(0.0));
+    /* A gauge nobody has set yet is unknown, not zero: NaN, as telemetry's unavailable values. */
+    ds__store_relaxed(&e->bits, ds__double_to_bits(e->kind == DS_STAT_GAUGE ? NAN : 0.0));
     ds__store(&s->count, n + 1); /* readers that see the new count see the filled entry */
     id = n;
   }
