@@ -25,5 +25,8 @@ typedef _Atomic(void *) ds__atomic_ptr;
 #define ds__fence_acquire() atomic_thread_fence(memory_order_acquire)
 #define ds__fence_release() atomic_thread_fence(memory_order_release)
 #define ds__fence_seq_cst() atomic_thread_fence(memory_order_seq_cst)
+/* Orders against the compiler only; the other side of the pair then issues a process-wide
+ * barrier (membarrier), as in asymmetric Dekker synchronisation. */
+#define ds__compiler_fence() atomic_signal_fence(memory_order_seq_cst)
 
 #endif /* DS_CORE_ATOMIC_H */

@@ -9,6 +9,9 @@
  * and waits for that one append to finish. After the wait no thread is inside any buffer, so stop
  * reads and resets them all with no lock on the recording path. The same argument covers a buffer
  * pushed onto the list after stop read it: its thread's check must then see recording == 0.
+ * Where the kernel offers membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED), the recorder's fence is
+ * only a compiler fence and stop issues the process-wide barrier instead (an asymmetric fence):
+ * stop is rare, recording is hot, and the full fence was a large part of an event's cost.
  * Buffer headers live until context destroy (a recorder may still hold a pointer to one after
  * stop); only their event chunks are freed at stop. */
 #include <errno.h>
@@ -16,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/membarrier.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -51,7 +55,11 @@ static struct ds__trace_buf *ds__trace_enter(ds_context *ctx) {
     return NULL;
   }
   ds__store_relaxed(&b->busy, 1);
-  ds__fence_seq_cst(); /* pairs with the fence in ds_trace_stop(): see the file comment */
+  /* pairs with the fence in ds_trace_stop(): see the file comment */
+  if (DS__LIKELY(ctx->trace->asymmetric))
+    ds__compiler_fence();
+  else
+    ds__fence_seq_cst();
   if (!ds__load(&ctx->trace->recording)) {
     ds__store(&b->busy, 0);
     return NULL;
@@ -171,6 +179,14 @@ uint64_t ds_trace_dropped(const ds_context *ctx) {
 
 /* ---- start and stop ---- */
 
+static int ds__membarrier(int cmd) { return (int)syscall(SYS_membarrier, cmd, 0, 0); }
+
+/* The stop side of the asymmetric fence: a full barrier on every running thread of the process. */
+static void ds__trace_full_barrier(struct ds__trace *tr) {
+  if (!tr->asymmetric || ds__membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0)
+    ds__fence_seq_cst();
+}
+
 ds_status ds_trace_start(ds_context *ctx, const char *path) {
   if (!ctx || !path || !*path)
     return ds__error(ctx, DS_ERR_INVALID_ARG, "trace", "ds_trace_start: %s is NULL or empty",
@@ -228,7 +244,7 @@ ds_status ds_trace_stop(ds_context *ctx) {
     return ds__error(ctx, DS_ERR_STATE, "trace", "ds_trace_stop: not recording");
   }
   ds__store_relaxed(&tr->recording, 0);
-  ds__fence_seq_cst(); /* pairs with the fence in ds__trace_enter() */
+  ds__trace_full_barrier(tr); /* pairs with the fence in ds__trace_enter() */
   struct ds__trace_buf *bufs = ds__load(&tr->bufs);
   ds__trace_quiesce(bufs);
 
@@ -247,6 +263,9 @@ ds_status ds__trace_create(ds_context *ctx) {
   struct ds__trace *tr = ds__calloc(ctx, 1, sizeof *tr);
   if (!tr) return ds__error(ctx, DS_ERR_NO_MEMORY, "trace", "cannot allocate the trace recorder");
   pthread_mutex_init(&tr->mu, NULL);
+  /* Registration is per process and idempotent; without it (old kernel, seccomp) recorders
+   * keep their own full fence. */
+  tr->asymmetric = ds__membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0;
   ctx->trace = tr;
   const char *path = (ctx->flags & DS_CONTEXT_NO_ENV) ? NULL : getenv("DS_TRACE");
   /* A trace is a diagnostic: a bad DS_TRACE path is worth a warning, not a failed creation. */

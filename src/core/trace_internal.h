@@ -40,6 +40,7 @@ struct ds__trace_buf {
 
 struct ds__trace {
   ds__atomic_int recording;
+  int asymmetric; /* 1 when membarrier() lets recorders skip their hardware fence */
   ds__atomic_u64 dropped; /* since the current (or last) ds_trace_start() */
   ds__atomic_ptr bufs;    /* struct ds__trace_buf list; only grows until context destroy */
   pthread_mutex_t mu;     /* serialises start and stop; guards the fields below */
