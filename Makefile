@@ -11,7 +11,10 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 CTEST_ARGS ?=
 
-.PHONY: all deps configure build test test-release test-asan demo bench install clean
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 10
+
+.PHONY: all deps configure build test test-release test-asan fuzz fuzz-smoke demo bench install clean
 
 all: build
 
@@ -24,7 +27,7 @@ configure: deps
 build: configure
 	cmake --build $(BUILD) -j $(JOBS)
 
-test: test-release test-asan
+test: test-release test-asan fuzz-smoke
 
 test-release: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
@@ -39,6 +42,25 @@ test-asan: deps
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j $(JOBS) -LE packaging $(CTEST_ARGS)
 
+# libFuzzer targets (clang) for every parser of outside bytes: `make test` runs each for
+# FUZZ_SECONDS on its seed corpus; `make fuzz` runs them longer. New inputs go to a scratch
+# folder, never into the repository's corpus.
+fuzz-smoke: deps
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDS_WERROR=ON \
+	  -DDS_BUILD_FUZZ=ON -DDS_SANITIZE=address,undefined -DDS_WITH_CUDA=OFF \
+	  -DDS_BUILD_TESTS=OFF -DDS_BUILD_EXAMPLES=OFF -DDS_BUILD_BENCH=OFF $(CMAKE_ARGS)
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	@set -e; for f in $(FUZZ_BUILD)/fuzz/fuzz_*; do \
+	  name=$$(basename $$f); scratch=$$(mktemp -d); \
+	  echo "fuzz: $$name for $(FUZZ_SECONDS) s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 $$scratch fuzz/corpus/$${name#fuzz_} \
+	    > $(FUZZ_BUILD)/$$name.log 2>&1 || { tail -40 $(FUZZ_BUILD)/$$name.log; rm -rf $$scratch; exit 1; }; \
+	  rm -rf $$scratch; \
+	done; echo "fuzz: all targets ran clean"
+
+fuzz:
+	$(MAKE) fuzz-smoke FUZZ_SECONDS=300
+
 demo: build
 	$(BUILD)/examples/deepseek_info
 
@@ -49,4 +71,4 @@ install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -247,6 +247,22 @@ static void test_config_file_errors(void **state) {
   expect_config_error("telemetry_period_ms = 0\n", "out of range [1, 60000]", 1);
   expect_config_error("log_level = loud\n", "bad number 'loud'", 1);
   expect_config_error("telemetry_period_ms = 99999999999999999999999\n", "bad number", 1);
+  expect_config_error("telemetry_period_ms = 5\r\nfoo\r\n", "missing '='", 2); /* CRLF ok */
+
+  /* Bytes no text editor writes: NUL inside a line, a line over 4 KiB. */
+  ds_context *c2 = new_ctx(NULL, 0);
+  static const char nul[] = "telemetry_period_ms = 5\nlog_level\0 = 1\n";
+  assert_int_equal(ds__config_parse(c2, "mem", nul, sizeof nul - 1, 1), DS_ERR_CONFIG);
+  assert_non_null(strstr(ds_context_last_error(c2), "mem:2: NUL byte"));
+  char *longline = malloc(5000);
+  memset(longline, 'a', 5000);
+  assert_int_equal(ds__config_parse(c2, "mem", longline, 5000, 1), DS_ERR_CONFIG);
+  assert_non_null(strstr(ds_context_last_error(c2), "mem:1: line longer"));
+  free(longline);
+  int64_t period = 0;
+  ds_context_get_param(c2, DS_PARAM_TELEMETRY_PERIOD_MS, &period);
+  assert_int_equal(period, 100); /* nothing from the bad inputs was applied */
+  ds_context_destroy(c2);
 
   ds_context *ctx = NULL;
   const char *missing = tmp_path("does-not-exist.conf");

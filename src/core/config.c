@@ -11,6 +11,7 @@
 #include "internal.h"
 
 #define DS__CONFIG_LINE_MAX 4096
+#define DS__CONFIG_FILE_MAX (1 << 20)
 
 static char *ds__trim(char *s) {
   while (isspace((unsigned char)*s)) s++;
@@ -65,28 +66,28 @@ static ds_status ds__config_line(ds_context *ctx, const char *path, int lineno, 
   return DS_OK;
 }
 
-ds_status ds__config_load_file(ds_context *ctx, const char *path, int creating) {
-  FILE *f = fopen(path, "r");
-  if (!f)
-    return ds__error(ctx, DS_ERR_CONFIG, "core", "%s: cannot open config file: %s", path,
-                     strerror(errno));
-  ds__pending pending[DS__MAX_PARAMS * 4];
+ds_status ds__config_parse(ds_context *ctx, const char *path, const char *data, size_t len,
+                           int creating) {
+  ds__pending pending[DS__MAX_PARAMS];
   size_t npending = 0;
   char line[DS__CONFIG_LINE_MAX];
   int lineno = 0;
-  ds_status st = DS_OK;
-  while (fgets(line, sizeof line, f)) {
+  for (size_t pos = 0; pos < len;) {
     lineno++;
-    size_t len = strlen(line);
-    if (len == sizeof line - 1 && line[len - 1] != '\n' && !feof(f)) {
-      st = ds__error(ctx, DS_ERR_CONFIG, "core", "%s:%d: line longer than %d bytes", path, lineno,
-                     DS__CONFIG_LINE_MAX - 2);
-      break;
-    }
+    const char *nl = memchr(data + pos, '\n', len - pos);
+    size_t n = nl ? (size_t)(nl - (data + pos)) : len - pos;
+    if (n >= sizeof line)
+      return ds__error(ctx, DS_ERR_CONFIG, "core", "%s:%d: line longer than %d bytes", path,
+                       lineno, DS__CONFIG_LINE_MAX - 1);
+    if (memchr(data + pos, '\0', n))
+      return ds__error(ctx, DS_ERR_CONFIG, "core", "%s:%d: NUL byte in line", path, lineno);
+    memcpy(line, data + pos, n);
+    line[n] = '\0';
+    pos += n + (nl != NULL);
     ds__pending p;
     int got = 0;
-    st = ds__config_line(ctx, path, lineno, line, creating, &p, &got);
-    if (st != DS_OK) break;
+    ds_status st = ds__config_line(ctx, path, lineno, line, creating, &p, &got);
+    if (st != DS_OK) return st;
     if (!got) continue;
     /* A repeated key replaces its earlier value, so the list stays bounded by the table size. */
     size_t k = 0;
@@ -94,13 +95,33 @@ ds_status ds__config_load_file(ds_context *ctx, const char *path, int creating) 
     pending[k] = p;
     if (k == npending) npending++;
   }
-  if (st == DS_OK && ferror(f))
-    st = ds__error(ctx, DS_ERR_CONFIG, "core", "%s: read error: %s", path, strerror(errno));
-  fclose(f);
-  if (st != DS_OK) return st;
   for (size_t k = 0; k < npending; k++)
     ds__store_relaxed(&ctx->params[pending[k].index], pending[k].value);
   return DS_OK;
+}
+
+ds_status ds__config_load_file(ds_context *ctx, const char *path, int creating) {
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return ds__error(ctx, DS_ERR_CONFIG, "core", "%s: cannot open config file: %s", path,
+                     strerror(errno));
+  /* Read whole (bounded), so that nothing is applied unless every line is valid. */
+  char *buf = ds__alloc(ctx, DS__CONFIG_FILE_MAX + 1);
+  if (!buf) {
+    fclose(f);
+    return ds__error(ctx, DS_ERR_NO_MEMORY, "core", "%s: cannot allocate a read buffer", path);
+  }
+  size_t len = fread(buf, 1, DS__CONFIG_FILE_MAX + 1, f);
+  ds_status st = DS_OK;
+  if (ferror(f))
+    st = ds__error(ctx, DS_ERR_CONFIG, "core", "%s: read error: %s", path, strerror(errno));
+  else if (len > DS__CONFIG_FILE_MAX)
+    st = ds__error(ctx, DS_ERR_CONFIG, "core", "%s: larger than %d bytes", path,
+                   DS__CONFIG_FILE_MAX);
+  fclose(f);
+  if (st == DS_OK) st = ds__config_parse(ctx, path, buf, len, creating);
+  ds__free(ctx, buf);
+  return st;
 }
 
 /* DS_<NAME> for each tunable, and DS_LOG as the short form of DS_LOG_LEVEL. */

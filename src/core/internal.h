@@ -78,7 +78,7 @@ char *ds__strdup(ds_context *ctx, const char *s);
 ds_status ds__error(const ds_context *ctx, ds_status st, const char *module, const char *fmt, ...)
     DS__PRINTF(4, 5);
 ds_status ds__verror(const ds_context *ctx, ds_status st, const char *module, const char *fmt,
-                     va_list ap);
+                     va_list ap) DS__PRINTF(4, 0);
 /* The calling thread's per-context state, created on first use; NULL if out of memory. */
 struct ds__tls *ds__tls_get(const ds_context *ctx);
 void ds__tls_destroy_all(ds_context *ctx);
@@ -109,6 +109,9 @@ ds_status ds__param_set(ds_context *ctx, ds_param p, int64_t v, int creating);
 /* Parses "123", "0x7b", "true"/"on"/"yes" (1), "false"/"off"/"no" (0), or a value name. */
 int ds__param_parse_value(const ds__param_def *d, const char *text, int64_t *out);
 ds_status ds__config_load_file(ds_context *ctx, const char *path, int creating);
+/* Parses config text (path is only used in messages); applies nothing unless all of it is valid. */
+ds_status ds__config_parse(ds_context *ctx, const char *path, const char *data, size_t len,
+                           int creating);
 ds_status ds__config_load_env(ds_context *ctx);
 
 /* ---- subsystems, created in this order by ds_context_create and destroyed in reverse ---- */
