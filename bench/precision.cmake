@@ -1,0 +1,10 @@
+# Anchors of the precision benchmarks: OpenBLAS (cblas_sgemm/sgemv) and oneDNN called
+# directly; OpenMP (oneDNN's thread runtime) to pin both sides to one thread.
+if(TARGET bench_precision_gemm)
+  find_package(OpenMP COMPONENTS C)
+  if(OpenMP_C_FOUND)
+    ds_bench_link(bench_precision_gemm OpenMP::OpenMP_C)
+    target_compile_definitions(bench_precision_gemm PRIVATE DS_BENCH_HAVE_OPENMP)
+  endif()
+  target_include_directories(bench_precision_gemm PRIVATE ${DS_OPENBLAS_INCLUDE} ${DS_DNNL_INCLUDE})
+endif()
