@@ -174,6 +174,167 @@ DS_API ds_status ds_reduce(ds_context *ctx, double *out, ds_reduce_op op, const 
                            ds_dtype dtype, int64_t n);
 /** @} */
 
+/** @name DynamicPrecision policy
+ *  Chooses a dtype per layer from rules and switches it when numerics degrade.
+ *
+ *  Rules map glob patterns (fnmatch(3), e.g. "*attention*") on layer names to a dtype; the
+ *  first matching rule wins and a layer no rule matches runs in fp32. The per-device map then
+ *  applies: where bf16 is not native (CPU without AVX512-BF16, decided once at creation, or
+ *  forced with native_bf16 = 0), a bf16 rule becomes @c bf16_fallback (fp32 or fp16); the
+ *  choice is logged and reported by ds_precision_policy_layer().
+ *
+ *  Stability score, in [0, 1], of one check of a layer: on a sampled slice of the layer's
+ *  output, with @c low the result computed in the layer's current dtype and @c shadow the
+ *  same computation in fp32,
+ *      score = (finite fraction of low) x max(0, cos(low_f, shadow_f))
+ *  where the cosine is taken over the elements finite in both; it is 1 when both of those
+ *  vectors are zero and 0 when exactly one is, or when no element is finite.
+ *
+ *  Switching, per layer, each time ds_precision_policy_observe() reports a check (call it
+ *  every @c check_interval steps; ds_precision_policy_due() says when):
+ *  - score < fallback_threshold: promote one level up the chain fp16 -> bf16 -> fp32 (bf16
+ *    skipped where it is not native); the clean count restarts.
+ *  - else the check is clean; after @c demote_after consecutive clean checks above the
+ *    layer's rule dtype, demote one level back toward it (hysteresis) and restart the count.
+ *  Every switch is logged (info) with layer, step, levels, score and reason, kept in the
+ *  layer's history (ds_precision_policy_history()), counted in the stat
+ *  "precision.policy.switches", and the layer's dtype is the gauge
+ *  "precision.layer.<name>" (a ds_dtype number; names longer than 47 bytes are not
+ *  published). A policy is thread-safe.
+ *  @{ */
+
+typedef struct ds_precision_policy ds_precision_policy;
+
+/** One rule: layers whose name matches @c pattern run in @c dtype (F32, F16 or BF16). */
+typedef struct ds_precision_rule {
+  const char *pattern;
+  int32_t dtype;
+} ds_precision_rule;
+
+typedef struct ds_precision_policy_options {
+  uint32_t struct_size;           /**< sizeof(ds_precision_policy_options) */
+  const ds_precision_rule *rules; /**< copied at creation */
+  size_t nrules;
+  float fallback_threshold;       /**< in [0, 1]; default 0.99 */
+  uint32_t check_interval;        /**< steps between checks, >= 1; default 100 */
+  uint32_t demote_after;          /**< clean checks before a demotion, >= 1; default 10 */
+  int32_t native_bf16;            /**< -1 detect (default), 0 no, 1 yes */
+  int32_t bf16_fallback;          /**< DS_DTYPE_F32 (default) or DS_DTYPE_F16 */
+} ds_precision_policy_options;
+
+#define DS_PRECISION_POLICY_OPTIONS_INIT \
+  {sizeof(ds_precision_policy_options), NULL, 0, 0.99f, 100, 10, -1, DS_DTYPE_F32}
+
+/** Why a layer's dtype changed. */
+typedef enum ds_precision_reason {
+  DS_PRECISION_PROMOTED_UNSTABLE = 1, /**< score below the threshold */
+  DS_PRECISION_DEMOTED_STABLE = 2     /**< demote_after clean checks */
+} ds_precision_reason;
+
+/** One switch in a layer's history. */
+typedef struct ds_precision_switch {
+  uint64_t step;
+  int32_t from, to; /**< ds_dtype */
+  int32_t reason;   /**< ds_precision_reason */
+  float score;
+} ds_precision_switch;
+
+/** A layer's state. */
+typedef struct ds_precision_layer_info {
+  int32_t rule_dtype;   /**< what the matching rule asked for */
+  int32_t base_dtype;   /**< after the per-device map */
+  int32_t dtype;        /**< now */
+  uint32_t clean_checks;
+  uint64_t checks, switches;
+  float last_score;
+} ds_precision_layer_info;
+
+/** Creates a policy. @return DS_OK; DS_ERR_INVALID_ARG (NULL out/ctx, a NULL pattern, a rule
+ *  dtype that is not F32/F16/BF16, threshold outside [0, 1], zero interval or demote_after,
+ *  bad bf16_fallback); DS_ERR_ABI; DS_ERR_NO_MEMORY. Thread-safe. */
+DS_API ds_status ds_precision_policy_create(ds_precision_policy **out, ds_context *ctx,
+                                            const ds_precision_policy_options *opts);
+/** Destroys @p p (NULL: no-op). Lifecycle: no call on @p p may be running. */
+DS_API void ds_precision_policy_destroy(ds_precision_policy *p);
+
+/** The dtype @p layer runs in now (the layer is registered on first use).
+ *  @return DS_OK; DS_ERR_INVALID_ARG; DS_ERR_NO_MEMORY. */
+DS_API ds_status ds_precision_policy_dtype(ds_precision_policy *p, const char *layer,
+                                           ds_dtype *out);
+/** 1 when @p step is a check step (a multiple of check_interval), else 0. */
+DS_API int ds_precision_policy_due(const ds_precision_policy *p, uint64_t step);
+
+/** The stability score defined above, of @p n elements of @p low (dtype F32, F16 or BF16)
+ *  against @p shadow (fp32). @return DS_OK; DS_ERR_INVALID_ARG; DS_ERR_DTYPE. */
+DS_API ds_status ds_precision_stability_score(ds_context *ctx, float *score, const void *low,
+                                              ds_dtype low_dtype, const float *shadow, int64_t n);
+
+/** Reports one check of @p layer at @p step: computes the score of (@p low, @p shadow) and
+ *  applies the switching rules. *@p new_dtype (may be NULL) receives the dtype for the next
+ *  steps, *@p score (may be NULL) the score. When the layer runs in fp32 the caller may pass
+ *  its fp32 output as both @p low and @p shadow (the check is clean when finite).
+ *  @return as ds_precision_stability_score(), plus DS_ERR_NO_MEMORY. */
+DS_API ds_status ds_precision_policy_observe(ds_precision_policy *p, const char *layer,
+                                             uint64_t step, const void *low, ds_dtype low_dtype,
+                                             const float *shadow, int64_t n, ds_dtype *new_dtype,
+                                             float *score);
+/** Same as observe with a score the caller computed itself (e.g. on a GPU).
+ *  @return DS_OK; DS_ERR_INVALID_ARG (score NaN or outside [0, 1]); DS_ERR_NO_MEMORY. */
+DS_API ds_status ds_precision_policy_report(ds_precision_policy *p, const char *layer,
+                                            uint64_t step, float score, ds_dtype *new_dtype);
+
+/** State of @p layer. @return DS_OK; DS_ERR_NOT_FOUND (never used); DS_ERR_INVALID_ARG. */
+DS_API ds_status ds_precision_policy_layer(ds_precision_policy *p, const char *layer,
+                                           ds_precision_layer_info *out);
+/** Copies up to @p cap of @p layer's switches, oldest first (the last 64 are kept), into
+ *  @p out and their number into *@p n. @return DS_OK; DS_ERR_NOT_FOUND; DS_ERR_INVALID_ARG. */
+DS_API ds_status ds_precision_policy_history(ds_precision_policy *p, const char *layer,
+                                             ds_precision_switch *out, size_t cap, size_t *n);
+/** @} */
+
+/** @name Loss scaling
+ *  Dynamic loss scaling with the semantics of PyTorch's GradScaler: the scale starts at
+ *  init_scale; each update() after a step whose gradients held Inf/NaN skips the step and
+ *  multiplies the scale by backoff_factor; after growth_interval consecutive clean steps it
+ *  multiplies by growth_factor (only if the result is finite) and the count restarts.
+ *  Extensions, off by default so the sequence equals GradScaler's: hysteresis (back off only
+ *  after that many consecutive overflowing steps; those steps are still skipped) and
+ *  min_scale (the scale never drops below it). One thread per scaler.
+ *  @{ */
+
+typedef struct ds_loss_scaler ds_loss_scaler;
+
+typedef struct ds_loss_scaler_options {
+  uint32_t struct_size;     /**< sizeof(ds_loss_scaler_options) */
+  float init_scale;         /**< > 0; default 65536 */
+  float growth_factor;      /**< > 1; default 2 */
+  float backoff_factor;     /**< in (0, 1); default 0.5 */
+  uint32_t growth_interval; /**< >= 1; default 2000 */
+  uint32_t hysteresis;      /**< >= 1; default 1 (GradScaler) */
+  float min_scale;          /**< >= 0; default 0 (none) */
+} ds_loss_scaler_options;
+
+#define DS_LOSS_SCALER_OPTIONS_INIT \
+  {sizeof(ds_loss_scaler_options), 65536.0f, 2.0f, 0.5f, 2000, 1, 0.0f}
+
+/** @return DS_OK; DS_ERR_INVALID_ARG (a value out of range); DS_ERR_ABI; DS_ERR_NO_MEMORY. */
+DS_API ds_status ds_loss_scaler_create(ds_loss_scaler **out, ds_context *ctx,
+                                       const ds_loss_scaler_options *opts);
+DS_API void ds_loss_scaler_destroy(ds_loss_scaler *s);
+/** The scale to multiply the loss by for the current step. */
+DS_API float ds_loss_scaler_scale(const ds_loss_scaler *s);
+/** Fused unscale and finite check, one pass: dst[i] = grads[i] / scale as fp32 (@p dst may be
+ *  @p grads when the dtype is F32), and a non-finite result marks the current step as
+ *  overflowed (kept until update()). *@p found_inf (may be NULL) gets 1 if this call saw one.
+ *  @return DS_OK; DS_ERR_INVALID_ARG; DS_ERR_DTYPE. */
+DS_API ds_status ds_loss_scaler_unscale(ds_loss_scaler *s, float *dst, const void *grads,
+                                        ds_dtype dtype, int64_t n, int *found_inf);
+/** Ends the step: applies the rules above to the overflow flag gathered by unscale() (or'ed
+ *  with @p found_inf, for checks made elsewhere), clears it, and sets *@p skip_step (may be
+ *  NULL) to 1 when the optimizer must skip this step. @return DS_OK; DS_ERR_INVALID_ARG. */
+DS_API ds_status ds_loss_scaler_update(ds_loss_scaler *s, int found_inf, int *skip_step);
+/** @} */
+
 DS_EXTERN_C_END
 /** @} */
 
