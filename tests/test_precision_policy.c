@@ -81,6 +81,13 @@ static void test_rules_and_device_map(void **state) {
   assert_int_equal(ds_precision_policy_due(p, 21), 0);
   ds_precision_policy_destroy(p);
   ds_precision_policy_destroy(NULL);
+  /* detection for a CUDA device that is not there: bf16 not native, rule falls back */
+  ds_precision_policy_options od = DS_PRECISION_POLICY_OPTIONS_INIT;
+  od.rules = seed_rules, od.nrules = 3;
+  od.device.type = DS_DEVICE_CUDA, od.device.index = 64;
+  assert_int_equal(ds_precision_policy_create(&p, ctx, &od), DS_OK);
+  assert_int_equal(dtype_of(p, "tok_embedding"), DS_DTYPE_F32);
+  ds_precision_policy_destroy(p);
   /* bad options */
   ds_precision_policy_options o = DS_PRECISION_POLICY_OPTIONS_INIT;
   o.fallback_threshold = 1.5f;

@@ -49,6 +49,16 @@ DS_EXTERN_C_BEGIN
 DS_API ds_status ds_precision_convert(ds_context *ctx, void *dst, ds_dtype dst_dtype,
                                       const void *src, ds_dtype src_dtype, size_t n);
 
+/** Converts the contiguous tensor @p src into the contiguous tensor @p dst (same number of
+ *  elements; shapes may differ), with the rounding above. Both in host memory (CPU or
+ *  CUDA_HOST), or both on the same CUDA device (CUDA kernels with bit-identical results).
+ *  @return DS_OK; DS_ERR_INVALID_ARG (NULL, not contiguous); DS_ERR_SHAPE (element counts
+ *  differ); DS_ERR_DTYPE; DS_ERR_UNSUPPORTED (other devices, mixed devices, or CUDA tensors in
+ *  a build without CUDA); DS_ERR_UNAVAILABLE (CUDA tensors but no CUDA device); DS_ERR_DEVICE.
+ *  Thread-safe. */
+DS_API ds_status ds_precision_convert_tensor(ds_context *ctx, ds_tensor *dst,
+                                             const ds_tensor *src);
+
 /** The kernel level this context uses (after DS_PARAM_PRECISION_ISA and CPU detection).
  *  Thread-safe. */
 DS_API ds_precision_isa ds_precision_isa_in_use(ds_context *ctx);
@@ -72,10 +82,17 @@ DS_API const char *ds_precision_isa_name(ds_precision_isa isa);
  *  of the output format (2^-11 relative for fp16, 2^-8 for bf16; 2^-25 absolute in the fp16
  *  subnormal range).
  *
+ *  CUDA: when all three operands are on one CUDA device (DS_DEVICE_CUDA or CUDA_MANAGED) the
+ *  problem goes to cuBLAS (cublasGemmStridedBatchedEx, fp32 compute, tensor cores; cuBLAS is
+ *  loaded with dlopen on first use). There A and B must share a dtype and C must be that dtype
+ *  or f32. The call returns when the result is in C.
+ *
  *  @return DS_OK; DS_ERR_INVALID_ARG (NULL arguments, unknown flags, non-unit last stride,
  *  row stride too small, ndim not 2 or 3); DS_ERR_SHAPE (dimensions disagree; the message
- *  gives all three shapes); DS_ERR_DTYPE (an operand is not f32/f16/bf16);
- *  DS_ERR_UNSUPPORTED (an operand not in CPU memory); DS_ERR_NO_MEMORY.
+ *  gives all three shapes); DS_ERR_DTYPE (an operand is not f32/f16/bf16, or a dtype mix
+ *  cuBLAS lacks); DS_ERR_UNSUPPORTED (operands on different devices, or CUDA operands in a
+ *  build without CUDA); DS_ERR_UNAVAILABLE (CUDA operands, no CUDA device or no cuBLAS);
+ *  DS_ERR_DEVICE (a CUDA error); DS_ERR_NO_MEMORY.
  *  Thread-safe; concurrent calls may share A and B, not C. */
 DS_API ds_status ds_gemm(ds_context *ctx, ds_tensor *c, const ds_tensor *a, const ds_tensor *b,
                          uint32_t flags, float alpha, float beta);
@@ -179,8 +196,9 @@ DS_API ds_status ds_reduce(ds_context *ctx, double *out, ds_reduce_op op, const 
  *
  *  Rules map glob patterns (fnmatch(3), e.g. "*attention*") on layer names to a dtype; the
  *  first matching rule wins and a layer no rule matches runs in fp32. The per-device map then
- *  applies: where bf16 is not native (CPU without AVX512-BF16, decided once at creation, or
- *  forced with native_bf16 = 0), a bf16 rule becomes @c bf16_fallback (fp32 or fp16); the
+ *  applies: where bf16 is not native (a CPU without AVX512-BF16 or a GPU of compute capability
+ *  below 8.0, decided once at creation for the options' device, or forced with
+ *  native_bf16 = 0), a bf16 rule becomes @c bf16_fallback (fp32 or fp16); the
  *  choice is logged and reported by ds_precision_policy_layer().
  *
  *  Stability score, in [0, 1], of one check of a layer: on a sampled slice of the layer's
@@ -220,10 +238,13 @@ typedef struct ds_precision_policy_options {
   uint32_t demote_after;          /**< clean checks before a demotion, >= 1; default 10 */
   int32_t native_bf16;            /**< -1 detect (default), 0 no, 1 yes */
   int32_t bf16_fallback;          /**< DS_DTYPE_F32 (default) or DS_DTYPE_F16 */
+  ds_device device;               /**< where the layers run, for native_bf16 = -1: the CPU
+                                       (AVX512-BF16) or a CUDA device (compute capability
+                                       >= 8.0); default the CPU */
 } ds_precision_policy_options;
 
 #define DS_PRECISION_POLICY_OPTIONS_INIT \
-  {sizeof(ds_precision_policy_options), NULL, 0, 0.99f, 100, 10, -1, DS_DTYPE_F32}
+  {sizeof(ds_precision_policy_options), NULL, 0, 0.99f, 100, 10, -1, DS_DTYPE_F32, {0, 0}}
 
 /** Why a layer's dtype changed. */
 typedef enum ds_precision_reason {

@@ -39,6 +39,32 @@ ds_status ds_precision_convert(ds_context *ctx, void *dst, ds_dtype dst_dtype, c
   return DS_OK;
 }
 
+ds_status ds_precision_convert_tensor(ds_context *ctx, ds_tensor *dst, const ds_tensor *src) {
+  if (!ctx || !dst || !src)
+    return ds__error(ctx, DS_ERR_INVALID_ARG, "precision", "convert_tensor: NULL argument");
+  if (!ds_tensor_is_contiguous(dst) || !ds_tensor_is_contiguous(src))
+    return ds__error(ctx, DS_ERR_INVALID_ARG, "precision", "convert_tensor: not contiguous");
+  int64_t n = ds_tensor_numel(src);
+  if (n != ds_tensor_numel(dst))
+    return ds__error(ctx, DS_ERR_SHAPE, "precision", "convert_tensor: %lld elements into %lld",
+                     (long long)n, (long long)ds_tensor_numel(dst));
+  int hs = src->device.type == DS_DEVICE_CPU || src->device.type == DS_DEVICE_CUDA_HOST;
+  int hd = dst->device.type == DS_DEVICE_CPU || dst->device.type == DS_DEVICE_CUDA_HOST;
+  if (hs && hd)
+    return ds_precision_convert(ctx, dst->data, (ds_dtype)dst->dtype, src->data,
+                                (ds_dtype)src->dtype, (size_t)n);
+  int cs = src->device.type == DS_DEVICE_CUDA || src->device.type == DS_DEVICE_CUDA_MANAGED;
+  int cd = dst->device.type == DS_DEVICE_CUDA || dst->device.type == DS_DEVICE_CUDA_MANAGED;
+  if (!cs || !cd || src->device.index != dst->device.index)
+    return ds__error(ctx, DS_ERR_UNSUPPORTED, "precision",
+                     "convert_tensor: both tensors must be in host memory or on one CUDA device");
+  if (!is_float_dtype(dst->dtype) || !is_float_dtype(src->dtype))
+    return ds__error(ctx, DS_ERR_DTYPE, "precision", "convert_tensor: %s -> %s",
+                     ds_dtype_name(src->dtype), ds_dtype_name(dst->dtype));
+  return ds__cuda_convert(ctx, dst->data, (ds_dtype)dst->dtype, src->data, (ds_dtype)src->dtype,
+                          (size_t)n);
+}
+
 ds_precision_isa ds_precision_isa_in_use(ds_context *ctx) {
   return ctx ? ds__prec_kernels_ctx(ctx)->isa : ds__prec_cpu_isa();
 }

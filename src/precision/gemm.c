@@ -19,9 +19,6 @@ static ds_status view_of(ds_context *ctx, const ds_tensor *t, char name, mat_vie
   if (t->ndim != 2 && t->ndim != 3)
     return ds__error(ctx, DS_ERR_INVALID_ARG, "precision",
                      "gemm: %c has %d dimensions (2 or 3 expected)", name, (int)t->ndim);
-  if (t->device.type != DS_DEVICE_CPU && t->device.type != DS_DEVICE_CUDA_HOST)
-    return ds__error(ctx, DS_ERR_UNSUPPORTED, "precision", "gemm: %c is not in host memory",
-                     name);
   int d = t->ndim - 2;
   v->batch = d ? t->shape[0] : 1;
   v->bstride = d ? t->strides[0] : 0;
@@ -41,6 +38,13 @@ static ds_status view_of(ds_context *ctx, const ds_tensor *t, char name, mat_vie
   if (v->ld < v->cols) v->ld = v->cols;
   if (v->ld < 1) v->ld = 1;
   return DS_OK;
+}
+
+/* 0 host memory, 1 CUDA device memory, -1 anything else. */
+static int where(const ds_tensor *t) {
+  if (t->device.type == DS_DEVICE_CPU || t->device.type == DS_DEVICE_CUDA_HOST) return 0;
+  if (t->device.type == DS_DEVICE_CUDA || t->device.type == DS_DEVICE_CUDA_MANAGED) return 1;
+  return -1;
 }
 
 static void shape_str(char *buf, size_t n, const ds_tensor *t) {
@@ -232,8 +236,21 @@ ds_status ds_gemm(ds_context *ctx, ds_tensor *c, const ds_tensor *a, const ds_te
   struct ds__precision *p = ds__precision_get(ctx);
   if (!p) return ds__error(ctx, DS_ERR_NO_MEMORY, "precision", "gemm: no memory for state");
   const ds__prec_kernels *kern = ds__prec_kernels_ctx(ctx);
-  ds__gemm_2d g = {m, n, ka, NULL, NULL, NULL, va.ld, vb.ld, vc.ld,
+  ds__gemm_2d g = {m, n, ka, a->data, b->data, c->data, va.ld, vb.ld, vc.ld,
                    (ds_dtype)a->dtype, (ds_dtype)b->dtype, (ds_dtype)c->dtype, ta, tb, alpha, beta};
+  int wa = where(a), wb = where(b), wc = where(c);
+  if (wa != wb || wb != wc || wa < 0 ||
+      (wa == 1 && (a->device.index != c->device.index || b->device.index != c->device.index)))
+    return ds__error(ctx, DS_ERR_UNSUPPORTED, "precision",
+                     "gemm: operands must all be in host memory or all on one CUDA device "
+                     "(device types A %d, B %d, C %d)", (int)a->device.type, (int)b->device.type,
+                     (int)c->device.type);
+  if (wa == 1) {
+    if (vc.batch == 0 || m == 0 || n == 0) return DS_OK;
+    st = ds__gemm_cuda(ctx, &g, vc.batch, va.bstride, vb.bstride, vc.bstride);
+    if (st == DS_OK) ds__stat_add(ctx, p->stat_gemm[DS__GEMM_CUDA], 1.0);
+    return st;
+  }
   size_t sa = ds_dtype_size(g.ta), sb = ds_dtype_size(g.tb), sc = ds_dtype_size(g.tc);
   for (int64_t i = 0; i < vc.batch; i++) {
     g.a = (const char *)a->data + (size_t)(i * va.bstride) * sa;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "precision_internal.h"
+#include "topology_internal.h"
 
 #define DS__HISTORY 64
 
@@ -34,7 +35,14 @@ static int valid_dtype(int t) {
   return t == DS_DTYPE_F32 || t == DS_DTYPE_F16 || t == DS_DTYPE_BF16;
 }
 
-static int cpu_native_bf16(void) {
+/* Native bf16 arithmetic where the layers run: AVX512-BF16 on the CPU, compute capability
+ * 8.0 or later on a CUDA device (a device that is not there counts as not native). */
+static int native_bf16(ds_context *ctx, ds_device dev) {
+  if (dev.type == DS_DEVICE_CUDA || dev.type == DS_DEVICE_CUDA_MANAGED) {
+    const ds_cuda_device_info *info = NULL;
+    int32_t n = ds__cuda_driver_devices(ctx, &info);
+    return dev.index >= 0 && dev.index < n && info && info[dev.index].cc_major >= 8;
+  }
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx512bf16") != 0;
@@ -87,7 +95,7 @@ ds_status ds_precision_policy_create(ds_precision_policy **out, ds_context *ctx,
   p->threshold = o->fallback_threshold;
   p->interval = o->check_interval;
   p->demote_after = o->demote_after;
-  p->native_bf16 = o->native_bf16 < 0 ? cpu_native_bf16() : o->native_bf16;
+  p->native_bf16 = o->native_bf16 < 0 ? native_bf16(ctx, o->device) : o->native_bf16;
   p->bf16_fallback = (ds_dtype)o->bf16_fallback;
   p->stat_switches = ds__stat_register(ctx, "precision.policy.switches", DS_STAT_COUNTER);
   ds__log(ctx, DS_LOG_INFO, "precision", "policy: %zu rules, bf16 %s", p->nrules,

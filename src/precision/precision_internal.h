@@ -63,10 +63,19 @@ static inline float ds__bits_f32(uint32_t u) {
 
 /* ---- per-context state (state.c) ---- */
 struct ds__gemm_cache; /* cpu/gemm_dnnl.c */
-enum { DS__GEMM_BLAS, DS__GEMM_SKINNY, DS__GEMM_ONEDNN, DS__GEMM_WIDENED, DS__GEMM_PATHS };
+struct ds__cuda_state; /* cuda_glue.c */
+enum {
+  DS__GEMM_BLAS,
+  DS__GEMM_SKINNY,
+  DS__GEMM_ONEDNN,
+  DS__GEMM_WIDENED,
+  DS__GEMM_CUDA,
+  DS__GEMM_PATHS
+};
 struct ds__precision {
   pthread_mutex_t mu;
   struct ds__gemm_cache *gemm_cache;
+  struct ds__cuda_state *cuda; /* cuBLAS handle, created on the first CUDA GEMM */
   int stat_gemm[DS__GEMM_PATHS]; /* "precision.gemm.<path>" counters of 2-D problems */
 };
 /* The context's state, created on first use; NULL when out of memory. */
@@ -91,5 +100,15 @@ ds_status ds__gemm_dnnl(ds_context *ctx, const ds__gemm_2d *g);
  * the oneDNN code (strides, attributes, cache) on a CPU without native bf16/fp16 kernels. */
 extern int ds__gemm_dnnl_test_mode;
 void ds__gemm_cache_destroy(ds_context *ctx, struct ds__gemm_cache *cache);
+
+/* ---- CUDA path (cuda_glue.c): DS_ERR_UNAVAILABLE without a device, DS_ERR_UNSUPPORTED in a
+ * build without CUDA ---- */
+int ds__cuda_present(ds_context *ctx);
+ds_status ds__cuda_convert(ds_context *ctx, void *dst, ds_dtype dt, const void *src, ds_dtype st,
+                           size_t n);
+/* A batch of 2-D problems in device memory, batch strides in elements (0 broadcasts). */
+ds_status ds__gemm_cuda(ds_context *ctx, const ds__gemm_2d *g, int64_t batch, int64_t sa,
+                        int64_t sb, int64_t sc);
+void ds__cuda_state_destroy(ds_context *ctx, struct ds__cuda_state *c);
 
 #endif /* DS_PRECISION_INTERNAL_H */
