@@ -356,6 +356,64 @@ DS_API ds_status ds_loss_scaler_unscale(ds_loss_scaler *s, float *dst, const voi
 DS_API ds_status ds_loss_scaler_update(ds_loss_scaler *s, int found_inf, int *skip_step);
 /** @} */
 
+/** @name Optimisers with fp32 master weights
+ *  SGD with momentum and AdamW, with PyTorch's update rules (torch.optim.SGD with dampening 0,
+ *  no Nesterov; torch.optim.AdamW). Each parameter is registered by name: the optimiser owns
+ *  its fp32 master copy, its state (momentum, or Adam's m and v, in fp32) and a working copy in
+ *  the layer's dtype (f16/bf16; for f32 the working copy is the master itself) that the
+ *  forward and backward passes read. step() updates the master from an fp32 gradient and
+ *  refreshes the working copy (rounded to nearest even). Memory is accounted by dtype.
+ *  One thread per optimiser.
+ *  @{ */
+
+typedef struct ds_optimizer ds_optimizer;
+
+typedef enum ds_optimizer_kind { DS_OPT_SGD = 0, DS_OPT_ADAMW = 1 } ds_optimizer_kind;
+
+typedef struct ds_optimizer_options {
+  uint32_t struct_size; /**< sizeof(ds_optimizer_options) */
+  int32_t kind;         /**< ds_optimizer_kind; default SGD */
+  float lr;             /**< > 0; default 0.01 */
+  float momentum;       /**< SGD, in [0, 1); default 0.9 */
+  float beta1, beta2;   /**< AdamW, in [0, 1); default 0.9, 0.999 */
+  float eps;            /**< AdamW, > 0; default 1e-8 */
+  float weight_decay;   /**< >= 0 (SGD: added to the gradient; AdamW: decoupled); default 0 */
+} ds_optimizer_options;
+
+#define DS_OPTIMIZER_OPTIONS_INIT \
+  {sizeof(ds_optimizer_options), DS_OPT_SGD, 0.01f, 0.9f, 0.9f, 0.999f, 1e-8f, 0.0f}
+
+/** Bytes the optimiser holds, by role. @c fp32_equivalent is what the same parameters would
+ *  take with fp32 working weights (master = working); @c saved_fraction = 1 - total /
+ *  fp32_equivalent (negative when mixed precision costs more, as with 16-bit copies next to
+ *  fp32 masters). */
+typedef struct ds_optimizer_memory {
+  uint64_t master_bytes, state_bytes, working_bytes, total_bytes, fp32_equivalent;
+  double saved_fraction;
+} ds_optimizer_memory;
+
+/** @return DS_OK; DS_ERR_INVALID_ARG (a value out of range); DS_ERR_ABI; DS_ERR_NO_MEMORY. */
+DS_API ds_status ds_optimizer_create(ds_optimizer **out, ds_context *ctx,
+                                     const ds_optimizer_options *opts);
+DS_API void ds_optimizer_destroy(ds_optimizer *o);
+/** Registers @p n parameters called @p name, initialised from @p init (fp32, copied), with a
+ *  working copy in @p working_dtype (F32, F16 or BF16). @return DS_OK; DS_ERR_INVALID_ARG
+ *  (NULL, n <= 0, name already registered); DS_ERR_DTYPE; DS_ERR_NO_MEMORY. */
+DS_API ds_status ds_optimizer_add_param(ds_optimizer *o, const char *name, const float *init,
+                                        int64_t n, ds_dtype working_dtype);
+/** The working copy of @p name (owned by the optimiser, valid until destroy) and its dtype.
+ *  @return DS_OK; DS_ERR_NOT_FOUND; DS_ERR_INVALID_ARG. */
+DS_API ds_status ds_optimizer_working(ds_optimizer *o, const char *name, void **data,
+                                      ds_dtype *dtype);
+/** The fp32 master copy of @p name. @return as ds_optimizer_working(). */
+DS_API ds_status ds_optimizer_master(ds_optimizer *o, const char *name, float **data);
+/** One update of @p name from its fp32 gradient @p grad (n elements, already unscaled), then
+ *  the working copy is refreshed. @return DS_OK; DS_ERR_NOT_FOUND; DS_ERR_INVALID_ARG. */
+DS_API ds_status ds_optimizer_step(ds_optimizer *o, const char *name, const float *grad);
+/** Memory accounting. @return DS_OK; DS_ERR_INVALID_ARG. */
+DS_API ds_status ds_optimizer_memory_get(const ds_optimizer *o, ds_optimizer_memory *out);
+/** @} */
+
 DS_EXTERN_C_END
 /** @} */
 
