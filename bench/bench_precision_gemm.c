@@ -3,8 +3,10 @@
  *  - fp32 n^3 vs cblas_sgemm (goal >= 0.95x);
  *  - bf16 n^3 (bf16 in, fp32 out) vs oneDNN matmul called directly (>= 0.95x), and vs our fp32
  *    (reported; ~1.9x expected on AVX512-BF16 CPUs, below 1 where oneDNN has no bf16 kernel);
- *  - skinny M = 1..64 x [4096 x 4096] weights stored [N, K] in bf16/fp16 vs cblas_sgemv (M = 1)
- *    or cblas_sgemm with the same weights in fp32 (goal >= 1.6x: half the bytes).
+ *  - M = 1..64 x [4096 x 4096] weights stored [N, K] in bf16/fp16 vs cblas_sgemv (M = 1)
+ *    or cblas_sgemm with the same weights in fp32 (goal >= 1.6x: half the bytes); ds_gemm
+ *    takes the skinny kernel up to DS_PARAM_PRECISION_SKINNY_MAX_M (default 32), widening
+ *    above, and the rows say which.
  * usage: bench_precision_gemm [--json] [--n N]   */
 #define _POSIX_C_SOURCE 200809L
 #include <cblas.h>
@@ -164,7 +166,10 @@ static void skinny(int64_t n, int64_t k) {
                 DS_GEMM_TRANS_B, x, w, y, NULL, NULL, {{0, NULL}}};
       double flop = 2.0 * (double)(m * n * k);
       char cs[64];
-      snprintf(cs, sizeof cs, "skinny_m%lld_%s", (long long)m, ds_dtype_name(wt));
+      snprintf(cs, sizeof cs, "w16_m%lld_%s", (long long)m, ds_dtype_name(wt));
+      int64_t max_m = 0;
+      ds_context_get_param(ctx, DS_PARAM_PRECISION_SKINNY_MAX_M, &max_m);
+      if (m > max_m) strncat(cs, "_widened", sizeof cs - strlen(cs) - 1);
       row(cs, gflops(run_ours, &q, flop), m == 1 ? "cblas_sgemv f32 W" : "cblas_sgemm f32 W",
           gflops(run_sgemm, &q, flop), 1.6);
     }

@@ -176,6 +176,7 @@ static void test_gemm_all_dtypes_and_transposes(void **state) {
 static void test_gemm_isa_levels(void **state) {
   (void)state; /* the skinny kernel at every level the CPU has: both weight layouts */
   ds_context *ctx = new_ctx();
+  assert_int_equal(ds_context_set_param(ctx, DS_PARAM_PRECISION_SKINNY_MAX_M, 64), DS_OK);
   for (int isa = DS_PRECISION_ISA_SCALAR; isa <= (int)ds__prec_cpu_isa(); isa++) {
     assert_int_equal(ds_context_set_param(ctx, DS_PARAM_PRECISION_ISA, isa), DS_OK);
     for (int tb = 0; tb < 2; tb++)
@@ -183,6 +184,7 @@ static void test_gemm_isa_levels(void **state) {
         run_case(ctx, DS_DTYPE_F32, dts[w], DS_DTYPE_F32, 0, tb, 0, 0, 13, 37, 517, 1.0f, 0.0f);
         run_case(ctx, DS_DTYPE_F32, dts[w], DS_DTYPE_F32, 0, tb, 0, 0, 64, 48, 256, 2.0f, 0.5f);
         run_case(ctx, DS_DTYPE_BF16, dts[w], DS_DTYPE_BF16, 1, tb, 0, 0, 3, 16, 9, 1.0f, 1.0f);
+        run_case(ctx, DS_DTYPE_F32, dts[w], DS_DTYPE_F32, 0, tb, 0, 0, 1, 29, 70, 1.0f, 0.0f);
       }
   }
   ds_context_destroy(ctx);

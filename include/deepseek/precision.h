@@ -74,8 +74,9 @@ DS_API const char *ds_precision_isa_name(ds_precision_isa isa);
  *  batch stride is free (0 broadcasts). dtypes: A, B, C each f32, f16 or bf16, mixed freely.
  *  When beta is 0, C is not read (NaN in C does not propagate).
  *
- *  Paths: all-fp32 goes to OpenBLAS sgemm. M <= 64 with a 16-bit B goes to the skinny kernel
- *  that reads the 16-bit weights directly. 16-bit A and B with M > 64 go to a oneDNN matmul
+ *  Paths: all-fp32 goes to OpenBLAS sgemm. M <= DS_PARAM_PRECISION_SKINNY_MAX_M (default 32,
+ *  at most 64) with a 16-bit B goes to the skinny kernel that reads the 16-bit weights
+ *  directly. 16-bit A and B with M > 64 go to a oneDNN matmul
  *  (primitives cached by shape) when this CPU has a native oneDNN kernel for the dtype, else
  *  they are widened to fp32 and go to sgemm. The error of an element of C is bounded by
  *  about K * 2^-23 * sum|a_ik * b_kj| (fp32 accumulation) plus, for a 16-bit C, half an ulp

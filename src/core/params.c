@@ -22,6 +22,7 @@ static const ds__param_def ds__params[] = {
     {DS_PARAM_STATS_FILE, "stats_file", 0, 1, 1, DS__PARAM_CREATE_ONLY, NULL},
     {DS_PARAM_TRACE_MAX_EVENTS, "trace_max_events", 1024, 67108864, 1048576, 0, NULL},
     {DS_PARAM_PRECISION_ISA, "precision_isa", 0, 3, 0, 0, ds__precision_isa_names},
+    {DS_PARAM_PRECISION_SKINNY_MAX_M, "precision_skinny_max_m", 0, 64, 32, 0, NULL},
 };
 
 #define DS__NPARAMS ((int)(sizeof ds__params / sizeof ds__params[0]))

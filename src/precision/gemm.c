@@ -1,11 +1,9 @@
 /* ds_gemm: operand checks (shapes, dtypes, strides), batching, and the choice of path per 2-D
- * problem: OpenBLAS sgemm for fp32, the skinny kernel for M <= 64 with 16-bit weights, oneDNN
+ * problem: OpenBLAS sgemm for fp32, the skinny kernel for small M with 16-bit weights, oneDNN
  * for 16-bit operands, else widen to fp32 scratch and use sgemm. */
 #include <cblas.h>
 
 #include "precision_internal.h"
-
-#define DS__SKINNY_MAX_M 64
 
 typedef struct mat_view {
   int64_t batch, rows, cols, ld, bstride;
@@ -142,41 +140,41 @@ static ds_status run_skinny(ds_context *ctx, const ds__prec_kernels *k, const ds
   return st;
 }
 
-/* Any dtypes: widen 16-bit operands to fp32 scratch, sgemm, narrow C. */
-static ds_status run_widened(ds_context *ctx, const ds__prec_kernels *k, const ds__gemm_2d *g) {
+/* Any dtypes: widen 16-bit operands into the context's fp32 scratch, sgemm, narrow C. */
+static ds_status run_widened(ds_context *ctx, struct ds__precision *p, const ds__prec_kernels *k,
+                             const ds__gemm_2d *g) {
   int64_t ar = g->trans_a ? g->k : g->m, ac = g->trans_a ? g->m : g->k;
   int64_t br = g->trans_b ? g->n : g->k, bc = g->trans_b ? g->k : g->n;
-  float *as = NULL, *bs = NULL, *cs = NULL;
+  size_t na = g->ta != DS_DTYPE_F32 ? (size_t)(ar * ac) : 0;
+  size_t nb = g->tb != DS_DTYPE_F32 ? (size_t)(br * bc) : 0;
+  float *scratch = ds__prec_scratch_get(ctx, p, (na + nb) * sizeof(float) + 1), *cs = NULL;
   const float *a = g->a, *b = g->b;
   int64_t lda = g->lda, ldb = g->ldb, ldc = 0;
-  if (g->ta != DS_DTYPE_F32) {
-    as = ds__alloc(ctx, (size_t)(ar * ac) * sizeof(float) + 1);
-    if (as) rows_to_f32(k, as, g->a, g->ta, ar, ac, g->lda);
-    a = as;
+  if (scratch && na) {
+    rows_to_f32(k, scratch, g->a, g->ta, ar, ac, g->lda);
+    a = scratch;
     lda = ac > 0 ? ac : 1;
   }
-  if (g->tb != DS_DTYPE_F32) {
-    bs = ds__alloc(ctx, (size_t)(br * bc) * sizeof(float) + 1);
-    if (bs) rows_to_f32(k, bs, g->b, g->tb, br, bc, g->ldb);
-    b = bs;
+  if (scratch && nb) {
+    rows_to_f32(k, scratch + na, g->b, g->tb, br, bc, g->ldb);
+    b = scratch + na;
     ldb = bc > 0 ? bc : 1;
   }
   float *c = c_as_f32(ctx, k, g, &ldc, &cs);
   ds_status st = DS_OK;
-  if (!a || !b || !c) {
+  if (!scratch || !c) {
     st = ds__error(ctx, DS_ERR_NO_MEMORY, "precision", "gemm: no memory for fp32 scratch");
   } else {
     sgemm(g, a, lda, b, ldb, c, ldc, g->beta);
     if (cs) rows_from_f32(k, g->c, g->tc, g->ldc, cs, g->m, g->n);
   }
-  ds__free(ctx, as);
-  ds__free(ctx, bs);
+  ds__prec_scratch_put(ctx, p, scratch);
   ds__free(ctx, cs);
   return st;
 }
 
-static int run_2d_path(ds_context *ctx, const ds__prec_kernels *k, const ds__gemm_2d *g,
-                       ds_status *st) {
+static int run_2d_path(ds_context *ctx, struct ds__precision *p, const ds__prec_kernels *k,
+                       const ds__gemm_2d *g, ds_status *st) {
   if (ds__gemm_dnnl_test_mode && g->ta == g->tb) {
     *st = ds__gemm_dnnl(ctx, g);
     if (*st != DS_ERR_UNSUPPORTED) return DS__GEMM_ONEDNN;
@@ -185,7 +183,7 @@ static int run_2d_path(ds_context *ctx, const ds__prec_kernels *k, const ds__gem
     sgemm(g, g->a, g->lda, g->b, g->ldb, g->c, g->ldc, g->beta);
     return DS__GEMM_BLAS;
   }
-  if (g->tb != DS_DTYPE_F32 && g->m <= DS__SKINNY_MAX_M) {
+  if (g->tb != DS_DTYPE_F32 && g->m <= ds__param(ctx, DS_PARAM_PRECISION_SKINNY_MAX_M)) {
     *st = run_skinny(ctx, k, g);
     return DS__GEMM_SKINNY;
   }
@@ -193,7 +191,7 @@ static int run_2d_path(ds_context *ctx, const ds__prec_kernels *k, const ds__gem
     *st = ds__gemm_dnnl(ctx, g);
     if (*st != DS_ERR_UNSUPPORTED) return DS__GEMM_ONEDNN;
   }
-  *st = run_widened(ctx, k, g);
+  *st = run_widened(ctx, p, k, g);
   return DS__GEMM_WIDENED;
 }
 
@@ -201,7 +199,7 @@ static ds_status run_2d(ds_context *ctx, struct ds__precision *p, const ds__prec
                         const ds__gemm_2d *g) {
   if (g->m == 0 || g->n == 0) return DS_OK;
   ds_status st = DS_OK;
-  int path = run_2d_path(ctx, k, g, &st);
+  int path = run_2d_path(ctx, p, k, g, &st);
   if (st == DS_OK) ds__stat_add(ctx, p->stat_gemm[path], 1.0);
   return st;
 }

@@ -76,10 +76,20 @@ struct ds__precision {
   pthread_mutex_t mu;
   struct ds__gemm_cache *gemm_cache;
   struct ds__cuda_state *cuda; /* cuBLAS handle, created on the first CUDA GEMM */
+  void *scratch;               /* reusable fp32 widening buffer (see ds__prec_scratch_get) */
+  size_t scratch_size;
+  int scratch_busy;
   int stat_gemm[DS__GEMM_PATHS]; /* "precision.gemm.<path>" counters of 2-D problems */
 };
 /* The context's state, created on first use; NULL when out of memory. */
 struct ds__precision *ds__precision_get(ds_context *ctx);
+/* A buffer of at least @p bytes for widening operands: the context keeps one (up to
+ * DS__SCRATCH_KEEP bytes) so repeated GEMMs on large weights do not pay fresh pages each
+ * call; a caller finding it in use gets a private allocation. NULL on no memory. Give it back
+ * with ds__prec_scratch_put. Thread-safe. */
+#define DS__SCRATCH_KEEP ((size_t)256 << 20)
+void *ds__prec_scratch_get(ds_context *ctx, struct ds__precision *p, size_t bytes);
+void ds__prec_scratch_put(ds_context *ctx, struct ds__precision *p, void *buf);
 
 /* ---- GEMM backends (cpu/) ---- */
 /* One 2-D problem, fp32 accumulation. Pointers address element (0, 0) of each operand. */

@@ -21,11 +21,36 @@ struct ds__precision *ds__precision_get(ds_context *ctx) {
   return p;
 }
 
+void *ds__prec_scratch_get(ds_context *ctx, struct ds__precision *p, size_t bytes) {
+  if (bytes > DS__SCRATCH_KEEP) return ds__alloc(ctx, bytes);
+  pthread_mutex_lock(&p->mu);
+  void *buf = NULL;
+  if (!p->scratch_busy) {
+    if (p->scratch_size < bytes) {
+      ds__free(ctx, p->scratch);
+      p->scratch = ds__alloc(ctx, bytes);
+      p->scratch_size = p->scratch ? bytes : 0;
+    }
+    if (p->scratch) p->scratch_busy = 1, buf = p->scratch;
+  }
+  pthread_mutex_unlock(&p->mu);
+  return buf ? buf : ds__alloc(ctx, bytes);
+}
+
+void ds__prec_scratch_put(ds_context *ctx, struct ds__precision *p, void *buf) {
+  pthread_mutex_lock(&p->mu);
+  int kept = buf && buf == p->scratch;
+  if (kept) p->scratch_busy = 0;
+  pthread_mutex_unlock(&p->mu);
+  if (!kept) ds__free(ctx, buf);
+}
+
 void ds__precision_destroy(ds_context *ctx) {
   struct ds__precision *p = ctx->precision;
   if (!p) return;
   ds__gemm_cache_destroy(ctx, p->gemm_cache);
   ds__cuda_state_destroy(ctx, p->cuda);
+  ds__free(ctx, p->scratch);
   pthread_mutex_destroy(&p->mu);
   ds__free(ctx, p);
   ctx->precision = NULL;

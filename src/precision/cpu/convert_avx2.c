@@ -94,20 +94,23 @@ DS__AVX2_INLINE void store_c(float *c, float acc, float alpha, float beta) {
   *c = beta == 0.0f ? alpha * acc : alpha * acc + beta * *c;
 }
 
-/* W stored [n][k]: MR rows of A against NR rows of W, dot products over k. */
+/* W stored [n][k]: MR rows of A against NR rows of W, dot products over k (MR * NR <= 8
+ * accumulators; a single row of A takes 8 rows of W so that eight weight streams and eight
+ * FMA chains are in flight, which the bandwidth-bound M = 1 case needs). */
 DS__AVX2_INLINE void nk_block(float *c, int64_t ldc, const float *a, int64_t lda,
                               const uint16_t *w, int64_t ldw, int is_f16, int64_t k,
                               float alpha, float beta, int mr, int nr) {
-  __m256 acc[2][4];
+  __m256 acc[2][8];
   for (int i = 0; i < mr; i++)
     for (int j = 0; j < nr; j++) acc[i][j] = _mm256_setzero_ps();
   int64_t p = 0;
   for (; p + 8 <= k; p += 8) {
-    __m256 wv[4], av[2];
-    for (int j = 0; j < nr; j++) wv[j] = load_w8(w + j * ldw + p, is_f16);
+    __m256 av[2];
     for (int i = 0; i < mr; i++) av[i] = _mm256_loadu_ps(a + i * lda + p);
-    for (int i = 0; i < mr; i++)
-      for (int j = 0; j < nr; j++) acc[i][j] = _mm256_fmadd_ps(av[i], wv[j], acc[i][j]);
+    for (int j = 0; j < nr; j++) {
+      __m256 wv = load_w8(w + j * ldw + p, is_f16);
+      for (int i = 0; i < mr; i++) acc[i][j] = _mm256_fmadd_ps(av[i], wv, acc[i][j]);
+    }
   }
   for (int i = 0; i < mr; i++)
     for (int j = 0; j < nr; j++) {
@@ -117,24 +120,39 @@ DS__AVX2_INLINE void nk_block(float *c, int64_t ldc, const float *a, int64_t lda
     }
 }
 
+/* Constant block shapes so the accumulators stay in registers: 2 x 1..4, 1 x 8, 1 x 4, 1 x 1. */
+DS__AVX2_INLINE void nk_dispatch(float *c, int64_t ldc, const float *a, int64_t lda,
+                                 const uint16_t *w, int64_t ldw, int is_f16, int64_t k,
+                                 float alpha, float beta, int mr, int nr) {
+  if (mr == 2) {
+    switch (nr) {
+    case 4: nk_block(c, ldc, a, lda, w, ldw, is_f16, k, alpha, beta, 2, 4); return;
+    case 3: nk_block(c, ldc, a, lda, w, ldw, is_f16, k, alpha, beta, 2, 3); return;
+    case 2: nk_block(c, ldc, a, lda, w, ldw, is_f16, k, alpha, beta, 2, 2); return;
+    default: nk_block(c, ldc, a, lda, w, ldw, is_f16, k, alpha, beta, 2, 1); return;
+    }
+  }
+  if (nr == 8) {
+    nk_block(c, ldc, a, lda, w, ldw, is_f16, k, alpha, beta, 1, 8);
+    return;
+  }
+  if (nr >= 4) {
+    nk_block(c, ldc, a, lda, w, ldw, is_f16, k, alpha, beta, 1, 4);
+    c += 4, w += 4 * ldw, nr -= 4;
+  }
+  for (int j = 0; j < nr; j++)
+    nk_block(c + j, ldc, a, lda, w + j * ldw, ldw, is_f16, k, alpha, beta, 1, 1);
+}
+
 DS__AVX2 static void skinny_nk(float *c, int64_t ldc, const float *a, int64_t lda,
                                const uint16_t *w, int64_t ldw, int is_f16, int64_t m,
                                int64_t n, int64_t k, float alpha, float beta) {
-  for (int64_t j = 0; j < n; j += 4) {
-    int nr = n - j >= 4 ? 4 : (int)(n - j);
-    for (int64_t i = 0; i < m; i += 2) {
-      float *cb = c + i * ldc + j;
-      const float *ab = a + i * lda;
-      const uint16_t *wb = w + j * ldw;
-      if (m - i >= 2 && nr == 4)
-        nk_block(cb, ldc, ab, lda, wb, ldw, is_f16, k, alpha, beta, 2, 4);
-      else if (m - i >= 2)
-        nk_block(cb, ldc, ab, lda, wb, ldw, is_f16, k, alpha, beta, 2, nr);
-      else if (nr == 4)
-        nk_block(cb, ldc, ab, lda, wb, ldw, is_f16, k, alpha, beta, 1, 4);
-      else
-        nk_block(cb, ldc, ab, lda, wb, ldw, is_f16, k, alpha, beta, 1, nr);
-    }
+  int64_t nb = m == 1 ? 8 : 4;
+  for (int64_t j = 0; j < n; j += nb) {
+    int nr = n - j >= nb ? (int)nb : (int)(n - j);
+    for (int64_t i = 0; i < m; i += 2)
+      nk_dispatch(c + i * ldc + j, ldc, a + i * lda, lda, w + j * ldw, ldw, is_f16, k, alpha,
+                  beta, m - i >= 2 ? 2 : 1, nr);
   }
 }
 
