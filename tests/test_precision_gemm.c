@@ -27,7 +27,7 @@ static ds_context *new_ctx(void) {
   return ctx;
 }
 
-static uint64_t rng = 0x2545f4914f6cdd1dull;
+static _Thread_local uint64_t rng = 0x2545f4914f6cdd1dull; /* per thread: workers fill in parallel */
 static float rnd(void) {
   rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
   return (float)((rng >> 11) * 0x1p-53 * 2.0 - 1.0);
