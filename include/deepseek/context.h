@@ -62,7 +62,14 @@ typedef enum ds_param {
   DS_PARAM_STATS_FILE = 6,
   /** Most trace events kept per thread before further events are dropped and counted
    *  (1024..67108864). Default 1048576. */
-  DS_PARAM_TRACE_MAX_EVENTS = 7
+  DS_PARAM_TRACE_MAX_EVENTS = 7,
+  /** Highest CPU kernel level the precision module may use, a ds_precision_isa: 0 auto
+   *  (best detected), 1 scalar, 2 avx2, 3 avx512; capped to what the CPU supports. Default 0. */
+  DS_PARAM_PRECISION_ISA = 300,
+  /** Largest M (rows of op(A)) for which ds_gemm takes the skinny kernel that reads 16-bit
+   *  weights directly (0..64; 0 disables it). Above it, compute dominates and widening the
+   *  weights for sgemm is faster. Default 32. */
+  DS_PARAM_PRECISION_SKINNY_MAX_M = 301
 } ds_param;
 
 /** One tunable set at creation (see ds_context_options.params). */

@@ -64,6 +64,7 @@ struct ds_context {
   struct ds__executor *executor;
   int topology_ref; /* 1 once this context holds a reference on the process topology */
   pthread_mutex_t lazy_mu; /* guards lazy creation (topology ref, executor) */
+  struct ds__precision *precision; /* precision module state, created lazily (precision/) */
 };
 
 /* ---- allocation (alloc.c): through the context's allocator, with live-byte accounting ---- */
@@ -123,6 +124,7 @@ ds_status ds__telemetry_create(ds_context *ctx);
 void ds__telemetry_destroy(ds_context *ctx);
 void ds__executor_destroy(ds_context *ctx);
 void ds__topology_context_release(ds_context *ctx);
+void ds__precision_destroy(ds_context *ctx); /* src/precision/state.c */
 
 /* ---- stats publishing (stats.c) ---- */
 /* Registers (or finds) a stat by name; returns its id (>= 0), or -1 when the registry is full

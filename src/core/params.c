@@ -10,6 +10,8 @@
 
 static const char *const ds__log_level_names[] = {"debug", "info", "warn", "error", "off", NULL};
 
+static const char *const ds__precision_isa_names[] = {"auto", "scalar", "avx2", "avx512", NULL};
+
 static const ds__param_def ds__params[] = {
     {DS_PARAM_LOG_LEVEL, "log_level", DS_LOG_DEBUG, DS_LOG_OFF, DS_LOG_WARN, 0, ds__log_level_names},
     {DS_PARAM_TELEMETRY_PERIOD_MS, "telemetry_period_ms", 1, 60000, 100, 0, NULL},
@@ -19,6 +21,8 @@ static const ds__param_def ds__params[] = {
     {DS_PARAM_TELEMETRY_NET_PERIOD_MS, "telemetry_net_period_ms", 10, 3600000, 1000, 0, NULL},
     {DS_PARAM_STATS_FILE, "stats_file", 0, 1, 1, DS__PARAM_CREATE_ONLY, NULL},
     {DS_PARAM_TRACE_MAX_EVENTS, "trace_max_events", 1024, 67108864, 1048576, 0, NULL},
+    {DS_PARAM_PRECISION_ISA, "precision_isa", 0, 3, 0, 0, ds__precision_isa_names},
+    {DS_PARAM_PRECISION_SKINNY_MAX_M, "precision_skinny_max_m", 0, 64, 32, 0, NULL},
 };
 
 #define DS__NPARAMS ((int)(sizeof ds__params / sizeof ds__params[0]))

@@ -1,0 +1,19 @@
+# Anchors of the precision benchmarks: OpenBLAS (cblas_sgemm/sgemv) and oneDNN called
+# directly; OpenMP (oneDNN's thread runtime) to pin both sides to one thread.
+if(TARGET bench_precision_gemm)
+  find_package(OpenMP COMPONENTS C)
+  if(OpenMP_C_FOUND)
+    ds_bench_link(bench_precision_gemm OpenMP::OpenMP_C)
+    target_compile_definitions(bench_precision_gemm PRIVATE DS_BENCH_HAVE_OPENMP)
+  endif()
+  target_include_directories(bench_precision_gemm PRIVATE ${DS_OPENBLAS_INCLUDE} ${DS_DNNL_INCLUDE})
+endif()
+
+# The GPU GEMM benchmark needs the CUDA runtime (device buffers) and cuBLAS (the anchor); it
+# builds only with CUDA and skips at run time without a device.
+if(TARGET bench_precision_gemm_gpu)
+  if(DS_HAVE_CUDA AND TARGET CUDA::cublas AND TARGET CUDA::cudart)
+    ds_bench_link(bench_precision_gemm_gpu CUDA::cublas CUDA::cudart)
+    target_compile_definitions(bench_precision_gemm_gpu PRIVATE DS_BENCH_HAVE_CUDA)
+  endif()
+endif()

@@ -1,0 +1,23 @@
+/* Shared argument checks of the training kernels (kernels_*.c). */
+#ifndef DS_PRECISION_KERNELS_INTERNAL_H
+#define DS_PRECISION_KERNELS_INTERNAL_H
+
+#include "precision_internal.h"
+
+/* DS_OK when ctx is set, the sizes are >= 0 and every pointer in ptrs (n of them) is non-NULL
+ * or the problem is empty; else the error, naming the kernel. */
+static inline ds_status ds__kcheck(ds_context *ctx, const char *kernel, int64_t rows,
+                                   int64_t cols, const void *const *ptrs, int n) {
+  if (!ctx) return ds__error(NULL, DS_ERR_INVALID_ARG, "precision", "%s: ctx is NULL", kernel);
+  if (rows < 0 || cols < 0)
+    return ds__error(ctx, DS_ERR_INVALID_ARG, "precision", "%s: negative size %lld x %lld",
+                     kernel, (long long)rows, (long long)cols);
+  if (rows == 0 || cols == 0) return DS_OK;
+  for (int i = 0; i < n; i++)
+    if (!ptrs[i])
+      return ds__error(ctx, DS_ERR_INVALID_ARG, "precision", "%s: required buffer %d is NULL",
+                       kernel, i + 1);
+  return DS_OK;
+}
+
+#endif /* DS_PRECISION_KERNELS_INTERNAL_H */
