@@ -132,7 +132,7 @@ static void dedupe_files(void) {
 
 static long replay(ds_context *ctx, const ds__cachetrace *t, const char *policy, uint64_t size) {
   ds__policy *p;
-  if (ds__policy_create(&p, ctx, policy, size, NULL, NULL) != DS_OK) return -1;
+  if (ds__policy_create(&p, ctx, policy, size, 0, NULL, NULL) != DS_OK) return -1;
   long misses = 0;
   for (size_t i = 0; i < t->n; i++) {
     int r = ds__policy_access(p, t->keys[i], 1, t->next[i]);

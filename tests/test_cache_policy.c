@@ -28,7 +28,7 @@ static ds_context *new_ctx(void) {
 
 static long replay(ds_context *ctx, const ds__cachetrace *t, const char *name, uint64_t size) {
   ds__policy *p = NULL;
-  assert_int_equal(ds__policy_create(&p, ctx, name, size, NULL, NULL), DS_OK);
+  assert_int_equal(ds__policy_create(&p, ctx, name, size, 0, NULL, NULL), DS_OK);
   long misses = 0;
   for (size_t i = 0; i < t->n; i++) {
     int r = ds__policy_access(p, t->keys[i], 1, t->next[i]);
@@ -134,7 +134,7 @@ static void test_invariants_all_policies(void **state) {
   for (const char *const *name = ds__policy_names(); *name; name++) {
     evict_count ec = {0};
     ds__policy *p = NULL;
-    assert_int_equal(ds__policy_create(&p, ctx, *name, 1000, count_evict, &ec), DS_OK);
+    assert_int_equal(ds__policy_create(&p, ctx, *name, 1000, 40, count_evict, &ec), DS_OK);
     uint64_t seed = 42, admitted = 0, removed = 0, hits = 0;
     for (int i = 0; i < 50000; i++) {
       seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
@@ -166,11 +166,11 @@ static void test_bad_input(void **state) {
   (void)state;
   ds_context *ctx = new_ctx();
   ds__policy *p = (ds__policy *)1;
-  assert_int_equal(ds__policy_create(&p, ctx, "nope", 10, NULL, NULL), DS_ERR_INVALID_ARG);
+  assert_int_equal(ds__policy_create(&p, ctx, "nope", 10, 0, NULL, NULL), DS_ERR_INVALID_ARG);
   assert_null(p);
   assert_non_null(strstr(ds_context_last_error(ctx), "nope"));
-  assert_int_equal(ds__policy_create(&p, ctx, NULL, 10, NULL, NULL), DS_ERR_INVALID_ARG);
-  assert_int_equal(ds__policy_create(&p, ctx, "lru", 0, NULL, NULL), DS_ERR_INVALID_ARG);
+  assert_int_equal(ds__policy_create(&p, ctx, NULL, 10, 0, NULL, NULL), DS_ERR_INVALID_ARG);
+  assert_int_equal(ds__policy_create(&p, ctx, "lru", 0, 0, NULL, NULL), DS_ERR_INVALID_ARG);
   assert_true(ds__policy_is_oracle("belady"));
   assert_false(ds__policy_is_oracle("lruk+"));
   ds__policy_destroy(NULL);

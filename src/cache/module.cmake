@@ -17,3 +17,11 @@ if(DS_LZMA_LIB AND DS_LZMA_INCLUDE)
 else()
   message(STATUS "cache: liblzma not found (liblzma-dev): .xz traces are skipped")
 endif()
+ds_require_library(DS_ZSTD zstd zstd.h libzstd-dev)
+ds_require_library(DS_LZ4 lz4 lz4.h liblz4-dev)
+ds_require_library(DS_XXHASH xxhash xxhash.h libxxhash-dev)
+list(APPEND DS_PRIVATE_INCLUDES ${DS_ZSTD_INCLUDE} ${DS_LZ4_INCLUDE} ${DS_XXHASH_INCLUDE})
+list(APPEND DS_PRIVATE_LIBS $<BUILD_INTERFACE:${DS_ZSTD_LIB}> $<INSTALL_INTERFACE:zstd>
+  $<BUILD_INTERFACE:${DS_LZ4_LIB}> $<INSTALL_INTERFACE:lz4>
+  $<BUILD_INTERFACE:${DS_XXHASH_LIB}> $<INSTALL_INTERFACE:xxhash>)
+list(APPEND DS_PC_LIBS -lzstd -llz4 -lxxhash)

@@ -66,6 +66,7 @@ struct ds__policy {
   ds_context *ctx;
   const ds__policy_ops *ops;
   uint64_t capacity; /* in weight units */
+  uint64_t entries;  /* expected resident keys (entries_hint) */
   uint64_t used;     /* resident weight */
   uint64_t resident; /* resident nodes */
   int64_t tick;      /* advanced once per hit or insert */
@@ -84,10 +85,11 @@ struct ds__policy {
 
 /* ---- public-to-the-module calls ---- */
 /* Creates the policy called name ("lru", "lru2", "arc", "s3fifo", "wtinylfu", "sieve",
- * "belady", "lruk+") with capacity in weight units. evict_fn is called for every resident key
+ * "belady", "lruk+") with capacity in weight units; entries_hint is the number of keys the
+ * capacity is expected to hold (sizes frequency sketches and ghost lists; 0: capacity). evict_fn is called for every resident key
  * the policy evicts (not for remove). DS_ERR_INVALID_ARG for an unknown name. */
 ds_status ds__policy_create(ds__policy **out, ds_context *ctx, const char *name, uint64_t capacity,
-                            ds__policy_evict_fn evict_fn, void *user);
+                            uint64_t entries_hint, ds__policy_evict_fn evict_fn, void *user);
 void ds__policy_destroy(ds__policy *p);
 /* Records an access to key if resident: returns 1 (hit) or 0. next = next access time (oracle
  * policies), -1 for never or unknown. */

@@ -294,7 +294,7 @@ unsigned ds__sketch_estimate(const ds__sketch *s, uint64_t key) {
 
 /* ---- the calls ---- */
 ds_status ds__policy_create(ds__policy **out, ds_context *ctx, const char *name, uint64_t capacity,
-                            ds__policy_evict_fn evict_fn, void *user) {
+                            uint64_t entries_hint, ds__policy_evict_fn evict_fn, void *user) {
   *out = NULL;
   const ds__policy_ops *ops = ds__policy_lookup_ops(name);
   if (!ops)
@@ -307,6 +307,7 @@ ds_status ds__policy_create(ds__policy **out, ds_context *ctx, const char *name,
   p->ctx = ctx;
   p->ops = ops;
   p->capacity = capacity;
+  p->entries = entries_hint && entries_hint < capacity ? entries_hint : capacity;
   p->evict_fn = evict_fn;
   p->evict_user = user;
   p->free_head = DS__NIL;

@@ -38,7 +38,7 @@ static ds_status ds__lk_init(ds__policy *p) {
   ds__plist_init(&s->hist);
   s->wtarget = (double)p->capacity * 0.01;
   if (s->wtarget < 1) s->wtarget = 1;
-  return ds__sketch_init(p, &s->sk, p->capacity);
+  return ds__sketch_init(p, &s->sk, p->entries);
 }
 
 static void ds__lk_fini(ds__policy *p) { ds__sketch_free(p, &((ds__lk *)p->state)->sk); }

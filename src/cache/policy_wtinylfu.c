@@ -21,7 +21,7 @@ static ds_status ds__tlfu_init(ds__policy *p) {
   s->win_cap = p->capacity / 100 ? p->capacity / 100 : 1;
   s->main_cap = p->capacity > s->win_cap ? p->capacity - s->win_cap : 0;
   s->prot_cap = s->main_cap * 8 / 10;
-  return ds__sketch_init(p, &s->sk, p->capacity);
+  return ds__sketch_init(p, &s->sk, p->entries);
 }
 
 static void ds__tlfu_fini(ds__policy *p) { ds__sketch_free(p, &((ds__tlfu *)p->state)->sk); }
