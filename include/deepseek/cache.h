@@ -31,7 +31,8 @@ typedef struct ds_cache_ref ds_cache_ref;
 /** L2 codecs. */
 typedef enum ds_cache_codec {
   DS_CACHE_CODEC_LZ4 = 0,  /**< fast (default) */
-  DS_CACHE_CODEC_ZSTD = 1  /**< better ratio; level in ds_cache_options.zstd_level */
+  DS_CACHE_CODEC_ZSTD = 1, /**< better ratio; level in ds_cache_options.zstd_level */
+  DS_CACHE_CODEC_NONE = 2  /**< stored as is */
 } ds_cache_codec;
 
 /** ds_cache_options.flags */
@@ -59,6 +60,29 @@ typedef struct ds_cache_options {
 /** Tiers, for ds_cache_stats(). */
 #define DS_CACHE_L1 1
 #define DS_CACHE_L2 2
+#define DS_CACHE_L3 3 /**< the disk tier of a persistent cache */
+
+/** Durability of a persistent cache's puts. */
+typedef enum ds_cache_durability {
+  DS_CACHE_SYNC_EVERY_PUT = 0, /**< a put returns after its record is on stable storage
+                                    (fdatasync); a crash loses no acknowledged put */
+  DS_CACHE_SYNC_BATCHED = 1    /**< a background thread syncs every sync_interval_ms; a
+                                    crash loses at most the puts of the last interval */
+} ds_cache_durability;
+
+/** Options for ds_cache_open_persistent_ex(). Initialise with DS_CACHE_PERSIST_OPTIONS_INIT. */
+typedef struct ds_cache_persist_options {
+  uint32_t struct_size;      /**< sizeof(ds_cache_persist_options) */
+  int32_t codec;             /**< a ds_cache_codec (default lz4) */
+  int32_t zstd_level;        /**< 1..19 (default 3) */
+  int32_t durability;        /**< a ds_cache_durability (default DS_CACHE_SYNC_BATCHED) */
+  uint32_t sync_interval_ms; /**< for DS_CACHE_SYNC_BATCHED, 1..60000 (default 1000) */
+  uint32_t read_only;        /**< 1: open without the writer lock; puts and removes fail */
+  uint64_t max_bytes;        /**< budget for the segment files (required, >= 1 MiB) */
+} ds_cache_persist_options;
+
+#define DS_CACHE_PERSIST_OPTIONS_INIT \
+  { sizeof(ds_cache_persist_options), 0, 3, 1, 1000u, 0u, 0u }
 
 /** Per-tier counters since creation (bytes and entries are current values). */
 typedef struct ds_cache_tier_stats {
@@ -72,6 +96,8 @@ typedef struct ds_cache_tier_stats {
   uint64_t rejected;      /**< puts the tier's admission policy declined */
   double compression_ratio; /**< raw_bytes / (bytes - key bytes), 1 for L1 */
   double p50_ns, p99_ns;  /**< hit latency of sampled gets in this tier (bucket upper bounds) */
+  uint64_t corrupt;       /**< L3: records found torn or corrupt (skipped) */
+  uint64_t io_errors;     /**< L3: failed writes or reads */
 } ds_cache_tier_stats;
 
 DS_EXTERN_C_BEGIN
@@ -81,13 +107,33 @@ DS_EXTERN_C_BEGIN
  *  DS_ERR_ABI (unknown struct_size); DS_ERR_NO_MEMORY. Thread-safe. */
 DS_API ds_status ds_cache_create(ds_cache **out, ds_context *ctx, const ds_cache_options *opts);
 
+/** Opens (creating if needed) a persistent cache with only the disk tier in directory @p path
+ *  (created 0700; files 0600): append-only segment files of checksummed records (XXH3), and a
+ *  MANIFEST replaced by write, fsync, rename. Reopening rebuilds the index from the segments;
+ *  a torn or corrupt record is skipped, counted (ds_cache_tier_stats.corrupt) and logged with
+ *  its segment and offset. The segment files never exceed @p max_bytes in total: the oldest
+ *  segment is dropped (its entries evicted) to make room. Batched durability (1 s).
+ *  @param compression a ds_cache_codec.
+ *  @return DS_OK; DS_ERR_INVALID_ARG; DS_ERR_BUSY (another process has it open for writing);
+ *  DS_ERR_IO; DS_ERR_FORMAT (not a cache directory of this format); DS_ERR_NO_MEMORY.
+ *  Thread-safe. Pins are not supported on this tier (DS_ERR_UNSUPPORTED). */
+DS_API ds_status ds_cache_open_persistent(ds_cache **out, ds_context *ctx, const char *path,
+                                          uint64_t max_bytes, int compression);
+
+/** ds_cache_open_persistent() with options (durability, read-only). @return as it, and
+ *  DS_ERR_ABI for an unknown struct_size. Thread-safe. */
+DS_API ds_status ds_cache_open_persistent_ex(ds_cache **out, ds_context *ctx, const char *path,
+                                             const ds_cache_persist_options *opts);
+
 /** Frees the cache and every value (owned values through their free function). Outstanding
  *  references become invalid. NULL is a no-op. Not concurrent with other calls on @p c. */
 DS_API void ds_cache_destroy(ds_cache *c);
 
 /** Stores a copy of @p val under @p key (replacing any value; a pinned old value is replaced
  *  too, its pins are dropped). @return DS_OK; DS_ERR_INVALID_ARG (NULL c/key, klen 0 or
- *  > 65535, NULL val with vlen > 0, vlen >= 4 GiB); DS_ERR_NO_MEMORY. Thread-safe. */
+ *  > 65535, NULL val with vlen > 0, vlen >= 4 GiB); DS_ERR_NO_MEMORY; persistent cache also
+ *  DS_ERR_FULL (record larger than a segment), DS_ERR_NO_SPACE (disk full), DS_ERR_IO,
+ *  DS_ERR_STATE (read-only): the cache stays usable after any of them. Thread-safe. */
 DS_API ds_status ds_cache_put(ds_cache *c, const void *key, size_t klen, const void *val,
                               size_t vlen);
 
@@ -130,7 +176,8 @@ DS_API ds_status ds_cache_remove(ds_cache *c, const void *key, size_t klen);
 DS_API ds_status ds_cache_pin(ds_cache *c, const void *key, size_t klen);
 DS_API ds_status ds_cache_unpin(ds_cache *c, const void *key, size_t klen);
 
-/** Drops every entry that is neither pinned nor referenced, and publishes the stats
+/** Memory tiers: drops every entry that is neither pinned nor referenced. Persistent cache:
+ *  makes every put durable (fdatasync) instead. Both publish the stats
  *  ("cache.l1.hits", ...) to the context's stats registry. @return DS_OK; DS_ERR_INVALID_ARG.
  *  Thread-safe. */
 DS_API ds_status ds_cache_flush(ds_cache *c);

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cache_internal.h"
+#include "disk.h"
 
 #define DS__CACHE_MAX_KEY 65535u
 
@@ -20,7 +20,7 @@ static ds_status ds__cache_check_opts(ds_context *ctx, const ds_cache_options *o
   if (o->struct_size != sizeof *o)
     return ds__error(ctx, DS_ERR_ABI, "cache", "ds_cache_options.struct_size %u is unknown",
                      o->struct_size);
-  if (o->codec != DS_CACHE_CODEC_LZ4 && o->codec != DS_CACHE_CODEC_ZSTD)
+  if (o->codec < DS_CACHE_CODEC_LZ4 || o->codec > DS_CACHE_CODEC_NONE)
     return ds__error(ctx, DS_ERR_INVALID_ARG, "cache", "unknown codec %d", (int)o->codec);
   if (o->zstd_level < 1 || o->zstd_level > 19)
     return ds__error(ctx, DS_ERR_INVALID_ARG, "cache", "zstd_level %d is not in 1..19",
@@ -41,10 +41,10 @@ static const char *const ds__stat_names[8] = {"bytes",     "entries",  "hits",  
                                               "evictions", "rejected", "ratio_x1000", "raw_bytes"};
 
 static void ds__cache_register_stats(ds_cache *c) {
-  for (int t = 0; t < 2; t++)
+  for (int t = 0; t < (c->disk ? 1 : 2); t++)
     for (int k = 0; k < 8; k++) {
       char name[64];
-      snprintf(name, sizeof name, "cache.l%d.%s", t + 1, ds__stat_names[k]);
+      snprintf(name, sizeof name, "cache.l%d.%s", c->disk ? 3 : t + 1, ds__stat_names[k]);
       c->stat_ids[t][k] = ds__stat_register(c->ctx, name, k >= 2 && k <= 5 ? DS_STAT_COUNTER
                                                                            : DS_STAT_GAUGE);
     }
@@ -86,6 +86,7 @@ ds_status ds_cache_create(ds_cache **out, ds_context *ctx, const ds_cache_option
   c->ctx = ctx;
   c->nshards = n;
   c->codec.zstd = o.codec == DS_CACHE_CODEC_ZSTD;
+  c->codec.none = o.codec == DS_CACHE_CODEC_NONE;
   c->codec.level = o.zstd_level;
   c->codec.shuffle = (o.flags & DS_CACHE_SHUFFLE) != 0;
   c->codec.bf16 = (o.flags & DS_CACHE_LOSSY_BF16) != 0;
@@ -106,6 +107,7 @@ ds_status ds_cache_create(ds_cache **out, ds_context *ctx, const ds_cache_option
 
 void ds_cache_destroy(ds_cache *c) {
   if (!c) return;
+  ds__disk_close(c->disk);
   for (uint32_t i = 0; i < c->nshards; i++) {
     ds__shard *sh = &c->shards[i];
     if (!sh->buckets) continue;
@@ -155,6 +157,7 @@ ds_status ds_cache_put(ds_cache *c, const void *key, size_t klen, const void *va
   if ((!val && vlen) || vlen >= UINT32_MAX - DS__CACHE_MAX_KEY)
     return ds__error(c->ctx, DS_ERR_INVALID_ARG, "cache", "value is NULL or too large (%zu)",
                      vlen);
+  if (c->disk) return ds__disk_put(c->disk, key, klen, val, vlen);
   void *copy = ds__alloc(c->ctx, vlen ? vlen : 1);
   if (!copy) return ds__error(c->ctx, DS_ERR_NO_MEMORY, "cache", "out of memory for a value");
   if (vlen) memcpy(copy, val, vlen);
@@ -170,6 +173,11 @@ ds_status ds_cache_put_owned(ds_cache *c, const void *key, size_t klen, void *va
   if (!val || !free_fn || vlen >= UINT32_MAX - DS__CACHE_MAX_KEY)
     return ds__error(c->ctx, DS_ERR_INVALID_ARG, "cache",
                      "owned value needs a buffer, a free function and < 4 GiB");
+  if (c->disk) { /* written through: the buffer is not needed afterwards */
+    st = ds__disk_put(c->disk, key, klen, val, vlen);
+    if (st == DS_OK) free_fn(user, val);
+    return st;
+  }
   return ds__cache_insert(c, key, klen, val, vlen, free_fn, user);
 }
 
@@ -198,6 +206,7 @@ ds_status ds_cache_get(ds_cache *c, const void *key, size_t klen, void *buf, siz
   if (st != DS_OK) return st;
   if (!len || (!buf && cap))
     return ds__error(c->ctx, DS_ERR_INVALID_ARG, "cache", "len is NULL or buf NULL with cap");
+  if (c->disk) return ds__disk_get(c->disk, key, klen, buf, cap, len, NULL);
   uint64_t h = ds__cache_hash(key, klen);
   ds__shard *sh = ds__cache_shard(c, h);
   pthread_mutex_lock(&sh->mu);
@@ -240,8 +249,18 @@ ds_status ds_cache_get_ref(ds_cache *c, const void *key, size_t klen, const void
   if (!data || !len || !ref)
     return ds__error(c->ctx, DS_ERR_INVALID_ARG, "cache", "data, len and ref must be non-NULL");
   *ref = NULL;
-  ds_cache_ref *r = ds__alloc(c->ctx, sizeof *r);
+  ds_cache_ref *r = ds__calloc(c->ctx, 1, sizeof *r);
   if (!r) return ds__error(c->ctx, DS_ERR_NO_MEMORY, "cache", "out of memory for a reference");
+  if (c->disk) {
+    st = ds__disk_get(c->disk, key, klen, NULL, 0, len, &r->copy);
+    if (st != DS_OK) {
+      ds__free(c->ctx, r);
+      return st;
+    }
+    *data = r->copy;
+    *ref = r;
+    return DS_OK;
+  }
   uint64_t h = ds__cache_hash(key, klen);
   ds__shard *sh = ds__cache_shard(c, h);
   pthread_mutex_lock(&sh->mu);
@@ -288,6 +307,11 @@ ds_status ds_cache_get_ref(ds_cache *c, const void *key, size_t klen, const void
 
 void ds_cache_release(ds_cache *c, ds_cache_ref *ref) {
   if (!c || !ref) return;
+  if (ref->copy) {
+    ds__free(c->ctx, ref->copy);
+    ds__free(c->ctx, ref);
+    return;
+  }
   pthread_mutex_lock(&ref->sh->mu);
   ds__centry_unhold(c, ref->sh, ref->e);
   pthread_mutex_unlock(&ref->sh->mu);
@@ -296,6 +320,7 @@ void ds_cache_release(ds_cache *c, ds_cache_ref *ref) {
 
 int ds_cache_contains(ds_cache *c, const void *key, size_t klen) {
   if (!c || !key || klen == 0 || klen > DS__CACHE_MAX_KEY) return 0;
+  if (c->disk) return ds__disk_contains(c->disk, key, klen);
   uint64_t h = ds__cache_hash(key, klen);
   ds__shard *sh = ds__cache_shard(c, h);
   pthread_mutex_lock(&sh->mu);
@@ -308,6 +333,9 @@ int ds_cache_contains(ds_cache *c, const void *key, size_t klen) {
 static ds_status ds__cache_with_entry(ds_cache *c, const void *key, size_t klen, int op) {
   ds_status st = ds__cache_check(c, key, klen);
   if (st != DS_OK) return st;
+  if (c->disk && op == 0) return ds__disk_remove(c->disk, key, klen);
+  if (c->disk)
+    return ds__error(c->ctx, DS_ERR_UNSUPPORTED, "cache", "a persistent cache has no pins");
   uint64_t h = ds__cache_hash(key, klen);
   ds__shard *sh = ds__cache_shard(c, h);
   pthread_mutex_lock(&sh->mu);
@@ -371,7 +399,7 @@ static double ds__lat_quantile(const ds__tier_counters *t, double q) {
 }
 
 static void ds__cache_publish(ds_cache *c, int tier, const ds__tier_counters *s, double ratio) {
-  const int *id = c->stat_ids[tier - 1];
+  const int *id = c->stat_ids[c->disk ? 0 : tier - 1];
   double v[8] = {(double)s->bytes,     (double)s->entries,  (double)s->hits,
                  (double)s->misses,    (double)s->evictions, (double)s->rejected,
                  ratio * 1000.0,       (double)s->raw_bytes};
@@ -379,14 +407,16 @@ static void ds__cache_publish(ds_cache *c, int tier, const ds__tier_counters *s,
 }
 
 ds_status ds_cache_stats(ds_cache *c, int tier, ds_cache_tier_stats *out) {
-  if (!c || !out || (tier != DS_CACHE_L1 && tier != DS_CACHE_L2))
+  if (!c || !out || (c->disk ? tier != DS_CACHE_L3 : tier != DS_CACHE_L1 && tier != DS_CACHE_L2))
     return ds__error(c ? c->ctx : NULL, DS_ERR_INVALID_ARG, "cache",
-                     "stats need a cache, an output and tier 1 or 2");
+                     "stats need a cache, an output and a tier it has (1 or 2; 3 if persistent)");
   if (out->struct_size != sizeof *out)
     return ds__error(c->ctx, DS_ERR_ABI, "cache", "ds_cache_tier_stats.struct_size %u is unknown",
                      out->struct_size);
   ds__tier_counters s;
-  ds__cache_sum(c, tier, &s);
+  out->corrupt = out->io_errors = 0;
+  if (c->disk) ds__disk_stats(c->disk, &s, &out->corrupt, &out->io_errors);
+  else ds__cache_sum(c, tier, &s);
   out->tier = (uint32_t)tier;
   out->bytes = s.bytes;
   out->raw_bytes = s.raw_bytes;
@@ -405,6 +435,14 @@ ds_status ds_cache_stats(ds_cache *c, int tier, ds_cache_tier_stats *out) {
 
 ds_status ds_cache_flush(ds_cache *c) {
   if (!c) return ds__error(NULL, DS_ERR_INVALID_ARG, "cache", "cache is NULL");
+  if (c->disk) {
+    ds_cache_tier_stats s;
+    memset(&s, 0, sizeof s);
+    s.struct_size = sizeof s;
+    ds_status st = ds__disk_flush(c->disk);
+    ds_cache_stats(c, DS_CACHE_L3, &s);
+    return st;
+  }
   for (uint32_t i = 0; i < c->nshards; i++) {
     ds__shard *sh = &c->shards[i];
     pthread_mutex_lock(&sh->mu);
@@ -416,8 +454,49 @@ ds_status ds_cache_flush(ds_cache *c) {
     pthread_mutex_unlock(&sh->mu);
   }
   for (int t = DS_CACHE_L1; t <= DS_CACHE_L2; t++) {
-    ds_cache_tier_stats s = {sizeof s, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    ds_cache_tier_stats s;
+    memset(&s, 0, sizeof s);
+    s.struct_size = sizeof s;
     ds_cache_stats(c, t, &s);
   }
   return DS_OK;
+}
+
+ds_status ds_cache_open_persistent_ex(ds_cache **out, ds_context *ctx, const char *path,
+                                      const ds_cache_persist_options *opts) {
+  if (!out) return ds__error(ctx, DS_ERR_INVALID_ARG, "cache", "out is NULL");
+  *out = NULL;
+  if (!ctx || !path || !opts)
+    return ds__error(ctx, DS_ERR_INVALID_ARG, "cache", "context, path and options are required");
+  if (opts->struct_size != sizeof *opts)
+    return ds__error(ctx, DS_ERR_ABI, "cache", "ds_cache_persist_options.struct_size %u is unknown",
+                     opts->struct_size);
+  if (opts->codec < DS_CACHE_CODEC_LZ4 || opts->codec > DS_CACHE_CODEC_NONE ||
+      opts->zstd_level < 1 || opts->zstd_level > 19 ||
+      (opts->durability != DS_CACHE_SYNC_EVERY_PUT && opts->durability != DS_CACHE_SYNC_BATCHED) ||
+      opts->sync_interval_ms < 1 || opts->sync_interval_ms > 60000 || opts->max_bytes < (1u << 20))
+    return ds__error(ctx, DS_ERR_INVALID_ARG, "cache",
+                     "persistent cache options out of range (codec %d, level %d, durability %d, "
+                     "sync %u ms, max_bytes %llu: needs >= 1 MiB)",
+                     (int)opts->codec, (int)opts->zstd_level, (int)opts->durability,
+                     opts->sync_interval_ms, (unsigned long long)opts->max_bytes);
+  ds_cache *c = ds__calloc(ctx, 1, sizeof *c);
+  if (!c) return ds__error(ctx, DS_ERR_NO_MEMORY, "cache", "out of memory");
+  c->ctx = ctx;
+  ds_status st = ds__disk_open(&c->disk, ctx, path, opts);
+  if (st != DS_OK) {
+    ds__free(ctx, c);
+    return st;
+  }
+  ds__cache_register_stats(c);
+  *out = c;
+  return DS_OK;
+}
+
+ds_status ds_cache_open_persistent(ds_cache **out, ds_context *ctx, const char *path,
+                                   uint64_t max_bytes, int compression) {
+  ds_cache_persist_options o = DS_CACHE_PERSIST_OPTIONS_INIT;
+  o.max_bytes = max_bytes;
+  o.codec = compression;
+  return ds_cache_open_persistent_ex(out, ctx, path, &o);
 }

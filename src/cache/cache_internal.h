@@ -41,6 +41,7 @@ typedef struct ds__shard {
 
 struct ds_cache {
   ds_context *ctx;
+  struct ds__disk *disk; /* persistent cache: the only tier */
   ds__codec_cfg codec;
   uint32_t nshards;
   int stat_ids[2][8];
@@ -50,6 +51,7 @@ struct ds_cache {
 struct ds_cache_ref {
   ds__centry *e;
   ds__shard *sh;
+  void *copy; /* persistent cache: the value read from disk */
 };
 
 uint64_t ds__cache_hash(const void *key, size_t klen);

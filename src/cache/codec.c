@@ -60,7 +60,7 @@ ds_status ds__codec_encode(ds_context *ctx, const ds__codec_cfg *cfg, const void
   size_t bound = cfg->zstd ? ZSTD_compressBound(n) : (size_t)LZ4_compressBound((int)n);
   uint8_t *dst = ds__alloc(ctx, bound > n ? bound : n ? n : 1);
   size_t clen = 0;
-  if (dst && n > 0) {
+  if (dst && n > 0 && !cfg->none) {
     if (cfg->zstd) {
       clen = ZSTD_compress(dst, bound, in, n, cfg->level);
       if (ZSTD_isError(clen)) clen = 0;

@@ -15,6 +15,7 @@
 
 typedef struct ds__codec_cfg {
   int zstd;  /* 1: zstd, 0: lz4 */
+  int none;  /* 1: store as is */
   int level; /* zstd level */
   int shuffle, bf16;
 } ds__codec_cfg;
