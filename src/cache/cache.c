@@ -2,7 +2,6 @@
  * the L1 (uncompressed) and L2 (compressed) tiers, moves between them, pins and references,
  * and per-tier counters. Policies track entries by their address (a u64 key). */
 #include <string.h>
-#include <xxhash.h>
 
 #include "cache_internal.h"
 
@@ -96,7 +95,10 @@ void ds__place_l1(ds_cache *c, ds__shard *sh, ds__centry *e) {
   uint64_t w = ds__centry_weight(e);
   ds__tier_add(sh, e);
   int r = w <= UINT32_MAX ? ds__policy_insert(sh->pol[0], (uintptr_t)e, (uint32_t)w, -1) : 0;
-  if (r == 1) return;
+  if (r == 1) {
+    e->pnode = sh->pol[0]->last_node;
+    return;
+  }
   ds__tier_sub(sh, e);
   sh->t[0].rejected++;
   ds__place_l2(c, sh, e);
@@ -127,7 +129,10 @@ static void ds__place_l2(ds_cache *c, ds__shard *sh, ds__centry *e) {
   ds__tier_add(sh, e);
   uint64_t w = ds__centry_weight(e);
   int r = w <= UINT32_MAX ? ds__policy_insert(sh->pol[1], (uintptr_t)e, (uint32_t)w, -1) : 0;
-  if (r == 1) return;
+  if (r == 1) {
+    e->pnode = sh->pol[1]->last_node;
+    return;
+  }
   sh->t[1].rejected++;
   ds__centry_drop(c, sh, e);
 }
@@ -180,6 +185,8 @@ void ds__centry_unhold(ds_cache *c, ds__shard *sh, ds__centry *e) {
     ds__place_l1(c, sh, e);
   } else if (ds__policy_insert(sh->pol[1], (uintptr_t)e, (uint32_t)ds__centry_weight(e), -1) != 1) {
     ds__centry_drop(c, sh, e);
+  } else {
+    e->pnode = sh->pol[1]->last_node;
   }
 }
 
@@ -197,8 +204,6 @@ void ds__centry_kill(ds_cache *c, ds__shard *sh, ds__centry *e) {
   ds__shard_unlink(sh, e);
   e->dead = 1;
 }
-
-uint64_t ds__cache_hash(const void *key, size_t klen) { return XXH3_64bits(key, klen); }
 
 ds__shard *ds__cache_shard(ds_cache *c, uint64_t h) {
   return &c->shards[c->nshards > 1 ? (size_t)(h >> 56) & (c->nshards - 1) : 0];

@@ -186,7 +186,7 @@ static ds_status ds__cache_get_l2(ds_cache *c, ds__shard *sh, ds__centry *e, voi
   if (e->vlen == 0) return DS_OK;
   if (e->holds || !sh->pol[0]) {
     ds_status st = ds__codec_decode(c->ctx, e->enc, e->data, e->slen, buf, e->vlen);
-    if (st == DS_OK && !e->holds) ds__policy_touch(sh->pol[1], (uintptr_t)e, -1);
+    if (st == DS_OK && !e->holds) ds__policy_touch_node(sh->pol[1], e->pnode, (uintptr_t)e, -1);
     return st;
   }
   ds__policy_remove(sh->pol[1], (uintptr_t)e);
@@ -210,7 +210,7 @@ ds_status ds_cache_get(ds_cache *c, const void *key, size_t klen, void *buf, siz
   uint64_t h = ds__cache_hash(key, klen);
   ds__shard *sh = ds__cache_shard(c, h);
   pthread_mutex_lock(&sh->mu);
-  int timed = (sh->sample++ & 7) == 0;
+  int timed = (sh->sample++ & 63) == 0;
   uint64_t t0 = timed ? ds__now_ns() : 0;
   ds__centry *e = ds__shard_find(sh, h, key, klen);
   if (!e) {
@@ -226,7 +226,7 @@ ds_status ds_cache_get(ds_cache *c, const void *key, size_t klen, void *buf, siz
   }
   int tier = e->tier;
   if (tier == 1) {
-    if (!e->holds) ds__policy_touch(sh->pol[0], (uintptr_t)e, -1);
+    if (!e->holds) ds__policy_touch_node(sh->pol[0], e->pnode, (uintptr_t)e, -1);
     if (e->vlen) memcpy(buf, e->data, e->vlen);
     sh->t[0].hits++;
   } else {

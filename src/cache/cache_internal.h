@@ -4,6 +4,10 @@
 
 #include <pthread.h>
 
+/* xxHash header-only, so the key hash is inlined on the hit path */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 #include "codec.h"
 #include "policy.h"
 
@@ -16,6 +20,7 @@ typedef struct ds__centry {
   void *free_user;
   uint32_t holds, pins;    /* holds = pins + live references; held entries are in no policy */
   uint32_t enc;            /* DS__ENC_* of tier-2 data */
+  uint32_t pnode;          /* node in its tier's policy (a hint, see ds__policy_touch_node) */
   uint16_t klen;
   uint8_t tier;            /* 1 or 2 (0 while moving) */
   uint8_t dead;            /* removed while referenced: freed at the last release */
@@ -35,7 +40,7 @@ typedef struct ds__shard {
   size_t nb, count;
   ds__policy *pol[2]; /* L1, L2 (NULL when the tier is absent) */
   ds__tier_counters t[2];
-  uint32_t sample;    /* every 8th get is timed */
+  uint32_t sample;    /* every 64th get is timed */
   char pad[64];
 } ds__shard;
 
@@ -54,7 +59,9 @@ struct ds_cache_ref {
   void *copy; /* persistent cache: the value read from disk */
 };
 
-uint64_t ds__cache_hash(const void *key, size_t klen);
+static inline uint64_t ds__cache_hash(const void *key, size_t klen) {
+  return XXH3_64bits(key, klen);
+}
 ds__shard *ds__cache_shard(struct ds_cache *c, uint64_t h);
 ds__centry *ds__shard_find(ds__shard *sh, uint64_t h, const void *key, size_t klen);
 void ds__shard_link(struct ds_cache *c, ds__shard *sh, ds__centry *e);

@@ -40,8 +40,8 @@ typedef struct ds__pheap {
 } ds__pheap;
 
 typedef struct ds__sketch {
-  uint8_t *c;        /* 4 rows of width counters, saturating at 15 */
-  uint32_t mask;     /* width - 1 */
+  uint8_t *c;        /* blocks of 64 cells: 4 rows x 16, saturating at 15 */
+  uint32_t mask;     /* blocks - 1 */
   uint64_t samples, reset_at;
 } ds__sketch;
 
@@ -80,6 +80,7 @@ struct ds__policy {
   uint32_t *mvals;
   uint32_t mcap, mcount;
   ds_status oom; /* sticky DS_ERR_NO_MEMORY seen while growing */
+  uint32_t last_node; /* node of the last admitted insert (for ds__policy_touch_node) */
   void *state;   /* policy-specific */
 };
 
@@ -94,6 +95,9 @@ void ds__policy_destroy(ds__policy *p);
 /* Records an access to key if resident: returns 1 (hit) or 0. next = next access time (oracle
  * policies), -1 for never or unknown. */
 int ds__policy_touch(ds__policy *p, uint64_t key, int64_t next);
+/* ds__policy_touch with a node hint from last_node: skips the map lookup when the node still
+ * holds key (falls back to it otherwise). */
+int ds__policy_touch_node(ds__policy *p, uint32_t node, uint64_t key, int64_t next);
 /* Inserts a key that is not resident. Returns 1 admitted, 0 declined (too heavy, or the
  * admission filter said no: the key is then not resident), -1 out of memory. */
 int ds__policy_insert(ds__policy *p, uint64_t key, uint32_t weight, int64_t next);

@@ -249,14 +249,16 @@ void ds__pheap_free(ds__policy *p, ds__pheap *h) {
   h->n = h->cap = 0;
 }
 
-/* ---- count-min sketch: 4 rows, 8-bit cells saturating at 15, halved every 10 x entries
- * samples so old popularity fades (TinyLFU's reset). ---- */
+/* ---- count-min sketch: 4 rows of 8-bit cells saturating at 15, halved every 10 x entries
+ * samples so old popularity fades (TinyLFU's reset). A key's 4 cells all lie in one 64-byte
+ * block (16 cells per row), so an update or estimate touches one cache line and hashes once.
+ * ---- */
 ds_status ds__sketch_init(ds__policy *p, ds__sketch *s, uint64_t entries) {
-  uint32_t w = 16;
-  while (w < entries && w < (1u << 26)) w <<= 1;
-  s->c = ds__calloc(p->ctx, (size_t)w * 4, 1);
+  uint32_t blocks = 1;
+  while ((uint64_t)blocks * 16 < entries && blocks < (1u << 22)) blocks <<= 1;
+  s->c = ds__calloc(p->ctx, (size_t)blocks * 64, 1);
   if (!s->c) return DS_ERR_NO_MEMORY;
-  s->mask = w - 1;
+  s->mask = blocks - 1;
   s->samples = 0;
   s->reset_at = 10 * (entries ? entries : 1);
   return DS_OK;
@@ -267,28 +269,30 @@ void ds__sketch_free(ds__policy *p, ds__sketch *s) {
   s->c = NULL;
 }
 
-static uint32_t ds__sketch_idx(const ds__sketch *s, uint64_t h, int row) {
-  uint64_t x = ds__mix64(h + 0x9e3779b97f4a7c15ULL * (uint64_t)(row + 1));
-  return (uint32_t)row * (s->mask + 1) + ((uint32_t)x & s->mask);
+/* The 4 cells of key: block from the low bits, one 4-bit offset per row from the high bits. */
+static void ds__sketch_cells(const ds__sketch *s, uint64_t key, uint8_t *cells[4]) {
+  uint64_t h = ds__mix64(key);
+  uint8_t *block = s->c + (size_t)((uint32_t)h & s->mask) * 64;
+  for (int r = 0; r < 4; r++) cells[r] = block + r * 16 + ((h >> (32 + 4 * r)) & 15);
 }
 
 void ds__sketch_add(ds__sketch *s, uint64_t key) {
-  for (int r = 0; r < 4; r++) {
-    uint8_t *c = &s->c[ds__sketch_idx(s, key, r)];
-    if (*c < 15) (*c)++;
-  }
+  uint8_t *cells[4];
+  ds__sketch_cells(s, key, cells);
+  for (int r = 0; r < 4; r++)
+    if (*cells[r] < 15) (*cells[r])++;
   if (++s->samples >= s->reset_at) {
-    for (size_t i = 0; i < (size_t)(s->mask + 1) * 4; i++) s->c[i] >>= 1;
+    for (size_t i = 0; i < (size_t)(s->mask + 1) * 64; i++) s->c[i] >>= 1;
     s->samples /= 2;
   }
 }
 
 unsigned ds__sketch_estimate(const ds__sketch *s, uint64_t key) {
+  uint8_t *cells[4];
+  ds__sketch_cells(s, key, cells);
   unsigned m = 15;
-  for (int r = 0; r < 4; r++) {
-    unsigned c = s->c[ds__sketch_idx(s, key, r)];
-    if (c < m) m = c;
-  }
+  for (int r = 0; r < 4; r++)
+    if (*cells[r] < m) m = *cells[r];
   return m;
 }
 
@@ -377,6 +381,15 @@ int ds__policy_insert(ds__policy *p, uint64_t key, uint32_t weight, int64_t next
   n = ds__pmap_find(p, key);
   if (n == DS__NIL || p->nodes[n].ghost) return 0;
   p->nodes[n].pad = 0;
+  p->last_node = n;
+  return 1;
+}
+
+int ds__policy_touch_node(ds__policy *p, uint32_t n, uint64_t key, int64_t next) {
+  if (n >= p->nnodes || p->nodes[n].key != key || p->nodes[n].ghost)
+    return ds__policy_touch(p, key, next);
+  p->tick++;
+  p->ops->hit(p, n, next);
   return 1;
 }
 
