@@ -109,9 +109,11 @@ DS_API ds_status ds_cache_create(ds_cache **out, ds_context *ctx, const ds_cache
 
 /** Opens (creating if needed) a persistent cache with only the disk tier in directory @p path
  *  (created 0700; files 0600): append-only segment files of checksummed records (XXH3), and a
- *  MANIFEST replaced by write, fsync, rename. Reopening rebuilds the index from the segments;
- *  a torn or corrupt record is skipped, counted (ds_cache_tier_stats.corrupt) and logged with
- *  its segment and offset. The segment files never exceed @p max_bytes in total: the oldest
+ *  MANIFEST replaced by write, fsync, rename. Reopening rebuilds the index from the segments,
+ *  verifying every record's checksum; a torn or corrupt record is skipped, counted
+ *  (ds_cache_tier_stats.corrupt) and logged with its segment and offset. Gets read the
+ *  memory-mapped segments and check the record header against the index (the checksum was
+ *  verified when the record was written or scanned). The segment files never exceed @p max_bytes in total: the oldest
  *  segment is dropped (its entries evicted) to make room. Batched durability (1 s).
  *  @param compression a ds_cache_codec.
  *  @return DS_OK; DS_ERR_INVALID_ARG; DS_ERR_BUSY (another process has it open for writing);
