@@ -30,3 +30,16 @@ if(TARGET bench_cache_compress)
     set_target_properties(bench_cache_compress PROPERTIES EXCLUDE_FROM_ALL ON)
   endif()
 endif()
+
+# cache_sim against libCacheSim's reference counts on two small real traces (LRU, Belady, ARC
+# and SIEVE agree exactly); skipped when the shared data is not next to the checkout.
+set(DS_SHARED_DATA "${PROJECT_SOURCE_DIR}/../shared/data" CACHE PATH "shared real-data folder")
+if(BUILD_TESTING AND EXISTS "${DS_SHARED_DATA}/cachetrace/reference_miss_ratios.csv")
+  set(_ct "${DS_SHARED_DATA}/cachetrace")
+  add_test(NAME cache_sim_reference COMMAND cache_sim --policies lru,belady,arc,sieve
+    --reference ${_ct}/reference_miss_ratios.csv ${_ct}/lirs/cpp.trace.gz ${_ct}/lirs/backf.trace.gz)
+  # exit status 2 means an exact-policy row differs; also fail on any MISMATCH line
+  set_tests_properties(cache_sim_reference PROPERTIES FAIL_REGULAR_EXPRESSION "MISMATCH")
+elseif(BUILD_TESTING)
+  message(STATUS "cache_sim_reference test skipped: ${DS_SHARED_DATA}/cachetrace absent")
+endif()

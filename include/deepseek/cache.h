@@ -50,7 +50,8 @@ typedef struct ds_cache_options {
   int32_t zstd_level;   /**< 1..19 (default 3) */
   const char *policy;   /**< eviction policy of both tiers: "lru", "lru2", "arc", "s3fifo",
                              "wtinylfu", "sieve", "lruk+" (NULL: "lruk+"). Copied. */
-  uint32_t shards;      /**< power of two, 1..256 (0: 16) */
+  uint32_t shards;      /**< power of two, 1..256 (0: up to 16, keeping >= 4 MiB of the
+                             larger budget per shard) */
   uint32_t reserved;
 } ds_cache_options;
 

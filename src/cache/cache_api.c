@@ -80,7 +80,12 @@ ds_status ds_cache_create(ds_cache **out, ds_context *ctx, const ds_cache_option
   if (opts) o = *opts;
   ds_status st = ds__cache_check_opts(ctx, &o);
   if (st != DS_OK) return st;
-  uint32_t n = o.shards ? o.shards : 16;
+  uint32_t n = o.shards;
+  if (!n) { /* up to 16 shards, each with at least 4 MiB of the larger tier's budget */
+    uint64_t big = o.l1_bytes > o.l2_bytes ? o.l1_bytes : o.l2_bytes;
+    for (n = 16; n > 1 && big / n < (4u << 20); n /= 2) {
+    }
+  }
   ds_cache *c = ds__calloc(ctx, 1, sizeof *c + n * sizeof(ds__shard));
   if (!c) return ds__error(ctx, DS_ERR_NO_MEMORY, "cache", "out of memory creating a cache");
   c->ctx = ctx;
