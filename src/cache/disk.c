@@ -218,11 +218,23 @@ static int ds__hdr_plausible(const ds__rec_hdr *h, uint64_t off, uint64_t size) 
 
 static ds_status ds__seg_scan(ds__disk *d, uint32_t id, int fd, uint64_t size, int last,
                               uint64_t *valid_end) {
-  unsigned char *buf = ds__alloc(d->ctx, size ? size : 1);
-  if (!buf) return ds__error(d->ctx, DS_ERR_NO_MEMORY, "cache", "out of memory scanning");
-  if (size && pread(fd, buf, size, 0) != (ssize_t)size) {
-    ds__free(d->ctx, buf);
-    return ds__error(d->ctx, DS_ERR_IO, "cache", "segment %u of %s: read failed", id, d->dir);
+  /* map the file (prefaulted: it is read once, front to back); a copy if mapping fails */
+  unsigned char *buf = NULL;
+  int mapped = 0;
+  if (size) {
+    void *m = mmap(NULL, size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
+    if (m != MAP_FAILED) {
+      buf = m;
+      mapped = 1;
+    }
+  }
+  if (!mapped) {
+    buf = ds__alloc(d->ctx, size ? size : 1);
+    if (!buf) return ds__error(d->ctx, DS_ERR_NO_MEMORY, "cache", "out of memory scanning");
+    if (size && pread(fd, buf, size, 0) != (ssize_t)size) {
+      ds__free(d->ctx, buf);
+      return ds__error(d->ctx, DS_ERR_IO, "cache", "segment %u of %s: read failed", id, d->dir);
+    }
   }
   uint64_t off = 0, end = 0;
   ds_status st = DS_OK;
@@ -256,7 +268,8 @@ static ds_status ds__seg_scan(ds__disk *d, uint32_t id, int fd, uint64_t size, i
     ds__log(d->ctx, DS_LOG_WARN, "cache", "segment %u of %s: torn record at offset %llu", id,
             d->dir, (unsigned long long)off);
   }
-  ds__free(d->ctx, buf);
+  if (mapped) munmap(buf, size);
+  else ds__free(d->ctx, buf);
   *valid_end = last ? end : size;
   return st;
 }
