@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -309,6 +310,47 @@ static void test_ref_from_l2_only(void **state) {
   ds_context_destroy(ctx);
 }
 
+/* An epoch-style replay: after one pass the successor table predicts the next keys, and the
+ * background task moves them up to L1 before they are read. */
+static void test_prefetch(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx();
+  ds_cache_options o = DS_CACHE_OPTIONS_INIT;
+  o.l1_bytes = 10 * 4200;
+  o.l2_bytes = 1 << 20;
+  o.policy = "lru";
+  o.shards = 1;
+  o.prefetch_depth = 2;
+  ds_cache *c = NULL;
+  assert_int_equal(ds_cache_create(&c, ctx, &o), DS_OK);
+  uint8_t v[4096], out[4096];
+  for (int k = 0; k < 40; k++) {
+    fill_value(v, sizeof v, k);
+    assert_int_equal(ds_cache_put(c, &k, sizeof k, v, sizeof v), DS_OK);
+  }
+  for (int epoch = 0; epoch < 3; epoch++)
+    for (int k = 0; k < 40; k++) {
+      size_t len;
+      fill_value(v, sizeof v, k);
+      assert_int_equal(ds_cache_get(c, &k, sizeof k, out, sizeof out, &len), DS_OK);
+      assert_memory_equal(out, v, sizeof v);
+      struct timespec ts = {0, 2000000}; /* the loader's work between batches */
+      nanosleep(&ts, NULL);
+    }
+  ds_cache_tier_stats s = stats(c, DS_CACHE_L1);
+  assert_true(s.prefetched > 20);
+  assert_true(s.hits > 20); /* plain LRU on this loop would hit nothing after epoch 0 */
+  /* an explicit hint */
+  int k0 = 0;
+  assert_int_equal(ds_cache_prefetch(c, &k0, sizeof k0), DS_OK);
+  assert_int_equal(ds_cache_prefetch(NULL, &k0, sizeof k0), DS_ERR_INVALID_ARG);
+  assert_int_equal(ds_cache_prefetch(c, NULL, 4), DS_ERR_INVALID_ARG);
+  ds_cache_destroy(c); /* waits for queued prefetches */
+  o.prefetch_depth = 17;
+  assert_int_equal(ds_cache_create(&c, ctx, &o), DS_ERR_INVALID_ARG);
+  ds_context_destroy(ctx);
+}
+
 typedef struct {
   ds_cache *c;
   int seed;
@@ -358,6 +400,7 @@ static void test_concurrency(void **state) {
   o.l1_bytes = 8 * 8000;
   o.l2_bytes = 8 * 20000;
   o.shards = 8;
+  o.prefetch_depth = 2; /* background moves race with the workers */
   ds_cache *c = NULL;
   assert_int_equal(ds_cache_create(&c, ctx, &o), DS_OK);
   pthread_t th[4];
@@ -389,6 +432,7 @@ int main(void) {
       cmocka_unit_test(test_owned_values),
       cmocka_unit_test(test_pins_and_refs),
       cmocka_unit_test(test_ref_from_l2_only),
+      cmocka_unit_test(test_prefetch),
       cmocka_unit_test(test_concurrency),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -52,7 +52,10 @@ typedef struct ds_cache_options {
                              "wtinylfu", "sieve", "lruk+" (NULL: "lruk+"). Copied. */
   uint32_t shards;      /**< power of two, 1..256 (0: up to 16, keeping >= 4 MiB of the
                              larger budget per shard) */
-  uint32_t reserved;
+  uint32_t prefetch_depth; /**< 0: no prefetch. n (1..16): the cache learns which key follows
+                                which in the sequence of gets (a Markov successor table over
+                                all threads' gets) and, on each get, moves up to n predicted
+                                next keys from L2 to L1 in a background task. */
 } ds_cache_options;
 
 #define DS_CACHE_OPTIONS_INIT \
@@ -99,6 +102,7 @@ typedef struct ds_cache_tier_stats {
   double p50_ns, p99_ns;  /**< hit latency of sampled gets in this tier (bucket upper bounds) */
   uint64_t corrupt;       /**< L3: records found torn or corrupt (skipped) */
   uint64_t io_errors;     /**< L3: failed writes or reads */
+  uint64_t prefetched;    /**< L1: entries moved up from L2 by prefetch */
 } ds_cache_tier_stats;
 
 DS_EXTERN_C_BEGIN
@@ -165,6 +169,11 @@ DS_API ds_status ds_cache_get_ref(ds_cache *c, const void *key, size_t klen, con
 
 /** Releases a reference from ds_cache_get_ref(). NULL ref is a no-op. Thread-safe. */
 DS_API void ds_cache_release(ds_cache *c, ds_cache_ref *ref);
+
+/** Hint that @p key will be read soon: if it is in L2, a background task moves it up to L1.
+ *  Memory caches only (a persistent cache returns DS_OK and does nothing). @return DS_OK;
+ *  DS_ERR_INVALID_ARG; DS_ERR_NO_MEMORY. Thread-safe. */
+DS_API ds_status ds_cache_prefetch(ds_cache *c, const void *key, size_t klen);
 
 /** 1 if @p key is in any tier, else 0 (also for bad arguments). Does not count as a hit or
  *  change eviction order. Thread-safe. */

@@ -28,6 +28,9 @@ static ds_status ds__cache_check_opts(ds_context *ctx, const ds_cache_options *o
   if (o->shards > 256 || (o->shards & (o->shards - 1)))
     return ds__error(ctx, DS_ERR_INVALID_ARG, "cache", "shards %u is not a power of two <= 256",
                      o->shards);
+  if (o->prefetch_depth > 16)
+    return ds__error(ctx, DS_ERR_INVALID_ARG, "cache", "prefetch_depth %u is not in 0..16",
+                     o->prefetch_depth);
   if (o->flags & ~(DS_CACHE_SHUFFLE | DS_CACHE_LOSSY_BF16))
     return ds__error(ctx, DS_ERR_INVALID_ARG, "cache", "unknown flags 0x%x", o->flags);
   const char *pol = o->policy ? o->policy : "lruk+";
@@ -105,6 +108,11 @@ ds_status ds_cache_create(ds_cache **out, ds_context *ctx, const ds_cache_option
       return st; /* the policy reported it */
     }
   }
+  if (ds__prefetch_create(c, o.prefetch_depth) != DS_OK) {
+    ds_cache_destroy(c);
+    return ds__error(ctx, DS_ERR_NO_MEMORY, "cache", "out of memory creating a cache");
+  }
+  c->pf_learn = o.prefetch_depth > 0;
   ds__cache_register_stats(c);
   *out = c;
   return DS_OK;
@@ -112,6 +120,7 @@ ds_status ds_cache_create(ds_cache **out, ds_context *ctx, const ds_cache_option
 
 void ds_cache_destroy(ds_cache *c) {
   if (!c) return;
+  ds__prefetch_destroy(c);
   ds__disk_close(c->disk);
   for (uint32_t i = 0; i < c->nshards; i++) {
     ds__shard *sh = &c->shards[i];
@@ -222,6 +231,7 @@ ds_status ds_cache_get(ds_cache *c, const void *key, size_t klen, void *buf, siz
     sh->t[0].misses++;
     sh->t[1].misses++;
     pthread_mutex_unlock(&sh->mu);
+    if (c->pf_learn) ds__prefetch_observe(c, key, klen, h);
     return DS_ERR_NOT_FOUND;
   }
   *len = e->vlen;
@@ -241,6 +251,7 @@ ds_status ds_cache_get(ds_cache *c, const void *key, size_t klen, void *buf, siz
   }
   if (timed) ds__lat_record(&sh->t[tier - 1], ds__now_ns() - t0);
   pthread_mutex_unlock(&sh->mu);
+  if (c->pf_learn) ds__prefetch_observe(c, key, klen, h);
   if (st == DS_ERR_CORRUPT)
     return ds__error(c->ctx, st, "cache", "L2 value failed to decompress (dropped)");
   if (st != DS_OK) return ds__error(c->ctx, st, "cache", "out of memory decoding an L2 value");
@@ -387,6 +398,7 @@ static void ds__cache_sum(ds_cache *c, int tier, ds__tier_counters *sum) {
     sum->misses += t->misses;
     sum->evictions += t->evictions;
     sum->rejected += t->rejected;
+    sum->prefetched += t->prefetched;
     for (int b = 0; b < 64; b++) sum->lat[b] += t->lat[b];
     pthread_mutex_unlock(&sh->mu);
   }
@@ -430,6 +442,7 @@ ds_status ds_cache_stats(ds_cache *c, int tier, ds_cache_tier_stats *out) {
   out->misses = s.misses;
   out->evictions = s.evictions;
   out->rejected = s.rejected;
+  out->prefetched = s.prefetched;
   uint64_t stored = s.bytes - s.key_bytes;
   out->compression_ratio = stored ? (double)s.raw_bytes / (double)stored : 1.0;
   out->p50_ns = ds__lat_quantile(&s, 0.5);

@@ -29,7 +29,7 @@ typedef struct ds__centry {
 
 typedef struct ds__tier_counters {
   uint64_t bytes, raw_bytes, key_bytes, entries;
-  uint64_t hits, misses, evictions, rejected;
+  uint64_t hits, misses, evictions, rejected, prefetched;
   uint64_t lat[64];
 } ds__tier_counters;
 
@@ -44,8 +44,13 @@ typedef struct ds__shard {
   char pad[64];
 } ds__shard;
 
+#define DS__PF_KEY 64 /* longest key the prefetcher learns */
+typedef struct ds__prefetch ds__prefetch;
+
 struct ds_cache {
   ds_context *ctx;
+  ds__prefetch *pf;      /* memory caches: the prefetcher (hints always; learning if depth) */
+  uint32_t pf_learn;     /* prefetch_depth > 0 */
   struct ds__disk *disk; /* persistent cache: the only tier */
   ds__codec_cfg codec;
   uint32_t nshards;
@@ -72,6 +77,9 @@ ds_status ds__centry_decode(struct ds_cache *c, ds__shard *sh, ds__centry *e);
 void ds__centry_hold(ds__shard *sh, ds__centry *e);
 void ds__centry_unhold(struct ds_cache *c, ds__shard *sh, ds__centry *e);
 void ds__centry_kill(struct ds_cache *c, ds__shard *sh, ds__centry *e);
+ds_status ds__prefetch_create(struct ds_cache *c, uint32_t depth);
+void ds__prefetch_destroy(struct ds_cache *c);
+void ds__prefetch_observe(struct ds_cache *c, const void *key, size_t klen, uint64_t h);
 void ds__lat_record(ds__tier_counters *t, uint64_t ns);
 
 #endif
