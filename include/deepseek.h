@@ -12,5 +12,6 @@
 #include "deepseek/trace.h"
 #include "deepseek/stats.h"
 #include "deepseek/precision.h"
+#include "deepseek/cache.h"
 
 #endif /* DEEPSEEK_H */

@@ -1,0 +1,205 @@
+/* libdeepseek: the multi-level cache (memory tier, compressed memory tier). */
+#ifndef DEEPSEEK_CACHE_H
+#define DEEPSEEK_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "deepseek/context.h"
+
+/** @defgroup cache Cache
+ *  A key-value cache of byte strings in tiers: L1 keeps values uncompressed within a byte
+ *  budget; L2 keeps them compressed (lz4, or zstd at a chosen level, optionally byte-shuffled,
+ *  optionally fp32 stored as bf16 — lossy, opt-in) within its own byte budget. An entry evicted
+ *  from L1 moves down to L2; an L2 hit moves it back up. Either tier may be absent (budget 0).
+ *  Each tier's eviction policy is chosen by name (default "lruk+", see docs/architecture.md);
+ *  an admission policy may decline a new entry for a tier, in which case it goes to the next
+ *  tier or is not kept (a cache may drop anything; ds_cache_put still returns DS_OK).
+ *
+ *  A tier's budget counts key and value bytes (stored bytes in L2) and is split evenly over
+ *  the shards, so one value larger than budget/shards is not kept in that tier.
+ *
+ *  Threading: every ds_cache_* call on one cache is thread-safe (keys are spread over shards,
+ *  each with its own mutex), except ds_cache_destroy, which must not run concurrently with any
+ *  other call on the cache.
+ *  @{ */
+
+typedef struct ds_cache ds_cache;
+/** A pinned reference to a value, from ds_cache_get_ref(); release with ds_cache_release(). */
+typedef struct ds_cache_ref ds_cache_ref;
+
+/** L2 codecs. */
+typedef enum ds_cache_codec {
+  DS_CACHE_CODEC_LZ4 = 0,  /**< fast (default) */
+  DS_CACHE_CODEC_ZSTD = 1, /**< better ratio; level in ds_cache_options.zstd_level */
+  DS_CACHE_CODEC_NONE = 2  /**< stored as is */
+} ds_cache_codec;
+
+/** ds_cache_options.flags */
+#define DS_CACHE_SHUFFLE 0x1u    /**< byte-shuffle 4-byte elements before L2 compression */
+#define DS_CACHE_LOSSY_BF16 0x2u /**< L2 keeps values whose size is a multiple of 4 as bf16
+                                      (fp32 rounded to nearest even): LOSSY, for fp32 tensors */
+
+/** Options for ds_cache_create(). Initialise with DS_CACHE_OPTIONS_INIT. */
+typedef struct ds_cache_options {
+  uint32_t struct_size; /**< sizeof(ds_cache_options) */
+  uint32_t flags;       /**< DS_CACHE_* */
+  uint64_t l1_bytes;    /**< L1 (uncompressed) budget; 0: no L1. Default 64 MiB. */
+  uint64_t l2_bytes;    /**< L2 (compressed) budget; 0: no L2. Default 0. */
+  int32_t codec;        /**< a ds_cache_codec for L2 */
+  int32_t zstd_level;   /**< 1..19 (default 3) */
+  const char *policy;   /**< eviction policy of both tiers: "lru", "lru2", "arc", "s3fifo",
+                             "wtinylfu", "sieve", "lruk+" (NULL: "lruk+"). Copied. */
+  uint32_t shards;      /**< power of two, 1..256 (0: up to 16, keeping >= 4 MiB of the
+                             larger budget per shard) */
+  uint32_t prefetch_depth; /**< 0: no prefetch. n (1..16): the cache learns which key follows
+                                which in the sequence of gets (a Markov successor table over
+                                all threads' gets) and, on each get, moves up to n predicted
+                                next keys from L2 to L1 in a background task. */
+} ds_cache_options;
+
+#define DS_CACHE_OPTIONS_INIT \
+  { sizeof(ds_cache_options), 0u, (uint64_t)64 << 20, 0u, 0, 3, NULL, 0u, 0u }
+
+/** Tiers, for ds_cache_stats(). */
+#define DS_CACHE_L1 1
+#define DS_CACHE_L2 2
+#define DS_CACHE_L3 3 /**< the disk tier of a persistent cache */
+
+/** Durability of a persistent cache's puts. */
+typedef enum ds_cache_durability {
+  DS_CACHE_SYNC_EVERY_PUT = 0, /**< a put returns after its record is on stable storage
+                                    (fdatasync); a crash loses no acknowledged put */
+  DS_CACHE_SYNC_BATCHED = 1    /**< a background thread syncs every sync_interval_ms; a
+                                    crash loses at most the puts of the last interval */
+} ds_cache_durability;
+
+/** Options for ds_cache_open_persistent_ex(). Initialise with DS_CACHE_PERSIST_OPTIONS_INIT. */
+typedef struct ds_cache_persist_options {
+  uint32_t struct_size;      /**< sizeof(ds_cache_persist_options) */
+  int32_t codec;             /**< a ds_cache_codec (default lz4) */
+  int32_t zstd_level;        /**< 1..19 (default 3) */
+  int32_t durability;        /**< a ds_cache_durability (default DS_CACHE_SYNC_BATCHED) */
+  uint32_t sync_interval_ms; /**< for DS_CACHE_SYNC_BATCHED, 1..60000 (default 1000) */
+  uint32_t read_only;        /**< 1: open without the writer lock; puts and removes fail */
+  uint64_t max_bytes;        /**< budget for the segment files (required, >= 1 MiB) */
+} ds_cache_persist_options;
+
+#define DS_CACHE_PERSIST_OPTIONS_INIT \
+  { sizeof(ds_cache_persist_options), 0, 3, 1, 1000u, 0u, 0u }
+
+/** Per-tier counters since creation (bytes and entries are current values). */
+typedef struct ds_cache_tier_stats {
+  uint32_t struct_size;   /**< sizeof(ds_cache_tier_stats), set by the caller */
+  uint32_t tier;
+  uint64_t bytes;         /**< stored bytes (keys + values as stored) */
+  uint64_t raw_bytes;     /**< the same values uncompressed */
+  uint64_t entries;
+  uint64_t hits, misses;  /**< misses: lookups that reached this tier and missed */
+  uint64_t evictions;     /**< entries pushed out of this tier (down, or out of the cache) */
+  uint64_t rejected;      /**< puts the tier's admission policy declined */
+  double compression_ratio; /**< raw_bytes / (bytes - key bytes), 1 for L1 */
+  double p50_ns, p99_ns;  /**< hit latency of sampled gets in this tier (bucket upper bounds) */
+  uint64_t corrupt;       /**< L3: records found torn or corrupt (skipped) */
+  uint64_t io_errors;     /**< L3: failed writes or reads */
+  uint64_t prefetched;    /**< L1: entries moved up from L2 by prefetch */
+} ds_cache_tier_stats;
+
+DS_EXTERN_C_BEGIN
+
+/** Creates a cache. @param out receives it (NULL on failure). @param opts NULL for defaults.
+ *  @return DS_OK; DS_ERR_INVALID_ARG (NULL out/ctx, bad policy name, codec, level, shards);
+ *  DS_ERR_ABI (unknown struct_size); DS_ERR_NO_MEMORY. Thread-safe. */
+DS_API ds_status ds_cache_create(ds_cache **out, ds_context *ctx, const ds_cache_options *opts);
+
+/** Opens (creating if needed) a persistent cache with only the disk tier in directory @p path
+ *  (created 0700; files 0600): append-only segment files of checksummed records (XXH3), and a
+ *  MANIFEST replaced by write, fsync, rename. Reopening rebuilds the index from the segments,
+ *  verifying every record's checksum; a torn or corrupt record is skipped, counted
+ *  (ds_cache_tier_stats.corrupt) and logged with its segment and offset. Gets read the
+ *  memory-mapped segments and check the record header against the index (the checksum was
+ *  verified when the record was written or scanned). The segment files never exceed @p max_bytes in total: the oldest
+ *  segment is dropped (its entries evicted) to make room. Batched durability (1 s).
+ *  @param compression a ds_cache_codec.
+ *  @return DS_OK; DS_ERR_INVALID_ARG; DS_ERR_BUSY (another process has it open for writing);
+ *  DS_ERR_IO; DS_ERR_FORMAT (not a cache directory of this format); DS_ERR_NO_MEMORY.
+ *  Thread-safe. Pins are not supported on this tier (DS_ERR_UNSUPPORTED). */
+DS_API ds_status ds_cache_open_persistent(ds_cache **out, ds_context *ctx, const char *path,
+                                          uint64_t max_bytes, int compression);
+
+/** ds_cache_open_persistent() with options (durability, read-only). @return as it, and
+ *  DS_ERR_ABI for an unknown struct_size. Thread-safe. */
+DS_API ds_status ds_cache_open_persistent_ex(ds_cache **out, ds_context *ctx, const char *path,
+                                             const ds_cache_persist_options *opts);
+
+/** Frees the cache and every value (owned values through their free function). Outstanding
+ *  references become invalid. NULL is a no-op. Not concurrent with other calls on @p c. */
+DS_API void ds_cache_destroy(ds_cache *c);
+
+/** Stores a copy of @p val under @p key (replacing any value; a pinned old value is replaced
+ *  too, its pins are dropped). @return DS_OK; DS_ERR_INVALID_ARG (NULL c/key, klen 0 or
+ *  > 65535, NULL val with vlen > 0, vlen >= 4 GiB); DS_ERR_NO_MEMORY; persistent cache also
+ *  DS_ERR_FULL (record larger than a segment), DS_ERR_NO_SPACE (disk full), DS_ERR_IO,
+ *  DS_ERR_STATE (read-only): the cache stays usable after any of them. Thread-safe. */
+DS_API ds_status ds_cache_put(ds_cache *c, const void *key, size_t klen, const void *val,
+                              size_t vlen);
+
+/** Function that frees a value given to ds_cache_put_owned(). */
+typedef void (*ds_cache_free_fn)(void *user, void *val);
+
+/** Like ds_cache_put() but takes ownership of @p val without copying: the cache calls
+ *  free_fn(user, val) once it no longer needs it (evicted from L1, removed, replaced,
+ *  destroyed). On an error other than ownership being taken, the caller keeps val.
+ *  @return as ds_cache_put(); DS_ERR_INVALID_ARG also for a NULL free_fn. Thread-safe. */
+DS_API ds_status ds_cache_put_owned(ds_cache *c, const void *key, size_t klen, void *val,
+                                    size_t vlen, ds_cache_free_fn free_fn, void *user);
+
+/** Copies the value of @p key into @p buf (capacity @p cap); *len receives its size.
+ *  @return DS_OK; DS_ERR_NOT_FOUND; DS_ERR_FULL when cap is too small (*len tells the size,
+ *  nothing copied); DS_ERR_INVALID_ARG; DS_ERR_CORRUPT (L2 data failed to decompress);
+ *  DS_ERR_NO_MEMORY. Thread-safe. */
+DS_API ds_status ds_cache_get(ds_cache *c, const void *key, size_t klen, void *buf, size_t cap,
+                              size_t *len);
+
+/** Gives a read-only pointer to the value of @p key, valid until ds_cache_release(*ref); the
+ *  entry is not evicted meanwhile (a remove or replace hides it at once but frees it only at
+ *  release). @return as ds_cache_get() (no DS_ERR_FULL). Thread-safe. */
+DS_API ds_status ds_cache_get_ref(ds_cache *c, const void *key, size_t klen, const void **data,
+                                  size_t *len, ds_cache_ref **ref);
+
+/** Releases a reference from ds_cache_get_ref(). NULL ref is a no-op. Thread-safe. */
+DS_API void ds_cache_release(ds_cache *c, ds_cache_ref *ref);
+
+/** Hint that @p key will be read soon: if it is in L2, a background task moves it up to L1.
+ *  Memory caches only (a persistent cache returns DS_OK and does nothing). @return DS_OK;
+ *  DS_ERR_INVALID_ARG; DS_ERR_NO_MEMORY. Thread-safe. */
+DS_API ds_status ds_cache_prefetch(ds_cache *c, const void *key, size_t klen);
+
+/** 1 if @p key is in any tier, else 0 (also for bad arguments). Does not count as a hit or
+ *  change eviction order. Thread-safe. */
+DS_API int ds_cache_contains(ds_cache *c, const void *key, size_t klen);
+
+/** Removes @p key. @return DS_OK; DS_ERR_NOT_FOUND; DS_ERR_INVALID_ARG. Thread-safe. */
+DS_API ds_status ds_cache_remove(ds_cache *c, const void *key, size_t klen);
+
+/** Pins @p key: it stays in its tier until as many ds_cache_unpin() calls. Pinned bytes still
+ *  count in the tier's budget (a tier may then be over budget). @return DS_OK;
+ *  DS_ERR_NOT_FOUND; DS_ERR_INVALID_ARG; DS_ERR_STATE (unpin of an unpinned key). Thread-safe. */
+DS_API ds_status ds_cache_pin(ds_cache *c, const void *key, size_t klen);
+DS_API ds_status ds_cache_unpin(ds_cache *c, const void *key, size_t klen);
+
+/** Memory tiers: drops every entry that is neither pinned nor referenced. Persistent cache:
+ *  makes every put durable (fdatasync) instead. Both publish the stats
+ *  ("cache.l1.hits", ...) to the context's stats registry. @return DS_OK; DS_ERR_INVALID_ARG.
+ *  Thread-safe. */
+DS_API ds_status ds_cache_flush(ds_cache *c);
+
+/** Fills @p out (out->struct_size set by the caller) for tier DS_CACHE_L1 or DS_CACHE_L2 and
+ *  publishes the stats to the context. @return DS_OK; DS_ERR_INVALID_ARG (bad tier, NULL);
+ *  DS_ERR_ABI. Thread-safe. */
+DS_API ds_status ds_cache_stats(ds_cache *c, int tier, ds_cache_tier_stats *out);
+
+DS_EXTERN_C_END
+
+/** @} */
+#endif /* DEEPSEEK_CACHE_H */

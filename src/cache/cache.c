@@ -1,0 +1,217 @@
+/* The tiered cache: shards (mutex + chained hash table of byte keys + one policy per tier),
+ * the L1 (uncompressed) and L2 (compressed) tiers, moves between them, pins and references,
+ * and per-tier counters. Policies track entries by their address (a u64 key). */
+#include <string.h>
+
+#include "cache_internal.h"
+
+/* ---- tier bookkeeping ---- */
+static uint64_t ds__centry_weight(const ds__centry *e) {
+  return (uint64_t)e->klen + (e->tier == 1 ? e->vlen : e->slen);
+}
+
+static void ds__tier_add(ds__shard *sh, ds__centry *e) {
+  ds__tier_counters *t = &sh->t[e->tier - 1];
+  t->bytes += ds__centry_weight(e);
+  t->raw_bytes += e->vlen;
+  t->key_bytes += e->klen;
+  t->entries++;
+}
+
+static void ds__tier_sub(ds__shard *sh, ds__centry *e) {
+  ds__tier_counters *t = &sh->t[e->tier - 1];
+  t->bytes -= ds__centry_weight(e);
+  t->raw_bytes -= e->vlen;
+  t->key_bytes -= e->klen;
+  t->entries--;
+}
+
+/* ---- entries and the hash table ---- */
+static void ds__centry_free_data(ds_cache *c, ds__centry *e) {
+  if (!e->data) return;
+  if (e->free_fn) e->free_fn(e->free_user, e->data);
+  else ds__free(c->ctx, e->data);
+  e->data = NULL;
+  e->free_fn = NULL;
+}
+
+static void ds__centry_free(ds_cache *c, ds__centry *e) {
+  ds__centry_free_data(c, e);
+  ds__free(c->ctx, e);
+}
+
+ds__centry *ds__shard_find(ds__shard *sh, uint64_t h, const void *key, size_t klen) {
+  for (ds__centry *e = sh->buckets[h & (sh->nb - 1)]; e; e = e->next)
+    if (e->hash == h && e->klen == klen && !memcmp(e->key, key, klen)) return e;
+  return NULL;
+}
+
+static void ds__shard_unlink(ds__shard *sh, ds__centry *e) {
+  ds__centry **pp = &sh->buckets[e->hash & (sh->nb - 1)];
+  while (*pp != e) pp = &(*pp)->next;
+  *pp = e->next;
+  e->next = NULL;
+  sh->count--;
+}
+
+void ds__shard_link(ds_cache *c, ds__shard *sh, ds__centry *e) {
+  if (sh->count + 1 > sh->nb) { /* grow at load 1; a failed grow only lengthens chains */
+    size_t nb = sh->nb * 2;
+    ds__centry **b = ds__calloc(c->ctx, nb, sizeof *b);
+    if (b) {
+      for (size_t i = 0; i < sh->nb; i++)
+        for (ds__centry *x = sh->buckets[i], *nx; x; x = nx) {
+          nx = x->next;
+          x->next = b[x->hash & (nb - 1)];
+          b[x->hash & (nb - 1)] = x;
+        }
+      ds__free(c->ctx, sh->buckets);
+      sh->buckets = b;
+      sh->nb = nb;
+    }
+  }
+  e->next = sh->buckets[e->hash & (sh->nb - 1)];
+  sh->buckets[e->hash & (sh->nb - 1)] = e;
+  sh->count++;
+}
+
+/* Takes e out of the cache for good (it is in no policy). */
+static void ds__centry_drop(ds_cache *c, ds__shard *sh, ds__centry *e) {
+  ds__tier_sub(sh, e);
+  ds__shard_unlink(sh, e);
+  ds__centry_free(c, e);
+}
+
+/* ---- moves between tiers ---- */
+static void ds__place_l2(ds_cache *c, ds__shard *sh, ds__centry *e);
+
+/* Puts e (uncompressed, in no tier) into L1, or L2 when L1 is absent or declines it. */
+void ds__place_l1(ds_cache *c, ds__shard *sh, ds__centry *e) {
+  if (!sh->pol[0]) {
+    ds__place_l2(c, sh, e);
+    return;
+  }
+  e->tier = 1;
+  uint64_t w = ds__centry_weight(e);
+  ds__tier_add(sh, e);
+  int r = w <= UINT32_MAX ? ds__policy_insert(sh->pol[0], (uintptr_t)e, (uint32_t)w, -1) : 0;
+  if (r == 1) {
+    e->pnode = sh->pol[0]->last_node;
+    return;
+  }
+  ds__tier_sub(sh, e);
+  sh->t[0].rejected++;
+  ds__place_l2(c, sh, e);
+}
+
+/* Compresses e (uncompressed, in no tier) into L2; drops it when L2 is absent, declines it,
+ * or compression runs out of memory. */
+static void ds__place_l2(ds_cache *c, ds__shard *sh, ds__centry *e) {
+  e->tier = 2;
+  e->slen = e->vlen;
+  ds__tier_add(sh, e); /* so drop can subtract */
+  if (!sh->pol[1]) {
+    ds__centry_drop(c, sh, e);
+    return;
+  }
+  void *enc_data;
+  size_t enc_len;
+  uint32_t enc;
+  if (ds__codec_encode(c->ctx, &c->codec, e->data, e->vlen, &enc_data, &enc_len, &enc) != DS_OK) {
+    ds__centry_drop(c, sh, e);
+    return;
+  }
+  ds__tier_sub(sh, e);
+  ds__centry_free_data(c, e);
+  e->data = enc_data;
+  e->slen = enc_len;
+  e->enc = enc;
+  ds__tier_add(sh, e);
+  uint64_t w = ds__centry_weight(e);
+  int r = w <= UINT32_MAX ? ds__policy_insert(sh->pol[1], (uintptr_t)e, (uint32_t)w, -1) : 0;
+  if (r == 1) {
+    e->pnode = sh->pol[1]->last_node;
+    return;
+  }
+  sh->t[1].rejected++;
+  ds__centry_drop(c, sh, e);
+}
+
+void ds__evict_l1(void *user, uint64_t key) {
+  ds__shard *sh = user;
+  ds__centry *e = (ds__centry *)(uintptr_t)key;
+  sh->t[0].evictions++;
+  ds__tier_sub(sh, e);
+  ds__place_l2(sh->cache, sh, e);
+}
+
+void ds__evict_l2(void *user, uint64_t key) {
+  ds__shard *sh = user;
+  sh->t[1].evictions++;
+  ds__centry_drop(sh->cache, sh, (ds__centry *)(uintptr_t)key);
+}
+
+/* Decodes an L2 entry back to plain bytes in place (it is in no policy); tier stays 2. */
+ds_status ds__centry_decode(ds_cache *c, ds__shard *sh, ds__centry *e) {
+  void *plain = ds__alloc(c->ctx, e->vlen ? e->vlen : 1);
+  if (!plain) return DS_ERR_NO_MEMORY;
+  ds_status st = ds__codec_decode(c->ctx, e->enc, e->data, e->slen, plain, e->vlen);
+  if (st != DS_OK) {
+    ds__free(c->ctx, plain);
+    return st;
+  }
+  ds__tier_sub(sh, e);
+  ds__centry_free_data(c, e);
+  e->data = plain;
+  e->slen = e->vlen;
+  e->enc = 0;
+  e->tier = 0;
+  return DS_OK;
+}
+
+/* ---- holds (pins and references keep an entry out of its policy, so it is not evicted) ---- */
+void ds__centry_hold(ds__shard *sh, ds__centry *e) {
+  if (e->holds++ == 0 && sh->pol[e->tier - 1]) ds__policy_remove(sh->pol[e->tier - 1], (uintptr_t)e);
+}
+
+void ds__centry_unhold(ds_cache *c, ds__shard *sh, ds__centry *e) {
+  if (--e->holds > 0) return;
+  if (e->dead) {
+    ds__centry_free(c, e);
+    return;
+  }
+  if (e->tier == 1) {
+    ds__tier_sub(sh, e);
+    ds__place_l1(c, sh, e);
+  } else if (ds__policy_insert(sh->pol[1], (uintptr_t)e, (uint32_t)ds__centry_weight(e), -1) != 1) {
+    ds__centry_drop(c, sh, e);
+  } else {
+    e->pnode = sh->pol[1]->last_node;
+  }
+}
+
+/* Hides e from lookups; frees it now, or at the last release when references remain. */
+void ds__centry_kill(ds_cache *c, ds__shard *sh, ds__centry *e) {
+  e->holds -= e->pins;
+  e->pins = 0;
+  if (e->holds == 0) {
+    if (e->tier) ds__policy_remove(sh->pol[e->tier - 1], (uintptr_t)e);
+    ds__centry_drop(c, sh, e);
+    return;
+  }
+  /* still referenced: out of the table and the tier counters, freed at release */
+  ds__tier_sub(sh, e);
+  ds__shard_unlink(sh, e);
+  e->dead = 1;
+}
+
+ds__shard *ds__cache_shard(ds_cache *c, uint64_t h) {
+  return &c->shards[c->nshards > 1 ? (size_t)(h >> 56) & (c->nshards - 1) : 0];
+}
+
+/* ---- latency histogram (log2 buckets of ns) ---- */
+void ds__lat_record(ds__tier_counters *t, uint64_t ns) {
+  int b = 0;
+  while (b < 63 && (ns >> (b + 1))) b++;
+  t->lat[b]++;
+}

@@ -1,0 +1,520 @@
+/* The public calls of the tiered cache: argument checks, shard locking, and the get paths
+ * (L1 hit, L2 hit with promotion, references). */
+#include <stdio.h>
+#include <string.h>
+
+#include "disk.h"
+
+#define DS__CACHE_MAX_KEY 65535u
+
+static ds_status ds__cache_check(ds_cache *c, const void *key, size_t klen) {
+  if (!c) return ds__error(NULL, DS_ERR_INVALID_ARG, "cache", "cache is NULL");
+  if (!key || klen == 0 || klen > DS__CACHE_MAX_KEY)
+    return ds__error(c->ctx, DS_ERR_INVALID_ARG, "cache",
+                     "key must be 1..65535 bytes (got %s, %zu bytes)", key ? "key" : "NULL",
+                     klen);
+  return DS_OK;
+}
+
+static ds_status ds__cache_check_opts(ds_context *ctx, const ds_cache_options *o) {
+  if (o->struct_size != sizeof *o)
+    return ds__error(ctx, DS_ERR_ABI, "cache", "ds_cache_options.struct_size %u is unknown",
+                     o->struct_size);
+  if (o->codec < DS_CACHE_CODEC_LZ4 || o->codec > DS_CACHE_CODEC_NONE)
+    return ds__error(ctx, DS_ERR_INVALID_ARG, "cache", "unknown codec %d", (int)o->codec);
+  if (o->zstd_level < 1 || o->zstd_level > 19)
+    return ds__error(ctx, DS_ERR_INVALID_ARG, "cache", "zstd_level %d is not in 1..19",
+                     (int)o->zstd_level);
+  if (o->shards > 256 || (o->shards & (o->shards - 1)))
+    return ds__error(ctx, DS_ERR_INVALID_ARG, "cache", "shards %u is not a power of two <= 256",
+                     o->shards);
+  if (o->prefetch_depth > 16)
+    return ds__error(ctx, DS_ERR_INVALID_ARG, "cache", "prefetch_depth %u is not in 0..16",
+                     o->prefetch_depth);
+  if (o->flags & ~(DS_CACHE_SHUFFLE | DS_CACHE_LOSSY_BF16))
+    return ds__error(ctx, DS_ERR_INVALID_ARG, "cache", "unknown flags 0x%x", o->flags);
+  const char *pol = o->policy ? o->policy : "lruk+";
+  if (ds__policy_is_oracle(pol))
+    return ds__error(ctx, DS_ERR_INVALID_ARG, "cache",
+                     "policy '%s' needs the future and only runs in cache_sim", pol);
+  return DS_OK;
+}
+
+static const char *const ds__stat_names[8] = {"bytes",     "entries",  "hits",     "misses",
+                                              "evictions", "rejected", "ratio_x1000", "raw_bytes"};
+
+static void ds__cache_register_stats(ds_cache *c) {
+  for (int t = 0; t < (c->disk ? 1 : 2); t++)
+    for (int k = 0; k < 8; k++) {
+      char name[64];
+      snprintf(name, sizeof name, "cache.l%d.%s", c->disk ? 3 : t + 1, ds__stat_names[k]);
+      c->stat_ids[t][k] = ds__stat_register(c->ctx, name, k >= 2 && k <= 5 ? DS_STAT_COUNTER
+                                                                           : DS_STAT_GAUGE);
+    }
+}
+
+static ds_status ds__shard_init(ds_cache *c, ds__shard *sh, const ds_cache_options *o) {
+  sh->cache = c;
+  sh->nb = 64;
+  sh->buckets = ds__calloc(c->ctx, sh->nb, sizeof *sh->buckets);
+  if (!sh->buckets) return DS_ERR_NO_MEMORY;
+  pthread_mutex_init(&sh->mu, NULL);
+  const char *pol = o->policy ? o->policy : "lruk+";
+  uint64_t budget[2] = {o->l1_bytes / c->nshards, o->l2_bytes / c->nshards};
+  ds__policy_evict_fn fn[2] = {ds__evict_l1, ds__evict_l2};
+  for (int t = 0; t < 2; t++) {
+    if (!budget[t]) continue;
+    /* sketches and ghosts are sized for 4 KiB entries on average */
+    ds_status st = ds__policy_create(&sh->pol[t], c->ctx, pol, budget[t], budget[t] / 4096 + 64,
+                                     fn[t], sh);
+    if (st != DS_OK) return st;
+  }
+  return DS_OK;
+}
+
+ds_status ds_cache_create(ds_cache **out, ds_context *ctx, const ds_cache_options *opts) {
+  if (!out) return ds__error(ctx, DS_ERR_INVALID_ARG, "cache", "out is NULL");
+  *out = NULL;
+  if (!ctx) return ds__error(NULL, DS_ERR_INVALID_ARG, "cache", "context is NULL");
+  ds_cache_options o = DS_CACHE_OPTIONS_INIT;
+  if (opts && opts->struct_size != sizeof o)
+    return ds__error(ctx, DS_ERR_ABI, "cache", "ds_cache_options.struct_size %u is unknown",
+                     opts->struct_size);
+  if (opts) o = *opts;
+  ds_status st = ds__cache_check_opts(ctx, &o);
+  if (st != DS_OK) return st;
+  uint32_t n = o.shards;
+  if (!n) { /* up to 16 shards, each with at least 4 MiB of the larger tier's budget */
+    uint64_t big = o.l1_bytes > o.l2_bytes ? o.l1_bytes : o.l2_bytes;
+    for (n = 16; n > 1 && big / n < (4u << 20); n /= 2) {
+    }
+  }
+  ds_cache *c = ds__calloc(ctx, 1, sizeof *c + n * sizeof(ds__shard));
+  if (!c) return ds__error(ctx, DS_ERR_NO_MEMORY, "cache", "out of memory creating a cache");
+  c->ctx = ctx;
+  c->nshards = n;
+  c->codec.zstd = o.codec == DS_CACHE_CODEC_ZSTD;
+  c->codec.none = o.codec == DS_CACHE_CODEC_NONE;
+  c->codec.level = o.zstd_level;
+  c->codec.shuffle = (o.flags & DS_CACHE_SHUFFLE) != 0;
+  c->codec.bf16 = (o.flags & DS_CACHE_LOSSY_BF16) != 0;
+  for (uint32_t i = 0; i < n; i++) {
+    st = ds__shard_init(c, &c->shards[i], &o);
+    if (st != DS_OK) {
+      c->nshards = i + 1;
+      ds_cache_destroy(c);
+      if (st == DS_ERR_NO_MEMORY)
+        return ds__error(ctx, st, "cache", "out of memory creating a cache");
+      return st; /* the policy reported it */
+    }
+  }
+  if (ds__prefetch_create(c, o.prefetch_depth) != DS_OK) {
+    ds_cache_destroy(c);
+    return ds__error(ctx, DS_ERR_NO_MEMORY, "cache", "out of memory creating a cache");
+  }
+  c->pf_learn = o.prefetch_depth > 0;
+  ds__cache_register_stats(c);
+  *out = c;
+  return DS_OK;
+}
+
+void ds_cache_destroy(ds_cache *c) {
+  if (!c) return;
+  ds__prefetch_destroy(c);
+  ds__disk_close(c->disk);
+  for (uint32_t i = 0; i < c->nshards; i++) {
+    ds__shard *sh = &c->shards[i];
+    if (!sh->buckets) continue;
+    for (size_t b = 0; b < sh->nb; b++)
+      for (ds__centry *e = sh->buckets[b], *nx; e; e = nx) {
+        nx = e->next;
+        if (e->data) {
+          if (e->free_fn) e->free_fn(e->free_user, e->data);
+          else ds__free(c->ctx, e->data);
+        }
+        ds__free(c->ctx, e);
+      }
+    ds__policy_destroy(sh->pol[0]);
+    ds__policy_destroy(sh->pol[1]);
+    ds__free(c->ctx, sh->buckets);
+    pthread_mutex_destroy(&sh->mu);
+  }
+  ds__free(c->ctx, c);
+}
+
+/* Links a new entry (replacing any old one) and places it in L1 (or below). */
+static ds_status ds__cache_insert(ds_cache *c, const void *key, size_t klen, void *data,
+                                  size_t vlen, ds_cache_free_fn fn, void *user) {
+  ds__centry *e = ds__alloc(c->ctx, sizeof *e + klen);
+  if (!e) return ds__error(c->ctx, DS_ERR_NO_MEMORY, "cache", "out of memory for an entry");
+  memset(e, 0, sizeof *e);
+  memcpy(e->key, key, klen);
+  e->klen = (uint16_t)klen;
+  e->hash = ds__cache_hash(key, klen);
+  e->data = data;
+  e->vlen = e->slen = vlen;
+  e->free_fn = fn;
+  e->free_user = user;
+  ds__shard *sh = ds__cache_shard(c, e->hash);
+  pthread_mutex_lock(&sh->mu);
+  ds__centry *old = ds__shard_find(sh, e->hash, key, klen);
+  if (old) ds__centry_kill(c, sh, old);
+  ds__shard_link(c, sh, e);
+  ds__place_l1(c, sh, e);
+  pthread_mutex_unlock(&sh->mu);
+  return DS_OK;
+}
+
+ds_status ds_cache_put(ds_cache *c, const void *key, size_t klen, const void *val, size_t vlen) {
+  ds_status st = ds__cache_check(c, key, klen);
+  if (st != DS_OK) return st;
+  if ((!val && vlen) || vlen >= UINT32_MAX - DS__CACHE_MAX_KEY)
+    return ds__error(c->ctx, DS_ERR_INVALID_ARG, "cache", "value is NULL or too large (%zu)",
+                     vlen);
+  if (c->disk) return ds__disk_put(c->disk, key, klen, val, vlen);
+  void *copy = ds__alloc(c->ctx, vlen ? vlen : 1);
+  if (!copy) return ds__error(c->ctx, DS_ERR_NO_MEMORY, "cache", "out of memory for a value");
+  if (vlen) memcpy(copy, val, vlen);
+  st = ds__cache_insert(c, key, klen, copy, vlen, NULL, NULL);
+  if (st != DS_OK) ds__free(c->ctx, copy);
+  return st;
+}
+
+ds_status ds_cache_put_owned(ds_cache *c, const void *key, size_t klen, void *val, size_t vlen,
+                             ds_cache_free_fn free_fn, void *user) {
+  ds_status st = ds__cache_check(c, key, klen);
+  if (st != DS_OK) return st;
+  if (!val || !free_fn || vlen >= UINT32_MAX - DS__CACHE_MAX_KEY)
+    return ds__error(c->ctx, DS_ERR_INVALID_ARG, "cache",
+                     "owned value needs a buffer, a free function and < 4 GiB");
+  if (c->disk) { /* written through: the buffer is not needed afterwards */
+    st = ds__disk_put(c->disk, key, klen, val, vlen);
+    if (st == DS_OK) free_fn(user, val);
+    return st;
+  }
+  return ds__cache_insert(c, key, klen, val, vlen, free_fn, user);
+}
+
+/* An L2 entry found by a get: decoded in place and moved up to L1 (when it is not held). */
+static ds_status ds__cache_get_l2(ds_cache *c, ds__shard *sh, ds__centry *e, void *buf) {
+  if (e->vlen == 0) return DS_OK;
+  if (e->holds || !sh->pol[0]) {
+    ds_status st = ds__codec_decode(c->ctx, e->enc, e->data, e->slen, buf, e->vlen);
+    if (st == DS_OK && !e->holds) ds__policy_touch_node(sh->pol[1], e->pnode, (uintptr_t)e, -1);
+    return st;
+  }
+  ds__policy_remove(sh->pol[1], (uintptr_t)e);
+  ds_status st = ds__centry_decode(c, sh, e);
+  if (st != DS_OK) {
+    ds__centry_kill(c, sh, e); /* undecodable: drop it (it is in no policy now) */
+    return st;
+  }
+  if (e->vlen) memcpy(buf, e->data, e->vlen);
+  ds__place_l1(c, sh, e);
+  return DS_OK;
+}
+
+ds_status ds_cache_get(ds_cache *c, const void *key, size_t klen, void *buf, size_t cap,
+                       size_t *len) {
+  ds_status st = ds__cache_check(c, key, klen);
+  if (st != DS_OK) return st;
+  if (!len || (!buf && cap))
+    return ds__error(c->ctx, DS_ERR_INVALID_ARG, "cache", "len is NULL or buf NULL with cap");
+  if (c->disk) return ds__disk_get(c->disk, key, klen, buf, cap, len, NULL);
+  uint64_t h = ds__cache_hash(key, klen);
+  ds__shard *sh = ds__cache_shard(c, h);
+  pthread_mutex_lock(&sh->mu);
+  int timed = (sh->sample++ & 63) == 0;
+  uint64_t t0 = timed ? ds__now_ns() : 0;
+  ds__centry *e = ds__shard_find(sh, h, key, klen);
+  if (!e) {
+    sh->t[0].misses++;
+    sh->t[1].misses++;
+    pthread_mutex_unlock(&sh->mu);
+    if (c->pf_learn) ds__prefetch_observe(c, key, klen, h);
+    return DS_ERR_NOT_FOUND;
+  }
+  *len = e->vlen;
+  if (cap < e->vlen) {
+    pthread_mutex_unlock(&sh->mu);
+    return DS_ERR_FULL;
+  }
+  int tier = e->tier;
+  if (tier == 1) {
+    if (!e->holds) ds__policy_touch_node(sh->pol[0], e->pnode, (uintptr_t)e, -1);
+    if (e->vlen) memcpy(buf, e->data, e->vlen);
+    sh->t[0].hits++;
+  } else {
+    sh->t[0].misses++;
+    sh->t[1].hits++;
+    st = ds__cache_get_l2(c, sh, e, buf);
+  }
+  if (timed) ds__lat_record(&sh->t[tier - 1], ds__now_ns() - t0);
+  pthread_mutex_unlock(&sh->mu);
+  if (c->pf_learn) ds__prefetch_observe(c, key, klen, h);
+  if (st == DS_ERR_CORRUPT)
+    return ds__error(c->ctx, st, "cache", "L2 value failed to decompress (dropped)");
+  if (st != DS_OK) return ds__error(c->ctx, st, "cache", "out of memory decoding an L2 value");
+  return DS_OK;
+}
+
+ds_status ds_cache_get_ref(ds_cache *c, const void *key, size_t klen, const void **data,
+                           size_t *len, ds_cache_ref **ref) {
+  ds_status st = ds__cache_check(c, key, klen);
+  if (st != DS_OK) return st;
+  if (!data || !len || !ref)
+    return ds__error(c->ctx, DS_ERR_INVALID_ARG, "cache", "data, len and ref must be non-NULL");
+  *ref = NULL;
+  ds_cache_ref *r = ds__calloc(c->ctx, 1, sizeof *r);
+  if (!r) return ds__error(c->ctx, DS_ERR_NO_MEMORY, "cache", "out of memory for a reference");
+  if (c->disk) {
+    st = ds__disk_get(c->disk, key, klen, NULL, 0, len, &r->copy);
+    if (st != DS_OK) {
+      ds__free(c->ctx, r);
+      return st;
+    }
+    *data = r->copy;
+    *ref = r;
+    return DS_OK;
+  }
+  uint64_t h = ds__cache_hash(key, klen);
+  ds__shard *sh = ds__cache_shard(c, h);
+  pthread_mutex_lock(&sh->mu);
+  ds__centry *e = ds__shard_find(sh, h, key, klen);
+  if (!e) {
+    sh->t[0].misses++;
+    sh->t[1].misses++;
+    st = DS_ERR_NOT_FOUND;
+  } else if (e->tier == 1) {
+    sh->t[0].hits++;
+    ds__centry_hold(sh, e);
+  } else {
+    /* decode in place and hold it as an L1 entry; it enters L1's policy at release */
+    sh->t[0].misses++;
+    sh->t[1].hits++;
+    if (!e->holds) ds__policy_remove(sh->pol[1], (uintptr_t)e);
+    st = ds__centry_decode(c, sh, e);
+    if (st == DS_OK) {
+      e->tier = 1;
+      e->holds++;
+      sh->t[0].bytes += (uint64_t)e->klen + e->vlen;
+      sh->t[0].raw_bytes += e->vlen;
+      sh->t[0].key_bytes += e->klen;
+      sh->t[0].entries++;
+    } else if (!e->holds) {
+      ds__centry_kill(c, sh, e); /* undecodable and not pinned: drop it */
+    }
+  }
+  if (st == DS_OK) {
+    r->e = e;
+    r->sh = sh;
+    *data = e->data;
+    *len = e->vlen;
+    *ref = r;
+  }
+  pthread_mutex_unlock(&sh->mu);
+  if (st != DS_OK) {
+    ds__free(c->ctx, r);
+    if (st == DS_ERR_NOT_FOUND) return st;
+    return ds__error(c->ctx, st, "cache", "could not decode an L2 value");
+  }
+  return DS_OK;
+}
+
+void ds_cache_release(ds_cache *c, ds_cache_ref *ref) {
+  if (!c || !ref) return;
+  if (ref->copy) {
+    ds__free(c->ctx, ref->copy);
+    ds__free(c->ctx, ref);
+    return;
+  }
+  pthread_mutex_lock(&ref->sh->mu);
+  ds__centry_unhold(c, ref->sh, ref->e);
+  pthread_mutex_unlock(&ref->sh->mu);
+  ds__free(c->ctx, ref);
+}
+
+int ds_cache_contains(ds_cache *c, const void *key, size_t klen) {
+  if (!c || !key || klen == 0 || klen > DS__CACHE_MAX_KEY) return 0;
+  if (c->disk) return ds__disk_contains(c->disk, key, klen);
+  uint64_t h = ds__cache_hash(key, klen);
+  ds__shard *sh = ds__cache_shard(c, h);
+  pthread_mutex_lock(&sh->mu);
+  int found = ds__shard_find(sh, h, key, klen) != NULL;
+  pthread_mutex_unlock(&sh->mu);
+  return found;
+}
+
+/* Runs op on the entry of key under its shard lock. */
+static ds_status ds__cache_with_entry(ds_cache *c, const void *key, size_t klen, int op) {
+  ds_status st = ds__cache_check(c, key, klen);
+  if (st != DS_OK) return st;
+  if (c->disk && op == 0) return ds__disk_remove(c->disk, key, klen);
+  if (c->disk)
+    return ds__error(c->ctx, DS_ERR_UNSUPPORTED, "cache", "a persistent cache has no pins");
+  uint64_t h = ds__cache_hash(key, klen);
+  ds__shard *sh = ds__cache_shard(c, h);
+  pthread_mutex_lock(&sh->mu);
+  ds__centry *e = ds__shard_find(sh, h, key, klen);
+  if (!e) st = DS_ERR_NOT_FOUND;
+  else if (op == 0) ds__centry_kill(c, sh, e);
+  else if (op == 1) {
+    e->pins++;
+    ds__centry_hold(sh, e);
+  } else if (e->pins == 0) {
+    st = DS_ERR_STATE;
+  } else {
+    e->pins--;
+    ds__centry_unhold(c, sh, e);
+  }
+  pthread_mutex_unlock(&sh->mu);
+  if (st == DS_ERR_STATE) return ds__error(c->ctx, st, "cache", "unpin of a key that is not pinned");
+  return st;
+}
+
+ds_status ds_cache_remove(ds_cache *c, const void *key, size_t klen) {
+  return ds__cache_with_entry(c, key, klen, 0);
+}
+
+ds_status ds_cache_pin(ds_cache *c, const void *key, size_t klen) {
+  return ds__cache_with_entry(c, key, klen, 1);
+}
+
+ds_status ds_cache_unpin(ds_cache *c, const void *key, size_t klen) {
+  return ds__cache_with_entry(c, key, klen, 2);
+}
+
+static void ds__cache_sum(ds_cache *c, int tier, ds__tier_counters *sum) {
+  memset(sum, 0, sizeof *sum);
+  for (uint32_t i = 0; i < c->nshards; i++) {
+    ds__shard *sh = &c->shards[i];
+    pthread_mutex_lock(&sh->mu);
+    const ds__tier_counters *t = &sh->t[tier - 1];
+    sum->bytes += t->bytes;
+    sum->raw_bytes += t->raw_bytes;
+    sum->key_bytes += t->key_bytes;
+    sum->entries += t->entries;
+    sum->hits += t->hits;
+    sum->misses += t->misses;
+    sum->evictions += t->evictions;
+    sum->rejected += t->rejected;
+    sum->prefetched += t->prefetched;
+    for (int b = 0; b < 64; b++) sum->lat[b] += t->lat[b];
+    pthread_mutex_unlock(&sh->mu);
+  }
+}
+
+static double ds__lat_quantile(const ds__tier_counters *t, double q) {
+  uint64_t n = 0, acc = 0;
+  for (int b = 0; b < 64; b++) n += t->lat[b];
+  if (!n) return 0;
+  for (int b = 0; b < 64; b++) {
+    acc += t->lat[b];
+    if ((double)acc >= q * (double)n) return (double)(2ULL << (b < 62 ? b : 62));
+  }
+  return 0;
+}
+
+static void ds__cache_publish(ds_cache *c, int tier, const ds__tier_counters *s, double ratio) {
+  const int *id = c->stat_ids[c->disk ? 0 : tier - 1];
+  double v[8] = {(double)s->bytes,     (double)s->entries,  (double)s->hits,
+                 (double)s->misses,    (double)s->evictions, (double)s->rejected,
+                 ratio * 1000.0,       (double)s->raw_bytes};
+  for (int k = 0; k < 8; k++) ds__stat_set(c->ctx, id[k], v[k]);
+}
+
+ds_status ds_cache_stats(ds_cache *c, int tier, ds_cache_tier_stats *out) {
+  if (!c || !out || (c->disk ? tier != DS_CACHE_L3 : tier != DS_CACHE_L1 && tier != DS_CACHE_L2))
+    return ds__error(c ? c->ctx : NULL, DS_ERR_INVALID_ARG, "cache",
+                     "stats need a cache, an output and a tier it has (1 or 2; 3 if persistent)");
+  if (out->struct_size != sizeof *out)
+    return ds__error(c->ctx, DS_ERR_ABI, "cache", "ds_cache_tier_stats.struct_size %u is unknown",
+                     out->struct_size);
+  ds__tier_counters s;
+  out->corrupt = out->io_errors = 0;
+  if (c->disk) ds__disk_stats(c->disk, &s, &out->corrupt, &out->io_errors);
+  else ds__cache_sum(c, tier, &s);
+  out->tier = (uint32_t)tier;
+  out->bytes = s.bytes;
+  out->raw_bytes = s.raw_bytes;
+  out->entries = s.entries;
+  out->hits = s.hits;
+  out->misses = s.misses;
+  out->evictions = s.evictions;
+  out->rejected = s.rejected;
+  out->prefetched = s.prefetched;
+  uint64_t stored = s.bytes - s.key_bytes;
+  out->compression_ratio = stored ? (double)s.raw_bytes / (double)stored : 1.0;
+  out->p50_ns = ds__lat_quantile(&s, 0.5);
+  out->p99_ns = ds__lat_quantile(&s, 0.99);
+  ds__cache_publish(c, tier, &s, out->compression_ratio);
+  return DS_OK;
+}
+
+ds_status ds_cache_flush(ds_cache *c) {
+  if (!c) return ds__error(NULL, DS_ERR_INVALID_ARG, "cache", "cache is NULL");
+  if (c->disk) {
+    ds_cache_tier_stats s;
+    memset(&s, 0, sizeof s);
+    s.struct_size = sizeof s;
+    ds_status st = ds__disk_flush(c->disk);
+    ds_cache_stats(c, DS_CACHE_L3, &s);
+    return st;
+  }
+  for (uint32_t i = 0; i < c->nshards; i++) {
+    ds__shard *sh = &c->shards[i];
+    pthread_mutex_lock(&sh->mu);
+    for (size_t b = 0; b < sh->nb; b++)
+      for (ds__centry *e = sh->buckets[b], *nx; e; e = nx) {
+        nx = e->next;
+        if (!e->holds) ds__centry_kill(c, sh, e);
+      }
+    pthread_mutex_unlock(&sh->mu);
+  }
+  for (int t = DS_CACHE_L1; t <= DS_CACHE_L2; t++) {
+    ds_cache_tier_stats s;
+    memset(&s, 0, sizeof s);
+    s.struct_size = sizeof s;
+    ds_cache_stats(c, t, &s);
+  }
+  return DS_OK;
+}
+
+ds_status ds_cache_open_persistent_ex(ds_cache **out, ds_context *ctx, const char *path,
+                                      const ds_cache_persist_options *opts) {
+  if (!out) return ds__error(ctx, DS_ERR_INVALID_ARG, "cache", "out is NULL");
+  *out = NULL;
+  if (!ctx || !path || !opts)
+    return ds__error(ctx, DS_ERR_INVALID_ARG, "cache", "context, path and options are required");
+  if (opts->struct_size != sizeof *opts)
+    return ds__error(ctx, DS_ERR_ABI, "cache", "ds_cache_persist_options.struct_size %u is unknown",
+                     opts->struct_size);
+  if (opts->codec < DS_CACHE_CODEC_LZ4 || opts->codec > DS_CACHE_CODEC_NONE ||
+      opts->zstd_level < 1 || opts->zstd_level > 19 ||
+      (opts->durability != DS_CACHE_SYNC_EVERY_PUT && opts->durability != DS_CACHE_SYNC_BATCHED) ||
+      opts->sync_interval_ms < 1 || opts->sync_interval_ms > 60000 || opts->max_bytes < (1u << 20))
+    return ds__error(ctx, DS_ERR_INVALID_ARG, "cache",
+                     "persistent cache options out of range (codec %d, level %d, durability %d, "
+                     "sync %u ms, max_bytes %llu: needs >= 1 MiB)",
+                     (int)opts->codec, (int)opts->zstd_level, (int)opts->durability,
+                     opts->sync_interval_ms, (unsigned long long)opts->max_bytes);
+  ds_cache *c = ds__calloc(ctx, 1, sizeof *c);
+  if (!c) return ds__error(ctx, DS_ERR_NO_MEMORY, "cache", "out of memory");
+  c->ctx = ctx;
+  ds_status st = ds__disk_open(&c->disk, ctx, path, opts);
+  if (st != DS_OK) {
+    ds__free(ctx, c);
+    return st;
+  }
+  ds__cache_register_stats(c);
+  *out = c;
+  return DS_OK;
+}
+
+ds_status ds_cache_open_persistent(ds_cache **out, ds_context *ctx, const char *path,
+                                   uint64_t max_bytes, int compression) {
+  ds_cache_persist_options o = DS_CACHE_PERSIST_OPTIONS_INIT;
+  o.max_bytes = max_bytes;
+  o.codec = compression;
+  return ds_cache_open_persistent_ex(out, ctx, path, &o);
+}

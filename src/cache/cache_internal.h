@@ -1,0 +1,85 @@
+/* Internal structures of the tiered cache (cache.c, cache_api.c). */
+#ifndef DS_CACHE_INTERNAL_H
+#define DS_CACHE_INTERNAL_H
+
+#include <pthread.h>
+
+/* xxHash header-only, so the key hash is inlined on the hit path */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "codec.h"
+#include "policy.h"
+
+typedef struct ds__centry {
+  struct ds__centry *next; /* hash chain */
+  uint64_t hash;
+  void *data;              /* tier 1: the value; tier 2: its encoding */
+  size_t vlen, slen;       /* value length; stored length (tier 2) */
+  ds_cache_free_fn free_fn; /* owned value (ds_cache_put_owned); NULL: ds__free */
+  void *free_user;
+  uint32_t holds, pins;    /* holds = pins + live references; held entries are in no policy */
+  uint32_t enc;            /* DS__ENC_* of tier-2 data */
+  uint32_t pnode;          /* node in its tier's policy (a hint, see ds__policy_touch_node) */
+  uint16_t klen;
+  uint8_t tier;            /* 1 or 2 (0 while moving) */
+  uint8_t dead;            /* removed while referenced: freed at the last release */
+  char key[];
+} ds__centry;
+
+typedef struct ds__tier_counters {
+  uint64_t bytes, raw_bytes, key_bytes, entries;
+  uint64_t hits, misses, evictions, rejected, prefetched;
+  uint64_t lat[64];
+} ds__tier_counters;
+
+typedef struct ds__shard {
+  pthread_mutex_t mu;
+  struct ds_cache *cache;
+  ds__centry **buckets;
+  size_t nb, count;
+  ds__policy *pol[2]; /* L1, L2 (NULL when the tier is absent) */
+  ds__tier_counters t[2];
+  uint32_t sample;    /* every 64th get is timed */
+  char pad[64];
+} ds__shard;
+
+#define DS__PF_KEY 64 /* longest key the prefetcher learns */
+typedef struct ds__prefetch ds__prefetch;
+
+struct ds_cache {
+  ds_context *ctx;
+  ds__prefetch *pf;      /* memory caches: the prefetcher (hints always; learning if depth) */
+  uint32_t pf_learn;     /* prefetch_depth > 0 */
+  struct ds__disk *disk; /* persistent cache: the only tier */
+  ds__codec_cfg codec;
+  uint32_t nshards;
+  int stat_ids[2][8];
+  ds__shard shards[];
+};
+
+struct ds_cache_ref {
+  ds__centry *e;
+  ds__shard *sh;
+  void *copy; /* persistent cache: the value read from disk */
+};
+
+static inline uint64_t ds__cache_hash(const void *key, size_t klen) {
+  return XXH3_64bits(key, klen);
+}
+ds__shard *ds__cache_shard(struct ds_cache *c, uint64_t h);
+ds__centry *ds__shard_find(ds__shard *sh, uint64_t h, const void *key, size_t klen);
+void ds__shard_link(struct ds_cache *c, ds__shard *sh, ds__centry *e);
+void ds__place_l1(struct ds_cache *c, ds__shard *sh, ds__centry *e);
+void ds__evict_l1(void *user, uint64_t key);
+void ds__evict_l2(void *user, uint64_t key);
+ds_status ds__centry_decode(struct ds_cache *c, ds__shard *sh, ds__centry *e);
+void ds__centry_hold(ds__shard *sh, ds__centry *e);
+void ds__centry_unhold(struct ds_cache *c, ds__shard *sh, ds__centry *e);
+void ds__centry_kill(struct ds_cache *c, ds__shard *sh, ds__centry *e);
+ds_status ds__prefetch_create(struct ds_cache *c, uint32_t depth);
+void ds__prefetch_destroy(struct ds_cache *c);
+void ds__prefetch_observe(struct ds_cache *c, const void *key, size_t klen, uint64_t h);
+void ds__lat_record(ds__tier_counters *t, uint64_t ns);
+
+#endif

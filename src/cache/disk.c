@@ -1,0 +1,688 @@
+/* The persistent (disk) tier: a directory of append-only segment files of checksummed
+ * records, an in-memory index rebuilt from them at open, a MANIFEST written by
+ * write-fsync-rename, a writer lock (flock), the max_bytes budget (oldest segment dropped),
+ * and the two durability modes (fdatasync per put, or a flusher thread every N ms).
+ *
+ * Record: 32-byte header {u32 magic "DSR1", u8 type (1 put, 2 delete), u8 encoding, u16 0,
+ * u32 key length, u32 stored length, u64 value length, u64 checksum}, then the key, then the
+ * stored bytes. checksum = XXH3_64(stored bytes, seed = XXH3_64(header with checksum 0, key)). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "disk.h"
+
+#define DS__REC_MAGIC 0x31525344u
+#define DS__REC_PUT 1
+#define DS__REC_DEL 2
+#define DS__HDR 32
+#define DS__MANIFEST "dscache 1\n"
+
+typedef struct {
+  uint32_t magic;
+  uint8_t type, enc;
+  uint16_t zero;
+  uint32_t klen, slen;
+  uint64_t vlen, sum;
+} ds__rec_hdr;
+
+typedef struct ds__dent {
+  struct ds__dent *next;
+  uint64_t hash, off, vlen;
+  uint32_t seg, slen;
+  uint16_t klen;
+  uint8_t enc;
+  char key[];
+} ds__dent;
+
+typedef struct {
+  uint32_t id;
+  int fd;
+  uint64_t size;
+  unsigned char *map; /* read-only mapping of map_len bytes (past EOF for the active segment:
+                         only written bytes are ever read), or NULL: reads use pread */
+  size_t map_len;
+} ds__seg;
+
+struct ds__disk {
+  ds_context *ctx;
+  char *dir;
+  int lock_fd, read_only, durability;
+  uint32_t sync_ms;
+  ds__codec_cfg codec;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  pthread_t flusher;
+  int has_flusher, stop, dirty;
+  uint64_t max_bytes, seg_max, total;
+  ds__seg *segs;
+  uint32_t nsegs, segcap, next_id;
+  ds__dent **buckets;
+  size_t nb, count;
+  uint64_t raw_live, stored_live, hits, misses, evictions, corrupt, io_errors;
+  uint64_t lat[64];
+};
+
+static uint64_t ds__rec_sum(const ds__rec_hdr *h, const void *key, const void *data) {
+  unsigned char buf[DS__HDR + 65536];
+  ds__rec_hdr c = *h;
+  c.sum = 0;
+  memcpy(buf, &c, DS__HDR);
+  memcpy(buf + DS__HDR, key, h->klen);
+  uint64_t seed = XXH3_64bits(buf, DS__HDR + (size_t)h->klen);
+  return XXH3_64bits_withSeed(data, h->slen, seed);
+}
+
+static ds_status ds__errno_status(int e) {
+  return (e == ENOSPC || e == EFBIG || e == EDQUOT) ? DS_ERR_NO_SPACE : DS_ERR_IO;
+}
+
+static void ds__seg_path(const ds__disk *d, uint32_t id, char *out, size_t cap) {
+  snprintf(out, cap, "%s/seg-%08u.log", d->dir, id);
+}
+
+/* ---- index ---- */
+static ds__dent *ds__dindex_find(ds__disk *d, uint64_t h, const void *key, size_t klen) {
+  for (ds__dent *e = d->buckets[h & (d->nb - 1)]; e; e = e->next)
+    if (e->hash == h && e->klen == klen && !memcmp(e->key, key, klen)) return e;
+  return NULL;
+}
+
+static void ds__dindex_unlink(ds__disk *d, ds__dent *e) {
+  ds__dent **pp = &d->buckets[e->hash & (d->nb - 1)];
+  while (*pp != e) pp = &(*pp)->next;
+  *pp = e->next;
+  d->count--;
+  d->raw_live -= e->vlen;
+  d->stored_live -= e->slen;
+  ds__free(d->ctx, e);
+}
+
+static ds_status ds__dindex_set(ds__disk *d, const void *key, uint16_t klen, uint32_t seg,
+                                uint64_t off, const ds__rec_hdr *h) {
+  uint64_t hash = XXH3_64bits(key, klen);
+  ds__dent *old = ds__dindex_find(d, hash, key, klen);
+  if (old) ds__dindex_unlink(d, old);
+  if (h->type == DS__REC_DEL) return DS_OK;
+  if (d->count + 1 > d->nb) {
+    size_t nb = d->nb * 2;
+    ds__dent **b = ds__calloc(d->ctx, nb, sizeof *b);
+    if (b) {
+      for (size_t i = 0; i < d->nb; i++)
+        for (ds__dent *x = d->buckets[i], *nx; x; x = nx) {
+          nx = x->next;
+          x->next = b[x->hash & (nb - 1)];
+          b[x->hash & (nb - 1)] = x;
+        }
+      ds__free(d->ctx, d->buckets);
+      d->buckets = b;
+      d->nb = nb;
+    }
+  }
+  ds__dent *e = ds__alloc(d->ctx, sizeof *e + klen);
+  if (!e) return DS_ERR_NO_MEMORY;
+  memcpy(e->key, key, klen);
+  e->hash = hash;
+  e->klen = klen;
+  e->seg = seg;
+  e->off = off;
+  e->slen = h->slen;
+  e->vlen = h->vlen;
+  e->enc = h->enc;
+  e->next = d->buckets[hash & (d->nb - 1)];
+  d->buckets[hash & (d->nb - 1)] = e;
+  d->count++;
+  d->raw_live += e->vlen;
+  d->stored_live += e->slen;
+  return DS_OK;
+}
+
+/* ---- segments ---- */
+static ds_status ds__seg_add(ds__disk *d, uint32_t id, int fd, uint64_t size) {
+  if (d->nsegs == d->segcap) {
+    uint32_t cap = d->segcap ? d->segcap * 2 : 16;
+    ds__seg *s = ds__alloc(d->ctx, cap * sizeof *s);
+    if (!s) return DS_ERR_NO_MEMORY;
+    if (d->nsegs) memcpy(s, d->segs, d->nsegs * sizeof *s);
+    ds__free(d->ctx, d->segs);
+    d->segs = s;
+    d->segcap = cap;
+  }
+  size_t len = size > d->seg_max ? (size_t)size : (size_t)d->seg_max;
+  void *m = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+  d->segs[d->nsegs++] = (ds__seg){id, fd, size, m == MAP_FAILED ? NULL : m, len};
+  d->total += size;
+  if (id >= d->next_id) d->next_id = id + 1;
+  return DS_OK;
+}
+
+static int ds__seg_fd(ds__disk *d, uint32_t id) {
+  for (uint32_t i = 0; i < d->nsegs; i++)
+    if (d->segs[i].id == id) return d->segs[i].fd;
+  return -1;
+}
+
+static ds_status ds__seg_roll(ds__disk *d) {
+  char path[4096];
+  uint32_t id = d->next_id;
+  ds__seg_path(d, id, path, sizeof path);
+  int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    d->io_errors++;
+    return ds__error(d->ctx, ds__errno_status(errno), "cache", "cannot create %s: %s", path,
+                     strerror(errno));
+  }
+  if (d->nsegs) fdatasync(d->segs[d->nsegs - 1].fd); /* the finished segment is complete */
+  ds_status st = ds__seg_add(d, id, fd, 0);
+  if (st != DS_OK) {
+    close(fd);
+    unlink(path);
+  }
+  return st;
+}
+
+/* Drops the oldest segment and evicts every entry whose record lives in it. */
+static void ds__seg_drop_oldest(ds__disk *d) {
+  ds__seg s = d->segs[0];
+  for (size_t b = 0; b < d->nb; b++)
+    for (ds__dent *e = d->buckets[b], *nx; e; e = nx) {
+      nx = e->next;
+      if (e->seg == s.id) {
+        ds__dindex_unlink(d, e);
+        d->evictions++;
+      }
+    }
+  char path[4096];
+  ds__seg_path(d, s.id, path, sizeof path);
+  if (s.map) munmap(s.map, s.map_len);
+  close(s.fd);
+  unlink(path);
+  d->total -= s.size;
+  memmove(d->segs, d->segs + 1, (d->nsegs - 1) * sizeof *d->segs);
+  d->nsegs--;
+}
+
+/* ---- scanning at open ---- */
+static int ds__hdr_plausible(const ds__rec_hdr *h, uint64_t off, uint64_t size) {
+  return h->magic == DS__REC_MAGIC && (h->type == DS__REC_PUT || h->type == DS__REC_DEL) &&
+         h->klen >= 1 && h->klen <= 65535 && off + DS__HDR + h->klen + h->slen <= size;
+}
+
+static ds_status ds__seg_scan(ds__disk *d, uint32_t id, int fd, uint64_t size, int last,
+                              uint64_t *valid_end) {
+  /* map the file (prefaulted: it is read once, front to back); a copy if mapping fails */
+  unsigned char *buf = NULL;
+  int mapped = 0;
+  if (size) {
+    void *m = mmap(NULL, size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
+    if (m != MAP_FAILED) {
+      buf = m;
+      mapped = 1;
+    }
+  }
+  if (!mapped) {
+    buf = ds__alloc(d->ctx, size ? size : 1);
+    if (!buf) return ds__error(d->ctx, DS_ERR_NO_MEMORY, "cache", "out of memory scanning");
+    if (size && pread(fd, buf, size, 0) != (ssize_t)size) {
+      ds__free(d->ctx, buf);
+      return ds__error(d->ctx, DS_ERR_IO, "cache", "segment %u of %s: read failed", id, d->dir);
+    }
+  }
+  uint64_t off = 0, end = 0;
+  ds_status st = DS_OK;
+  while (off + DS__HDR <= size && st == DS_OK) {
+    ds__rec_hdr h;
+    memcpy(&h, buf + off, DS__HDR);
+    if (!ds__hdr_plausible(&h, off, size)) {
+      /* torn or garbled header: resynchronise on the next magic */
+      d->corrupt++;
+      ds__log(d->ctx, DS_LOG_WARN, "cache", "segment %u of %s: bad record header at offset %llu",
+              id, d->dir, (unsigned long long)off);
+      uint64_t k = off + 1;
+      uint32_t m = DS__REC_MAGIC;
+      while (k + 4 <= size && memcmp(buf + k, &m, 4)) k++;
+      off = k;
+      continue;
+    }
+    const unsigned char *key = buf + off + DS__HDR;
+    if (ds__rec_sum(&h, key, key + h.klen) != h.sum) {
+      d->corrupt++;
+      ds__log(d->ctx, DS_LOG_WARN, "cache", "segment %u of %s: checksum mismatch at offset %llu",
+              id, d->dir, (unsigned long long)off);
+    } else {
+      st = ds__dindex_set(d, key, (uint16_t)h.klen, id, off, &h);
+    }
+    off += DS__HDR + h.klen + h.slen;
+    end = off;
+  }
+  if (off < size && off == end) { /* fewer bytes than a header after the last record */
+    d->corrupt++;
+    ds__log(d->ctx, DS_LOG_WARN, "cache", "segment %u of %s: torn record at offset %llu", id,
+            d->dir, (unsigned long long)off);
+  }
+  if (mapped) munmap(buf, size);
+  else ds__free(d->ctx, buf);
+  *valid_end = last ? end : size;
+  return st;
+}
+
+static int ds__cmp_u32(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  return (x > y) - (x < y);
+}
+
+static ds_status ds__disk_load(ds__disk *d) {
+  DIR *dir = opendir(d->dir);
+  if (!dir) return ds__error(d->ctx, DS_ERR_IO, "cache", "cannot list %s", d->dir);
+  uint32_t ids[65536];
+  size_t n = 0;
+  struct dirent *de;
+  while ((de = readdir(dir)) && n < 65536) {
+    unsigned id;
+    char tail;
+    if (sscanf(de->d_name, "seg-%8u.lo%c", &id, &tail) == 2 && tail == 'g') ids[n++] = id;
+  }
+  closedir(dir);
+  qsort(ids, n, sizeof ids[0], ds__cmp_u32);
+  for (size_t i = 0; i < n; i++) {
+    char path[4096];
+    ds__seg_path(d, ids[i], path, sizeof path);
+    int fd = open(path, (d->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+      if (fd >= 0) close(fd);
+      return ds__error(d->ctx, DS_ERR_IO, "cache", "cannot open %s: %s", path, strerror(errno));
+    }
+    uint64_t end = 0;
+    ds_status s = ds__seg_scan(d, ids[i], fd, (uint64_t)st.st_size, i + 1 == n, &end);
+    if (s == DS_OK && end < (uint64_t)st.st_size && !d->read_only && ftruncate(fd, (off_t)end))
+      s = ds__error(d->ctx, DS_ERR_IO, "cache", "cannot truncate torn tail of %s", path);
+    if (s == DS_OK) s = ds__seg_add(d, ids[i], fd, end);
+    if (s != DS_OK) {
+      close(fd);
+      return s;
+    }
+  }
+  return DS_OK;
+}
+
+/* ---- metadata ---- */
+static ds_status ds__manifest(ds__disk *d) {
+  char path[4096], tmp[4096];
+  snprintf(path, sizeof path, "%s/MANIFEST", d->dir);
+  FILE *f = fopen(path, "r");
+  if (f) {
+    char line[64] = {0};
+    int ok = fgets(line, sizeof line, f) && !strcmp(line, DS__MANIFEST);
+    fclose(f);
+    return ok ? DS_OK
+              : ds__error(d->ctx, DS_ERR_FORMAT, "cache", "%s is not a cache manifest", path);
+  }
+  if (d->read_only) return ds__error(d->ctx, DS_ERR_FORMAT, "cache", "%s: no MANIFEST", d->dir);
+  snprintf(tmp, sizeof tmp, "%s/MANIFEST.tmp", d->dir);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return ds__error(d->ctx, ds__errno_status(errno), "cache", "cannot write %s", tmp);
+  size_t len = strlen(DS__MANIFEST);
+  int ok = write(fd, DS__MANIFEST, len) == (ssize_t)len && fsync(fd) == 0;
+  close(fd);
+  if (!ok || rename(tmp, path) != 0)
+    return ds__error(d->ctx, DS_ERR_IO, "cache", "cannot write %s", path);
+  int dfd = open(d->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    fsync(dfd);
+    close(dfd);
+  }
+  return DS_OK;
+}
+
+static void *ds__disk_flusher(void *arg) {
+  ds__disk *d = arg;
+  pthread_mutex_lock(&d->mu);
+  while (!d->stop) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)d->sync_ms * 1000000u;
+    ts.tv_sec += (time_t)(ns / 1000000000u);
+    ts.tv_nsec = (long)(ns % 1000000000u);
+    pthread_cond_timedwait(&d->cv, &d->mu, &ts);
+    if (!d->dirty || !d->nsegs) continue;
+    d->dirty = 0;
+    int fd = dup(d->segs[d->nsegs - 1].fd); /* the segment may be dropped while we sync */
+    pthread_mutex_unlock(&d->mu);
+    if (fd >= 0) {
+      fdatasync(fd);
+      close(fd);
+    }
+    pthread_mutex_lock(&d->mu);
+  }
+  pthread_mutex_unlock(&d->mu);
+  return NULL;
+}
+
+/* ---- open / close ---- */
+static ds_status ds__disk_lock(ds__disk *d) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/LOCK", d->dir);
+  d->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (d->lock_fd < 0)
+    return ds__error(d->ctx, DS_ERR_IO, "cache", "cannot open %s: %s", path, strerror(errno));
+  if (flock(d->lock_fd, LOCK_EX | LOCK_NB) != 0)
+    return ds__error(d->ctx, errno == EWOULDBLOCK ? DS_ERR_BUSY : DS_ERR_IO, "cache",
+                     "%s is open for writing by another process", d->dir);
+  return DS_OK;
+}
+
+ds_status ds__disk_open(ds__disk **out, ds_context *ctx, const char *path,
+                        const ds_cache_persist_options *o) {
+  *out = NULL;
+  ds__disk *d = ds__calloc(ctx, 1, sizeof *d);
+  if (!d || !(d->dir = ds__strdup(ctx, path))) {
+    ds__free(ctx, d);
+    return ds__error(ctx, DS_ERR_NO_MEMORY, "cache", "out of memory opening %s", path);
+  }
+  d->ctx = ctx;
+  d->lock_fd = -1;
+  d->read_only = o->read_only != 0;
+  d->durability = o->durability;
+  d->sync_ms = o->sync_interval_ms;
+  d->codec.zstd = o->codec == DS_CACHE_CODEC_ZSTD;
+  d->codec.none = o->codec == DS_CACHE_CODEC_NONE;
+  d->codec.level = o->zstd_level;
+  d->max_bytes = o->max_bytes;
+  d->seg_max = o->max_bytes / 8 < (64u << 20) ? o->max_bytes / 8 : (64u << 20);
+  d->nb = 1024;
+  d->next_id = 1;
+  pthread_mutex_init(&d->mu, NULL);
+  pthread_cond_init(&d->cv, NULL);
+  d->buckets = ds__calloc(ctx, d->nb, sizeof *d->buckets);
+  ds_status st = d->buckets ? DS_OK : DS_ERR_NO_MEMORY;
+  if (st == DS_OK && !d->read_only && mkdir(path, 0700) != 0 && errno != EEXIST)
+    st = ds__error(ctx, DS_ERR_IO, "cache", "cannot create %s: %s", path, strerror(errno));
+  if (st == DS_OK && !d->read_only) st = ds__disk_lock(d);
+  if (st == DS_OK) st = ds__manifest(d);
+  if (st == DS_OK) st = ds__disk_load(d);
+  while (st == DS_OK && d->total > d->max_bytes && d->nsegs) ds__seg_drop_oldest(d);
+  if (st == DS_OK && !d->read_only && !d->nsegs) st = ds__seg_roll(d);
+  if (st == DS_OK && !d->read_only && d->durability == DS_CACHE_SYNC_BATCHED) {
+    if (pthread_create(&d->flusher, NULL, ds__disk_flusher, d) == 0) d->has_flusher = 1;
+    else st = ds__error(ctx, DS_ERR_NO_MEMORY, "cache", "cannot start the flusher thread");
+  }
+  if (st != DS_OK) {
+    if (st == DS_ERR_NO_MEMORY && !d->buckets) ds__error(ctx, st, "cache", "out of memory");
+    ds__disk_close(d);
+    return st;
+  }
+  *out = d;
+  return DS_OK;
+}
+
+void ds__disk_close(ds__disk *d) {
+  if (!d) return;
+  if (d->has_flusher) {
+    pthread_mutex_lock(&d->mu);
+    d->stop = 1;
+    pthread_cond_signal(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+    pthread_join(d->flusher, NULL);
+  }
+  for (uint32_t i = 0; i < d->nsegs; i++) {
+    if (!d->read_only && i + 1 == d->nsegs) fdatasync(d->segs[i].fd);
+    if (d->segs[i].map) munmap(d->segs[i].map, d->segs[i].map_len);
+    close(d->segs[i].fd);
+  }
+  for (size_t b = 0; d->buckets && b < d->nb; b++)
+    for (ds__dent *e = d->buckets[b], *nx; e; e = nx) {
+      nx = e->next;
+      ds__free(d->ctx, e);
+    }
+  if (d->lock_fd >= 0) close(d->lock_fd); /* releases the flock */
+  pthread_mutex_destroy(&d->mu);
+  pthread_cond_destroy(&d->cv);
+  ds__free(d->ctx, d->buckets);
+  ds__free(d->ctx, d->segs);
+  ds__free(d->ctx, d->dir);
+  ds__free(d->ctx, d);
+}
+
+/* ---- operations ---- */
+/* Appends one record to the active segment, making room first; the index is updated by the
+ * caller only when this succeeds. A failed write is cut off again so the segment stays valid. */
+static ds_status ds__disk_append(ds__disk *d, ds__rec_hdr *h, const void *key, const void *data,
+                                 uint32_t *seg, uint64_t *off) {
+  uint64_t reclen = DS__HDR + (uint64_t)h->klen + h->slen;
+  if (reclen > d->max_bytes)
+    return ds__error(d->ctx, DS_ERR_FULL, "cache", "record of %llu bytes exceeds max_bytes",
+                     (unsigned long long)reclen);
+  ds__seg *a = &d->segs[d->nsegs - 1];
+  ds_status st = DS_OK;
+  if (a->size > 0 && (a->size + reclen > d->seg_max || d->total + reclen > d->max_bytes))
+    st = ds__seg_roll(d);
+  while (st == DS_OK && d->total + reclen > d->max_bytes && d->nsegs > 1)
+    ds__seg_drop_oldest(d);
+  if (st != DS_OK) return st;
+  a = &d->segs[d->nsegs - 1];
+  h->sum = ds__rec_sum(h, key, data);
+  struct iovec iov[3] = {{h, DS__HDR}, {(void *)key, h->klen}, {(void *)data, h->slen}};
+  errno = 0;
+  ssize_t w = pwritev(a->fd, iov, h->slen ? 3 : 2, (off_t)a->size);
+  int err = errno;
+  if (w == (ssize_t)reclen && d->durability == DS_CACHE_SYNC_EVERY_PUT && fdatasync(a->fd) != 0) {
+    err = errno;
+    w = -1;
+  }
+  if (w != (ssize_t)reclen) {
+    d->io_errors++;
+    if (ftruncate(a->fd, (off_t)a->size) != 0) d->io_errors++;
+    return ds__error(d->ctx, ds__errno_status(err ? err : ENOSPC), "cache",
+                     "segment %u of %s: write of %llu bytes at offset %llu failed: %s", a->id,
+                     d->dir, (unsigned long long)reclen, (unsigned long long)a->size,
+                     strerror(err ? err : ENOSPC));
+  }
+  *seg = a->id;
+  *off = a->size;
+  a->size += reclen;
+  d->total += reclen;
+  d->dirty = 1;
+  return DS_OK;
+}
+
+ds_status ds__disk_put(ds__disk *d, const void *key, size_t klen, const void *val, size_t vlen) {
+  if (d->read_only) return ds__error(d->ctx, DS_ERR_STATE, "cache", "cache opened read-only");
+  void *enc_data = NULL;
+  size_t slen = 0;
+  uint32_t enc = 0;
+  if (ds__codec_encode(d->ctx, &d->codec, val, vlen, &enc_data, &slen, &enc) != DS_OK)
+    return ds__error(d->ctx, DS_ERR_NO_MEMORY, "cache", "out of memory compressing a value");
+  ds__rec_hdr h = {DS__REC_MAGIC, DS__REC_PUT, (uint8_t)enc, 0, (uint32_t)klen, (uint32_t)slen,
+                   vlen, 0};
+  pthread_mutex_lock(&d->mu);
+  uint32_t seg;
+  uint64_t off;
+  ds_status st = ds__disk_append(d, &h, key, enc_data, &seg, &off);
+  if (st == DS_OK && ds__dindex_set(d, key, (uint16_t)klen, seg, off, &h) != DS_OK)
+    st = ds__error(d->ctx, DS_ERR_NO_MEMORY, "cache", "out of memory indexing a record");
+  pthread_mutex_unlock(&d->mu);
+  ds__free(d->ctx, enc_data);
+  return st;
+}
+
+ds_status ds__disk_remove(ds__disk *d, const void *key, size_t klen) {
+  if (d->read_only) return ds__error(d->ctx, DS_ERR_STATE, "cache", "cache opened read-only");
+  pthread_mutex_lock(&d->mu);
+  uint64_t hash = XXH3_64bits(key, klen);
+  ds__dent *e = ds__dindex_find(d, hash, key, klen);
+  ds_status st = DS_ERR_NOT_FOUND;
+  if (e) {
+    ds__rec_hdr h = {DS__REC_MAGIC, DS__REC_DEL, 0, 0, (uint32_t)klen, 0, 0, 0};
+    uint32_t seg;
+    uint64_t off;
+    st = ds__disk_append(d, &h, key, "", &seg, &off);
+    e = ds__dindex_find(d, hash, key, klen); /* a dropped segment may have evicted it */
+    if (st == DS_OK && e) ds__dindex_unlink(d, e);
+  }
+  pthread_mutex_unlock(&d->mu);
+  return st;
+}
+
+int ds__disk_contains(ds__disk *d, const void *key, size_t klen) {
+  pthread_mutex_lock(&d->mu);
+  int found = ds__dindex_find(d, XXH3_64bits(key, klen), key, klen) != NULL;
+  pthread_mutex_unlock(&d->mu);
+  return found;
+}
+
+/* Reads and verifies the record of e into a new buffer (header + key + stored bytes). */
+static ds_status ds__disk_read(ds__disk *d, ds__dent *e, unsigned char **out) {
+  size_t n = DS__HDR + e->klen + (size_t)e->slen;
+  unsigned char *buf = ds__alloc(d->ctx, n);
+  if (!buf) return DS_ERR_NO_MEMORY;
+  int fd = ds__seg_fd(d, e->seg);
+  ssize_t r = fd >= 0 ? pread(fd, buf, n, (off_t)e->off) : -1;
+  ds__rec_hdr h;
+  memcpy(&h, buf, DS__HDR);
+  ds_status st = DS_OK;
+  if (r != (ssize_t)n) {
+    d->io_errors++;
+    st = ds__error(d->ctx, DS_ERR_IO, "cache", "segment %u of %s: read at offset %llu failed",
+                   e->seg, d->dir, (unsigned long long)e->off);
+  } else if (h.magic != DS__REC_MAGIC || h.klen != e->klen || h.slen != e->slen ||
+             ds__rec_sum(&h, buf + DS__HDR, buf + DS__HDR + h.klen) != h.sum) {
+    d->corrupt++;
+    ds__log(d->ctx, DS_LOG_WARN, "cache", "segment %u of %s: checksum mismatch at offset %llu",
+            e->seg, d->dir, (unsigned long long)e->off);
+    st = ds__error(d->ctx, DS_ERR_CORRUPT, "cache",
+                   "segment %u of %s: record at offset %llu is corrupt", e->seg, d->dir,
+                   (unsigned long long)e->off);
+  }
+  if (st != DS_OK) ds__free(d->ctx, buf);
+  else *out = buf;
+  return st;
+}
+
+static void ds__disk_lat(ds__disk *d, uint64_t t0) {
+  uint64_t ns = ds__now_ns() - t0;
+  int b = 0;
+  while (b < 63 && (ns >> (b + 1))) b++;
+  pthread_mutex_lock(&d->mu);
+  d->lat[b]++;
+  pthread_mutex_unlock(&d->mu);
+}
+
+/* Get from a mapped segment, under the lock (a concurrent put may drop the segment). The
+ * record's checksum was verified when it was written or when the segment was scanned at open;
+ * here the header is checked against the index. */
+static ds_status ds__disk_get_mapped(ds__disk *d, ds__dent *e, const unsigned char *rec,
+                                     void *buf, void **alloc_out) {
+  ds__rec_hdr h;
+  memcpy(&h, rec, DS__HDR);
+  if (h.magic != DS__REC_MAGIC || h.klen != e->klen || h.slen != e->slen ||
+      memcmp(rec + DS__HDR, e->key, e->klen)) {
+    d->corrupt++;
+    ds__log(d->ctx, DS_LOG_WARN, "cache", "segment %u of %s: record changed at offset %llu",
+            e->seg, d->dir, (unsigned long long)e->off);
+    ds__dindex_unlink(d, e);
+    return ds__error(d->ctx, DS_ERR_CORRUPT, "cache", "segment record is corrupt");
+  }
+  void *dst = buf;
+  if (alloc_out && !(dst = ds__alloc(d->ctx, e->vlen ? e->vlen : 1)))
+    return ds__error(d->ctx, DS_ERR_NO_MEMORY, "cache", "out of memory reading a record");
+  ds_status st = e->vlen ? ds__codec_decode(d->ctx, e->enc, rec + DS__HDR + e->klen, e->slen,
+                                            dst, e->vlen)
+                         : DS_OK;
+  if (st != DS_OK) {
+    if (alloc_out) ds__free(d->ctx, dst);
+    return ds__error(d->ctx, st, "cache", "could not decode a disk record");
+  }
+  if (alloc_out) *alloc_out = dst;
+  return DS_OK;
+}
+
+ds_status ds__disk_get(ds__disk *d, const void *key, size_t klen, void *buf, size_t cap,
+                       size_t *len, void **alloc_out) {
+  uint64_t t0 = ds__now_ns();
+  pthread_mutex_lock(&d->mu);
+  ds__dent *e = ds__dindex_find(d, XXH3_64bits(key, klen), key, klen);
+  if (!e) {
+    d->misses++;
+    pthread_mutex_unlock(&d->mu);
+    return DS_ERR_NOT_FOUND;
+  }
+  *len = e->vlen;
+  if (!alloc_out && cap < e->vlen) {
+    pthread_mutex_unlock(&d->mu);
+    return DS_ERR_FULL;
+  }
+  ds__seg *sg = NULL;
+  for (uint32_t i = 0; i < d->nsegs && !sg; i++)
+    if (d->segs[i].id == e->seg) sg = &d->segs[i];
+  size_t n = DS__HDR + e->klen + (size_t)e->slen;
+  if (sg && sg->map && e->off + n <= sg->map_len) {
+    ds_status st = ds__disk_get_mapped(d, e, sg->map + e->off, buf, alloc_out);
+    if (st == DS_OK) d->hits++;
+    pthread_mutex_unlock(&d->mu);
+    if (st == DS_OK) ds__disk_lat(d, t0);
+    return st;
+  }
+  unsigned char *rec = NULL;
+  ds_status st = ds__disk_read(d, e, &rec);
+  if (st == DS_ERR_CORRUPT) ds__dindex_unlink(d, e);
+  uint32_t enc = e && st == DS_OK ? e->enc : 0, slen = st == DS_OK ? e->slen : 0;
+  size_t vlen = *len, kl = klen;
+  if (st == DS_OK) d->hits++;
+  pthread_mutex_unlock(&d->mu);
+  if (st != DS_OK) return st;
+  void *dst = buf;
+  if (alloc_out) {
+    dst = ds__alloc(d->ctx, vlen ? vlen : 1);
+    if (!dst) st = DS_ERR_NO_MEMORY;
+  }
+  if (st == DS_OK && vlen)
+    st = ds__codec_decode(d->ctx, enc, rec + DS__HDR + kl, slen, dst, vlen);
+  ds__free(d->ctx, rec);
+  if (st != DS_OK) {
+    if (alloc_out) ds__free(d->ctx, dst);
+    return ds__error(d->ctx, st, "cache", "could not decode a disk record");
+  }
+  if (alloc_out) *alloc_out = dst;
+  ds__disk_lat(d, t0);
+  return DS_OK;
+}
+
+ds_status ds__disk_flush(ds__disk *d) {
+  if (d->read_only) return DS_OK;
+  pthread_mutex_lock(&d->mu);
+  ds_status st = DS_OK;
+  if (d->nsegs && fdatasync(d->segs[d->nsegs - 1].fd) != 0) {
+    d->io_errors++;
+    st = ds__error(d->ctx, DS_ERR_IO, "cache", "fdatasync in %s failed: %s", d->dir,
+                   strerror(errno));
+  } else {
+    d->dirty = 0;
+  }
+  pthread_mutex_unlock(&d->mu);
+  return st;
+}
+
+void ds__disk_stats(ds__disk *d, ds__tier_counters *t, uint64_t *corrupt, uint64_t *io_errors) {
+  pthread_mutex_lock(&d->mu);
+  memset(t, 0, sizeof *t);
+  t->bytes = d->total;
+  t->raw_bytes = d->raw_live;
+  t->key_bytes = d->total > d->stored_live ? d->total - d->stored_live : 0;
+  t->entries = d->count;
+  t->hits = d->hits;
+  t->misses = d->misses;
+  t->evictions = d->evictions;
+  memcpy(t->lat, d->lat, sizeof t->lat);
+  *corrupt = d->corrupt;
+  *io_errors = d->io_errors;
+  pthread_mutex_unlock(&d->mu);
+}

@@ -1,0 +1,27 @@
+# The cache module: eviction policies, trace loading, the tiered cache.
+# Required: zlib (zlib1g-dev, gzip traces), zstd (libzstd-dev), lz4 (liblz4-dev),
+# xxHash (libxxhash-dev). Optional: liblzma (liblzma-dev, .xz traces).
+file(GLOB _cache_c CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/*.c)
+list(APPEND DS_SOURCES ${_cache_c})
+ds_require_library(DS_ZLIB z zlib.h zlib1g-dev)
+list(APPEND DS_PRIVATE_INCLUDES ${DS_ZLIB_INCLUDE})
+list(APPEND DS_PRIVATE_LIBS $<BUILD_INTERFACE:${DS_ZLIB_LIB}> $<INSTALL_INTERFACE:z>)
+list(APPEND DS_PC_LIBS -lz)
+find_library(DS_LZMA_LIB NAMES lzma)
+find_path(DS_LZMA_INCLUDE NAMES lzma.h)
+if(DS_LZMA_LIB AND DS_LZMA_INCLUDE)
+  set_source_files_properties(${CMAKE_CURRENT_LIST_DIR}/cachetrace.c PROPERTIES
+    COMPILE_DEFINITIONS DS_HAVE_LZMA=1)
+  list(APPEND DS_PRIVATE_LIBS $<BUILD_INTERFACE:${DS_LZMA_LIB}> $<INSTALL_INTERFACE:lzma>)
+  list(APPEND DS_PC_LIBS -llzma)
+else()
+  message(STATUS "cache: liblzma not found (liblzma-dev): .xz traces are skipped")
+endif()
+ds_require_library(DS_ZSTD zstd zstd.h libzstd-dev)
+ds_require_library(DS_LZ4 lz4 lz4.h liblz4-dev)
+ds_require_library(DS_XXHASH xxhash xxhash.h libxxhash-dev)
+list(APPEND DS_PRIVATE_INCLUDES ${DS_ZSTD_INCLUDE} ${DS_LZ4_INCLUDE} ${DS_XXHASH_INCLUDE})
+list(APPEND DS_PRIVATE_LIBS $<BUILD_INTERFACE:${DS_ZSTD_LIB}> $<INSTALL_INTERFACE:zstd>
+  $<BUILD_INTERFACE:${DS_LZ4_LIB}> $<INSTALL_INTERFACE:lz4>
+  $<BUILD_INTERFACE:${DS_XXHASH_LIB}> $<INSTALL_INTERFACE:xxhash>)
+list(APPEND DS_PC_LIBS -lzstd -llz4 -lxxhash)

@@ -1,0 +1,125 @@
+/* Prefetch: a Markov successor table learnt from the sequence of gets (key -> the key read
+ * right after it), and background tasks on the context's executor that move predicted keys
+ * (or hinted ones) from L2 up to L1 before they are read. The table is direct-mapped by key
+ * hash (a collision overwrites), keys up to DS__PF_KEY bytes; one mutex guards it. */
+#include <string.h>
+#include <time.h>
+
+#include "cache_internal.h"
+
+#define DS__PF_SLOTS 4096u
+#define DS__PF_INFLIGHT 64
+
+typedef struct {
+  uint64_t hash;      /* key this slot describes (0: empty) */
+  uint16_t next_klen; /* its successor */
+  char next_key[DS__PF_KEY];
+} ds__pf_slot;
+
+struct ds__prefetch {
+  pthread_mutex_t mu;
+  uint32_t depth;
+  uint64_t last_hash;
+  ds__atomic_i64 inflight;
+  ds__pf_slot slots[DS__PF_SLOTS];
+};
+
+typedef struct {
+  ds_cache *c;
+  uint16_t klen;
+  char key[DS__PF_KEY];
+} ds__pf_task;
+
+ds_status ds__prefetch_create(ds_cache *c, uint32_t depth) {
+  c->pf = ds__calloc(c->ctx, 1, sizeof *c->pf);
+  if (!c->pf) return DS_ERR_NO_MEMORY;
+  pthread_mutex_init(&c->pf->mu, NULL);
+  c->pf->depth = depth;
+  return DS_OK;
+}
+
+void ds__prefetch_destroy(ds_cache *c) {
+  if (!c->pf) return;
+  /* tasks hold c: wait for the queued ones (they are short) */
+  while (ds__load(&c->pf->inflight) > 0) {
+    struct timespec ts = {0, 200000};
+    nanosleep(&ts, NULL);
+  }
+  pthread_mutex_destroy(&c->pf->mu);
+  ds__free(c->ctx, c->pf);
+  c->pf = NULL;
+}
+
+/* Moves key up from L2 to L1 if it is there and not held. */
+static void ds__prefetch_run(void *arg) {
+  ds__pf_task *t = arg;
+  ds_cache *c = t->c;
+  uint64_t h = ds__cache_hash(t->key, t->klen);
+  ds__shard *sh = ds__cache_shard(c, h);
+  pthread_mutex_lock(&sh->mu);
+  ds__centry *e = ds__shard_find(sh, h, t->key, t->klen);
+  if (e && e->tier == 2 && !e->holds && sh->pol[0]) {
+    ds__policy_remove(sh->pol[1], (uintptr_t)e);
+    if (ds__centry_decode(c, sh, e) == DS_OK) {
+      ds__place_l1(c, sh, e);
+      sh->t[0].prefetched++;
+    } else {
+      ds__centry_kill(c, sh, e);
+    }
+  }
+  pthread_mutex_unlock(&sh->mu);
+  ds__free(c->ctx, t);
+  ds__fetch_sub(&c->pf->inflight, 1);
+}
+
+static ds_status ds__prefetch_submit(ds_cache *c, const void *key, size_t klen) {
+  if (klen > DS__PF_KEY || ds__load(&c->pf->inflight) >= DS__PF_INFLIGHT) return DS_OK;
+  ds__pf_task *t = ds__alloc(c->ctx, sizeof *t);
+  if (!t) return ds__error(c->ctx, DS_ERR_NO_MEMORY, "cache", "out of memory for a prefetch");
+  t->c = c;
+  t->klen = (uint16_t)klen;
+  memcpy(t->key, key, klen);
+  ds__fetch_add(&c->pf->inflight, 1);
+  ds_status st = ds__executor_submit(c->ctx, ds__prefetch_run, t, DS__PRIO_LOW);
+  if (st != DS_OK) {
+    ds__fetch_sub(&c->pf->inflight, 1);
+    ds__free(c->ctx, t);
+  }
+  return st;
+}
+
+ds_status ds_cache_prefetch(ds_cache *c, const void *key, size_t klen) {
+  if (!c || !key || klen == 0 || klen > 65535)
+    return ds__error(c ? c->ctx : NULL, DS_ERR_INVALID_ARG, "cache", "prefetch needs a key");
+  if (c->disk) return DS_OK;
+  if (!c->pf) return DS_OK; /* memory caches create it at creation; a hint may be ignored */
+  return ds__prefetch_submit(c, key, klen);
+}
+
+/* Called after each get of a memory cache with prefetch on: learns (previous -> key) and
+ * submits the predicted successors of key. */
+void ds__prefetch_observe(ds_cache *c, const void *key, size_t klen, uint64_t h) {
+  ds__prefetch *pf = c->pf;
+  char keys[16][DS__PF_KEY];
+  uint16_t lens[16];
+  uint32_t n = 0;
+  pthread_mutex_lock(&pf->mu);
+  if (pf->last_hash && klen <= DS__PF_KEY) {
+    ds__pf_slot *s = &pf->slots[pf->last_hash % DS__PF_SLOTS];
+    s->hash = pf->last_hash;
+    s->next_klen = (uint16_t)klen;
+    memcpy(s->next_key, key, klen);
+  }
+  pf->last_hash = h;
+  uint64_t cur = h;
+  while (n < pf->depth) {
+    ds__pf_slot *s = &pf->slots[cur % DS__PF_SLOTS];
+    if (s->hash != cur || !s->next_klen) break;
+    lens[n] = s->next_klen;
+    memcpy(keys[n], s->next_key, s->next_klen);
+    cur = ds__cache_hash(keys[n], lens[n]);
+    n++;
+  }
+  pthread_mutex_unlock(&pf->mu);
+  for (uint32_t i = 0; i < n; i++) ds__prefetch_submit(c, keys[i], lens[i]);
+}

@@ -1,0 +1,439 @@
+/* Tests of the tiered cache API: put/get/contains/remove, L1 -> L2 moves and promotion, every
+ * codec and the lossy bf16 mode, owned values, pins and references, flush, stats, bad input,
+ * and concurrent use from several threads. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+static ds_context *new_ctx(void) {
+  ds_context_options o = DS_CONTEXT_OPTIONS_INIT;
+  o.flags = DS_CONTEXT_NO_ENV;
+  ds_param_value quiet[] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0}, {DS_PARAM_STATS_FILE, 0, 0}};
+  o.params = quiet;
+  o.nparams = 2;
+  ds_context *ctx = NULL;
+  assert_int_equal(ds_context_create(&ctx, &o), DS_OK);
+  return ctx;
+}
+
+static ds_cache *new_cache(ds_context *ctx, uint64_t l1, uint64_t l2, const char *policy,
+                           int codec, uint32_t flags) {
+  ds_cache_options o = DS_CACHE_OPTIONS_INIT;
+  o.l1_bytes = l1;
+  o.l2_bytes = l2;
+  o.policy = policy;
+  o.codec = codec;
+  o.flags = flags;
+  o.shards = 1;
+  ds_cache *c = NULL;
+  assert_int_equal(ds_cache_create(&c, ctx, &o), DS_OK);
+  return c;
+}
+
+static ds_cache_tier_stats stats(ds_cache *c, int tier) {
+  ds_cache_tier_stats s;
+  memset(&s, 0, sizeof s);
+  s.struct_size = sizeof s;
+  assert_int_equal(ds_cache_stats(c, tier, &s), DS_OK);
+  return s;
+}
+
+/* Compressible value derived from its index. */
+static void fill_value(uint8_t *v, size_t n, int i) {
+  for (size_t k = 0; k < n; k++) v[k] = (uint8_t)((k / 16) * 3 + (unsigned)i);
+}
+
+static void test_basic(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx();
+  ds_cache *c = new_cache(ctx, 1 << 20, 0, "lru", DS_CACHE_CODEC_LZ4, 0);
+  char buf[64];
+  size_t len = 0;
+  assert_int_equal(ds_cache_get(c, "a", 1, buf, sizeof buf, &len), DS_ERR_NOT_FOUND);
+  assert_int_equal(ds_cache_put(c, "a", 1, "hello", 5), DS_OK);
+  assert_true(ds_cache_contains(c, "a", 1));
+  assert_int_equal(ds_cache_get(c, "a", 1, buf, sizeof buf, &len), DS_OK);
+  assert_int_equal(len, 5);
+  assert_memory_equal(buf, "hello", 5);
+  assert_int_equal(ds_cache_put(c, "a", 1, "world!", 6), DS_OK); /* replace */
+  assert_int_equal(ds_cache_get(c, "a", 1, buf, 3, &len), DS_ERR_FULL);
+  assert_int_equal(len, 6);
+  assert_int_equal(ds_cache_get(c, "a", 1, buf, sizeof buf, &len), DS_OK);
+  assert_memory_equal(buf, "world!", 6);
+  assert_int_equal(ds_cache_put(c, "empty", 5, NULL, 0), DS_OK);
+  assert_int_equal(ds_cache_get(c, "empty", 5, NULL, 0, &len), DS_OK);
+  assert_int_equal(len, 0);
+  assert_int_equal(ds_cache_remove(c, "a", 1), DS_OK);
+  assert_false(ds_cache_contains(c, "a", 1));
+  assert_int_equal(ds_cache_remove(c, "a", 1), DS_ERR_NOT_FOUND);
+  ds_cache_tier_stats s = stats(c, DS_CACHE_L1);
+  assert_int_equal(s.entries, 1);
+  assert_int_equal(s.hits, 3);
+  assert_int_equal(s.misses, 1);
+  ds_cache_destroy(c);
+  ds_cache_destroy(NULL);
+  ds_context_destroy(ctx);
+}
+
+static void test_bad_input(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx();
+  ds_cache *c = NULL;
+  ds_cache_options o = DS_CACHE_OPTIONS_INIT;
+  assert_int_equal(ds_cache_create(NULL, ctx, &o), DS_ERR_INVALID_ARG);
+  assert_int_equal(ds_cache_create(&c, NULL, &o), DS_ERR_INVALID_ARG);
+  o.struct_size = 8;
+  assert_int_equal(ds_cache_create(&c, ctx, &o), DS_ERR_ABI);
+  o = (ds_cache_options)DS_CACHE_OPTIONS_INIT;
+  o.codec = 7;
+  assert_int_equal(ds_cache_create(&c, ctx, &o), DS_ERR_INVALID_ARG);
+  o = (ds_cache_options)DS_CACHE_OPTIONS_INIT;
+  o.zstd_level = 40;
+  assert_int_equal(ds_cache_create(&c, ctx, &o), DS_ERR_INVALID_ARG);
+  o = (ds_cache_options)DS_CACHE_OPTIONS_INIT;
+  o.shards = 3;
+  assert_int_equal(ds_cache_create(&c, ctx, &o), DS_ERR_INVALID_ARG);
+  o = (ds_cache_options)DS_CACHE_OPTIONS_INIT;
+  o.flags = 0x100;
+  assert_int_equal(ds_cache_create(&c, ctx, &o), DS_ERR_INVALID_ARG);
+  o = (ds_cache_options)DS_CACHE_OPTIONS_INIT;
+  o.policy = "nope";
+  assert_int_equal(ds_cache_create(&c, ctx, &o), DS_ERR_INVALID_ARG);
+  assert_non_null(strstr(ds_context_last_error(ctx), "nope"));
+  o.policy = "belady";
+  assert_int_equal(ds_cache_create(&c, ctx, &o), DS_ERR_INVALID_ARG);
+  assert_null(c);
+  assert_int_equal(ds_cache_create(&c, ctx, NULL), DS_OK);
+  char big[70000];
+  memset(big, 'k', sizeof big);
+  size_t len;
+  assert_int_equal(ds_cache_put(NULL, "a", 1, "x", 1), DS_ERR_INVALID_ARG);
+  assert_int_equal(ds_cache_put(c, NULL, 1, "x", 1), DS_ERR_INVALID_ARG);
+  assert_int_equal(ds_cache_put(c, "a", 0, "x", 1), DS_ERR_INVALID_ARG);
+  assert_int_equal(ds_cache_put(c, big, sizeof big, "x", 1), DS_ERR_INVALID_ARG);
+  assert_int_equal(ds_cache_put(c, "a", 1, NULL, 1), DS_ERR_INVALID_ARG);
+  assert_int_equal(ds_cache_put_owned(c, "a", 1, big, 1, NULL, NULL), DS_ERR_INVALID_ARG);
+  assert_int_equal(ds_cache_get(c, "a", 1, NULL, 0, NULL), DS_ERR_INVALID_ARG);
+  assert_int_equal(ds_cache_get(c, "a", 1, NULL, 5, &len), DS_ERR_INVALID_ARG);
+  const void *d;
+  ds_cache_ref *r;
+  assert_int_equal(ds_cache_get_ref(c, "a", 1, &d, &len, NULL), DS_ERR_INVALID_ARG);
+  assert_int_equal(ds_cache_get_ref(c, "a", 1, &d, &len, &r), DS_ERR_NOT_FOUND);
+  assert_false(ds_cache_contains(c, NULL, 1));
+  assert_int_equal(ds_cache_pin(c, "a", 1), DS_ERR_NOT_FOUND);
+  assert_int_equal(ds_cache_put(c, "a", 1, "x", 1), DS_OK);
+  assert_int_equal(ds_cache_unpin(c, "a", 1), DS_ERR_STATE);
+  ds_cache_tier_stats s;
+  s.struct_size = 4;
+  assert_int_equal(ds_cache_stats(c, DS_CACHE_L1, &s), DS_ERR_ABI);
+  s.struct_size = sizeof s;
+  assert_int_equal(ds_cache_stats(c, 3, &s), DS_ERR_INVALID_ARG);
+  assert_int_equal(ds_cache_flush(NULL), DS_ERR_INVALID_ARG);
+  ds_cache_release(c, NULL);
+  ds_cache_destroy(c);
+  ds_context_destroy(ctx);
+}
+
+/* L1 holds ~10 values; the rest move down to L2 and come back up on a hit, intact. */
+static void check_tiers(const char *policy, int codec, uint32_t flags) {
+  ds_context *ctx = new_ctx();
+  ds_cache *c = new_cache(ctx, 10 * 1100, 1 << 20, policy, codec, flags);
+  uint8_t v[1024], out[1024];
+  for (int i = 0; i < 100; i++) {
+    char key[16];
+    snprintf(key, sizeof key, "k%d", i);
+    fill_value(v, sizeof v, i);
+    assert_int_equal(ds_cache_put(c, key, strlen(key), v, sizeof v), DS_OK);
+    ds_cache_tier_stats s1 = stats(c, DS_CACHE_L1);
+    assert_true(s1.bytes <= 10 * 1100);
+  }
+  ds_cache_tier_stats s2 = stats(c, DS_CACHE_L2);
+  assert_true(s2.entries >= 80);
+  assert_true(s2.compression_ratio > 2.0);
+  for (int i = 0; i < 100; i++) {
+    char key[16];
+    size_t len = 0;
+    snprintf(key, sizeof key, "k%d", i);
+    fill_value(v, sizeof v, i);
+    assert_int_equal(ds_cache_get(c, key, strlen(key), out, sizeof out, &len), DS_OK);
+    assert_int_equal(len, sizeof v);
+    assert_memory_equal(out, v, sizeof v);
+  }
+  ds_cache_tier_stats s1 = stats(c, DS_CACHE_L1);
+  s2 = stats(c, DS_CACHE_L2);
+  assert_true(s2.hits >= 80);
+  assert_true(s1.evictions >= 90);
+  assert_int_equal(s1.entries + s2.entries, 100);
+  assert_true(s1.p99_ns >= s1.p50_ns);
+  ds_cache_destroy(c);
+  ds_context_destroy(ctx);
+}
+
+static void test_tiers_lz4(void **state) {
+  (void)state;
+  check_tiers("lru", DS_CACHE_CODEC_LZ4, 0);
+}
+
+static void test_tiers_zstd_shuffle(void **state) {
+  (void)state;
+  check_tiers("arc", DS_CACHE_CODEC_ZSTD, DS_CACHE_SHUFFLE);
+}
+
+static void test_tiers_every_policy(void **state) {
+  (void)state;
+  static const char *const pols[] = {"lru2", "s3fifo", "wtinylfu", "sieve", "lruk+"};
+  for (int i = 0; i < 5; i++) {
+    ds_context *ctx = new_ctx();
+    ds_cache *c = new_cache(ctx, 20000, 1 << 20, pols[i], DS_CACHE_CODEC_LZ4, 0);
+    uint8_t v[1000], out[1000];
+    for (int k = 0; k < 3000; k++) {
+      int key = (k * 7919) % 150;
+      size_t len;
+      fill_value(v, sizeof v, key);
+      ds_status st = ds_cache_get(c, &key, sizeof key, out, sizeof out, &len);
+      if (st == DS_OK) assert_memory_equal(out, v, sizeof v);
+      else assert_int_equal(ds_cache_put(c, &key, sizeof key, v, sizeof v), DS_OK);
+      assert_true(stats(c, DS_CACHE_L1).bytes <= 20000);
+    }
+    ds_cache_destroy(c);
+    ds_context_destroy(ctx);
+  }
+}
+
+static void test_lossy_bf16(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx();
+  ds_cache *c = new_cache(ctx, 0, 1 << 20, "lru", DS_CACHE_CODEC_ZSTD,
+                          DS_CACHE_LOSSY_BF16 | DS_CACHE_SHUFFLE);
+  float v[1024], out[1024];
+  for (int i = 0; i < 1024; i++) v[i] = i % 3 ? 0.0f : sinf((float)i) * 10.0f; /* ReLU-like */
+  assert_int_equal(ds_cache_put(c, "t", 1, v, sizeof v), DS_OK);
+  size_t len;
+  assert_int_equal(ds_cache_get(c, "t", 1, out, sizeof out, &len), DS_OK);
+  for (int i = 0; i < 1024; i++) assert_true(fabsf(out[i] - v[i]) <= fabsf(v[i]) / 256.0f);
+  assert_true(stats(c, DS_CACHE_L2).compression_ratio >= 2.0);
+  ds_cache_destroy(c);
+  ds_context_destroy(ctx);
+}
+
+static int freed;
+static void count_free(void *user, void *val) {
+  (void)user;
+  freed++;
+  free(val);
+}
+
+static void test_owned_values(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx();
+  ds_cache *c = new_cache(ctx, 1 << 20, 0, "lru", DS_CACHE_CODEC_LZ4, 0);
+  freed = 0;
+  for (int i = 0; i < 3; i++) {
+    char *v = malloc(100);
+    memset(v, i, 100);
+    assert_int_equal(ds_cache_put_owned(c, "o", 1, v, 100, count_free, NULL), DS_OK);
+  }
+  assert_int_equal(freed, 2); /* two replaced */
+  assert_int_equal(ds_cache_remove(c, "o", 1), DS_OK);
+  assert_int_equal(freed, 3);
+  char *v = malloc(100);
+  assert_int_equal(ds_cache_put_owned(c, "p", 1, v, 100, count_free, NULL), DS_OK);
+  ds_cache_destroy(c);
+  assert_int_equal(freed, 4);
+  ds_context_destroy(ctx);
+}
+
+static void test_pins_and_refs(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx();
+  ds_cache *c = new_cache(ctx, 5000, 0, "lru", DS_CACHE_CODEC_LZ4, 0);
+  uint8_t v[1000];
+  fill_value(v, sizeof v, 1);
+  assert_int_equal(ds_cache_put(c, "pinned", 6, v, sizeof v), DS_OK);
+  assert_int_equal(ds_cache_put(c, "ref", 3, v, sizeof v), DS_OK);
+  assert_int_equal(ds_cache_pin(c, "pinned", 6), DS_OK);
+  const void *d;
+  size_t len;
+  ds_cache_ref *r;
+  assert_int_equal(ds_cache_get_ref(c, "ref", 3, &d, &len, &r), DS_OK);
+  for (int i = 0; i < 100; i++) assert_int_equal(ds_cache_put(c, &i, sizeof i, v, sizeof v), DS_OK);
+  assert_true(ds_cache_contains(c, "pinned", 6));
+  assert_true(ds_cache_contains(c, "ref", 3));
+  assert_memory_equal(d, v, sizeof v);
+  assert_int_equal(ds_cache_remove(c, "ref", 3), DS_OK); /* hidden now, freed at release */
+  assert_false(ds_cache_contains(c, "ref", 3));
+  assert_memory_equal(d, v, sizeof v);
+  ds_cache_release(c, r);
+  assert_int_equal(ds_cache_flush(c), DS_OK);
+  assert_true(ds_cache_contains(c, "pinned", 6));
+  assert_int_equal(stats(c, DS_CACHE_L1).entries, 1);
+  assert_int_equal(ds_cache_unpin(c, "pinned", 6), DS_OK);
+  assert_int_equal(ds_cache_flush(c), DS_OK);
+  assert_false(ds_cache_contains(c, "pinned", 6));
+  assert_int_equal(stats(c, DS_CACHE_L1).bytes, 0);
+  ds_cache_destroy(c);
+  ds_context_destroy(ctx);
+}
+
+/* A reference into L2 (no L1) decodes the value and holds it until release. */
+static void test_ref_from_l2_only(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx();
+  ds_cache *c = new_cache(ctx, 0, 1 << 20, "lruk+", DS_CACHE_CODEC_LZ4, 0);
+  uint8_t v[4096];
+  fill_value(v, sizeof v, 9);
+  assert_int_equal(ds_cache_put(c, "x", 1, v, sizeof v), DS_OK);
+  assert_int_equal(ds_cache_pin(c, "x", 1), DS_OK);
+  const void *d;
+  size_t len;
+  ds_cache_ref *r;
+  assert_int_equal(ds_cache_get_ref(c, "x", 1, &d, &len, &r), DS_OK);
+  assert_int_equal(len, sizeof v);
+  assert_memory_equal(d, v, sizeof v);
+  ds_cache_release(c, r);
+  assert_int_equal(ds_cache_unpin(c, "x", 1), DS_OK);
+  uint8_t out[4096];
+  assert_int_equal(ds_cache_get(c, "x", 1, out, sizeof out, &len), DS_OK);
+  assert_memory_equal(out, v, sizeof v);
+  ds_cache_destroy(c);
+  ds_context_destroy(ctx);
+}
+
+/* An epoch-style replay: after one pass the successor table predicts the next keys, and the
+ * background task moves them up to L1 before they are read. */
+static void test_prefetch(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx();
+  ds_cache_options o = DS_CACHE_OPTIONS_INIT;
+  o.l1_bytes = 10 * 4200;
+  o.l2_bytes = 1 << 20;
+  o.policy = "lru";
+  o.shards = 1;
+  o.prefetch_depth = 2;
+  ds_cache *c = NULL;
+  assert_int_equal(ds_cache_create(&c, ctx, &o), DS_OK);
+  uint8_t v[4096], out[4096];
+  for (int k = 0; k < 40; k++) {
+    fill_value(v, sizeof v, k);
+    assert_int_equal(ds_cache_put(c, &k, sizeof k, v, sizeof v), DS_OK);
+  }
+  for (int epoch = 0; epoch < 3; epoch++)
+    for (int k = 0; k < 40; k++) {
+      size_t len;
+      fill_value(v, sizeof v, k);
+      assert_int_equal(ds_cache_get(c, &k, sizeof k, out, sizeof out, &len), DS_OK);
+      assert_memory_equal(out, v, sizeof v);
+      struct timespec ts = {0, 2000000}; /* the loader's work between batches */
+      nanosleep(&ts, NULL);
+    }
+  ds_cache_tier_stats s = stats(c, DS_CACHE_L1);
+  assert_true(s.prefetched > 20);
+  assert_true(s.hits > 20); /* plain LRU on this loop would hit nothing after epoch 0 */
+  /* an explicit hint */
+  int k0 = 0;
+  assert_int_equal(ds_cache_prefetch(c, &k0, sizeof k0), DS_OK);
+  assert_int_equal(ds_cache_prefetch(NULL, &k0, sizeof k0), DS_ERR_INVALID_ARG);
+  assert_int_equal(ds_cache_prefetch(c, NULL, 4), DS_ERR_INVALID_ARG);
+  ds_cache_destroy(c); /* waits for queued prefetches */
+  o.prefetch_depth = 17;
+  assert_int_equal(ds_cache_create(&c, ctx, &o), DS_ERR_INVALID_ARG);
+  ds_context_destroy(ctx);
+}
+
+typedef struct {
+  ds_cache *c;
+  int seed;
+  int errors;
+} worker_arg;
+
+/* Values encode their key, so a reader can check it never sees another key's value. */
+static void *worker(void *p) {
+  worker_arg *a = p;
+  uint32_t s = (uint32_t)a->seed;
+  for (int i = 0; i < 20000; i++) {
+    s = s * 1103515245u + 12345u;
+    uint32_t key = (s >> 8) % 500;
+    uint32_t val[64], out[64];
+    for (int k = 0; k < 64; k++) val[k] = key * 131u + (uint32_t)k;
+    size_t len;
+    switch ((s >> 4) % 8) {
+    case 0:
+      ds_cache_remove(a->c, &key, sizeof key);
+      break;
+    case 1:
+    case 2:
+      if (ds_cache_put(a->c, &key, sizeof key, val, sizeof val) != DS_OK) a->errors++;
+      break;
+    case 3: {
+      const void *d;
+      ds_cache_ref *r;
+      if (ds_cache_get_ref(a->c, &key, sizeof key, &d, &len, &r) == DS_OK) {
+        if (len != sizeof val || memcmp(d, val, sizeof val)) a->errors++;
+        ds_cache_release(a->c, r);
+      }
+      break;
+    }
+    default:
+      if (ds_cache_get(a->c, &key, sizeof key, out, sizeof out, &len) == DS_OK &&
+          (len != sizeof val || memcmp(out, val, sizeof val)))
+        a->errors++;
+    }
+  }
+  return NULL;
+}
+
+static void test_concurrency(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx();
+  ds_cache_options o = DS_CACHE_OPTIONS_INIT;
+  o.l1_bytes = 8 * 8000;
+  o.l2_bytes = 8 * 20000;
+  o.shards = 8;
+  o.prefetch_depth = 2; /* background moves race with the workers */
+  ds_cache *c = NULL;
+  assert_int_equal(ds_cache_create(&c, ctx, &o), DS_OK);
+  pthread_t th[4];
+  worker_arg args[4];
+  for (int i = 0; i < 4; i++) {
+    args[i] = (worker_arg){c, i + 1, 0};
+    pthread_create(&th[i], NULL, worker, &args[i]);
+  }
+  for (int i = 0; i < 4; i++) {
+    pthread_join(th[i], NULL);
+    assert_int_equal(args[i].errors, 0);
+  }
+  ds_cache_tier_stats s1 = stats(c, DS_CACHE_L1), s2 = stats(c, DS_CACHE_L2);
+  assert_true(s1.bytes <= o.l1_bytes);
+  assert_true(s2.bytes <= o.l2_bytes);
+  assert_true(s1.hits + s2.hits > 0);
+  ds_cache_destroy(c);
+  ds_context_destroy(ctx);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_basic),
+      cmocka_unit_test(test_bad_input),
+      cmocka_unit_test(test_tiers_lz4),
+      cmocka_unit_test(test_tiers_zstd_shuffle),
+      cmocka_unit_test(test_tiers_every_policy),
+      cmocka_unit_test(test_lossy_bf16),
+      cmocka_unit_test(test_owned_values),
+      cmocka_unit_test(test_pins_and_refs),
+      cmocka_unit_test(test_ref_from_l2_only),
+      cmocka_unit_test(test_prefetch),
+      cmocka_unit_test(test_concurrency),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

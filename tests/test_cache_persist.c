@@ -1,0 +1,344 @@
+/* Tests of the persistent cache (disk tier): reopen, file modes, writer lock and read-only
+ * opens, the exact max_bytes budget, corrupt and torn records, disk full (RLIMIT_FSIZE in a
+ * child), kill -9 during synced puts, and bad input. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static char warn_seen[512];
+static void capture_log(void *user, int level, const char *module, const char *msg) {
+  (void)user;
+  (void)module;
+  if (level == DS_LOG_WARN && strstr(msg, "segment")) snprintf(warn_seen, sizeof warn_seen, "%s", msg);
+}
+
+static ds_context *new_ctx(void) {
+  ds_context_options o = DS_CONTEXT_OPTIONS_INIT;
+  o.flags = DS_CONTEXT_NO_ENV;
+  o.log_fn = capture_log;
+  ds_param_value quiet[] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0}, {DS_PARAM_STATS_FILE, 0, 0}};
+  o.params = quiet;
+  o.nparams = 2;
+  ds_context *ctx = NULL;
+  assert_int_equal(ds_context_create(&ctx, &o), DS_OK);
+  return ctx;
+}
+
+static const char *tmp_dir(const char *name) {
+  static char buf[4][1024];
+  static int k;
+  char *b = buf[k++ & 3];
+  const char *dir = getenv("DS_TEST_TMP");
+  snprintf(b, 1024, "%s/%s.%d", dir ? dir : "/tmp", name, (int)getpid());
+  char cmd[1200];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", b);
+  assert_int_equal(system(cmd), 0);
+  return b;
+}
+
+static ds_cache *open_cache(ds_context *ctx, const char *dir, uint64_t max, int durability,
+                            uint32_t read_only) {
+  ds_cache_persist_options o = DS_CACHE_PERSIST_OPTIONS_INIT;
+  o.max_bytes = max;
+  o.durability = durability;
+  o.read_only = read_only;
+  ds_cache *c = NULL;
+  ds_status st = ds_cache_open_persistent_ex(&c, ctx, dir, &o);
+  if (st != DS_OK) fprintf(stderr, "open: %s\n", ds_context_last_error(ctx));
+  assert_int_equal(st, DS_OK);
+  return c;
+}
+
+static void value_of(uint8_t *v, size_t n, uint32_t key) {
+  for (size_t i = 0; i < n; i++) v[i] = (uint8_t)(key * 7u + (uint32_t)(i / 8));
+}
+
+static int has_value(ds_cache *c, uint32_t key, size_t n) {
+  uint8_t v[8192], out[8192];
+  size_t len = 0;
+  value_of(v, n, key);
+  if (ds_cache_get(c, &key, sizeof key, out, sizeof out, &len) != DS_OK) return 0;
+  return len == n && !memcmp(v, out, n);
+}
+
+static uint64_t segment_bytes(const char *dir) {
+  DIR *d = opendir(dir);
+  assert_non_null(d);
+  uint64_t total = 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (strncmp(e->d_name, "seg-", 4)) continue;
+    char p[2048];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+    assert_int_equal(stat(p, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    total += (uint64_t)st.st_size;
+  }
+  closedir(d);
+  return total;
+}
+
+static ds_cache_tier_stats l3(ds_cache *c) {
+  ds_cache_tier_stats s;
+  memset(&s, 0, sizeof s);
+  s.struct_size = sizeof s;
+  assert_int_equal(ds_cache_stats(c, DS_CACHE_L3, &s), DS_OK);
+  return s;
+}
+
+static void test_reopen_modes_lock(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx();
+  const char *dir = tmp_dir("persist_reopen");
+  ds_cache *c = NULL;
+  assert_int_equal(ds_cache_open_persistent(&c, ctx, dir, 8 << 20, DS_CACHE_CODEC_ZSTD), DS_OK);
+  uint8_t v[3000];
+  for (uint32_t k = 0; k < 200; k++) {
+    value_of(v, sizeof v, k);
+    assert_int_equal(ds_cache_put(c, &k, sizeof k, v, sizeof v), DS_OK);
+  }
+  uint32_t gone = 7;
+  assert_int_equal(ds_cache_remove(c, &gone, sizeof gone), DS_OK);
+  assert_int_equal(ds_cache_remove(c, &gone, sizeof gone), DS_ERR_NOT_FOUND);
+  assert_int_equal(ds_cache_pin(c, "x", 1), DS_ERR_UNSUPPORTED);
+  ds_cache *second = NULL;
+  assert_int_equal(ds_cache_open_persistent(&second, ctx, dir, 8 << 20, 0), DS_ERR_BUSY);
+  ds_cache *ro = open_cache(ctx, dir, 8 << 20, DS_CACHE_SYNC_BATCHED, 1);
+  assert_int_equal(ds_cache_put(ro, "a", 1, "b", 1), DS_ERR_STATE);
+  ds_cache_destroy(ro);
+  assert_true(l3(c).compression_ratio > 2.0);
+  const void *d;
+  size_t len;
+  ds_cache_ref *r;
+  uint32_t k5 = 5;
+  assert_int_equal(ds_cache_get_ref(c, &k5, sizeof k5, &d, &len, &r), DS_OK);
+  value_of(v, sizeof v, 5);
+  assert_memory_equal(d, v, sizeof v);
+  ds_cache_release(c, r);
+  assert_int_equal(ds_cache_flush(c), DS_OK);
+  ds_cache_destroy(c);
+  struct stat st;
+  assert_int_equal(stat(dir, &st), 0);
+  assert_int_equal(st.st_mode & 0777, 0700);
+  char p[2048];
+  snprintf(p, sizeof p, "%s/MANIFEST", dir);
+  assert_int_equal(stat(p, &st), 0);
+  assert_int_equal(st.st_mode & 0777, 0600);
+  c = open_cache(ctx, dir, 8 << 20, DS_CACHE_SYNC_EVERY_PUT, 0);
+  for (uint32_t k = 0; k < 200; k++) assert_int_equal(has_value(c, k, sizeof v), k != gone);
+  assert_int_equal(l3(c).entries, 199);
+  assert_int_equal(l3(c).corrupt, 0);
+  ds_cache_destroy(c);
+  ds_context_destroy(ctx);
+}
+
+static void test_max_bytes_exact(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx();
+  const char *dir = tmp_dir("persist_max");
+  ds_cache_persist_options o = DS_CACHE_PERSIST_OPTIONS_INIT;
+  o.max_bytes = 1 << 20;
+  o.codec = DS_CACHE_CODEC_NONE;
+  ds_cache *c = NULL;
+  assert_int_equal(ds_cache_open_persistent_ex(&c, ctx, dir, &o), DS_OK);
+  uint8_t v[4000];
+  for (uint32_t k = 0; k < 1000; k++) {
+    value_of(v, sizeof v, k);
+    assert_int_equal(ds_cache_put(c, &k, sizeof k, v, sizeof v), DS_OK);
+    if (k % 25 == 0) assert_true(segment_bytes(dir) <= o.max_bytes);
+    assert_true(l3(c).bytes <= o.max_bytes);
+  }
+  assert_true(l3(c).evictions > 500);
+  assert_true(has_value(c, 999, sizeof v));
+  assert_false(has_value(c, 0, sizeof v));
+  static uint8_t huge[2 << 20];
+  assert_int_equal(ds_cache_put(c, "h", 1, huge, sizeof huge), DS_ERR_FULL);
+  assert_true(has_value(c, 998, sizeof v));
+  ds_cache_destroy(c);
+  ds_context_destroy(ctx);
+}
+
+static void test_corrupt_and_torn(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx();
+  const char *dir = tmp_dir("persist_corrupt");
+  ds_cache *c = open_cache(ctx, dir, 8 << 20, DS_CACHE_SYNC_BATCHED, 0);
+  uint8_t v[1000];
+  for (uint32_t k = 0; k < 50; k++) {
+    value_of(v, sizeof v, k);
+    assert_int_equal(ds_cache_put(c, &k, sizeof k, v, sizeof v), DS_OK);
+  }
+  ds_cache_destroy(c);
+  char seg[2048];
+  snprintf(seg, sizeof seg, "%s/seg-00000001.log", dir);
+  int fd = open(seg, O_RDWR);
+  assert_true(fd >= 0);
+  struct stat st;
+  fstat(fd, &st);
+  /* flip a byte inside record 10's value (records are 32 + 4 + stored bytes; lz4 output size
+   * varies, so find the 11th record by walking the headers) */
+  off_t off = 0;
+  for (int i = 0; i < 10; i++) {
+    uint32_t hdr[8];
+    assert_int_equal(pread(fd, hdr, 32, off), 32);
+    off += 32 + hdr[2] + hdr[3];
+  }
+  uint8_t b;
+  assert_int_equal(pread(fd, &b, 1, off + 40), 1);
+  b ^= 0xff;
+  assert_int_equal(pwrite(fd, &b, 1, off + 40), 1);
+  assert_int_equal(pwrite(fd, "DSR1torn", 8, st.st_size), 8); /* a torn tail */
+  close(fd);
+  warn_seen[0] = 0;
+  c = open_cache(ctx, dir, 8 << 20, DS_CACHE_SYNC_BATCHED, 0);
+  assert_int_equal(l3(c).corrupt, 2);
+  assert_non_null(strstr(warn_seen, "offset"));
+  for (uint32_t k = 0; k < 50; k++) assert_int_equal(has_value(c, k, sizeof v), k != 10);
+  uint32_t k = 77;
+  value_of(v, sizeof v, k);
+  assert_int_equal(ds_cache_put(c, &k, sizeof k, v, sizeof v), DS_OK); /* after the cut tail */
+  ds_cache_destroy(c);
+  c = open_cache(ctx, dir, 8 << 20, DS_CACHE_SYNC_BATCHED, 0);
+  assert_true(has_value(c, 77, sizeof v));
+  assert_int_equal(l3(c).corrupt, 1); /* the flipped byte; the tail was cut */
+  ds_cache_destroy(c);
+  ds_context_destroy(ctx);
+}
+
+/* Disk full: a child limits its file size; the put fails with DS_ERR_NO_SPACE, the cache
+ * stays usable, and the segment stays valid for the next open. */
+static void test_disk_full(void **state) {
+  (void)state;
+  const char *dir = tmp_dir("persist_full");
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    ds_context *ctx = new_ctx();
+    ds_cache_persist_options o = DS_CACHE_PERSIST_OPTIONS_INIT;
+    o.max_bytes = 64 << 20;
+    o.codec = DS_CACHE_CODEC_NONE;
+    ds_cache *c = NULL;
+    if (ds_cache_open_persistent_ex(&c, ctx, dir, &o) != DS_OK) _exit(2);
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit rl = {200000, 200000};
+    setrlimit(RLIMIT_FSIZE, &rl);
+    uint8_t v[5000];
+    ds_status st = DS_OK;
+    uint32_t k = 0;
+    for (; k < 100 && st == DS_OK; k++) {
+      value_of(v, sizeof v, k);
+      st = ds_cache_put(c, &k, sizeof k, v, sizeof v);
+    }
+    int ok = st == DS_ERR_NO_SPACE && has_value(c, 0, sizeof v) && l3(c).io_errors == 1 &&
+             ds_cache_put(c, "s", 1, v, sizeof v) == DS_ERR_NO_SPACE &&
+             ds_cache_remove(c, "s", 1) == DS_ERR_NOT_FOUND && has_value(c, 1, sizeof v);
+    ds_cache_destroy(c);
+    ds_context_destroy(ctx);
+    _exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+  ds_context *ctx = new_ctx();
+  ds_cache *c = open_cache(ctx, dir, 64 << 20, DS_CACHE_SYNC_BATCHED, 0);
+  assert_int_equal(l3(c).corrupt, 0);
+  assert_true(l3(c).entries >= 30);
+  assert_true(has_value(c, 0, 5000));
+  ds_cache_destroy(c);
+  ds_context_destroy(ctx);
+}
+
+/* kill -9 at random times during synced puts: every acknowledged put must be readable. */
+static void test_kill9(void **state) {
+  (void)state;
+  srand((unsigned)time(NULL));
+  for (int round = 0; round < 3; round++) {
+    const char *dir = tmp_dir("persist_kill");
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+      close(fds[0]);
+      ds_context *ctx = new_ctx();
+      ds_cache *c = open_cache(ctx, dir, 64 << 20, DS_CACHE_SYNC_EVERY_PUT, 0);
+      uint8_t v[2000];
+      for (uint32_t k = 0;; k++) {
+        value_of(v, sizeof v, k);
+        if (ds_cache_put(c, &k, sizeof k, v, sizeof v) != DS_OK) _exit(1);
+        if (write(fds[1], &k, sizeof k) != sizeof k) _exit(1);
+      }
+    }
+    close(fds[1]);
+    struct timespec ts = {0, (long)(20 + rand() % 80) * 1000000L};
+    nanosleep(&ts, NULL);
+    kill(pid, SIGKILL);
+    int status;
+    waitpid(pid, &status, 0);
+    uint32_t k, acked = 0;
+    int n = 0;
+    while (read(fds[0], &k, sizeof k) == sizeof k) {
+      acked = k;
+      n++;
+    }
+    close(fds[0]);
+    ds_context *ctx = new_ctx();
+    ds_cache *c = open_cache(ctx, dir, 64 << 20, DS_CACHE_SYNC_BATCHED, 0);
+    for (uint32_t i = 0; n > 0 && i <= acked; i++) assert_true(has_value(c, i, 2000));
+    ds_cache_destroy(c);
+    ds_context_destroy(ctx);
+  }
+}
+
+static void test_bad_input(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx();
+  ds_cache *c = NULL;
+  const char *dir = tmp_dir("persist_bad");
+  assert_int_equal(ds_cache_open_persistent(NULL, ctx, dir, 1 << 20, 0), DS_ERR_INVALID_ARG);
+  assert_int_equal(ds_cache_open_persistent(&c, ctx, NULL, 1 << 20, 0), DS_ERR_INVALID_ARG);
+  assert_int_equal(ds_cache_open_persistent(&c, ctx, dir, 1000, 0), DS_ERR_INVALID_ARG);
+  assert_int_equal(ds_cache_open_persistent(&c, ctx, dir, 1 << 20, 9), DS_ERR_INVALID_ARG);
+  ds_cache_persist_options o = DS_CACHE_PERSIST_OPTIONS_INIT;
+  o.struct_size = 3;
+  assert_int_equal(ds_cache_open_persistent_ex(&c, ctx, dir, &o), DS_ERR_ABI);
+  /* a directory that is not a cache */
+  assert_int_equal(mkdir(dir, 0700), 0);
+  char p[2048];
+  snprintf(p, sizeof p, "%s/MANIFEST", dir);
+  FILE *f = fopen(p, "w");
+  fputs("something else\n", f);
+  fclose(f);
+  assert_int_equal(ds_cache_open_persistent(&c, ctx, dir, 1 << 20, 0), DS_ERR_FORMAT);
+  /* a path that is a file */
+  assert_int_equal(ds_cache_open_persistent(&c, ctx, p, 1 << 20, 0), DS_ERR_IO);
+  assert_null(c);
+  ds_context_destroy(ctx);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_reopen_modes_lock), cmocka_unit_test(test_max_bytes_exact),
+      cmocka_unit_test(test_corrupt_and_torn),  cmocka_unit_test(test_disk_full),
+      cmocka_unit_test(test_kill9),             cmocka_unit_test(test_bad_input),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
