@@ -19,6 +19,9 @@ static const ds__param_def ds__params[] = {
     {DS_PARAM_TELEMETRY_NET_PERIOD_MS, "telemetry_net_period_ms", 10, 3600000, 1000, 0, NULL},
     {DS_PARAM_STATS_FILE, "stats_file", 0, 1, 1, DS__PARAM_CREATE_ONLY, NULL},
     {DS_PARAM_TRACE_MAX_EVENTS, "trace_max_events", 1024, 67108864, 1048576, 0, NULL},
+    {DS_PARAM_PREDICT_ONLINE_INTERVAL, "predict_online_interval", 0, 1000000, 0, 0, NULL},
+    {DS_PARAM_PREDICT_ONLINE_HISTORY, "predict_online_history", 16, 1048576, 2048, 0, NULL},
+    {DS_PARAM_PREDICT_ONLINE_EPOCHS, "predict_online_epochs", 1, 100, 2, 0, NULL},
 };
 
 #define DS__NPARAMS ((int)(sizeof ds__params / sizeof ds__params[0]))
