@@ -41,7 +41,7 @@ def main():
             getattr(lstm, "bias_ih_l%d" % layer).copy_(b)
             getattr(lstm, "bias_hh_l%d" % layer).zero_()
         wq = take(H, H)
-        wy, by, wp, bp = take(2 * H, K), take(K), take(2 * H, K), take(K)
+        wy, by, wp, bp, wl = take(2 * H, K), take(K), take(2 * H, K), take(K), take(K)
         xt = torch.tensor(x.copy()).unsqueeze(0)
         seq, _ = lstm(xt)
         seq = seq[0]                      # [W][H]
@@ -50,7 +50,7 @@ def main():
         alpha = torch.softmax(seq @ q / (H ** 0.5), dim=0)
         z = torch.cat([alpha @ seq, hl])
         y = z @ wy + by + xt[0, -1, target]
-        pr = torch.sigmoid(z @ wp + bp)
+        pr = torch.sigmoid(z @ wp + bp + wl * xt[0, -1, target])
     out = torch.cat([y, pr]).numpy().astype("<f4")
     open(sys.argv[2], "wb").write(out.tobytes())
 

@@ -17,7 +17,8 @@
  *  PyTorch), Luong "general" scaled dot-product attention over the top layer's W states with
  *  the last state as query (score_t = (Wq h_W) . h_t / sqrt(H)), and a linear head on
  *  [attention context; h_W] giving K values (added to the last observed target: the network
- *  predicts the change) and K overload logits. Inputs are normalised per feature with the
+ *  predicts the change) and K overload logits (each also fed the last observed target through
+ *  one learned weight, since overload persists). Inputs are normalised per feature with the
  *  mean and standard deviation of the training data, stored with the model.
  *
  *  Threading: one thread per predictor for every function, except that online adaptation runs
@@ -64,9 +65,15 @@ typedef struct ds_predictor_train_options {
   float overload_weight;      /**< weight of the overload cross-entropy in the loss. 0.5 */
   uint64_t seed;              /**< window sampling order. Default 1 */
   uint32_t normalize;         /**< 1: recompute normalisation from the training data. 1 */
+  uint32_t loss;              /**< DS_PREDICT_LOSS_*. Default DS_PREDICT_LOSS_SQUARED */
 } ds_predictor_train_options;
 #define DS_PREDICTOR_TRAIN_OPTIONS_INIT \
-  { sizeof(ds_predictor_train_options), 20, 3, 32, 4096, 2048, 3e-3f, 1e-4f, 1.0f, 0.5f, 1, 1 }
+  { sizeof(ds_predictor_train_options), 20, 3, 32, 4096, 2048, 3e-3f, 1e-4f, 1.0f, 0.5f, 1, 1, 0 }
+
+/** ds_predictor_train_options.loss: the value part of the loss. Squared error trains for the
+ *  conditional mean (best RMSE), absolute error for the conditional median (best MAE). */
+#define DS_PREDICT_LOSS_SQUARED 0u
+#define DS_PREDICT_LOSS_ABSOLUTE 1u
 
 /** What training did. */
 typedef struct ds_predictor_train_report {

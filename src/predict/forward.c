@@ -145,7 +145,7 @@ static void ds__pred_head_fast(const ds_predictor_options *o, const ds__pred_lay
   float logit[DS__PRED_MAX_K];
   for (size_t k = 0; k < K; k++) {
     y[k] = params[lay->by + k] + last;
-    logit[k] = params[lay->bp + k];
+    logit[k] = params[lay->bp + k] + params[lay->wl + k] * last;
   }
   for (size_t j = 0; j < 2 * H; j++) {
     ds__axpy(y, z[j], params + lay->wy + j * K, K);

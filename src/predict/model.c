@@ -27,6 +27,8 @@ void ds__pred_layout_init(ds__pred_layout *lay, const ds_predictor_options *o) {
   off += 2 * H * o->horizons;
   lay->bp = off;
   off += o->horizons;
+  lay->wl = off;
+  off += o->horizons;
   lay->total = off;
 }
 
@@ -71,7 +73,7 @@ void ds__pred_init_weights(float *params, const ds__pred_layout *lay,
     for (size_t j = 0; j < H; j++) params[lay->b[l] + H + j] = 1.0f;
   memset(params + lay->wy, 0, (lay->wp - lay->wy) * sizeof(float));
   for (size_t i = lay->wp; i < lay->bp; i++) params[i] = ah * (2.0f * ds__pred_uniform(&st) - 1.0f);
-  memset(params + lay->bp, 0, o->horizons * sizeof(float));
+  memset(params + lay->bp, 0, 2 * o->horizons * sizeof(float)); /* bp, wl */
 }
 
 static ds_status ds__pred_alloc_ws(ds_predictor *p) {

@@ -25,6 +25,7 @@ typedef struct ds__pred_layout {
   size_t wq;                 /* [H][H]: q_i = sum_j h_W[j] * wq[j][i] */
   size_t wy, by;             /* [2H][K], [K]: values (normalised change of the target) */
   size_t wp, bp;             /* [2H][K], [K]: overload logits */
+  size_t wl;                 /* [K]: weight of the last observed target in each overload logit */
   size_t total;
 } ds__pred_layout;
 
@@ -80,13 +81,13 @@ void ds__pred_forward_ref(const ds_predictor_options *o, const ds__pred_layout *
                           const float *params, ds__pred_cache *c, const float *x, float *y,
                           float *pr);
 /* Loss of the last forward against normalised targets t [K] and overload labels lab [K]
- * (0/1): mean squared error + w * mean binary cross-entropy. */
+ * (0/1): mean squared (or, with l1, absolute) error + w * mean binary cross-entropy. */
 double ds__pred_loss(const ds_predictor_options *o, const ds__pred_cache *c, const float *t,
-                     const float *lab, float w);
+                     const float *lab, float w, int l1);
 /* Accumulates d(loss)/d(params) of the last forward into grad. */
 void ds__pred_backward(const ds_predictor_options *o, const ds__pred_layout *lay,
                        const float *params, ds__pred_cache *c, const float *t, const float *lab,
-                       float w, float *grad);
+                       float w, int l1, float *grad);
 
 /* ---- train.c ---- */
 /* Gradient steps on windows of series (normalised with p's current mean/std) into the

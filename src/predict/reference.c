@@ -115,7 +115,7 @@ void ds__pred_forward_ref(const ds_predictor_options *o, const ds__pred_layout *
   }
   float last = x[(W - 1) * o->nfeatures + o->target];
   for (size_t k = 0; k < K; k++) {
-    float v = params[lay->by + k], lg = params[lay->bp + k];
+    float v = params[lay->by + k], lg = params[lay->bp + k] + params[lay->wl + k] * last;
     for (size_t j = 0; j < 2 * H; j++) {
       v += c->z[j] * params[lay->wy + j * K + k];
       lg += c->z[j] * params[lay->wp + j * K + k];
@@ -128,13 +128,13 @@ void ds__pred_forward_ref(const ds_predictor_options *o, const ds__pred_layout *
 }
 
 double ds__pred_loss(const ds_predictor_options *o, const ds__pred_cache *c, const float *t,
-                     const float *lab, float w) {
+                     const float *lab, float w, int l1) {
   double mse = 0, bce = 0;
   size_t K = o->horizons;
   for (size_t k = 0; k < K; k++) {
     double d = (double)c->y[k] - t[k], p = c->pr[k];
     p = p < 1e-7 ? 1e-7 : (p > 1 - 1e-7 ? 1 - 1e-7 : p);
-    mse += d * d;
+    mse += l1 ? fabs(d) : d * d;
     bce -= lab[k] > 0.5f ? log(p) : log(1 - p);
   }
   return (mse + (double)w * bce) / (double)K;
@@ -184,15 +184,17 @@ static void ds__ref_lstm_back(const ds_predictor_options *o, const float *wx, co
 /* Backward through the head and the attention into c->dh (gradient into the top states). */
 static void ds__ref_head_back(const ds_predictor_options *o, const ds__pred_layout *lay,
                               const float *params, ds__pred_cache *c, const float *t,
-                              const float *lab, float w, float *grad) {
+                              const float *lab, float w, int l1, float *grad) {
   size_t W = o->window, H = o->hidden, K = o->horizons;
   const float *seq = c->h[o->layers - 1], *hl = seq + (W - 1) * H;
   float dy[DS__PRED_MAX_K], dl[DS__PRED_MAX_K];
   for (size_t k = 0; k < K; k++) {
-    dy[k] = 2.0f * (c->y[k] - t[k]) / (float)K;
+    float d = c->y[k] - t[k];
+    dy[k] = (l1 ? (float)((d > 0) - (d < 0)) : 2.0f * d) / (float)K;
     dl[k] = w * (c->pr[k] - (lab[k] > 0.5f ? 1.0f : 0.0f)) / (float)K;
     grad[lay->by + k] += dy[k];
     grad[lay->bp + k] += dl[k];
+    grad[lay->wl + k] += dl[k] * c->x[(W - 1) * o->nfeatures + o->target];
   }
   for (size_t j = 0; j < 2 * H; j++) {
     float s = 0.0f;
@@ -233,9 +235,9 @@ static void ds__ref_head_back(const ds_predictor_options *o, const ds__pred_layo
 
 void ds__pred_backward(const ds_predictor_options *o, const ds__pred_layout *lay,
                        const float *params, ds__pred_cache *c, const float *t, const float *lab,
-                       float w, float *grad) {
+                       float w, int l1, float *grad) {
   size_t H = o->hidden;
-  ds__ref_head_back(o, lay, params, c, t, lab, w, grad);
+  ds__ref_head_back(o, lay, params, c, t, lab, w, l1, grad);
   /* The target's own last value enters y directly (y = last + head): its input gradient is
    * not needed, since inputs are data. */
   if (o->layers == 2) {

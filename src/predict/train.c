@@ -82,7 +82,7 @@ static void ds__pred_targets(const ds_predictor_options *o, const ds__pred_data 
 }
 
 double ds__pred_eval_loss(ds_predictor *p, const float *params, ds__pred_cache *c,
-                          const ds__pred_data *d, size_t maxw, float w) {
+                          const ds__pred_data *d, size_t maxw, float w, int l1) {
   size_t n = d->nwin < maxw || maxw == 0 ? d->nwin : maxw, F = p->o.nfeatures, W = p->o.window;
   float y[DS__PRED_MAX_K], t[DS__PRED_MAX_K], lab[DS__PRED_MAX_K];
   double sum = 0;
@@ -90,7 +90,7 @@ double ds__pred_eval_loss(ds_predictor *p, const float *params, ds__pred_cache *
     size_t e = d->win[(size_t)((double)i * (double)d->nwin / (double)n)];
     ds__pred_forward_ref(&p->o, &p->lay, params, c, d->norm + (e + 1 - W) * F, y, NULL);
     ds__pred_targets(&p->o, d, e, t, lab);
-    sum += ds__pred_loss(&p->o, c, t, lab, w);
+    sum += ds__pred_loss(&p->o, c, t, lab, w, l1);
   }
   return n ? sum / (double)n : NAN;
 }
@@ -98,7 +98,7 @@ double ds__pred_eval_loss(ds_predictor *p, const float *params, ds__pred_cache *
 static int ds__pred_is_bias(const ds__pred_layout *lay, uint32_t layers, size_t i, size_t G) {
   for (uint32_t l = 0; l < layers; l++)
     if (i >= lay->b[l] && i < lay->b[l] + G) return 1;
-  return (i >= lay->by && i < lay->wp) || i >= lay->bp;
+  return (i >= lay->by && i < lay->wp) || (i >= lay->bp && i < lay->wl);
 }
 
 /* One AdamW step on the averaged, clipped gradient. */
@@ -164,8 +164,9 @@ static double ds__pred_epoch(ds_predictor *p, float *params, ds__pred_opt *s,
       size_t e = tr->win[order[b0 + i]];
       ds__pred_forward_ref(&p->o, &p->lay, params, s->cache, tr->norm + (e + 1 - W) * F, y, NULL);
       ds__pred_targets(&p->o, tr, e, t, lab);
-      total += ds__pred_loss(&p->o, s->cache, t, lab, to->overload_weight);
-      ds__pred_backward(&p->o, &p->lay, params, s->cache, t, lab, to->overload_weight, s->g);
+      total += ds__pred_loss(&p->o, s->cache, t, lab, to->overload_weight, (int)to->loss);
+      ds__pred_backward(&p->o, &p->lay, params, s->cache, t, lab, to->overload_weight,
+                        (int)to->loss, s->g);
     }
     for (size_t i = 0; i < n; i++) s->g[i] /= (float)bn;
     ds__pred_adamw(s, to, params, s->decay, n);
@@ -185,7 +186,7 @@ ds_status ds__pred_fit(ds_predictor *p, float *params, ds__pred_opt *s, const ds
                      ? to->windows_per_epoch : tr->nwin;
   int have_val = va && va->nwin > 0;
   double best = have_val ? ds__pred_eval_loss(p, params, s->cache, va, to->max_val_windows,
-                                              to->overload_weight)
+                                              to->overload_weight, (int)to->loss)
                          : INFINITY;
   if (val_before) *val_before = best;
   memcpy(s->best, params, n * sizeof(float));
@@ -194,7 +195,7 @@ ds_status ds__pred_fit(ds_predictor *p, float *params, ds__pred_opt *s, const ds
   for (e = 1; e <= to->max_epochs; e++) {
     train_loss = ds__pred_epoch(p, params, s, tr, order, count, to, &rng);
     double vl = have_val ? ds__pred_eval_loss(p, params, s->cache, va, to->max_val_windows,
-                                              to->overload_weight)
+                                              to->overload_weight, (int)to->loss)
                          : -(double)e; /* no validation: the last epoch wins */
     if (vl < best) {
       best = vl;
@@ -221,10 +222,10 @@ ds_status ds__pred_fit(ds_predictor *p, float *params, ds__pred_opt *s, const ds
 static ds_status ds__pred_check_train_options(ds_context *ctx, const ds_predictor_train_options *to) {
   if (to->struct_size != sizeof *to)
     return ds__error(ctx, DS_ERR_ABI, "predict", "train options: struct_size %u", to->struct_size);
-  if (to->batch < 1 || !(to->lr > 0) || !(to->weight_decay >= 0) || !(to->clip_norm >= 0) ||
+  if (to->batch < 1 || to->loss > DS_PREDICT_LOSS_ABSOLUTE || !(to->lr > 0) || !(to->weight_decay >= 0) || !(to->clip_norm >= 0) ||
       !(to->overload_weight >= 0))
     return ds__error(ctx, DS_ERR_INVALID_ARG, "predict",
-                     "train options: batch >= 1, lr > 0, weight_decay, clip_norm and "
+                     "train options: batch >= 1, loss 0 or 1, lr > 0, weight_decay, clip_norm and "
                      "overload_weight >= 0");
   return DS_OK;
 }

@@ -30,7 +30,7 @@ ds_status ds__pred_opt_init(ds_predictor *p, ds__pred_opt *s);
 void ds__pred_opt_free(ds_context *ctx, ds__pred_opt *s);
 /* Mean loss of params over up to maxw evenly spaced windows of d (0 = all). */
 double ds__pred_eval_loss(ds_predictor *p, const float *params, ds__pred_cache *c,
-                          const ds__pred_data *d, size_t maxw, float w);
+                          const ds__pred_data *d, size_t maxw, float w, int l1);
 /* Trains params in place, leaving the best-validation weights (or the initial ones when no
  * epoch beats them); *val_before gets the validation loss of the initial weights. */
 ds_status ds__pred_fit(ds_predictor *p, float *params, ds__pred_opt *s, const ds__pred_data *tr,
