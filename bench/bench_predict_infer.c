@@ -52,8 +52,8 @@ static void run_case(ds_context *ctx, uint32_t L, int json, int *header) {
   double mo = bench_median(ours, REPS), mr = bench_median(ref, REPS);
   char name[64];
   snprintf(name, sizeof name, "H32_W32_F4_K10_L%u", L);
-  bench_row a = {"bench_predict_infer", name, "us/predict", mo, "scalar reference forward", mr,
-                 1.0, "lower"};
+  bench_row a = {"bench_predict_infer",      name, "us/predict", mo,
+                 "scalar reference forward", mr,   1.0,          "lower"};
   bench_print(&a, json, header);
   bench_row b = {"bench_predict_infer", name, "us/predict", mo, "goal 20 us", 20.0, 1.0, "lower"};
   bench_print(&b, json, header);

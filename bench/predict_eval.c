@@ -16,8 +16,8 @@
 #include "predict_eval.h"
 
 enum { M_LAST, M_EWMA, M_AR, M_HOLT, M_THRESH, M_LSTM, NM };
-static const char *model_names[NM] = {"last_value", "ewma", "ar16", "holt", "threshold",
-                                      "lstm_attention"};
+static const char *model_names[NM] = {"last_value", "ewma",      "ar16",
+                                      "holt",       "threshold", "lstm_attention"};
 static const int horizons[] = {1, 5, 10};
 #define NH 3
 #define KMAX 10
@@ -52,19 +52,22 @@ static void acc_add(acc *a, double pred, double y, int pred_over, double thr) {
 static double clamp100(double v) { return v < 0 ? 0 : (v > 100 ? 100 : v); }
 
 static void print_definitions(double thr) {
-  printf("Metrics (test split only; every target step that holds a real measurement; values in "
-         "CPU percentage points):\n"
-         "  mae      mean |prediction - actual|\n"
-         "  rmse     sqrt(mean (prediction - actual)^2)\n"
-         "  mape     mean |prediction - actual| / actual over actual > 1%%, in %%\n"
-         "  within5  share of predictions within +-5 points of the actual, in %%\n"
-         "  overload actual > %.0f%%; predicted overload: forecast > %.0f%% (point models), "
-         "probability > a cut tuned for F1 on the validation split (lstm_attention), current value > %.0f%% (threshold method)\n"
-         "  precision tp/(tp+fp), recall tp/(tp+fn), f1 2PR/(P+R) of overload (nan: no positive)\n"
-         "  acc      overload classification accuracy (tp+tn)/n, in %%\n"
-         "Predictions are clamped to [0, 100] for every model. The threshold method predicts no "
-         "value (only overload).\n\n",
-         thr, thr, thr);
+  printf(
+      "Metrics (test split only; every target step that holds a real measurement; values in "
+      "CPU percentage points):\n"
+      "  mae      mean |prediction - actual|\n"
+      "  rmse     sqrt(mean (prediction - actual)^2)\n"
+      "  mape     mean |prediction - actual| / actual over actual > 1%%, in %%\n"
+      "  within5  share of predictions within +-5 points of the actual, in %%\n"
+      "  overload actual > %.0f%%; predicted overload: forecast > %.0f%% (point models), "
+      "current value > %.0f%% (threshold method);\n"
+      "           lstm_attention: probability > cut or forecast > %.0f%%, the rule and cut with "
+      "the best F1 on the validation split\n"
+      "  precision tp/(tp+fp), recall tp/(tp+fn), f1 2PR/(P+R) of overload (nan: no positive)\n"
+      "  acc      overload classification accuracy (tp+tn)/n, in %%\n"
+      "Predictions are clamped to [0, 100] for every model. The threshold method predicts no "
+      "value (only overload).\n\n",
+      thr, thr, thr, thr);
 }
 
 /* Mean absolute error of forecasts fc (one per step) at horizon h over the validation parts. */
@@ -100,8 +103,10 @@ static void tune(ev_series *ss, size_t ns, double ewma_a[NH], double holt_ab[NH]
         ev_series *s = &ss[k];
         split sp = split_of(s);
         double *l = malloc(s->n * sizeof(double)), *b = malloc(s->n * sizeof(double));
-        if (bi < 0) ev_ewma(s->x, s->n, alpha, l);
-        else ev_holt(s->x, s->n, alpha, betas[bi], l, b);
+        if (bi < 0)
+          ev_ewma(s->x, s->n, alpha, l);
+        else
+          ev_holt(s->x, s->n, alpha, betas[bi], l, b);
         for (int hi = 0; hi < NH; hi++) {
           int h = horizons[hi];
           for (size_t e = sp.ntr; e + h < sp.ntr + sp.nva; e++) {
@@ -117,7 +122,8 @@ static void tune(ev_series *ss, size_t ns, double ewma_a[NH], double holt_ab[NH]
       for (int hi = 0; hi < NH; hi++) {
         double m = cnt[hi] ? err[hi] / cnt[hi] : INFINITY;
         if (bi < 0 && m < best_e[hi]) best_e[hi] = m, ewma_a[hi] = alpha;
-        if (bi >= 0 && m < best_h[hi]) best_h[hi] = m, holt_ab[hi][0] = alpha, holt_ab[hi][1] = betas[bi];
+        if (bi >= 0 && m < best_h[hi])
+          best_h[hi] = m, holt_ab[hi][0] = alpha, holt_ab[hi][1] = betas[bi];
       }
     }
 }
@@ -154,19 +160,22 @@ static ds_predictor *train_lstm(ds_context *ctx, ev_series *ss, size_t ns, const
     fprintf(stderr, "deepseek-predict-eval: training: %s\n", ds_context_last_error(ctx));
     exit(1);
   }
-  fprintf(stderr, "  lstm_attention: H=%d W=%d layers=%d, %u epochs (best %u), %llu steps, "
-          "val loss %.4f, %.1f s\n", c->hidden, c->window, c->layers, rep.epochs, rep.best_epoch,
+  fprintf(stderr,
+          "  lstm_attention: H=%d W=%d layers=%d, %u epochs (best %u), %llu steps, "
+          "val loss %.4f, %.1f s\n",
+          c->hidden, c->window, c->layers, rep.epochs, rep.best_epoch,
           (unsigned long long)rep.steps, rep.best_val_loss, bench_now_s() - t0);
   free(tr);
   free(va);
   return p;
 }
 
-/* The overload probability cut per horizon that maximises F1 on the validation parts (the
- * probability head is trained on rare positives, so 0.5 is not the right cut). */
+/* The overload rule per horizon that maximises F1 on the validation parts: the probability
+ * head above a cut (it is trained on rare positives, so 0.5 is not the right cut), or, as
+ * cut 0, the value head's forecast above the threshold. */
 static void tune_cut(ds_predictor *p, ev_series *ss, size_t ns, const cfg *c, float cut[NH]) {
-  static const float cuts[] = {0.005f, 0.01f, 0.02f, 0.03f, 0.05f, 0.1f, 0.2f, 0.3f, 0.4f, 0.5f,
-                               0.6f, 0.7f, 0.8f, 0.9f};
+  static const float cuts[] = {0.0f, 0.005f, 0.01f, 0.02f, 0.03f, 0.05f, 0.1f, 0.2f,
+                               0.3f, 0.4f,   0.5f,  0.6f,  0.7f,  0.8f,  0.9f};
   enum { NC = sizeof cuts / sizeof cuts[0] };
   size_t tp[NH][NC] = {{0}}, fp[NH][NC] = {{0}}, fn[NH][NC] = {{0}};
   for (size_t k = 0; k < ns; k++) {
@@ -181,7 +190,7 @@ static void tune_cut(ds_predictor *p, ev_series *ss, size_t ns, const cfg *c, fl
         if (!s->real[e + h]) continue;
         int over = s->x[(e + h) * EV_F] > c->threshold;
         for (int ci = 0; ci < NC; ci++) {
-          int po = pr[h - 1] > cuts[ci];
+          int po = ci == 0 ? v[h - 1] > c->threshold : pr[h - 1] > cuts[ci];
           tp[hi][ci] += po && over, fp[hi][ci] += po && !over, fn[hi][ci] += !po && over;
         }
       }
@@ -195,7 +204,9 @@ static void tune_cut(ds_predictor *p, ev_series *ss, size_t ns, const cfg *c, fl
       if (f1 > best) best = f1, cut[hi] = cuts[ci];
     }
   }
-  fprintf(stderr, "  overload probability cut tuned on validation: %.3f/%.3f/%.3f for h=1/5/10\n",
+  fprintf(stderr,
+          "  overload rule tuned on validation (0 = value > threshold, else probability "
+          "> cut): %.3f/%.3f/%.3f for h=1/5/10\n",
           cut[0], cut[1], cut[2]);
 }
 
@@ -203,9 +214,11 @@ static void evaluate_group(ds_context *ctx, ev_series *ss, size_t ns, int g, con
                            acc res[NM][NH]) {
   double ewma_a[NH], holt_ab[NH][2];
   tune(ss, ns, ewma_a, holt_ab);
-  fprintf(stderr, "  tuned on validation: ewma alpha %.1f/%.1f/%.1f, holt (alpha,beta) "
-          "(%.1f,%.2f)/(%.1f,%.2f)/(%.1f,%.2f) for h=1/5/10\n", ewma_a[0], ewma_a[1], ewma_a[2],
-          holt_ab[0][0], holt_ab[0][1], holt_ab[1][0], holt_ab[1][1], holt_ab[2][0], holt_ab[2][1]);
+  fprintf(stderr,
+          "  tuned on validation: ewma alpha %.1f/%.1f/%.1f, holt (alpha,beta) "
+          "(%.1f,%.2f)/(%.1f,%.2f)/(%.1f,%.2f) for h=1/5/10\n",
+          ewma_a[0], ewma_a[1], ewma_a[2], holt_ab[0][0], holt_ab[0][1], holt_ab[1][0],
+          holt_ab[1][1], holt_ab[2][0], holt_ab[2][1]);
   ds_predictor *p = train_lstm(ctx, ss, ns, c);
   float cut[NH];
   tune_cut(p, ss, ns, c, cut);
@@ -241,7 +254,8 @@ static void evaluate_group(ds_context *ctx, ev_series *ss, size_t ns, int g, con
         f[M_LSTM] = v[h - 1];
         for (int m = 0; m < NM; m++) {
           double fv = clamp100(f[m]);
-          int over = m == M_LSTM ? pr[h - 1] > cut[hi] : (m == M_THRESH ? cur > thr : fv > thr);
+          int over = m == M_LSTM ? (cut[hi] > 0 ? pr[h - 1] > cut[hi] : fv > thr)
+                                 : (m == M_THRESH ? cur > thr : fv > thr);
           acc_add(&res[m][hi], fv, y, over, thr);
         }
       }
@@ -259,8 +273,10 @@ static void prf(const acc *a, double *P, double *R, double *F) {
 }
 
 static void jnum(const char *k, double v, int last) {
-  if (isfinite(v)) printf("\"%s\":%.6g%s", k, v, last ? "" : ",");
-  else printf("\"%s\":null%s", k, last ? "" : ",");
+  if (isfinite(v))
+    printf("\"%s\":%.6g%s", k, v, last ? "" : ",");
+  else
+    printf("\"%s\":null%s", k, last ? "" : ",");
 }
 
 static void print_rows(const char *trace, acc res[NM][NH], const cfg *c, size_t nseries) {
@@ -278,8 +294,8 @@ static void print_rows(const char *trace, acc res[NM][NH], const cfg *c, size_t 
       double w5 = val ? 100.0 * (double)a->within / n : NAN;
       double accu = 100.0 * (double)(a->tp + a->tn) / n;
       if (c->json) {
-        printf("{\"trace\":\"%s\",\"series\":%zu,\"model\":\"%s\",\"horizon\":%d,", trace,
-               nseries, model_names[m], horizons[hi]);
+        printf("{\"trace\":\"%s\",\"series\":%zu,\"model\":\"%s\",\"horizon\":%d,", trace, nseries,
+               model_names[m], horizons[hi]);
         jnum("mae", mae, 0), jnum("rmse", rmse, 0), jnum("mape", mape, 0);
         jnum("within5", w5, 0), jnum("precision", P, 0), jnum("recall", R, 0);
         jnum("f1", F, 0), jnum("accuracy", accu, 0), jnum("n", n, 1);
@@ -294,34 +310,40 @@ static void print_rows(const char *trace, acc res[NM][NH], const cfg *c, size_t 
 /* The seed's "92.3% accuracy, 37% better than the threshold method": the honest readings. */
 static void print_claim(const char *trace, acc res[NM][NH], const cfg *c) {
   if (c->json) return;
-  printf("\nSeed claim \"92.3%% accuracy, 37%% better than the threshold method\" on %s, "
-         "our figures (test split):\n", trace);
+  printf(
+      "\nSeed claim \"92.3%% accuracy, 37%% better than the threshold method\" on %s, "
+      "our figures (test split):\n",
+      trace);
   for (int hi = 0; hi < NH; hi++) {
     const acc *o = &res[M_LSTM][hi], *t = &res[M_THRESH][hi], *l = &res[M_LAST][hi];
     double ao = (double)(o->tp + o->tn) / (double)o->n, at = (double)(t->tp + t->tn) / (double)t->n;
     double Po, Ro, Fo, Pt, Rt, Ft;
     prf(o, &Po, &Ro, &Fo);
     prf(t, &Pt, &Rt, &Ft);
-    printf("  h=%-2d overload accuracy %.1f%% vs threshold %.1f%% -> error-rate reduction %.1f%%;"
-           " overload F1 %.3f vs %.3f; within+-5 %.1f%% (last value %.1f%%); MAE vs last value "
-           "%+.1f%%\n", horizons[hi], 100 * ao, 100 * at,
-           at < 1 ? 100 * (1 - (1 - ao) / (1 - at)) : NAN, Fo, Ft,
-           100.0 * (double)o->within / (double)o->n, 100.0 * (double)l->within / (double)l->n,
-           100 * (o->ae / l->ae - 1));
+    printf(
+        "  h=%-2d overload accuracy %.1f%% vs threshold %.1f%% -> error-rate reduction %.1f%%;"
+        " overload F1 %.3f vs %.3f; within+-5 %.1f%% (last value %.1f%%); MAE vs last value "
+        "%+.1f%%\n",
+        horizons[hi], 100 * ao, 100 * at, at < 1 ? 100 * (1 - (1 - ao) / (1 - at)) : NAN, Fo, Ft,
+        100.0 * (double)o->within / (double)o->n, 100.0 * (double)l->within / (double)l->n,
+        100 * (o->ae / l->ae - 1));
   }
-  printf("  An honest \"accuracy\" must name its definition: overload classification accuracy "
-         "(dominated by the majority 'not overloaded' class) or share within +-5 points (trivial "
-         "on idle series); \"x%% better\" is best read as the relative reduction of the error "
-         "rate or of MAE against the named baseline, on a test split the model never saw.\n\n");
+  printf(
+      "  An honest \"accuracy\" must name its definition: overload classification accuracy "
+      "(dominated by the majority 'not overloaded' class) or share within +-5 points (trivial "
+      "on idle series); \"x%% better\" is best read as the relative reduction of the error "
+      "rate or of MAE against the named baseline, on a test split the model never saw.\n\n");
 }
 
 static void usage(void) {
   fprintf(stderr,
           "usage: deepseek-predict-eval [--json] [--epochs N] [--windows N] [--hidden H] "
-          "[--window W] [--layers L] [--lr LR] [--loss sq|abs] [--step SECONDS] [--max-series N] [--threshold PCT] "
+          "[--window W] [--layers L] [--lr LR] [--loss sq|abs] [--step SECONDS] [--max-series N] "
+          "[--threshold PCT] "
           "[--seed S] TRACE...\n"
           "  TRACE: Bitbrains VM CSV files and/or Alibaba machine_usage.csv (format detected)\n"
-          "  defaults: at most 20 epochs of 4096 windows (early stopping, patience 3), H=32, W=32, 1 layer, step 300 s (Bitbrains) / "
+          "  defaults: at most 20 epochs of 4096 windows (early stopping, patience 3), H=32, W=32, "
+          "1 layer, step 300 s (Bitbrains) / "
           "60 s (Alibaba), all series, threshold 80, lr 3e-3, loss abs (the goal metric is MAE)\n");
 }
 
@@ -333,23 +355,37 @@ int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     int more = i + 1 < argc;
-    if (!strcmp(a, "--json")) c.json = 1;
-    else if (!strcmp(a, "--epochs") && more) c.epochs = atoi(argv[++i]);
-    else if (!strcmp(a, "--windows") && more) c.windows = atoi(argv[++i]);
-    else if (!strcmp(a, "--hidden") && more) c.hidden = atoi(argv[++i]);
-    else if (!strcmp(a, "--window") && more) c.window = atoi(argv[++i]);
-    else if (!strcmp(a, "--layers") && more) c.layers = atoi(argv[++i]);
-    else if (!strcmp(a, "--lr") && more) c.lr = atof(argv[++i]);
-    else if (!strcmp(a, "--loss") && more) c.l1 = !strcmp(argv[++i], "abs");
-    else if (!strcmp(a, "--step") && more) c.step = atof(argv[++i]);
-    else if (!strcmp(a, "--max-series") && more) c.max_series = atoi(argv[++i]);
-    else if (!strcmp(a, "--threshold") && more) c.threshold = atof(argv[++i]);
-    else if (!strcmp(a, "--seed") && more) c.seed = strtoull(argv[++i], NULL, 10);
+    if (!strcmp(a, "--json"))
+      c.json = 1;
+    else if (!strcmp(a, "--epochs") && more)
+      c.epochs = atoi(argv[++i]);
+    else if (!strcmp(a, "--windows") && more)
+      c.windows = atoi(argv[++i]);
+    else if (!strcmp(a, "--hidden") && more)
+      c.hidden = atoi(argv[++i]);
+    else if (!strcmp(a, "--window") && more)
+      c.window = atoi(argv[++i]);
+    else if (!strcmp(a, "--layers") && more)
+      c.layers = atoi(argv[++i]);
+    else if (!strcmp(a, "--lr") && more)
+      c.lr = atof(argv[++i]);
+    else if (!strcmp(a, "--loss") && more)
+      c.l1 = !strcmp(argv[++i], "abs");
+    else if (!strcmp(a, "--step") && more)
+      c.step = atof(argv[++i]);
+    else if (!strcmp(a, "--max-series") && more)
+      c.max_series = atoi(argv[++i]);
+    else if (!strcmp(a, "--threshold") && more)
+      c.threshold = atof(argv[++i]);
+    else if (!strcmp(a, "--seed") && more)
+      c.seed = strtoull(argv[++i], NULL, 10);
     else if (a[0] == '-') {
       usage();
       return 2;
-    } else if (ev_read_trace(a, c.step, &ss, &ns) != 0) return 1;
-    else ntraces++;
+    } else if (ev_read_trace(a, c.step, &ss, &ns) != 0)
+      return 1;
+    else
+      ntraces++;
   }
   if (!ntraces) {
     usage();

@@ -35,8 +35,9 @@ static int ev_push(ev_rawvec *r, const ev_raw *x) {
 const char *ev_group_name(int g) { return g == EV_BITBRAINS ? "bitbrains" : "alibaba"; }
 
 const char *ev_feature_names(int g) {
-  return g == EV_BITBRAINS ? "cpu%, mem% of provisioned, log1p(disk r+w KB/s), log1p(net rx+tx KB/s)"
-                           : "cpu_util%, mem_util%, net_in, disk_io% (-1/101 = missing)";
+  return g == EV_BITBRAINS
+             ? "cpu%, mem% of provisioned, log1p(disk r+w KB/s), log1p(net rx+tx KB/s)"
+             : "cpu_util%, mem_util%, net_in, disk_io% (-1/101 = missing)";
 }
 
 static int ev_cmp_ts(const void *a, const void *b) {
@@ -154,11 +155,14 @@ int ev_read_trace(const char *path, double step, ev_series **list, size_t *count
     if (rc == 0) rc = ev_push(&r, &x);
   }
   if (rc == 0) {
-    if (group == EV_ALIBABA) snprintf(name, sizeof name, "%s:%s", path, cur);
-    else snprintf(name, sizeof name, "%s", path);
+    if (group == EV_ALIBABA)
+      snprintf(name, sizeof name, "%s:%s", path, cur);
+    else
+      snprintf(name, sizeof name, "%s", path);
     rc = ev_resample(&r, step, group, name, list, count);
   }
-  if (bad > 1) fprintf(stderr, "deepseek-predict-eval: %s: %d unparsable lines skipped\n", path, bad);
+  if (bad > 1)
+    fprintf(stderr, "deepseek-predict-eval: %s: %d unparsable lines skipped\n", path, bad);
   free(r.v);
   free(line);
   fclose(f);

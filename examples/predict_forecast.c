@@ -17,7 +17,7 @@ static void make_series(float *s, int n) {
     seed = seed * 1103515245u + 12345u;
     float noise = 0.05f * ((float)(seed >> 16 & 0x7fff) / 32768.0f - 0.5f);
     s[t * F] = 0.55f + 0.35f * sinf(6.2831853f * (float)t / 48.0f) + noise; /* CPU 0..1 */
-    s[t * F + 1] = 0.4f + 0.1f * sinf(6.2831853f * (float)t / 480.0f);       /* memory */
+    s[t * F + 1] = 0.4f + 0.1f * sinf(6.2831853f * (float)t / 480.0f);      /* memory */
   }
 }
 

@@ -158,8 +158,10 @@ static void check_gradients(uint32_t L, int l1) {
     if (err > worst) worst = err;
     if (fabs(g[i]) > gmax) gmax = fabs(g[i]);
   }
-  print_message("gradient check L=%u %s: %zu weights, worst |analytic - fd| = %.2e (max |g| "
-                "%.2e)\n", L, l1 ? "abs" : "sq", p->lay.total, worst, gmax);
+  print_message(
+      "gradient check L=%u %s: %zu weights, worst |analytic - fd| = %.2e (max |g| "
+      "%.2e)\n",
+      L, l1 ? "abs" : "sq", p->lay.total, worst, gmax);
   assert_int_equal(bad, 0);
   assert_true(gmax > 1e-2); /* the check is not vacuous */
   free(g);
@@ -191,8 +193,8 @@ static int torch_forward(const ds_predictor *p, const float *x, float *out) {
   snprintf(outp, sizeof outp, "%s", tmp_path("predict_torch_out.bin"));
   FILE *f = fopen(in, "wb");
   assert_non_null(f);
-  int32_t hdr[7] = {(int32_t)p->o.nfeatures, (int32_t)p->o.window, (int32_t)p->o.hidden,
-                    (int32_t)p->o.layers, (int32_t)p->o.horizons, (int32_t)p->o.target,
+  int32_t hdr[7] = {(int32_t)p->o.nfeatures, (int32_t)p->o.window,   (int32_t)p->o.hidden,
+                    (int32_t)p->o.layers,    (int32_t)p->o.horizons, (int32_t)p->o.target,
                     (int32_t)p->lay.total};
   assert_int_equal(fwrite(hdr, 4, 7, f), 7);
   assert_int_equal(fwrite(p->params, 4, p->lay.total, f), p->lay.total);

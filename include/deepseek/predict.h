@@ -40,7 +40,8 @@ typedef struct ds_predictor_options {
   float overload_threshold; /**< in the target's raw units. Default 0.8 (80% of a 0..1 gauge) */
   uint64_t seed;            /**< weight initialisation. Default 1 */
 } ds_predictor_options;
-#define DS_PREDICTOR_OPTIONS_INIT { sizeof(ds_predictor_options), 4, 32, 32, 1, 10, 0, 0.8f, 1 }
+#define DS_PREDICTOR_OPTIONS_INIT \
+  { sizeof(ds_predictor_options), 4, 32, 32, 1, 10, 0, 0.8f, 1 }
 
 /** One training or validation series: @c nsteps rows of nfeatures raw floats, row-major.
  *  @c valid (may be NULL: all valid) marks rows that hold a real measurement rather than a
@@ -77,11 +78,11 @@ typedef struct ds_predictor_train_options {
 
 /** What training did. */
 typedef struct ds_predictor_train_report {
-  uint32_t struct_size;   /**< sizeof(ds_predictor_train_report) */
-  uint32_t epochs;        /**< epochs run */
-  uint32_t best_epoch;    /**< 1-based epoch whose weights were kept */
+  uint32_t struct_size; /**< sizeof(ds_predictor_train_report) */
+  uint32_t epochs;      /**< epochs run */
+  uint32_t best_epoch;  /**< epoch whose weights were kept (1-based; 0: the initial ones) */
   uint32_t reserved;
-  double best_val_loss;   /**< validation loss (normalised MSE + weighted cross-entropy) */
+  double best_val_loss;   /**< validation loss (value loss + weighted cross-entropy) */
   double last_train_loss; /**< mean training loss of the last epoch */
   uint64_t steps;         /**< optimizer steps */
 } ds_predictor_train_report;

@@ -31,16 +31,16 @@ ds_status ds_predictor_save_buffer(const ds_predictor *p, void *buf, size_t cap,
   *size = need;
   if (!buf) return DS_OK;
   if (cap < need)
-    return ds__error(p->ctx, DS_ERR_FULL, "predict", "model needs %zu bytes, buffer has %zu",
-                     need, cap);
+    return ds__error(p->ctx, DS_ERR_FULL, "predict", "model needs %zu bytes, buffer has %zu", need,
+                     cap);
   unsigned char *b = buf;
   memset(b, 0, DS__PRED_HDR);
   memcpy(b, DS__PRED_MAGIC, 8);
   ds__put32(b, 8, DS__PRED_VERSION);
   ds__put32(b, 12, DS__PRED_ENDIAN);
   ds__put32(b, 16, DS__PRED_HDR);
-  uint32_t dims[] = {p->o.nfeatures, p->o.window, p->o.hidden, p->o.layers, p->o.horizons,
-                     p->o.target};
+  uint32_t dims[] = {p->o.nfeatures, p->o.window,   p->o.hidden,
+                     p->o.layers,    p->o.horizons, p->o.target};
   for (size_t i = 0; i < 6; i++) ds__put32(b, 20 + 4 * i, dims[i]);
   memcpy(b + 44, &p->o.overload_threshold, 4);
   memcpy(b + 48, &p->o.seed, 8);
@@ -82,8 +82,8 @@ static ds_status ds__pred_parse_header(ds_context *ctx, const unsigned char *b, 
   memcpy(&d.seed, b + 48, 8);
   if (d.nfeatures < 1 || d.nfeatures > DS__PRED_MAX_F || d.window < 1 ||
       d.window > DS__PRED_MAX_W || d.hidden < 1 || d.hidden > DS__PRED_MAX_H || d.layers < 1 ||
-      d.layers > 2 || d.horizons < 1 || d.horizons > DS__PRED_MAX_K ||
-      d.target >= d.nfeatures || !isfinite(d.overload_threshold))
+      d.layers > 2 || d.horizons < 1 || d.horizons > DS__PRED_MAX_K || d.target >= d.nfeatures ||
+      !isfinite(d.overload_threshold))
     return ds__pred_bad(ctx, "shape out of range");
   ds__pred_layout lay;
   ds__pred_layout_init(&lay, &d);
@@ -91,8 +91,8 @@ static ds_status ds__pred_parse_header(ds_context *ctx, const unsigned char *b, 
   memcpy(&nf, b + 56, 8);
   if (nf != 2 * (uint64_t)d.nfeatures + lay.total) return ds__pred_bad(ctx, "bad weight count");
   if (size != DS__PRED_HDR + nf * sizeof(float) + 8)
-    return ds__pred_bad(ctx, size < DS__PRED_HDR + nf * sizeof(float) + 8 ? "truncated"
-                                                                          : "trailing bytes");
+    return ds__pred_bad(
+        ctx, size < DS__PRED_HDR + nf * sizeof(float) + 8 ? "truncated" : "trailing bytes");
   uint64_t h;
   memcpy(&h, b + size - 8, 8);
 #ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION /* fuzzers must get past it */
@@ -131,7 +131,8 @@ ds_status ds_predictor_load_buffer(ds_predictor **out, ds_context *ctx, const vo
 }
 
 ds_status ds_predictor_save(const ds_predictor *p, const char *path) {
-  if (!p || !path) return ds__error(p ? p->ctx : NULL, DS_ERR_INVALID_ARG, "predict", "NULL argument");
+  if (!p || !path)
+    return ds__error(p ? p->ctx : NULL, DS_ERR_INVALID_ARG, "predict", "NULL argument");
   size_t n;
   ds_predictor_save_buffer(p, NULL, 0, &n);
   void *buf = ds__alloc(p->ctx, n);

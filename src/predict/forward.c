@@ -105,9 +105,9 @@ static void ds__pred_lstm_fast(const float *wx, const float *wh, const float *b,
     memcpy(g, b, G * sizeof(float));
     gates(g, in + t * nin, wx, nin, G);
     if (t > 0) gates(g, out + (t - 1) * H, wh, H, G);
-    ds__sigmoid_vec(g, g, 2 * H, 1.0f);                /* i, f */
-    ds__sigmoid_vec(g + 2 * H, g + 2 * H, H, 2.0f);    /* g (as (tanh+1)/2) */
-    ds__sigmoid_vec(g + 3 * H, g + 3 * H, H, 1.0f);    /* o */
+    ds__sigmoid_vec(g, g, 2 * H, 1.0f);             /* i, f */
+    ds__sigmoid_vec(g + 2 * H, g + 2 * H, H, 2.0f); /* g (as (tanh+1)/2) */
+    ds__sigmoid_vec(g + 3 * H, g + 3 * H, H, 1.0f); /* o */
     float *h = out + t * H;
     for (size_t j = 0; j < H; j++) {
       c[j] = g[H + j] * c[j] + g[j] * (2.0f * g[2 * H + j] - 1.0f);
@@ -121,8 +121,8 @@ static void ds__pred_lstm_fast(const float *wx, const float *wh, const float *b,
 /* Attention over the top layer's states seq [W][H] with the last state as query, then the head. */
 DS__PRED_CLONES
 static void ds__pred_head_fast(const ds_predictor_options *o, const ds__pred_layout *lay,
-                               const float *params, ds__pred_ws *ws, const float *seq,
-                               float last, float *y, float *pr) {
+                               const float *params, ds__pred_ws *ws, const float *seq, float last,
+                               float *y, float *pr) {
   size_t W = o->window, H = o->hidden, K = o->horizons;
   const float *hl = seq + (W - 1) * H;
   memset(ws->q, 0, H * sizeof(float));
@@ -161,8 +161,8 @@ void ds__pred_forward_fast(const ds_predictor_options *o, const ds__pred_layout 
   const float *in = x;
   size_t nin = o->nfeatures;
   for (uint32_t l = 0; l < o->layers; l++) {
-    ds__pred_lstm_fast(params + lay->wx[l], params + lay->wh[l], params + lay->b[l], in, nin, W,
-                       H, ws->gates, ws->c, ws->seq[l]);
+    ds__pred_lstm_fast(params + lay->wx[l], params + lay->wh[l], params + lay->b[l], in, nin, W, H,
+                       ws->gates, ws->c, ws->seq[l]);
     in = ws->seq[l];
     nin = H;
   }

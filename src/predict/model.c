@@ -37,8 +37,8 @@ ds_status ds__pred_check_options(ds_context *ctx, const ds_predictor_options *o)
     return ds__error(ctx, DS_ERR_ABI, "predict", "options: struct_size %u, expected %zu",
                      o->struct_size, sizeof *o);
   if (o->nfeatures < 1 || o->nfeatures > DS__PRED_MAX_F || o->window < 1 ||
-      o->window > DS__PRED_MAX_W || o->hidden < 1 || o->hidden > DS__PRED_MAX_H ||
-      o->layers < 1 || o->layers > 2 || o->horizons < 1 || o->horizons > DS__PRED_MAX_K ||
+      o->window > DS__PRED_MAX_W || o->hidden < 1 || o->hidden > DS__PRED_MAX_H || o->layers < 1 ||
+      o->layers > 2 || o->horizons < 1 || o->horizons > DS__PRED_MAX_K ||
       o->target >= o->nfeatures || !isfinite(o->overload_threshold))
     return ds__error(ctx, DS_ERR_INVALID_ARG, "predict",
                      "options out of range: F=%u (1..%d) W=%u (1..%d) H=%u (1..%d) layers=%u "
@@ -63,8 +63,8 @@ float ds__pred_uniform(uint64_t *state) {
 /* PyTorch's LSTM/Linear initialisation, U(-1/sqrt(fan), 1/sqrt(fan)), plus a forget-gate bias
  * of 1 (gradients flow through long windows from the start) and a zero value head, so that an
  * untrained model predicts "no change" — the last-value baseline. */
-void ds__pred_init_weights(float *params, const ds__pred_layout *lay,
-                           const ds_predictor_options *o, uint64_t seed) {
+void ds__pred_init_weights(float *params, const ds__pred_layout *lay, const ds_predictor_options *o,
+                           uint64_t seed) {
   uint64_t st = seed ^ 0x5eedull;
   size_t H = o->hidden;
   float a = 1.0f / sqrtf((float)H), ah = 1.0f / sqrtf((float)(2 * H));
@@ -107,10 +107,9 @@ ds_status ds__pred_alloc(ds_predictor **out, ds_context *ctx, const ds_predictor
   p->params = ds__calloc(ctx, p->lay.total, sizeof(float));
   p->mean = ds__calloc(ctx, o->nfeatures, sizeof(float));
   p->std = ds__alloc(ctx, o->nfeatures * sizeof(float));
-  st = p->params && p->mean && p->std
-           ? ds__pred_alloc_ws(p)
-           : ds__error(ctx, DS_ERR_NO_MEMORY, "predict", "cannot allocate %zu weights",
-                       p->lay.total);
+  st = p->params && p->mean && p->std ? ds__pred_alloc_ws(p)
+                                      : ds__error(ctx, DS_ERR_NO_MEMORY, "predict",
+                                                  "cannot allocate %zu weights", p->lay.total);
   if (st == DS_OK) st = ds__pred_online_create(p);
   if (st != DS_OK) {
     ds_predictor_destroy(p);
@@ -135,15 +134,17 @@ void ds_predictor_destroy(ds_predictor *p) {
   if (!p) return;
   ds_context *ctx = p->ctx;
   ds__pred_online_destroy(p);
-  float *bufs[] = {p->params, p->mean, p->std, p->ws.x, p->ws.seq[0], p->ws.seq[1],
-                   p->ws.gates, p->ws.c, p->ws.q, p->ws.score, p->ws.z, p->ring, p->last};
+  float *bufs[] = {p->params,    p->mean,     p->std,  p->ws.x, p->ws.seq[0],
+                   p->ws.seq[1], p->ws.gates, p->ws.c, p->ws.q, p->ws.score,
+                   p->ws.z,      p->ring,     p->last};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ds__free(ctx, bufs[i]);
   pthread_mutex_destroy(&p->mu);
   ds__free(ctx, p);
 }
 
 ds_status ds_predictor_get_options(ds_predictor_options *out, const ds_predictor *p) {
-  if (!out || !p) return ds__error(p ? p->ctx : NULL, DS_ERR_INVALID_ARG, "predict", "NULL argument");
+  if (!out || !p)
+    return ds__error(p ? p->ctx : NULL, DS_ERR_INVALID_ARG, "predict", "NULL argument");
   if (out->struct_size != sizeof *out)
     return ds__error(p->ctx, DS_ERR_ABI, "predict", "options: struct_size %u", out->struct_size);
   *out = p->o;
@@ -167,8 +168,7 @@ static void ds__pred_run(ds_predictor *p, const float *rows, size_t first, float
   for (size_t k = 0; k < K; k++) values[k] = y[k] * s + m;
 }
 
-ds_status ds_predictor_forward(ds_predictor *p, const float *window, float *values,
-                               float *probs) {
+ds_status ds_predictor_forward(ds_predictor *p, const float *window, float *values, float *probs) {
   if (!p || !window || !values)
     return ds__error(p ? p->ctx : NULL, DS_ERR_INVALID_ARG, "predict", "NULL argument");
   ds__pred_run(p, window, 0, values, probs);

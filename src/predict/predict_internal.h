@@ -31,10 +31,10 @@ typedef struct ds__pred_layout {
 
 /* Inference workspace: sized once at creation, so predictions never allocate. */
 typedef struct ds__pred_ws {
-  float *x;      /* [W][F] normalised window */
-  float *seq[2]; /* [W][H] per-layer outputs */
-  float *gates;  /* [4H] */
-  float *c;      /* [H] */
+  float *x;             /* [W][F] normalised window */
+  float *seq[2];        /* [W][H] per-layer outputs */
+  float *gates;         /* [4H] */
+  float *c;             /* [H] */
   float *q, *score, *z; /* [H], [W], [2H] */
 } ds__pred_ws;
 
@@ -44,12 +44,12 @@ struct ds_predictor {
   ds_context *ctx;
   ds_predictor_options o;
   ds__pred_layout lay;
-  float *params;     /* lay.total weights */
-  float *mean, *std; /* [F] normalisation */
+  float *params;      /* lay.total weights */
+  float *mean, *std;  /* [F] normalisation */
   pthread_mutex_t mu; /* guards params/mean/std against the online weight swap */
   ds__pred_ws ws;
-  float *ring;  /* [W][F] last observed samples (raw), ring order */
-  float *last;  /* [F] last observed sample (fills non-finite values) */
+  float *ring; /* [W][F] last observed samples (raw), ring order */
+  float *last; /* [F] last observed sample (fills non-finite values) */
   uint64_t observed;
   struct ds__pred_online *online; /* NULL when online adaptation is off */
 };
@@ -59,8 +59,8 @@ void ds__pred_layout_init(ds__pred_layout *lay, const ds_predictor_options *o);
 ds_status ds__pred_check_options(ds_context *ctx, const ds_predictor_options *o);
 /* Allocates a predictor of shape o with zeroed weights and identity normalisation. */
 ds_status ds__pred_alloc(ds_predictor **out, ds_context *ctx, const ds_predictor_options *o);
-void ds__pred_init_weights(float *params, const ds__pred_layout *lay,
-                           const ds_predictor_options *o, uint64_t seed);
+void ds__pred_init_weights(float *params, const ds__pred_layout *lay, const ds_predictor_options *o,
+                           uint64_t seed);
 /* splitmix64 step and a uniform float in [0,1) from it. */
 uint64_t ds__pred_rng(uint64_t *state);
 float ds__pred_uniform(uint64_t *state);

@@ -7,13 +7,13 @@
 #include "predict_internal.h"
 
 struct ds__pred_cache {
-  const float *x;          /* the window of the last forward [W][F] */
-  float *act[2];           /* [W][4H] post-activation gates i, f, g, o */
-  float *c[2], *tc[2];     /* [W][H] cell state and tanh(cell) */
-  float *h[2];             /* [W][H] layer outputs */
-  float *q, *alpha, *z;    /* [H], [W], [2H] */
-  float *y, *pr;           /* [K] outputs of the last forward */
-  float *dh, *dlow;        /* [W][H] gradient into the top and lower layer outputs */
+  const float *x;                  /* the window of the last forward [W][F] */
+  float *act[2];                   /* [W][4H] post-activation gates i, f, g, o */
+  float *c[2], *tc[2];             /* [W][H] cell state and tanh(cell) */
+  float *h[2];                     /* [W][H] layer outputs */
+  float *q, *alpha, *z;            /* [H], [W], [2H] */
+  float *y, *pr;                   /* [K] outputs of the last forward */
+  float *dh, *dlow;                /* [W][H] gradient into the top and lower layer outputs */
   float *da, *dhn, *dcn, *dz, *dq; /* [4H], [H], [H], [2H], [H] */
 };
 
@@ -21,8 +21,8 @@ static float ds__sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 ds__pred_cache *ds__pred_cache_create(ds_context *ctx, const ds_predictor_options *o) {
   size_t W = o->window, H = o->hidden, K = o->horizons;
-  size_t n = 2 * (W * 4 * H + 3 * W * H) + H + W + 2 * H + 2 * K + 2 * W * H + 4 * H + 2 * H +
-             2 * H + H;
+  size_t n =
+      2 * (W * 4 * H + 3 * W * H) + H + W + 2 * H + 2 * K + 2 * W * H + 4 * H + 2 * H + 2 * H + H;
   ds__pred_cache *c = ds__calloc(ctx, 1, sizeof *c + n * sizeof(float));
   if (!c) return NULL;
   float *f = (float *)(c + 1);
@@ -241,12 +241,12 @@ void ds__pred_backward(const ds_predictor_options *o, const ds__pred_layout *lay
   /* The target's own last value enters y directly (y = last + head): its input gradient is
    * not needed, since inputs are data. */
   if (o->layers == 2) {
-    ds__ref_lstm_back(o, params + lay->wx[1], params + lay->wh[1], c->h[0], H, c, 1, c->dh,
-                      c->dlow, grad + lay->wx[1], grad + lay->wh[1], grad + lay->b[1]);
+    ds__ref_lstm_back(o, params + lay->wx[1], params + lay->wh[1], c->h[0], H, c, 1, c->dh, c->dlow,
+                      grad + lay->wx[1], grad + lay->wh[1], grad + lay->b[1]);
     ds__ref_lstm_back(o, params + lay->wx[0], params + lay->wh[0], c->x, o->nfeatures, c, 0,
                       c->dlow, NULL, grad + lay->wx[0], grad + lay->wh[0], grad + lay->b[0]);
   } else {
-    ds__ref_lstm_back(o, params + lay->wx[0], params + lay->wh[0], c->x, o->nfeatures, c, 0,
-                      c->dh, NULL, grad + lay->wx[0], grad + lay->wh[0], grad + lay->b[0]);
+    ds__ref_lstm_back(o, params + lay->wx[0], params + lay->wh[0], c->x, o->nfeatures, c, 0, c->dh,
+                      NULL, grad + lay->wx[0], grad + lay->wh[0], grad + lay->b[0]);
   }
 }

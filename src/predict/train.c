@@ -182,8 +182,8 @@ ds_status ds__pred_fit(ds_predictor *p, float *params, ds__pred_opt *s, const ds
   if (!order) return ds__error(p->ctx, DS_ERR_NO_MEMORY, "predict", "cannot allocate windows");
   for (size_t i = 0; i < tr->nwin; i++) order[i] = i;
   uint64_t rng = to->seed;
-  size_t count = to->windows_per_epoch && to->windows_per_epoch < tr->nwin
-                     ? to->windows_per_epoch : tr->nwin;
+  size_t count =
+      to->windows_per_epoch && to->windows_per_epoch < tr->nwin ? to->windows_per_epoch : tr->nwin;
   int have_val = va && va->nwin > 0;
   double best = have_val ? ds__pred_eval_loss(p, params, s->cache, va, to->max_val_windows,
                                               to->overload_weight, (int)to->loss)
@@ -219,11 +219,12 @@ ds_status ds__pred_fit(ds_predictor *p, float *params, ds__pred_opt *s, const ds
   return DS_OK;
 }
 
-static ds_status ds__pred_check_train_options(ds_context *ctx, const ds_predictor_train_options *to) {
+static ds_status ds__pred_check_train_options(ds_context *ctx,
+                                              const ds_predictor_train_options *to) {
   if (to->struct_size != sizeof *to)
     return ds__error(ctx, DS_ERR_ABI, "predict", "train options: struct_size %u", to->struct_size);
-  if (to->batch < 1 || to->loss > DS_PREDICT_LOSS_ABSOLUTE || !(to->lr > 0) || !(to->weight_decay >= 0) || !(to->clip_norm >= 0) ||
-      !(to->overload_weight >= 0))
+  if (to->batch < 1 || to->loss > DS_PREDICT_LOSS_ABSOLUTE || !(to->lr > 0) ||
+      !(to->weight_decay >= 0) || !(to->clip_norm >= 0) || !(to->overload_weight >= 0))
     return ds__error(ctx, DS_ERR_INVALID_ARG, "predict",
                      "train options: batch >= 1, loss 0 or 1, lr > 0, weight_decay, clip_norm and "
                      "overload_weight >= 0");
