@@ -91,7 +91,7 @@ typedef struct ds_predictor ds_predictor;
 
 DS_EXTERN_C_BEGIN
 /** Creates an untrained predictor (PyTorch-style uniform initialisation from the seed,
- *  identity normalisation). It reads the online-adaptation tunables DS_PARAM_PREDICT_ONLINE_*
+ *  identity normalisation; it predicts "no change" until trained). Destroy it before @p ctx. It reads the online-adaptation tunables DS_PARAM_PREDICT_ONLINE_*
  *  of @p ctx. @return DS_OK; DS_ERR_INVALID_ARG (NULL, or a size out of range);
  *  DS_ERR_ABI (struct_size); DS_ERR_NO_MEMORY. @p opts NULL means the defaults.
  *  Thread-safe. The caller owns *out and frees it with ds_predictor_destroy(). */

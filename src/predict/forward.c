@@ -97,9 +97,9 @@ static ds__gates_fn ds__gates_pick(void) {
 /* One LSTM layer over the window: in [W][nin] -> out [W][H]. */
 DS__PRED_CLONES
 static void ds__pred_lstm_fast(const float *wx, const float *wh, const float *b, const float *in,
-                               size_t nin, size_t W, size_t H, float *g, float *c, float *out) {
+                               size_t nin, size_t W, size_t H, float *g, float *c, float *out,
+                               ds__gates_fn gates) {
   size_t G = 4 * H;
-  ds__gates_fn gates = ds__gates_pick();
   memset(c, 0, H * sizeof(float));
   for (size_t t = 0; t < W; t++) {
     memcpy(g, b, G * sizeof(float));
@@ -158,11 +158,12 @@ void ds__pred_forward_fast(const ds_predictor_options *o, const ds__pred_layout 
                            const float *params, ds__pred_ws *ws, const float *x, float *y,
                            float *pr) {
   size_t W = o->window, H = o->hidden;
+  ds__gates_fn gates = ws->portable ? ds__gates_portable : ds__gates_pick();
   const float *in = x;
   size_t nin = o->nfeatures;
   for (uint32_t l = 0; l < o->layers; l++) {
     ds__pred_lstm_fast(params + lay->wx[l], params + lay->wh[l], params + lay->b[l], in, nin, W, H,
-                       ws->gates, ws->c, ws->seq[l]);
+                       ws->gates, ws->c, ws->seq[l], gates);
     in = ws->seq[l];
     nin = H;
   }

@@ -36,6 +36,7 @@ typedef struct ds__pred_ws {
   float *gates;         /* [4H] */
   float *c;             /* [H] */
   float *q, *score, *z; /* [H], [W], [2H] */
+  int portable;         /* 1: never the AVX2 kernel (tests set it to cover the portable path) */
 } ds__pred_ws;
 
 struct ds__pred_online;
