@@ -53,7 +53,8 @@ fuzz-smoke: deps
 	@set -e; for f in $(FUZZ_BUILD)/fuzz/fuzz_*; do \
 	  name=$$(basename $$f); scratch=$$(mktemp -d); \
 	  echo "fuzz: $$name for $(FUZZ_SECONDS) s"; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 $$scratch fuzz/corpus/$${name#fuzz_} \
+	  seeds=fuzz/corpus/$${name#fuzz_}; [ -d $$seeds ] || seeds=; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 $$scratch $$seeds \
 	    > $(FUZZ_BUILD)/$$name.log 2>&1 || { tail -40 $(FUZZ_BUILD)/$$name.log; rm -rf $$scratch; exit 1; }; \
 	  rm -rf $$scratch; \
 	done; echo "fuzz: all targets ran clean"

@@ -13,5 +13,6 @@
 #include "deepseek/stats.h"
 #include "deepseek/precision.h"
 #include "deepseek/cache.h"
+#include "deepseek/predict.h"
 
 #endif /* DEEPSEEK_H */

@@ -69,7 +69,16 @@ typedef enum ds_param {
   /** Largest M (rows of op(A)) for which ds_gemm takes the skinny kernel that reads 16-bit
    *  weights directly (0..64; 0 disables it). Above it, compute dominates and widening the
    *  weights for sgemm is faster. Default 32. */
-  DS_PARAM_PRECISION_SKINNY_MAX_M = 301
+  DS_PARAM_PRECISION_SKINNY_MAX_M = 301,
+  /** Load predictor: observations between two online fine-tunes of a predictor, run at LOW
+   *  priority on the context's executor (0..1000000); 0 turns online adaptation off. Read when
+   *  a predictor is created or loaded. Default 0. */
+  DS_PARAM_PREDICT_ONLINE_INTERVAL = 400,
+  /** Load predictor: samples of recent history an online fine-tune uses (16..1048576; raised
+   *  to 4 (W + K) when smaller). Default 2048. */
+  DS_PARAM_PREDICT_ONLINE_HISTORY = 401,
+  /** Load predictor: most epochs over that history per online fine-tune (1..100). Default 2. */
+  DS_PARAM_PREDICT_ONLINE_EPOCHS = 402
 } ds_param;
 
 /** One tunable set at creation (see ds_context_options.params). */

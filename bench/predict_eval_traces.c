@@ -1,0 +1,176 @@
+/* deepseek-predict-eval: readers for the Bitbrains (GWA-T-12, ";\t"-separated, timestamps in
+ * seconds) and Alibaba cluster-trace-v2018 machine_usage CSV formats, and resampling of each
+ * series to a fixed step (mean of the samples in a step; an empty step carries the previous
+ * values forward and is marked not real, so it is never scored). */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "predict_eval.h"
+
+typedef struct ev_raw {
+  double ts;
+  float f[EV_F];
+} ev_raw;
+
+typedef struct ev_rawvec {
+  ev_raw *v;
+  size_t n, cap;
+} ev_rawvec;
+
+static int ev_push(ev_rawvec *r, const ev_raw *x) {
+  if (r->n == r->cap) {
+    size_t cap = r->cap ? 2 * r->cap : 1024;
+    ev_raw *v = realloc(r->v, cap * sizeof *v);
+    if (!v) return -1;
+    r->v = v;
+    r->cap = cap;
+  }
+  r->v[r->n++] = *x;
+  return 0;
+}
+
+const char *ev_group_name(int g) { return g == EV_BITBRAINS ? "bitbrains" : "alibaba"; }
+
+const char *ev_feature_names(int g) {
+  return g == EV_BITBRAINS
+             ? "cpu%, mem% of provisioned, log1p(disk r+w KB/s), log1p(net rx+tx KB/s)"
+             : "cpu_util%, mem_util%, net_in, disk_io% (-1/101 = missing)";
+}
+
+static int ev_cmp_ts(const void *a, const void *b) {
+  double x = ((const ev_raw *)a)->ts, y = ((const ev_raw *)b)->ts;
+  return (x > y) - (x < y);
+}
+
+static int ev_resample(ev_rawvec *r, double step, int group, const char *name, ev_series **list,
+                       size_t *count) {
+  if (r->n < 2) return 0;
+  qsort(r->v, r->n, sizeof *r->v, ev_cmp_ts);
+  double t0 = r->v[0].ts;
+  size_t n = (size_t)((r->v[r->n - 1].ts - t0) / step) + 1;
+  ev_series s = {{0}, group, n, calloc(n * EV_F, sizeof(float)), calloc(n, 1)};
+  double *sum = calloc(n * EV_F, sizeof(double));
+  unsigned *cnt = calloc(n * EV_F, sizeof(unsigned));
+  ev_series *grown = realloc(*list, (*count + 1) * sizeof **list);
+  if (!s.x || !s.real || !sum || !cnt || !grown) {
+    free(s.x), free(s.real), free(sum), free(cnt);
+    if (grown) *list = grown;
+    return -1;
+  }
+  *list = grown;
+  snprintf(s.name, sizeof s.name, "%s", name);
+  for (size_t i = 0; i < r->n; i++) {
+    size_t b = (size_t)((r->v[i].ts - t0) / step);
+    s.real[b] = 1;
+    for (int f = 0; f < EV_F; f++)
+      if (isfinite(r->v[i].f[f])) sum[b * EV_F + f] += r->v[i].f[f], cnt[b * EV_F + f]++;
+  }
+  float prev[EV_F] = {0};
+  for (size_t b = 0; b < n; b++)
+    for (int f = 0; f < EV_F; f++) {
+      if (cnt[b * EV_F + f]) prev[f] = (float)(sum[b * EV_F + f] / cnt[b * EV_F + f]);
+      s.x[b * EV_F + f] = prev[f];
+    }
+  free(sum);
+  free(cnt);
+  (*list)[(*count)++] = s;
+  return 0;
+}
+
+/* "v1;\tv2;\t..." */
+static int ev_parse_bitbrains(const char *line, ev_raw *out) {
+  double c[11];
+  const char *p = line;
+  for (int i = 0; i < 11; i++) {
+    char *end;
+    while (*p == ';' || *p == ' ' || *p == '\t') p++;
+    c[i] = strtod(p, &end);
+    if (end == p) return -1;
+    p = end;
+  }
+  out->ts = c[0];
+  out->f[0] = (float)c[4];
+  out->f[1] = c[5] > 0 ? (float)(100.0 * c[6] / c[5]) : NAN;
+  out->f[2] = (float)log1p(fmax(0, c[7] + c[8]));
+  out->f[3] = (float)log1p(fmax(0, c[9] + c[10]));
+  return 0;
+}
+
+/* machine_id,time_stamp,cpu,mem,mem_gps,mkpi,net_in,net_out,disk_io (fields may be empty) */
+static int ev_parse_alibaba(char *line, char *id, size_t idcap, ev_raw *out) {
+  char *fld[9];
+  int n = 0;
+  for (char *p = line; n < 9;) {
+    fld[n++] = p;
+    char *c = strchr(p, ',');
+    if (!c) break;
+    *c = 0;
+    p = c + 1;
+  }
+  if (n < 9 || !*fld[1]) return -1;
+  snprintf(id, idcap, "%s", fld[0]);
+  out->ts = strtod(fld[1], NULL);
+  int cols[EV_F] = {2, 3, 6, 8};
+  for (int f = 0; f < EV_F; f++) {
+    char *end;
+    double v = strtod(fld[cols[f]], &end);
+    out->f[f] = end == fld[cols[f]] ? NAN : (float)v;
+  }
+  if (out->f[3] < 0 || out->f[3] > 100) out->f[3] = NAN;
+  return 0;
+}
+
+int ev_read_trace(const char *path, double step, ev_series **list, size_t *count) {
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    fprintf(stderr, "deepseek-predict-eval: cannot open %s\n", path);
+    return -1;
+  }
+  char *line = NULL;
+  size_t cap = 0;
+  ssize_t len = getline(&line, &cap, f);
+  int group = len > 0 && strstr(line, "Timestamp") && strchr(line, ';') ? EV_BITBRAINS : EV_ALIBABA;
+  if (step <= 0) step = group == EV_BITBRAINS ? 300 : 60;
+  ev_rawvec r = {0};
+  char id[64] = "", cur[64] = "", name[128];
+  int rc = 0, bad = 0;
+  if (group == EV_ALIBABA) rewind(f);
+  while (rc == 0 && (len = getline(&line, &cap, f)) > 0) {
+    ev_raw x;
+    int ok = group == EV_BITBRAINS ? ev_parse_bitbrains(line, &x)
+                                   : ev_parse_alibaba(line, id, sizeof id, &x);
+    if (ok != 0) {
+      bad++;
+      continue;
+    }
+    if (group == EV_ALIBABA && strcmp(id, cur) != 0) { /* a new machine starts */
+      snprintf(name, sizeof name, "%s:%s", path, cur);
+      if (cur[0]) rc = ev_resample(&r, step, group, name, list, count);
+      r.n = 0;
+      snprintf(cur, sizeof cur, "%s", id);
+    }
+    if (rc == 0) rc = ev_push(&r, &x);
+  }
+  if (rc == 0) {
+    if (group == EV_ALIBABA)
+      snprintf(name, sizeof name, "%s:%s", path, cur);
+    else
+      snprintf(name, sizeof name, "%s", path);
+    rc = ev_resample(&r, step, group, name, list, count);
+  }
+  if (bad > 1)
+    fprintf(stderr, "deepseek-predict-eval: %s: %d unparsable lines skipped\n", path, bad);
+  free(r.v);
+  free(line);
+  fclose(f);
+  if (rc != 0) fprintf(stderr, "deepseek-predict-eval: %s: out of memory\n", path);
+  return rc;
+}
+
+void ev_free_series(ev_series *s, size_t n) {
+  for (size_t i = 0; i < n; i++) free(s[i].x), free(s[i].real);
+  free(s);
+}
