@@ -76,7 +76,7 @@ static int torch_run(int adam, double *p) {
   return got == NP && rc == 0;
 }
 
-static void run(int adam, ds_dtype wdt) {
+static void run(int adam, ds_dtype wdt, int with_torch) {
   ds_context *ctx = new_ctx();
   ds_optimizer_options oo = DS_OPTIMIZER_OPTIONS_INIT;
   oo.kind = adam ? DS_OPT_ADAMW : DS_OPT_SGD;
@@ -106,7 +106,9 @@ static void run(int adam, ds_dtype wdt) {
     if (wdt == DS_DTYPE_BF16) assert_int_equal(((uint16_t *)work)[i], ds__f32_to_bf16(master[i]));
     if (wdt == DS_DTYPE_F32) assert_ptr_equal(work, master);
   }
-  if (torch_run(adam, tr)) {
+  if (!with_torch) {
+    /* the masters do not depend on the working dtype: torch is asked once per kind */
+  } else if (torch_run(adam, tr)) {
     for (int i = 0; i < NP; i++) assert_true(fabs(master[i] - tr[i]) <= 2e-6 * (1 + fabs(tr[i])));
     printf("precision: %s matches torch.optim on %d steps\n", adam ? "AdamW" : "SGD", STEPS);
   } else {
@@ -119,14 +121,14 @@ static void run(int adam, ds_dtype wdt) {
 
 static void test_sgd(void **state) {
   (void)state;
-  run(0, DS_DTYPE_F32);
-  run(0, DS_DTYPE_F16);
+  run(0, DS_DTYPE_F32, 1);
+  run(0, DS_DTYPE_F16, 0);
 }
 
 static void test_adamw(void **state) {
   (void)state;
-  run(1, DS_DTYPE_BF16);
-  run(1, DS_DTYPE_F32);
+  run(1, DS_DTYPE_BF16, 1);
+  run(1, DS_DTYPE_F32, 0);
 }
 
 static void test_memory_accounting(void **state) {

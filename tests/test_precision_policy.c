@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "precision_internal.h"
 
@@ -228,6 +229,28 @@ static void run_pattern(const ds_loss_scaler_options *o, const int *infs, const 
   ds_context_destroy(ctx);
 }
 
+/* The scale after each update of torch's own rule (torch._amp_update_scale_ on CPU tensors,
+ * which GradScaler.update() calls) through /usr/bin/python3; 0 when that is not available
+ * (no python3, no torch, or a torch without the CPU kernel, as Debian's 1.13). */
+static int torch_scales(const int *infs, int n, int interval, float *out) {
+  if (access("/usr/bin/python3", X_OK) != 0) return 0;
+  char pat[128] = "";
+  for (int i = 0; i < n && i < 60; i++) strcat(pat, infs[i] ? "1," : "0,");
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd,
+           "/usr/bin/python3 -c \"\nimport torch\n"
+           "s=torch.full((1,),65536.0);g=torch.zeros((1,),dtype=torch.int32)\n"
+           "for f in [%s]:\n"
+           " torch._amp_update_scale_(s,g,torch.full((1,),float(f)),2.0,0.5,%d)\n"
+           " print(s.item())\n\" 2>/dev/null",
+           pat, interval);
+  FILE *f = popen(cmd, "r");
+  if (!f) return 0;
+  int got = 0;
+  for (int i = 0; i < n; i++) got += fscanf(f, "%f", &out[i]) == 1;
+  return pclose(f) == 0 && got == n;
+}
+
 static void test_loss_scaler_gradscaler_rules(void **state) {
   (void)state;
   static const int infs[14] = {0, 0, 0, 1, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0};
@@ -238,6 +261,13 @@ static void test_loss_scaler_gradscaler_rules(void **state) {
   ds_loss_scaler_options o = DS_LOSS_SCALER_OPTIONS_INIT;
   o.growth_interval = 3;
   run_pattern(&o, infs, torch_like, 14);
+  float from_torch[14];
+  if (torch_scales(infs, 14, 3, from_torch)) {
+    assert_memory_equal(from_torch, torch_like, sizeof from_torch);
+    printf("precision: the recorded scales match torch._amp_update_scale_\n");
+  } else {
+    printf("precision: torch with a CPU _amp_update_scale_ not available; recorded values only\n");
+  }
   o.hysteresis = 2;
   run_pattern(&o, infs, hyst2, 14);
   static const int all_inf[4] = {1, 1, 1, 1};

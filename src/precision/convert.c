@@ -1,10 +1,6 @@
 /* Public conversion entry points: argument checks, then the context's kernel table. */
 #include "precision_internal.h"
 
-static int is_float_dtype(int t) {
-  return t == DS_DTYPE_F32 || t == DS_DTYPE_F16 || t == DS_DTYPE_BF16;
-}
-
 /* f16 <-> bf16 through an fp32 buffer on the stack, in chunks. */
 static void convert_16_16(const ds__prec_kernels *k, uint16_t *dst, int dst_f16,
                           const uint16_t *src, size_t n) {
@@ -21,7 +17,7 @@ ds_status ds_precision_convert(ds_context *ctx, void *dst, ds_dtype dst_dtype, c
   if (!ctx) return ds__error(NULL, DS_ERR_INVALID_ARG, "precision", "convert: ctx is NULL");
   if (n && (!dst || !src))
     return ds__error(ctx, DS_ERR_INVALID_ARG, "precision", "convert: NULL buffer with n = %zu", n);
-  if (!is_float_dtype(dst_dtype) || !is_float_dtype(src_dtype))
+  if (!ds__prec_dtype_ok(dst_dtype) || !ds__prec_dtype_ok(src_dtype))
     return ds__error(ctx, DS_ERR_DTYPE, "precision",
                      "convert: %s -> %s is not supported (f32, f16 and bf16 only)",
                      ds_dtype_name(src_dtype), ds_dtype_name(dst_dtype));
@@ -58,7 +54,7 @@ ds_status ds_precision_convert_tensor(ds_context *ctx, ds_tensor *dst, const ds_
   if (!cs || !cd || src->device.index != dst->device.index)
     return ds__error(ctx, DS_ERR_UNSUPPORTED, "precision",
                      "convert_tensor: both tensors must be in host memory or on one CUDA device");
-  if (!is_float_dtype(dst->dtype) || !is_float_dtype(src->dtype))
+  if (!ds__prec_dtype_ok(dst->dtype) || !ds__prec_dtype_ok(src->dtype))
     return ds__error(ctx, DS_ERR_DTYPE, "precision", "convert_tensor: %s -> %s",
                      ds_dtype_name(src->dtype), ds_dtype_name(dst->dtype));
   return ds__cuda_convert(ctx, dst->data, (ds_dtype)dst->dtype, src->data, (ds_dtype)src->dtype,

@@ -9,10 +9,6 @@ typedef struct mat_view {
   int64_t batch, rows, cols, ld, bstride;
 } mat_view;
 
-static int is_float_dtype(int t) {
-  return t == DS_DTYPE_F32 || t == DS_DTYPE_F16 || t == DS_DTYPE_BF16;
-}
-
 static ds_status view_of(ds_context *ctx, const ds_tensor *t, char name, mat_view *v) {
   if (t->ndim != 2 && t->ndim != 3)
     return ds__error(ctx, DS_ERR_INVALID_ARG, "precision",
@@ -210,7 +206,7 @@ ds_status ds_gemm(ds_context *ctx, ds_tensor *c, const ds_tensor *a, const ds_te
   if (!c || !a || !b) return ds__error(ctx, DS_ERR_INVALID_ARG, "precision", "gemm: NULL tensor");
   if (flags & ~(DS_GEMM_TRANS_A | DS_GEMM_TRANS_B))
     return ds__error(ctx, DS_ERR_INVALID_ARG, "precision", "gemm: unknown flags 0x%x", flags);
-  if (!is_float_dtype(a->dtype) || !is_float_dtype(b->dtype) || !is_float_dtype(c->dtype))
+  if (!ds__prec_dtype_ok(a->dtype) || !ds__prec_dtype_ok(b->dtype) || !ds__prec_dtype_ok(c->dtype))
     return ds__error(ctx, DS_ERR_DTYPE, "precision",
                      "gemm: dtypes A %s, B %s, C %s (each must be f32, f16 or bf16)",
                      ds_dtype_name(a->dtype), ds_dtype_name(b->dtype), ds_dtype_name(c->dtype));

@@ -118,7 +118,7 @@ ds_status ds_reduce(ds_context *ctx, double *out, ds_reduce_op op, const void *x
   ds_status st = ds__kcheck(ctx, "reduce", 1, n, p, 2);
   if (st) return st;
   if (!out) return ds__error(ctx, DS_ERR_INVALID_ARG, "precision", "reduce: out is NULL");
-  if (dtype != DS_DTYPE_F32 && dtype != DS_DTYPE_F16 && dtype != DS_DTYPE_BF16)
+  if (!ds__prec_dtype_ok(dtype))
     return ds__error(ctx, DS_ERR_DTYPE, "precision", "reduce: dtype %s (f32, f16 or bf16)",
                      ds_dtype_name(dtype));
   if ((unsigned)op > DS_REDUCE_ALL_FINITE)

@@ -75,8 +75,7 @@ ds_status ds_optimizer_add_param(ds_optimizer *o, const char *name, const float 
   if (!o || !name || !init || n <= 0)
     return ds__error(o ? o->ctx : NULL, DS_ERR_INVALID_ARG, "precision",
                      "optimizer_add_param: NULL argument or n <= 0");
-  if (working_dtype != DS_DTYPE_F32 && working_dtype != DS_DTYPE_F16 &&
-      working_dtype != DS_DTYPE_BF16)
+  if (!ds__prec_dtype_ok(working_dtype))
     return ds__error(o->ctx, DS_ERR_DTYPE, "precision", "optimizer: working dtype %s",
                      ds_dtype_name(working_dtype));
   if (find(o, name))

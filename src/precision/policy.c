@@ -31,10 +31,6 @@ struct ds_precision_policy {
   int stat_switches;
 };
 
-static int valid_dtype(int t) {
-  return t == DS_DTYPE_F32 || t == DS_DTYPE_F16 || t == DS_DTYPE_BF16;
-}
-
 /* Native bf16 arithmetic where the layers run: AVX512-BF16 on the CPU, compute capability
  * 8.0 or later on a CUDA device (a device that is not there counts as not native). */
 static int native_bf16(ds_context *ctx, ds_device dev) {
@@ -58,7 +54,7 @@ static ds_status check_opts(ds_context *ctx, const ds_precision_policy_options *
   if (o->nrules && !o->rules)
     return ds__error(ctx, DS_ERR_INVALID_ARG, "precision", "policy: rules is NULL");
   for (size_t i = 0; i < o->nrules; i++)
-    if (!o->rules[i].pattern || !valid_dtype(o->rules[i].dtype))
+    if (!o->rules[i].pattern || !ds__prec_dtype_ok(o->rules[i].dtype))
       return ds__error(ctx, DS_ERR_INVALID_ARG, "precision",
                        "policy: rule %zu has no pattern or a dtype other than f32/f16/bf16", i);
   if (!(o->fallback_threshold >= 0.0f && o->fallback_threshold <= 1.0f) || !o->check_interval ||
@@ -227,7 +223,7 @@ ds_status ds_precision_stability_score(ds_context *ctx, float *score, const void
                                        ds_dtype low_dtype, const float *shadow, int64_t n) {
   if (!ctx || !score || n < 0 || (n && (!low || !shadow)))
     return ds__error(ctx, DS_ERR_INVALID_ARG, "precision", "stability_score: bad arguments");
-  if (!valid_dtype(low_dtype))
+  if (!ds__prec_dtype_ok(low_dtype))
     return ds__error(ctx, DS_ERR_DTYPE, "precision", "stability_score: dtype %s",
                      ds_dtype_name(low_dtype));
   const ds__prec_kernels *k = ds__prec_kernels_ctx(ctx);

@@ -50,6 +50,11 @@ void ds__skinny_avx2(float *c, int64_t ldc, const float *a, int64_t lda, const u
                      int64_t ldw, int w_nk, int is_f16, int64_t m, int64_t n, int64_t k,
                      float alpha, float beta);
 
+/* 1 for the three dtypes this module computes with: f32, f16, bf16. */
+static inline int ds__prec_dtype_ok(int t) {
+  return t == DS_DTYPE_F32 || t == DS_DTYPE_F16 || t == DS_DTYPE_BF16;
+}
+
 static inline uint32_t ds__f32_bits(float f) {
   uint32_t u;
   memcpy(&u, &f, sizeof u);

@@ -66,7 +66,7 @@ ds_status ds_loss_scaler_unscale(ds_loss_scaler *s, float *dst, const void *grad
   if (!s || n < 0 || (n && (!dst || !grads)))
     return ds__error(s ? s->ctx : NULL, DS_ERR_INVALID_ARG, "precision",
                      "loss_scaler_unscale: bad arguments");
-  if (dtype != DS_DTYPE_F32 && dtype != DS_DTYPE_F16 && dtype != DS_DTYPE_BF16)
+  if (!ds__prec_dtype_ok(dtype))
     return ds__error(s->ctx, DS_ERR_DTYPE, "precision", "loss_scaler_unscale: dtype %s",
                      ds_dtype_name(dtype));
   float inv = 1.0f / s->scale;
