@@ -10,7 +10,3 @@ list(APPEND DS_PRIVATE_INCLUDES ${CMAKE_CURRENT_LIST_DIR} ${DS_OPENBLAS_INCLUDE}
 list(APPEND DS_PRIVATE_LIBS $<BUILD_INTERFACE:${DS_OPENBLAS_LIB}> $<INSTALL_INTERFACE:openblas>
   $<BUILD_INTERFACE:${DS_DNNL_LIB}> $<INSTALL_INTERFACE:dnnl>)
 list(APPEND DS_PC_LIBS -lopenblas -ldnnl)
-# The .cu side is plain kernels and launchers: no exceptions, RTTI or thread-safe statics, so
-# it needs nothing from libstdc++ and static consumers link with a C linker.
-set_source_files_properties(${_prec_cu} PROPERTIES COMPILE_OPTIONS
-  "-Xcompiler=-fno-exceptions,-fno-rtti,-fno-threadsafe-statics")
