@@ -50,7 +50,8 @@ void ds__prefetch_destroy(ds_cache *c) {
   c->pf = NULL;
 }
 
-/* Moves key up from L2 to L1 if it is there and not held. */
+/* Moves key up from L2 to L1 if it is there. The entry is held (so nothing evicts or frees
+ * it) while it is decoded outside the shard lock, so gets on the shard are not blocked. */
 static void ds__prefetch_run(void *arg) {
   ds__pf_task *t = arg;
   ds_cache *c = t->c;
@@ -58,13 +59,23 @@ static void ds__prefetch_run(void *arg) {
   ds__shard *sh = ds__cache_shard(c, h);
   pthread_mutex_lock(&sh->mu);
   ds__centry *e = ds__shard_find(sh, h, t->key, t->klen);
-  if (e && e->tier == 2 && !e->holds && sh->pol[0]) {
-    ds__policy_remove(sh->pol[1], (uintptr_t)e);
-    if (ds__centry_decode(c, sh, e) == DS_OK) {
+  if (e && e->tier == 2 && sh->pol[0]) {
+    ds__centry_hold(sh, e);
+    void *src = e->data;
+    size_t slen = e->slen, vlen = e->vlen;
+    uint32_t enc = e->enc;
+    pthread_mutex_unlock(&sh->mu);
+    void *plain = ds__alloc(c->ctx, vlen ? vlen : 1);
+    ds_status st = plain ? ds__codec_decode(c->ctx, enc, src, slen, plain, vlen) : DS_ERR_NO_MEMORY;
+    pthread_mutex_lock(&sh->mu);
+    if (st == DS_OK && !e->dead && e->tier == 2 && e->holds == 1) {
+      ds__centry_adopt_plain(sh, e, plain);
+      e->holds = 0;
       ds__place_l1(c, sh, e);
       sh->t[0].prefetched++;
     } else {
-      ds__centry_kill(c, sh, e);
+      ds__free(c->ctx, plain);
+      ds__centry_unhold(c, sh, e);
     }
   }
   pthread_mutex_unlock(&sh->mu);
@@ -72,8 +83,21 @@ static void ds__prefetch_run(void *arg) {
   ds__fetch_sub(&c->pf->inflight, 1);
 }
 
+/* 1 if key is in L2 now (only those are worth a task and a thread wakeup). */
+static int ds__prefetch_wanted(ds_cache *c, const void *key, size_t klen) {
+  uint64_t h = ds__cache_hash(key, klen);
+  ds__shard *sh = ds__cache_shard(c, h);
+  pthread_mutex_lock(&sh->mu);
+  ds__centry *e = ds__shard_find(sh, h, key, klen);
+  int wanted = e && e->tier == 2 && sh->pol[0];
+  pthread_mutex_unlock(&sh->mu);
+  return wanted;
+}
+
 static ds_status ds__prefetch_submit(ds_cache *c, const void *key, size_t klen) {
-  if (klen > DS__PF_KEY || ds__load(&c->pf->inflight) >= DS__PF_INFLIGHT) return DS_OK;
+  if (klen > DS__PF_KEY || ds__load(&c->pf->inflight) >= DS__PF_INFLIGHT ||
+      !ds__prefetch_wanted(c, key, klen))
+    return DS_OK;
   ds__pf_task *t = ds__alloc(c->ctx, sizeof *t);
   if (!t) return ds__error(c->ctx, DS_ERR_NO_MEMORY, "cache", "out of memory for a prefetch");
   t->c = c;
