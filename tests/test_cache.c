@@ -81,6 +81,15 @@ static void test_basic(void **state) {
   assert_int_equal(s.entries, 1);
   assert_int_equal(s.hits, 3);
   assert_int_equal(s.misses, 1);
+  /* ds_cache_stats also published them to the context's stats registry */
+  ds_stats *snap = NULL;
+  double v = 0;
+  assert_int_equal(ds_stats_snapshot(&snap, ctx), DS_OK);
+  assert_int_equal(ds_stats_find(&v, snap, "cache.l1.hits"), DS_OK);
+  assert_true(v == 3.0);
+  assert_int_equal(ds_stats_find(&v, snap, "cache.l1.entries"), DS_OK);
+  assert_true(v == 1.0);
+  ds_stats_free(snap);
   ds_cache_destroy(c);
   ds_cache_destroy(NULL);
   ds_context_destroy(ctx);
