@@ -113,7 +113,7 @@ static void ds__lk_insert(ds__policy *p, uint32_t n, uint32_t w, int64_t next, i
   ds__lk *s = p->state;
   ds__pnode *x = ds__pn(p, n);
   ds__pnode_revive(p, was_ghost ? &s->hist : NULL, n, w);
-  ds__sketch_add(&s->sk, x->key);
+  if (!p->speculative) ds__sketch_add(&s->sk, x->key);
   x->q = 0;
   if (was_ghost) {
     /* second reference: straight to protected if it wins the frequency contest */

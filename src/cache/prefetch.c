@@ -86,7 +86,9 @@ static void ds__prefetch_run(void *arg) {
     if (st == DS_OK && !e->dead && e->tier == 2 && e->holds == 1) {
       ds__centry_adopt_plain(sh, e, plain);
       e->holds = 0;
+      sh->pol[0]->speculative = 1; /* not an access: must not win admission by it */
       ds__place_l1(c, sh, e);
+      sh->pol[0]->speculative = 0;
       sh->t[0].prefetched++;
     } else {
       ds__free(c->ctx, plain);
