@@ -120,6 +120,23 @@ static void test_reopen_modes_lock(void **state) {
   assert_int_equal(ds_cache_pin(c, "x", 1), DS_ERR_UNSUPPORTED);
   ds_cache *second = NULL;
   assert_int_equal(ds_cache_open_persistent(&second, ctx, dir, 8 << 20, 0), DS_ERR_BUSY);
+  pid_t pid = fork(); /* another process: busy for writing, fine read-only */
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    ds_context *cctx = new_ctx();
+    ds_cache *w = NULL, *r = NULL;
+    ds_cache_persist_options po = DS_CACHE_PERSIST_OPTIONS_INIT;
+    po.max_bytes = 8 << 20;
+    po.read_only = 1;
+    int ok = ds_cache_open_persistent(&w, cctx, dir, 8 << 20, 0) == DS_ERR_BUSY &&
+             ds_cache_open_persistent_ex(&r, cctx, dir, &po) == DS_OK && has_value(r, 3, 3000);
+    ds_cache_destroy(r);
+    ds_context_destroy(cctx);
+    _exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   ds_cache *ro = open_cache(ctx, dir, 8 << 20, DS_CACHE_SYNC_BATCHED, 1);
   assert_int_equal(ds_cache_put(ro, "a", 1, "b", 1), DS_ERR_STATE);
   ds_cache_destroy(ro);
