@@ -142,6 +142,7 @@ static long replay(ds_context *ctx, const ds__cachetrace *t, const char *policy,
     }
     misses += r == 0;
   }
+  if (p->oom) misses = -1; /* a heap could not grow: the counts are not the policy's */
   ds__policy_destroy(p);
   return misses;
 }

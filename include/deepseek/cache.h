@@ -52,10 +52,11 @@ typedef struct ds_cache_options {
                              "wtinylfu", "sieve", "lruk+" (NULL: "lruk+"). Copied. */
   uint32_t shards;      /**< power of two, 1..256 (0: up to 16, keeping >= 4 MiB of the
                              larger budget per shard) */
-  uint32_t prefetch_depth; /**< 0: no prefetch. n (1..16): the cache learns which key follows
-                                which in the sequence of gets (a Markov successor table over
-                                all threads' gets) and, on each get, moves up to n predicted
-                                next keys from L2 to L1 in a background task. */
+  uint32_t prefetch_depth; /**< 0: no prefetch. n (1..16): on each get, up to n predicted next
+                                keys are moved from L2 to L1 in a background task. Predictors,
+                                over all threads' gets as one sequence: a constant stride in a
+                                key's trailing number (ASCII digits, or a 4/8-byte integer
+                                key), else the key that followed this one last time. */
 } ds_cache_options;
 
 #define DS_CACHE_OPTIONS_INIT \

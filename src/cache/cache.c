@@ -7,10 +7,10 @@
 
 /* ---- tier bookkeeping ---- */
 static uint64_t ds__centry_weight(const ds__centry *e) {
-  return (uint64_t)e->klen + (e->tier == 1 ? e->vlen : e->slen);
+  return (uint64_t)e->klen + (e->tier == 1 ? e->vlen + e->keep_len : e->slen);
 }
 
-static void ds__tier_add(ds__shard *sh, ds__centry *e) {
+void ds__tier_add(ds__shard *sh, ds__centry *e) {
   ds__tier_counters *t = &sh->t[e->tier - 1];
   t->bytes += ds__centry_weight(e);
   t->raw_bytes += e->vlen;
@@ -28,6 +28,9 @@ static void ds__tier_sub(ds__shard *sh, ds__centry *e) {
 
 /* ---- entries and the hash table ---- */
 static void ds__centry_free_data(ds_cache *c, ds__centry *e) {
+  ds__free(c->ctx, e->keep);
+  e->keep = NULL;
+  e->keep_len = 0;
   if (!e->data) return;
   if (e->free_fn) e->free_fn(e->free_user, e->data);
   else ds__free(c->ctx, e->data);
@@ -35,7 +38,7 @@ static void ds__centry_free_data(ds_cache *c, ds__centry *e) {
   e->free_fn = NULL;
 }
 
-static void ds__centry_free(ds_cache *c, ds__centry *e) {
+void ds__centry_free(ds_cache *c, ds__centry *e) {
   ds__centry_free_data(c, e);
   ds__free(c->ctx, e);
 }
@@ -104,20 +107,21 @@ void ds__place_l1(ds_cache *c, ds__shard *sh, ds__centry *e) {
   ds__place_l2(c, sh, e);
 }
 
-/* Compresses e (uncompressed, in no tier) into L2; drops it when L2 is absent, declines it,
- * or compression runs out of memory. */
+/* Compresses e (uncompressed, in no tier) into L2 (or reuses the encoding it kept); drops it
+ * when L2 is absent, declines it, or compression runs out of memory. */
 static void ds__place_l2(ds_cache *c, ds__shard *sh, ds__centry *e) {
+  void *enc_data = e->keep;
+  size_t enc_len = e->keep_len;
+  uint32_t enc = e->keep_enc;
+  e->keep = NULL;
+  e->keep_len = 0;
   e->tier = 2;
   e->slen = e->vlen;
   ds__tier_add(sh, e); /* so drop can subtract */
-  if (!sh->pol[1]) {
-    ds__centry_drop(c, sh, e);
-    return;
-  }
-  void *enc_data;
-  size_t enc_len;
-  uint32_t enc;
-  if (ds__codec_encode(c->ctx, &c->codec, e->data, e->vlen, &enc_data, &enc_len, &enc) != DS_OK) {
+  if (!sh->pol[1] ||
+      (!enc_data &&
+       ds__codec_encode(c->ctx, &c->codec, e->data, e->vlen, &enc_data, &enc_len, &enc) != DS_OK)) {
+    ds__free(c->ctx, enc_data);
     ds__centry_drop(c, sh, e);
     return;
   }
@@ -151,7 +155,20 @@ void ds__evict_l2(void *user, uint64_t key) {
   ds__centry_drop(sh->cache, sh, (ds__centry *)(uintptr_t)key);
 }
 
-/* Decodes an L2 entry back to plain bytes in place (it is in no policy); tier stays 2. */
+/* Makes the L2 entry e hold the decoded value plain, keeping its encoding (e leaves L2's
+ * counters; tier 0 until placed). */
+void ds__centry_adopt_plain(ds__shard *sh, ds__centry *e, void *plain) {
+  ds__tier_sub(sh, e);
+  e->keep = e->data; /* encoded data is always ours (ds__alloc), never an owned value */
+  e->keep_len = e->slen;
+  e->keep_enc = e->enc;
+  e->data = plain;
+  e->slen = e->vlen;
+  e->enc = 0;
+  e->tier = 0;
+}
+
+/* Decodes an L2 entry (in no policy) back to plain bytes in place, keeping the encoding. */
 ds_status ds__centry_decode(ds_cache *c, ds__shard *sh, ds__centry *e) {
   void *plain = ds__alloc(c->ctx, e->vlen ? e->vlen : 1);
   if (!plain) return DS_ERR_NO_MEMORY;
@@ -160,12 +177,7 @@ ds_status ds__centry_decode(ds_cache *c, ds__shard *sh, ds__centry *e) {
     ds__free(c->ctx, plain);
     return st;
   }
-  ds__tier_sub(sh, e);
-  ds__centry_free_data(c, e);
-  e->data = plain;
-  e->slen = e->vlen;
-  e->enc = 0;
-  e->tier = 0;
+  ds__centry_adopt_plain(sh, e, plain);
   return DS_OK;
 }
 

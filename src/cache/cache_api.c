@@ -128,11 +128,7 @@ void ds_cache_destroy(ds_cache *c) {
     for (size_t b = 0; b < sh->nb; b++)
       for (ds__centry *e = sh->buckets[b], *nx; e; e = nx) {
         nx = e->next;
-        if (e->data) {
-          if (e->free_fn) e->free_fn(e->free_user, e->data);
-          else ds__free(c->ctx, e->data);
-        }
-        ds__free(c->ctx, e);
+        ds__centry_free(c, e);
       }
     ds__policy_destroy(sh->pol[0]);
     ds__policy_destroy(sh->pol[1]);
@@ -297,10 +293,7 @@ ds_status ds_cache_get_ref(ds_cache *c, const void *key, size_t klen, const void
     if (st == DS_OK) {
       e->tier = 1;
       e->holds++;
-      sh->t[0].bytes += (uint64_t)e->klen + e->vlen;
-      sh->t[0].raw_bytes += e->vlen;
-      sh->t[0].key_bytes += e->klen;
-      sh->t[0].entries++;
+      ds__tier_add(sh, e);
     } else if (!e->holds) {
       ds__centry_kill(c, sh, e); /* undecodable and not pinned: drop it */
     }

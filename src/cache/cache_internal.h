@@ -21,6 +21,10 @@ typedef struct ds__centry {
   uint32_t holds, pins;    /* holds = pins + live references; held entries are in no policy */
   uint32_t enc;            /* DS__ENC_* of tier-2 data */
   uint32_t pnode;          /* node in its tier's policy (a hint, see ds__policy_touch_node) */
+  void *keep;              /* tier 1: the L2 encoding it came up with (values never change), so
+                              moving it down again costs no compression; counted in L1 */
+  size_t keep_len;
+  uint32_t keep_enc;
   uint16_t klen;
   uint8_t tier;            /* 1 or 2 (0 while moving) */
   uint8_t dead;            /* removed while referenced: freed at the last release */
@@ -73,6 +77,7 @@ void ds__shard_link(struct ds_cache *c, ds__shard *sh, ds__centry *e);
 void ds__place_l1(struct ds_cache *c, ds__shard *sh, ds__centry *e);
 void ds__evict_l1(void *user, uint64_t key);
 void ds__evict_l2(void *user, uint64_t key);
+void ds__centry_adopt_plain(ds__shard *sh, ds__centry *e, void *plain);
 ds_status ds__centry_decode(struct ds_cache *c, ds__shard *sh, ds__centry *e);
 void ds__centry_hold(ds__shard *sh, ds__centry *e);
 void ds__centry_unhold(struct ds_cache *c, ds__shard *sh, ds__centry *e);
@@ -80,6 +85,8 @@ void ds__centry_kill(struct ds_cache *c, ds__shard *sh, ds__centry *e);
 ds_status ds__prefetch_create(struct ds_cache *c, uint32_t depth);
 void ds__prefetch_destroy(struct ds_cache *c);
 void ds__prefetch_observe(struct ds_cache *c, const void *key, size_t klen, uint64_t h);
+void ds__tier_add(ds__shard *sh, ds__centry *e);
+void ds__centry_free(struct ds_cache *c, ds__centry *e);
 void ds__lat_record(ds__tier_counters *t, uint64_t ns);
 
 #endif

@@ -81,6 +81,8 @@ struct ds__policy {
   uint32_t mcap, mcount;
   ds_status oom; /* sticky DS_ERR_NO_MEMORY seen while growing */
   uint32_t last_node; /* node of the last admitted insert (for ds__policy_touch_node) */
+  int speculative;    /* 1 while the caller inserts a key nobody asked for yet (prefetch):
+                         frequency-based policies do not count it as an access */
   void *state;   /* policy-specific */
 };
 

@@ -21,10 +21,10 @@
  * ghost key plus the sketch (4 bytes per cached object, rounded up to a power of two). */
 #include "policy.h"
 
-enum { LK_W = 1, LK_PROB, LK_PROT, LK_HW, LK_HM };
+enum { LK_W = 1, LK_PROB, LK_PROT, LK_HIST };
 typedef struct {
   ds__plist w, prob, prot, hist;
-  double wtarget; /* window size in weight units (1% of the capacity, at least 1) */
+  uint64_t wcap; /* window size in weight units (1% of the capacity, at least 1) */
   ds__sketch sk;
 } ds__lk;
 
@@ -36,16 +36,14 @@ static ds_status ds__lk_init(ds__policy *p) {
   ds__plist_init(&s->prob);
   ds__plist_init(&s->prot);
   ds__plist_init(&s->hist);
-  s->wtarget = (double)p->capacity * 0.01;
-  if (s->wtarget < 1) s->wtarget = 1;
+  s->wcap = p->capacity / 100 ? p->capacity / 100 : 1;
   return ds__sketch_init(p, &s->sk, p->entries);
 }
 
 static void ds__lk_fini(ds__policy *p) { ds__sketch_free(p, &((ds__lk *)p->state)->sk); }
 
 static uint64_t ds__lk_main_cap(ds__policy *p, ds__lk *s) {
-  uint64_t w = (uint64_t)s->wtarget;
-  return p->capacity > w ? p->capacity - w : 0;
+  return p->capacity > s->wcap ? p->capacity - s->wcap : 0;
 }
 
 static void ds__lk_protect(ds__policy *p, ds__lk *s, uint32_t n) {
@@ -75,12 +73,12 @@ static void ds__lk_hit(ds__policy *p, uint32_t n, int64_t next) {
   }
 }
 
-static void ds__lk_to_ghost(ds__policy *p, ds__lk *s, uint32_t v, uint8_t from) {
-  ds__policy_evicted(p, v, &s->hist, from);
+static void ds__lk_to_ghost(ds__policy *p, ds__lk *s, uint32_t v) {
+  ds__policy_evicted(p, v, &s->hist, LK_HIST);
   ds__pghost_trim(p, &s->hist, p->capacity);
 }
 
-/* Makes room in M for weight w: returns 0 when the candidate c loses the frequency contest. */
+/* Makes room in M for weight w: returns 0 when the candidate loses the frequency contest. */
 static int ds__lk_room_in_main(ds__policy *p, ds__lk *s, uint64_t w, uint64_t cand_key,
                                int contest) {
   while (s->prob.weight + s->prot.weight + w > ds__lk_main_cap(p, s)) {
@@ -91,13 +89,13 @@ static int ds__lk_room_in_main(ds__policy *p, ds__lk *s, uint64_t w, uint64_t ca
         ds__sketch_estimate(&s->sk, cand_key) <= ds__sketch_estimate(&s->sk, ds__pn(p, v)->key))
       return 0;
     ds__plist_unlink(p, vl, v);
-    ds__lk_to_ghost(p, s, v, LK_HM);
+    ds__lk_to_ghost(p, s, v);
   }
   return 1;
 }
 
 static void ds__lk_shrink_window(ds__policy *p, ds__lk *s) {
-  while (s->w.count && (double)s->w.weight > s->wtarget) {
+  while (s->w.count && s->w.weight > s->wcap) {
     uint32_t c = s->w.tail;
     ds__plist_unlink(p, &s->w, c);
     ds__pnode *x = ds__pn(p, c);
@@ -105,7 +103,7 @@ static void ds__lk_shrink_window(ds__policy *p, ds__lk *s) {
       x->q = LK_PROB;
       ds__plist_push_head(p, &s->prob, c);
     } else {
-      ds__lk_to_ghost(p, s, c, LK_HW);
+      ds__lk_to_ghost(p, s, c);
     }
   }
 }
@@ -114,14 +112,13 @@ static void ds__lk_insert(ds__policy *p, uint32_t n, uint32_t w, int64_t next, i
   (void)next;
   ds__lk *s = p->state;
   ds__pnode *x = ds__pn(p, n);
-  uint8_t from = x->q;
   ds__pnode_revive(p, was_ghost ? &s->hist : NULL, n, w);
-  ds__sketch_add(&s->sk, x->key);
+  if (!p->speculative) ds__sketch_add(&s->sk, x->key);
   x->q = 0;
   if (was_ghost) {
     /* second reference: straight to protected if it wins the frequency contest */
     if (ds__lk_room_in_main(p, s, w, x->key, 1)) ds__lk_protect(p, s, n);
-    else ds__lk_to_ghost(p, s, n, from);
+    else ds__lk_to_ghost(p, s, n);
   } else {
     x->q = LK_W;
     ds__plist_push_head(p, &s->w, n);
@@ -131,7 +128,7 @@ static void ds__lk_insert(ds__policy *p, uint32_t n, uint32_t w, int64_t next, i
     ds__plist *vl = s->prob.count ? &s->prob : s->prot.count ? &s->prot : &s->w;
     uint32_t v = vl->tail;
     ds__plist_unlink(p, vl, v);
-    ds__lk_to_ghost(p, s, v, vl == &s->w ? LK_HW : LK_HM);
+    ds__lk_to_ghost(p, s, v);
   }
 }
 

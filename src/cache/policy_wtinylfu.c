@@ -77,7 +77,7 @@ static void ds__tlfu_insert(ds__policy *p, uint32_t n, uint32_t w, int64_t next,
   (void)was_ghost;
   ds__tlfu *s = p->state;
   ds__pnode_revive(p, NULL, n, w);
-  ds__sketch_add(&s->sk, ds__pn(p, n)->key);
+  if (!p->speculative) ds__sketch_add(&s->sk, ds__pn(p, n)->key);
   ds__pn(p, n)->q = TL_WIN;
   ds__plist_push_head(p, &s->win, n);
   while (s->win.weight > s->win_cap && s->win.count) ds__tlfu_admit(p, s);

@@ -1,7 +1,10 @@
-/* Prefetch: a Markov successor table learnt from the sequence of gets (key -> the key read
- * right after it), and background tasks on the context's executor that move predicted keys
- * (or hinted ones) from L2 up to L1 before they are read. The table is direct-mapped by key
- * hash (a collision overwrites), keys up to DS__PF_KEY bytes; one mutex guards it. */
+/* Prefetch: two predictors over the sequence of gets — a stride detector for keys that end in
+ * a number (ASCII digits, or a whole 4- or 8-byte little-endian integer key), and a Markov
+ * successor table (key -> the key read right after it) for any repeated order — and background
+ * tasks on the context's executor that move predicted keys (or hinted ones) from L2 up to L1
+ * before they are read. The table is direct-mapped by key hash (a collision overwrites), keys
+ * up to DS__PF_KEY bytes; one mutex guards the predictors. */
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -16,10 +19,22 @@ typedef struct {
   char next_key[DS__PF_KEY];
 } ds__pf_slot;
 
+/* A key read as prefix + number. kind 0: not numeric; 1: trailing ASCII digits; 2: the whole
+ * key is a 4-byte, 3: an 8-byte little-endian integer. */
+typedef struct {
+  int kind;
+  size_t prefix_len;
+  int digits, padded; /* kind 1: digit count, and whether it had a leading zero */
+  uint64_t num, prefix_hash;
+} ds__numkey;
+
 struct ds__prefetch {
   pthread_mutex_t mu;
   uint32_t depth;
   uint64_t last_hash;
+  ds__numkey last;   /* stride detector: the previous key, */
+  int64_t stride;    /* the last difference, */
+  int confirmed;     /* and whether it repeated */
   ds__atomic_i64 inflight;
   ds__pf_slot slots[DS__PF_SLOTS];
 };
@@ -50,7 +65,8 @@ void ds__prefetch_destroy(ds_cache *c) {
   c->pf = NULL;
 }
 
-/* Moves key up from L2 to L1 if it is there and not held. */
+/* Moves key up from L2 to L1 if it is there. The entry is held (so nothing evicts or frees
+ * it) while it is decoded outside the shard lock, so gets on the shard are not blocked. */
 static void ds__prefetch_run(void *arg) {
   ds__pf_task *t = arg;
   ds_cache *c = t->c;
@@ -58,13 +74,25 @@ static void ds__prefetch_run(void *arg) {
   ds__shard *sh = ds__cache_shard(c, h);
   pthread_mutex_lock(&sh->mu);
   ds__centry *e = ds__shard_find(sh, h, t->key, t->klen);
-  if (e && e->tier == 2 && !e->holds && sh->pol[0]) {
-    ds__policy_remove(sh->pol[1], (uintptr_t)e);
-    if (ds__centry_decode(c, sh, e) == DS_OK) {
+  if (e && e->tier == 2 && sh->pol[0]) {
+    ds__centry_hold(sh, e);
+    void *src = e->data;
+    size_t slen = e->slen, vlen = e->vlen;
+    uint32_t enc = e->enc;
+    pthread_mutex_unlock(&sh->mu);
+    void *plain = ds__alloc(c->ctx, vlen ? vlen : 1);
+    ds_status st = plain ? ds__codec_decode(c->ctx, enc, src, slen, plain, vlen) : DS_ERR_NO_MEMORY;
+    pthread_mutex_lock(&sh->mu);
+    if (st == DS_OK && !e->dead && e->tier == 2 && e->holds == 1) {
+      ds__centry_adopt_plain(sh, e, plain);
+      e->holds = 0;
+      sh->pol[0]->speculative = 1; /* not an access: must not win admission by it */
       ds__place_l1(c, sh, e);
+      sh->pol[0]->speculative = 0;
       sh->t[0].prefetched++;
     } else {
-      ds__centry_kill(c, sh, e);
+      ds__free(c->ctx, plain);
+      ds__centry_unhold(c, sh, e);
     }
   }
   pthread_mutex_unlock(&sh->mu);
@@ -72,8 +100,21 @@ static void ds__prefetch_run(void *arg) {
   ds__fetch_sub(&c->pf->inflight, 1);
 }
 
+/* 1 if key is in L2 now (only those are worth a task and a thread wakeup). */
+static int ds__prefetch_wanted(ds_cache *c, const void *key, size_t klen) {
+  uint64_t h = ds__cache_hash(key, klen);
+  ds__shard *sh = ds__cache_shard(c, h);
+  pthread_mutex_lock(&sh->mu);
+  ds__centry *e = ds__shard_find(sh, h, key, klen);
+  int wanted = e && e->tier == 2 && sh->pol[0];
+  pthread_mutex_unlock(&sh->mu);
+  return wanted;
+}
+
 static ds_status ds__prefetch_submit(ds_cache *c, const void *key, size_t klen) {
-  if (klen > DS__PF_KEY || ds__load(&c->pf->inflight) >= DS__PF_INFLIGHT) return DS_OK;
+  if (klen > DS__PF_KEY || ds__load(&c->pf->inflight) >= DS__PF_INFLIGHT ||
+      !ds__prefetch_wanted(c, key, klen))
+    return DS_OK;
   ds__pf_task *t = ds__alloc(c->ctx, sizeof *t);
   if (!t) return ds__error(c->ctx, DS_ERR_NO_MEMORY, "cache", "out of memory for a prefetch");
   t->c = c;
@@ -96,14 +137,75 @@ ds_status ds_cache_prefetch(ds_cache *c, const void *key, size_t klen) {
   return ds__prefetch_submit(c, key, klen);
 }
 
-/* Called after each get of a memory cache with prefetch on: learns (previous -> key) and
- * submits the predicted successors of key. */
+static ds__numkey ds__numkey_parse(const unsigned char *k, size_t klen) {
+  ds__numkey r = {0, 0, 0, 0, 0, 0};
+  if (klen == 4 || klen == 8) {
+    uint64_t v = 0;
+    for (size_t i = klen; i-- > 0;) v = (v << 8) | k[i];
+    r.kind = klen == 4 ? 2 : 3;
+    r.num = v;
+    return r;
+  }
+  size_t i = klen;
+  while (i > 0 && k[i - 1] >= '0' && k[i - 1] <= '9' && klen - i < 19) i--;
+  if (i == klen) return r;
+  r.kind = 1;
+  r.prefix_len = i;
+  r.digits = (int)(klen - i);
+  r.padded = k[i] == '0' && r.digits > 1;
+  for (size_t j = i; j < klen; j++) r.num = r.num * 10 + (uint64_t)(k[j] - '0');
+  r.prefix_hash = ds__cache_hash(k, i);
+  return r;
+}
+
+/* Writes the key with number v in the shape of n (prefix from key); returns its length or 0. */
+static size_t ds__numkey_render(const ds__numkey *n, const unsigned char *key, uint64_t v,
+                                char *out) {
+  if (n->kind == 2 || n->kind == 3) {
+    size_t len = n->kind == 2 ? 4 : 8;
+    if (n->kind == 2 && v > UINT32_MAX) return 0;
+    for (size_t i = 0; i < len; i++) out[i] = (char)(v >> (8 * i));
+    return len;
+  }
+  char digits[24];
+  int d = snprintf(digits, sizeof digits, "%0*llu", n->padded ? n->digits : 1,
+                   (unsigned long long)v);
+  if (d <= 0 || n->prefix_len + (size_t)d > DS__PF_KEY) return 0;
+  memcpy(out, key, n->prefix_len);
+  memcpy(out + n->prefix_len, digits, (size_t)d);
+  return n->prefix_len + (size_t)d;
+}
+
+/* Stride detector: once two successive gets of the same key shape differ by the same non-zero
+ * stride, predicts the next depth keys along it. Returns how many it wrote. */
+static uint32_t ds__prefetch_strided(ds__prefetch *pf, const unsigned char *key, size_t klen,
+                                     char keys[][DS__PF_KEY], uint16_t *lens) {
+  ds__numkey cur = ds__numkey_parse(key, klen);
+  int same = cur.kind && cur.kind == pf->last.kind && cur.prefix_hash == pf->last.prefix_hash;
+  int64_t stride = (int64_t)(cur.num - pf->last.num);
+  pf->confirmed = same && stride != 0 && stride == pf->stride;
+  pf->stride = same ? stride : 0;
+  pf->last = cur;
+  uint32_t n = 0;
+  for (uint32_t i = 1; pf->confirmed && i <= pf->depth; i++) {
+    int64_t v = (int64_t)cur.num + stride * (int64_t)i;
+    if (v < 0) break;
+    size_t len = ds__numkey_render(&cur, key, (uint64_t)v, keys[n]);
+    if (!len) break;
+    lens[n++] = (uint16_t)len;
+  }
+  return n;
+}
+
+/* Called after each get of a memory cache with prefetch on: learns (previous -> key), and
+ * submits the predicted successors of key (strided when a stride holds, else Markov). */
 void ds__prefetch_observe(ds_cache *c, const void *key, size_t klen, uint64_t h) {
   ds__prefetch *pf = c->pf;
   char keys[16][DS__PF_KEY];
   uint16_t lens[16];
   uint32_t n = 0;
   pthread_mutex_lock(&pf->mu);
+  n = ds__prefetch_strided(pf, key, klen, keys, lens);
   if (pf->last_hash && klen <= DS__PF_KEY) {
     ds__pf_slot *s = &pf->slots[pf->last_hash % DS__PF_SLOTS];
     s->hash = pf->last_hash;
@@ -112,7 +214,8 @@ void ds__prefetch_observe(ds_cache *c, const void *key, size_t klen, uint64_t h)
   }
   pf->last_hash = h;
   uint64_t cur = h;
-  while (n < pf->depth) {
+  int markov = n == 0;
+  while (markov && n < pf->depth) {
     ds__pf_slot *s = &pf->slots[cur % DS__PF_SLOTS];
     if (s->hash != cur || !s->next_klen) break;
     lens[n] = s->next_klen;
