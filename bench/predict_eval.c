@@ -320,13 +320,18 @@ static void print_claim(const char *trace, acc res[NM][NH], const cfg *c) {
     double Po, Ro, Fo, Pt, Rt, Ft;
     prf(o, &Po, &Ro, &Fo);
     prf(t, &Pt, &Rt, &Ft);
+    int best = M_LAST; /* the best value baseline on this horizon's test MAE */
+    for (int m = M_EWMA; m <= M_HOLT; m++)
+      if (res[m][hi].ae / (double)res[m][hi].n < res[best][hi].ae / (double)res[best][hi].n) best = m;
+    const acc *b = &res[best][hi];
     printf(
         "  h=%-2d overload accuracy %.1f%% vs threshold %.1f%% -> error-rate reduction %.1f%%;"
-        " overload F1 %.3f vs %.3f; within+-5 %.1f%% (last value %.1f%%); MAE vs last value "
-        "%+.1f%%\n",
+        " overload F1 %.3f vs %.3f;\n       within+-5 %.1f%% (last value %.1f%%); MAE vs last "
+        "value %+.1f%%, vs the best baseline (%s) %+.1f%%\n",
         horizons[hi], 100 * ao, 100 * at, at < 1 ? 100 * (1 - (1 - ao) / (1 - at)) : NAN, Fo, Ft,
         100.0 * (double)o->within / (double)o->n, 100.0 * (double)l->within / (double)l->n,
-        100 * (o->ae / l->ae - 1));
+        100 * (o->ae / l->ae - 1), model_names[best],
+        100 * ((o->ae / (double)o->n) / (b->ae / (double)b->n) - 1));
   }
   printf(
       "  An honest \"accuracy\" must name its definition: overload classification accuracy "
