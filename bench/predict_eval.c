@@ -210,7 +210,7 @@ static void tune_cut(ds_predictor *p, ev_series *ss, size_t ns, const cfg *c, fl
           cut[0], cut[1], cut[2]);
 }
 
-static void evaluate_group(ds_context *ctx, ev_series *ss, size_t ns, int g, const cfg *c,
+static void evaluate_group(ds_context *ctx, ev_series *ss, size_t ns, const cfg *c,
                            acc res[NM][NH]) {
   double ewma_a[NH], holt_ab[NH][2];
   tune(ss, ns, ewma_a, holt_ab);
@@ -222,8 +222,6 @@ static void evaluate_group(ds_context *ctx, ev_series *ss, size_t ns, int g, con
   ds_predictor *p = train_lstm(ctx, ss, ns, c);
   float cut[NH];
   tune_cut(p, ss, ns, c, cut);
-  (void)g;
-  float *win = malloc((size_t)c->window * EV_F * sizeof(float));
   for (size_t k = 0; k < ns; k++) {
     ev_series *s = &ss[k];
     split sp = split_of(s);
@@ -262,7 +260,6 @@ static void evaluate_group(ds_context *ctx, ev_series *ss, size_t ns, int g, con
     }
     for (int hi = 0; hi < NH; hi++) free(le[hi]), free(lh[hi]), free(bh[hi]);
   }
-  free(win);
   ds_predictor_destroy(p);
 }
 
@@ -416,7 +413,7 @@ int main(int argc, char **argv) {
               ev_feature_names(g));
       acc res[NM][NH];
       memset(res, 0, sizeof res);
-      evaluate_group(ctx, gs, n, g, &c, res);
+      evaluate_group(ctx, gs, n, &c, res);
       print_rows(ev_group_name(g), res, &c, n);
       print_claim(ev_group_name(g), res, &c);
     }
