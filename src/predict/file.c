@@ -80,10 +80,7 @@ static ds_status ds__pred_parse_header(ds_context *ctx, const unsigned char *b, 
   d.target = ds__get32(b, 40);
   memcpy(&d.overload_threshold, b + 44, 4);
   memcpy(&d.seed, b + 48, 8);
-  if (d.nfeatures < 1 || d.nfeatures > DS__PRED_MAX_F || d.window < 1 ||
-      d.window > DS__PRED_MAX_W || d.hidden < 1 || d.hidden > DS__PRED_MAX_H || d.layers < 1 ||
-      d.layers > 2 || d.horizons < 1 || d.horizons > DS__PRED_MAX_K || d.target >= d.nfeatures ||
-      !isfinite(d.overload_threshold))
+  if (!ds__pred_shape_valid(&d))
     return ds__pred_bad(ctx, "shape out of range");
   ds__pred_layout lay;
   ds__pred_layout_init(&lay, &d);

@@ -32,14 +32,18 @@ void ds__pred_layout_init(ds__pred_layout *lay, const ds_predictor_options *o) {
   lay->total = off;
 }
 
+int ds__pred_shape_valid(const ds_predictor_options *o) {
+  return o->nfeatures >= 1 && o->nfeatures <= DS__PRED_MAX_F && o->window >= 1 &&
+         o->window <= DS__PRED_MAX_W && o->hidden >= 1 && o->hidden <= DS__PRED_MAX_H &&
+         o->layers >= 1 && o->layers <= 2 && o->horizons >= 1 && o->horizons <= DS__PRED_MAX_K &&
+         o->target < o->nfeatures && isfinite(o->overload_threshold);
+}
+
 ds_status ds__pred_check_options(ds_context *ctx, const ds_predictor_options *o) {
   if (o->struct_size != sizeof *o)
     return ds__error(ctx, DS_ERR_ABI, "predict", "options: struct_size %u, expected %zu",
                      o->struct_size, sizeof *o);
-  if (o->nfeatures < 1 || o->nfeatures > DS__PRED_MAX_F || o->window < 1 ||
-      o->window > DS__PRED_MAX_W || o->hidden < 1 || o->hidden > DS__PRED_MAX_H || o->layers < 1 ||
-      o->layers > 2 || o->horizons < 1 || o->horizons > DS__PRED_MAX_K ||
-      o->target >= o->nfeatures || !isfinite(o->overload_threshold))
+  if (!ds__pred_shape_valid(o))
     return ds__error(ctx, DS_ERR_INVALID_ARG, "predict",
                      "options out of range: F=%u (1..%d) W=%u (1..%d) H=%u (1..%d) layers=%u "
                      "(1..2) K=%u (1..%d) target=%u threshold=%g",

@@ -57,6 +57,8 @@ struct ds_predictor {
 
 /* ---- model.c ---- */
 void ds__pred_layout_init(ds__pred_layout *lay, const ds_predictor_options *o);
+/* 1 when every size of o is in range (struct_size not checked). */
+int ds__pred_shape_valid(const ds_predictor_options *o);
 ds_status ds__pred_check_options(ds_context *ctx, const ds_predictor_options *o);
 /* Allocates a predictor of shape o with zeroed weights and identity normalisation. */
 ds_status ds__pred_alloc(ds_predictor **out, ds_context *ctx, const ds_predictor_options *o);
@@ -90,10 +92,7 @@ void ds__pred_backward(const ds_predictor_options *o, const ds__pred_layout *lay
                        const float *params, ds__pred_cache *c, const float *t, const float *lab,
                        float w, int l1, float *grad);
 
-/* ---- train.c ---- */
-/* Gradient steps on windows of series (normalised with p's current mean/std) into the
- * weight array params (not p->params), used by ds_predictor_train and the online fine-tune. */
-typedef struct ds__pred_trainer ds__pred_trainer;
+/* ---- train.c: see train_internal.h (shared with online.c) ---- */
 
 /* ---- online.c ---- */
 ds_status ds__pred_online_create(ds_predictor *p);
