@@ -11,5 +11,6 @@
 #include "deepseek/telemetry.h"
 #include "deepseek/trace.h"
 #include "deepseek/stats.h"
+#include "deepseek/sched.h"
 
 #endif /* DEEPSEEK_H */

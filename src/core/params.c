@@ -19,6 +19,15 @@ static const ds__param_def ds__params[] = {
     {DS_PARAM_TELEMETRY_NET_PERIOD_MS, "telemetry_net_period_ms", 10, 3600000, 1000, 0, NULL},
     {DS_PARAM_STATS_FILE, "stats_file", 0, 1, 1, DS__PARAM_CREATE_ONLY, NULL},
     {DS_PARAM_TRACE_MAX_EVENTS, "trace_max_events", 1024, 67108864, 1048576, 0, NULL},
+    {DS_PARAM_SCHED_WORKERS, "sched_workers", 0, 1024, 0, 0, NULL},
+    {DS_PARAM_SCHED_BIND, "sched_bind", 0, 1, 1, 0, NULL},
+    {DS_PARAM_SCHED_SPIN_US, "sched_spin_us", 0, 100000, 50, 0, NULL},
+    {DS_PARAM_SCHED_LOW_MAX_WORKERS, "sched_low_max_workers", 0, 1024, 0, 0, NULL},
+    {DS_PARAM_SCHED_LOW_DUTY_PCT, "sched_low_duty_pct", 1, 100, 100, 0, NULL},
+    {DS_PARAM_SCHED_THROTTLE_LOAD_PCT, "sched_throttle_load_pct", 1, 100000, 90, 0, NULL},
+    {DS_PARAM_SCHED_TICK_MS, "sched_tick_ms", 1, 10000, 50, 0, NULL},
+    {DS_PARAM_SCHED_EXECUTOR, "sched_executor", 0, 1, 1, 0, NULL},
+    {DS_PARAM_SCHED_EWMA_ALPHA_PCT, "sched_ewma_alpha_pct", 1, 100, 30, 0, NULL},
 };
 
 #define DS__NPARAMS ((int)(sizeof ds__params / sizeof ds__params[0]))
