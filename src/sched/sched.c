@@ -56,7 +56,8 @@ void ds__sched_wake(struct ds__sched *s) {
   /* Pairs with the fence in ds__worker_park: either the sleeper sees the new entry, or we see
    * the sleeper and signal under its mutex. */
   ds__fence_seq_cst();
-  if (ds__load(&s->sleepers) == 0) return;
+  /* A spinning worker will find the work, and parks only after checking once more. */
+  if (ds__load(&s->sleepers) == 0 || ds__load_relaxed(&s->spinning) > 0) return;
   pthread_mutex_lock(&s->park_mu);
   pthread_cond_signal(&s->park_cv);
   pthread_mutex_unlock(&s->park_mu);
@@ -124,7 +125,7 @@ struct ds_task *ds__sched_next(ds__worker *w) {
 static void ds__run_claimed(ds__worker *w, struct ds_task *t) {
   struct ds__sched *s = w->s;
   uint64_t now = ds__now_ns();
-  ds__hist_add(&s->wait_hist[t->prio], now - t->submit_ns);
+  ds__hist_add(&w->wait_hist[t->prio], now - t->submit_ns);
   if (t->deadline_ns && now > t->deadline_ns) {
     ds__task_finish(t, DS_ERR_TIMEOUT, DS__WHY_NONE);
     return;
@@ -207,11 +208,14 @@ static void ds__worker_park(ds__worker *w) {
 
 static int ds__worker_spin(struct ds__sched *s) {
   uint64_t until = ds__now_ns() + (uint64_t)ds__param(s->ctx, DS_PARAM_SCHED_SPIN_US) * 1000u;
+  int found = 0;
+  ds__fetch_add(&s->spinning, 1);
   do {
-    if (ds__sched_runnable(s) || ds__load(&s->stop)) return 1;
-    sched_yield(); /* on a shared machine, let the thread that will submit run */
-  } while (ds__now_ns() < until);
-  return 0;
+    found = ds__sched_runnable(s) || ds__load(&s->stop);
+    if (!found) sched_yield(); /* on a shared machine, let the thread that will submit run */
+  } while (!found && ds__now_ns() < until);
+  ds__fetch_sub(&s->spinning, 1);
+  return found;
 }
 
 static void *ds__worker_main(void *arg) {
@@ -254,8 +258,11 @@ static void ds__sched_publish(struct ds__sched *s, double util) {
   ds__stat_set(ctx, s->stat.low_cap, (double)ds__load_relaxed(&s->low_cap));
   ds__stat_set(ctx, s->stat.low_duty, (double)ds__load_relaxed(&s->low_duty_pct));
   for (int c = 0; c < 3; c++) {
-    ds__stat_set(ctx, s->stat.wait_p50[c], ds__hist_quantile(&s->wait_hist[c], 0.50) / 1000.0);
-    ds__stat_set(ctx, s->stat.wait_p99[c], ds__hist_quantile(&s->wait_hist[c], 0.99) / 1000.0);
+    const ds__hist *h = &s->workers[0].wait_hist[c];
+    ds__stat_set(ctx, s->stat.wait_p50[c],
+                 ds__hist_quantile_n(h, s->nworkers, sizeof(ds__worker), 0.50) / 1000.0);
+    ds__stat_set(ctx, s->stat.wait_p99[c],
+                 ds__hist_quantile_n(h, s->nworkers, sizeof(ds__worker), 0.99) / 1000.0);
   }
 }
 

@@ -67,6 +67,15 @@ void ds__queue_push_tail(ds__queue *q, struct ds_task *t);
 struct ds_task *ds__queue_pop_head(ds__queue *q);
 struct ds_task *ds__queue_pop_tail(ds__queue *q);
 
+typedef struct ds__hist {
+  ds__atomic_u64 n[DS__SCHED_HIST_BUCKETS];
+} ds__hist;
+void ds__hist_add(ds__hist *h, uint64_t ns);
+/* q-quantile (0..1) in ns, interpolated inside the log2 bucket; 0 when empty. */
+double ds__hist_quantile(const ds__hist *h, double q);
+/* The same over n histograms taken as one (stride: bytes between them). */
+double ds__hist_quantile_n(const ds__hist *h, int n, size_t stride, double q);
+
 typedef struct ds__worker {
   struct ds__sched *s;
   int index;
@@ -74,6 +83,7 @@ typedef struct ds__worker {
   pthread_t thread;
   ds__queue deque;
   ds__atomic_u64 busy_ns; /* time in top-level tasks */
+  ds__hist wait_hist[3];  /* queue wait per class of the tasks this worker started */
   uint64_t rng;           /* victim choice; touched by this worker only */
   char pad[64];
 } ds__worker;
@@ -88,12 +98,6 @@ typedef struct ds__ewma {
 } ds__ewma;
 double ds__ewma_predict(void *state, double observed);
 
-typedef struct ds__hist {
-  ds__atomic_u64 n[DS__SCHED_HIST_BUCKETS];
-} ds__hist;
-void ds__hist_add(ds__hist *h, uint64_t ns);
-/* q-quantile (0..1) in ns, interpolated inside the log2 bucket; 0 when empty. */
-double ds__hist_quantile(const ds__hist *h, double q);
 
 struct ds__stripe {
   pthread_mutex_t mu;
@@ -114,7 +118,7 @@ struct ds__sched {
 
   pthread_mutex_t park_mu;
   pthread_cond_t park_cv, drain_cv;
-  ds__atomic_int sleepers;
+  ds__atomic_int sleepers, spinning;
   ds__atomic_int draining; /* destroy began: no submits, queued user tasks are cancelled */
   ds__atomic_int stop;     /* workers exit */
   ds__atomic_i64 unfinished;
@@ -130,7 +134,6 @@ struct ds__sched {
 
   struct ds__stripe stripes[DS__SCHED_STRIPES];
 
-  ds__hist wait_hist[3];
   ds__atomic_u64 tasks_run, steals, preemptions, throttled_ticks;
   struct {
     int run, steals, preempt, util, depth, predicted, low_cap, low_duty;

@@ -113,7 +113,8 @@ static struct ds_task *ds__task_new(struct ds__sched *s, const ds_task_options *
   t->group = o->group;
   t->on_done = o->on_done;
   t->on_done_user = o->on_done_user;
-  snprintf(t->name, sizeof t->name, "%s", o->name ? o->name : "task");
+  const char *name = o->name ? o->name : "task"; /* calloc left the terminator */
+  memcpy(t->name, name, strnlen(name, sizeof t->name - 1));
   ds__store_relaxed(&t->state, DS_TASK_WAITING);
   ds__store_relaxed(&t->refs, 1 + handle);
   ds__store_relaxed(&t->npred, 1);
