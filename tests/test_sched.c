@@ -546,7 +546,8 @@ static void test_executor_routed_and_stats(void **state) {
   assert_int_equal(ds_stats_snapshot(&st, ctx), DS_OK);
   const char *names[] = {"sched.tasks_run", "sched.steals", "sched.preemptions", "sched.utilisation",
                          "sched.wait_p50_us.urgent", "sched.wait_p99_us.normal",
-                         "sched.wait_p99_us.low", "sched.queue_depth", "sched.low_cap"};
+                         "sched.wait_p99_us.low", "sched.queue_depth", "sched.low_cap",
+                         "sched.completion_stddev_us"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
     double v = -1;
     assert_int_equal(ds_stats_find(&v, st, names[i]), DS_OK);

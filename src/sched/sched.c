@@ -2,6 +2,7 @@
  * the choice of the next task (URGENT, own deque, steal, throttled LOW), the tick (load
  * prediction, LOW throttling, stats) and shutdown. Tasks themselves live in task.c. */
 #include <errno.h>
+#include <math.h>
 #include <sched.h>
 #include <stdio.h>
 #include <time.h>
@@ -95,7 +96,7 @@ static struct ds_task *ds__steal(ds__worker *w) {
     if (v == w) continue;
     struct ds_task *t = ds__queue_pop_head(&v->deque);
     if (t) {
-      ds__fetch_add_relaxed(&s->steals, 1);
+      ds__fetch_add_relaxed(&w->steals, 1);
       return t;
     }
   }
@@ -142,7 +143,12 @@ static void ds__run_claimed(ds__worker *w, struct ds_task *t) {
   else
     st = t->fn(t->arg);
   ds__tl_task = outer;
-  ds__fetch_add_relaxed(&s->tasks_run, 1);
+  uint64_t end = ds__now_ns(), us = (end - t->submit_ns) / 1000u;
+  if (!outer) ds__fetch_add_relaxed(&w->busy_ns, end - now); /* nested runs are in the outer's */
+  ds__fetch_add_relaxed(&w->run, 1);
+  ds__fetch_add_relaxed(&w->done_n, 1);
+  ds__fetch_add_relaxed(&w->done_sum_us, us);
+  ds__fetch_add_relaxed(&w->done_sumsq_us2, us * us);
   ds__task_finish(t, st, st == DS_ERR_CANCELLED ? DS__WHY_USER : DS__WHY_NONE);
 }
 
@@ -228,9 +234,7 @@ static void *ds__worker_main(void *arg) {
     struct ds_task *t = ds__sched_next(w);
     if (t) {
       if (ds__sched_runnable(s) && ds__load_relaxed(&s->sleepers) > 0) ds__sched_wake(s);
-      uint64_t t0 = ds__now_ns();
       ds__sched_run_entry(w, t);
-      ds__fetch_add_relaxed(&w->busy_ns, ds__now_ns() - t0);
       after_task = 1;
       continue;
     }
@@ -245,10 +249,29 @@ static void *ds__worker_main(void *arg) {
 
 /* ---------------------------------------------------------------- tick */
 
+/* Sums the per-worker counters; returns the completion-time standard deviation in us. */
+static double ds__sched_sum_workers(struct ds__sched *s, uint64_t *run, uint64_t *steals) {
+  double n = 0, sum = 0, sumsq = 0;
+  *run = *steals = 0;
+  for (int i = 0; i < s->nworkers; i++) {
+    ds__worker *w = &s->workers[i];
+    *run += ds__load_relaxed(&w->run);
+    *steals += ds__load_relaxed(&w->steals);
+    n += (double)ds__load_relaxed(&w->done_n);
+    sum += (double)ds__load_relaxed(&w->done_sum_us);
+    sumsq += (double)ds__load_relaxed(&w->done_sumsq_us2);
+  }
+  double var = n > 1 ? (sumsq - sum * sum / n) / (n - 1) : 0;
+  return var > 0 ? sqrt(var) : 0;
+}
+
 static void ds__sched_publish(struct ds__sched *s, double util) {
   ds_context *ctx = s->ctx;
-  ds__stat_set(ctx, s->stat.run, (double)ds__load_relaxed(&s->tasks_run));
-  ds__stat_set(ctx, s->stat.steals, (double)ds__load_relaxed(&s->steals));
+  uint64_t run, steals;
+  double stddev = ds__sched_sum_workers(s, &run, &steals);
+  ds__stat_set(ctx, s->stat.run, (double)run);
+  ds__stat_set(ctx, s->stat.steals, (double)steals);
+  ds__stat_set(ctx, s->stat.done_stddev, stddev);
   ds__stat_set(ctx, s->stat.preempt, (double)ds__load_relaxed(&s->preemptions));
   ds__stat_set(ctx, s->stat.util, util);
   ds__stat_set(ctx, s->stat.depth,
@@ -347,6 +370,7 @@ static void ds__sched_register_stats(struct ds__sched *s) {
   s->stat.predicted = ds__stat_register(ctx, "sched.predicted_load", DS_STAT_GAUGE);
   s->stat.low_cap = ds__stat_register(ctx, "sched.low_cap", DS_STAT_GAUGE);
   s->stat.low_duty = ds__stat_register(ctx, "sched.low_duty_pct", DS_STAT_GAUGE);
+  s->stat.done_stddev = ds__stat_register(ctx, "sched.completion_stddev_us", DS_STAT_GAUGE);
   for (int c = 0; c < 3; c++) {
     char name[64];
     snprintf(name, sizeof name, "sched.wait_p50_us.%s", ds__class_names[c]);

@@ -15,7 +15,9 @@ struct ds__sched;
 typedef struct ds__edge {
   struct ds_task *task;
   struct ds__edge *next;
+  int heap; /* 0: one of task->inline_edges, freed with the task */
 } ds__edge;
+#define DS__SCHED_INLINE_EDGES 2
 
 /* Why a task completed with DS_ERR_CANCELLED (chooses the message ds_task_wait records). */
 enum { DS__WHY_NONE = 0, DS__WHY_USER, DS__WHY_PRED, DS__WHY_SHUTDOWN };
@@ -43,6 +45,7 @@ struct ds_task {
   char name[DS__SCHED_NAME_MAX];
 
   ds__edge *succ;                 /* under the task's stripe */
+  ds__edge inline_edges[DS__SCHED_INLINE_EDGES]; /* this task's first edges (no allocation) */
   struct ds_task *qprev, *qnext;  /* queue links, under the queue's mutex */
 };
 
@@ -82,8 +85,11 @@ typedef struct ds__worker {
   int pu; /* os index of the processing unit it is bound to, -1 if unbound */
   pthread_t thread;
   ds__queue deque;
-  ds__atomic_u64 busy_ns; /* time in top-level tasks */
+  ds__atomic_u64 busy_ns; /* time in top-level task functions */
   ds__hist wait_hist[3];  /* queue wait per class of the tasks this worker started */
+  /* Written by this worker only (relaxed atomics so the tick may read them): tasks run,
+   * steals, and completion time (ready to done) count, sum and sum of squares in us. */
+  ds__atomic_u64 run, steals, done_n, done_sum_us, done_sumsq_us2;
   uint64_t rng;           /* victim choice; touched by this worker only */
   char pad[64];
 } ds__worker;
@@ -134,9 +140,9 @@ struct ds__sched {
 
   struct ds__stripe stripes[DS__SCHED_STRIPES];
 
-  ds__atomic_u64 tasks_run, steals, preemptions, throttled_ticks;
+  ds__atomic_u64 preemptions, throttled_ticks;
   struct {
-    int run, steals, preempt, util, depth, predicted, low_cap, low_duty;
+    int run, steals, preempt, util, depth, predicted, low_cap, low_duty, done_stddev;
     int wait_p50[3], wait_p99[3];
   } stat;
 };

@@ -72,8 +72,8 @@ static void ds__task_complete_one(struct ds_task *t, ds_status st, int why, stru
     struct ds_task *u = e->task;
     if (st != DS_OK) ds__record_failed_pred(u, t);
     if (ds__fetch_sub(&u->npred, 1) == 1) ds__task_release_ready(u, todo);
-    ds__task_unref(u);
-    ds__free(s->ctx, e);
+    if (e->heap) ds__free(s->ctx, e);
+    ds__task_unref(u); /* after: u holds e when e is inline */
     e = next;
   }
   if (t->group) ds__group_done_one(s, t->group, st);
@@ -142,7 +142,7 @@ static void ds__task_publish(struct ds_task *t, ds_task *const *deps, size_t nde
       ds__record_failed_pred(t, d);
     }
     pthread_mutex_unlock(&sp->mu);
-    ds__free(s->ctx, edges[i]); /* unused: the dependency was already done */
+    if (edges[i] && edges[i]->heap) ds__free(s->ctx, edges[i]); /* unused: dependency done */
   }
   if (ds__fetch_sub(&t->npred, 1) == 1) {
     struct ds_task *todo = NULL;
@@ -188,9 +188,16 @@ static ds_status ds__submit(ds_task **out, ds_context *ctx, const ds_task_option
   ds__edge *stack_edges[8], **edges = o->ndeps <= 8 ? stack_edges : ds__calloc(ctx, o->ndeps, sizeof *edges);
   struct ds_task *t = edges ? ds__task_new(s, o, out != NULL) : NULL;
   size_t got = 0;
-  while (t && got < o->ndeps && (edges[got] = ds__alloc(ctx, sizeof **edges))) got++;
+  for (; t && got < o->ndeps; got++) {
+    edges[got] = got < DS__SCHED_INLINE_EDGES ? &t->inline_edges[got] : ds__alloc(ctx, sizeof **edges);
+    if (!edges[got]) break;
+    edges[got]->heap = got >= DS__SCHED_INLINE_EDGES;
+  }
   if (!t || got < o->ndeps) {
-    while (got) ds__free(ctx, edges[--got]);
+    while (got) {
+      got--;
+      if (edges[got]->heap) ds__free(ctx, edges[got]);
+    }
     if (edges != stack_edges) ds__free(ctx, edges);
     ds__free(ctx, t);
     return ds__error(ctx, DS_ERR_NO_MEMORY, "sched", "cannot allocate a task");
