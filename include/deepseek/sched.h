@@ -100,7 +100,8 @@ DS_API ds_status ds_sched_workers(ds_context *ctx, int32_t *out);
 DS_API ds_status ds_task_submit(ds_task **out, ds_context *ctx, ds_task_fn fn, void *arg,
                                 const ds_task_options *opts);
 
-/** Waits until @p task is done. Called from a worker, it runs other tasks while it waits.
+/** Waits until @p task is done. Called from a worker, it runs other tasks while it waits (a
+ *  task must not wait for itself or for a task that depends on it).
  *  @param timeout_ms -1: no limit; 0: just test.
  *  @return the task's final status (DS_OK, what its function returned, DS_ERR_CANCELLED with a
  *  message naming the failed predecessor, DS_ERR_TIMEOUT for a missed deadline); or
@@ -139,7 +140,8 @@ DS_API int ds_task_yield(void);
  *  @return DS_OK; DS_ERR_INVALID_ARG; DS_ERR_NO_MEMORY. */
 DS_API ds_status ds_task_group_create(ds_task_group **out, ds_context *ctx);
 
-/** Waits until every task submitted to the group so far is done.
+/** Waits until every task submitted to the group so far is done. Not from a task of the same
+ *  group (it would wait for itself).
  *  @return DS_OK if all succeeded; else the first failure status recorded; DS_ERR_TIMEOUT if
  *  some are still pending after @p timeout_ms (-1: no limit); DS_ERR_INVALID_ARG. */
 DS_API ds_status ds_task_group_wait(ds_task_group *group, int64_t timeout_ms);

@@ -342,7 +342,8 @@ int ds_task_should_yield(void) {
   struct ds_task *t = ds__tl_task;
   if (!t || t->prio != DS_PRIO_LOW) return 0;
   struct ds__sched *s = t->s;
-  return ds__load(&s->urgent.len) > 0 && ds__load(&s->sleepers) == 0;
+  return ds__load(&s->urgent.len) > 0 && ds__load(&s->sleepers) == 0 &&
+         ds__load_relaxed(&s->spinning) == 0;
 }
 
 int ds_task_yield(void) {
