@@ -1,7 +1,9 @@
 /* bench_sched_overhead: per-task cost of empty tasks in the scheduler against oneTBB's
- * task_group, same thread count (oneTBB limited by global_control to the number of our
- * workers), median of 5 repetitions. Cases:
- *   flat   — the main thread submits N empty tasks, then waits for all (a task group)
+ * task_group (limited by global_control to the number of our workers) and StarPU 1.3
+ * (starpu_task_insert, "lws" and "eager" policies, as many CPU workers as ours), same thread
+ * count, median of 5 repetitions (StarPU: 3). Cases:
+ *   flat   — the main thread submits N empty tasks, then waits for all (a task group; StarPU:
+ *            starpu_task_wait_for_all)
  *   nested — a binary tree of tasks spawned from inside tasks (each node spawns two children
  *            and waits for them), N nodes
  * C++ only for the anchor; the library is used through its C API.
@@ -16,6 +18,10 @@
 #ifdef DS_HAVE_TBB
 #include <oneapi/tbb/global_control.h>
 #include <oneapi/tbb/task_group.h>
+#endif
+#ifdef DS_HAVE_STARPU
+#include <starpu.h>
+#include <stdlib.h>
 #endif
 
 #define REPS 5
@@ -98,6 +104,38 @@ static double tbb_tree(void) {
 }
 #endif
 
+#ifdef DS_HAVE_STARPU
+static void starpu_empty(void *buffers[], void *cl_arg) {
+  (void)buffers;
+  (void)cl_arg;
+  g_count.fetch_add(1, std::memory_order_relaxed);
+}
+
+/* ns per empty task with the given policy, median of 3; 0 if StarPU cannot start. */
+static double starpu_flat(const char *policy, int workers) {
+  struct starpu_conf conf;
+  starpu_conf_init(&conf);
+  conf.sched_policy_name = policy;
+  conf.ncpus = workers;
+  conf.ncuda = 0;
+  conf.nopencl = 0;
+  if (starpu_init(&conf) != 0) return 0;
+  static struct starpu_codelet cl;
+  memset(&cl, 0, sizeof cl);
+  cl.cpu_funcs[0] = starpu_empty;
+  cl.nbuffers = 0;
+  double v[3];
+  for (int r = 0; r < 3; r++) {
+    double t0 = bench_now_s();
+    for (int i = 0; i < FLAT_N; i++) starpu_task_insert(&cl, 0);
+    starpu_task_wait_for_all();
+    v[r] = (bench_now_s() - t0) * 1e9 / FLAT_N;
+  }
+  starpu_shutdown();
+  return bench_median(v, 3);
+}
+#endif
+
 int main(int argc, char **argv) {
   int json = bench_json_mode(argc, argv), header = 0;
   ds_context_options o = DS_CONTEXT_OPTIONS_INIT;
@@ -135,6 +173,18 @@ int main(int argc, char **argv) {
        bench_median(at, REPS), 1.0, "lower"},
   };
   for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) bench_print(&rows[i], json, &header);
+#ifdef DS_HAVE_STARPU
+  setenv("STARPU_SILENT", "1", 0);
+  const char *policies[] = {"lws", "eager"};
+  const char *names[] = {"StarPU 1.3 lws", "StarPU 1.3 eager"};
+  for (int p = 0; p < 2; p++) {
+    double sp = starpu_flat(policies[p], (int)workers);
+    bench_row row = {"bench_sched_overhead", "flat_200k_empty", "ns_per_task", rows[0].ours,
+                     names[p], sp, 1.0, "lower"};
+    if (sp > 0) bench_print(&row, json, &header);
+    else fprintf(stderr, "bench_sched_overhead: StarPU (%s) did not start\n", policies[p]);
+  }
+#endif
   ds_context_destroy(ctx);
   return 0;
 }
