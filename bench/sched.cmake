@@ -1,5 +1,5 @@
 # Anchors of the scheduler benchmarks: oneTBB (Debian libtbb-dev) for bench_sched_overhead and
-# bench_sched_dag, StarPU 1.3 (libstarpu-dev) for bench_sched_overhead and bench_sched_urgent. Without them the
+# bench_sched_dag, StarPU 1.3 (libstarpu-dev) for all three. Without them the
 # benchmarks still build and run, printing that the anchor is absent.
 find_package(TBB QUIET CONFIG)
 if(TBB_FOUND)
@@ -17,14 +17,14 @@ if(PKG_CONFIG_FOUND)
   pkg_check_modules(DS_STARPU QUIET IMPORTED_TARGET starpu-1.3)
 endif()
 if(DS_STARPU_FOUND)
-  foreach(b bench_sched_overhead bench_sched_urgent)
+  foreach(b bench_sched_overhead bench_sched_dag bench_sched_urgent)
     if(TARGET ${b})
       target_link_libraries(${b} PRIVATE PkgConfig::DS_STARPU)
       target_compile_definitions(${b} PRIVATE DS_HAVE_STARPU=1)
     endif()
   endforeach()
 else()
-  message(STATUS "StarPU 1.3 not found (libstarpu-dev): bench_sched_overhead/urgent run without it")
+  message(STATUS "StarPU 1.3 not found (libstarpu-dev): bench_sched_overhead/dag/urgent run without it")
 endif()
 ds_bench_link(bench_sched_urgent m)
 ds_bench_link(bench_sched_util m)
