@@ -513,8 +513,10 @@ void ds__sched_destroy(ds_context *ctx) {
   while ((t = ds__queue_pop_head(&s->urgent)) || (t = ds__queue_pop_head(&s->inject)) ||
          (t = ds__queue_pop_head(&s->low)))
     ds__task_unref(t);
-  for (int i = 0; i < s->nworkers; i++)
+  for (int i = 0; i < s->nworkers; i++) {
     while ((t = ds__queue_pop_head(&s->workers[i].deque))) ds__task_unref(t);
+    ds__task_cache_drain(&s->workers[i]); /* the workers have exited: no one else touches it */
+  }
   ds__store(&ctx->sched, NULL);
   ds__sched_free(s);
 }

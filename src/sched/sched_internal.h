@@ -90,6 +90,10 @@ typedef struct ds__worker {
   /* Written by this worker only (relaxed atomics so the tick may read them): tasks run,
    * steals, and completion time (ready to done) count, sum and sum of squares in us. */
   ds__atomic_u64 run, steals, done_n, done_sum_us, done_sumsq_us2;
+  /* Tasks freed on this worker, reused by tasks it submits: no allocator call and no shared
+   * live-byte counters on the fork-join path. This worker only. */
+  struct ds_task *cache;
+  int ncached;
   uint64_t rng;           /* victim choice; touched by this worker only */
   char pad[64];
 } ds__worker;
@@ -169,6 +173,7 @@ void ds__sched_maybe_tick(struct ds__sched *s);
 ds__worker *ds__sched_self(const struct ds__sched *s);
 
 /* task.c */
+void ds__task_cache_drain(ds__worker *w);
 void ds__task_finish(struct ds_task *t, ds_status st, int why);
 void ds__task_unref(struct ds_task *t);
 

@@ -14,8 +14,42 @@
 
 /* ---------------------------------------------------------------- lifetime */
 
+/* The sanitizer builds skip the cache, so that a use after free stays detectable. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define DS__TASK_CACHE_MAX 0
+#else
+#define DS__TASK_CACHE_MAX 256
+#endif
+
 void ds__task_unref(struct ds_task *t) {
-  if (ds__fetch_sub(&t->refs, 1) == 1) ds__free(t->s->ctx, t);
+  if (ds__fetch_sub(&t->refs, 1) != 1) return;
+  ds__worker *w = ds__sched_self(t->s);
+  if (w && w->ncached < DS__TASK_CACHE_MAX) {
+    t->qnext = w->cache;
+    w->cache = t;
+    w->ncached++;
+    return;
+  }
+  ds__free(t->s->ctx, t);
+}
+
+void ds__task_cache_drain(ds__worker *w) {
+  while (w->cache) {
+    struct ds_task *t = w->cache;
+    w->cache = t->qnext;
+    ds__free(w->s->ctx, t);
+  }
+  w->ncached = 0;
+}
+
+static struct ds_task *ds__task_alloc(struct ds__sched *s) {
+  ds__worker *w = ds__sched_self(s);
+  if (!w || !w->cache) return ds__calloc(s->ctx, 1, sizeof(struct ds_task));
+  struct ds_task *t = w->cache;
+  w->cache = t->qnext;
+  w->ncached--;
+  memset(t, 0, sizeof *t);
+  return t;
 }
 
 /* Records on u the root cause of its cancellation: the first failed predecessor. */
@@ -101,7 +135,7 @@ void ds__task_finish(struct ds_task *t, ds_status st, int why) {
 /* ---------------------------------------------------------------- submission */
 
 static struct ds_task *ds__task_new(struct ds__sched *s, const ds_task_options *o, int handle) {
-  struct ds_task *t = ds__calloc(s->ctx, 1, sizeof *t);
+  struct ds_task *t = ds__task_alloc(s);
   if (!t) return NULL;
   t->s = s;
   t->id = ds__fetch_add_relaxed(&s->next_id, 1) + 1;
