@@ -431,6 +431,36 @@ static void test_urgent_preempts_low(void **state) {
   ds_context_destroy(ctx);
 }
 
+/* With a reserved worker, an URGENT task starts while every other worker is stuck in a NORMAL
+ * task that has no yield points. Bound: within 2 s (nominally a wakeup, ~0.1 ms). */
+static void test_urgent_reserve(void **state) {
+  (void)state;
+  ds_param_value pv[] = {{DS_PARAM_SCHED_URGENT_RESERVE, 0, 1}};
+  ds_context *ctx = new_ctx_workers(3, pv, 1);
+  ds__atomic_int gate = 0, n = 0;
+  ds_task *blockers[2];
+  for (int i = 0; i < 2; i++) assert_int_equal(ds_task_submit(&blockers[i], ctx, wait_flag, &gate, NULL), DS_OK);
+  while (ds_task_state(blockers[0]) != DS_TASK_RUNNING || ds_task_state(blockers[1]) != DS_TASK_RUNNING)
+    sleep_ms(1);
+  /* A third NORMAL task stays queued: the reserved worker does not take it. */
+  ds_task *normal, *urgent;
+  assert_int_equal(ds_task_submit(&normal, ctx, add_one, &n, NULL), DS_OK);
+  ds_task_options uo = DS_TASK_OPTIONS_INIT;
+  uo.prio = DS_PRIO_URGENT;
+  for (int i = 0; i < 5; i++) {
+    assert_int_equal(ds_task_submit(&urgent, ctx, add_one, &n, &uo), DS_OK);
+    assert_int_equal(ds_task_wait(urgent, 2000), DS_OK);
+    ds_task_release(urgent);
+  }
+  assert_int_equal(ds_task_state(normal), DS_TASK_READY);
+  ds__store(&gate, 1);
+  assert_int_equal(ds_task_wait(normal, -1), DS_OK);
+  assert_int_equal(ds__load(&n), 6);
+  ds_task_release(normal);
+  for (int i = 0; i < 2; i++) ds_task_release(blockers[i]);
+  ds_context_destroy(ctx);
+}
+
 static void test_low_cap_observable(void **state) {
   (void)state;
   ds_param_value cap[] = {{DS_PARAM_SCHED_LOW_MAX_WORKERS, 0, 1}};
@@ -634,6 +664,7 @@ int main(void) {
       cmocka_unit_test(test_groups),
       cmocka_unit_test(test_nested_wait_fork_join),
       cmocka_unit_test(test_urgent_preempts_low),
+      cmocka_unit_test(test_urgent_reserve),
       cmocka_unit_test(test_low_cap_observable),
       cmocka_unit_test(test_predictor_throttles_low),
       cmocka_unit_test(test_ewma_and_histogram),

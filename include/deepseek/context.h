@@ -86,7 +86,11 @@ typedef enum ds_param {
    *  Default 1. */
   DS_PARAM_SCHED_EXECUTOR = 107,
   /** Weight in percent of the newest sample in the EWMA load predictor (1..100). Default 30. */
-  DS_PARAM_SCHED_EWMA_ALPHA_PCT = 108
+  DS_PARAM_SCHED_EWMA_ALPHA_PCT = 108,
+  /** Workers that run only URGENT tasks (0..1024; at most workers - 1 are reserved), so an
+   *  URGENT task starts at once even while every other worker runs long NORMAL or LOW tasks
+   *  without yield points. Default 0. Read when the scheduler starts. */
+  DS_PARAM_SCHED_URGENT_RESERVE = 109
 } ds_param;
 
 /** One tunable set at creation (see ds_context_options.params). */

@@ -16,7 +16,9 @@
  *
  *  Three classes: URGENT tasks are taken before any other queued task, and a running LOW task
  *  that reaches ds_task_yield() while an URGENT task waits and no worker is idle runs that
- *  URGENT task inline, then resumes (it is not moved or restarted). NORMAL tasks submitted
+ *  URGENT task inline, then resumes (it is not moved or restarted). With
+ *  DS_PARAM_SCHED_URGENT_RESERVE, some workers take only URGENT tasks, so these start at once
+ *  even when the other workers run tasks without yield points. NORMAL tasks submitted
  *  by a task go to its worker's deque (run newest first by that worker, stolen oldest first by
  *  idle ones); those submitted from outside go to a shared FIFO. LOW tasks are throttled: at most
  *  DS_PARAM_SCHED_LOW_MAX_WORKERS of them run at once, they start only during the first

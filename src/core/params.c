@@ -28,6 +28,7 @@ static const ds__param_def ds__params[] = {
     {DS_PARAM_SCHED_TICK_MS, "sched_tick_ms", 1, 10000, 50, 0, NULL},
     {DS_PARAM_SCHED_EXECUTOR, "sched_executor", 0, 1, 1, 0, NULL},
     {DS_PARAM_SCHED_EWMA_ALPHA_PCT, "sched_ewma_alpha_pct", 1, 100, 30, 0, NULL},
+    {DS_PARAM_SCHED_URGENT_RESERVE, "sched_urgent_reserve", 0, 1024, 0, 0, NULL},
 };
 
 #define DS__NPARAMS ((int)(sizeof ds__params / sizeof ds__params[0]))

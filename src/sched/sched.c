@@ -64,10 +64,24 @@ void ds__sched_wake(struct ds__sched *s) {
   pthread_mutex_unlock(&s->park_mu);
 }
 
+/* URGENT work: a sleeping reserved worker (it takes nothing else), and any other sleeper too,
+ * so that a burst is not left to the reserved workers alone. */
+static void ds__sched_wake_urgent(struct ds__sched *s) {
+  ds__fence_seq_cst();
+  if (ds__load(&s->urgent_sleepers) > 0) {
+    pthread_mutex_lock(&s->park_mu);
+    pthread_cond_signal(&s->urgent_cv);
+    pthread_mutex_unlock(&s->park_mu);
+  }
+  ds__sched_wake(s);
+}
+
 void ds__sched_enqueue(struct ds__sched *s, struct ds_task *t, int worker_hint) {
   ds__fetch_add(&t->refs, 1); /* the queue entry's */
   if (t->prio == DS_PRIO_URGENT) {
     ds__queue_push_tail(&s->urgent, t);
+    ds__sched_wake_urgent(s);
+    return;
   } else if (t->prio == DS_PRIO_LOW) {
     ds__queue_push_tail(&s->low, t);
   } else {
@@ -106,7 +120,7 @@ static struct ds_task *ds__steal(ds__worker *w) {
 struct ds_task *ds__sched_next(ds__worker *w) {
   struct ds__sched *s = w->s;
   struct ds_task *t = ds__queue_pop_head(&s->urgent);
-  if (t) return t;
+  if (t || w->reserved) return t;
   t = ds__queue_pop_tail(&w->deque);
   if (!t) t = ds__queue_pop_head(&s->inject);
   if (!t) t = ds__steal(w);
@@ -188,8 +202,23 @@ static void ds__worker_bind(ds__worker *w) {
   w->pu = (int)pu->os_index;
 }
 
+/* A reserved worker sleeps on its own condition variable until URGENT work arrives. */
+static void ds__worker_park_reserved(ds__worker *w) {
+  struct ds__sched *s = w->s;
+  pthread_mutex_lock(&s->park_mu);
+  ds__fetch_add(&s->urgent_sleepers, 1);
+  ds__fence_seq_cst();
+  if (!ds__load(&s->stop) && ds__load(&s->urgent.len) == 0) pthread_cond_wait(&s->urgent_cv, &s->park_mu);
+  ds__fetch_sub(&s->urgent_sleepers, 1);
+  pthread_mutex_unlock(&s->park_mu);
+}
+
 static void ds__worker_park(ds__worker *w) {
   struct ds__sched *s = w->s;
+  if (w->reserved) {
+    ds__worker_park_reserved(w);
+    return;
+  }
   pthread_mutex_lock(&s->park_mu);
   ds__fetch_add(&s->sleepers, 1);
   ds__fence_seq_cst();
@@ -239,7 +268,7 @@ static void *ds__worker_main(void *arg) {
       continue;
     }
     ds__sched_maybe_tick(s);
-    if (after_task && ds__worker_spin(s)) continue;
+    if (after_task && !w->reserved && ds__worker_spin(s)) continue;
     after_task = 0;
     ds__worker_park(w);
   }
@@ -399,6 +428,7 @@ static void ds__sched_free(struct ds__sched *s) {
   ds__queue_fini(&s->low);
   pthread_mutex_destroy(&s->park_mu);
   pthread_cond_destroy(&s->park_cv);
+  pthread_cond_destroy(&s->urgent_cv);
   pthread_cond_destroy(&s->drain_cv);
   pthread_mutex_destroy(&s->tick_mu);
   ds__free(ctx, s->workers);
@@ -422,15 +452,20 @@ static struct ds__sched *ds__sched_alloc(ds_context *ctx, hwloc_topology_t topo)
   ds__queue_init(&s->low);
   pthread_mutex_init(&s->park_mu, NULL);
   pthread_cond_init(&s->park_cv, NULL);
+  pthread_cond_init(&s->urgent_cv, NULL);
   pthread_cond_init(&s->drain_cv, NULL);
   pthread_mutex_init(&s->tick_mu, NULL);
   for (int i = 0; i < DS__SCHED_STRIPES; i++) {
     pthread_mutex_init(&s->stripes[i].mu, NULL);
     pthread_cond_init(&s->stripes[i].cv, NULL);
   }
+  /* The last workers are reserved for URGENT work; at least one (worker 0) takes anything. */
+  int reserve = (int)ds__param(ctx, DS_PARAM_SCHED_URGENT_RESERVE);
+  if (reserve > n - 1) reserve = n - 1;
   for (int i = 0; i < n; i++) {
     w[i].s = s;
     w[i].index = i;
+    w[i].reserved = i >= n - reserve;
     w[i].pu = -1;
     w[i].rng = 0x9E3779B97F4A7C15ull * (uint64_t)(i + 1);
     ds__queue_init(&w[i].deque);
@@ -449,6 +484,7 @@ static void ds__sched_join(struct ds__sched *s, int n) {
   pthread_mutex_lock(&s->park_mu);
   ds__store(&s->stop, 1);
   pthread_cond_broadcast(&s->park_cv);
+  pthread_cond_broadcast(&s->urgent_cv);
   pthread_mutex_unlock(&s->park_mu);
   for (int i = 0; i < n; i++) pthread_join(s->workers[i].thread, NULL);
 }

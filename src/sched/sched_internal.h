@@ -83,6 +83,7 @@ typedef struct ds__worker {
   struct ds__sched *s;
   int index;
   int pu; /* os index of the processing unit it is bound to, -1 if unbound */
+  int reserved; /* takes only URGENT tasks (DS_PARAM_SCHED_URGENT_RESERVE) */
   pthread_t thread;
   ds__queue deque;
   ds__atomic_u64 busy_ns; /* time in top-level task functions */
@@ -127,8 +128,8 @@ struct ds__sched {
   ds__atomic_int low_cap, low_duty_pct; /* in force, after throttling */
 
   pthread_mutex_t park_mu;
-  pthread_cond_t park_cv, drain_cv;
-  ds__atomic_int sleepers, spinning;
+  pthread_cond_t park_cv, drain_cv, urgent_cv; /* urgent_cv: reserved workers sleep there */
+  ds__atomic_int sleepers, spinning, urgent_sleepers;
   ds__atomic_int draining; /* destroy began: no submits, queued user tasks are cancelled */
   ds__atomic_int stop;     /* workers exit */
   ds__atomic_i64 unfinished;

@@ -377,7 +377,7 @@ int ds_task_should_yield(void) {
   if (!t || t->prio != DS_PRIO_LOW) return 0;
   struct ds__sched *s = t->s;
   return ds__load(&s->urgent.len) > 0 && ds__load(&s->sleepers) == 0 &&
-         ds__load_relaxed(&s->spinning) == 0;
+         ds__load_relaxed(&s->spinning) == 0 && ds__load_relaxed(&s->urgent_sleepers) == 0;
 }
 
 int ds_task_yield(void) {
