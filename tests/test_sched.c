@@ -486,6 +486,61 @@ static void test_low_cap_observable(void **state) {
   ds_context_destroy(ctx);
 }
 
+/* The migration hook takes LOW tasks the cap holds back and runs them on its own threads. */
+typedef struct migrator {
+  pthread_mutex_t mu;
+  pthread_t th[64];
+  int n;
+} migrator;
+
+static void *migrated_run(void *p) {
+  struct ds_task *t = p;
+  ds__sched_migrated_done(t, t->fn(t->arg));
+  return NULL;
+}
+
+static int migrate_hook(void *user, struct ds_task *t) {
+  migrator *m = user;
+  pthread_mutex_lock(&m->mu);
+  int ok = m->n < 64 && pthread_create(&m->th[m->n], NULL, migrated_run, t) == 0;
+  if (ok) m->n++;
+  pthread_mutex_unlock(&m->mu);
+  return ok;
+}
+
+static ds_status sleep_task(void *arg) {
+  sleep_ms(5);
+  ds__fetch_add((ds__atomic_int *)arg, 1);
+  return DS_OK;
+}
+
+static void test_low_migration_hook(void **state) {
+  (void)state;
+  ds_param_value pv[] = {{DS_PARAM_SCHED_LOW_MAX_WORKERS, 0, 1}, {DS_PARAM_SCHED_TICK_MS, 0, 2}};
+  ds_context *ctx = new_ctx_workers(2, pv, 2);
+  migrator m = {PTHREAD_MUTEX_INITIALIZER, {0}, 0};
+  ds__sched_set_migrate_hook(ctx, migrate_hook, &m);
+  ds__atomic_int n = 0;
+  ds_task_group *g;
+  assert_int_equal(ds_task_group_create(&g, ctx), DS_OK);
+  ds_task_options lo = DS_TASK_OPTIONS_INIT;
+  lo.prio = DS_PRIO_LOW;
+  lo.group = g;
+  for (int i = 0; i < 40; i++) assert_int_equal(ds_task_submit(NULL, ctx, sleep_task, &n, &lo), DS_OK);
+  assert_int_equal(ds_task_group_wait(g, -1), DS_OK);
+  ds_task_group_destroy(g);
+  ds__sched_set_migrate_hook(ctx, NULL, NULL);
+  assert_int_equal(ds__load(&n), 40);
+  pthread_mutex_lock(&m.mu);
+  int migrated = m.n;
+  pthread_mutex_unlock(&m.mu);
+  for (int i = 0; i < migrated; i++) pthread_join(m.th[i], NULL);
+  printf("migration: %d of 40 LOW tasks ran through the hook\n", migrated);
+  assert_true(migrated > 0);
+  assert_true(migrated < 40);
+  ds_context_destroy(ctx);
+}
+
 static double fixed_load(void *state, double observed) {
   (void)observed;
   return ds__load((ds__atomic_int *)state) / 100.0;
@@ -667,6 +722,7 @@ int main(void) {
       cmocka_unit_test(test_urgent_reserve),
       cmocka_unit_test(test_low_cap_observable),
       cmocka_unit_test(test_predictor_throttles_low),
+      cmocka_unit_test(test_low_migration_hook),
       cmocka_unit_test(test_ewma_and_histogram),
       cmocka_unit_test(test_executor_routed_and_stats),
       cmocka_unit_test(test_idle_cpu_below_one_percent),

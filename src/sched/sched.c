@@ -302,6 +302,7 @@ static void ds__sched_publish(struct ds__sched *s, double util) {
   ds__stat_set(ctx, s->stat.steals, (double)steals);
   ds__stat_set(ctx, s->stat.done_stddev, stddev);
   ds__stat_set(ctx, s->stat.preempt, (double)ds__load_relaxed(&s->preemptions));
+  ds__stat_set(ctx, s->stat.migrated, (double)ds__load_relaxed(&s->migrated));
   ds__stat_set(ctx, s->stat.util, util);
   ds__stat_set(ctx, s->stat.depth,
                (double)(ds__load_relaxed(&s->urgent.len) + ds__load_relaxed(&s->n_normal) +
@@ -340,6 +341,7 @@ static void ds__sched_tick(struct ds__sched *s, uint64_t now) {
   s->ewma.alpha = (double)ds__param(s->ctx, DS_PARAM_SCHED_EWMA_ALPHA_PCT) / 100.0;
   s->predicted = s->predict(s->predict_state, observed);
   ds__sched_throttle(s);
+  ds__sched_migrate_tick(s);
   uint64_t busy = 0;
   for (int i = 0; i < s->nworkers; i++) busy += ds__load_relaxed(&s->workers[i].busy_ns);
   double wall = (double)(now - s->tick_wall_ns) * s->nworkers;
@@ -394,6 +396,7 @@ static void ds__sched_register_stats(struct ds__sched *s) {
   s->stat.run = ds__stat_register(ctx, "sched.tasks_run", DS_STAT_COUNTER);
   s->stat.steals = ds__stat_register(ctx, "sched.steals", DS_STAT_COUNTER);
   s->stat.preempt = ds__stat_register(ctx, "sched.preemptions", DS_STAT_COUNTER);
+  s->stat.migrated = ds__stat_register(ctx, "sched.migrated", DS_STAT_COUNTER);
   s->stat.util = ds__stat_register(ctx, "sched.utilisation", DS_STAT_GAUGE);
   s->stat.depth = ds__stat_register(ctx, "sched.queue_depth", DS_STAT_GAUGE);
   s->stat.predicted = ds__stat_register(ctx, "sched.predicted_load", DS_STAT_GAUGE);

@@ -140,14 +140,16 @@ struct ds__sched {
   ds__sched_predict_fn predict;
   void *predict_state;
   ds__ewma ewma;
+  int (*migrate)(void *user, struct ds_task *t); /* ds__sched_migrate_fn, or NULL */
+  void *migrate_user;
   double predicted;
   uint64_t tick_busy_ns, tick_wall_ns;
 
   struct ds__stripe stripes[DS__SCHED_STRIPES];
 
-  ds__atomic_u64 preemptions, throttled_ticks;
+  ds__atomic_u64 preemptions, throttled_ticks, migrated;
   struct {
-    int run, steals, preempt, util, depth, predicted, low_cap, low_duty, done_stddev;
+    int run, steals, preempt, util, depth, predicted, low_cap, low_duty, done_stddev, migrated;
     int wait_p50[3], wait_p99[3];
   } stat;
 };
@@ -177,6 +179,16 @@ ds__worker *ds__sched_self(const struct ds__sched *s);
 void ds__task_cache_drain(ds__worker *w);
 void ds__task_finish(struct ds_task *t, ds_status st, int why);
 void ds__task_unref(struct ds_task *t);
+
+/* LOW migration hook: offered, from the scheduler tick, a LOW task that the throttle keeps
+ * waiting (as many LOW tasks run as the cap allows). Returning 1 takes it: the hook runs
+ * t->fn(t->arg) elsewhere and then calls ds__sched_migrated_done(t, status) from any thread
+ * (context destroy waits for that). Returning 0 leaves it queued. Called under tick_mu; it
+ * must not block. NULL fn removes the hook. */
+typedef int (*ds__sched_migrate_fn)(void *user, struct ds_task *t);
+void ds__sched_set_migrate_hook(ds_context *ctx, ds__sched_migrate_fn fn, void *user);
+void ds__sched_migrated_done(struct ds_task *t, ds_status st);
+void ds__sched_migrate_tick(struct ds__sched *s);
 
 /* Replaces the load predictor (NULL restores the EWMA). For the predict module and tests. */
 void ds__sched_set_predictor(ds_context *ctx, ds__sched_predict_fn fn, void *state);
