@@ -1,11 +1,13 @@
 # The two commands of the README, and a few more. CMake does the real work; this file only
 # sequences: install missing Debian packages, configure, build, run.
 #   make demo      build and run the main example
-#   make test      release build + ctest, then the whole suite under ASan+UBSan
+#   make test      release build + ctest, the whole suite under ASan+UBSan, then the scheduler
+#                  tests under ThreadSanitizer
 #   make bench     build and run every benchmark
 #   make install PREFIX=/opt/deepseek
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
 PREFIX     ?= /usr/local
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
@@ -14,7 +16,7 @@ CTEST_ARGS ?=
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 10
 
-.PHONY: all deps configure build test test-release test-asan fuzz fuzz-smoke demo bench install clean
+.PHONY: all deps configure build test test-release test-asan test-tsan fuzz fuzz-smoke demo bench install clean
 
 all: build
 
@@ -27,7 +29,7 @@ configure: deps
 build: configure
 	cmake --build $(BUILD) -j $(JOBS)
 
-test: test-release test-asan fuzz-smoke
+test: test-release test-asan test-tsan fuzz-smoke
 
 test-release: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
@@ -62,6 +64,14 @@ fuzz-smoke: deps
 fuzz:
 	$(MAKE) fuzz-smoke FUZZ_SECONDS=300
 
+# The scheduler's concurrency under ThreadSanitizer (the module the issue requires it for).
+test-tsan: deps
+	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDS_WERROR=ON \
+	  -DDS_SANITIZE=thread -DDS_WITH_CUDA=OFF -DDS_BUILD_BENCH=OFF $(CMAKE_ARGS)
+	cmake --build $(TSAN_BUILD) -j $(JOBS)
+	cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	  ctest --output-on-failure -j $(JOBS) -R sched $(CTEST_ARGS)
+
 demo: build
 	$(BUILD)/examples/deepseek_info
 
@@ -72,4 +82,4 @@ install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

@@ -14,5 +14,6 @@
 #include "deepseek/precision.h"
 #include "deepseek/cache.h"
 #include "deepseek/predict.h"
+#include "deepseek/sched.h"
 
 #endif /* DEEPSEEK_H */

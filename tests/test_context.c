@@ -459,7 +459,10 @@ static void exec_record(void *arg) {
 
 static void test_executor_priorities_and_drain(void **state) {
   (void)state;
-  ds_context *ctx = new_ctx(NULL, 0);
+  /* The core's own executor thread; by default the scheduler takes the work (test_sched). */
+  ds_param_value pv[] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0}, {DS_PARAM_STATS_FILE, 0, 0},
+                         {DS_PARAM_SCHED_EXECUTOR, 0, 0}};
+  ds_context *ctx = new_ctx(pv, 3);
   exec_log log = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, {0}, 0, 0, 0};
   exec_item items[5];
   for (int i = 0; i < 5; i++) items[i] = (exec_item){&log, i};

@@ -63,6 +63,34 @@ typedef enum ds_param {
   /** Most trace events kept per thread before further events are dropped and counted
    *  (1024..67108864). Default 1048576. */
   DS_PARAM_TRACE_MAX_EVENTS = 7,
+  /** Scheduler worker threads (0..1024); 0: one per hardware thread. Default 0. Read when the
+   *  scheduler starts. */
+  DS_PARAM_SCHED_WORKERS = 100,
+  /** 1 binds each worker to one processing unit through hwloc (0..1). Default 1. Read when the
+   *  scheduler starts; a binding failure is logged, not fatal. */
+  DS_PARAM_SCHED_BIND = 101,
+  /** Microseconds an idle worker polls for work before it sleeps (0..100000). Default 50. */
+  DS_PARAM_SCHED_SPIN_US = 102,
+  /** Most LOW tasks running at once (0..1024); 0: as many as workers. Default 0. */
+  DS_PARAM_SCHED_LOW_MAX_WORKERS = 103,
+  /** LOW tasks start only during this percentage of each scheduler tick (1..100).
+   *  Default 100. */
+  DS_PARAM_SCHED_LOW_DUTY_PCT = 104,
+  /** Predicted URGENT+NORMAL load, in percent of the workers, above which the LOW cap and duty
+   *  cycle are halved (1..100000). Default 90. */
+  DS_PARAM_SCHED_THROTTLE_LOAD_PCT = 105,
+  /** Scheduler tick in milliseconds: load prediction, throttling, stats (1..10000).
+   *  Default 50. */
+  DS_PARAM_SCHED_TICK_MS = 106,
+  /** 1 runs the core's background work on the scheduler, 0 on the core's own thread (0..1).
+   *  Default 1. */
+  DS_PARAM_SCHED_EXECUTOR = 107,
+  /** Weight in percent of the newest sample in the EWMA load predictor (1..100). Default 30. */
+  DS_PARAM_SCHED_EWMA_ALPHA_PCT = 108,
+  /** Workers that run only URGENT tasks (0..1024; at most workers - 1 are reserved), so an
+   *  URGENT task starts at once even while every other worker runs long NORMAL or LOW tasks
+   *  without yield points. Default 0. Read when the scheduler starts. */
+  DS_PARAM_SCHED_URGENT_RESERVE = 109,
   /** Highest CPU kernel level the precision module may use, a ds_precision_isa: 0 auto
    *  (best detected), 1 scalar, 2 avx2, 3 avx512; capped to what the CPU supports. Default 0. */
   DS_PARAM_PRECISION_ISA = 300,

@@ -1,6 +1,7 @@
 /* The core's executor: background work with a priority (URGENT before NORMAL before LOW, FIFO
  * within a class) on one plain thread, created on first use. It is what lower modules (cache
- * prefetch, predictor training) submit to until the scheduler installs itself as executor. */
+ * prefetch, predictor training) submit to when DS_PARAM_SCHED_EXECUTOR is 0; by default the
+ * work goes to the scheduler (src/sched) instead. */
 #include <stdlib.h>
 
 #include "internal.h"
@@ -70,6 +71,7 @@ static ds_status ds__executor_start(ds_context *ctx) {
 ds_status ds__executor_submit(ds_context *ctx, ds__work_fn fn, void *arg, int prio) {
   if (!fn || prio < DS__PRIO_URGENT || prio > DS__PRIO_LOW)
     return ds__error(ctx, DS_ERR_INVALID_ARG, "core", "executor: bad work item");
+  if (ds__param(ctx, DS_PARAM_SCHED_EXECUTOR)) return ds__sched_executor_submit(ctx, fn, arg, prio);
   pthread_mutex_lock(&ctx->lazy_mu);
   ds_status st = ctx->executor ? DS_OK : ds__executor_start(ctx);
   pthread_mutex_unlock(&ctx->lazy_mu);

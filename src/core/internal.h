@@ -62,6 +62,7 @@ struct ds_context {
   struct ds__trace *trace;
   struct ds__telemetry *telemetry;
   struct ds__executor *executor;
+  ds__atomic_ptr sched; /* struct ds__sched *, created on first use by src/sched */
   int topology_ref; /* 1 once this context holds a reference on the process topology */
   pthread_mutex_t lazy_mu; /* guards lazy creation (topology ref, executor) */
   struct ds__precision *precision; /* precision module state, created lazily (precision/) */
@@ -123,6 +124,9 @@ void ds__trace_destroy(ds_context *ctx);
 ds_status ds__telemetry_create(ds_context *ctx);
 void ds__telemetry_destroy(ds_context *ctx);
 void ds__executor_destroy(ds_context *ctx);
+/* Stops the scheduler (src/sched), if it was started: pending tasks are cancelled, running
+ * ones waited for, queued executor work is run. Called after telemetry, before the executor. */
+void ds__sched_destroy(ds_context *ctx);
 void ds__topology_context_release(ds_context *ctx);
 void ds__precision_destroy(ds_context *ctx); /* src/precision/state.c */
 
@@ -143,6 +147,9 @@ void ds__telemetry_set_queue_depth_fn(ds_context *ctx, double (*fn)(void *user),
 typedef void (*ds__work_fn)(void *arg);
 enum { DS__PRIO_URGENT = 0, DS__PRIO_NORMAL = 1, DS__PRIO_LOW = 2 };
 ds_status ds__executor_submit(ds_context *ctx, ds__work_fn fn, void *arg, int prio);
+/* The scheduler's side of the executor (src/sched): used by ds__executor_submit while
+ * DS_PARAM_SCHED_EXECUTOR is 1. */
+ds_status ds__sched_executor_submit(ds_context *ctx, ds__work_fn fn, void *arg, int prio);
 
 /* ---- time ---- */
 uint64_t ds__now_ns(void); /* CLOCK_MONOTONIC */

@@ -1,0 +1,577 @@
+/* The scheduler's runtime: the per-context worker pool (lazy start, hwloc binding, parking),
+ * the choice of the next task (URGENT, own deque, steal, throttled LOW), the tick (load
+ * prediction, LOW throttling, stats) and shutdown. Tasks themselves live in task.c. */
+#include <errno.h>
+#include <math.h>
+#include <sched.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "sched_internal.h"
+#include "topology_internal.h"
+
+_Thread_local ds__worker *ds__tl_worker;
+_Thread_local struct ds_task *ds__tl_task;
+
+static const char *const ds__class_names[3] = {"urgent", "normal", "low"};
+
+struct ds__stripe *ds__stripe_of(struct ds__sched *s, const void *p) {
+  uintptr_t h = (uintptr_t)p;
+  h ^= h >> 17;
+  h *= 0x9E3779B97F4A7C15ull;
+  return &s->stripes[(h >> 32) % DS__SCHED_STRIPES];
+}
+
+ds__worker *ds__sched_self(const struct ds__sched *s) {
+  return ds__tl_worker && ds__tl_worker->s == s ? ds__tl_worker : NULL;
+}
+
+/* ---------------------------------------------------------------- LOW throttling */
+
+static int ds__low_duty_open(struct ds__sched *s) {
+  int duty = ds__load_relaxed(&s->low_duty_pct);
+  if (duty >= 100) return 1;
+  uint64_t period = (uint64_t)ds__param(s->ctx, DS_PARAM_SCHED_TICK_MS) * 1000000u;
+  return (ds__now_ns() % period) * 100 < period * (uint64_t)duty;
+}
+
+/* Reserves a LOW slot if the cap and the duty cycle allow one. */
+static int ds__low_acquire(struct ds__sched *s) {
+  if (!ds__low_duty_open(s)) return 0;
+  int cap = ds__load_relaxed(&s->low_cap);
+  int cur = ds__load_relaxed(&s->low_running);
+  while (cur < cap)
+    if (ds__cas(&s->low_running, &cur, cur + 1)) return 1;
+  return 0;
+}
+
+int ds__sched_runnable(struct ds__sched *s) {
+  if (ds__load(&s->urgent.len) > 0 || ds__load(&s->n_normal) > 0) return 1;
+  return ds__load(&s->low.len) > 0 && ds__load_relaxed(&s->low_running) <
+         ds__load_relaxed(&s->low_cap) && ds__low_duty_open(s);
+}
+
+/* ---------------------------------------------------------------- queues and wakeups */
+
+void ds__sched_wake(struct ds__sched *s) {
+  /* Pairs with the fence in ds__worker_park: either the sleeper sees the new entry, or we see
+   * the sleeper and signal under its mutex. */
+  ds__fence_seq_cst();
+  /* A spinning worker will find the work, and parks only after checking once more. */
+  if (ds__load(&s->sleepers) == 0 || ds__load_relaxed(&s->spinning) > 0) return;
+  pthread_mutex_lock(&s->park_mu);
+  pthread_cond_signal(&s->park_cv);
+  pthread_mutex_unlock(&s->park_mu);
+}
+
+/* URGENT work: a sleeping reserved worker (it takes nothing else), and any other sleeper too,
+ * so that a burst is not left to the reserved workers alone. */
+static void ds__sched_wake_urgent(struct ds__sched *s) {
+  ds__fence_seq_cst();
+  if (ds__load(&s->urgent_sleepers) > 0) {
+    pthread_mutex_lock(&s->park_mu);
+    pthread_cond_signal(&s->urgent_cv);
+    pthread_mutex_unlock(&s->park_mu);
+  }
+  ds__sched_wake(s);
+}
+
+void ds__sched_enqueue(struct ds__sched *s, struct ds_task *t, int worker_hint) {
+  ds__fetch_add(&t->refs, 1); /* the queue entry's */
+  if (t->prio == DS_PRIO_URGENT) {
+    ds__queue_push_tail(&s->urgent, t);
+    ds__sched_wake_urgent(s);
+    return;
+  } else if (t->prio == DS_PRIO_LOW) {
+    ds__queue_push_tail(&s->low, t);
+  } else {
+    /* Outside submits go to a FIFO so they run in order; a worker's own go to its deque. */
+    ds__worker *self = ds__sched_self(s);
+    int w = worker_hint >= 0 && worker_hint < s->nworkers ? worker_hint : self ? self->index : -1;
+    ds__fetch_add(&s->n_normal, 1);
+    ds__queue_push_tail(w >= 0 ? &s->workers[w].deque : &s->inject, t);
+  }
+  ds__sched_wake(s);
+}
+
+static uint64_t ds__xorshift(uint64_t *x) {
+  *x ^= *x << 13;
+  *x ^= *x >> 7;
+  *x ^= *x << 17;
+  return *x;
+}
+
+static struct ds_task *ds__steal(ds__worker *w) {
+  struct ds__sched *s = w->s;
+  if (s->nworkers < 2 || ds__load_relaxed(&s->n_normal) == 0) return NULL;
+  int start = (int)(ds__xorshift(&w->rng) % (uint64_t)s->nworkers);
+  for (int i = 0; i < s->nworkers; i++) {
+    ds__worker *v = &s->workers[(start + i) % s->nworkers];
+    if (v == w) continue;
+    struct ds_task *t = ds__queue_pop_head(&v->deque);
+    if (t) {
+      ds__fetch_add_relaxed(&w->steals, 1);
+      return t;
+    }
+  }
+  return NULL;
+}
+
+struct ds_task *ds__sched_next(ds__worker *w) {
+  struct ds__sched *s = w->s;
+  struct ds_task *t = ds__queue_pop_head(&s->urgent);
+  if (t || w->reserved) return t;
+  t = ds__queue_pop_tail(&w->deque);
+  if (!t) t = ds__queue_pop_head(&s->inject);
+  if (!t) t = ds__steal(w);
+  if (t) {
+    ds__fetch_sub(&s->n_normal, 1);
+    return t;
+  }
+  if (ds__load_relaxed(&s->low.len) > 0 && ds__low_acquire(s)) {
+    t = ds__queue_pop_head(&s->low);
+    if (!t) ds__fetch_sub(&s->low_running, 1);
+  }
+  return t;
+}
+
+/* ---------------------------------------------------------------- running */
+
+static void ds__run_claimed(ds__worker *w, struct ds_task *t) {
+  struct ds__sched *s = w->s;
+  uint64_t now = ds__now_ns();
+  ds__hist_add(&w->wait_hist[t->prio], now - t->submit_ns);
+  if (t->deadline_ns && now > t->deadline_ns) {
+    ds__task_finish(t, DS_ERR_TIMEOUT, DS__WHY_NONE);
+    return;
+  }
+  if (!t->work && (ds__load(&t->cancel) || ds__load(&s->draining))) {
+    ds__task_finish(t, DS_ERR_CANCELLED, ds__load(&t->cancel) ? DS__WHY_USER : DS__WHY_SHUTDOWN);
+    return;
+  }
+  struct ds_task *outer = ds__tl_task;
+  ds__tl_task = t;
+  ds_status st = DS_OK;
+  if (t->work)
+    t->work(t->arg);
+  else
+    st = t->fn(t->arg);
+  ds__tl_task = outer;
+  uint64_t end = ds__now_ns(), us = (end - t->submit_ns) / 1000u;
+  if (!outer) ds__fetch_add_relaxed(&w->busy_ns, end - now); /* nested runs are in the outer's */
+  ds__fetch_add_relaxed(&w->run, 1);
+  ds__fetch_add_relaxed(&w->done_n, 1);
+  ds__fetch_add_relaxed(&w->done_sum_us, us);
+  ds__fetch_add_relaxed(&w->done_sumsq_us2, us * us);
+  ds__task_finish(t, st, st == DS_ERR_CANCELLED ? DS__WHY_USER : DS__WHY_NONE);
+}
+
+void ds__sched_run_entry(ds__worker *w, struct ds_task *t) {
+  struct ds__sched *s = w->s;
+  int prio = t->prio;
+  int expected = DS_TASK_READY;
+  if (prio != DS_PRIO_LOW) ds__fetch_add_relaxed(&s->nonlow_running, 1);
+  /* A task cancelled while queued was completed by the canceller; only our ref remains. */
+  if (ds__cas(&t->state, &expected, DS_TASK_RUNNING)) ds__run_claimed(w, t);
+  if (prio == DS_PRIO_LOW) {
+    ds__fetch_sub(&s->low_running, 1);
+    if (ds__load_relaxed(&s->low.len) > 0) ds__sched_wake(s);
+  } else {
+    ds__fetch_sub(&s->nonlow_running, 1);
+  }
+  ds__task_unref(t);
+}
+
+/* ---------------------------------------------------------------- worker threads */
+
+static void ds__worker_bind(ds__worker *w) {
+  ds_context *ctx = w->s->ctx;
+  if (!ds__param(ctx, DS_PARAM_SCHED_BIND)) return;
+  hwloc_topology_t topo = w->s->topo;
+  if (!topo) {
+    ds__log(ctx, DS_LOG_WARN, "sched", "worker %d: no topology, not bound", w->index);
+    return;
+  }
+  int npu = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_PU);
+  hwloc_obj_t pu = npu > 0 ? hwloc_get_obj_by_type(topo, HWLOC_OBJ_PU, (unsigned)(w->index % npu)) : NULL;
+  if (!pu || hwloc_set_cpubind(topo, pu->cpuset, HWLOC_CPUBIND_THREAD) != 0) {
+    ds__log(ctx, DS_LOG_WARN, "sched", "worker %d: cannot bind to a processing unit (%s)", w->index,
+            pu ? "hwloc_set_cpubind failed" : "none found");
+    return;
+  }
+  w->pu = (int)pu->os_index;
+}
+
+/* A reserved worker sleeps on its own condition variable until URGENT work arrives. */
+static void ds__worker_park_reserved(ds__worker *w) {
+  struct ds__sched *s = w->s;
+  pthread_mutex_lock(&s->park_mu);
+  ds__fetch_add(&s->urgent_sleepers, 1);
+  ds__fence_seq_cst();
+  if (!ds__load(&s->stop) && ds__load(&s->urgent.len) == 0) pthread_cond_wait(&s->urgent_cv, &s->park_mu);
+  ds__fetch_sub(&s->urgent_sleepers, 1);
+  pthread_mutex_unlock(&s->park_mu);
+}
+
+static void ds__worker_park(ds__worker *w) {
+  struct ds__sched *s = w->s;
+  if (w->reserved) {
+    ds__worker_park_reserved(w);
+    return;
+  }
+  pthread_mutex_lock(&s->park_mu);
+  ds__fetch_add(&s->sleepers, 1);
+  ds__fence_seq_cst();
+  if (!ds__load(&s->stop) && !ds__sched_runnable(s)) {
+    /* Worker 0 keeps the tick going; the others sleep until woken, unless LOW work waits for
+     * its throttle to open. */
+    if (w->index == 0 || ds__load_relaxed(&s->low.len) > 0) {
+      uint64_t ms = (uint64_t)ds__param(s->ctx, DS_PARAM_SCHED_TICK_MS);
+      struct timespec ts;
+      clock_gettime(CLOCK_REALTIME, &ts);
+      uint64_t ns = (uint64_t)ts.tv_nsec + ms * 1000000u;
+      ts.tv_sec += (time_t)(ns / 1000000000u);
+      ts.tv_nsec = (long)(ns % 1000000000u);
+      pthread_cond_timedwait(&s->park_cv, &s->park_mu, &ts);
+    } else {
+      pthread_cond_wait(&s->park_cv, &s->park_mu);
+    }
+  }
+  ds__fetch_sub(&s->sleepers, 1);
+  pthread_mutex_unlock(&s->park_mu);
+}
+
+static int ds__worker_spin(struct ds__sched *s) {
+  uint64_t until = ds__now_ns() + (uint64_t)ds__param(s->ctx, DS_PARAM_SCHED_SPIN_US) * 1000u;
+  int found = 0;
+  ds__fetch_add(&s->spinning, 1);
+  do {
+    found = ds__sched_runnable(s) || ds__load(&s->stop);
+    if (!found) sched_yield(); /* on a shared machine, let the thread that will submit run */
+  } while (!found && ds__now_ns() < until);
+  ds__fetch_sub(&s->spinning, 1);
+  return found;
+}
+
+static void *ds__worker_main(void *arg) {
+  ds__worker *w = arg;
+  struct ds__sched *s = w->s;
+  ds__tl_worker = w;
+  ds__worker_bind(w);
+  int after_task = 0;
+  while (!ds__load(&s->stop)) {
+    struct ds_task *t = ds__sched_next(w);
+    if (t) {
+      if (ds__sched_runnable(s) && ds__load_relaxed(&s->sleepers) > 0) ds__sched_wake(s);
+      ds__sched_run_entry(w, t);
+      after_task = 1;
+      continue;
+    }
+    ds__sched_maybe_tick(s);
+    if (after_task && !w->reserved && ds__worker_spin(s)) continue;
+    after_task = 0;
+    ds__worker_park(w);
+  }
+  ds__tl_worker = NULL;
+  return NULL;
+}
+
+/* ---------------------------------------------------------------- tick */
+
+/* Sums the per-worker counters; returns the completion-time standard deviation in us. */
+static double ds__sched_sum_workers(struct ds__sched *s, uint64_t *run, uint64_t *steals) {
+  double n = 0, sum = 0, sumsq = 0;
+  *run = *steals = 0;
+  for (int i = 0; i < s->nworkers; i++) {
+    ds__worker *w = &s->workers[i];
+    *run += ds__load_relaxed(&w->run);
+    *steals += ds__load_relaxed(&w->steals);
+    n += (double)ds__load_relaxed(&w->done_n);
+    sum += (double)ds__load_relaxed(&w->done_sum_us);
+    sumsq += (double)ds__load_relaxed(&w->done_sumsq_us2);
+  }
+  double var = n > 1 ? (sumsq - sum * sum / n) / (n - 1) : 0;
+  return var > 0 ? sqrt(var) : 0;
+}
+
+static void ds__sched_publish(struct ds__sched *s, double util) {
+  ds_context *ctx = s->ctx;
+  uint64_t run, steals;
+  double stddev = ds__sched_sum_workers(s, &run, &steals);
+  ds__stat_set(ctx, s->stat.run, (double)run);
+  ds__stat_set(ctx, s->stat.steals, (double)steals);
+  ds__stat_set(ctx, s->stat.done_stddev, stddev);
+  ds__stat_set(ctx, s->stat.preempt, (double)ds__load_relaxed(&s->preemptions));
+  ds__stat_set(ctx, s->stat.migrated, (double)ds__load_relaxed(&s->migrated));
+  ds__stat_set(ctx, s->stat.util, util);
+  ds__stat_set(ctx, s->stat.depth,
+               (double)(ds__load_relaxed(&s->urgent.len) + ds__load_relaxed(&s->n_normal) +
+                        ds__load_relaxed(&s->low.len)));
+  ds__stat_set(ctx, s->stat.predicted, s->predicted);
+  ds__stat_set(ctx, s->stat.low_cap, (double)ds__load_relaxed(&s->low_cap));
+  ds__stat_set(ctx, s->stat.low_duty, (double)ds__load_relaxed(&s->low_duty_pct));
+  for (int c = 0; c < 3; c++) {
+    const ds__hist *h = &s->workers[0].wait_hist[c];
+    ds__stat_set(ctx, s->stat.wait_p50[c],
+                 ds__hist_quantile_n(h, s->nworkers, sizeof(ds__worker), 0.50) / 1000.0);
+    ds__stat_set(ctx, s->stat.wait_p99[c],
+                 ds__hist_quantile_n(h, s->nworkers, sizeof(ds__worker), 0.99) / 1000.0);
+  }
+}
+
+/* Applies the configured LOW limits, halved while the predicted load is high. */
+static void ds__sched_throttle(struct ds__sched *s) {
+  ds_context *ctx = s->ctx;
+  int cap = (int)ds__param(ctx, DS_PARAM_SCHED_LOW_MAX_WORKERS);
+  if (cap <= 0 || cap > s->nworkers) cap = s->nworkers;
+  int duty = (int)ds__param(ctx, DS_PARAM_SCHED_LOW_DUTY_PCT);
+  if (s->predicted * 100.0 > (double)ds__param(ctx, DS_PARAM_SCHED_THROTTLE_LOAD_PCT)) {
+    cap = cap > 1 ? cap / 2 : 1;
+    duty = duty > 1 ? duty / 2 : 1;
+    ds__fetch_add_relaxed(&s->throttled_ticks, 1);
+  }
+  ds__store_relaxed(&s->low_cap, cap);
+  ds__store_relaxed(&s->low_duty_pct, duty);
+}
+
+static void ds__sched_tick(struct ds__sched *s, uint64_t now) {
+  int demand = ds__load_relaxed(&s->urgent.len) + ds__load_relaxed(&s->n_normal) +
+               ds__load_relaxed(&s->nonlow_running);
+  double observed = (double)demand / s->nworkers;
+  s->ewma.alpha = (double)ds__param(s->ctx, DS_PARAM_SCHED_EWMA_ALPHA_PCT) / 100.0;
+  s->predicted = s->predict(s->predict_state, observed);
+  ds__sched_throttle(s);
+  ds__sched_migrate_tick(s);
+  uint64_t busy = 0;
+  for (int i = 0; i < s->nworkers; i++) busy += ds__load_relaxed(&s->workers[i].busy_ns);
+  double wall = (double)(now - s->tick_wall_ns) * s->nworkers;
+  double util = wall > 0 ? (double)(busy - s->tick_busy_ns) / wall : 0;
+  s->tick_busy_ns = busy;
+  s->tick_wall_ns = now;
+  ds__sched_publish(s, util > 1 ? 1 : util);
+}
+
+void ds__sched_maybe_tick(struct ds__sched *s) {
+  uint64_t now = ds__now_ns();
+  uint64_t period = (uint64_t)ds__param(s->ctx, DS_PARAM_SCHED_TICK_MS) * 1000000u;
+  if (now - ds__load_relaxed(&s->last_tick_ns) < period) return;
+  if (pthread_mutex_trylock(&s->tick_mu) != 0) return;
+  if (now - ds__load_relaxed(&s->last_tick_ns) >= period) {
+    ds__store_relaxed(&s->last_tick_ns, now);
+    ds__sched_tick(s, now);
+  }
+  pthread_mutex_unlock(&s->tick_mu);
+}
+
+void ds__sched_set_predictor(ds_context *ctx, ds__sched_predict_fn fn, void *state) {
+  struct ds__sched *s = ds__sched_get(ctx);
+  if (!s) return;
+  pthread_mutex_lock(&s->tick_mu);
+  s->predict = fn ? fn : ds__ewma_predict;
+  s->predict_state = fn ? state : &s->ewma;
+  s->ewma.primed = 0;
+  pthread_mutex_unlock(&s->tick_mu);
+}
+
+void ds__sched_low_limits(ds_context *ctx, int *cap, int *duty_pct, double *predicted) {
+  struct ds__sched *s = ds__sched_get(ctx);
+  if (!s) return;
+  pthread_mutex_lock(&s->tick_mu);
+  if (predicted) *predicted = s->predicted;
+  pthread_mutex_unlock(&s->tick_mu);
+  if (cap) *cap = ds__load_relaxed(&s->low_cap);
+  if (duty_pct) *duty_pct = ds__load_relaxed(&s->low_duty_pct);
+}
+
+static double ds__sched_queue_depth(void *user) {
+  struct ds__sched *s = user;
+  return (double)(ds__load_relaxed(&s->urgent.len) + ds__load_relaxed(&s->n_normal) +
+                  ds__load_relaxed(&s->low.len));
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+static void ds__sched_register_stats(struct ds__sched *s) {
+  ds_context *ctx = s->ctx;
+  s->stat.run = ds__stat_register(ctx, "sched.tasks_run", DS_STAT_COUNTER);
+  s->stat.steals = ds__stat_register(ctx, "sched.steals", DS_STAT_COUNTER);
+  s->stat.preempt = ds__stat_register(ctx, "sched.preemptions", DS_STAT_COUNTER);
+  s->stat.migrated = ds__stat_register(ctx, "sched.migrated", DS_STAT_COUNTER);
+  s->stat.util = ds__stat_register(ctx, "sched.utilisation", DS_STAT_GAUGE);
+  s->stat.depth = ds__stat_register(ctx, "sched.queue_depth", DS_STAT_GAUGE);
+  s->stat.predicted = ds__stat_register(ctx, "sched.predicted_load", DS_STAT_GAUGE);
+  s->stat.low_cap = ds__stat_register(ctx, "sched.low_cap", DS_STAT_GAUGE);
+  s->stat.low_duty = ds__stat_register(ctx, "sched.low_duty_pct", DS_STAT_GAUGE);
+  s->stat.done_stddev = ds__stat_register(ctx, "sched.completion_stddev_us", DS_STAT_GAUGE);
+  for (int c = 0; c < 3; c++) {
+    char name[64];
+    snprintf(name, sizeof name, "sched.wait_p50_us.%s", ds__class_names[c]);
+    s->stat.wait_p50[c] = ds__stat_register(ctx, name, DS_STAT_GAUGE);
+    snprintf(name, sizeof name, "sched.wait_p99_us.%s", ds__class_names[c]);
+    s->stat.wait_p99[c] = ds__stat_register(ctx, name, DS_STAT_GAUGE);
+  }
+}
+
+static int ds__sched_worker_count(ds_context *ctx, hwloc_topology_t topo) {
+  int n = (int)ds__param(ctx, DS_PARAM_SCHED_WORKERS);
+  if (n > 0) return n;
+  n = topo ? hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_PU) : 0;
+  return n > 0 ? n : 1;
+}
+
+static void ds__sched_free(struct ds__sched *s) {
+  ds_context *ctx = s->ctx;
+  for (int i = 0; i < s->nworkers; i++) ds__queue_fini(&s->workers[i].deque);
+  for (int i = 0; i < DS__SCHED_STRIPES; i++) {
+    pthread_mutex_destroy(&s->stripes[i].mu);
+    pthread_cond_destroy(&s->stripes[i].cv);
+  }
+  ds__queue_fini(&s->urgent);
+  ds__queue_fini(&s->inject);
+  ds__queue_fini(&s->low);
+  pthread_mutex_destroy(&s->park_mu);
+  pthread_cond_destroy(&s->park_cv);
+  pthread_cond_destroy(&s->urgent_cv);
+  pthread_cond_destroy(&s->drain_cv);
+  pthread_mutex_destroy(&s->tick_mu);
+  ds__free(ctx, s->workers);
+  ds__free(ctx, s);
+}
+
+static struct ds__sched *ds__sched_alloc(ds_context *ctx, hwloc_topology_t topo) {
+  int n = ds__sched_worker_count(ctx, topo);
+  struct ds__sched *s = ds__calloc(ctx, 1, sizeof *s);
+  ds__worker *w = s ? ds__calloc(ctx, (size_t)n, sizeof *w) : NULL;
+  if (!w) {
+    ds__free(ctx, s);
+    return NULL;
+  }
+  s->ctx = ctx;
+  s->topo = topo;
+  s->nworkers = n;
+  s->workers = w;
+  ds__queue_init(&s->urgent);
+  ds__queue_init(&s->inject);
+  ds__queue_init(&s->low);
+  pthread_mutex_init(&s->park_mu, NULL);
+  pthread_cond_init(&s->park_cv, NULL);
+  pthread_cond_init(&s->urgent_cv, NULL);
+  pthread_cond_init(&s->drain_cv, NULL);
+  pthread_mutex_init(&s->tick_mu, NULL);
+  for (int i = 0; i < DS__SCHED_STRIPES; i++) {
+    pthread_mutex_init(&s->stripes[i].mu, NULL);
+    pthread_cond_init(&s->stripes[i].cv, NULL);
+  }
+  /* The last workers are reserved for URGENT work; at least one (worker 0) takes anything. */
+  int reserve = (int)ds__param(ctx, DS_PARAM_SCHED_URGENT_RESERVE);
+  if (reserve > n - 1) reserve = n - 1;
+  for (int i = 0; i < n; i++) {
+    w[i].s = s;
+    w[i].index = i;
+    w[i].reserved = i >= n - reserve;
+    w[i].pu = -1;
+    w[i].rng = 0x9E3779B97F4A7C15ull * (uint64_t)(i + 1);
+    ds__queue_init(&w[i].deque);
+  }
+  s->predict = ds__ewma_predict;
+  s->predict_state = &s->ewma;
+  s->tick_wall_ns = ds__now_ns();
+  ds__store_relaxed(&s->last_tick_ns, s->tick_wall_ns);
+  ds__sched_throttle(s);
+  ds__sched_register_stats(s);
+  return s;
+}
+
+/* Stops and joins the first n workers. */
+static void ds__sched_join(struct ds__sched *s, int n) {
+  pthread_mutex_lock(&s->park_mu);
+  ds__store(&s->stop, 1);
+  pthread_cond_broadcast(&s->park_cv);
+  pthread_cond_broadcast(&s->urgent_cv);
+  pthread_mutex_unlock(&s->park_mu);
+  for (int i = 0; i < n; i++) pthread_join(s->workers[i].thread, NULL);
+}
+
+static struct ds__sched *ds__sched_start_locked(ds_context *ctx, hwloc_topology_t topo) {
+  struct ds__sched *s = ds__sched_alloc(ctx, topo);
+  if (!s) {
+    ds__error(ctx, DS_ERR_NO_MEMORY, "sched", "cannot allocate the scheduler");
+    return NULL;
+  }
+  for (int i = 0; i < s->nworkers; i++) {
+    if (pthread_create(&s->workers[i].thread, NULL, ds__worker_main, &s->workers[i]) != 0) {
+      ds__sched_join(s, i);
+      ds__sched_free(s);
+      ds__error(ctx, DS_ERR_NO_MEMORY, "sched", "cannot start worker thread %d", i);
+      return NULL;
+    }
+  }
+  ds__telemetry_set_queue_depth_fn(ctx, ds__sched_queue_depth, s);
+  ds__log(ctx, DS_LOG_INFO, "sched", "%d workers started", s->nworkers);
+  return s;
+}
+
+struct ds__sched *ds__sched_get(ds_context *ctx) {
+  struct ds__sched *s = ds__load(&ctx->sched);
+  if (DS__LIKELY(s != NULL)) return s;
+  /* Outside lazy_mu, which the topology reference takes too. NULL: unbound workers. */
+  hwloc_topology_t topo = ds__topology_acquire(ctx);
+  pthread_mutex_lock(&ctx->lazy_mu);
+  s = ds__load(&ctx->sched);
+  if (!s) {
+    s = ds__sched_start_locked(ctx, topo);
+    if (s) ds__store(&ctx->sched, s);
+  }
+  pthread_mutex_unlock(&ctx->lazy_mu);
+  return s;
+}
+
+/* Queued user tasks are cancelled by the workers as they reach them (DS__WHY_SHUTDOWN); queued
+ * executor work still runs; running tasks are waited for. Then the workers stop. */
+void ds__sched_destroy(ds_context *ctx) {
+  struct ds__sched *s = ds__load(&ctx->sched);
+  if (!s) return;
+  ds__telemetry_set_queue_depth_fn(ctx, NULL, NULL);
+  ds__store(&s->draining, 1);
+  pthread_mutex_lock(&s->park_mu);
+  pthread_cond_broadcast(&s->park_cv);
+  while (ds__load(&s->unfinished) > 0) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 10000000;
+    if (ts.tv_nsec >= 1000000000) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(&s->drain_cv, &s->park_mu, &ts);
+  }
+  pthread_mutex_unlock(&s->park_mu);
+  ds__sched_join(s, s->nworkers);
+  /* Entries of tasks cancelled while queued may remain: drop their refs. */
+  struct ds_task *t;
+  while ((t = ds__queue_pop_head(&s->urgent)) || (t = ds__queue_pop_head(&s->inject)) ||
+         (t = ds__queue_pop_head(&s->low)))
+    ds__task_unref(t);
+  for (int i = 0; i < s->nworkers; i++) {
+    while ((t = ds__queue_pop_head(&s->workers[i].deque))) ds__task_unref(t);
+    ds__task_cache_drain(&s->workers[i]); /* the workers have exited: no one else touches it */
+  }
+  ds__store(&ctx->sched, NULL);
+  ds__sched_free(s);
+}
+
+/* ---------------------------------------------------------------- public */
+
+ds_status ds_sched_start(ds_context *ctx) {
+  if (!ctx) return ds__error(NULL, DS_ERR_INVALID_ARG, "sched", "ds_sched_start: ctx is NULL");
+  return ds__sched_get(ctx) ? DS_OK : DS_ERR_NO_MEMORY;
+}
+
+ds_status ds_sched_workers(ds_context *ctx, int32_t *out) {
+  if (!ctx || !out)
+    return ds__error(ctx, DS_ERR_INVALID_ARG, "sched", "ds_sched_workers: NULL argument");
+  struct ds__sched *s = ds__sched_get(ctx);
+  if (!s) return DS_ERR_NO_MEMORY;
+  *out = s->nworkers;
+  return DS_OK;
+}

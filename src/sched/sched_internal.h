@@ -1,0 +1,198 @@
+/* Internal interface of the scheduler: the task, queue, worker and scheduler structures shared
+ * by the files of src/sched, and the predictor hook other modules (predict) may fill. */
+#ifndef DS_SCHED_INTERNAL_H
+#define DS_SCHED_INTERNAL_H
+
+#include "internal.h"
+
+#define DS__SCHED_NAME_MAX 32
+#define DS__SCHED_STRIPES 64 /* mutex+condvar pairs that guard task/group completion */
+#define DS__SCHED_HIST_BUCKETS 40 /* log2 buckets of queue wait in ns: up to ~550 s */
+
+struct ds__sched;
+
+/* A successor edge: 'task' waits for the task whose list holds this node (holds a ref). */
+typedef struct ds__edge {
+  struct ds_task *task;
+  struct ds__edge *next;
+  int heap; /* 0: one of task->inline_edges, freed with the task */
+} ds__edge;
+#define DS__SCHED_INLINE_EDGES 2
+
+/* Why a task completed with DS_ERR_CANCELLED (chooses the message ds_task_wait records). */
+enum { DS__WHY_NONE = 0, DS__WHY_USER, DS__WHY_PRED, DS__WHY_SHUTDOWN };
+
+struct ds_task {
+  struct ds__sched *s;
+  ds_task_fn fn;
+  ds__work_fn work; /* core executor work item instead of fn: runs even during shutdown */
+  void *arg;
+  ds_task_done_fn on_done;
+  void *on_done_user;
+  struct ds_task_group *group;
+  uint64_t id, submit_ns, deadline_ns, cost_ns;
+  int32_t prio, device, worker_hint;
+
+  ds__atomic_int state;  /* ds_task_state_t; leaving WAITING/READY is claimed by CAS */
+  ds__atomic_int refs;   /* handle + life + one per queue entry + one per predecessor edge */
+  ds__atomic_int npred;  /* unfinished predecessors + 1 while submitting */
+  ds__atomic_int cancel; /* ds_task_cancel() was called */
+  ds__atomic_u64 failed_pred_id; /* first failed predecessor (root cause), 0 none */
+  char failed_pred_name[DS__SCHED_NAME_MAX];
+  ds_status failed_pred_status;
+  ds_status status; /* final; written before state becomes DONE */
+  int why;          /* DS__WHY_* for a cancelled task */
+  char name[DS__SCHED_NAME_MAX];
+
+  ds__edge *succ;                 /* under the task's stripe */
+  ds__edge inline_edges[DS__SCHED_INLINE_EDGES]; /* this task's first edges (no allocation) */
+  struct ds_task *qprev, *qnext;  /* queue links, under the queue's mutex */
+};
+
+struct ds_task_group {
+  struct ds__sched *s;
+  ds__atomic_int pending;
+  ds__atomic_int first_error; /* ds_status, DS_OK until a task fails */
+};
+
+/* A mutex-guarded intrusive list: FIFO for the URGENT and LOW classes, and a work-stealing
+ * deque for NORMAL (the owner pushes and pops at the tail, thieves take the head). A lock per
+ * operation is simpler than a lock-free Chase-Lev deque and costs ~20 ns uncontended. */
+typedef struct ds__queue {
+  pthread_mutex_t mu;
+  struct ds_task *head, *tail;
+  ds__atomic_int len;
+} ds__queue;
+
+void ds__queue_init(ds__queue *q);
+void ds__queue_fini(ds__queue *q);
+void ds__queue_push_tail(ds__queue *q, struct ds_task *t);
+struct ds_task *ds__queue_pop_head(ds__queue *q);
+struct ds_task *ds__queue_pop_tail(ds__queue *q);
+
+typedef struct ds__hist {
+  ds__atomic_u64 n[DS__SCHED_HIST_BUCKETS];
+} ds__hist;
+void ds__hist_add(ds__hist *h, uint64_t ns);
+/* q-quantile (0..1) in ns, interpolated inside the log2 bucket; 0 when empty. */
+double ds__hist_quantile(const ds__hist *h, double q);
+/* The same over n histograms taken as one (stride: bytes between them). */
+double ds__hist_quantile_n(const ds__hist *h, int n, size_t stride, double q);
+
+typedef struct ds__worker {
+  struct ds__sched *s;
+  int index;
+  int pu; /* os index of the processing unit it is bound to, -1 if unbound */
+  int reserved; /* takes only URGENT tasks (DS_PARAM_SCHED_URGENT_RESERVE) */
+  pthread_t thread;
+  ds__queue deque;
+  ds__atomic_u64 busy_ns; /* time in top-level task functions */
+  ds__hist wait_hist[3];  /* queue wait per class of the tasks this worker started */
+  /* Written by this worker only (relaxed atomics so the tick may read them): tasks run,
+   * steals, and completion time (ready to done) count, sum and sum of squares in us. */
+  ds__atomic_u64 run, steals, done_n, done_sum_us, done_sumsq_us2;
+  /* Tasks freed on this worker, reused by tasks it submits: no allocator call and no shared
+   * live-byte counters on the fork-join path. This worker only. */
+  struct ds_task *cache;
+  int ncached;
+  uint64_t rng;           /* victim choice; touched by this worker only */
+  char pad[64];
+} ds__worker;
+
+/* Load predictor: given the load just observed (URGENT+NORMAL demand / workers), returns the
+ * load expected over the next tick. Called from the scheduler tick under tick_mu. */
+typedef double (*ds__sched_predict_fn)(void *state, double observed);
+
+typedef struct ds__ewma {
+  double alpha, value;
+  int primed;
+} ds__ewma;
+double ds__ewma_predict(void *state, double observed);
+
+
+struct ds__stripe {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  char pad[64];
+};
+
+struct ds__sched {
+  ds_context *ctx;
+  void *topo; /* hwloc_topology_t held by the context's reference, or NULL */
+  int nworkers;
+  ds__worker *workers;
+  ds__queue urgent, low;
+  ds__queue inject;        /* NORMAL tasks submitted from outside the workers, FIFO */
+  ds__atomic_int n_normal; /* entries in the deques and inject */
+  ds__atomic_int low_running, nonlow_running;
+  ds__atomic_int low_cap, low_duty_pct; /* in force, after throttling */
+
+  pthread_mutex_t park_mu;
+  pthread_cond_t park_cv, drain_cv, urgent_cv; /* urgent_cv: reserved workers sleep there */
+  ds__atomic_int sleepers, spinning, urgent_sleepers;
+  ds__atomic_int draining; /* destroy began: no submits, queued user tasks are cancelled */
+  ds__atomic_int stop;     /* workers exit */
+  ds__atomic_i64 unfinished;
+  ds__atomic_u64 next_id;
+
+  pthread_mutex_t tick_mu; /* one tick at a time; guards the predictor and tick state */
+  ds__atomic_u64 last_tick_ns;
+  ds__sched_predict_fn predict;
+  void *predict_state;
+  ds__ewma ewma;
+  int (*migrate)(void *user, struct ds_task *t); /* ds__sched_migrate_fn, or NULL */
+  void *migrate_user;
+  double predicted;
+  uint64_t tick_busy_ns, tick_wall_ns;
+
+  struct ds__stripe stripes[DS__SCHED_STRIPES];
+
+  ds__atomic_u64 preemptions, throttled_ticks, migrated;
+  struct {
+    int run, steals, preempt, util, depth, predicted, low_cap, low_duty, done_stddev, migrated;
+    int wait_p50[3], wait_p99[3];
+  } stat;
+};
+
+/* The worker the calling thread is, and the task it runs (NULL outside). */
+extern _Thread_local ds__worker *ds__tl_worker;
+extern _Thread_local struct ds_task *ds__tl_task;
+
+/* The scheduler of ctx, started on first call; NULL with the error recorded on failure. */
+struct ds__sched *ds__sched_get(ds_context *ctx);
+struct ds__stripe *ds__stripe_of(struct ds__sched *s, const void *p);
+
+/* Queues a READY task (holding a ref for the queue entry) and wakes a worker if one sleeps. */
+void ds__sched_enqueue(struct ds__sched *s, struct ds_task *t, int worker_hint);
+/* Takes the next entry this worker should run (it may be a cancelled one); NULL if none. */
+struct ds_task *ds__sched_next(ds__worker *w);
+/* Runs a popped queue entry on the calling worker (or completes/drops it) and drops the
+ * queue's ref. */
+void ds__sched_run_entry(ds__worker *w, struct ds_task *t);
+/* Nonzero while something a worker could start now is queued. */
+int ds__sched_runnable(struct ds__sched *s);
+void ds__sched_wake(struct ds__sched *s);
+void ds__sched_maybe_tick(struct ds__sched *s);
+ds__worker *ds__sched_self(const struct ds__sched *s);
+
+/* task.c */
+void ds__task_cache_drain(ds__worker *w);
+void ds__task_finish(struct ds_task *t, ds_status st, int why);
+void ds__task_unref(struct ds_task *t);
+
+/* LOW migration hook: offered, from the scheduler tick, a LOW task that the throttle keeps
+ * waiting (as many LOW tasks run as the cap allows). Returning 1 takes it: the hook runs
+ * t->fn(t->arg) elsewhere and then calls ds__sched_migrated_done(t, status) from any thread
+ * (context destroy waits for that). Returning 0 leaves it queued. Called under tick_mu; it
+ * must not block. NULL fn removes the hook. */
+typedef int (*ds__sched_migrate_fn)(void *user, struct ds_task *t);
+void ds__sched_set_migrate_hook(ds_context *ctx, ds__sched_migrate_fn fn, void *user);
+void ds__sched_migrated_done(struct ds_task *t, ds_status st);
+void ds__sched_migrate_tick(struct ds__sched *s);
+
+/* Replaces the load predictor (NULL restores the EWMA). For the predict module and tests. */
+void ds__sched_set_predictor(ds_context *ctx, ds__sched_predict_fn fn, void *state);
+/* Current LOW limits (after throttling), for tests. */
+void ds__sched_low_limits(ds_context *ctx, int *cap, int *duty_pct, double *predicted);
+
+#endif /* DS_SCHED_INTERNAL_H */

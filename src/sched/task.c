@@ -1,0 +1,429 @@
+/* Tasks: submission with dependencies, completion (callbacks, waking waiters, releasing or
+ * cancelling successors), cancellation, waiting, groups, cooperative cancellation and the
+ * yield points of LOW tasks, and the core executor's entry into the scheduler.
+ *
+ * A task leaves WAITING or READY only by a successful CAS, so exactly one thread (the worker
+ * that pops it, the canceller, or the thread that releases its last predecessor) completes it.
+ * Completion state (DONE, successor list) is guarded by the task's stripe mutex, which waiters
+ * sleep on. */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "sched_internal.h"
+
+/* ---------------------------------------------------------------- lifetime */
+
+/* The sanitizer builds skip the cache, so that a use after free stays detectable. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define DS__TASK_CACHE_MAX 0
+#else
+#define DS__TASK_CACHE_MAX 256
+#endif
+
+void ds__task_unref(struct ds_task *t) {
+  if (ds__fetch_sub(&t->refs, 1) != 1) return;
+  ds__worker *w = ds__sched_self(t->s);
+  if (w && w->ncached < DS__TASK_CACHE_MAX) {
+    t->qnext = w->cache;
+    w->cache = t;
+    w->ncached++;
+    return;
+  }
+  ds__free(t->s->ctx, t);
+}
+
+void ds__task_cache_drain(ds__worker *w) {
+  while (w->cache) {
+    struct ds_task *t = w->cache;
+    w->cache = t->qnext;
+    ds__free(w->s->ctx, t);
+  }
+  w->ncached = 0;
+}
+
+static struct ds_task *ds__task_alloc(struct ds__sched *s) {
+  ds__worker *w = ds__sched_self(s);
+  if (!w || !w->cache) return ds__calloc(s->ctx, 1, sizeof(struct ds_task));
+  struct ds_task *t = w->cache;
+  w->cache = t->qnext;
+  w->ncached--;
+  memset(t, 0, sizeof *t);
+  return t;
+}
+
+/* Records on u the root cause of its cancellation: the first failed predecessor. */
+static void ds__record_failed_pred(struct ds_task *u, const struct ds_task *pred) {
+  int inherited = pred->status == DS_ERR_CANCELLED && pred->why == DS__WHY_PRED;
+  uint64_t id = inherited ? ds__load(&pred->failed_pred_id) : pred->id;
+  uint64_t zero = 0;
+  if (!ds__cas(&u->failed_pred_id, &zero, id)) return;
+  memcpy(u->failed_pred_name, inherited ? pred->failed_pred_name : pred->name, DS__SCHED_NAME_MAX);
+  u->failed_pred_status = inherited ? pred->failed_pred_status : pred->status;
+}
+
+/* The last predecessor of u finished: queue it, or claim it for cancellation onto *todo. */
+static void ds__task_release_ready(struct ds_task *u, struct ds_task **todo) {
+  int expected = DS_TASK_WAITING;
+  if (ds__load(&u->failed_pred_id) || ds__load(&u->cancel)) {
+    if (ds__cas(&u->state, &expected, DS_TASK_RUNNING)) {
+      u->why = ds__load(&u->failed_pred_id) ? DS__WHY_PRED : DS__WHY_USER;
+      u->qnext = *todo;
+      *todo = u;
+    }
+  } else if (ds__cas(&u->state, &expected, DS_TASK_READY)) {
+    ds__sched_enqueue(u->s, u, u->worker_hint);
+  }
+}
+
+static void ds__group_done_one(struct ds__sched *s, struct ds_task_group *g, ds_status st) {
+  if (st != DS_OK) {
+    int ok = DS_OK;
+    ds__cas(&g->first_error, &ok, (int)st);
+  }
+  if (ds__fetch_sub(&g->pending, 1) == 1) { /* g may be freed from here on: address only */
+    struct ds__stripe *sp = ds__stripe_of(s, g);
+    pthread_mutex_lock(&sp->mu);
+    pthread_cond_broadcast(&sp->cv);
+    pthread_mutex_unlock(&sp->mu);
+  }
+}
+
+static void ds__task_complete_one(struct ds_task *t, ds_status st, int why, struct ds_task **todo) {
+  struct ds__sched *s = t->s;
+  t->status = st;
+  t->why = st == DS_ERR_CANCELLED ? why : DS__WHY_NONE;
+  if (t->on_done) t->on_done(t->on_done_user, t, st);
+  struct ds__stripe *sp = ds__stripe_of(s, t);
+  pthread_mutex_lock(&sp->mu);
+  ds__store(&t->state, DS_TASK_DONE);
+  ds__edge *e = t->succ;
+  t->succ = NULL;
+  pthread_cond_broadcast(&sp->cv);
+  pthread_mutex_unlock(&sp->mu);
+  while (e) {
+    ds__edge *next = e->next;
+    struct ds_task *u = e->task;
+    if (st != DS_OK) ds__record_failed_pred(u, t);
+    if (ds__fetch_sub(&u->npred, 1) == 1) ds__task_release_ready(u, todo);
+    if (e->heap) ds__free(s->ctx, e);
+    ds__task_unref(u); /* after: u holds e when e is inline */
+    e = next;
+  }
+  if (t->group) ds__group_done_one(s, t->group, st);
+  ds__task_unref(t);
+  if (ds__fetch_sub(&s->unfinished, 1) == 1 && ds__load(&s->draining)) {
+    pthread_mutex_lock(&s->park_mu);
+    pthread_cond_broadcast(&s->drain_cv);
+    pthread_mutex_unlock(&s->park_mu);
+  }
+}
+
+/* Completes t, then successors it cancels, iteratively (a failed head of a long chain must
+ * not recurse once per task). */
+void ds__task_finish(struct ds_task *t, ds_status st, int why) {
+  struct ds_task *todo = NULL;
+  ds__task_complete_one(t, st, why, &todo);
+  while (todo) {
+    struct ds_task *u = todo;
+    todo = u->qnext;
+    u->qnext = NULL;
+    ds__task_complete_one(u, DS_ERR_CANCELLED, u->why, &todo);
+  }
+}
+
+/* ---------------------------------------------------------------- submission */
+
+static struct ds_task *ds__task_new(struct ds__sched *s, const ds_task_options *o, int handle) {
+  struct ds_task *t = ds__task_alloc(s);
+  if (!t) return NULL;
+  t->s = s;
+  t->id = ds__fetch_add_relaxed(&s->next_id, 1) + 1;
+  t->prio = o->prio;
+  t->device = o->device;
+  t->worker_hint = o->worker;
+  t->deadline_ns = o->deadline_ns;
+  t->cost_ns = o->cost_ns;
+  t->group = o->group;
+  t->on_done = o->on_done;
+  t->on_done_user = o->on_done_user;
+  const char *name = o->name ? o->name : "task"; /* calloc left the terminator */
+  memcpy(t->name, name, strnlen(name, sizeof t->name - 1));
+  ds__store_relaxed(&t->state, DS_TASK_WAITING);
+  ds__store_relaxed(&t->refs, 1 + handle);
+  ds__store_relaxed(&t->npred, 1);
+  return t;
+}
+
+/* Links t after its predecessors (edges preallocated, one per dep) and releases it if none is
+ * pending. After this, t may already be running or done. */
+static void ds__task_publish(struct ds_task *t, ds_task *const *deps, size_t ndeps, ds__edge **edges) {
+  struct ds__sched *s = t->s;
+  ds__fetch_add(&s->unfinished, 1);
+  if (t->group) ds__fetch_add(&t->group->pending, 1);
+  for (size_t i = 0; i < ndeps; i++) {
+    struct ds_task *d = deps[i];
+    struct ds__stripe *sp = ds__stripe_of(s, d);
+    pthread_mutex_lock(&sp->mu);
+    if (ds__load(&d->state) != DS_TASK_DONE) {
+      edges[i]->task = t;
+      edges[i]->next = d->succ;
+      d->succ = edges[i];
+      edges[i] = NULL;
+      ds__fetch_add(&t->npred, 1);
+      ds__fetch_add(&t->refs, 1);
+    } else if (d->status != DS_OK) {
+      ds__record_failed_pred(t, d);
+    }
+    pthread_mutex_unlock(&sp->mu);
+    if (edges[i] && edges[i]->heap) ds__free(s->ctx, edges[i]); /* unused: dependency done */
+  }
+  if (ds__fetch_sub(&t->npred, 1) == 1) {
+    struct ds_task *todo = NULL;
+    ds__task_release_ready(t, &todo);
+    if (todo) ds__task_finish(todo, DS_ERR_CANCELLED, todo->why);
+  }
+}
+
+static ds_status ds__check_submit(ds_context *ctx, ds_task_fn fn, const ds_task_options *o) {
+  if (!fn) return ds__error(ctx, DS_ERR_INVALID_ARG, "sched", "ds_task_submit: fn is NULL");
+  if (o->struct_size != sizeof *o)
+    return ds__error(ctx, DS_ERR_ABI, "sched", "ds_task_submit: struct_size %u unknown (expected %zu)",
+                     o->struct_size, sizeof *o);
+  if (o->prio < DS_PRIO_URGENT || o->prio > DS_PRIO_LOW)
+    return ds__error(ctx, DS_ERR_INVALID_ARG, "sched", "ds_task_submit: prio %d is not a ds_prio",
+                     (int)o->prio);
+  if (o->ndeps && !o->deps)
+    return ds__error(ctx, DS_ERR_INVALID_ARG, "sched", "ds_task_submit: deps is NULL, ndeps %zu",
+                     o->ndeps);
+  return DS_OK;
+}
+
+static ds_status ds__check_deps(struct ds__sched *s, const ds_task_options *o) {
+  for (size_t i = 0; i < o->ndeps; i++)
+    if (!o->deps[i] || o->deps[i]->s != s)
+      return ds__error(s->ctx, DS_ERR_INVALID_ARG, "sched",
+                       "ds_task_submit: dependency %zu is NULL or belongs to another context", i);
+  if (o->group && o->group->s != s)
+    return ds__error(s->ctx, DS_ERR_INVALID_ARG, "sched",
+                     "ds_task_submit: group belongs to another context");
+  return DS_OK;
+}
+
+static ds_status ds__submit(ds_task **out, ds_context *ctx, const ds_task_options *o, ds_task_fn fn,
+                            ds__work_fn work, void *arg) {
+  struct ds__sched *s = ds__sched_get(ctx);
+  if (!s) return DS_ERR_NO_MEMORY;
+  ds_status st = ds__check_deps(s, o);
+  if (st != DS_OK) return st;
+  if (ds__load(&s->draining))
+    return ds__error(ctx, DS_ERR_SHUTDOWN, "sched", "task '%s' not accepted: the context is being "
+                     "destroyed", o->name ? o->name : "task");
+  ds__edge *stack_edges[8], **edges = o->ndeps <= 8 ? stack_edges : ds__calloc(ctx, o->ndeps, sizeof *edges);
+  struct ds_task *t = edges ? ds__task_new(s, o, out != NULL) : NULL;
+  size_t got = 0;
+  for (; t && got < o->ndeps; got++) {
+    edges[got] = got < DS__SCHED_INLINE_EDGES ? &t->inline_edges[got] : ds__alloc(ctx, sizeof **edges);
+    if (!edges[got]) break;
+    edges[got]->heap = got >= DS__SCHED_INLINE_EDGES;
+  }
+  if (!t || got < o->ndeps) {
+    while (got) {
+      got--;
+      if (edges[got]->heap) ds__free(ctx, edges[got]);
+    }
+    if (edges != stack_edges) ds__free(ctx, edges);
+    ds__free(ctx, t);
+    return ds__error(ctx, DS_ERR_NO_MEMORY, "sched", "cannot allocate a task");
+  }
+  t->fn = fn;
+  t->work = work;
+  t->arg = arg;
+  if (out) *out = t;
+  ds__task_publish(t, o->deps, o->ndeps, edges);
+  if (edges != stack_edges) ds__free(ctx, edges);
+  return DS_OK;
+}
+
+ds_status ds_task_submit(ds_task **out, ds_context *ctx, ds_task_fn fn, void *arg,
+                         const ds_task_options *opts) {
+  if (out) *out = NULL;
+  if (!ctx) return ds__error(NULL, DS_ERR_INVALID_ARG, "sched", "ds_task_submit: ctx is NULL");
+  ds_task_options defaults = DS_TASK_OPTIONS_INIT;
+  const ds_task_options *o = opts ? opts : &defaults;
+  ds_status st = ds__check_submit(ctx, fn, o);
+  return st != DS_OK ? st : ds__submit(out, ctx, o, fn, NULL, arg);
+}
+
+ds_status ds__sched_executor_submit(ds_context *ctx, ds__work_fn fn, void *arg, int prio) {
+  ds_task_options o = DS_TASK_OPTIONS_INIT;
+  o.prio = prio;
+  o.name = "executor";
+  return ds__submit(NULL, ctx, &o, NULL, fn, arg);
+}
+
+/* ---------------------------------------------------------------- waiting */
+
+typedef int (*ds__done_fn)(const void *key);
+
+static int ds__task_is_done(const void *key) {
+  return ds__load(&((const struct ds_task *)key)->state) == DS_TASK_DONE;
+}
+
+static int ds__group_is_done(const void *key) {
+  return ds__load(&((const struct ds_task_group *)key)->pending) == 0;
+}
+
+static void ds__abs_timespec(struct timespec *ts, uint64_t ns_from_now) {
+  clock_gettime(CLOCK_REALTIME, ts);
+  uint64_t ns = (uint64_t)ts->tv_nsec + ns_from_now;
+  ts->tv_sec += (time_t)(ns / 1000000000u);
+  ts->tv_nsec = (long)(ns % 1000000000u);
+}
+
+/* Waits until done(key) or the deadline (CLOCK_MONOTONIC ns, UINT64_MAX: none); returns
+ * done(key). A worker runs other tasks meanwhile, so nested waits cannot starve the pool. */
+static int ds__wait(struct ds__sched *s, const void *key, ds__done_fn done, uint64_t deadline) {
+  ds__worker *w = ds__sched_self(s);
+  struct ds__stripe *sp = ds__stripe_of(s, key);
+  for (;;) {
+    if (done(key)) return 1;
+    struct ds_task *t = w ? ds__sched_next(w) : NULL;
+    if (t) {
+      ds__sched_run_entry(w, t);
+      continue;
+    }
+    uint64_t now = ds__now_ns();
+    if (now >= deadline) return done(key);
+    uint64_t left = deadline - now;
+    if (w && left > 1000000u) left = 1000000u; /* poll the queues again soon */
+    pthread_mutex_lock(&sp->mu);
+    if (!done(key)) {
+      if (deadline == UINT64_MAX && !w) {
+        pthread_cond_wait(&sp->cv, &sp->mu);
+      } else {
+        struct timespec ts;
+        ds__abs_timespec(&ts, left);
+        pthread_cond_timedwait(&sp->cv, &sp->mu, &ts);
+      }
+    }
+    pthread_mutex_unlock(&sp->mu);
+  }
+}
+
+static uint64_t ds__deadline_of(int64_t timeout_ms) {
+  return timeout_ms < 0 ? UINT64_MAX : ds__now_ns() + (uint64_t)timeout_ms * 1000000u;
+}
+
+/* The task's final status, with its explanation recorded as the caller's last error. */
+static ds_status ds__task_report(const struct ds_task *t) {
+  ds_context *ctx = t->s->ctx;
+  unsigned long long id = (unsigned long long)t->id;
+  if (t->status == DS_OK) return DS_OK;
+  if (t->status != DS_ERR_CANCELLED)
+    return ds__error(ctx, t->status, "sched", "task '%s' (#%llu) failed: %s", t->name, id,
+                     t->status == DS_ERR_TIMEOUT ? "timed out (deadline passed)" : ds_status_name(t->status));
+  if (t->why == DS__WHY_PRED)
+    return ds__error(ctx, DS_ERR_CANCELLED, "sched",
+                     "task '%s' (#%llu) cancelled: predecessor '%s' (#%llu) failed with %s", t->name,
+                     id, t->failed_pred_name, (unsigned long long)ds__load(&t->failed_pred_id),
+                     ds_status_name(t->failed_pred_status));
+  return ds__error(ctx, DS_ERR_CANCELLED, "sched", "task '%s' (#%llu) cancelled: %s", t->name, id,
+                   t->why == DS__WHY_SHUTDOWN ? "the context is being destroyed" : "by request");
+}
+
+ds_status ds_task_wait(ds_task *task, int64_t timeout_ms) {
+  if (!task) return ds__error(NULL, DS_ERR_INVALID_ARG, "sched", "ds_task_wait: task is NULL");
+  if (!ds__wait(task->s, task, ds__task_is_done, ds__deadline_of(timeout_ms)))
+    return ds__error(task->s->ctx, DS_ERR_TIMEOUT, "sched", "task '%s' (#%llu) not done after %lld ms",
+                     task->name, (unsigned long long)task->id, (long long)timeout_ms);
+  return ds__task_report(task);
+}
+
+int ds_task_state(const ds_task *task) { return task ? ds__load(&task->state) : DS_TASK_DONE; }
+
+ds_status ds_task_status(const ds_task *task) {
+  if (!task) return DS_ERR_INVALID_ARG;
+  return ds__load(&task->state) == DS_TASK_DONE ? task->status : DS_ERR_STATE;
+}
+
+void ds_task_release(ds_task *task) {
+  if (task) ds__task_unref(task);
+}
+
+ds_status ds_task_cancel(ds_task *task) {
+  if (!task) return ds__error(NULL, DS_ERR_INVALID_ARG, "sched", "ds_task_cancel: task is NULL");
+  ds__store(&task->cancel, 1);
+  for (;;) {
+    int st = ds__load(&task->state);
+    if (st == DS_TASK_RUNNING) return DS_ERR_BUSY;
+    if (st == DS_TASK_DONE) return DS_ERR_STATE;
+    if (ds__cas(&task->state, &st, DS_TASK_RUNNING)) break;
+  }
+  /* A READY task's queue entry stays until a worker drops it. */
+  ds__task_finish(task, DS_ERR_CANCELLED, DS__WHY_USER);
+  return DS_OK;
+}
+
+/* ---------------------------------------------------------------- inside a task */
+
+int ds_task_cancelled(void) {
+  struct ds_task *t = ds__tl_task;
+  return t && (ds__load(&t->cancel) || ds__load(&t->s->draining));
+}
+
+int ds_task_should_yield(void) {
+  struct ds_task *t = ds__tl_task;
+  if (!t || t->prio != DS_PRIO_LOW) return 0;
+  struct ds__sched *s = t->s;
+  return ds__load(&s->urgent.len) > 0 && ds__load(&s->sleepers) == 0 &&
+         ds__load_relaxed(&s->spinning) == 0 && ds__load_relaxed(&s->urgent_sleepers) == 0;
+}
+
+int ds_task_yield(void) {
+  if (!ds_task_should_yield()) return 0;
+  ds__worker *w = ds__tl_worker;
+  struct ds__sched *s = w->s;
+  int n = 0;
+  struct ds_task *u;
+  while ((u = ds__queue_pop_head(&s->urgent))) {
+    ds__sched_run_entry(w, u);
+    n++;
+  }
+  if (n) ds__fetch_add_relaxed(&s->preemptions, 1);
+  return n;
+}
+
+/* ---------------------------------------------------------------- groups */
+
+ds_status ds_task_group_create(ds_task_group **out, ds_context *ctx) {
+  if (!out || !ctx)
+    return ds__error(ctx, DS_ERR_INVALID_ARG, "sched", "ds_task_group_create: NULL argument");
+  *out = NULL;
+  struct ds__sched *s = ds__sched_get(ctx);
+  if (!s) return DS_ERR_NO_MEMORY;
+  ds_task_group *g = ds__calloc(ctx, 1, sizeof *g);
+  if (!g) return ds__error(ctx, DS_ERR_NO_MEMORY, "sched", "cannot allocate a task group");
+  g->s = s;
+  ds__store_relaxed(&g->first_error, DS_OK);
+  *out = g;
+  return DS_OK;
+}
+
+ds_status ds_task_group_wait(ds_task_group *group, int64_t timeout_ms) {
+  if (!group) return ds__error(NULL, DS_ERR_INVALID_ARG, "sched", "ds_task_group_wait: group is NULL");
+  if (!ds__wait(group->s, group, ds__group_is_done, ds__deadline_of(timeout_ms)))
+    return ds__error(group->s->ctx, DS_ERR_TIMEOUT, "sched", "%d tasks of the group still pending "
+                     "after %lld ms", ds__load(&group->pending), (long long)timeout_ms);
+  ds_status st = (ds_status)ds__load(&group->first_error);
+  if (st != DS_OK)
+    return ds__error(group->s->ctx, st, "sched", "a task of the group failed with %s",
+                     ds_status_name(st));
+  return DS_OK;
+}
+
+void ds_task_group_destroy(ds_task_group *group) {
+  if (!group) return;
+  ds__wait(group->s, group, ds__group_is_done, UINT64_MAX);
+  ds__free(group->s->ctx, group);
+}

@@ -1,0 +1,732 @@
+/* Tests of the scheduler: submit/wait, options ABI, DAG ordering, error propagation,
+ * cancellation (before start, cooperative), timeouts and deadlines, groups, nested waits,
+ * URGENT latency over LOW load (preemption at yield points), LOW throttling and the predictor
+ * hook, the core executor routed to the scheduler, stats, idle CPU, shutdown.
+ * Timing bounds are loose: the machine may have 2 loaded cores and the build be sanitized. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "sched_internal.h"
+
+static ds_context *new_ctx_workers(int workers, const ds_param_value *extra, size_t nextra) {
+  ds_param_value pv[16] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0},
+                           {DS_PARAM_STATS_FILE, 0, 0},
+                           {DS_PARAM_SCHED_WORKERS, 0, workers}};
+  size_t n = 3;
+  for (size_t i = 0; i < nextra && n < 16; i++) pv[n++] = extra[i];
+  ds_context_options o = DS_CONTEXT_OPTIONS_INIT;
+  o.flags = DS_CONTEXT_NO_ENV;
+  o.params = pv;
+  o.nparams = n;
+  ds_context *ctx = NULL;
+  assert_int_equal(ds_context_create(&ctx, &o), DS_OK);
+  return ctx;
+}
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* ---------------------------------------------------------------- basics */
+
+static ds_status add_one(void *arg) {
+  ds__fetch_add((ds__atomic_int *)arg, 1);
+  return DS_OK;
+}
+
+static void test_submit_wait_and_bad_args(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx_workers(2, NULL, 0);
+  ds__atomic_int n = 0;
+  ds_task *t = NULL;
+  assert_int_equal(ds_task_submit(&t, ctx, add_one, &n, NULL), DS_OK);
+  assert_int_equal(ds_task_wait(t, -1), DS_OK);
+  assert_int_equal(ds_task_state(t), DS_TASK_DONE);
+  assert_int_equal(ds_task_status(t), DS_OK);
+  assert_int_equal(ds__load(&n), 1);
+  ds_task_release(t);
+  for (int i = 0; i < 100; i++) assert_int_equal(ds_task_submit(NULL, ctx, add_one, &n, NULL), DS_OK);
+
+  ds_task_options o = DS_TASK_OPTIONS_INIT;
+  assert_int_equal(ds_task_submit(&t, ctx, NULL, NULL, &o), DS_ERR_INVALID_ARG);
+  assert_null(t);
+  assert_int_equal(ds_task_submit(&t, NULL, add_one, &n, &o), DS_ERR_INVALID_ARG);
+  o.prio = 7;
+  assert_int_equal(ds_task_submit(&t, ctx, add_one, &n, &o), DS_ERR_INVALID_ARG);
+  assert_non_null(strstr(ds_context_last_error(ctx), "prio"));
+  o.prio = DS_PRIO_NORMAL;
+  o.struct_size = 8;
+  assert_int_equal(ds_task_submit(&t, ctx, add_one, &n, &o), DS_ERR_ABI);
+  o.struct_size = sizeof o;
+  ds_task *nul = NULL;
+  o.deps = &nul;
+  o.ndeps = 1;
+  assert_int_equal(ds_task_submit(&t, ctx, add_one, &n, &o), DS_ERR_INVALID_ARG);
+  assert_int_equal(ds_task_wait(NULL, 0), DS_ERR_INVALID_ARG);
+  assert_int_equal(ds_task_cancel(NULL), DS_ERR_INVALID_ARG);
+  ds_task_release(NULL);
+  ds_task_group_destroy(NULL);
+  int32_t nw = 0;
+  assert_int_equal(ds_sched_workers(ctx, &nw), DS_OK);
+  assert_int_equal(nw, 2);
+  assert_int_equal(ds_sched_start(NULL), DS_ERR_INVALID_ARG);
+
+  /* A dependency from another context is refused. */
+  ds_context *other = new_ctx_workers(1, NULL, 0);
+  ds_task *foreign = NULL;
+  assert_int_equal(ds_task_submit(&foreign, other, add_one, &n, NULL), DS_OK);
+  o.deps = &foreign;
+  assert_int_equal(ds_task_submit(&t, ctx, add_one, &n, &o), DS_ERR_INVALID_ARG);
+  ds_task_wait(foreign, -1);
+  ds_task_release(foreign);
+  ds_context_destroy(other);
+  ds_context_destroy(ctx); /* the 100 fire-and-forget tasks are run or cancelled, none leaked */
+}
+
+/* ---------------------------------------------------------------- DAG */
+
+typedef struct order_log {
+  ds__atomic_int next;
+  int at[64];
+} order_log;
+
+typedef struct order_item {
+  order_log *log;
+  int id;
+} order_item;
+
+static ds_status record_order(void *arg) {
+  order_item *it = arg;
+  it->log->at[it->id] = ds__fetch_add(&it->log->next, 1);
+  return DS_OK;
+}
+
+/* A layered DAG: 8 layers of 8 tasks, each task depends on 3 tasks of the layer before; every
+ * task must start after each of its predecessors finished, over many repetitions. */
+static void test_dag_ordering(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx_workers(4, NULL, 0);
+  for (int rep = 0; rep < 50; rep++) {
+    order_log log;
+    memset(&log, 0, sizeof log);
+    order_item items[64];
+    ds_task *tasks[64];
+    int deps[64][3];
+    for (int i = 0; i < 64; i++) {
+      items[i] = (order_item){&log, i};
+      ds_task_options o = DS_TASK_OPTIONS_INIT;
+      ds_task *d[3];
+      if (i >= 8) {
+        int layer = i / 8 - 1;
+        for (int k = 0; k < 3; k++) {
+          deps[i][k] = layer * 8 + (i * 5 + k * 3 + rep) % 8;
+          d[k] = tasks[deps[i][k]];
+        }
+        o.deps = d;
+        o.ndeps = 3;
+      }
+      o.prio = (i % 3 == 0) ? DS_PRIO_URGENT : DS_PRIO_NORMAL;
+      assert_int_equal(ds_task_submit(&tasks[i], ctx, record_order, &items[i], &o), DS_OK);
+    }
+    for (int i = 63; i >= 0; i--) assert_int_equal(ds_task_wait(tasks[i], -1), DS_OK);
+    for (int i = 8; i < 64; i++)
+      for (int k = 0; k < 3; k++) assert_true(log.at[deps[i][k]] < log.at[i]);
+    for (int i = 0; i < 64; i++) ds_task_release(tasks[i]);
+  }
+  ds_context_destroy(ctx);
+}
+
+/* ---------------------------------------------------------------- errors and cancellation */
+
+static ds_status fail_io(void *arg) {
+  (void)arg;
+  return DS_ERR_IO;
+}
+
+typedef struct done_log {
+  ds__atomic_int calls;
+  ds_status last;
+} done_log;
+
+static void on_done(void *user, ds_task *task, ds_status st) {
+  (void)task;
+  done_log *d = user;
+  d->last = st;
+  ds__fetch_add(&d->calls, 1);
+}
+
+static void test_error_propagation(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx_workers(2, NULL, 0);
+  ds__atomic_int ran = 0;
+  done_log dl = {0, DS_OK};
+  ds_task *a, *b, *c, *late;
+  ds_task_options o = DS_TASK_OPTIONS_INIT;
+  o.name = "load-weights";
+  assert_int_equal(ds_task_submit(&a, ctx, fail_io, NULL, &o), DS_OK);
+  o.name = "dequantize";
+  o.deps = &a;
+  o.ndeps = 1;
+  assert_int_equal(ds_task_submit(&b, ctx, add_one, &ran, &o), DS_OK);
+  o.name = "matmul";
+  o.deps = &b;
+  o.on_done = on_done;
+  o.on_done_user = &dl;
+  assert_int_equal(ds_task_submit(&c, ctx, add_one, &ran, &o), DS_OK);
+  assert_int_equal(ds_task_wait(c, -1), DS_ERR_CANCELLED);
+  const char *msg = ds_context_last_error(ctx);
+  assert_non_null(strstr(msg, "matmul"));
+  assert_non_null(strstr(msg, "predecessor 'load-weights'"));
+  assert_non_null(strstr(msg, "DS_ERR_IO"));
+  assert_int_equal(ds_task_wait(a, -1), DS_ERR_IO);
+  assert_int_equal(ds_task_wait(b, -1), DS_ERR_CANCELLED);
+  assert_int_equal(ds__load(&ran), 0);
+  assert_int_equal(ds__load(&dl.calls), 1);
+  assert_int_equal(dl.last, DS_ERR_CANCELLED);
+  /* Submitting after a dependency that already failed: cancelled at once. */
+  o.name = "late";
+  o.deps = &a;
+  o.on_done = NULL;
+  assert_int_equal(ds_task_submit(&late, ctx, add_one, &ran, &o), DS_OK);
+  assert_int_equal(ds_task_wait(late, 0), DS_ERR_CANCELLED);
+  assert_non_null(strstr(ds_context_last_error(ctx), "load-weights"));
+  ds_task *all[] = {a, b, c, late};
+  for (int i = 0; i < 4; i++) ds_task_release(all[i]);
+  ds_context_destroy(ctx);
+}
+
+static ds_status wait_flag(void *arg) {
+  ds__atomic_int *flag = arg;
+  while (!ds__load(flag)) sleep_ms(1);
+  return DS_OK;
+}
+
+static ds_status spin_until_cancelled(void *arg) {
+  ds__atomic_int *started = arg;
+  ds__store(started, 1);
+  while (!ds_task_cancelled()) sleep_ms(1);
+  return DS_ERR_CANCELLED;
+}
+
+static void test_cancellation(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx_workers(1, NULL, 0);
+  ds__atomic_int gate = 0, ran = 0, started = 0;
+  done_log dl = {0, DS_OK};
+  ds_task *blocker, *queued, *waiting, *running;
+  assert_int_equal(ds_task_submit(&blocker, ctx, wait_flag, &gate, NULL), DS_OK);
+  ds_task_options o = DS_TASK_OPTIONS_INIT;
+  o.on_done = on_done;
+  o.on_done_user = &dl;
+  assert_int_equal(ds_task_submit(&queued, ctx, add_one, &ran, &o), DS_OK); /* behind blocker */
+  o.deps = &blocker;
+  o.ndeps = 1;
+  assert_int_equal(ds_task_submit(&waiting, ctx, add_one, &ran, &o), DS_OK);
+  assert_int_equal(ds_task_state(waiting), DS_TASK_WAITING);
+  assert_int_equal(ds_task_cancel(waiting), DS_OK);
+  assert_int_equal(ds_task_cancel(queued), DS_OK);
+  assert_int_equal(ds_task_cancel(queued), DS_ERR_STATE);
+  assert_int_equal(ds_task_wait(queued, 0), DS_ERR_CANCELLED);
+  assert_non_null(strstr(ds_context_last_error(ctx), "by request"));
+  assert_int_equal(ds__load(&dl.calls), 2);
+  ds__store(&gate, 1);
+  assert_int_equal(ds_task_wait(blocker, -1), DS_OK);
+  assert_int_equal(ds_task_wait(waiting, -1), DS_ERR_CANCELLED);
+  /* Cooperative: the running task sees ds_task_cancelled(). */
+  assert_int_equal(ds_task_submit(&running, ctx, spin_until_cancelled, &started, NULL), DS_OK);
+  while (!ds__load(&started)) sleep_ms(1);
+  assert_int_equal(ds_task_cancel(running), DS_ERR_BUSY);
+  assert_int_equal(ds_task_wait(running, -1), DS_ERR_CANCELLED);
+  assert_int_equal(ds__load(&ran), 0);
+  assert_int_equal(ds_task_cancelled(), 0); /* outside a task */
+  ds_task *all[] = {blocker, queued, waiting, running};
+  for (int i = 0; i < 4; i++) ds_task_release(all[i]);
+  ds_context_destroy(ctx);
+}
+
+static void test_timeouts_and_deadlines(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx_workers(1, NULL, 0);
+  ds__atomic_int gate = 0, ran = 0;
+  ds_task *blocker, *late;
+  assert_int_equal(ds_task_submit(&blocker, ctx, wait_flag, &gate, NULL), DS_OK);
+  uint64_t t0 = ds__now_ns();
+  assert_int_equal(ds_task_wait(blocker, 50), DS_ERR_TIMEOUT);
+  uint64_t waited = ds__now_ns() - t0;
+  assert_true(waited >= 45000000u);
+  assert_true(waited < 5000000000u);
+  assert_int_equal(ds_task_state(blocker), DS_TASK_RUNNING);
+  assert_int_equal(ds_task_status(blocker), DS_ERR_STATE);
+  ds_task_options o = DS_TASK_OPTIONS_INIT;
+  o.deadline_ns = ds__now_ns() + 20000000u; /* 20 ms, but the only worker is blocked longer */
+  o.name = "deadline";
+  assert_int_equal(ds_task_submit(&late, ctx, add_one, &ran, &o), DS_OK);
+  sleep_ms(40);
+  ds__store(&gate, 1);
+  assert_int_equal(ds_task_wait(late, -1), DS_ERR_TIMEOUT);
+  assert_non_null(strstr(ds_context_last_error(ctx), "deadline"));
+  assert_int_equal(ds_task_state(late), DS_TASK_DONE);
+  assert_int_equal(ds__load(&ran), 0);
+  ds_task_release(blocker);
+  ds_task_release(late);
+  ds_context_destroy(ctx);
+}
+
+static void test_groups(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx_workers(2, NULL, 0);
+  ds_task_group *g;
+  assert_int_equal(ds_task_group_create(&g, ctx), DS_OK);
+  ds__atomic_int n = 0;
+  ds_task_options o = DS_TASK_OPTIONS_INIT;
+  o.group = g;
+  for (int i = 0; i < 2000; i++) {
+    o.prio = i % 3;
+    assert_int_equal(ds_task_submit(NULL, ctx, add_one, &n, &o), DS_OK);
+  }
+  assert_int_equal(ds_task_group_wait(g, -1), DS_OK);
+  assert_int_equal(ds__load(&n), 2000);
+  assert_int_equal(ds_task_submit(NULL, ctx, fail_io, NULL, &o), DS_OK);
+  assert_int_equal(ds_task_group_wait(g, -1), DS_ERR_IO);
+  ds__atomic_int gate = 0;
+  assert_int_equal(ds_task_submit(NULL, ctx, wait_flag, &gate, &o), DS_OK);
+  assert_int_equal(ds_task_group_wait(g, 20), DS_ERR_TIMEOUT);
+  ds__store(&gate, 1);
+  ds_task_group_destroy(g); /* waits for the gated task */
+  ds_context_destroy(ctx);
+}
+
+/* Recursive fork-join: tasks wait on their children from inside workers (which then run other
+ * tasks), so a 2-worker pool cannot deadlock. */
+typedef struct fib_arg {
+  ds_context *ctx;
+  int n;
+  long result;
+} fib_arg;
+
+static ds_status fib_task(void *arg) {
+  fib_arg *f = arg;
+  if (f->n < 2) {
+    f->result = f->n;
+    return DS_OK;
+  }
+  fib_arg a = {f->ctx, f->n - 1, 0}, b = {f->ctx, f->n - 2, 0};
+  ds_task *ta;
+  ds_status st = ds_task_submit(&ta, f->ctx, fib_task, &a, NULL);
+  if (st != DS_OK) return st;
+  fib_task(&b);
+  st = ds_task_wait(ta, -1);
+  ds_task_release(ta);
+  f->result = a.result + b.result;
+  return st;
+}
+
+static void test_nested_wait_fork_join(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx_workers(2, NULL, 0);
+  fib_arg f = {ctx, 18, 0};
+  ds_task *t;
+  assert_int_equal(ds_task_submit(&t, ctx, fib_task, &f, NULL), DS_OK);
+  assert_int_equal(ds_task_wait(t, -1), DS_OK);
+  assert_int_equal(f.result, 2584);
+  ds_task_release(t);
+  ds_context_destroy(ctx);
+}
+
+/* ---------------------------------------------------------------- three tiers */
+
+typedef struct low_load {
+  ds__atomic_int stop, running, max_running, done, yields;
+} low_load;
+
+static ds_status low_worker(void *arg) {
+  low_load *l = arg;
+  int now = ds__fetch_add(&l->running, 1) + 1;
+  int max = ds__load(&l->max_running);
+  while (now > max && !ds__cas(&l->max_running, &max, now)) {
+  }
+  while (!ds__load(&l->stop)) {
+    /* ~100 us of work between yield points */
+    uint64_t until = ds__now_ns() + 100000u;
+    while (ds__now_ns() < until) {
+    }
+    ds__fetch_add(&l->yields, ds_task_yield());
+  }
+  ds__fetch_sub(&l->running, 1);
+  ds__fetch_add(&l->done, 1);
+  return DS_OK;
+}
+
+typedef struct urgent_probe {
+  uint64_t submit_ns;
+  ds__atomic_u64 start_ns;
+} urgent_probe;
+
+static ds_status urgent_fn(void *arg) {
+  urgent_probe *p = arg;
+  ds__store(&p->start_ns, ds__now_ns());
+  return DS_OK;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* Both workers run LOW tasks that never finish on their own; URGENT tasks must still start,
+ * through the LOW tasks' yield points. Bound: every start within 200 ms and the median within
+ * 20 ms (nominally ~0.1 ms: the yield-point spacing; the margin is for a loaded, sanitized
+ * 2-core machine). Without preemption they would wait until the LOW tasks stop. */
+static void test_urgent_preempts_low(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx_workers(2, NULL, 0);
+  low_load l;
+  memset(&l, 0, sizeof l);
+  ds_task_options lo = DS_TASK_OPTIONS_INIT;
+  lo.prio = DS_PRIO_LOW;
+  ds_task *lows[2];
+  for (int i = 0; i < 2; i++) assert_int_equal(ds_task_submit(&lows[i], ctx, low_worker, &l, &lo), DS_OK);
+  while (ds__load(&l.running) < 2) sleep_ms(1);
+  enum { N = 20 };
+  urgent_probe probes[N];
+  uint64_t lat[N];
+  ds_task_options uo = DS_TASK_OPTIONS_INIT;
+  uo.prio = DS_PRIO_URGENT;
+  for (int i = 0; i < N; i++) {
+    probes[i].submit_ns = ds__now_ns();
+    ds__store(&probes[i].start_ns, 0);
+    ds_task *u;
+    assert_int_equal(ds_task_submit(&u, ctx, urgent_fn, &probes[i], &uo), DS_OK);
+    assert_int_equal(ds_task_wait(u, 5000), DS_OK);
+    ds_task_release(u);
+    lat[i] = ds__load(&probes[i].start_ns) - probes[i].submit_ns;
+    assert_int_equal(ds__load(&l.done), 0); /* the LOW tasks are still there, preempted */
+    sleep_ms(2);
+  }
+  ds__store(&l.stop, 1);
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(ds_task_wait(lows[i], -1), DS_OK);
+    ds_task_release(lows[i]);
+  }
+  qsort(lat, N, sizeof lat[0], cmp_u64);
+  printf("urgent start latency over LOW load: p50 %.1f us, max %.1f us\n", lat[N / 2] / 1e3,
+         lat[N - 1] / 1e3);
+  assert_true(lat[N - 1] < 200000000u);
+  assert_true(lat[N / 2] < 20000000u);
+  assert_true(ds__load(&l.yields) >= N);
+  assert_true(ds__load_relaxed(&((struct ds__sched *)ds__load(&ctx->sched))->preemptions) >= N);
+  ds_context_destroy(ctx);
+}
+
+/* With a reserved worker, an URGENT task starts while every other worker is stuck in a NORMAL
+ * task that has no yield points. Bound: within 2 s (nominally a wakeup, ~0.1 ms). */
+static void test_urgent_reserve(void **state) {
+  (void)state;
+  ds_param_value pv[] = {{DS_PARAM_SCHED_URGENT_RESERVE, 0, 1}};
+  ds_context *ctx = new_ctx_workers(3, pv, 1);
+  ds__atomic_int gate = 0, n = 0;
+  ds_task *blockers[2];
+  for (int i = 0; i < 2; i++) assert_int_equal(ds_task_submit(&blockers[i], ctx, wait_flag, &gate, NULL), DS_OK);
+  while (ds_task_state(blockers[0]) != DS_TASK_RUNNING || ds_task_state(blockers[1]) != DS_TASK_RUNNING)
+    sleep_ms(1);
+  /* A third NORMAL task stays queued: the reserved worker does not take it. */
+  ds_task *normal, *urgent;
+  assert_int_equal(ds_task_submit(&normal, ctx, add_one, &n, NULL), DS_OK);
+  ds_task_options uo = DS_TASK_OPTIONS_INIT;
+  uo.prio = DS_PRIO_URGENT;
+  for (int i = 0; i < 5; i++) {
+    assert_int_equal(ds_task_submit(&urgent, ctx, add_one, &n, &uo), DS_OK);
+    assert_int_equal(ds_task_wait(urgent, 2000), DS_OK);
+    ds_task_release(urgent);
+  }
+  assert_int_equal(ds_task_state(normal), DS_TASK_READY);
+  ds__store(&gate, 1);
+  assert_int_equal(ds_task_wait(normal, -1), DS_OK);
+  assert_int_equal(ds__load(&n), 6);
+  ds_task_release(normal);
+  for (int i = 0; i < 2; i++) ds_task_release(blockers[i]);
+  ds_context_destroy(ctx);
+}
+
+static void test_low_cap_observable(void **state) {
+  (void)state;
+  ds_param_value cap[] = {{DS_PARAM_SCHED_LOW_MAX_WORKERS, 0, 1}};
+  ds_context *ctx = new_ctx_workers(3, cap, 1);
+  low_load l;
+  memset(&l, 0, sizeof l);
+  ds_task_options lo = DS_TASK_OPTIONS_INIT;
+  lo.prio = DS_PRIO_LOW;
+  ds__store(&l.stop, 1); /* each task runs once through its loop check, then ends */
+  ds_task_group *g;
+  assert_int_equal(ds_task_group_create(&g, ctx), DS_OK);
+  lo.group = g;
+  for (int i = 0; i < 200; i++) assert_int_equal(ds_task_submit(NULL, ctx, low_worker, &l, &lo), DS_OK);
+  /* NORMAL work still uses all workers meanwhile. */
+  ds__atomic_int n = 0;
+  ds_task_options no = DS_TASK_OPTIONS_INIT;
+  no.group = g;
+  for (int i = 0; i < 200; i++) assert_int_equal(ds_task_submit(NULL, ctx, add_one, &n, &no), DS_OK);
+  assert_int_equal(ds_task_group_wait(g, -1), DS_OK);
+  ds_task_group_destroy(g);
+  assert_int_equal(ds__load(&l.done), 200);
+  assert_int_equal(ds__load(&l.max_running), 1);
+  ds_context_destroy(ctx);
+}
+
+/* The migration hook takes LOW tasks the cap holds back and runs them on its own threads. */
+typedef struct migrator {
+  pthread_mutex_t mu;
+  pthread_t th[64];
+  int n;
+} migrator;
+
+static void *migrated_run(void *p) {
+  struct ds_task *t = p;
+  ds__sched_migrated_done(t, t->fn(t->arg));
+  return NULL;
+}
+
+static int migrate_hook(void *user, struct ds_task *t) {
+  migrator *m = user;
+  pthread_mutex_lock(&m->mu);
+  int ok = m->n < 64 && pthread_create(&m->th[m->n], NULL, migrated_run, t) == 0;
+  if (ok) m->n++;
+  pthread_mutex_unlock(&m->mu);
+  return ok;
+}
+
+static ds_status sleep_task(void *arg) {
+  sleep_ms(5);
+  ds__fetch_add((ds__atomic_int *)arg, 1);
+  return DS_OK;
+}
+
+static void test_low_migration_hook(void **state) {
+  (void)state;
+  ds_param_value pv[] = {{DS_PARAM_SCHED_LOW_MAX_WORKERS, 0, 1}, {DS_PARAM_SCHED_TICK_MS, 0, 2}};
+  ds_context *ctx = new_ctx_workers(2, pv, 2);
+  migrator m = {PTHREAD_MUTEX_INITIALIZER, {0}, 0};
+  ds__sched_set_migrate_hook(ctx, migrate_hook, &m);
+  ds__atomic_int n = 0;
+  ds_task_group *g;
+  assert_int_equal(ds_task_group_create(&g, ctx), DS_OK);
+  ds_task_options lo = DS_TASK_OPTIONS_INIT;
+  lo.prio = DS_PRIO_LOW;
+  lo.group = g;
+  for (int i = 0; i < 40; i++) assert_int_equal(ds_task_submit(NULL, ctx, sleep_task, &n, &lo), DS_OK);
+  assert_int_equal(ds_task_group_wait(g, -1), DS_OK);
+  ds_task_group_destroy(g);
+  ds__sched_set_migrate_hook(ctx, NULL, NULL);
+  assert_int_equal(ds__load(&n), 40);
+  pthread_mutex_lock(&m.mu);
+  int migrated = m.n;
+  pthread_mutex_unlock(&m.mu);
+  for (int i = 0; i < migrated; i++) pthread_join(m.th[i], NULL);
+  printf("migration: %d of 40 LOW tasks ran through the hook\n", migrated);
+  assert_true(migrated > 0);
+  assert_true(migrated < 40);
+  ds_context_destroy(ctx);
+}
+
+static double fixed_load(void *state, double observed) {
+  (void)observed;
+  return ds__load((ds__atomic_int *)state) / 100.0;
+}
+
+/* The predictor hook drives throttling: a predicted load above sched_throttle_load_pct halves
+ * the LOW cap and duty cycle at the next tick, and a low one restores them. */
+static void test_predictor_throttles_low(void **state) {
+  (void)state;
+  ds_param_value pv[] = {{DS_PARAM_SCHED_LOW_MAX_WORKERS, 0, 4},
+                         {DS_PARAM_SCHED_LOW_DUTY_PCT, 0, 80},
+                         {DS_PARAM_SCHED_TICK_MS, 0, 5}};
+  ds_context *ctx = new_ctx_workers(4, pv, 3);
+  int cap = 0, duty = 0;
+  double pred = 0;
+  ds__sched_low_limits(ctx, &cap, &duty, &pred);
+  assert_int_equal(cap, 4);
+  assert_int_equal(duty, 80);
+  static ds__atomic_int load;
+  ds__store(&load, 300);
+  ds__sched_set_predictor(ctx, fixed_load, &load);
+  for (int i = 0; i < 2000 && cap != 2; i++) {
+    sleep_ms(2);
+    ds__sched_low_limits(ctx, &cap, &duty, &pred);
+  }
+  assert_int_equal(cap, 2);
+  assert_int_equal(duty, 40);
+  assert_true(pred > 2.9);
+  ds_stats *st;
+  double v = 0;
+  assert_int_equal(ds_stats_snapshot(&st, ctx), DS_OK);
+  assert_int_equal(ds_stats_find(&v, st, "sched.predicted_load"), DS_OK);
+  ds_stats_free(st);
+  ds__store(&load, 10);
+  for (int i = 0; i < 2000 && cap != 4; i++) {
+    sleep_ms(2);
+    ds__sched_low_limits(ctx, &cap, &duty, &pred);
+  }
+  assert_int_equal(cap, 4);
+  assert_int_equal(duty, 80);
+  ds__sched_set_predictor(ctx, NULL, NULL); /* back to the EWMA */
+  ds_context_destroy(ctx);
+}
+
+static void test_ewma_and_histogram(void **state) {
+  (void)state;
+  ds__ewma e = {0.5, 0, 0};
+  assert_true(ds__ewma_predict(&e, 1.0) == 1.0);
+  assert_true(ds__ewma_predict(&e, 0.0) == 0.5);  /* falls gradually */
+  assert_true(ds__ewma_predict(&e, 0.0) == 0.25);
+  assert_true(ds__ewma_predict(&e, 2.0) == 2.0);  /* a rise is followed at once */
+  static ds__hist h;
+  memset(&h, 0, sizeof h);
+  assert_true(ds__hist_quantile(&h, 0.5) == 0);
+  for (int i = 0; i < 99; i++) ds__hist_add(&h, 1000);
+  ds__hist_add(&h, 1000000);
+  double p50 = ds__hist_quantile(&h, 0.5), p99 = ds__hist_quantile(&h, 0.99);
+  assert_true(p50 >= 512 && p50 <= 2048);
+  assert_true(p99 <= 2048);
+  assert_true(ds__hist_quantile(&h, 1.0) >= 524288);
+}
+
+/* ---------------------------------------------------------------- integration */
+
+static void work_item(void *arg) { ds__fetch_add((ds__atomic_int *)arg, 1); }
+
+static void test_executor_routed_and_stats(void **state) {
+  (void)state;
+  ds_param_value pv[] = {{DS_PARAM_SCHED_TICK_MS, 0, 5}};
+  ds_context *ctx = new_ctx_workers(2, pv, 1);
+  ds__atomic_int n = 0;
+  for (int i = 0; i < 30; i++)
+    assert_int_equal(ds__executor_submit(ctx, work_item, &n, i % 3), DS_OK);
+  assert_non_null(ds__load(&ctx->sched));
+  assert_null(ctx->executor); /* the core's own thread never started */
+  ds_task_group *g;
+  assert_int_equal(ds_task_group_create(&g, ctx), DS_OK);
+  ds_task_options o = DS_TASK_OPTIONS_INIT;
+  o.group = g;
+  for (int i = 0; i < 300; i++) {
+    o.prio = i % 3;
+    assert_int_equal(ds_task_submit(NULL, ctx, add_one, &n, &o), DS_OK);
+  }
+  assert_int_equal(ds_task_group_wait(g, -1), DS_OK);
+  ds_task_group_destroy(g);
+  sleep_ms(50); /* a few ticks publish the stats */
+  ds_stats *st;
+  assert_int_equal(ds_stats_snapshot(&st, ctx), DS_OK);
+  const char *names[] = {"sched.tasks_run", "sched.steals", "sched.preemptions", "sched.utilisation",
+                         "sched.wait_p50_us.urgent", "sched.wait_p99_us.normal",
+                         "sched.wait_p99_us.low", "sched.queue_depth", "sched.low_cap",
+                         "sched.completion_stddev_us"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    double v = -1;
+    assert_int_equal(ds_stats_find(&v, st, names[i]), DS_OK);
+    assert_true(v >= 0);
+  }
+  double run = 0;
+  ds_stats_find(&run, st, "sched.tasks_run");
+  ds_stats_free(st);
+  ds_context_destroy(ctx); /* executor work already done or drained */
+  assert_int_equal(ds__load(&n), 330);
+  assert_true(run >= 300);
+}
+
+/* An idle pool parks: over 2 s its process uses < 1% of a core (worker 0 wakes once a tick). */
+static void test_idle_cpu_below_one_percent(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx_workers(0, NULL, 0); /* one per hardware thread */
+  ds__atomic_int n = 0;
+  for (int i = 0; i < 100; i++) assert_int_equal(ds_task_submit(NULL, ctx, add_one, &n, NULL), DS_OK);
+  while (ds__load(&n) < 100) sleep_ms(1);
+  sleep_ms(100);
+  struct rusage r0, r1;
+  getrusage(RUSAGE_SELF, &r0);
+  uint64_t t0 = ds__now_ns();
+  sleep_ms(2000);
+  getrusage(RUSAGE_SELF, &r1);
+  double wall = (double)(ds__now_ns() - t0) / 1e9;
+  double cpu = (double)(r1.ru_utime.tv_sec - r0.ru_utime.tv_sec) +
+               (double)(r1.ru_stime.tv_sec - r0.ru_stime.tv_sec) +
+               1e-6 * (double)(r1.ru_utime.tv_usec - r0.ru_utime.tv_usec) +
+               1e-6 * (double)(r1.ru_stime.tv_usec - r0.ru_stime.tv_usec);
+  int32_t nw = 0;
+  ds_sched_workers(ctx, &nw);
+  printf("idle: %d workers used %.3f%% of a core over %.2f s\n", nw, 100 * cpu / wall, wall);
+  assert_true(cpu / wall < 0.01);
+  ds_context_destroy(ctx);
+}
+
+/* ---------------------------------------------------------------- shutdown */
+
+typedef struct shutdown_probe {
+  ds_context *ctx;
+  ds__atomic_int started;
+  ds_status resubmit;
+} shutdown_probe;
+
+static ds_status submit_during_destroy(void *arg) {
+  shutdown_probe *p = arg;
+  ds__store(&p->started, 1);
+  while (!ds_task_cancelled()) sleep_ms(1); /* set once destroy begins */
+  p->resubmit = ds_task_submit(NULL, p->ctx, add_one, NULL, NULL);
+  return DS_OK;
+}
+
+static void test_shutdown_cancels_pending(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx_workers(1, NULL, 0);
+  shutdown_probe p = {ctx, 0, DS_OK};
+  done_log dl = {0, DS_OK};
+  ds__atomic_int ran = 0;
+  assert_int_equal(ds_task_submit(NULL, ctx, submit_during_destroy, &p, NULL), DS_OK);
+  while (!ds__load(&p.started)) sleep_ms(1);
+  ds_task_options o = DS_TASK_OPTIONS_INIT;
+  o.on_done = on_done;
+  o.on_done_user = &dl;
+  for (int i = 0; i < 50; i++) {
+    o.prio = i % 3;
+    assert_int_equal(ds_task_submit(NULL, ctx, add_one, &ran, &o), DS_OK);
+  }
+  ds_context_destroy(ctx);
+  assert_int_equal(p.resubmit, DS_ERR_SHUTDOWN);
+  assert_int_equal(ds__load(&dl.calls), 50); /* every callback ran */
+  assert_int_equal(ds__load(&ran), 0);       /* none of the queued tasks ran */
+  assert_int_equal(dl.last, DS_ERR_CANCELLED);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_submit_wait_and_bad_args),
+      cmocka_unit_test(test_dag_ordering),
+      cmocka_unit_test(test_error_propagation),
+      cmocka_unit_test(test_cancellation),
+      cmocka_unit_test(test_timeouts_and_deadlines),
+      cmocka_unit_test(test_groups),
+      cmocka_unit_test(test_nested_wait_fork_join),
+      cmocka_unit_test(test_urgent_preempts_low),
+      cmocka_unit_test(test_urgent_reserve),
+      cmocka_unit_test(test_low_cap_observable),
+      cmocka_unit_test(test_predictor_throttles_low),
+      cmocka_unit_test(test_low_migration_hook),
+      cmocka_unit_test(test_ewma_and_histogram),
+      cmocka_unit_test(test_executor_routed_and_stats),
+      cmocka_unit_test(test_idle_cpu_below_one_percent),
+      cmocka_unit_test(test_shutdown_cancels_pending),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
