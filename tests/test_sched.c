@@ -585,6 +585,38 @@ static void test_predictor_throttles_low(void **state) {
   ds_context_destroy(ctx);
 }
 
+static ds_status spin_50us(void *arg) {
+  (void)arg;
+  uint64_t until = ds__now_ns() + 50000u;
+  while (ds__now_ns() < until) {
+  }
+  return DS_OK;
+}
+
+/* The tick also runs while every worker is busy (every 16 tasks), so throttling reacts under
+ * load, not only once the pool idles. */
+static void test_tick_runs_under_load(void **state) {
+  (void)state;
+  ds_param_value pv[] = {{DS_PARAM_SCHED_LOW_MAX_WORKERS, 0, 2}, {DS_PARAM_SCHED_TICK_MS, 0, 2}};
+  ds_context *ctx = new_ctx_workers(2, pv, 2);
+  ds_task_group *g;
+  assert_int_equal(ds_task_group_create(&g, ctx), DS_OK);
+  ds_task_options o = DS_TASK_OPTIONS_INIT;
+  o.group = g;
+  for (int i = 0; i < 20000; i++) assert_int_equal(ds_task_submit(NULL, ctx, spin_50us, NULL, &o), DS_OK);
+  static ds__atomic_int load;
+  ds__store(&load, 500);
+  ds__sched_set_predictor(ctx, fixed_load, &load);
+  int cap = 2;
+  while (cap != 1 && ds_task_group_wait(g, 0) == DS_ERR_TIMEOUT) ds__sched_low_limits(ctx, &cap, NULL, NULL);
+  int still_busy = ds_task_group_wait(g, 0) == DS_ERR_TIMEOUT;
+  assert_int_equal(cap, 1);
+  assert_true(still_busy);
+  assert_int_equal(ds_task_group_wait(g, -1), DS_OK);
+  ds_task_group_destroy(g);
+  ds_context_destroy(ctx);
+}
+
 static void test_ewma_and_histogram(void **state) {
   (void)state;
   ds__ewma e = {0.5, 0, 0};
@@ -723,6 +755,7 @@ int main(void) {
       cmocka_unit_test(test_low_cap_observable),
       cmocka_unit_test(test_predictor_throttles_low),
       cmocka_unit_test(test_low_migration_hook),
+      cmocka_unit_test(test_tick_runs_under_load),
       cmocka_unit_test(test_ewma_and_histogram),
       cmocka_unit_test(test_executor_routed_and_stats),
       cmocka_unit_test(test_idle_cpu_below_one_percent),

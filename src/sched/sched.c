@@ -265,6 +265,10 @@ static void *ds__worker_main(void *arg) {
       if (ds__sched_runnable(s) && ds__load_relaxed(&s->sleepers) > 0) ds__sched_wake(s);
       ds__sched_run_entry(w, t);
       after_task = 1;
+      if (++w->since_tick >= 16) { /* a busy pool must tick too: that is when throttling counts */
+        w->since_tick = 0;
+        ds__sched_maybe_tick(s);
+      }
       continue;
     }
     ds__sched_maybe_tick(s);
