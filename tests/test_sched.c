@@ -541,6 +541,43 @@ static void test_low_migration_hook(void **state) {
   ds_context_destroy(ctx);
 }
 
+typedef struct duty_log {
+  ds__atomic_int n, in_window;
+} duty_log;
+
+static ds_status record_phase(void *arg) {
+  duty_log *d = arg;
+  uint64_t period = 20000000u; /* sched_tick_ms below */
+  if ((ds__now_ns() % period) * 100 < period * 40) ds__fetch_add(&d->in_window, 1);
+  ds__fetch_add(&d->n, 1);
+  return DS_OK;
+}
+
+/* Duty cycle 30%: LOW tasks start only in the first 30% of each 20 ms tick; with one worker and
+ * nothing else to run, they still all complete (the worker sleeps until the window opens).
+ * Most starts fall in the window (allowing 10% of the period for a late start). */
+static void test_low_duty_cycle(void **state) {
+  (void)state;
+  ds_param_value pv[] = {{DS_PARAM_SCHED_LOW_DUTY_PCT, 0, 30}, {DS_PARAM_SCHED_TICK_MS, 0, 20}};
+  ds_context *ctx = new_ctx_workers(1, pv, 2);
+  duty_log d;
+  memset(&d, 0, sizeof d);
+  ds_task_group *g;
+  assert_int_equal(ds_task_group_create(&g, ctx), DS_OK);
+  ds_task_options lo = DS_TASK_OPTIONS_INIT;
+  lo.prio = DS_PRIO_LOW;
+  lo.group = g;
+  for (int round = 0; round < 10; round++) {
+    for (int i = 0; i < 5; i++) assert_int_equal(ds_task_submit(NULL, ctx, record_phase, &d, &lo), DS_OK);
+    sleep_ms(7 + round % 3 * 5); /* submit at varied phases */
+  }
+  assert_int_equal(ds_task_group_wait(g, 10000), DS_OK);
+  ds_task_group_destroy(g);
+  assert_int_equal(ds__load(&d.n), 50);
+  assert_true(ds__load(&d.in_window) >= 40);
+  ds_context_destroy(ctx);
+}
+
 static double fixed_load(void *state, double observed) {
   (void)observed;
   return ds__load((ds__atomic_int *)state) / 100.0;
@@ -755,6 +792,7 @@ int main(void) {
       cmocka_unit_test(test_low_cap_observable),
       cmocka_unit_test(test_predictor_throttles_low),
       cmocka_unit_test(test_low_migration_hook),
+      cmocka_unit_test(test_low_duty_cycle),
       cmocka_unit_test(test_tick_runs_under_load),
       cmocka_unit_test(test_ewma_and_histogram),
       cmocka_unit_test(test_executor_routed_and_stats),
