@@ -541,6 +541,43 @@ static void test_low_migration_hook(void **state) {
   ds_context_destroy(ctx);
 }
 
+typedef struct duty_log {
+  ds__atomic_int n, in_window;
+} duty_log;
+
+static ds_status record_phase(void *arg) {
+  duty_log *d = arg;
+  uint64_t period = 20000000u; /* sched_tick_ms below */
+  if ((ds__now_ns() % period) * 100 < period * 40) ds__fetch_add(&d->in_window, 1);
+  ds__fetch_add(&d->n, 1);
+  return DS_OK;
+}
+
+/* Duty cycle 30%: LOW tasks start only in the first 30% of each 20 ms tick; with one worker and
+ * nothing else to run, they still all complete (the worker sleeps until the window opens).
+ * Most starts fall in the window (allowing 10% of the period for a late start). */
+static void test_low_duty_cycle(void **state) {
+  (void)state;
+  ds_param_value pv[] = {{DS_PARAM_SCHED_LOW_DUTY_PCT, 0, 30}, {DS_PARAM_SCHED_TICK_MS, 0, 20}};
+  ds_context *ctx = new_ctx_workers(1, pv, 2);
+  duty_log d;
+  memset(&d, 0, sizeof d);
+  ds_task_group *g;
+  assert_int_equal(ds_task_group_create(&g, ctx), DS_OK);
+  ds_task_options lo = DS_TASK_OPTIONS_INIT;
+  lo.prio = DS_PRIO_LOW;
+  lo.group = g;
+  for (int round = 0; round < 10; round++) {
+    for (int i = 0; i < 5; i++) assert_int_equal(ds_task_submit(NULL, ctx, record_phase, &d, &lo), DS_OK);
+    sleep_ms(7 + round % 3 * 5); /* submit at varied phases */
+  }
+  assert_int_equal(ds_task_group_wait(g, 10000), DS_OK);
+  ds_task_group_destroy(g);
+  assert_int_equal(ds__load(&d.n), 50);
+  assert_true(ds__load(&d.in_window) >= 40);
+  ds_context_destroy(ctx);
+}
+
 static double fixed_load(void *state, double observed) {
   (void)observed;
   return ds__load((ds__atomic_int *)state) / 100.0;
@@ -582,6 +619,38 @@ static void test_predictor_throttles_low(void **state) {
   assert_int_equal(cap, 4);
   assert_int_equal(duty, 80);
   ds__sched_set_predictor(ctx, NULL, NULL); /* back to the EWMA */
+  ds_context_destroy(ctx);
+}
+
+static ds_status spin_50us(void *arg) {
+  (void)arg;
+  uint64_t until = ds__now_ns() + 50000u;
+  while (ds__now_ns() < until) {
+  }
+  return DS_OK;
+}
+
+/* The tick also runs while every worker is busy (every 16 tasks), so throttling reacts under
+ * load, not only once the pool idles. */
+static void test_tick_runs_under_load(void **state) {
+  (void)state;
+  ds_param_value pv[] = {{DS_PARAM_SCHED_LOW_MAX_WORKERS, 0, 2}, {DS_PARAM_SCHED_TICK_MS, 0, 2}};
+  ds_context *ctx = new_ctx_workers(2, pv, 2);
+  ds_task_group *g;
+  assert_int_equal(ds_task_group_create(&g, ctx), DS_OK);
+  ds_task_options o = DS_TASK_OPTIONS_INIT;
+  o.group = g;
+  for (int i = 0; i < 20000; i++) assert_int_equal(ds_task_submit(NULL, ctx, spin_50us, NULL, &o), DS_OK);
+  static ds__atomic_int load;
+  ds__store(&load, 500);
+  ds__sched_set_predictor(ctx, fixed_load, &load);
+  int cap = 2;
+  while (cap != 1 && ds_task_group_wait(g, 0) == DS_ERR_TIMEOUT) ds__sched_low_limits(ctx, &cap, NULL, NULL);
+  int still_busy = ds_task_group_wait(g, 0) == DS_ERR_TIMEOUT;
+  assert_int_equal(cap, 1);
+  assert_true(still_busy);
+  assert_int_equal(ds_task_group_wait(g, -1), DS_OK);
+  ds_task_group_destroy(g);
   ds_context_destroy(ctx);
 }
 
@@ -723,6 +792,8 @@ int main(void) {
       cmocka_unit_test(test_low_cap_observable),
       cmocka_unit_test(test_predictor_throttles_low),
       cmocka_unit_test(test_low_migration_hook),
+      cmocka_unit_test(test_low_duty_cycle),
+      cmocka_unit_test(test_tick_runs_under_load),
       cmocka_unit_test(test_ewma_and_histogram),
       cmocka_unit_test(test_executor_routed_and_stats),
       cmocka_unit_test(test_idle_cpu_below_one_percent),

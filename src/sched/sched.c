@@ -1,7 +1,6 @@
 /* The scheduler's runtime: the per-context worker pool (lazy start, hwloc binding, parking),
  * the choice of the next task (URGENT, own deque, steal, throttled LOW), the tick (load
  * prediction, LOW throttling, stats) and shutdown. Tasks themselves live in task.c. */
-#include <errno.h>
 #include <math.h>
 #include <sched.h>
 #include <stdio.h>
@@ -226,10 +225,13 @@ static void ds__worker_park(ds__worker *w) {
     /* Worker 0 keeps the tick going; the others sleep until woken, unless LOW work waits for
      * its throttle to open. */
     if (w->index == 0 || ds__load_relaxed(&s->low.len) > 0) {
-      uint64_t ms = (uint64_t)ds__param(s->ctx, DS_PARAM_SCHED_TICK_MS);
+      /* Until the next tick boundary, where the LOW duty window opens (a whole period from
+       * now would wake at the same, possibly closed, phase every time). */
+      uint64_t period = (uint64_t)ds__param(s->ctx, DS_PARAM_SCHED_TICK_MS) * 1000000u;
+      uint64_t wait = period - ds__now_ns() % period;
       struct timespec ts;
       clock_gettime(CLOCK_REALTIME, &ts);
-      uint64_t ns = (uint64_t)ts.tv_nsec + ms * 1000000u;
+      uint64_t ns = (uint64_t)ts.tv_nsec + wait;
       ts.tv_sec += (time_t)(ns / 1000000000u);
       ts.tv_nsec = (long)(ns % 1000000000u);
       pthread_cond_timedwait(&s->park_cv, &s->park_mu, &ts);
@@ -265,6 +267,10 @@ static void *ds__worker_main(void *arg) {
       if (ds__sched_runnable(s) && ds__load_relaxed(&s->sleepers) > 0) ds__sched_wake(s);
       ds__sched_run_entry(w, t);
       after_task = 1;
+      if (++w->since_tick >= 16) { /* a busy pool must tick too: that is when throttling counts */
+        w->since_tick = 0;
+        ds__sched_maybe_tick(s);
+      }
       continue;
     }
     ds__sched_maybe_tick(s);

@@ -96,6 +96,7 @@ typedef struct ds__worker {
   struct ds_task *cache;
   int ncached;
   uint64_t rng;           /* victim choice; touched by this worker only */
+  int since_tick;         /* tasks run since this worker last tried to tick */
   char pad[64];
 } ds__worker;
 
