@@ -462,7 +462,8 @@ static void test_destroy_is_fast(void **state) {
   sleep_ms(50); /* the sampler is now asleep for a minute */
   uint64_t t0 = ds__now_ns();
   ds_context_destroy(ctx);
-  assert_true(ds__now_ns() - t0 < 100000000u);
+  /* Bounded far below the 60 s period; loose enough for a loaded, sanitized 2-core run. */
+  assert_true(ds__now_ns() - t0 < 500000000u);
 }
 
 /* cmocka's assertions belong to the main thread: this one only counts failures. */
