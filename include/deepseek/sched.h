@@ -7,6 +7,7 @@
 
 #include "deepseek/context.h"
 #include "deepseek/export.h"
+#include "deepseek/predict.h"
 #include "deepseek/status.h"
 
 /** @defgroup sched Scheduler
@@ -150,6 +151,25 @@ DS_API ds_status ds_task_group_wait(ds_task_group *group, int64_t timeout_ms);
 
 /** Waits for the group's tasks, then frees it. NULL is a no-op. One thread per group. */
 DS_API void ds_task_group_destroy(ds_task_group *group);
+
+/** Makes @p p the scheduler's load predictor, in place of the built-in EWMA. Each scheduler
+ *  tick feeds it one sample of its F features, in this order (the first F of them): the load
+ *  just observed (queued + running URGENT/NORMAL tasks per worker, in percent), the machine's
+ *  CPU utilisation (percent), memory pressure (percent) and the scheduler's queue depth (tasks),
+ *  the last three from telemetry (NaN when unavailable: the predictor then repeats the previous
+ *  value). The scheduler uses the predicted load one step ahead (horizon 1, in percent of the
+ *  workers) to throttle LOW work; until @p p has observed a full window, and whenever it cannot
+ *  predict, the EWMA's value is used. @p p is not owned: call again with NULL (which restores
+ *  the EWMA) before destroying it (and a predictor is destroyed before its context). Starts
+ *  the scheduler if needed.
+ *  @return DS_OK; DS_ERR_INVALID_ARG (ctx NULL); DS_ERR_NO_MEMORY; DS_ERR_SHUTDOWN.
+ *  Thread-safe; the predictor must not be used by another thread meanwhile. */
+DS_API ds_status ds_sched_set_predictor(ds_context *ctx, ds_predictor *p);
+
+/** The load (fraction of the workers) the scheduler predicted at its last tick, and the LOW
+ *  limits it set from it (concurrency cap, duty-cycle percent). Any pointer may be NULL.
+ *  @return DS_OK; DS_ERR_INVALID_ARG; DS_ERR_SHUTDOWN (no scheduler). Thread-safe. */
+DS_API ds_status ds_sched_load(ds_context *ctx, double *predicted, int *low_cap, int *low_duty_pct);
 
 DS_EXTERN_C_END
 /** @} */

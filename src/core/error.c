@@ -48,7 +48,7 @@ ds_status ds__verror(const ds_context *ctx, ds_status st, const char *module, co
   int n = snprintf(buf, DS__ERRMSG_MAX, "%s: ", module ? module : "core");
   if (n < 0 || n >= DS__ERRMSG_MAX) n = 0;
   vsnprintf(buf + n, DS__ERRMSG_MAX - (size_t)n, fmt, ap);
-  if (ctx) ds__log(ctx, DS_LOG_DEBUG, module, "%s (%s)", buf, ds_status_name(st));
+  if (ctx) ds__log(ctx, DS_LOG_DEBUG, module, "%s (%s)", buf + n, ds_status_name(st));
   return st;
 }
 

@@ -145,7 +145,7 @@ static struct ds__stats_file *ds__stats_file_map(ds_context *ctx, int dfd, const
     map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (!f || !path || map == MAP_FAILED) {
     ds__log(ctx, DS_LOG_WARN, "stats", "no stats file: cannot create %s/%s: %s", dir, name,
-            strerror(errno));
+            !f || !path ? "out of memory" : strerror(errno));
     if (map != MAP_FAILED) munmap(map, size);
     if (fd >= 0) unlinkat(dfd, name, 0);
     ds__free(ctx, path);

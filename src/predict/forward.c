@@ -7,8 +7,18 @@
 
 #include "predict_internal.h"
 
-#if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute)
-#if __has_attribute(target_clones) && !defined(__SANITIZE_ADDRESS__)
+/* The clones' ifunc resolver runs during relocation, before a sanitizer runtime is up: an
+ * instrumented resolver crashes the process there (seen with TSan), so sanitized builds use
+ * the portable loop. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define DS__PRED_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define DS__PRED_SANITIZED 1
+#endif
+#endif
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute) && !defined(DS__PRED_SANITIZED)
+#if __has_attribute(target_clones)
 #define DS__PRED_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 #endif
 #endif

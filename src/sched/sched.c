@@ -369,14 +369,24 @@ void ds__sched_maybe_tick(struct ds__sched *s) {
   pthread_mutex_unlock(&s->tick_mu);
 }
 
-void ds__sched_set_predictor(ds_context *ctx, ds__sched_predict_fn fn, void *state) {
+ds_status ds__sched_set_predictor_owned(ds_context *ctx, ds__sched_predict_fn fn, void *state,
+                                        void (*free_fn)(ds_context *ctx, void *state)) {
   struct ds__sched *s = ds__sched_get(ctx);
-  if (!s) return;
+  if (!s) return ds__error(ctx, DS_ERR_SHUTDOWN, "sched", "no scheduler: the context is shutting down");
   pthread_mutex_lock(&s->tick_mu);
+  void *old = s->predict_state;
+  void (*old_free)(ds_context *, void *) = s->predict_free;
   s->predict = fn ? fn : ds__ewma_predict;
   s->predict_state = fn ? state : &s->ewma;
+  s->predict_free = fn ? free_fn : NULL;
   s->ewma.primed = 0;
   pthread_mutex_unlock(&s->tick_mu);
+  if (old_free) old_free(ctx, old); /* no tick can be using it: ticks hold tick_mu */
+  return DS_OK;
+}
+
+void ds__sched_set_predictor(ds_context *ctx, ds__sched_predict_fn fn, void *state) {
+  ds__sched_set_predictor_owned(ctx, fn, state, NULL);
 }
 
 void ds__sched_low_limits(ds_context *ctx, int *cap, int *duty_pct, double *predicted) {
@@ -427,6 +437,7 @@ static int ds__sched_worker_count(ds_context *ctx, hwloc_topology_t topo) {
 
 static void ds__sched_free(struct ds__sched *s) {
   ds_context *ctx = s->ctx;
+  if (s->predict_free) s->predict_free(ctx, s->predict_state);
   for (int i = 0; i < s->nworkers; i++) ds__queue_fini(&s->workers[i].deque);
   for (int i = 0; i < DS__SCHED_STRIPES; i++) {
     pthread_mutex_destroy(&s->stripes[i].mu);

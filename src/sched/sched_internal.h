@@ -140,6 +140,7 @@ struct ds__sched {
   ds__atomic_u64 last_tick_ns;
   ds__sched_predict_fn predict;
   void *predict_state;
+  void (*predict_free)(ds_context *ctx, void *state); /* frees predict_state, or NULL */
   ds__ewma ewma;
   int (*migrate)(void *user, struct ds_task *t); /* ds__sched_migrate_fn, or NULL */
   void *migrate_user;
@@ -193,6 +194,9 @@ void ds__sched_migrate_tick(struct ds__sched *s);
 
 /* Replaces the load predictor (NULL restores the EWMA). For the predict module and tests. */
 void ds__sched_set_predictor(ds_context *ctx, ds__sched_predict_fn fn, void *state);
+/* The same, and the scheduler frees @p state with @p free_fn when it is replaced or at destroy. */
+ds_status ds__sched_set_predictor_owned(ds_context *ctx, ds__sched_predict_fn fn, void *state,
+                                        void (*free_fn)(ds_context *ctx, void *state));
 /* Current LOW limits (after throttling), for tests. */
 void ds__sched_low_limits(ds_context *ctx, int *cap, int *duty_pct, double *predicted);
 
