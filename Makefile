@@ -76,7 +76,7 @@ demo: build
 	$(BUILD)/examples/deepseek_info
 
 bench: build
-	@set -e; for b in $(BUILD)/bench/bench_*; do [ -x "$$b" ] && "$$b"; done
+	@set -e; for b in $(BUILD)/bench/bench_*; do [ -x "$$b" ] && DS_SHARED_DATA=$(CURDIR)/../shared/data "$$b"; done
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
