@@ -1,0 +1,260 @@
+#!/usr/bin/env python3
+"""Tests of deepseek-monitor against a live process (ds_tools_demo) in a private stats directory.
+
+usage: test_tools.py monitor|prometheus|trace|tui MONITOR DEMO SCRATCH_DIR
+Only 127.0.0.1 is ever bound."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+MODE, MONITOR, DEMO, SCRATCH = sys.argv[1:5]
+
+
+def fail(msg):
+    print("FAIL:", msg)
+    sys.exit(1)
+
+
+def check(cond, msg):
+    if not cond:
+        fail(msg)
+    print("ok:", msg)
+
+
+def env_with(stats_dir):
+    env = dict(os.environ)
+    env["DS_STATS_DIR"] = stats_dir
+    return env
+
+
+def start_demo(env, seconds=60):
+    p = subprocess.Popen([DEMO, "--serve", str(seconds)], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, env=env, text=True)
+    line = p.stdout.readline().split()
+    if len(line) < 2 or line[0] != "ready":
+        p.kill()
+        fail("demo did not start: %r" % line)
+    return p, int(line[1])
+
+
+def stop_demo(p):
+    p.stdin.close()  # end of file on stdin: the demo destroys its context and exits
+    p.wait(timeout=30)
+
+
+def run(args, env, **kw):
+    r = subprocess.run([MONITOR] + args, env=env, capture_output=True, text=True, timeout=60, **kw)
+    if "Sanitizer" in r.stderr:
+        fail("sanitizer report from %s:\n%s" % (args, r.stderr))
+    return r
+
+
+def wait_until(fn, seconds=10):
+    end = time.time() + seconds
+    while time.time() < end:
+        if fn():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_monitor(env):
+    r = run(["--once", "--json"], env)
+    check(r.returncode == 1 and "no process" in r.stderr, "no process: says so and fails")
+    p, pid = start_demo(env)
+    try:
+        # the telemetry sampler publishes every 100 ms: wait for the scheduler's count
+        def published():
+            r = run(["--once", "--json"], env)
+            return r.returncode == 0 and json.loads(r.stdout)["stats"].get("sched.tasks_run", 0) >= 25
+        check(wait_until(published), "sched.tasks_run reaches 25 in the stats file")
+        r = run(["--once", "--json"], env)
+        snap = json.loads(r.stdout)
+        check(snap["pid"] == pid, "--once --json shows the demo's pid %d" % pid)
+        check(snap["label"] == "tools-demo", "label is the context's name")
+        check(snap["stats"]["core.uptime_s"] > 0, "core.uptime_s > 0")
+        check(snap["kinds"]["sched.tasks_run"] == "counter", "kinds say counter")
+        check(snap["stats"]["telemetry.samples"] >= 1, "telemetry.samples >= 1")
+        r2 = run(["-p", str(pid), "--once", "--json"], env)
+        check(r2.returncode == 0 and json.loads(r2.stdout)["pid"] == pid, "-p PID attaches")
+        r3 = run(["-p", "999999999", "--once"], env)
+        check(r3.returncode == 1 and "no live process" in r3.stderr, "-p of an unknown pid fails")
+        r4 = run(["--list"], env)
+        check(str(pid) in r4.stdout and "tools-demo" in r4.stdout, "--list shows the demo")
+        # a stale file of a dead pid is skipped
+        stale = os.path.join(env["DS_STATS_DIR"], "999999998-1.stats")
+        shutil.copy(snap["file"], stale)
+        r5 = run(["--once", "--json"], env)
+        check(r5.returncode == 0 and json.loads(r5.stdout)["pid"] == pid, "dead pid's file skipped")
+        os.unlink(stale)
+        # two processes: ambiguous without -p
+        q, qpid = start_demo(env)
+        r6 = run(["--once"], env)
+        check(r6.returncode == 1 and "choose one with -p" in r6.stderr and str(qpid) in r6.stderr,
+              "two processes: asks for -p and lists both")
+        stop_demo(q)
+    finally:
+        stop_demo(p)
+    r = run(["-p", str(pid), "--once", "--json"], env)
+    check(r.returncode == 1, "after exit: -p PID fails (%s)" % r.stderr.strip())
+
+
+def scrape(port, path="/metrics"):
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=10) as f:
+            return f.status, f.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, ""
+
+
+def parse_prometheus(text):
+    samples, types, helps = {}, {}, set()
+    for line in text.splitlines():
+        if line.startswith("# HELP "):
+            helps.add(line.split()[2])
+        elif line.startswith("# TYPE "):
+            _, _, name, kind = line.split()
+            types[name] = kind
+        elif line and not line.startswith("#"):
+            name_labels, value = line.rsplit(" ", 1)
+            name = name_labels.split("{", 1)[0]
+            check_name = all(c.isalnum() or c == "_" for c in name)
+            if not check_name:
+                fail("bad metric name %r" % name)
+            samples[name] = (name_labels, float(value))
+    return samples, types, helps
+
+
+def test_prometheus(env):
+    p, pid = start_demo(env)
+    srv = subprocess.Popen([MONITOR, "--prometheus", "0", "-p", str(pid)], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = srv.stdout.readline()
+        check("http://127.0.0.1:" in line, "binds 127.0.0.1 by default: %s" % line.strip())
+        port = int(line.split("http://127.0.0.1:")[1].split("/")[0])
+        time.sleep(0.3)
+        curl = shutil.which("curl")
+        if curl:
+            text = subprocess.run([curl, "-sf", "http://127.0.0.1:%d/metrics" % port],
+                                  capture_output=True, text=True, timeout=30).stdout
+            print("scraped with", curl)
+        else:
+            text = scrape(port)[1]
+        samples, types, helps = parse_prometheus(text)
+        check(samples["deepseek_up"][1] == 1, "deepseek_up 1")
+        check('pid="%d"' % pid in samples["deepseek_up"][0], "pid label")
+        check('label="tools-demo"' in samples["deepseek_up"][0], "label label")
+        check(types.get("deepseek_sched_tasks_run_total") == "counter", "counter with _total")
+        check(types.get("deepseek_core_uptime_s") == "gauge", "gauge with unit in its name")
+        check(set(types) == set(helps) and set(samples) <= set(types), "HELP and TYPE for each")
+        check(wait_until(lambda: parse_prometheus(scrape(port)[1])[0]
+                         ["deepseek_sched_tasks_run_total"][1] >= 25), "tasks_run >= 25")
+        check(scrape(port, "/other")[0] == 404, "404 for another path")
+        # a request larger than the bound gets an error, and the server keeps serving
+        import socket
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"GET /metrics HTTP/1.0\r\n" + b"X: " + b"a" * 8000 + b"\r\n\r\n")
+            reply = s.recv(200)
+        check(reply.startswith(b"HTTP/1.0 431"), "oversized request refused: %r" % reply[:30])
+        stop_demo(p)
+        status, text = scrape(port)
+        check(status == 200 and parse_prometheus(text)[0]["deepseek_up"][1] == 0,
+              "after the process exits: deepseek_up 0")
+    finally:
+        if p.poll() is None:
+            p.kill()
+        srv.terminate()
+        srv.wait(timeout=10)
+    err = srv.stderr.read()
+    check(srv.returncode == 0 and "Sanitizer" not in err, "server exits cleanly on SIGTERM")
+
+
+def test_trace(env):
+    path = os.path.join(SCRATCH, "tools_known.trace.json")
+    subprocess.run([DEMO, "--trace", path], env=env, check=True, timeout=60)
+    r = run(["--trace", path, "--top", "3"], env)
+    print(r.stdout)
+    check(r.returncode == 0, "trace report runs")
+    out = r.stdout
+    check("11 spans on 2 thread(s)" in out, "11 spans on 2 threads")
+    check("wall 14.000 ms" in out and "busy 16.000 ms" in out, "wall 14 ms, busy 14 + 2 ms")
+    lines = out.splitlines()
+    total = lines[lines.index("top operators by total time:") + 2].split()
+    check(total[0] == "14.000" and total[1] == "1.000" and total[2] == "2" and total[5] == "step",
+          "top by total: step 14 ms, self 1 ms, 2 calls")
+    by_self = lines[lines.index("top operators by self time (excluding nested spans):") + 2].split()
+    check(by_self[1] == "5.000" and by_self[5] in ("load_batch", "matmul"),
+          "top by self: load_batch or matmul, 5 ms each")
+    i = [k for k, l in enumerate(lines) if l.startswith("critical path")][0]
+    path_lines = [l.strip() for l in lines[i + 1:i + 4]]
+    check(path_lines == ["compute/step  10.000 ms (self 1.000 ms)",
+                         "op/forward  6.000 ms (self 1.000 ms)",
+                         "op/matmul  4.000 ms (self 4.000 ms)"], "critical path step > forward > matmul")
+    check("7.000 ms in 4 span(s)" in out, "I/O and data loading 5 + 2 ms (decompress not twice)")
+    bad = os.path.join(SCRATCH, "tools_bad.trace.json")
+    with open(bad, "w") as f:
+        f.write('{"traceEvents":[{"ph":"B","ts":1,"name":"x"},{"ph":"E","ts":')
+    r = run(["--trace", bad], env)
+    check(r.returncode == 1 and "not a trace: byte" in r.stderr, "a cut trace: clear error")
+
+
+def test_tui(env):
+    tmux = shutil.which("tmux")
+    if not tmux:
+        print("SKIP: tmux not found; the terminal view is not tested")
+        return
+    p, pid = start_demo(env)
+    sock = "ds-tools-%d" % os.getpid()
+    t = [tmux, "-L", sock]
+    try:
+        cmd = "env DS_STATS_DIR=%s %s -p %d" % (env["DS_STATS_DIR"], MONITOR, pid)
+        subprocess.run(t + ["new-session", "-d", "-x", "120", "-y", "40", cmd], check=True,
+                       env=env, timeout=30)
+
+        def screen():
+            return subprocess.run(t + ["capture-pane", "-p"], capture_output=True, text=True,
+                                  timeout=30).stdout
+
+        check(wait_until(lambda: "tools-demo" in screen() and "sched.tasks_run" in screen()),
+              "view shows the label and sched stats")
+        s = screen()
+        print(s)
+        check(("pid %d" % pid) in s, "view shows the pid")
+        row = [l for l in s.splitlines() if "sched.tasks_run" in l][0]
+        check(float(row.split("sched.tasks_run")[1].split()[0]) >= 25, "tasks_run >= 25 shown")
+        check("cpu" in s.lower(), "a cpu bar")
+        subprocess.run(t + ["resize-window", "-x", "70", "-y", "20"], timeout=30)
+        check(wait_until(lambda: "tools-demo" in screen()), "still drawn after a resize")
+        subprocess.run(t + ["send-keys", "p"], timeout=30)
+        check(wait_until(lambda: "PAUSED" in screen()), "p pauses")
+        subprocess.run(t + ["send-keys", "p"], timeout=30)
+        stop_demo(p)
+        check(wait_until(lambda: "has exited" in screen()), "says when the process has exited")
+        subprocess.run(t + ["send-keys", "q"], timeout=30)
+        check(wait_until(lambda: subprocess.run(t + ["has-session"], capture_output=True).returncode
+                         != 0), "q quits")
+    finally:
+        if p.poll() is None:
+            p.kill()
+        subprocess.run(t + ["kill-server"], capture_output=True)
+
+
+def main():
+    stats_dir = tempfile.mkdtemp(prefix="ds-tools-", dir=SCRATCH)
+    os.chmod(stats_dir, 0o700)
+    try:
+        {"monitor": test_monitor, "prometheus": test_prometheus, "trace": test_trace,
+         "tui": test_tui}[MODE](env_with(stats_dir))
+    finally:
+        shutil.rmtree(stats_dir, ignore_errors=True)
+    print("PASS", MODE)
+
+
+if __name__ == "__main__":
+    main()
