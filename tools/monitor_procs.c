@@ -113,13 +113,15 @@ int dsm_attach(dsm_target *t, const char *dir) {
     }
   if (first < 0) {
     if (t->pid)
-      fprintf(stderr, "deepseek-monitor: no live process %ld with a stats file in %s\n", t->pid, dir);
+      fprintf(stderr, "deepseek-monitor: no live process %ld with a stats file in %s\n", t->pid,
+              dir);
     else
       fprintf(stderr, "deepseek-monitor: no process using libdeepseek found in %s\n", dir);
     return 0;
   }
   if (matches) {
-    fprintf(stderr, "deepseek-monitor: several processes use libdeepseek; choose one with -p PID:\n");
+    fprintf(stderr,
+            "deepseek-monitor: several processes use libdeepseek; choose one with -p PID:\n");
     dsm_print_list(stderr, dir);
     return 0;
   }

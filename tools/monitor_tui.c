@@ -163,9 +163,10 @@ static void dsm_draw(const dsm_view *v) {
   erase();
   attron(A_REVERSE);
   mvprintw(0, 0, "%-*s", width, "");
-  mvprintw(0, 0, "deepseek-monitor  pid %ld  %s  [q quit  p pause  s sort: %s]%s", v->t->proc.pid,
-           v->cur ? ds_stats_label(v->cur) : "", v->sort_by_value ? "value" : "name",
-           v->paused ? "  PAUSED" : "");
+  /* the state first: a narrow terminal cuts the end of the line */
+  mvprintw(0, 0, "deepseek-monitor  pid %ld  %s%s  sort: %s  [q quit, p pause, s sort]",
+           v->t->proc.pid, v->cur ? ds_stats_label(v->cur) : "", v->paused ? "  PAUSED" : "",
+           v->sort_by_value ? "value" : "name");
   attroff(A_REVERSE);
   int y = 1;
   if (v->exited) {

@@ -56,7 +56,8 @@ typedef struct dst_report {
   size_t nspans;
   dst_op_stat *ops; /* one per op of the trace, in op order */
   int nops, threads;
-  double wall_us, busy_us, io_us; /* io_us: time inside I/O or data-loading spans, not nested twice */
+  double wall_us, busy_us;
+  double io_us; /* time inside I/O or data-loading spans, an I/O span inside another once */
   long long io_spans, unmatched_ends, unclosed_begins;
   int *path; /* the critical path: span indices, outermost first */
   int path_len;

@@ -189,7 +189,8 @@ ds_status ds_stats_dir(char *buf, size_t cap) {
     return ds__error(NULL, DS_ERR_INVALID_ARG, "stats", "ds_stats_dir: buffer is NULL or empty");
   if (!ds__stats_dir(1, buf, cap)) {
     buf[0] = '\0';
-    return ds__error(NULL, DS_ERR_NO_SPACE, "stats", "ds_stats_dir: the name needs more than %zu bytes", cap);
+    return ds__error(NULL, DS_ERR_NO_SPACE, "stats",
+                     "ds_stats_dir: the name needs more than %zu bytes", cap);
   }
   return DS_OK;
 }

@@ -2,7 +2,11 @@
  *   ds_tools_demo --serve SECONDS   runs 25 scheduler tasks, prints "ready PID", then stays
  *                                   alive for SECONDS (or until stdin reaches end of file), so
  *                                   deepseek-monitor has a process to watch.
- *   ds_tools_demo --trace FILE      records a trace with known spans (see test_tools.py). */
+ *   ds_tools_demo --trace FILE      records a trace with known spans (see test_tools.py).
+ *   ds_tools_demo --objective       prints "score S" computed from two tunables as the library
+ *                                   loaded them (DS_* variables, DS_CONFIG): the workload that
+ *                                   deepseek-tune's test searches; best (0) at
+ *                                   telemetry_period_ms=300, trace_max_events=4096. */
 #define _POSIX_C_SOURCE 200809L
 #include <deepseek.h>
 #include <poll.h>
@@ -25,6 +29,16 @@ static ds_context *demo_context(void) {
   opts.name = "tools-demo";
   ds_context *ctx = NULL;
   if (ds_context_create(&ctx, &opts) != DS_OK) {
+    fprintf(stderr, "ds_tools_demo: %s\n", ds_context_last_error(NULL));
+    exit(1);
+  }
+  return ctx;
+}
+
+/* A context with nothing overridden in code, so the environment and DS_CONFIG decide. */
+static ds_context *demo_context_plain(void) {
+  ds_context *ctx = NULL;
+  if (ds_context_create(&ctx, NULL) != DS_OK) {
     fprintf(stderr, "ds_tools_demo: %s\n", ds_context_last_error(NULL));
     exit(1);
   }
@@ -98,9 +112,22 @@ static int trace(const char *path) {
   return st == DS_OK ? 0 : 1;
 }
 
+static int objective(void) {
+  ds_context *ctx = demo_context_plain();
+  int64_t period = 0, events = 0;
+  ds_context_get_param(ctx, DS_PARAM_TELEMETRY_PERIOD_MS, &period);
+  ds_context_get_param(ctx, DS_PARAM_TRACE_MAX_EVENTS, &events);
+  ds_context_destroy(ctx);
+  double a = (double)(period - 300) / 100, b = (double)(events - 4096) / 1024;
+  printf("telemetry_period_ms %lld\ntrace_max_events %lld\nscore %g\n", (long long)period,
+         (long long)events, 0.0 - a * a - b * b); /* 0.0 first: never "-0" */
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc == 2 && !strcmp(argv[1], "--objective")) return objective();
   if (argc == 3 && !strcmp(argv[1], "--serve")) return serve(atof(argv[2]));
   if (argc == 3 && !strcmp(argv[1], "--trace")) return trace(argv[2]);
-  fprintf(stderr, "usage: ds_tools_demo --serve SECONDS | --trace FILE\n");
+  fprintf(stderr, "usage: ds_tools_demo --serve SECONDS | --trace FILE | --objective\n");
   return 2;
 }

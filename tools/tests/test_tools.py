@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Tests of deepseek-monitor against a live process (ds_tools_demo) in a private stats directory.
 
-usage: test_tools.py monitor|prometheus|trace|tui MONITOR DEMO SCRATCH_DIR
+usage: test_tools.py monitor|prometheus|trace|tui|tune TOOL DEMO SCRATCH_DIR
+(TOOL is deepseek-monitor, or deepseek-tune for the mode tune.)
 Only 127.0.0.1 is ever bound."""
 import json
 import os
@@ -231,6 +232,8 @@ def test_tui(env):
         check(wait_until(lambda: "cpu0" in screen()), "per-CPU bars (telemetry.cpu.N)")
         subprocess.run(t + ["resize-window", "-x", "70", "-y", "20"], timeout=30)
         check(wait_until(lambda: "tools-demo" in screen()), "still drawn after a resize")
+        subprocess.run(t + ["send-keys", "s"], timeout=30)
+        check(wait_until(lambda: "sort: value" in screen()), "s sorts by value")
         subprocess.run(t + ["send-keys", "p"], timeout=30)
         check(wait_until(lambda: "PAUSED" in screen()), "p pauses")
         subprocess.run(t + ["send-keys", "p"], timeout=30)
@@ -245,12 +248,70 @@ def test_tui(env):
         subprocess.run(t + ["kill-server"], capture_output=True)
 
 
+def test_tune(env):
+    tune, demo = MONITOR, DEMO  # argv[2] is deepseek-tune for this mode
+    log = os.path.join(SCRATCH, "tune_trials.jsonl")
+    out = os.path.join(SCRATCH, "tune_best.conf")
+    for f in (log, out):
+        if os.path.exists(f):
+            os.unlink(f)
+    space = ["--param", "telemetry_period_ms=100:500:100", "--param", "DS_TRACE_MAX_EVENTS=2048,4096,8192"]
+    base = [tune] + space + ["--metric", "score", "--repeats", "3", "--log", log, "--out", out]
+    r = subprocess.run(base + ["--", demo, "--objective"], env=env, capture_output=True,
+                       text=True, timeout=100)
+    check(r.returncode == 0, "grid search runs (%s)" % r.stderr[-300:])
+    check("best score 0 with telemetry_period_ms=300,trace_max_events=4096 (15 trials run, 0 resumed"
+          in r.stdout, "grid finds the known best over 15 trials: %s" % r.stdout.strip())
+    check("15/15" in r.stderr and "best 0 (telemetry_period_ms=300" in r.stderr, "progress with best so far")
+    trials = [json.loads(l) for l in open(log)]
+    check(len(trials) == 15 and all(t["status"] == "ok" and len(t["values"]) == 3 for t in trials),
+          "15 JSON lines, 3 values each")
+    check(all(t["median"] == sorted(t["values"])[1] for t in trials), "median of the repeats")
+    conf = open(out).read()
+    check("telemetry_period_ms = 300" in conf and "trace_max_events = 4096" in conf, "config written")
+    env2 = {k: v for k, v in env.items() if not k.startswith("DS_") or k == "DS_STATS_DIR"}
+    env2["DS_CONFIG"] = out
+    o = subprocess.run([demo, "--objective"], env=env2, capture_output=True, text=True, timeout=30)
+    check("score 0\n" in o.stdout, "the library loads the config through DS_CONFIG")
+    r = subprocess.run(base + ["--", demo, "--objective"], env=env, capture_output=True,
+                       text=True, timeout=100)
+    check("(0 trials run, 15 resumed" in r.stdout, "a second run resumes from the log")
+    rlog = os.path.join(SCRATCH, "tune_random.jsonl")
+    if os.path.exists(rlog):
+        os.unlink(rlog)
+    r = subprocess.run([tune] + space + ["--metric", "score", "--repeats", "1", "--strategy", "random",
+                        "--trials", "5", "--seed", "7", "--log", rlog, "--out", out, "--", demo,
+                        "--objective"], env=env, capture_output=True, text=True, timeout=100)
+    keys = [json.loads(l)["key"] for l in open(rlog)]
+    check(r.returncode == 0 and len(keys) == 5 and len(set(keys)) == 5, "random: 5 distinct points")
+    flog = os.path.join(SCRATCH, "tune_fail.jsonl")
+    if os.path.exists(flog):
+        os.unlink(flog)
+    r = subprocess.run([tune, "--param", "telemetry_period_ms=100,200", "--metric", "score",
+                        "--repeats", "1", "--log", flog, "--out", out, "--", "false"], env=env,
+                       capture_output=True, text=True, timeout=100)
+    check(r.returncode == 1 and "no trial succeeded" in r.stderr and
+          json.loads(open(flog).readline())["status"] == "exited with status 1", "failing command")
+    t0 = time.time()
+    r = subprocess.run([tune, "--param", "telemetry_period_ms=100", "--metric", "score",
+                        "--repeats", "1", "--timeout-s", "1", "--log", flog, "--out", out, "--",
+                        "sh", "-c", "sleep 30; echo score 1"], env=env, capture_output=True,
+                       text=True, timeout=100)
+    check(r.returncode == 1 and "timed out" in r.stderr and time.time() - t0 < 15, "time limit")
+    for bad, why in (("nosuch=1", "not a libdeepseek parameter"),
+                     ("telemetry_period_ms=0:10", "outside the parameter's range"),
+                     ("telemetry_period_ms=5:1", "LO <= HI")):
+        r = subprocess.run([tune, "--param", bad, "--metric", "m", "--", "true"], env=env,
+                           capture_output=True, text=True, timeout=30)
+        check(r.returncode == 2 and why in r.stderr, "refuses --param %s" % bad)
+
+
 def main():
     stats_dir = tempfile.mkdtemp(prefix="ds-tools-", dir=SCRATCH)
     os.chmod(stats_dir, 0o700)
     try:
         {"monitor": test_monitor, "prometheus": test_prometheus, "trace": test_trace,
-         "tui": test_tui}[MODE](env_with(stats_dir))
+         "tui": test_tui, "tune": test_tune}[MODE](env_with(stats_dir))
     finally:
         shutil.rmtree(stats_dir, ignore_errors=True)
     print("PASS", MODE)
