@@ -42,6 +42,9 @@ int dsm_print_list(FILE *f, const char *dir);
 ds_status dsm_read(ds_stats **out, const dsm_target *t);
 
 /* Rendering (monitor_render.c). */
+/* Copies @p s into @p buf with every byte outside printable ASCII as '?': labels and names come
+ * from another process's file and must not drive the terminal. */
+const char *dsm_printable(char *buf, size_t cap, const char *s);
 void dsm_json_string(FILE *f, const char *s);
 void dsm_print_json(FILE *f, const ds_stats *s, const dsm_target *t);
 /* Prometheus text exposition; @p s NULL means the process has exited (deepseek_up 0). */

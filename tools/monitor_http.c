@@ -134,7 +134,7 @@ static void dsm_handle(dsm_client *c, dsm_target *t) {
   c->buf[c->len] = '\0';
   if (sscanf(c->buf, "%7s %255s", method, path) != 2) {
     dsm_respond(c, 400, "Bad Request", "text/plain", "bad request\n", 12);
-  } else if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+  } else if (strcmp(method, "GET") != 0) {
     dsm_respond(c, 405, "Method Not Allowed", "text/plain", "only GET\n", 9);
   } else if (strcmp(path, "/metrics") == 0 || strncmp(path, "/metrics?", 9) == 0) {
     dsm_metrics(c, t);

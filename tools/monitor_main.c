@@ -76,13 +76,14 @@ static int dsm_once(dsm_target *t, int json) {
   if (json) {
     dsm_print_json(stdout, s, t);
   } else {
-    printf("pid %lld  label %s  file %s\n", (long long)ds_stats_pid(s), ds_stats_label(s),
-           t->proc.path);
+    char safe[64];
+    printf("pid %lld  label %s  file %s\n", (long long)ds_stats_pid(s),
+           dsm_printable(safe, sizeof safe, ds_stats_label(s)), t->proc.path);
     for (size_t i = 0; i < ds_stats_count(s); i++) {
       ds_stat x;
       if (ds_stats_at(&x, s, i) == DS_OK)
-        printf("  %-48s %-7s %.6g\n", x.name, x.kind == DS_STAT_COUNTER ? "counter" : "gauge",
-               x.value);
+        printf("  %-48s %-7s %.6g\n", dsm_printable(safe, sizeof safe, x.name),
+               x.kind == DS_STAT_COUNTER ? "counter" : "gauge", x.value);
     }
   }
   ds_stats_free(s);

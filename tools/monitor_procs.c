@@ -91,8 +91,9 @@ int dsm_print_list(FILE *f, const char *dir) {
       label = ds_stats_label(s);
       if (ds_stats_find(&up, s, "core.uptime_s") != DS_OK) up = 0;
     }
-    fprintf(f, "%8ld %6llu  %-24.24s %10.1f  %s\n", procs[i].pid, procs[i].serial, label, up,
-            procs[i].path);
+    char safe[64];
+    fprintf(f, "%8ld %6llu  %-24.24s %10.1f  %s\n", procs[i].pid, procs[i].serial,
+            dsm_printable(safe, sizeof safe, label), up, procs[i].path);
     ds_stats_free(s);
   }
   return n;

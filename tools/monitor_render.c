@@ -3,9 +3,17 @@
  * trusted to be printable. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "monitor.h"
+
+const char *dsm_printable(char *buf, size_t cap, const char *s) {
+  size_t n = 0;
+  for (; *s && n + 1 < cap; s++, n++) buf[n] = (*s >= 0x20 && *s < 0x7f) ? *s : '?';
+  buf[n] = '\0';
+  return buf;
+}
 
 void dsm_json_string(FILE *f, const char *s) {
   fputc('"', f);
@@ -100,11 +108,19 @@ void dsm_print_prometheus(FILE *f, const ds_stats *s, const dsm_target *t) {
         f);
   dsm_prom_labels(f, (long long)t->proc.pid, label);
   fputs(s ? " 1\n" : " 0\n", f);
-  for (size_t i = 0; s && i < ds_stats_count(s); i++) {
+  size_t n = s ? ds_stats_count(s) : 0;
+  char(*names)[160] = calloc(n + 1, sizeof *names);
+  for (size_t i = 0; names && i < n; i++) {
     ds_stat st;
-    char name[160];
+    char *name = names[i];
     if (ds_stats_at(&st, s, i) != DS_OK) continue;
-    dsm_prom_name(name, sizeof name, st.name, st.kind);
+    dsm_prom_name(name, sizeof names[i], st.name, st.kind);
+    int seen = 0; /* "a.b" and "a_b" map to one name: a family may appear once per scrape */
+    for (size_t j = 0; j < i && !seen; j++) seen = !strcmp(names[j], name);
+    if (seen) {
+      fprintf(f, "# skipped %s: its name is taken by an earlier stat\n", name);
+      continue;
+    }
     const char *type = st.kind == DS_STAT_COUNTER ? "counter" : "gauge";
     fprintf(f, "# HELP %s libdeepseek %s ", name, type);
     dsm_prom_label(f, st.name); /* HELP text escapes backslash and newline only; harmless */
@@ -112,4 +128,5 @@ void dsm_print_prometheus(FILE *f, const ds_stats *s, const dsm_target *t) {
     dsm_prom_labels(f, (long long)t->proc.pid, label);
     dsm_prom_value(f, st.value);
   }
+  free(names);
 }

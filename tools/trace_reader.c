@@ -2,6 +2,7 @@
  * keeps only what the analysis needs (ph, ts, dur, pid, tid, cat, name) and skips the rest.
  * Every read is checked against the end of the buffer; nesting is bounded by DST_MAX_DEPTH. */
 #define _POSIX_C_SOURCE 200809L
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,6 +132,7 @@ static int dst_number(dst_in *in, double *out) {
   char *end;
   double v = n ? strtod(buf, &end) : 0;
   if (!n || *end) return dst_fail(in, "bad number");
+  if (!isfinite(v)) return dst_fail(in, "number out of range"); /* keeps spans' sums finite */
   if (out) *out = v;
   return 0;
 }

@@ -81,6 +81,10 @@ def test_monitor(env):
         check(snap["stats"]["core.uptime_s"] > 0, "core.uptime_s > 0")
         check(snap["kinds"]["sched.tasks_run"] == "counter", "kinds say counter")
         check(snap["stats"]["telemetry.samples"] >= 1, "telemetry.samples >= 1")
+        rt = run(["--once"], env)
+        check(rt.returncode == 0 and "label tools-demo" in rt.stdout and
+              any(l.split()[:2] == ["sched.tasks_run", "counter"] for l in rt.stdout.splitlines()),
+              "--once prints a readable table")
         r2 = run(["-p", str(pid), "--once", "--json"], env)
         check(r2.returncode == 0 and json.loads(r2.stdout)["pid"] == pid, "-p PID attaches")
         r3 = run(["-p", "999999999", "--once"], env)
@@ -163,6 +167,30 @@ def test_prometheus(env):
             s.sendall(b"GET /metrics HTTP/1.0\r\n" + b"X: " + b"a" * 8000 + b"\r\n\r\n")
             reply = s.recv(200)
         check(reply.startswith(b"HTTP/1.0 431"), "oversized request refused: %r" % reply[:30])
+        # a crafted file (a copy of the demo's, under this test's own live pid) whose second
+        # stat's name collides with the first once sanitised, and whose label has an escape
+        snap = json.loads(run(["-p", str(pid), "--once", "--json"], env).stdout)
+        data = bytearray(open(snap["file"], "rb").read())
+        check(int.from_bytes(data[24:32], "little") % 2 == 0, "copied between two publishes")
+        first = data[128:192].split(b"\0")[0]
+        data[208:272] = (first.replace(b".", b"_", 1) + b"\0" * 64)[:64]
+        data[64:128] = (b"evil\x1b[2J\n\"x" + b"\0" * 64)[:64]
+        crafted = os.path.join(env["DS_STATS_DIR"], "%d-99.stats" % os.getpid())
+        with open(crafted, "wb") as f:
+            f.write(data)
+        os.chmod(crafted, 0o600)
+        srv2 = subprocess.Popen([MONITOR, "--prometheus", "0", "-p", str(os.getpid())], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        port2 = int(srv2.stdout.readline().split("http://127.0.0.1:")[1].split("/")[0])
+        text2 = scrape(port2)[1]
+        srv2.terminate()
+        srv2.wait(timeout=10)
+        fams = [l.split()[2] for l in text2.splitlines() if l.startswith("# TYPE ")]
+        check(len(fams) == len(set(fams)) and "# skipped" in text2, "colliding names: one family")
+        check('label="evil\x1b[2J\\n\\"x"' in text2, "label escaped (newline, quote)")
+        listing = run(["--list"], env).stdout
+        check('evil?[2J?"x' in listing and "\x1b" not in listing, "--list prints no control bytes")
+        os.unlink(crafted)
         stop_demo(p)
         status, text = scrape(port)
         check(status == 200 and parse_prometheus(text)[0]["deepseek_up"][1] == 0,

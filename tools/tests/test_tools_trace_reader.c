@@ -43,6 +43,7 @@ static void test_bad_bytes(void **state) {
       "",           "x",         "{}",        "{\"traceEvents\":5}",
       "[{\"ph\":}]", "[{\"ph\":\"X\",\"ts\":1e}]", "[\"\\q\"]", "[\"\\u12\"]",
       "[{\"ph\":\"X\"}] trailing", "[\"a\x01\"]", "[{\"ts\":--1}]", "[1,]x",
+      "[{\"ph\":\"X\",\"ts\":1e400}]",
       "{\"traceEvents\":[{\"ph\":\"X\",\"ts\":1"};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     dst_trace t;
