@@ -242,7 +242,10 @@ def test_tui(env):
     sock = "ds-tools-%d" % os.getpid()
     t = [tmux, "-L", sock]
     try:
-        cmd = "env DS_STATS_DIR=%s %s -p %d" % (env["DS_STATS_DIR"], MONITOR, pid)
+        # a sanitizer's report would be lost with the pane: it goes to a file checked at the end
+        san_log = os.path.join(SCRATCH, "tui_sanitizer.%d" % os.getpid())
+        cmd = ("env DS_STATS_DIR=%s ASAN_OPTIONS=log_path=%s UBSAN_OPTIONS=log_path=%s %s -p %d"
+               % (env["DS_STATS_DIR"], san_log, san_log, MONITOR, pid))
         subprocess.run(t + ["new-session", "-d", "-x", "120", "-y", "40", cmd], check=True,
                        env=env, timeout=30)
 
@@ -270,6 +273,10 @@ def test_tui(env):
         subprocess.run(t + ["send-keys", "q"], timeout=30)
         check(wait_until(lambda: subprocess.run(t + ["has-session"], capture_output=True).returncode
                          != 0), "q quits")
+        import glob
+        reports = glob.glob(san_log + "*")
+        check(not reports, "no sanitizer report from the view %s" %
+              "".join(open(f).read() for f in reports)[:2000])
     finally:
         if p.poll() is None:
             p.kill()
