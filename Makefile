@@ -50,7 +50,7 @@ test-asan: deps
 fuzz-smoke: deps
 	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDS_WERROR=ON \
 	  -DDS_BUILD_FUZZ=ON -DDS_SANITIZE=address,undefined -DDS_WITH_CUDA=OFF \
-	  -DDS_BUILD_TESTS=OFF -DDS_BUILD_EXAMPLES=OFF -DDS_BUILD_BENCH=OFF $(CMAKE_ARGS)
+	  -DDS_BUILD_TESTS=OFF -DDS_BUILD_EXAMPLES=OFF -DDS_BUILD_BENCH=OFF -DDS_BUILD_TOOLS=OFF $(CMAKE_ARGS)
 	cmake --build $(FUZZ_BUILD) -j $(JOBS)
 	@set -e; for f in $(FUZZ_BUILD)/fuzz/fuzz_*; do \
 	  name=$$(basename $$f); scratch=$$(mktemp -d); \

@@ -365,12 +365,36 @@ static void test_insecure_dir(void **state) {
   rmdir(fresh);
 }
 
+/* ds_stats_dir() names the directory the files were created in, and reports a short buffer. */
+static void test_stats_dir(void **state) {
+  (void)state;
+  char dir[1024];
+  assert_int_equal(ds_stats_dir(dir, sizeof dir), DS_OK);
+  assert_string_equal(dir, g_dir);
+  ds_context *ctx = new_ctx(1);
+  const char *path = ds_stats_file_path(ctx);
+  assert_non_null(path);
+  assert_true(strncmp(path, dir, strlen(dir)) == 0 && path[strlen(dir)] == '/');
+  ds_context_destroy(ctx);
+  char small[4] = "xyz";
+  assert_int_equal(ds_stats_dir(small, sizeof small), DS_ERR_NO_SPACE);
+  assert_string_equal(small, "");
+  assert_int_equal(ds_stats_dir(NULL, 10), DS_ERR_INVALID_ARG);
+  assert_int_equal(ds_stats_dir(dir, 0), DS_ERR_INVALID_ARG);
+  unsetenv("DS_STATS_DIR");
+  assert_int_equal(ds_stats_dir(dir, sizeof dir), DS_OK);
+  char tmp[64];
+  snprintf(tmp, sizeof tmp, "/tmp/deepseek-%u", (unsigned)geteuid());
+  assert_true(strcmp(dir, tmp) == 0 || strstr(dir, "/deepseek") != NULL);
+  setenv("DS_STATS_DIR", g_dir, 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_registry),      cmocka_unit_test(test_registry_full),
       cmocka_unit_test(test_file),          cmocka_unit_test(test_file_disabled),
       cmocka_unit_test(test_corrupt),       cmocka_unit_test(test_no_torn_reads),
-      cmocka_unit_test(test_insecure_dir),
+      cmocka_unit_test(test_insecure_dir),  cmocka_unit_test(test_stats_dir),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

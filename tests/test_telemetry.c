@@ -325,6 +325,19 @@ static void test_cores(void **state) {
   assert_int_equal(ds_telemetry_cores(f, &n, ctx, 4096), DS_OK);
   assert_int_equal(n, s.ncores);
   for (size_t i = 0; i < n; i++) assert_true(isnan(f[i]) || in_unit(f[i]));
+  /* the first 64 CPUs are also published as gauges "telemetry.cpu.N" (for deepseek-monitor) */
+  ds_stats *st = NULL;
+  assert_int_equal(ds_stats_snapshot(&st, ctx), DS_OK);
+  for (size_t i = 0; i < n && i < 64; i++) {
+    char name[32];
+    double v;
+    snprintf(name, sizeof name, "telemetry.cpu.%zu", i);
+    assert_int_equal(ds_stats_find(&v, st, name), DS_OK);
+    assert_true(isnan(f[i]) ? isnan(v) : fabs(v - f[i]) < 1e-6);
+  }
+  double v;
+  assert_int_equal(ds_stats_find(&v, st, "telemetry.cpu.64"), DS_ERR_NOT_FOUND);
+  ds_stats_free(st);
   assert_int_equal(ds_telemetry_cores(f, &n, ctx, 1), DS_OK);
   assert_int_equal(n, 1);
   ds_context_destroy(ctx);

@@ -48,6 +48,15 @@ DS_API ds_status ds_stats_file_read(ds_stats **out, const char *path);
  *  Thread-safe. */
 DS_API const char *ds_stats_file_path(const ds_context *ctx);
 
+/** The directory where this process's contexts create their stats files and where
+ *  deepseek-monitor looks for them: $DS_STATS_DIR, else $XDG_RUNTIME_DIR/deepseek when that
+ *  runtime directory belongs to the effective user, else /tmp/deepseek-UID. Files in it are
+ *  named "<pid>-<serial>.stats". The directory may not exist yet.
+ *  @param buf receives the NUL-terminated path; @param cap its size in bytes.
+ *  @return DS_OK; DS_ERR_INVALID_ARG (buf NULL or cap 0); DS_ERR_NO_SPACE (the path does not
+ *  fit: buf is set to ""). Detail goes to ds_context_last_error(NULL). Thread-safe. */
+DS_API ds_status ds_stats_dir(char *buf, size_t cap);
+
 /** Number of stats in @p s (0 for NULL). */
 DS_API size_t ds_stats_count(const ds_stats *s);
 /** The @p index-th stat; its name belongs to @p s. @return DS_OK; DS_ERR_NOT_FOUND (index out

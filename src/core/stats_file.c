@@ -66,8 +66,8 @@ static int64_t ds__realtime_ns(void) {
 
 /* DS_STATS_DIR (unless DS_CONTEXT_NO_ENV), else $XDG_RUNTIME_DIR/deepseek when that is our
  * own directory, else /tmp/deepseek-UID. Returns 0 if the name does not fit. */
-static int ds__stats_dir(const ds_context *ctx, char *buf, size_t cap) {
-  const char *dir = (ctx->flags & DS_CONTEXT_NO_ENV) ? NULL : getenv("DS_STATS_DIR");
+static int ds__stats_dir(int use_env, char *buf, size_t cap) {
+  const char *dir = use_env ? getenv("DS_STATS_DIR") : NULL;
   const char *xdg = getenv("XDG_RUNTIME_DIR");
   struct stat st;
   int n;
@@ -164,7 +164,7 @@ static struct ds__stats_file *ds__stats_file_map(ds_context *ctx, int dfd, const
 
 struct ds__stats_file *ds__stats_file_create(ds_context *ctx) {
   char dir[4096];
-  if (!ds__stats_dir(ctx, dir, sizeof dir)) {
+  if (!ds__stats_dir(!(ctx->flags & DS_CONTEXT_NO_ENV), dir, sizeof dir)) {
     ds__log(ctx, DS_LOG_WARN, "stats", "no stats file: directory name too long");
     return NULL;
   }
@@ -182,6 +182,17 @@ void ds__stats_file_destroy(ds_context *ctx, struct ds__stats_file *f) {
   munmap(f->hdr, f->size);
   ds__free(ctx, f->path);
   ds__free(ctx, f);
+}
+
+ds_status ds_stats_dir(char *buf, size_t cap) {
+  if (!buf || cap == 0)
+    return ds__error(NULL, DS_ERR_INVALID_ARG, "stats", "ds_stats_dir: buffer is NULL or empty");
+  if (!ds__stats_dir(1, buf, cap)) {
+    buf[0] = '\0';
+    return ds__error(NULL, DS_ERR_NO_SPACE, "stats",
+                     "ds_stats_dir: the name needs more than %zu bytes", cap);
+  }
+  return DS_OK;
 }
 
 const char *ds__stats_file_path_of(const struct ds__stats_file *f) { return f->path; }

@@ -9,6 +9,7 @@
 #include <math.h>
 #include <signal.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,6 +30,10 @@ enum {
   DS__TSTAT_SAMPLES,
   DS__TSTAT_COUNT
 };
+
+/* Per-CPU gauges published for deepseek-monitor's bars: the first 64 CPUs only, so a large
+ * machine does not fill the 512-entry registry. ds_telemetry_cores() has them all. */
+#define DS__TSTAT_MAX_CPUS 64
 
 static const char *const ds__tstat_names[DS__TSTAT_COUNT] = {
     "telemetry.cpu_util",   "telemetry.mem_used",     "telemetry.mem_pressure",
@@ -57,6 +62,8 @@ struct ds__telemetry {
   ds__net_src net;
   int has_net;
   int stat_id[DS__TSTAT_COUNT];
+  int cpu_stat_id[DS__TSTAT_MAX_CPUS]; /* "telemetry.cpu.N" for the first CPUs */
+  int ncpu_stats;
 
   /* under hook_mu */
   double (*queue_fn)(void *user);
@@ -108,6 +115,8 @@ static void ds__sample_publish(ds_context *ctx, struct ds__telemetry *t,
   for (int i = 0; i < DS__TSTAT_SAMPLES; i++)
     if (!isnan(v[i])) ds__stat_set(ctx, t->stat_id[i], v[i]);
   ds__stat_add(ctx, t->stat_id[DS__TSTAT_SAMPLES], 1.0);
+  for (int c = 0; (s->valid & DS_TELEMETRY_CPU) && c < t->ncpu_stats; c++)
+    if (!isnan(t->scratch_cores[c])) ds__stat_set(ctx, t->cpu_stat_id[c], t->scratch_cores[c]);
   ds__stats_publish(ctx);
 }
 
@@ -229,6 +238,12 @@ static ds_status ds__telemetry_setup(ds_context *ctx, struct ds__telemetry *t) {
   for (int i = 0; i < DS__TSTAT_COUNT; i++)
     t->stat_id[i] = ds__stat_register(ctx, ds__tstat_names[i],
                                       i == DS__TSTAT_SAMPLES ? DS_STAT_COUNTER : DS_STAT_GAUGE);
+  t->ncpu_stats = ncpu < DS__TSTAT_MAX_CPUS ? (int)ncpu : DS__TSTAT_MAX_CPUS;
+  for (int c = 0; c < t->ncpu_stats; c++) {
+    char name[32];
+    snprintf(name, sizeof name, "telemetry.cpu.%d", c);
+    t->cpu_stat_id[c] = ds__stat_register(ctx, name, DS_STAT_GAUGE);
+  }
   return DS_OK;
 }
 

@@ -1,0 +1,43 @@
+/* deepseek-tune's internal interface: the search space (parameters of the library, each a range
+ * or a list of values), the strategies that pick settings from it, and running the workload
+ * command with a setting in its environment and reading its metric line. */
+#ifndef DS_TOOLS_TUNE_H
+#define DS_TOOLS_TUNE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <deepseek.h>
+
+#define DST_MAX_PARAMS 16
+#define DST_MAX_VALUES 1024 /* per parameter, after a range is expanded */
+
+typedef struct dtu_param {
+  ds_param id;
+  const char *name; /* the library's name (config key) */
+  int64_t values[DST_MAX_VALUES];
+  int nvalues;
+} dtu_param;
+
+typedef struct dtu_space {
+  dtu_param p[DST_MAX_PARAMS];
+  int n;
+} dtu_space;
+
+/* Parses "NAME=LO:HI[:STEP]" or "NAME=V1,V2,..." (NAME a config key or DS_ variable) and checks
+ * every value against ds_param_bounds(). Returns 0, or -1 with a message on stderr. */
+int dtu_space_add(dtu_space *s, const char *spec);
+/* Number of grid points (saturating at SIZE_MAX). */
+size_t dtu_space_size(const dtu_space *s);
+/* The index-th grid point (mixed radix, the last parameter fastest) into idx[s->n]. */
+void dtu_grid_point(const dtu_space *s, size_t index, int *idx);
+/* "name=value,name=value": the key a trial is logged and resumed by. */
+void dtu_point_key(char *buf, size_t cap, const dtu_space *s, const int *idx);
+
+/* Runs argv with DS_<NAME>=value for the point, @p timeout_s at most, and reads the last line
+ * of its stdout whose first token is @p metric followed by a number ("metric 12.5",
+ * "metric=12.5", "metric: 12.5"). Returns 0 with *value set, or -1 with why in @p why. */
+int dtu_run(double *value, char *why, size_t why_cap, char *const *argv, const dtu_space *s,
+            const int *idx, const char *metric, double timeout_s);
+
+#endif /* DS_TOOLS_TUNE_H */
