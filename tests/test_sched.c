@@ -707,6 +707,14 @@ static void test_executor_routed_and_stats(void **state) {
     assert_int_equal(ds_stats_find(&v, st, names[i]), DS_OK);
     assert_true(v >= 0);
   }
+  /* Waits are times, not garbage: this test's tasks are trivial, so well under 10 s. */
+  const char *waits[] = {"sched.wait_p50_us.normal", "sched.wait_p99_us.normal",
+                         "sched.completion_stddev_us"};
+  for (size_t i = 0; i < sizeof waits / sizeof waits[0]; i++) {
+    double v = -1;
+    assert_int_equal(ds_stats_find(&v, st, waits[i]), DS_OK);
+    if (!(v > 0 && v < 1e7)) fail_msg("%s = %g us", waits[i], v);
+  }
   double run = 0;
   ds_stats_find(&run, st, "sched.tasks_run");
   ds_stats_free(st);

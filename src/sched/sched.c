@@ -77,6 +77,7 @@ static void ds__sched_wake_urgent(struct ds__sched *s) {
 
 void ds__sched_enqueue(struct ds__sched *s, struct ds_task *t, int worker_hint) {
   ds__fetch_add(&t->refs, 1); /* the queue entry's */
+  t->ready_ns = ds__now_ns();
   if (t->prio == DS_PRIO_URGENT) {
     ds__queue_push_tail(&s->urgent, t);
     ds__sched_wake_urgent(s);
@@ -139,7 +140,7 @@ struct ds_task *ds__sched_next(ds__worker *w) {
 static void ds__run_claimed(ds__worker *w, struct ds_task *t) {
   struct ds__sched *s = w->s;
   uint64_t now = ds__now_ns();
-  ds__hist_add(&w->wait_hist[t->prio], now - t->submit_ns);
+  ds__hist_add(&w->wait_hist[t->prio], now - t->ready_ns);
   if (t->deadline_ns && now > t->deadline_ns) {
     ds__task_finish(t, DS_ERR_TIMEOUT, DS__WHY_NONE);
     return;
@@ -156,7 +157,7 @@ static void ds__run_claimed(ds__worker *w, struct ds_task *t) {
   else
     st = t->fn(t->arg);
   ds__tl_task = outer;
-  uint64_t end = ds__now_ns(), us = (end - t->submit_ns) / 1000u;
+  uint64_t end = ds__now_ns(), us = (end - t->ready_ns) / 1000u;
   if (!outer) ds__fetch_add_relaxed(&w->busy_ns, end - now); /* nested runs are in the outer's */
   ds__fetch_add_relaxed(&w->run, 1);
   ds__fetch_add_relaxed(&w->done_n, 1);

@@ -31,6 +31,7 @@ struct ds_task {
   void *on_done_user;
   struct ds_task_group *group;
   uint64_t id, submit_ns, deadline_ns, cost_ns;
+  uint64_t ready_ns; /* when last queued: queue wait and ready-to-done times start here */
   int32_t prio, device, worker_hint;
 
   ds__atomic_int state;  /* ds_task_state_t; leaving WAITING/READY is claimed by CAS */

@@ -139,6 +139,7 @@ static struct ds_task *ds__task_new(struct ds__sched *s, const ds_task_options *
   if (!t) return NULL;
   t->s = s;
   t->id = ds__fetch_add_relaxed(&s->next_id, 1) + 1;
+  t->submit_ns = ds__now_ns();
   t->prio = o->prio;
   t->device = o->device;
   t->worker_hint = o->worker;
