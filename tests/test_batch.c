@@ -336,6 +336,34 @@ static void test_full_preferred_and_delay(void **state) {
   ds_context_destroy(ctx);
 }
 
+/* The timer skips a due head while the slot is busy; the batch that then takes it must wake
+ * the timer for the requests it leaves behind (this hung before it did). */
+static void test_timer_after_busy_slot(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx(2);
+  gate_set(0);
+  ds_batcher_options o = vec_opts(1, 2, 20000);
+  o.max_inflight = 1;
+  ds_batcher *b = NULL;
+  assert_int_equal(ds_batcher_create(&b, ctx, &o), DS_OK);
+  float in[4] = {-1, 1, 2, 3}, out[4] = {0};
+  ds_batch_request *r[4];
+  assert_int_equal(submit_vec(&r[0], b, &in[0], &out[0], 1, 0), DS_OK);
+  gate_wait_holders(1); /* sent alone after the delay, held */
+  assert_int_equal(submit_vec(&r[1], b, &in[1], &out[1], 1, 0), DS_OK);
+  assert_int_equal(submit_vec(&r[2], b, &in[2], &out[2], 1, 0), DS_OK);
+  sleep_ms(40); /* both due; no slot */
+  assert_int_equal(submit_vec(&r[3], b, &in[3], &out[3], 1, 0), DS_OK);
+  gate_set(1); /* the finishing batch takes 1 and 2 (full) and leaves 3, not yet due */
+  for (int i = 0; i < 4; i++) {
+    assert_int_equal(ds_batch_request_wait(r[i], 10000000), DS_OK);
+    assert_true(out[i] == 2 * in[i] + 1);
+    ds_batch_request_release(r[i]);
+  }
+  ds_batcher_destroy(b);
+  ds_context_destroy(ctx);
+}
+
 /* ---------------------------------------------------------------- padding and buckets */
 
 static ds_batcher_options seq_opts(int max_batch, int64_t delay_us) {
@@ -814,6 +842,7 @@ int main(void) {
       cmocka_unit_test(test_concurrent_no_delay),
       cmocka_unit_test(test_concurrent_with_delay),
       cmocka_unit_test(test_full_preferred_and_delay),
+      cmocka_unit_test(test_timer_after_busy_slot),
       cmocka_unit_test(test_padding),
       cmocka_unit_test(test_length_buckets),
       cmocka_unit_test(test_allowed_batch_sizes),

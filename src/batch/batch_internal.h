@@ -104,6 +104,8 @@ struct ds__brun *ds__batch_take_locked(struct ds_batcher *b, uint64_t now);
 /* Submits the runs (linked by next_free) as scheduler tasks; b->mu not held. */
 void ds__batch_launch(struct ds_batcher *b, struct ds__brun *runs);
 void *ds__batch_timer_main(void *arg);
+/* Signals the timer thread if a queued request needs it before it would wake. */
+void ds__batch_kick_timer_locked(struct ds_batcher *b, uint64_t now);
 void ds__brun_free(struct ds_batcher *b, struct ds__brun *r);
 
 /* gather.c */

@@ -148,6 +148,12 @@ static void run_one(struct ds__brun *run) {
   ds__batch_stats_maybe_publish(b, ds__now_ns());
 }
 
+static uint64_t next_wake_locked(const struct ds_batcher *b, uint64_t now);
+
+void ds__batch_kick_timer_locked(struct ds_batcher *b, uint64_t now) {
+  if (next_wake_locked(b, now) < b->timer_target) pthread_cond_signal(&b->timer_cv);
+}
+
 /* Returns run's slot; takes the ready batches: the first of class prio into *same, the others
  * into the returned list. */
 static struct ds__brun *finish_locked(struct ds_batcher *b, struct ds__brun *run, int prio,
@@ -167,6 +173,9 @@ static struct ds__brun *finish_locked(struct ds_batcher *b, struct ds__brun *run
     }
   }
   if (b->inflight == 0) pthread_cond_broadcast(&b->idle_cv);
+  /* The timer may sleep past the new head's delay: it skipped the old head, which was due
+   * but had no free slot, and the take above left requests that are not due yet. */
+  ds__batch_kick_timer_locked(b, now);
   return others;
 }
 
@@ -275,8 +284,6 @@ void *ds__batch_timer_main(void *arg) {
       continue;
     }
     uint64_t wake = next_wake_locked(b, now);
-    /* While requests wait, look again at least every 100 ms: a bound on any missed wakeup. */
-    if (b->nqueued && wake > now + 100000000u) wake = now + 100000000u;
     b->timer_target = wake;
     if (wake == UINT64_MAX) {
       pthread_cond_wait(&b->timer_cv, &b->mu);

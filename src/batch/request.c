@@ -142,7 +142,7 @@ static ds_status refuse(ds_batcher *b, ds_status st) {
 }
 
 /* Queues r (b->mu held) and takes the batches that are ready now; tells the timer thread
- * when r brings its next wakeup forward. */
+ * when its next wakeup comes forward. */
 static struct ds__brun *enqueue_locked(ds_batcher *b, struct ds_batch_request *r) {
   ds__bq_push(b, r);
   if (r->deadline && r->deadline < b->min_deadline) b->min_deadline = r->deadline;
@@ -152,13 +152,7 @@ static struct ds__brun *enqueue_locked(ds_batcher *b, struct ds_batch_request *r
     *tail = run;
     tail = &run->next_free;
   }
-  if (ds__load_relaxed(&r->state) == DS__BREQ_QUEUED) {
-    uint64_t wake = b->o.max_queue_delay_us > 0
-                        ? r->t_submit + (uint64_t)b->o.max_queue_delay_us * 1000u
-                        : UINT64_MAX;
-    if (r->deadline && r->deadline < wake) wake = r->deadline;
-    if (wake < b->timer_target) pthread_cond_signal(&b->timer_cv);
-  }
+  ds__batch_kick_timer_locked(b, now);
   return runs;
 }
 
