@@ -196,14 +196,15 @@ static ds_status run_task(void *arg) {
   return DS_OK;
 }
 
-static void fail_run(struct ds_batcher *b, struct ds__brun *run, ds_status st) {
+/* A batch the scheduler refused: its requests fail with the scheduler's status; the batches
+ * its slot lets go are returned to be launched in turn. */
+static struct ds__brun *fail_run(struct ds_batcher *b, struct ds__brun *run, ds_status st) {
   for (int i = 0; i < run->n; i++) ds__breq_complete(run->reqs[i], st);
+  struct ds__brun *none;
   pthread_mutex_lock(&b->mu);
-  b->inflight--;
-  run->next_free = b->free_runs;
-  b->free_runs = run;
-  if (b->inflight == 0) pthread_cond_broadcast(&b->idle_cv);
+  struct ds__brun *others = finish_locked(b, run, -1, &none);
   pthread_mutex_unlock(&b->mu);
+  return others;
 }
 
 void ds__batch_launch(struct ds_batcher *b, struct ds__brun *runs) {
@@ -217,7 +218,13 @@ void ds__batch_launch(struct ds_batcher *b, struct ds__brun *runs) {
     if (st != DS_OK) {
       ds__log(b->ctx, DS_LOG_WARN, "batch", "%s: batch not scheduled: %s", b->name,
               ds_status_str(st));
-      fail_run(b, runs, st);
+      struct ds__brun *more = fail_run(b, runs, st);
+      while (more) { /* they are tried in turn (and fail alike while the scheduler stops) */
+        struct ds__brun *m = more;
+        more = m->next_free;
+        m->next_free = next;
+        next = m;
+      }
     }
     runs = next;
   }
@@ -255,7 +262,8 @@ static uint64_t next_wake_locked(const struct ds_batcher *b, uint64_t now) {
     const struct ds__bqueue *q = &b->q[k * 2 + 1];
     if (!q->n) continue;
     uint64_t t = q->head->t_submit + (uint64_t)b->o.max_queue_delay_us * 1000u;
-    if (t > now && t < wake) wake = t; /* past: ready, waiting for a slot */
+    /* A due head waits for a slot: the batch that frees one takes it. */
+    if ((t > now || b->inflight < b->o.max_inflight) && t < wake) wake = t;
   }
   return wake;
 }
