@@ -135,7 +135,8 @@ typedef struct ds_batcher_stats {
   uint64_t submitted;        /**< accepted by ds_batcher_submit */
   uint64_t completed;        /**< done with DS_OK */
   uint64_t failed;           /**< done with the handler's error */
-  uint64_t rejected;         /**< refused at submit: full queue (DS_ERR_NO_SPACE) */
+  uint64_t rejected;         /**< refused at submit: full queue (DS_ERR_NO_SPACE, or
+                                  DS_ERR_TIMEOUT while waiting for room) */
   uint64_t invalid;          /**< refused at submit: bad shape, dtype, arguments, shutdown */
   uint64_t timed_out;        /**< done with DS_ERR_TIMEOUT */
   uint64_t cancelled;        /**< done with DS_ERR_CANCELLED or DS_ERR_SHUTDOWN */
