@@ -775,6 +775,99 @@ static void test_destroy_drains(void **state) {
   ds_context_destroy(ctx);
 }
 
+/* Everything at once: submitters with timeouts and URGENT requests, a canceller, and a
+ * shutdown without drain in the middle. Every accepted request completes exactly once, with
+ * its own numbers when it succeeded. */
+#define MIX_THREADS 4
+#define MIX_PER 300
+
+typedef struct mix_req {
+  float in[3], out[3];
+  ds__atomic_int calls;
+  ds_status st;
+  ds_batch_request *h;
+  int accepted;
+} mix_req;
+
+static void mix_done(void *user, ds_batch_request *req, ds_status st) {
+  (void)req;
+  mix_req *m = user;
+  m->st = st;
+  ds__fetch_add(&m->calls, 1);
+}
+
+typedef struct mix_thread {
+  ds_batcher *b;
+  mix_req *reqs;
+  int id;
+} mix_thread;
+
+static void *mix_main(void *arg) {
+  mix_thread *t = arg;
+  for (int i = 0; i < MIX_PER; i++) {
+    mix_req *m = &t->reqs[i];
+    for (int k = 0; k < 3; k++) m->in[k] = (float)(t->id * 10000 + i * 3 + k);
+    ds_tensor ti, to;
+    vec(&ti, m->in, 3);
+    vec(&to, m->out, 3);
+    ds_batch_submit_options so = DS_BATCH_SUBMIT_OPTIONS_INIT;
+    so.prio = i % 7 == 0 ? DS_PRIO_URGENT : DS_PRIO_NORMAL;
+    so.timeout_us = i % 3 == 0 ? 200 : 0;
+    so.on_done = mix_done;
+    so.user = m;
+    m->accepted = ds_batcher_submit(&m->h, t->b, &ti, &to, &so) == DS_OK;
+    if (m->accepted && i % 5 == 0) ds_batch_request_cancel(m->h);
+  }
+  return NULL;
+}
+
+static void test_mixed_exactly_once(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx(2);
+  ds_batcher_options o = vec_opts(3, 8, 300);
+  ds_batcher *b = NULL;
+  assert_int_equal(ds_batcher_create(&b, ctx, &o), DS_OK);
+  static mix_req reqs[MIX_THREADS][MIX_PER];
+  memset(reqs, 0, sizeof reqs);
+  mix_thread mt[MIX_THREADS];
+  pthread_t th[MIX_THREADS];
+  for (int t = 0; t < MIX_THREADS; t++) {
+    mt[t] = (mix_thread){b, reqs[t], t};
+    pthread_create(&th[t], NULL, mix_main, &mt[t]);
+  }
+  sleep_ms(2);
+  assert_int_equal(ds_batcher_shutdown(b, 0), DS_OK); /* while they still submit */
+  for (int t = 0; t < MIX_THREADS; t++) pthread_join(th[t], NULL);
+  int ok = 0, accepted = 0;
+  for (int t = 0; t < MIX_THREADS; t++)
+    for (int i = 0; i < MIX_PER; i++) {
+      mix_req *m = &reqs[t][i];
+      if (!m->accepted) {
+        assert_int_equal(ds__load(&m->calls), 0);
+        continue;
+      }
+      accepted++;
+      assert_int_equal(ds_batch_request_wait(m->h, -1), m->st);
+      assert_int_equal(ds__load(&m->calls), 1);
+      assert_true(m->st == DS_OK || m->st == DS_ERR_TIMEOUT || m->st == DS_ERR_CANCELLED ||
+                  m->st == DS_ERR_SHUTDOWN);
+      if (m->st == DS_OK) {
+        ok++;
+        for (int k = 0; k < 3; k++) assert_true(m->out[k] == 2 * m->in[k] + 1);
+      } else {
+        for (int k = 0; k < 3; k++) assert_true(m->out[k] == 0);
+      }
+      ds_batch_request_release(m->h);
+    }
+  ds_batcher_stats s = get_stats(b);
+  assert_int_equal(s.submitted, (uint64_t)accepted);
+  assert_int_equal(s.completed, (uint64_t)ok);
+  assert_int_equal(s.completed + s.timed_out + s.cancelled + s.failed, (uint64_t)accepted);
+  assert_int_equal(s.invalid + s.submitted, MIX_THREADS * MIX_PER);
+  ds_batcher_destroy(b);
+  ds_context_destroy(ctx);
+}
+
 /* ---------------------------------------------------------------- stats */
 
 static ds_status failing(void *user, const ds_batch *bt) {
@@ -854,6 +947,7 @@ int main(void) {
       cmocka_unit_test(test_urgent_jumps_queue),
       cmocka_unit_test(test_shutdown_fails_queued_once),
       cmocka_unit_test(test_destroy_drains),
+      cmocka_unit_test(test_mixed_exactly_once),
       cmocka_unit_test(test_stats_and_handler_error),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
