@@ -70,7 +70,7 @@ test-tsan: deps
 	  -DDS_SANITIZE=thread -DDS_WITH_CUDA=OFF -DDS_BUILD_BENCH=OFF $(CMAKE_ARGS)
 	cmake --build $(TSAN_BUILD) -j $(JOBS)
 	cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-	  ctest --output-on-failure -j $(JOBS) -R sched $(CTEST_ARGS)
+	  ctest --output-on-failure -j $(JOBS) -R 'sched|batch' $(CTEST_ARGS)
 
 demo: build
 	$(BUILD)/examples/deepseek_info

@@ -15,5 +15,6 @@
 #include "deepseek/cache.h"
 #include "deepseek/predict.h"
 #include "deepseek/sched.h"
+#include "deepseek/batch.h"
 
 #endif /* DEEPSEEK_H */
