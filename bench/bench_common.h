@@ -3,6 +3,10 @@
 #ifndef DS_BENCH_COMMON_H
 #define DS_BENCH_COMMON_H
 
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L /* clock_gettime under -std=c11 */
+#endif
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
