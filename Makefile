@@ -73,7 +73,7 @@ test-tsan: deps
 	  ctest --output-on-failure -j $(JOBS) -R 'sched|batch' $(CTEST_ARGS)
 
 demo: build
-	$(BUILD)/examples/deepseek_info
+	$(BUILD)/examples/deepseek_info --trace $(BUILD)/deepseek_info.trace.json
 
 bench: build
 	@set -e; for b in $(BUILD)/bench/bench_*; do [ -x "$$b" ] && DS_SHARED_DATA=$(CURDIR)/../shared/data "$$b"; done
