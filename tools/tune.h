@@ -40,4 +40,16 @@ void dtu_point_key(char *buf, size_t cap, const dtu_space *s, const int *idx);
 int dtu_run(double *value, char *why, size_t why_cap, char *const *argv, const dtu_space *s,
             const int *idx, const char *metric, double timeout_s);
 
+/* One finished trial for the model-based strategy: its point and its metric oriented so that
+ * larger is better (negated when minimising; -INFINITY for a failed trial). */
+typedef struct dtu_obs {
+  int idx[DST_MAX_PARAMS];
+  double y;
+} dtu_obs;
+
+/* TPE (see tune_tpe.c): proposes into idx[s->n] an untried point (a tried one only when the
+ * whole space is tried) from the @p n observations, drawing from the xorshift64 state @p rng.
+ * Returns 0, or -1 when out of memory. */
+int dtu_tpe_suggest(const dtu_space *s, const dtu_obs *obs, size_t n, uint64_t *rng, int *idx);
+
 #endif /* DS_TOOLS_TUNE_H */

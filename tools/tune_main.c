@@ -1,13 +1,16 @@
 /* deepseek-tune: searches libdeepseek tunables for the best value of a workload's metric.
  *
  * usage: deepseek-tune --param NAME=LO:HI[:STEP] | NAME=V1,V2,... [--param ...]
- *                      --metric NAME [--minimize] [--strategy grid|random] [--trials N]
- *                      [--repeats R] [--seed S] [--timeout-s T] [--log FILE] [--out FILE]
- *                      -- COMMAND [ARGS...]
+ *                      --metric NAME [--minimize] [--strategy grid|random|tpe] [--trials N]
+ *                      [--startup K] [--repeats R] [--seed S] [--timeout-s T] [--log FILE]
+ *                      [--out FILE] -- COMMAND [ARGS...]
  * Each trial runs COMMAND R times with the setting as DS_* environment variables, takes the
  * median of its metric lines, and appends one JSON line to the log; an existing log is resumed
  * (trials that succeeded in it are not rerun; failed ones are). At the end the best setting is
- * written as a config file that the library loads through DS_CONFIG. */
+ * written as a config file that the library loads through DS_CONFIG.
+ * Strategies: grid (every point in order), random (N distinct random points), tpe (K random
+ * start-up points, default 10, then the Tree-structured Parzen Estimator of tune_tpe.c for the
+ * rest of the N trials). random and tpe are reproducible with --seed. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdint.h>
@@ -24,11 +27,13 @@
 typedef struct dtu_opts {
   dtu_space space;
   const char *metric, *log, *out;
-  int minimize, random, trials, repeats;
+  int minimize, strategy, trials, startup, repeats;
   unsigned long long seed;
   double timeout_s;
   char **argv;
 } dtu_opts;
+
+enum { DTU_GRID, DTU_RANDOM, DTU_TPE };
 
 typedef struct dtu_done { /* trials read back from the log */
   char (*keys)[DTU_KEY_MAX];
@@ -38,12 +43,13 @@ typedef struct dtu_done { /* trials read back from the log */
 
 static void dtu_usage(FILE *f) {
   fputs("usage: deepseek-tune --param NAME=LO:HI[:STEP]|NAME=V1,V2,... [--param ...]\n"
-        "         --metric NAME [--minimize] [--strategy grid|random] [--trials N]\n"
-        "         [--repeats R] [--seed S] [--timeout-s T] [--log FILE] [--out FILE]\n"
-        "         -- COMMAND [ARGS...]\n"
+        "         --metric NAME [--minimize] [--strategy grid|random|tpe] [--trials N]\n"
+        "         [--startup K] [--repeats R] [--seed S] [--timeout-s T] [--log FILE]\n"
+        "         [--out FILE] -- COMMAND [ARGS...]\n"
         "NAME is a libdeepseek parameter (config key or DS_ variable). COMMAND must print a\n"
         "line \"METRIC VALUE\" (or METRIC=VALUE, METRIC: VALUE). Defaults: grid, 3 repeats,\n"
-        "20 random trials, seed 1, 60 s timeout, log deepseek-tune.jsonl,\n"
+        "20 trials (random, tpe), tpe start-up 10 random trials, seed 1,\n"
+        "60 s timeout, log deepseek-tune.jsonl,\n"
         "out deepseek-tune.conf.\n",
         f);
 }
@@ -54,6 +60,8 @@ static int dtu_parse(dtu_opts *o, int argc, char **argv) {
   o->out = "deepseek-tune.conf";
   o->trials = 20;
   o->repeats = 3;
+  o->startup = 10; /* fixed, not a share of --trials: a resumed search with a larger budget
+                     * then replays the same start-up and proposals */
   o->seed = 1;
   o->timeout_s = 60;
   for (int i = 1; i < argc; i++) {
@@ -67,9 +75,11 @@ static int dtu_parse(dtu_opts *o, int argc, char **argv) {
     i++;
     if (!strcmp(a, "--param")) { if (dtu_space_add(&o->space, v)) return 0; }
     else if (!strcmp(a, "--metric")) o->metric = v;
-    else if (!strcmp(a, "--strategy") && (!strcmp(v, "grid") || !strcmp(v, "random")))
-      o->random = !strcmp(v, "random");
+    else if (!strcmp(a, "--strategy") && !strcmp(v, "grid")) o->strategy = DTU_GRID;
+    else if (!strcmp(a, "--strategy") && !strcmp(v, "random")) o->strategy = DTU_RANDOM;
+    else if (!strcmp(a, "--strategy") && !strcmp(v, "tpe")) o->strategy = DTU_TPE;
     else if (!strcmp(a, "--trials")) o->trials = atoi(v);
+    else if (!strcmp(a, "--startup")) o->startup = atoi(v);
     else if (!strcmp(a, "--repeats")) o->repeats = atoi(v);
     else if (!strcmp(a, "--seed")) o->seed = strtoull(v, NULL, 10);
     else if (!strcmp(a, "--timeout-s")) o->timeout_s = atof(v);
@@ -78,7 +88,7 @@ static int dtu_parse(dtu_opts *o, int argc, char **argv) {
     else return 0;
   }
   return o->argv && o->argv[0] && o->metric && o->space.n > 0 && o->trials > 0 &&
-         o->repeats > 0 && o->repeats <= DTU_REPEATS_MAX && o->timeout_s > 0;
+         o->repeats > 0 && o->repeats <= DTU_REPEATS_MAX && o->timeout_s > 0 && o->startup >= 1;
 }
 
 /* Reads back the trials of an earlier run: lines {"trial":..,"key":"K","median":M|null,...}. */
@@ -154,12 +164,15 @@ static double dtu_trial(const dtu_opts *o, FILE *log, size_t trial, const int *i
   return median;
 }
 
-/* The next point: the grid in order, or random distinct grid points (a partial shuffle). */
+/* The next point: the grid in order, random distinct grid points (a partial shuffle), or for
+ * tpe random points during the start-up and then the model's proposal from the trials so far. */
 static int dtu_next(const dtu_opts *o, size_t k, size_t *perm, size_t size, int *idx,
-                    unsigned long long *rng) {
-  if (k >= size || (o->random && k >= (size_t)o->trials)) return 0;
+                    uint64_t *rng, const dtu_obs *obs, size_t nobs) {
+  if (k >= size || (o->strategy != DTU_GRID && k >= (size_t)o->trials)) return 0;
+  if (o->strategy == DTU_TPE && k >= (size_t)o->startup)
+    return dtu_tpe_suggest(&o->space, obs, nobs, rng, idx) == 0;
   size_t index = k;
-  if (o->random) {
+  if (o->strategy != DTU_GRID) {
     *rng ^= *rng << 13, *rng ^= *rng >> 7, *rng ^= *rng << 17; /* xorshift64 */
     size_t j = k + (size_t)(*rng % (size - k));
     size_t t = perm[k];
@@ -205,11 +218,14 @@ int main(int argc, char **argv) {
     return 2;
   }
   size_t size = dtu_space_size(&o.space);
-  size_t total = o.random ? (size < (size_t)o.trials ? size : (size_t)o.trials) : size;
-  size_t *perm = o.random ? malloc(size * sizeof *perm) : NULL;
-  if (size > (1u << 24) || (o.random && !perm)) {
+  int sampled = o.strategy != DTU_GRID;
+  size_t total = sampled ? (size < (size_t)o.trials ? size : (size_t)o.trials) : size;
+  size_t *perm = sampled ? malloc(size * sizeof *perm) : NULL;
+  dtu_obs *obs = o.strategy == DTU_TPE ? malloc((total ? total : 1) * sizeof *obs) : NULL;
+  if (size > (1u << 24) || (sampled && !perm) || (o.strategy == DTU_TPE && !obs)) {
     fprintf(stderr, "deepseek-tune: the space has %zu points; at most 2^24\n", size);
     free(perm);
+    free(obs);
     return 2;
   }
   for (size_t i = 0; perm && i < size; i++) perm[i] = i;
@@ -218,18 +234,24 @@ int main(int argc, char **argv) {
   FILE *log = fopen(o.log, "a");
   if (!log) {
     perror(o.log);
+    free(perm);
+    free(obs);
     return 2;
   }
-  unsigned long long rng = o.seed ? o.seed : 0x9e3779b97f4a7c15ull;
+  uint64_t rng = o.seed ? o.seed : 0x9e3779b97f4a7c15ull;
   int idx[DST_MAX_PARAMS];
   char key[DTU_KEY_MAX], best[DTU_KEY_MAX] = "";
   double best_m = NAN;
   size_t evaluated = 0, resumed = 0;
-  for (size_t k = 0; dtu_next(&o, k, perm, size, idx, &rng); k++) {
+  for (size_t k = 0; dtu_next(&o, k, perm, size, idx, &rng, obs, k); k++) {
     dtu_point_key(key, sizeof key, &o.space, idx);
     double m;
     if (dtu_find_done(&done, key, &m)) resumed++;
     else m = dtu_trial(&o, log, k, idx, key), evaluated++;
+    if (obs) {
+      memcpy(obs[k].idx, idx, sizeof obs[k].idx);
+      obs[k].y = isnan(m) ? -INFINITY : o.minimize ? -m : m;
+    }
     if (!isnan(m) && (isnan(best_m) || (o.minimize ? m < best_m : m > best_m))) {
       best_m = m;
       snprintf(best, sizeof best, "%s", key);
@@ -238,6 +260,7 @@ int main(int argc, char **argv) {
   }
   fclose(log);
   free(perm);
+  free(obs);
   free(done.keys);
   free(done.medians);
   if (!best[0]) {

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Tests of deepseek-monitor against a live process (ds_tools_demo) in a private stats directory.
 
-usage: test_tools.py monitor|prometheus|trace|tui|tune TOOL DEMO SCRATCH_DIR
-(TOOL is deepseek-monitor, or deepseek-tune for the mode tune.)
+usage: test_tools.py monitor|prometheus|trace|tui|tune TOOL DEMO SCRATCH_DIR [OBJECTIVE]
+(TOOL is deepseek-monitor, or deepseek-tune for the mode tune, which also takes tune_objective.)
 Only 127.0.0.1 is ever bound."""
 import json
 import os
@@ -14,6 +14,7 @@ import time
 import urllib.request
 
 MODE, MONITOR, DEMO, SCRATCH = sys.argv[1:5]
+OBJECTIVE = sys.argv[5] if len(sys.argv) > 5 else None
 
 
 def fail(msg):
@@ -339,6 +340,55 @@ def test_tune(env):
         r = subprocess.run([tune, "--param", bad, "--metric", "m", "--", "true"], env=env,
                            capture_output=True, text=True, timeout=30)
         check(r.returncode == 2 and why in r.stderr, "refuses --param %s" % bad)
+    test_tune_tpe(env)
+
+
+# The batcher-like space of tune_objective (3,200 grid points). Its exhaustive grid's best,
+# measured with deepseek-tune --strategy grid over TPE_SPACE (the objective is deterministic):
+# throughput 8235.74 at sched_spin_us=200,sched_tick_ms=50,sched_low_duty_pct=50,
+# precision_skinny_max_m=16.
+TPE_SPACE = ["--param", "sched_spin_us=0,20,50,100,200,500,1000,5000", "--param", "sched_tick_ms=5:100:5",
+             "--param", "sched_low_duty_pct=25:100:25", "--param", "precision_skinny_max_m=0:64:16"]
+GRID_BEST = 8235.74
+
+
+def tune_search(env, strategy, trials, seed, log):
+    if os.path.exists(log):
+        os.unlink(log)
+    out = os.path.join(SCRATCH, "tune_tpe.conf")
+    args = [MONITOR] + TPE_SPACE + ["--metric", "throughput", "--repeats", "1", "--strategy", strategy,
+                                    "--trials", str(trials), "--seed", str(seed), "--log", log,
+                                    "--out", out, "--", OBJECTIVE]
+    r = subprocess.run(args, env=env, capture_output=True, text=True, timeout=100)
+    check(r.returncode == 0 and "Sanitizer" not in r.stderr, "%s search runs (%s)" % (strategy, r.stderr[-300:]))
+    return r, [json.loads(l) for l in open(log)]
+
+
+def test_tune_tpe(env):
+    if not OBJECTIVE:
+        fail("tune mode needs the tune_objective program")
+    tlog, rlog = os.path.join(SCRATCH, "tune_tpe.jsonl"), os.path.join(SCRATCH, "tune_rnd.jsonl")
+    _, tpe = tune_search(env, "tpe", 40, 1, tlog)
+    _, rnd = tune_search(env, "random", 40, 1, rlog)
+    check(len(tpe) == 40 and len({t["key"] for t in tpe}) == 40, "tpe: 40 trials (the budget), all distinct")
+    tbest, rbest = max(t["median"] for t in tpe), max(t["median"] for t in rnd)
+    check(tbest >= 0.9 * GRID_BEST, "tpe with 40 of 3200 evaluations is within 10%% of the grid's best "
+          "(%g vs %g)" % (tbest, GRID_BEST))
+    check(tbest > rbest, "tpe beats random search at the same budget and seed (%g > %g)" % (tbest, rbest))
+    # resume: 20 trials, then the same search with 30 reruns none and proposes what a fresh
+    # 30-trial search proposes
+    r, first = tune_search(env, "tpe", 20, 3, tlog)
+    args = [MONITOR] + TPE_SPACE + ["--metric", "throughput", "--repeats", "1", "--strategy", "tpe",
+                                    "--trials", "30", "--seed", "3", "--log", tlog, "--out",
+                                    os.path.join(SCRATCH, "tune_tpe.conf"), "--", OBJECTIVE]
+    r = subprocess.run(args, env=env, capture_output=True, text=True, timeout=100)
+    check(r.returncode == 0 and "(10 trials run, 20 resumed" in r.stdout,
+          "a tpe search resumes from its log: %s" % r.stdout.strip())
+    resumed = [t["key"] for t in map(json.loads, open(tlog))]
+    _, fresh = tune_search(env, "tpe", 30, 3, rlog)
+    check(resumed == [t["key"] for t in fresh], "the resumed search proposes what an uninterrupted one does")
+    r = subprocess.run(args, env=env, capture_output=True, text=True, timeout=100)
+    check("(0 trials run, 30 resumed" in r.stdout, "a finished tpe search reruns nothing")
 
 
 def main():
