@@ -1,0 +1,40 @@
+#!/bin/sh
+# The Fashion-MNIST demo end to end on a 2000-image slice: it must exit 0 and print a test
+# accuracy well above chance (10%), and --resume must continue after the checkpointed epoch.
+# Usage: test_train_demo.sh PATH/TO/train_fashion_mnist
+set -u
+prog=$1
+data=${DS_FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
+if [ ! -r "$data/train-images-idx3-ubyte.gz" ]; then
+  echo "SKIP: Fashion-MNIST not found in $data (Debian package dataset-fashion-mnist)"
+  exit 0
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*"; cat "$tmp/out"; exit 1; }
+
+# 1. one epoch on 2000 images, with a checkpoint and a trace
+"$prog" --data "$data" --limit 2000 --epochs 1 --checkpoint "$tmp/ckpt" --trace "$tmp/t.json" \
+  > "$tmp/out" 2>&1 || fail "first run exited $?"
+acc=$(sed -n 's/^test accuracy \([0-9.]*\)%.*/\1/p' "$tmp/out")
+[ -n "$acc" ] || fail "no test accuracy line"
+awk -v a="$acc" 'BEGIN { exit !(a > 50) }' || fail "test accuracy $acc% is not above 50%"
+grep -q '^epoch 1/1 .*train accuracy' "$tmp/out" || fail "no epoch line"
+grep -q 'latency p50' "$tmp/out" || fail "no batcher latency line"
+[ -s "$tmp/t.json" ] || fail "no trace file"
+echo "first run: test accuracy $acc%"
+
+# 2. --resume --epochs 2 continues at epoch 2 and trains only that epoch
+"$prog" --data "$data" --limit 2000 --epochs 2 --checkpoint "$tmp/ckpt" --resume \
+  > "$tmp/out" 2>&1 || fail "resume run exited $?"
+grep -q 'continuing at epoch 2' "$tmp/out" || fail "did not resume at epoch 2"
+grep -q '^epoch 1/' "$tmp/out" && fail "resume ran epoch 1 again"
+grep -q '^epoch 2/2 .*train accuracy' "$tmp/out" || fail "no epoch 2 line"
+acc2=$(sed -n 's/^test accuracy \([0-9.]*\)%.*/\1/p' "$tmp/out")
+awk -v a="$acc2" 'BEGIN { exit !(a > 50) }' || fail "resumed test accuracy '$acc2' is not above 50%"
+echo "resumed run: test accuracy $acc2%"
+
+# 3. a missing dataset is a clear error naming the package
+"$prog" --data "$tmp/none" > "$tmp/out" 2>&1 && fail "missing data accepted"
+grep -q 'dataset-fashion-mnist' "$tmp/out" || fail "missing-data message does not name the package"
+echo "PASS"
