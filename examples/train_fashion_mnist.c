@@ -379,8 +379,12 @@ static void progress(int epoch, int epochs, int done, int total, double t0, int 
   char bar[32];
   for (int i = 0; i < w; i++) bar[i] = i < fill ? '#' : '.';
   bar[w] = 0;
-  printf("%sepoch %d/%d [%s] %3d%% %.1fs ETA %.1fs", tty ? "\r" : "", epoch, epochs, bar,
-         total ? 100 * done / total : 100, el, eta);
+  if (done < total)
+    printf("%sepoch %d/%d [%s] %3d%% %.1fs ETA %.1fs", tty ? "\r" : "", epoch, epochs, bar,
+           total ? 100 * done / total : 100, el, eta);
+  else /* the final form of the line (the only one when stdout is not a terminal) */
+    printf("%sepoch %d/%d [%s] 100%% %.1fs%s", tty ? "\r" : "", epoch, epochs, bar, el,
+           tty ? "          " : ""); /* blank out the ETA */
   fflush(stdout);
 }
 
