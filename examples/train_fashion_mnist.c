@@ -1,13 +1,15 @@
 /* train_fashion_mnist: trains an MLP (784-512-256-10) on Fashion-MNIST with libdeepseek and
  * serves the test set through the dynamic batcher.
  *   - data: Debian's dataset-fashion-mnist (IDX files, gzip), read with zlib;
- *   - batches are decoded (uint8 -> normalised fp32) by scheduler tasks (the next batch at
- *     NORMAL priority, the one after at LOW) and kept in a cache with a compressed tier;
+ *   - batches are decoded (uint8 -> normalised fp32) by scheduler tasks while the previous
+ *     batch trains (NORMAL priority; every 8th at LOW, as background work) and kept in a cache
+ *     with a zstd-compressed tier, so later epochs read them back instead of decoding;
  *   - compute: ds_gemm + the fp32 training kernels + SGD with momentum (fp32 masters);
  *   - a checkpoint goes to a persistent cache every epoch (--checkpoint DIR, --resume);
  *   - after training, client threads send the test images one by one through a batcher.
  *   run: ./train_fashion_mnist [--epochs N] [--batch N] [--lr X] [--limit N] [--data DIR]
- *                              [--checkpoint DIR] [--resume] [--trace FILE] */
+ *                              [--checkpoint DIR] [--resume] [--trace FILE] [--mixed]
+ *   --mixed: the hidden layers run with bf16 weights under the DynamicPrecision policy. */
 #define _POSIX_C_SOURCE 200809L
 #include <deepseek.h>
 #include <math.h>
@@ -26,7 +28,7 @@
 #define CLIENTS 4
 
 typedef struct args {
-  int epochs, batch, limit, resume;
+  int epochs, batch, limit, resume, mixed;
   float lr;
   const char *data, *ckpt, *trace;
 } args;
@@ -51,7 +53,11 @@ typedef struct loader {
 typedef struct model {
   ds_context *ctx;
   ds_optimizer *opt;
-  int bs; /* rows of the work buffers */
+  ds_precision_policy *pol; /* --mixed: DynamicPrecision over the hidden layers */
+  ds_dtype wdt[3];          /* the dtype each layer's weights run in now */
+  uint64_t step, switches;
+  float *shadow; /* fp32 reference output of a layer on check steps */
+  int bs;        /* rows of the work buffers */
   float *z1, *a1, *z2, *a2, *lg, *dlg, *d2, *d1;
   float *gw1, *gb1, *gw2, *gb2, *gw3, *gb3;
 } model;
@@ -156,16 +162,45 @@ static ds_status loader_start(loader *l, int b, int nbatches, int n, int prio) {
 
 /* ---- the model --------------------------------------------------------------------------- */
 
-static ds_status gemm(ds_context *ctx, float *c, int64_t m, int64_t n, const float *a,
-                      int64_t ar, int64_t ac, const float *b, int64_t br, int64_t bc,
-                      uint32_t flags) {
+static ds_status gemm_dt(ds_context *ctx, float *c, int64_t m, int64_t n, const float *a,
+                         int64_t ar, int64_t ac, const void *b, ds_dtype bdt, int64_t br,
+                         int64_t bc, uint32_t flags) {
   ds_device cpu = {DS_DEVICE_CPU, 0};
   int64_t cs[2] = {m, n}, as[2] = {ar, ac}, bs[2] = {br, bc};
   ds_tensor tc, ta, tb;
   ds_tensor_init(&tc, ctx, c, DS_DTYPE_F32, 2, cs, NULL, cpu);
   ds_tensor_init(&ta, ctx, (void *)a, DS_DTYPE_F32, 2, as, NULL, cpu);
-  ds_tensor_init(&tb, ctx, (void *)b, DS_DTYPE_F32, 2, bs, NULL, cpu);
+  ds_tensor_init(&tb, ctx, (void *)b, bdt, 2, bs, NULL, cpu);
   return ds_gemm(ctx, &tc, &ta, &tb, flags, 1.0f, 0.0f);
+}
+
+static ds_status gemm(ds_context *ctx, float *c, int64_t m, int64_t n, const float *a,
+                      int64_t ar, int64_t ac, const float *b, int64_t br, int64_t bc,
+                      uint32_t flags) {
+  return gemm_dt(ctx, c, m, n, a, ar, ac, b, DS_DTYPE_F32, br, bc, flags);
+}
+
+/* The weights of layer l (0..2) in the dtype it runs in now: the optimiser's 16-bit working
+ * copy, or the fp32 master. */
+static const void *weight(model *m, int l, ds_dtype *dt) {
+  void *w = NULL;
+  ds_dtype wd = DS_DTYPE_F32;
+  ds_optimizer_working(m->opt, pname[2 * l], &w, &wd);
+  if (m->wdt[l] != DS_DTYPE_F32 && wd == m->wdt[l]) {
+    *dt = wd;
+    return w;
+  }
+  float *p = NULL;
+  ds_optimizer_master(m->opt, pname[2 * l], &p);
+  *dt = DS_DTYPE_F32;
+  return p;
+}
+
+/* z = x W_l^T in the layer's current dtype. */
+static ds_status layer_mm(model *m, float *z, const float *x, int rows, int l, int in, int out) {
+  ds_dtype dt;
+  const void *w = weight(m, l, &dt);
+  return gemm_dt(m->ctx, z, rows, out, x, rows, in, w, dt, out, in, DS_GEMM_TRANS_B);
 }
 
 static float *param(model *m, int i) {
@@ -178,12 +213,40 @@ static float *param(model *m, int i) {
 static ds_status forward(model *m, const float *x, int rows, float *z1, float *a1, float *z2,
                          float *a2, float *lg) {
   ds_context *c = m->ctx;
-  ds_status st = gemm(c, z1, rows, H1, x, rows, IMG, param(m, 0), H1, IMG, DS_GEMM_TRANS_B);
+  ds_status st = layer_mm(m, z1, x, rows, 0, IMG, H1);
   if (!st) st = ds_bias_act_forward(c, a1, z1, param(m, 1), rows, H1, DS_ACT_RELU);
-  if (!st) st = gemm(c, z2, rows, H2, a1, rows, H1, param(m, 2), H2, H1, DS_GEMM_TRANS_B);
+  if (!st) st = layer_mm(m, z2, a1, rows, 1, H1, H2);
   if (!st) st = ds_bias_act_forward(c, a2, z2, param(m, 3), rows, H2, DS_ACT_RELU);
-  if (!st) st = gemm(c, lg, rows, NCLS, a2, rows, H2, param(m, 4), NCLS, H2, DS_GEMM_TRANS_B);
+  if (!st) st = layer_mm(m, lg, a2, rows, 2, H2, NCLS);
   if (!st) st = ds_bias_act_forward(c, lg, lg, param(m, 5), rows, NCLS, DS_ACT_NONE);
+  return st;
+}
+
+/* DynamicPrecision: on check steps, compare each 16-bit layer's output with an fp32 shadow
+ * of the same product; the policy may move the layer to fp32 (and back later). */
+static ds_status precision_check(model *m, const float *x, int rows) {
+  if (!ds_precision_policy_due(m->pol, m->step)) return DS_OK;
+  const float *in[2] = {x, m->a1};
+  const float *out[2] = {m->z1, m->z2};
+  int64_t nin[2] = {IMG, H1}, nout[2] = {H1, H2};
+  ds_status st = DS_OK;
+  for (int l = 0; l < 2 && !st; l++) {
+    float *w = param(m, 2 * l);
+    st = gemm(m->ctx, m->shadow, rows, nout[l], in[l], rows, nin[l], w, nout[l], nin[l],
+              DS_GEMM_TRANS_B);
+    ds_dtype next = m->wdt[l];
+    float score = 0;
+    if (!st)
+      st = ds_precision_policy_observe(m->pol, pname[2 * l], m->step, out[l], DS_DTYPE_F32,
+                                       m->shadow, rows * nout[l], &next, &score);
+    if (!st && next != m->wdt[l]) {
+      printf("\n  precision: %s %s -> %s at step %llu (score %.4f)\n", pname[2 * l],
+             ds_dtype_name(m->wdt[l]), ds_dtype_name(next), (unsigned long long)m->step,
+             (double)score);
+      m->wdt[l] = next;
+      m->switches++;
+    }
+  }
   return st;
 }
 
@@ -192,6 +255,8 @@ static ds_status train_step(model *m, const float *x, const int32_t *y, int rows
                             int *correct) {
   ds_context *c = m->ctx;
   ds_status st = forward(m, x, rows, m->z1, m->a1, m->z2, m->a2, m->lg);
+  if (!st && m->pol) st = precision_check(m, x, rows);
+  m->step++;
   *correct = 0;
   for (int r = 0; r < rows && !st; r++) {
     int best = 0;
@@ -204,12 +269,16 @@ static ds_status train_step(model *m, const float *x, const int32_t *y, int rows
   if (!st) st = gemm(c, m->gw3, NCLS, H2, m->dlg, rows, NCLS, m->a2, rows, H2, DS_GEMM_TRANS_A);
   if (!st) st = ds_bias_act_backward(c, m->dlg, m->gb3, m->dlg, m->lg, NULL, rows, NCLS,
                                      DS_ACT_NONE);
-  if (!st) st = gemm(c, m->d2, rows, H2, m->dlg, rows, NCLS, param(m, 4), NCLS, H2, 0);
+  ds_dtype dt;
+  const void *w;
+  w = weight(m, 2, &dt);
+  if (!st) st = gemm_dt(c, m->d2, rows, H2, m->dlg, rows, NCLS, w, dt, NCLS, H2, 0);
   /* layer 2 */
   if (!st) st = ds_bias_act_backward(c, m->d2, m->gb2, m->d2, m->z2, param(m, 3), rows, H2,
                                      DS_ACT_RELU);
   if (!st) st = gemm(c, m->gw2, H2, H1, m->d2, rows, H2, m->a1, rows, H1, DS_GEMM_TRANS_A);
-  if (!st) st = gemm(c, m->d1, rows, H1, m->d2, rows, H2, param(m, 2), H2, H1, 0);
+  w = weight(m, 1, &dt);
+  if (!st) st = gemm_dt(c, m->d1, rows, H1, m->d2, rows, H2, w, dt, H2, H1, 0);
   /* layer 1 */
   if (!st) st = ds_bias_act_backward(c, m->d1, m->gb1, m->d1, m->z1, param(m, 1), rows, H1,
                                      DS_ACT_RELU);
@@ -229,6 +298,21 @@ static ds_status model_init(model *m, ds_context *ctx, const args *a, const floa
   o.lr = a->lr;
   o.momentum = 0.9f;
   ds_status st = ds_optimizer_create(&m->opt, ctx, &o);
+  for (int l = 0; l < 3; l++) m->wdt[l] = DS_DTYPE_F32;
+  if (a->mixed && !st) { /* hidden layers in bf16, the classifier in fp32 */
+    ds_precision_rule rules[] = {{"fc1.*", DS_DTYPE_BF16}, {"fc2.*", DS_DTYPE_BF16}};
+    ds_precision_policy_options po = DS_PRECISION_POLICY_OPTIONS_INIT;
+    po.rules = rules;
+    po.nrules = 2;
+    po.check_interval = 50;
+    po.native_bf16 = 1; /* run bf16 even where the CPU has no native bf16 (the policy's
+                           default maps bf16 to fp32 there) */
+    st = ds_precision_policy_create(&m->pol, ctx, &po);
+    for (int l = 0; l < 2 && !st; l++) {
+      st = ds_precision_policy_dtype(m->pol, pname[2 * l], &m->wdt[l]);
+      if (!st) printf("precision: %s runs in %s\n", pname[2 * l], ds_dtype_name(m->wdt[l]));
+    }
+  }
   srand(7);
   for (int i = 0; i < 6 && !st; i++) {
     float *init = calloc((size_t)psize[i], sizeof(float));
@@ -243,11 +327,14 @@ static ds_status model_init(model *m, ds_context *ctx, const args *a, const floa
         init[k] = sd * (float)(sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2));
       }
     }
-    /* fp32 working copies: the 16-bit paths (DynamicPrecision) are not used by this MLP yet */
-    st = ds_optimizer_add_param(m->opt, pname[i], init, psize[i], DS_DTYPE_F32);
+    /* weights get a working copy in their layer's dtype (--mixed: bf16); biases stay fp32 */
+    ds_dtype wd = (i % 2 == 0 && i < 4) ? m->wdt[i / 2] : DS_DTYPE_F32;
+    if (!st) st = ds_optimizer_add_param(m->opt, pname[i], init, psize[i], wd);
     free(init);
   }
   size_t b = (size_t)a->batch;
+  m->shadow = malloc(b * H1 * sizeof(float));
+  if (!m->shadow && !st) st = DS_ERR_NO_MEMORY;
   float **bufs[14] = {&m->z1, &m->a1, &m->z2, &m->a2, &m->lg, &m->dlg, &m->d2, &m->d1,
                       &m->gw1, &m->gb1, &m->gw2, &m->gb2, &m->gw3, &m->gb3};
   size_t sz[14] = {b * H1, b * H1, b * H2, b * H2, b * NCLS, b * NCLS, b * H2, b * H1,
@@ -263,6 +350,8 @@ static void model_free(model *m) {
   float *bufs[14] = {m->z1, m->a1, m->z2, m->a2, m->lg, m->dlg, m->d2, m->d1,
                      m->gw1, m->gb1, m->gw2, m->gb2, m->gw3, m->gb3};
   for (int i = 0; i < 14; i++) free(bufs[i]);
+  free(m->shadow);
+  ds_precision_policy_destroy(m->pol);
   ds_optimizer_destroy(m->opt);
 }
 
@@ -401,7 +490,7 @@ static int train_epoch(model *m, loader ld[2], const dataset *tr, const int *ord
     if (fail(m->ctx, ds_task_wait(cur->task, -1), "load")) ok = 0;
     ds_task_release(cur->task);
     cur->task = NULL;
-    /* decode the next batch while this one trains; LOW when the loader is ahead */
+    /* decode the next batch while this one trains (NORMAL; every 8th as LOW background) */
     if (ok && b + 1 < nb &&
         fail(m->ctx, loader_start(next, b + 1, nb, n, b % 8 ? DS_PRIO_NORMAL : DS_PRIO_LOW),
              "submit load"))
@@ -431,10 +520,11 @@ static int train_epoch(model *m, loader ld[2], const dataset *tr, const int *ord
 }
 
 static int parse_args(args *a, int argc, char **argv) {
-  *a = (args){2, 64, 0, 0, 0.01f, "/usr/share/datasets/fashion-mnist", NULL, NULL};
+  *a = (args){2, 64, 0, 0, 0, 0.01f, "/usr/share/datasets/fashion-mnist", NULL, NULL};
   for (int i = 1; i < argc; i++) {
     const char *s = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(s, "--resume")) { a->resume = 1; continue; }
+    if (!strcmp(s, "--mixed")) { a->mixed = 1; continue; }
     if (!v) goto usage;
     i++;
     if (!strcmp(s, "--epochs")) a->epochs = atoi(v);
@@ -451,7 +541,7 @@ static int parse_args(args *a, int argc, char **argv) {
     return 0;
 usage:
   fprintf(stderr, "usage: train_fashion_mnist [--epochs N] [--batch N] [--lr X] [--limit N] "
-                  "[--data DIR] [--checkpoint DIR [--resume]] [--trace FILE]\n");
+                  "[--data DIR] [--checkpoint DIR [--resume]] [--trace FILE] [--mixed]\n");
   return 1;
 }
 
@@ -502,8 +592,9 @@ int main(int argc, char **argv) {
       open_ckpt(ctx, &a, &pc, &ck, &start) ||
       fail(ctx, model_init(&m, ctx, &a, ck ? ck + 1 : NULL), "model"))
     goto out;
-  printf("Fashion-MNIST: %d training, %d test images; MLP 784-512-256-10, fp32, SGD lr %g "
-         "momentum 0.9, batch %d\n", tr.n, te.n, (double)a.lr, a.batch);
+  printf("Fashion-MNIST: %d training, %d test images; MLP 784-512-256-10, %s, SGD lr %g "
+         "momentum 0.9, batch %d\n", tr.n, te.n,
+         a.mixed ? "bf16 hidden layers (DynamicPrecision)" : "fp32", (double)a.lr, a.batch);
   /* a fixed shuffle of the images into batches, so that a decoded batch can be cached */
   int *order = malloc(sizeof(int) * (size_t)tr.n);
   for (int i = 0; i < tr.n; i++) order[i] = i;
@@ -544,6 +635,14 @@ int main(int argc, char **argv) {
   printf("batcher: %llu requests in %llu batches (mean %.1f), latency p50 %.0f us, p99 %.0f us\n",
          (unsigned long long)bs.completed, (unsigned long long)bs.batches, bs.mean_batch_size,
          bs.latency_p50_us, bs.latency_p99_us);
+  for (int l = 0; m.pol && l < 2; l++) {
+    ds_precision_layer_info li;
+    memset(&li, 0, sizeof li);
+    if (ds_precision_policy_layer(m.pol, pname[2 * l], &li) == DS_OK)
+      printf("precision: %s in %s now, %llu checks, %llu switches, last score %.4f\n",
+             pname[2 * l], ds_dtype_name((ds_dtype)li.dtype), (unsigned long long)li.checks,
+             (unsigned long long)li.switches, (double)li.last_score);
+  }
   if (a.trace) printf("trace: %s\n", a.trace);
   rc = 0;
 out:

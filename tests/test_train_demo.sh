@@ -34,7 +34,15 @@ acc2=$(sed -n 's/^test accuracy \([0-9.]*\)%.*/\1/p' "$tmp/out")
 awk -v a="$acc2" 'BEGIN { exit !(a > 50) }' || fail "resumed test accuracy '$acc2' is not above 50%"
 echo "resumed run: test accuracy $acc2%"
 
-# 3. a missing dataset is a clear error naming the package
+# 3. --mixed: bf16 hidden layers under the DynamicPrecision policy still learn
+"$prog" --data "$data" --limit 2000 --epochs 1 --mixed > "$tmp/out" 2>&1 || fail "mixed run exited $?"
+grep -q 'fc1.w runs in bf16' "$tmp/out" || fail "mixed run did not use bf16"
+grep -q '^precision: fc2.w in .* checks' "$tmp/out" || fail "no precision summary"
+acc3=$(sed -n 's/^test accuracy \([0-9.]*\)%.*/\1/p' "$tmp/out")
+awk -v a="$acc3" 'BEGIN { exit !(a > 50) }' || fail "mixed test accuracy '$acc3' is not above 50%"
+echo "mixed run: test accuracy $acc3%"
+
+# 4. a missing dataset is a clear error naming the package
 "$prog" --data "$tmp/none" > "$tmp/out" 2>&1 && fail "missing data accepted"
 grep -q 'dataset-fashion-mnist' "$tmp/out" || fail "missing-data message does not name the package"
 echo "PASS"
