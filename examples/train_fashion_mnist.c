@@ -516,6 +516,7 @@ static int train_epoch(model *m, loader ld[2], const dataset *tr, const int *ord
   if (!ok) return 1;
   if (!tty) progress(epoch, a->epochs, nb, nb, t0, tty);
   printf("  loss %.4f  train accuracy %.2f%%\n", loss_sum / n, 100.0 * correct / n);
+  fflush(stdout); /* the epoch's line is out even if the process is killed later */
   return 0;
 }
 
