@@ -93,8 +93,12 @@ static uint8_t *read_idx(const char *path, int ndim, uint32_t *count) {
   uint8_t *out = NULL;
   if (gzread(f, hdr, (unsigned)hlen) == hlen && be32(hdr) == (0x800u | (uint32_t)ndim)) {
     size_t total = be32(hdr + 4);
-    for (int d = 1; d < ndim; d++) total *= be32(hdr + 4 + 4 * d);
-    out = malloc(total ? total : 1);
+    int ok = total <= 1000000; /* Fashion-MNIST images are 28 x 28; refuse anything else */
+    for (int d = 1; d < ndim; d++) {
+      ok &= be32(hdr + 4 + 4 * d) == 28;
+      total *= 28;
+    }
+    out = ok ? malloc(total ? total : 1) : NULL;
     if (out && gzread(f, out, (unsigned)total) != (int)total) {
       free(out);
       out = NULL;
@@ -120,6 +124,8 @@ static int load_set(dataset *ds, const char *dir, const char *prefix, int limit)
   uint8_t *lab = read_idx(pl, 1, &nl);
   if (!ds->img || !lab || ni != nl) {
     fprintf(stderr, "train_fashion_mnist: %s or its labels: not a valid IDX file\n", pi);
+    free(ds->img);
+    ds->img = NULL;
     free(lab);
     return 1;
   }
@@ -572,10 +578,14 @@ int main(int argc, char **argv) {
   args a;
   if (parse_args(&a, argc, argv)) return 2;
   dataset tr = {0}, te = {0};
-  if (load_set(&tr, a.data, "train", a.limit) || load_set(&te, a.data, "t10k", 0)) return 1;
+  if (load_set(&tr, a.data, "train", a.limit) || load_set(&te, a.data, "t10k", 0)) {
+    free(tr.img);
+    free(tr.lab);
+    free(te.img);
+    return 1;
+  }
   ds_context *ctx = NULL;
   if (fail(NULL, ds_context_create(&ctx, NULL), "context")) return 1;
-  if (a.trace && fail(ctx, ds_trace_start(ctx, a.trace), "trace")) return 1;
   int tty = isatty(STDOUT_FILENO), rc = 1, start = 1;
   double t0 = now_s();
   ds_cache *pc = NULL, *cache = NULL;
@@ -589,7 +599,8 @@ int main(int argc, char **argv) {
   co.codec = DS_CACHE_CODEC_ZSTD;
   co.zstd_level = 1;
   co.flags = DS_CACHE_SHUFFLE;
-  if (fail(ctx, ds_cache_create(&cache, ctx, &co), "cache") ||
+  if ((a.trace && fail(ctx, ds_trace_start(ctx, a.trace), "trace")) ||
+      fail(ctx, ds_cache_create(&cache, ctx, &co), "cache") ||
       open_ckpt(ctx, &a, &pc, &ck, &start) ||
       fail(ctx, model_init(&m, ctx, &a, ck ? ck + 1 : NULL), "model"))
     goto out;
