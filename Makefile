@@ -72,8 +72,12 @@ test-tsan: deps
 	cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 	  ctest --output-on-failure -j $(JOBS) -R 'sched|batch' $(CTEST_ARGS)
 
+# The main job: what the library sees on this machine, then training and serving a real model
+# (checkpoints in $(BUILD)/demo-checkpoint; `--resume` continues an interrupted run).
 demo: build
-	$(BUILD)/examples/deepseek_info --trace $(BUILD)/deepseek_info.trace.json
+	$(BUILD)/examples/deepseek_info --samples 3 --trace $(BUILD)/deepseek_info.trace.json
+	$(BUILD)/examples/train_fashion_mnist --checkpoint $(BUILD)/demo-checkpoint \
+	  --trace $(BUILD)/train_fashion_mnist.trace.json
 
 bench: build
 	@set -e; for b in $(BUILD)/bench/bench_*; do [ -x "$$b" ] && DS_SHARED_DATA=$(CURDIR)/../shared/data "$$b"; done
