@@ -12,6 +12,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <deepseek.h>
+
 typedef struct bench_row {
   const char *bench, *case_name, *metric;
   double ours;
@@ -60,6 +62,25 @@ static int bench_cmp_double(const void *a, const void *b) {
 static inline double bench_median(double *v, int n) {
   qsort(v, (size_t)n, sizeof *v, bench_cmp_double);
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* A context for benchmarks: environment ignored, no telemetry thread, no stats file, plus up
+ * to 14 extra tunables. Exits with the library's message on failure. */
+static inline ds_context *bench_context(const char *bench, const ds_param_value *extra,
+                                        size_t nextra) {
+  ds_param_value pv[16] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0}, {DS_PARAM_STATS_FILE, 0, 0}};
+  size_t n = 2;
+  for (size_t i = 0; i < nextra && n < 16; i++) pv[n++] = extra[i];
+  ds_context_options o = DS_CONTEXT_OPTIONS_INIT;
+  o.flags = DS_CONTEXT_NO_ENV;
+  o.params = pv;
+  o.nparams = n;
+  ds_context *ctx = NULL;
+  if (ds_context_create(&ctx, &o) != DS_OK) {
+    fprintf(stderr, "%s: %s\n", bench, ds_context_last_error(NULL));
+    exit(1);
+  }
+  return ctx;
 }
 
 #endif /* DS_BENCH_COMMON_H */

@@ -194,16 +194,7 @@ static double starpu_wavefront(int workers) {
 
 int main(int argc, char **argv) {
   int json = bench_json_mode(argc, argv), header = 0;
-  ds_context_options o = DS_CONTEXT_OPTIONS_INIT;
-  o.flags = DS_CONTEXT_NO_ENV;
-  ds_param_value pv[] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0}, {DS_PARAM_STATS_FILE, 0, 0}};
-  o.params = pv;
-  o.nparams = 2;
-  ds_context *ctx = NULL;
-  if (ds_context_create(&ctx, &o) != DS_OK) {
-    fprintf(stderr, "bench_sched_dag: %s\n", ds_context_last_error(NULL));
-    return 1;
-  }
+  ds_context *ctx = bench_context("bench_sched_dag", NULL, 0);
   int32_t workers = 0;
   ds_sched_workers(ctx, &workers);
   double ow[REPS], of[REPS], aw[REPS] = {0}, af[REPS] = {0};
