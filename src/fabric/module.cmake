@@ -1,0 +1,27 @@
+# The compute fabric: devices, buffers with coherent replicas, graphs and their partitioning,
+# timestamp barriers. Backends live in subfolders and are compiled when their SDK was found:
+#   cpu/     always (one memory space per NUMA node)
+#   opencl/  DS_HAVE_OPENCL (Debian: ocl-icd-opencl-dev, opencl-headers; PoCL for a CPU device)
+#   cuda/    .cu files, DS_HAVE_CUDA (nvcc)
+#   mpi/     DS_HAVE_MPI (Debian: libopenmpi-dev, openmpi-bin)
+# Code outside a backend folder must not include a backend SDK's header: it reaches a backend
+# only through the backend table, so a build without the SDK still compiles it.
+file(GLOB _fab_c CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/*.c ${CMAKE_CURRENT_LIST_DIR}/cpu/*.c)
+file(GLOB _fab_cu CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/cuda/*.cu)
+list(APPEND DS_SOURCES ${_fab_c})
+list(APPEND DS_CUDA_SOURCES ${_fab_cu})
+list(APPEND DS_PRIVATE_INCLUDES ${CMAKE_CURRENT_LIST_DIR})
+if(DS_HAVE_OPENCL)
+  file(GLOB _fab_cl CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/opencl/*.c)
+  list(APPEND DS_SOURCES ${_fab_cl})
+  list(APPEND DS_PRIVATE_INCLUDES ${OpenCL_INCLUDE_DIRS})
+  list(APPEND DS_PRIVATE_LIBS $<BUILD_INTERFACE:OpenCL::OpenCL> $<INSTALL_INTERFACE:OpenCL>)
+  list(APPEND DS_PC_LIBS -lOpenCL)
+endif()
+if(DS_HAVE_MPI)
+  file(GLOB _fab_mpi CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/mpi/*.c)
+  list(APPEND DS_SOURCES ${_fab_mpi})
+  list(APPEND DS_PRIVATE_INCLUDES ${MPI_C_INCLUDE_DIRS})
+  list(APPEND DS_PRIVATE_LIBS $<BUILD_INTERFACE:MPI::MPI_C> $<INSTALL_INTERFACE:mpi>)
+  list(APPEND DS_PC_LIBS -lmpi)
+endif()
