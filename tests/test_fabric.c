@@ -53,9 +53,9 @@ struct fake {
 };
 
 static ds_status fake_describe(void *user, int32_t dev, ds_device_info *info) {
-  (void)user;
+  struct fake *f = user;
   info->kind = DS_FABRIC_DEVICE_OTHER;
-  info->caps = DS_DEVICE_CAP_MAP_HOST;
+  info->caps = f->alias ? DS_DEVICE_CAP_MAP_HOST : 0;
   info->memory_bytes = 1 << 20;
   snprintf(info->name, sizeof info->name, "fake:%d", (int)dev);
   return DS_OK;
@@ -522,6 +522,12 @@ static void test_transfer_cost(void **state) {
   double big = ds__fabric_transfer_cost(ctx, 0, info.memory_space, 1 << 24);
   assert_true(small > 0 && big > small);
   assert_int_equal(ds__fabric_space_device(ctx, info.memory_space), dev);
+  /* A device that maps host memory costs nothing from host memory. */
+  struct fake g = {0};
+  g.alias = 1;
+  int32_t mapped = add_fake(ctx, &g, 1);
+  assert_int_equal(ds_fabric_device_info(&info, ctx, mapped), DS_OK);
+  assert_true(ds__fabric_transfer_cost(ctx, 0, info.memory_space, 1 << 24) == 0);
   ds_context_destroy(ctx);
 }
 

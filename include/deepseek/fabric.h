@@ -58,6 +58,9 @@ typedef enum ds_fabric_device_kind {
 #define DS_DEVICE_CAP_UNIFIED 0x4u     /**< unified addressing with the host */
 #define DS_DEVICE_CAP_ASYNC 0x8u       /**< asynchronous copies with events */
 #define DS_DEVICE_CAP_LAUNCH 0x10u     /**< runs kernels through its backend's launch hook */
+/** Using host memory in place is slower than a copy for data read more than once (a discrete
+ *  GPU over PCIe): zero-copy only for buffers created with DS_BUFFER_MAP_HOST. */
+#define DS_DEVICE_CAP_PREFER_COPY 0x20u
 
 /** Description of one device. */
 typedef struct ds_device_info {
@@ -150,6 +153,9 @@ typedef struct ds_buffer_options {
 #define DS_BUFFER_OPTIONS_INIT { sizeof(ds_buffer_options), NULL, -1, 0, 0 }
 /** Never use the host bytes in place on another device: always copy (for measurements). */
 #define DS_BUFFER_NO_ZERO_COPY 0x1u
+/** Use the host bytes in place (pinned and mapped) even on devices that prefer copies
+ *  (DS_DEVICE_CAP_PREFER_COPY), for data such a device reads once. */
+#define DS_BUFFER_MAP_HOST 0x2u
 
 typedef struct ds_buffer ds_buffer;
 /** An asynchronous operation's completion, from ds_buffer_acquire_async(). */

@@ -153,7 +153,9 @@ static ds_status ds__buffer_replica(ds_buffer *b, int32_t dev, struct ds__replic
   struct ds__replica *r = &b->rep[d->info.memory_space];
   *out = r;
   if (r->mem) return DS_OK;
-  int zc = (d->info.caps & DS_DEVICE_CAP_MAP_HOST) && !(b->flags & DS_BUFFER_NO_ZERO_COPY) &&
+  uint32_t caps = d->info.caps;
+  int zc = (caps & DS_DEVICE_CAP_MAP_HOST) && !(b->flags & DS_BUFFER_NO_ZERO_COPY) &&
+           (!(caps & DS_DEVICE_CAP_PREFER_COPY) || (b->flags & DS_BUFFER_MAP_HOST)) &&
            ds__param(b->ctx, DS_PARAM_FABRIC_ZERO_COPY);
   char msg[DS__FABRIC_MSG] = "";
   int aliased = 0;
