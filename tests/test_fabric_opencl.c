@@ -233,6 +233,38 @@ done:
   ds_context_destroy(ctx);
 }
 
+/* A prefetch starts an asynchronous copy; a reader that does not wait for its event still
+ * sees the finished bytes (the fabric waits for copies in flight), and nothing is copied twice. */
+static void test_prefetch_then_read(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx(0);
+  ds_device_info info = DS_DEVICE_INFO_INIT;
+  int32_t dev = cl_device(ctx, &info);
+  if (skip_without_device(dev)) goto done;
+#if DS_HAVE_OPENCL
+  enum { N = 1 << 20 };
+  ds_buffer *b = NULL;
+  assert_int_equal(ds_buffer_create(&b, ctx, N * sizeof(float), NULL), DS_OK);
+  float *h = NULL;
+  static float back[N];
+  assert_int_equal(ds_buffer_acquire((void **)&h, b, 0, DS_ACCESS_WRITE), DS_OK);
+  fill(h, N, 7.0f);
+  assert_int_equal(ds_buffer_release(b, 0), DS_OK);
+  void *ev = NULL, *mem = NULL;
+  assert_int_equal(ds__buffer_prefetch(b, dev, &ev), DS_OK);
+  assert_int_equal(ds_buffer_acquire(&mem, b, dev, DS_ACCESS_READ), DS_OK);
+  raw_read(ctx, dev, mem, back, sizeof back);
+  assert_true(back[0] == 7.0f && back[N - 1] == 7.0f + (float)(N - 1));
+  assert_int_equal(ds_buffer_release(b, dev), DS_OK);
+  assert_int_equal(ds__fabric_event_wait(ctx, dev, ev), DS_OK);
+  ds__fabric_event_release(ctx, dev, ev);
+  assert_true(stat_of(ctx, "fabric.copies") == 1);
+  assert_int_equal(ds_buffer_destroy(b), DS_OK);
+#endif
+done:
+  ds_context_destroy(ctx);
+}
+
 static void test_kernel_zero_copy(void **state) {
   (void)state;
   run_kernel_case(1);
@@ -247,6 +279,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_msi_cpu_opencl_copy),
       cmocka_unit_test(test_zero_copy_is_in_place),
+      cmocka_unit_test(test_prefetch_then_read),
       cmocka_unit_test(test_kernel_zero_copy),
       cmocka_unit_test(test_kernel_with_copies),
   };

@@ -62,6 +62,7 @@ struct ds__replica {
   int32_t device; /* the device that allocated mem (frees it) */
   int state;     /* ds_replica_state */
   int aliased;   /* mem uses the host bytes in place (no copy ever needed to/from host) */
+  int pending;   /* an asynchronous copy into mem may still run (see ds__buffer_acquire) */
 };
 
 struct ds_buffer {
@@ -120,6 +121,10 @@ const char *ds__fabric_device_label(ds_context *ctx, int32_t dev, char *buf, siz
  * ds__fabric_event_wait before launching on the device. */
 ds_status ds__buffer_acquire(void **out, void **event, ds_buffer *buf, int32_t device,
                              ds_access mode);
+/* Starts making the buffer valid on @p device (READ semantics, without holding an acquire):
+ * the graph executor overlaps the transfer with compute and waits on *event (may be NULL:
+ * nothing to wait for) before the consumer's acquire, which then copies nothing. Thread-safe. */
+ds_status ds__buffer_prefetch(ds_buffer *buf, int32_t device, void **event);
 /* Bitmask of memory spaces holding a valid replica (bit s = space s). Thread-safe. */
 uint64_t ds__buffer_valid_spaces(ds_buffer *buf);
 /* Waits for and releases a backend event of device @p dev (NULL: DS_OK). */
