@@ -3,13 +3,15 @@
  *               ds_buffer_acquire, against raw clEnqueueWriteBuffer / clEnqueueReadBuffer of the
  *               same bytes on the same device (goal: ratio >= 0.95);
  *   roundtrip   host writes, a kernel scales the buffer on the device, the host reads it:
- *               zero-copy (CL_MEM_USE_HOST_PTR) against the copy path (goal: <= 1).
+ *               zero-copy (CL_MEM_USE_HOST_PTR) against the copy path (goal: <= 1);
+ *   acquire     an acquire/release pair with nothing to move, against two mutex pairs.
  * Medians of several repetitions. Skips (exit 0) without an OpenCL device. */
 #include "bench_common.h"
 
 #if DS_BENCH_OPENCL
 #define CL_TARGET_OPENCL_VERSION 120
 #include <CL/cl.h>
+#include <pthread.h>
 
 enum { REPS = 9 };
 
@@ -163,6 +165,39 @@ static double roundtrip(ds_context *ctx, int32_t dev, size_t size, uint32_t flag
   return bench_median(t, REPS);
 }
 
+/* Cost of an acquire/release pair with nothing to move (valid replica), against the
+ * uncontended mutex lock/unlock pair it is built on: ns per pair. */
+static void acquire_overhead(ds_context *ctx, int32_t dev, int json, int *hdr) {
+  ds_buffer *b = NULL;
+  check(ds_buffer_create(&b, ctx, 4096, NULL), "create");
+  void *p = NULL;
+  pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+  enum { ITERS = 200000 };
+  double ta[REPS], tm[REPS];
+  for (int r = 0; r < REPS; r++) {
+    double t0 = bench_now_s();
+    for (int i = 0; i < ITERS; i++) {
+      ds_buffer_acquire(&p, b, dev, DS_ACCESS_READ);
+      ds_buffer_release(b, dev);
+    }
+    ta[r] = (bench_now_s() - t0) / ITERS * 1e9;
+    t0 = bench_now_s();
+    for (int i = 0; i < ITERS; i++) {
+      pthread_mutex_lock(&mu);
+      pthread_mutex_unlock(&mu);
+      pthread_mutex_lock(&mu);
+      pthread_mutex_unlock(&mu);
+    }
+    tm[r] = (bench_now_s() - t0) / ITERS * 1e9;
+  }
+  char cname[48];
+  snprintf(cname, sizeof cname, "acquire_release_dev%d", (int)dev);
+  bench_row row = {"fabric_transfer", cname, "ns", bench_median(ta, REPS),
+                   "2x mutex lock+unlock", bench_median(tm, REPS), 3.0, "lower"};
+  bench_print(&row, json, hdr);
+  check(ds_buffer_destroy(b), "destroy");
+}
+
 int main(int argc, char **argv) {
   int json = bench_json_mode(argc, argv), hdr = 0;
   ds_context *ctx = bench_context("bench_fabric_transfer", NULL, 0);
@@ -187,6 +222,8 @@ int main(int argc, char **argv) {
   bench_row row2 = {"fabric_transfer", "roundtrip_copies", "copies", cz, "copy path (fabric)",
                     cc, 0.0, "lower"};
   bench_print(&row2, json, &hdr);
+  acquire_overhead(ctx, 0, json, &hdr);
+  acquire_overhead(ctx, dev, json, &hdr);
   ds_context_destroy(ctx);
   return 0;
 }

@@ -204,6 +204,7 @@ static ds_status ds__buffer_settle(ds_buffer *b, struct ds__replica *r) {
   }
   if (st != DS_OK) return ds__buffer_fail(b, r->device, DS_ERR_DEVICE, "waiting for a copy", msg);
   r->pending = 0;
+  b->npending--;
   return DS_OK;
 }
 
@@ -243,7 +244,7 @@ static ds_status ds__buffer_from_host(ds_buffer *b, int32_t dev, struct ds__repl
     st = d->be->ops.copy_in(d->be->user, d->local, r->mem, 0, b->host, b->size, event, msg,
                             sizeof msg);
     if (st == DS_OK) ds__fabric_count_copy(b->fab, dev, b->size);
-    if (st == DS_OK && event && *event) r->pending = 1;
+    if (st == DS_OK && event && *event) r->pending = 1, b->npending++;
   }
   if (st != DS_OK) return ds__buffer_fail(b, dev, DS_ERR_DEVICE, "copy from host failed", msg);
   r->state = DS_REPLICA_SHARED;
@@ -273,7 +274,7 @@ static void ds__buffer_make_modified(ds_buffer *b, int32_t space) {
 
 /* Settles every replica with a copy in flight: the sources and targets of what follows. */
 static ds_status ds__buffer_settle_all(ds_buffer *b) {
-  for (int32_t s = 0; s < DS__FABRIC_MAX_DEVICES; s++) {
+  for (int32_t s = 0; s < DS__FABRIC_MAX_DEVICES && b->npending > 0; s++) {
     ds_status st = b->rep[s].pending ? ds__buffer_settle(b, &b->rep[s]) : DS_OK;
     if (st != DS_OK) return st;
   }

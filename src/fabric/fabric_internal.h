@@ -80,6 +80,7 @@ struct ds_buffer {
   uint64_t mask;      /* devices allowed; ~0 for all */
   int32_t holders;    /* outstanding acquires, all devices */
   int writer;         /* 1 while a WRITE/RW acquire is outstanding */
+  int32_t npending;   /* replicas with a copy in flight (the fast path skips them at 0) */
   int32_t held[DS__FABRIC_MAX_DEVICES];    /* outstanding acquires per device */
   uint8_t wrote[DS__FABRIC_MAX_DEVICES];   /* the outstanding acquire on that device writes */
   struct ds__replica rep[DS__FABRIC_MAX_DEVICES]; /* indexed by memory space */
