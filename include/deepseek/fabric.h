@@ -104,8 +104,10 @@ typedef struct ds_fabric_backend {
   uint32_t struct_size;
   const char *name; /**< short, e.g. "npu"; copied */
   int32_t device_count;
-  /** Fills name, caps, memory_bytes, compute_units (and numa_node) of device @p dev; index,
-   *  kind, memory_space and backend are set by the fabric. */
+  /** Fills kind (DS_FABRIC_DEVICE_OTHER for a new family; CPU means it computes on host
+   *  memory directly and uses buffers' host replicas), name, caps, memory_bytes,
+   *  compute_units and numa_node of device @p dev; index, memory_space and backend are set
+   *  by the fabric. */
   ds_status (*describe)(void *user, int32_t dev, ds_device_info *info);
   /** Allocates @p size bytes on the device. If @p host is not NULL the device should use those
    *  host bytes in place (zero-copy; only asked of devices with DS_DEVICE_CAP_MAP_HOST): set

@@ -1,5 +1,6 @@
 /* Buffers and their replicas: creation (allocated or registered host memory), the MSI protocol
  * behind acquire/release, zero-copy decisions, and the public asynchronous events. */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -39,6 +40,9 @@ static ds_status ds__buffer_new(ds_buffer **out, ds_context *ctx, void *host, si
   const char *label = opts && opts->struct_size == sizeof *opts && opts->name ? opts->name : "buffer";
   if (size == 0)
     return ds__error(ctx, DS_ERR_INVALID_ARG, "fabric", "buffer '%s': size 0", label);
+  if (size > SIZE_MAX - DS__HOST_ALIGN)
+    return ds__error(ctx, DS_ERR_NO_MEMORY, "fabric", "buffer '%s': %zu bytes cannot be allocated",
+                     label, size);
   struct ds__fabric *fab = ds__fabric_get(ctx);
   if (!fab) return DS_ERR_NO_MEMORY;
   ds_buffer_options o;
@@ -59,6 +63,7 @@ static ds_status ds__buffer_new(ds_buffer **out, ds_context *ctx, void *host, si
   if (raw) {
     uintptr_t p = ((uintptr_t)raw + DS__HOST_ALIGN - 1) & ~(uintptr_t)(DS__HOST_ALIGN - 1);
     b->host = (void *)p;
+    ds__fabric_cpu_bind(fab, o.home_device, b->host, size); /* before the first touch */
     memset(b->host, 0, size);
   }
   b->home = o.home_device;

@@ -149,6 +149,9 @@ ds_status ds__fabric_launch(ds_context *ctx, int32_t dev, void *kernel, void *co
 /* ---- built-in backends ---- */
 /* CPU devices, one per NUMA node (cpu/cpu.c). */
 ds_status ds__fabric_cpu_probe(struct ds__fabric *fab);
+/* Binds [p, p+size) to CPU device dev's NUMA node, before it is first touched; best effort
+ * (nothing on a single-node machine or when hwloc refuses). */
+void ds__fabric_cpu_bind(struct ds__fabric *fab, int32_t dev, void *p, size_t size);
 /* OpenCL devices of every platform (opencl/; a no-op without DS_HAVE_OPENCL). */
 ds_status ds__fabric_opencl_probe(struct ds__fabric *fab);
 /* CUDA devices through the runtime (cuda_glue.c + cuda/; none without DS_HAVE_CUDA or GPU). */

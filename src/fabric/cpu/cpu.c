@@ -70,6 +70,16 @@ static ds_status ds__cpu_copy_out(void *user, int32_t dev, void *host, void *mem
   return DS_OK;
 }
 
+void ds__fabric_cpu_bind(struct ds__fabric *fab, int32_t dev, void *p, size_t size) {
+  hwloc_topology_t topo = ds__topology_acquire(fab->ctx);
+  if (!topo || hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_NUMANODE) < 2) return;
+  hwloc_obj_t node = hwloc_get_obj_by_type(topo, HWLOC_OBJ_NUMANODE, (unsigned)dev);
+  if (node && hwloc_set_area_membind(topo, p, size, node->nodeset, HWLOC_MEMBIND_BIND,
+                                     HWLOC_MEMBIND_BYNODESET) != 0)
+    ds__log(fab->ctx, DS_LOG_DEBUG, "fabric", "cannot bind %zu bytes to NUMA node %d", size,
+            (int)dev);
+}
+
 ds_status ds__fabric_cpu_probe(struct ds__fabric *fab) {
   hwloc_topology_t topo = ds__topology_acquire(fab->ctx);
   int nodes = topo ? hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_NUMANODE) : 0;
