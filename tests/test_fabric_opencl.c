@@ -219,7 +219,15 @@ static void run_kernel_case(int zero_copy) {
   void *args[2] = {&mem, &a};
   size_t sizes[2] = {sizeof mem, sizeof a};
   size_t global = N;
-  assert_int_equal(ds__fabric_launch(ctx, dev, k, args, sizes, 2, &global, 1, NULL), DS_OK);
+  void *done_ev = NULL, *marker = NULL;
+  assert_int_equal(ds__fabric_launch(ctx, dev, k, args, sizes, 2, &global, 1, &done_ev), DS_OK);
+  assert_non_null(done_ev); /* asynchronous: queued on the device */
+  assert_int_equal(ds__fabric_event_record(ctx, dev, &marker), DS_OK);
+  assert_non_null(marker);
+  assert_int_equal(ds__fabric_event_wait(ctx, dev, marker), DS_OK);
+  ds__fabric_event_release(ctx, dev, marker);
+  assert_int_equal(ds__fabric_event_wait(ctx, dev, done_ev), DS_OK);
+  ds__fabric_event_release(ctx, dev, done_ev);
   assert_int_equal(ds_buffer_release(b, dev), DS_OK);
   assert_int_equal(ds_buffer_acquire((void **)&h, b, 0, DS_ACCESS_READ), DS_OK);
   for (int i = 0; i < N; i++) assert_true(h[i] == 3.0f * (float)i);
