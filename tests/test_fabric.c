@@ -470,6 +470,33 @@ static void test_alloc_faults_on_create(void **state) {
   ds_context_destroy(ctx);
 }
 
+/* Each allocation of the fabric's creation failing in turn: a clean DS_ERR_NO_MEMORY (or a
+ * fabric without the backend whose setup failed), never a crash or a leak (ASan). */
+static void test_alloc_faults_on_fabric_creation(void **state) {
+  (void)state;
+  int ok = 0;
+  for (int k = 1; k < 40 && !ok; k++) {
+    struct faulty f = {0, 0};
+    ds_allocator a = {faulty_alloc, faulty_free, &f};
+    ds_context *ctx = new_ctx_alloc(&a);
+    f.countdown = k;
+    int32_t n = 0;
+    ds_status st = ds_fabric_device_count(&n, ctx);
+    if (st == DS_OK) {
+      assert_true(n >= 1);
+      ok = !f.failed;
+    } else {
+      assert_int_equal(st, DS_ERR_NO_MEMORY);
+      f.countdown = 0;
+      assert_int_equal(ds_fabric_device_count(&n, ctx), DS_OK); /* a later call retries */
+      assert_true(n >= 1);
+    }
+    f.countdown = 0;
+    ds_context_destroy(ctx);
+  }
+  assert_true(ok);
+}
+
 /* Readers on several threads at once. */
 struct reader_arg {
   ds_buffer *b;
@@ -606,6 +633,7 @@ int main(void) {
       cmocka_unit_test(test_writer_is_exclusive),
       cmocka_unit_test(test_bad_input),
       cmocka_unit_test(test_alloc_faults_on_create),
+      cmocka_unit_test(test_alloc_faults_on_fabric_creation),
       cmocka_unit_test(test_concurrent_readers),
       cmocka_unit_test(test_transfer_cost),
       cmocka_unit_test(test_cpu_launch_and_events),
