@@ -106,7 +106,11 @@ typedef enum ds_param {
    *  to 4 (W + K) when smaller). Default 2048. */
   DS_PARAM_PREDICT_ONLINE_HISTORY = 401,
   /** Load predictor: most epochs over that history per online fine-tune (1..100). Default 2. */
-  DS_PARAM_PREDICT_ONLINE_EPOCHS = 402
+  DS_PARAM_PREDICT_ONLINE_EPOCHS = 402,
+  /** Fabric timestamp barriers: nanoseconds a waiter spins re-checking progress before it
+   *  sleeps on a futex (0..10000000); the budget adapts down while spins end in sleep.
+   *  Default 10000. */
+  DS_PARAM_FABRIC_BARRIER_SPIN_NS = 540
 } ds_param;
 
 /** One tunable set at creation (see ds_context_options.params). */
