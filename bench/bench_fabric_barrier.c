@@ -76,7 +76,7 @@ static double one_rep(ds_context *ctx, int nthreads, long rounds, int64_t spin_n
 
 int main(int argc, char **argv) {
   int json = bench_json_mode(argc, argv), header = 0, reps = 7;
-  long rounds = 50000;
+  long rounds = 20000;
   int64_t spin = -1; /* --spin NS: our first row's spin budget instead of the tunable */
   for (int i = 1; i + 1 < argc; i++) {
     if (!strcmp(argv[i], "--rounds")) rounds = atol(argv[i + 1]);

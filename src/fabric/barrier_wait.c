@@ -95,9 +95,13 @@ static ds_status sleep_until(ds_fabric_barrier *b, uint64_t t, uint64_t deadline
     int closed = ds__load(&b->closed);
     if (closed) return (ds_status)closed;
     if (ds__barrier_passed(b, t)) return DS_OK;
+    if (deadline == UINT64_MAX) {
+      futex_wait(&b->seq, s, -1);
+      continue;
+    }
     uint64_t now = ds__now_ns();
     if (now >= deadline) return DS_ERR_TIMEOUT;
-    futex_wait(&b->seq, s, deadline == UINT64_MAX ? -1 : (int64_t)(deadline - now));
+    futex_wait(&b->seq, s, (int64_t)(deadline - now));
   }
 }
 
@@ -121,9 +125,10 @@ ds_status ds_fabric_barrier_wait(ds_fabric_barrier *b, uint64_t t, int64_t timeo
   if (!b) return ds__error(NULL, DS_ERR_INVALID_ARG, MOD, "barrier wait: b is NULL");
   if (DS__LIKELY(ds__barrier_passed(b, t))) return DS_OK;
   ds__fetch_add(&b->inside, 1);
-  uint64_t start = ds__now_ns();
-  uint64_t deadline = timeout_ns < 0 ? UINT64_MAX : start + (uint64_t)timeout_ns;
   int64_t budget = timeout_ns == 0 ? 0 : spin_budget(b);
+  /* The clock is read only when a spin or a timeout needs it. */
+  uint64_t start = budget > 0 || timeout_ns >= 0 ? ds__now_ns() : 0;
+  uint64_t deadline = timeout_ns < 0 ? UINT64_MAX : start + (uint64_t)timeout_ns;
   uint64_t spin_end = start + (uint64_t)budget;
   int r = -1;
   if (budget > 0) {
