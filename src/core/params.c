@@ -36,6 +36,9 @@ static const ds__param_def ds__params[] = {
     {DS_PARAM_PREDICT_ONLINE_INTERVAL, "predict_online_interval", 0, 1000000, 0, 0, NULL},
     {DS_PARAM_PREDICT_ONLINE_HISTORY, "predict_online_history", 16, 1048576, 2048, 0, NULL},
     {DS_PARAM_PREDICT_ONLINE_EPOCHS, "predict_online_epochs", 1, 100, 2, 0, NULL},
+    {DS_PARAM_FABRIC_OPENCL, "fabric_opencl", 0, 1, 1, 0, NULL},
+    {DS_PARAM_FABRIC_ZERO_COPY, "fabric_zero_copy", 0, 1, 1, 0, NULL},
+    {DS_PARAM_FABRIC_CUDA, "fabric_cuda", 0, 1, 1, 0, NULL},
     {DS_PARAM_FABRIC_BARRIER_SPIN_NS, "fabric_barrier_spin_ns", 0, 10000000, 10000, 0, NULL},
 };
 
