@@ -52,6 +52,15 @@ static ds_fabric_barrier *new_barrier(ds_context *ctx, uint32_t n, int64_t spin_
   return b;
 }
 
+static double stat(ds_context *ctx, const char *name) {
+  ds_stats *s = NULL;
+  double v = -1;
+  assert_int_equal(ds_stats_snapshot(&s, ctx), DS_OK);
+  assert_int_equal(ds_stats_find(&v, s, name), DS_OK);
+  ds_stats_free(s);
+  return v;
+}
+
 static void sleep_ns(long ns) {
   struct timespec ts = {ns / 1000000000L, ns % 1000000000L};
   nanosleep(&ts, NULL);
@@ -125,6 +134,7 @@ static void test_wait_passed_and_timeout(void **state) {
   assert_true(took >= 30000000u);
   assert_true(took < 20u * 1000000000u); /* loose: a loaded machine */
   assert_non_null(strstr(ds_context_last_error(ctx), "participant 1 at 3"));
+  assert_true(stat(ctx, "fabric.barrier.timeouts") >= 2);
   ds_fabric_barrier_destroy(b);
   ds_context_destroy(ctx);
 }
@@ -303,6 +313,8 @@ static void test_no_lost_wakeup(void **state) {
   run_rounds(ctx, 4, 200000 / scale, 1000000, budget);
   run_rounds(ctx, 8, 200000 / scale, 0, budget);
   run_rounds(ctx, 8, 200000 / scale, -1, budget);
+  assert_true(stat(ctx, "fabric.barrier.sleeps") > 0); /* the futex path was exercised */
+  assert_true(stat(ctx, "fabric.barrier.wakes") > 0);
   ds_context_destroy(ctx);
 }
 

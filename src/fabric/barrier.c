@@ -65,6 +65,10 @@ ds_status ds_fabric_barrier_create(ds_fabric_barrier **out, ds_context *ctx,
   ds__store_relaxed(&b->spin_cur, b->spin_ns);
   ds__store_relaxed(&b->slow_waits, 0);
   ds__store_relaxed(&b->forward_set, 0);
+  /* Counted on the slow paths only (a futex call costs far more than the update). */
+  b->stat_sleeps = ds__stat_register(ctx, "fabric.barrier.sleeps", DS_STAT_COUNTER);
+  b->stat_wakes = ds__stat_register(ctx, "fabric.barrier.wakes", DS_STAT_COUNTER);
+  b->stat_timeouts = ds__stat_register(ctx, "fabric.barrier.timeouts", DS_STAT_COUNTER);
   pthread_mutex_init(&b->mu, NULL);
   *out = b;
   return DS_OK;

@@ -76,22 +76,20 @@ static void raise_word(void *arg, uint64_t t, int ok) {
 }
 
 static ds_status ensure_state(ds_fabric_barrier *b, const struct ds__barrier_cuda_ops *ops) {
-  ds_status st = DS_OK;
+  int r = 0; /* 0 ok, -1 out of memory, else the table's code */
   char msg[200];
   pthread_mutex_lock(&b->mu);
   if (!b->cuda) {
     struct ds__barrier_cuda *c = ds__calloc(b->ctx, 1, sizeof *c);
-    int r = c ? ops->alloc_word(&c->word, &c->dev_addr, msg, sizeof msg) : -1;
-    if (r == 0) {
+    r = c ? ops->alloc_word(&c->word, &c->dev_addr, msg, sizeof msg) : -1;
+    if (r == 0)
       b->cuda = c;
-    } else {
+    else
       ds__free(b->ctx, c);
-      st = r < 0 ? DS_ERR_NO_MEMORY : r;
-    }
   }
   pthread_mutex_unlock(&b->mu);
-  if (st == DS_ERR_NO_MEMORY) return ds__error(b->ctx, st, MOD, "barrier wait_cuda: out of memory");
-  return st != DS_OK ? cuda_status(b, (int)st, msg) : DS_OK;
+  if (r < 0) return ds__error(b->ctx, DS_ERR_NO_MEMORY, MOD, "barrier wait_cuda: out of memory");
+  return r != 0 ? cuda_status(b, r, msg) : DS_OK;
 }
 
 ds_status ds_fabric_barrier_wait_cuda(ds_fabric_barrier *b, void *cuda_stream, uint64_t t) {

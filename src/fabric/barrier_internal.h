@@ -67,6 +67,8 @@ struct ds_fabric_barrier {
   ds__barrier_forward_fn forward;
   void *forward_user;
 
+  int stat_sleeps, stat_wakes, stat_timeouts; /* fabric.barrier.* stats (ids, -1 if none) */
+
   pthread_mutex_t mu; /* guards notifies, notify_floor writes, closed_msg, cuda */
   struct ds__barrier_notify *notifies;
   char closed_msg[160];

@@ -32,6 +32,7 @@ static void futex_wait(ds__atomic_int *word, int expected, int64_t timeout_ns) {
 }
 
 void ds__barrier_wake_all(ds_fabric_barrier *b) {
+  ds__stat_add(b->ctx, b->stat_wakes, 1);
   ds__fetch_add(&b->seq, 1);
   syscall(SYS_futex, (int *)&b->seq, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
@@ -71,6 +72,7 @@ static uint32_t laggard(const ds_fabric_barrier *b, uint64_t t, uint64_t *at) {
 static ds_status fail(ds_fabric_barrier *b, ds_status st, uint64_t t, int64_t timeout_ns) {
   const char *name = b->name ? b->name : "barrier";
   if (st == DS_ERR_TIMEOUT) {
+    ds__stat_add(b->ctx, b->stat_timeouts, 1);
     uint64_t at;
     uint32_t who = laggard(b, t, &at);
     return ds__error(b->ctx, st, MOD,
@@ -95,6 +97,7 @@ static ds_status sleep_until(ds_fabric_barrier *b, uint64_t t, uint64_t deadline
     int closed = ds__load(&b->closed);
     if (closed) return (ds_status)closed;
     if (ds__barrier_passed(b, t)) return DS_OK;
+    ds__stat_add(b->ctx, b->stat_sleeps, 1);
     if (deadline == UINT64_MAX) {
       futex_wait(&b->seq, s, -1);
       continue;
