@@ -104,8 +104,10 @@ typedef struct ds_fabric_backend {
   uint32_t struct_size;
   const char *name; /**< short, e.g. "npu"; copied */
   int32_t device_count;
-  /** Fills name, caps, memory_bytes, compute_units (and numa_node) of device @p dev; index,
-   *  kind, memory_space and backend are set by the fabric. */
+  /** Fills kind (DS_FABRIC_DEVICE_OTHER for a new family; CPU means it computes on host
+   *  memory directly and uses buffers' host replicas), name, caps, memory_bytes,
+   *  compute_units and numa_node of device @p dev; index, memory_space and backend are set
+   *  by the fabric. */
   ds_status (*describe)(void *user, int32_t dev, ds_device_info *info);
   /** Allocates @p size bytes on the device. If @p host is not NULL the device should use those
    *  host bytes in place (zero-copy; only asked of devices with DS_DEVICE_CAP_MAP_HOST): set
@@ -220,7 +222,11 @@ DS_API ds_status ds_buffer_acquire(void **out, ds_buffer *buf, int32_t device, d
  *  ds_buffer_acquire. Thread-safe. */
 DS_API ds_status ds_buffer_acquire_async(void **out, ds_fabric_event **event, ds_buffer *buf,
                                          int32_t device, ds_access mode);
-/** Ends one acquire of @p buf on @p device. @return DS_OK; DS_ERR_INVALID_ARG (NULL);
+/** Ends one acquire of @p buf on @p device. Device work that used the handle must be complete
+ *  by then, or queued on the queue the fabric copies on (OpenCL kernels launched through the
+ *  fabric are: the device's in-order queue orders later copies after them); work on the
+ *  caller's own CUDA streams or OpenCL queues must be waited for first. @return DS_OK;
+ *  DS_ERR_INVALID_ARG (NULL);
  *  DS_ERR_NOT_FOUND (no such device); DS_ERR_STATE (no acquire outstanding on that device);
  *  DS_ERR_DEVICE (syncing an aliased replica back failed). Thread-safe. */
 DS_API ds_status ds_buffer_release(ds_buffer *buf, int32_t device);

@@ -146,9 +146,24 @@ ds_status ds__fabric_launch(ds_context *ctx, int32_t dev, void *kernel, void *co
                             const size_t *arg_sizes, size_t nargs, const size_t *global,
                             uint32_t dims, void **event);
 
+/* A CPU "kernel" for ds__fabric_launch on a CPU device: the handle passed as kernel points at
+ * this struct; fn runs synchronously on the calling thread with the launch's arguments. */
+struct ds__cpu_kernel {
+  void (*fn)(void *user, void *const *args, const size_t *arg_sizes, size_t nargs,
+             const size_t *global, uint32_t dims);
+  void *user;
+};
+/* An event that completes when all work queued so far on @p dev has (OpenCL marker, CUDA
+ * event); *event NULL when the device has nothing asynchronous. Wait and release it with
+ * ds__fabric_event_wait / ds__fabric_event_release. Thread-safe. */
+ds_status ds__fabric_event_record(ds_context *ctx, int32_t dev, void **event);
+
 /* ---- built-in backends ---- */
 /* CPU devices, one per NUMA node (cpu/cpu.c). */
 ds_status ds__fabric_cpu_probe(struct ds__fabric *fab);
+/* Binds [p, p+size) to CPU device dev's NUMA node, before it is first touched; best effort
+ * (nothing on a single-node machine or when hwloc refuses). */
+void ds__fabric_cpu_bind(struct ds__fabric *fab, int32_t dev, void *p, size_t size);
 /* OpenCL devices of every platform (opencl/; a no-op without DS_HAVE_OPENCL). */
 ds_status ds__fabric_opencl_probe(struct ds__fabric *fab);
 /* CUDA devices through the runtime (cuda_glue.c + cuda/; none without DS_HAVE_CUDA or GPU). */
