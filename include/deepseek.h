@@ -17,5 +17,6 @@
 #include "deepseek/sched.h"
 #include "deepseek/batch.h"
 #include "deepseek/fabric.h"
+#include "deepseek/fabric_barrier.h"
 
 #endif /* DEEPSEEK_H */

@@ -116,7 +116,11 @@ typedef enum ds_param {
   DS_PARAM_FABRIC_ZERO_COPY = 501,
   /** Compute fabric: enumerate CUDA devices (0 off, 1 on). Read when the fabric is first used on
    *  a context. Default 1. */
-  DS_PARAM_FABRIC_CUDA = 502
+  DS_PARAM_FABRIC_CUDA = 502,
+  /** Fabric timestamp barriers: nanoseconds a waiter spins re-checking progress before it
+   *  sleeps on a futex (0..10000000); the budget adapts down while spins end in sleep.
+   *  Default 10000. */
+  DS_PARAM_FABRIC_BARRIER_SPIN_NS = 540
 } ds_param;
 
 /** One tunable set at creation (see ds_context_options.params). */
