@@ -56,13 +56,16 @@ struct ds__disk {
   ds_context *ctx;
   char *dir;
   int lock_fd, read_only, durability;
+  int verify; /* gets verify the record checksum (cache_verify_reads) */
   uint32_t sync_ms;
   ds__codec_cfg codec;
   pthread_mutex_t mu;
   pthread_cond_t cv;
   pthread_t flusher;
   int has_flusher, stop, dirty;
-  uint64_t max_bytes, seg_max, total;
+  uint64_t max_bytes, seg_max, total; /* max_bytes: what the segments may use (the budget
+                                         less meta) */
+  uint64_t meta;                       /* bytes of MANIFEST and LOCK */
   ds__seg *segs;
   uint32_t nsegs, segcap, next_id;
   ds__dent **buckets;
@@ -343,6 +346,19 @@ static ds_status ds__manifest(ds__disk *d) {
   return DS_OK;
 }
 
+/* Takes the bytes of MANIFEST and LOCK out of the segments' budget, so that every file of
+ * the directory together stays within max_bytes. */
+static void ds__disk_meta(ds__disk *d) {
+  static const char *const names[] = {"MANIFEST", "LOCK"};
+  for (int i = 0; i < 2; i++) {
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", d->dir, names[i]);
+    if (stat(path, &st) == 0) d->meta += (uint64_t)st.st_size;
+  }
+  d->max_bytes = d->max_bytes > d->meta ? d->max_bytes - d->meta : 0;
+}
+
 static void *ds__disk_flusher(void *arg) {
   ds__disk *d = arg;
   pthread_mutex_lock(&d->mu);
@@ -392,6 +408,7 @@ ds_status ds__disk_open(ds__disk **out, ds_context *ctx, const char *path,
   d->lock_fd = -1;
   d->read_only = o->read_only != 0;
   d->durability = o->durability;
+  d->verify = ds__param(ctx, DS_PARAM_CACHE_VERIFY_READS) != 0;
   d->sync_ms = o->sync_interval_ms;
   d->codec.zstd = o->codec == DS_CACHE_CODEC_ZSTD;
   d->codec.none = o->codec == DS_CACHE_CODEC_NONE;
@@ -408,6 +425,7 @@ ds_status ds__disk_open(ds__disk **out, ds_context *ctx, const char *path,
     st = ds__error(ctx, DS_ERR_IO, "cache", "cannot create %s: %s", path, strerror(errno));
   if (st == DS_OK && !d->read_only) st = ds__disk_lock(d);
   if (st == DS_OK) st = ds__manifest(d);
+  if (st == DS_OK) ds__disk_meta(d);
   if (st == DS_OK) st = ds__disk_load(d);
   while (st == DS_OK && d->total > d->max_bytes && d->nsegs) ds__seg_drop_oldest(d);
   if (st == DS_OK && !d->read_only && !d->nsegs) st = ds__seg_roll(d);
@@ -577,16 +595,17 @@ static void ds__disk_lat(ds__disk *d, uint64_t t0) {
 }
 
 /* Get from a mapped segment, under the lock (a concurrent put may drop the segment). The
- * record's checksum was verified when it was written or when the segment was scanned at open;
- * here the header is checked against the index. */
+ * header is checked against the index and, with d->verify, the record against its checksum
+ * (else it was verified only when written or scanned at open: a later bit flip would pass). */
 static ds_status ds__disk_get_mapped(ds__disk *d, ds__dent *e, const unsigned char *rec,
                                      void *buf, void **alloc_out) {
   ds__rec_hdr h;
   memcpy(&h, rec, DS__HDR);
   if (h.magic != DS__REC_MAGIC || h.klen != e->klen || h.slen != e->slen ||
-      memcmp(rec + DS__HDR, e->key, e->klen)) {
+      memcmp(rec + DS__HDR, e->key, e->klen) ||
+      (d->verify && ds__rec_sum(&h, rec + DS__HDR, rec + DS__HDR + h.klen) != h.sum)) {
     d->corrupt++;
-    ds__log(d->ctx, DS_LOG_WARN, "cache", "segment %u of %s: record changed at offset %llu",
+    ds__log(d->ctx, DS_LOG_WARN, "cache", "segment %u of %s: record header or checksum mismatch at offset %llu",
             e->seg, d->dir, (unsigned long long)e->off);
     ds__dindex_unlink(d, e);
     return ds__error(d->ctx, DS_ERR_CORRUPT, "cache", "segment record is corrupt");
@@ -674,9 +693,9 @@ ds_status ds__disk_flush(ds__disk *d) {
 void ds__disk_stats(ds__disk *d, ds__tier_counters *t, uint64_t *corrupt, uint64_t *io_errors) {
   pthread_mutex_lock(&d->mu);
   memset(t, 0, sizeof *t);
-  t->bytes = d->total;
+  t->bytes = d->total + d->meta;
   t->raw_bytes = d->raw_live;
-  t->key_bytes = d->total > d->stored_live ? d->total - d->stored_live : 0;
+  t->key_bytes = t->bytes > d->stored_live ? t->bytes - d->stored_live : 0;
   t->entries = d->count;
   t->hits = d->hits;
   t->misses = d->misses;
