@@ -7,8 +7,8 @@
  * default) and checking only its header (0, after a reopen), to price the verification.
  * Also the time to reopen a cache of 100,000 entries / 1 GB (index rebuilt from the segments,
  * every checksum verified) against reading the same segment files with read().
- * usage: bench_cache_persist [--json] [--dir DIR]   (DIR default: current directory; it must
- * be on a real disk, not tmpfs, for the sync costs to mean anything) */
+ * usage: bench_cache_persist [--json] [--dir DIR] [--no-reopen]   (DIR default: current
+ * directory; it must be on a real disk, not tmpfs, for the sync costs to mean anything) */
 #define _POSIX_C_SOURCE 200809L
 #include <deepseek.h>
 #include <lmdb.h>
@@ -249,7 +249,14 @@ int main(int argc, char **argv) {
     free(vals);
     free(out);
   }
+  int reopen = 1;
+  for (int i = 1; i < argc; i++)
+    if (!strcmp(argv[i], "--no-reopen")) reopen = 0;
   double open_s, read_s;
+  if (!reopen) {
+    ds_context_destroy(ctx);
+    return 0;
+  }
   if (run_reopen(ctx, &open_s, &read_s) != 0) {
     fprintf(stderr, "bench_cache_persist: reopen run failed (%s)\n", ds_context_last_error(ctx));
     return 1;

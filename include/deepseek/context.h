@@ -119,10 +119,12 @@ typedef enum ds_param {
   /** Cache: prefetch depth of a cache created with NULL options (0..16; 0: no prefetch).
    *  Default 0. */
   DS_PARAM_CACHE_PREFETCH_DEPTH = 208,
-  /** Cache: 1 verifies the XXH3 checksum of a persistent cache's record on every get (a
-   *  mismatch is DS_ERR_CORRUPT, counted and logged), 0 checks only the record header (the
-   *  checksum is verified at write and at the reopen scan) (0..1). Default 1. Read when a
-   *  persistent cache is opened. */
+  /** Cache: when a persistent cache's get verifies the record's XXH3 checksum besides its
+   *  header (a mismatch is DS_ERR_CORRUPT, counted, logged, the entry dropped): 0 header (never;
+   *  the open scan still verifies every record), 1 first (the first get of a record
+   *  written since the cache was opened; the scan verified the others), 2 always (every get:
+   *  about half the speed of a get from the page cache). Config/env take the name. Default 1.
+   *  Read when a persistent cache is opened. */
   DS_PARAM_CACHE_VERIFY_READS = 209,
   /** Highest CPU kernel level the precision module may use, a ds_precision_isa: 0 auto
    *  (best detected), 1 scalar, 2 avx2, 3 avx512; capped to what the CPU supports. Default 0. */
