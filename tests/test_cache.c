@@ -467,6 +467,136 @@ static void test_concurrency(void **state) {
   ds_context_destroy(ctx);
 }
 
+/* lruk+ counts L1 hits in the entry and applies them at the list tail: keys read often must
+ * survive a scan of keys put once, and small values (stored inline) read back intact, also
+ * through a reference (16-byte aligned). */
+static void test_lazy_hits_and_inline_values(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx();
+  ds_cache *c = new_cache(ctx, 64 * (16 + 64), 0, NULL, DS_CACHE_CODEC_LZ4, 0);
+  char key[16];
+  uint8_t v[64], out[64];
+  size_t len = 0;
+  for (int i = 0; i < 16; i++) {
+    memset(key, 0, sizeof key);
+    snprintf(key, sizeof key, "hot-%d", i);
+    fill_value(v, sizeof v, i);
+    assert_int_equal(ds_cache_put(c, key, sizeof key, v, sizeof v), DS_OK);
+  }
+  for (int scan = 0; scan < 1000; scan++) {
+    if (scan % 20 == 0)
+      for (int i = 0; i < 16; i++) { /* the hot set is read again and again */
+        memset(key, 0, sizeof key);
+        snprintf(key, sizeof key, "hot-%d", i);
+        if (ds_cache_get(c, key, sizeof key, out, sizeof out, &len) == DS_OK) {
+          fill_value(v, sizeof v, i);
+          assert_int_equal(len, sizeof v);
+          assert_memory_equal(out, v, sizeof v);
+        }
+      }
+    memset(key, 0, sizeof key);
+    snprintf(key, sizeof key, "cold-%d", scan);
+    fill_value(v, sizeof v, scan);
+    assert_int_equal(ds_cache_put(c, key, sizeof key, v, sizeof v), DS_OK);
+  }
+  int kept = 0;
+  for (int i = 0; i < 16; i++) {
+    memset(key, 0, sizeof key);
+    snprintf(key, sizeof key, "hot-%d", i);
+    kept += ds_cache_contains(c, key, sizeof key);
+  }
+  assert_true(kept >= 14);
+  ds_cache_tier_stats s = stats(c, DS_CACHE_L1);
+  assert_true(s.bytes <= 64 * (16 + 64));
+  const void *data = NULL;
+  ds_cache_ref *ref = NULL;
+  memset(key, 0, sizeof key);
+  snprintf(key, sizeof key, "hot-%d", 3);
+  assert_int_equal(ds_cache_get_ref(c, key, sizeof key, &data, &len, &ref), DS_OK);
+  assert_int_equal((uintptr_t)data % 16, 0);
+  fill_value(v, sizeof v, 3);
+  assert_memory_equal(data, v, sizeof v);
+  ds_cache_release(c, ref);
+  assert_int_equal(ds_cache_remove(c, key, sizeof key), DS_OK);
+  ds_cache_destroy(c);
+  ds_context_destroy(ctx);
+}
+
+/* Admission: a put is kept even when lruk+'s filter would have declined it (a value heavier
+ * than the window, rarer than the victim), and a value too large for every tier is refused. */
+static void test_admission_keeps_puts(void **state) {
+  (void)state;
+  const char *policies[] = {"lruk+", "wtinylfu"};
+  for (int p = 0; p < 2; p++) {
+    ds_context *ctx = new_ctx();
+    ds_cache *c = new_cache(ctx, 64 * 1024, 0, policies[p], DS_CACHE_CODEC_LZ4, 0);
+    static uint8_t v[8000], out[8000];
+    size_t len = 0;
+    for (uint32_t k = 0; k < 7; k++) { /* fill, and make the residents frequent */
+      fill_value(v, sizeof v, (int)k);
+      assert_int_equal(ds_cache_put(c, &k, sizeof k, v, sizeof v), DS_OK);
+    }
+    for (int r = 0; r < 5; r++)
+      for (uint32_t k = 0; k < 7; k++)
+        assert_int_equal(ds_cache_get(c, &k, sizeof k, out, sizeof out, &len), DS_OK);
+    for (uint32_t k = 100; k < 140; k++) { /* each new one is heavier than the window */
+      fill_value(v, sizeof v, (int)k);
+      assert_int_equal(ds_cache_put(c, &k, sizeof k, v, sizeof v), DS_OK);
+      assert_int_equal(ds_cache_get(c, &k, sizeof k, out, sizeof out, &len), DS_OK);
+      assert_memory_equal(out, v, sizeof v);
+    }
+    assert_true(stats(c, DS_CACHE_L1).bytes <= 64 * 1024);
+    static uint8_t big[70000];
+    uint32_t k = 7;
+    assert_int_equal(ds_cache_put(c, &k, sizeof k, big, sizeof big), DS_ERR_FULL);
+    assert_non_null(strstr(ds_context_last_error(ctx), "budget"));
+    assert_false(ds_cache_contains(c, &k, sizeof k));
+    ds_cache_destroy(c);
+    ds_context_destroy(ctx);
+  }
+}
+
+/* A cache created with NULL options takes the context's cache_* tunables. */
+static void test_tunables(void **state) {
+  (void)state;
+  ds_context_options co = DS_CONTEXT_OPTIONS_INIT;
+  co.flags = DS_CONTEXT_NO_ENV;
+  ds_param_value pv[] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0},
+                         {DS_PARAM_STATS_FILE, 0, 0},
+                         {DS_PARAM_CACHE_POLICY, 0, 1}, /* lru */
+                         {DS_PARAM_CACHE_L1_BYTES, 0, 10 * 1100},
+                         {DS_PARAM_CACHE_L2_BYTES, 0, 1 << 20},
+                         {DS_PARAM_CACHE_SHARDS, 0, 1},
+                         {DS_PARAM_CACHE_CODEC, 0, DS_CACHE_CODEC_ZSTD}};
+  co.params = pv;
+  co.nparams = 7;
+  ds_context *ctx = NULL;
+  assert_int_equal(ds_context_create(&ctx, &co), DS_OK);
+  ds_cache *c = NULL;
+  assert_int_equal(ds_cache_create(&c, ctx, NULL), DS_OK);
+  uint8_t v[1000], out[1000];
+  size_t len = 0;
+  for (uint32_t k = 0; k < 30; k++) {
+    fill_value(v, sizeof v, (int)k);
+    assert_int_equal(ds_cache_put(c, &k, sizeof k, v, sizeof v), DS_OK);
+  }
+  /* LRU in L1 (10 values fit): the 20 oldest went down to L2 and were compressed */
+  ds_cache_tier_stats s1 = stats(c, DS_CACHE_L1), s2 = stats(c, DS_CACHE_L2);
+  assert_true(s1.entries >= 9 && s1.entries <= 10);
+  assert_int_equal(s1.entries + s2.entries, 30);
+  assert_true(s2.compression_ratio > 2.0);
+  for (uint32_t k = 0; k < 30; k++) {
+    assert_int_equal(ds_cache_get(c, &k, sizeof k, out, sizeof out, &len), DS_OK);
+    fill_value(v, sizeof v, (int)k);
+    assert_memory_equal(out, v, sizeof v);
+  }
+  ds_cache_destroy(c);
+  assert_int_equal(ds_context_set_param(ctx, DS_PARAM_CACHE_POLICY, 7), DS_ERR_INVALID_ARG);
+  assert_int_equal(ds_context_set_param(ctx, DS_PARAM_CACHE_SHARDS, 3), DS_OK);
+  assert_int_equal(ds_cache_create(&c, ctx, NULL), DS_ERR_INVALID_ARG); /* not a power of 2 */
+  ds_context_destroy(ctx);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_basic),
@@ -481,6 +611,9 @@ int main(void) {
       cmocka_unit_test(test_prefetch),
       cmocka_unit_test(test_prefetch_strided),
       cmocka_unit_test(test_concurrency),
+      cmocka_unit_test(test_lazy_hits_and_inline_values),
+      cmocka_unit_test(test_admission_keeps_puts),
+      cmocka_unit_test(test_tunables),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

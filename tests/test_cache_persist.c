@@ -77,13 +77,14 @@ static int has_value(ds_cache *c, uint32_t key, size_t n) {
   return len == n && !memcmp(v, out, n);
 }
 
-static uint64_t segment_bytes(const char *dir) {
+/* Bytes of every file of the cache directory (segments, MANIFEST, LOCK), all 0600. */
+static uint64_t dir_bytes(const char *dir) {
   DIR *d = opendir(dir);
   assert_non_null(d);
   uint64_t total = 0;
   struct dirent *e;
   while ((e = readdir(d))) {
-    if (strncmp(e->d_name, "seg-", 4)) continue;
+    if (e->d_name[0] == '.') continue;
     char p[2048];
     struct stat st;
     snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
@@ -179,7 +180,7 @@ static void test_max_bytes_exact(void **state) {
   for (uint32_t k = 0; k < 1000; k++) {
     value_of(v, sizeof v, k);
     assert_int_equal(ds_cache_put(c, &k, sizeof k, v, sizeof v), DS_OK);
-    if (k % 25 == 0) assert_true(segment_bytes(dir) <= o.max_bytes);
+    if (k % 25 == 0) assert_true(dir_bytes(dir) <= o.max_bytes);
     assert_true(l3(c).bytes <= o.max_bytes);
   }
   assert_true(l3(c).evictions > 500);
@@ -399,9 +400,94 @@ static void test_bad_input(void **state) {
   ds_context_destroy(ctx);
 }
 
+/* Bytes flipped under an open cache (the records were checksummed when written), in key 1's
+ * value after a first get of it and in key 2's, never read: cache_verify_reads "always" (2)
+ * reports both as DS_ERR_CORRUPT (counted, logged, dropped), "first" (1, the default) only
+ * key 2, "header" (0) neither: the changed values come back. */
+static void test_verify_reads(void **state) {
+  (void)state;
+  for (int mode = 2; mode >= 0; mode--) {
+    ds_context *ctx = new_ctx();
+    assert_int_equal(ds_context_set_param(ctx, DS_PARAM_CACHE_VERIFY_READS, mode), DS_OK);
+    const char *dir = tmp_dir("persist_verify");
+    ds_cache_persist_options o = DS_CACHE_PERSIST_OPTIONS_INIT;
+    o.max_bytes = 8 << 20;
+    o.codec = DS_CACHE_CODEC_NONE;
+    ds_cache *c = NULL;
+    assert_int_equal(ds_cache_open_persistent_ex(&c, ctx, dir, &o), DS_OK);
+    uint8_t v[1000];
+    for (uint32_t k = 0; k < 3; k++) {
+      value_of(v, sizeof v, k);
+      assert_int_equal(ds_cache_put(c, &k, sizeof k, v, sizeof v), DS_OK);
+    }
+    assert_int_equal(ds_cache_flush(c), DS_OK);
+    assert_true(has_value(c, 1, sizeof v));
+    char seg[2048];
+    snprintf(seg, sizeof seg, "%s/seg-00000001.log", dir);
+    int fd = open(seg, O_RDWR);
+    assert_true(fd >= 0);
+    for (int k = 1; k <= 2; k++) {
+      off_t off = (off_t)k * (32 + 4 + 1000) + 32 + 4 + 500; /* inside key k's value */
+      uint8_t b;
+      assert_int_equal(pread(fd, &b, 1, off), 1);
+      b ^= 0x5a;
+      assert_int_equal(pwrite(fd, &b, 1, off), 1);
+    }
+    close(fd);
+    warn_seen[0] = 0;
+    for (uint32_t k = 1; k <= 2; k++) {
+      uint8_t out[1000];
+      size_t len = 0;
+      ds_status st = ds_cache_get(c, &k, sizeof k, out, sizeof out, &len);
+      int detect = mode == 2 || (mode == 1 && k == 2);
+      if (detect) {
+        assert_int_equal(st, DS_ERR_CORRUPT);
+        assert_false(ds_cache_contains(c, &k, sizeof k));
+      } else {
+        assert_int_equal(st, DS_OK);
+        value_of(v, sizeof v, k);
+        assert_true(memcmp(out, v, sizeof v) != 0);
+      }
+    }
+    assert_int_equal(l3(c).corrupt, (uint64_t)mode);
+    if (mode) assert_non_null(strstr(warn_seen, "offset"));
+    assert_true(has_value(c, 0, sizeof v));
+    ds_cache_destroy(c);
+    ds_context_destroy(ctx);
+  }
+}
+
+/* ds_cache_open_persistent takes durability and codec (-1) from the context's tunables. */
+static void test_persist_tunables(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx();
+  assert_int_equal(ds_context_set_param(ctx, DS_PARAM_CACHE_DURABILITY, DS_CACHE_SYNC_EVERY_PUT),
+                   DS_OK);
+  assert_int_equal(ds_context_set_param(ctx, DS_PARAM_CACHE_CODEC, DS_CACHE_CODEC_ZSTD), DS_OK);
+  assert_int_equal(ds_context_set_param(ctx, DS_PARAM_CACHE_DURABILITY, 2), DS_ERR_INVALID_ARG);
+  const char *dir = tmp_dir("persist_tunables");
+  ds_cache *c = NULL;
+  assert_int_equal(ds_cache_open_persistent(&c, ctx, dir, 4 << 20, -1), DS_OK);
+  uint8_t v[4000];
+  uint32_t k = 5;
+  value_of(v, sizeof v, k);
+  assert_int_equal(ds_cache_put(c, &k, sizeof k, v, sizeof v), DS_OK);
+  assert_true(has_value(c, k, sizeof v));
+  assert_true(l3(c).raw_bytes == sizeof v);
+  ds_cache_tier_stats s;
+  memset(&s, 0, sizeof s);
+  s.struct_size = sizeof s;
+  assert_int_equal(ds_cache_stats(c, DS_CACHE_L3, &s), DS_OK);
+  assert_true(s.compression_ratio > 2.0); /* zstd on this repetitive value */
+  ds_cache_destroy(c);
+  assert_int_equal(ds_cache_open_persistent(&c, ctx, dir, 4 << 20, -2), DS_ERR_INVALID_ARG);
+  ds_context_destroy(ctx);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_reopen_modes_lock), cmocka_unit_test(test_max_bytes_exact),
+      cmocka_unit_test(test_verify_reads), cmocka_unit_test(test_persist_tunables),
       cmocka_unit_test(test_corrupt_and_torn),  cmocka_unit_test(test_disk_full),
       cmocka_unit_test(test_kill9),             cmocka_unit_test(test_garbage_segments),
       cmocka_unit_test(test_bad_input),

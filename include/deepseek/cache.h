@@ -12,12 +12,16 @@
  *  budget; L2 keeps them compressed (lz4, or zstd at a chosen level, optionally byte-shuffled,
  *  optionally fp32 stored as bf16 — lossy, opt-in) within its own byte budget. An entry evicted
  *  from L1 moves down to L2; an L2 hit moves it back up. Either tier may be absent (budget 0).
- *  Each tier's eviction policy is chosen by name (default "lruk+", see docs/architecture.md);
- *  an admission policy may decline a new entry for a tier, in which case it goes to the next
- *  tier or is not kept (a cache may drop anything; ds_cache_put still returns DS_OK).
+ *  Each tier's eviction policy is chosen by name (default "lruk+", see docs/architecture.md).
+ *  Admission: a value given to ds_cache_put / ds_cache_put_owned, or moved up by prefetch,
+ *  always enters L1 (policies with an admission filter, lruk+ and wtinylfu, evict other
+ *  entries instead of declining it); the filter only decides whether an older entry leaving
+ *  L1's window, or an L2 entry promoted by a get, stays in L1 (else it goes to L2, or out
+ *  when there is no L2; counted in ds_cache_tier_stats.rejected).
  *
  *  A tier's budget counts key and value bytes (stored bytes in L2) and is split evenly over
- *  the shards, so one value larger than budget/shards is not kept in that tier.
+ *  the shards, so one value larger than budget/shards is not kept in that tier; a put of a
+ *  value that exceeds the per-shard budget of every tier fails with DS_ERR_FULL.
  *
  *  Threading: every ds_cache_* call on one cache is thread-safe (keys are spread over shards,
  *  each with its own mutex), except ds_cache_destroy, which must not run concurrently with any
@@ -49,7 +53,8 @@ typedef struct ds_cache_options {
   int32_t codec;        /**< a ds_cache_codec for L2 */
   int32_t zstd_level;   /**< 1..19 (default 3) */
   const char *policy;   /**< eviction policy of both tiers: "lru", "lru2", "arc", "s3fifo",
-                             "wtinylfu", "sieve", "lruk+" (NULL: "lruk+"). Copied. */
+                             "wtinylfu", "sieve", "lruk+" (NULL: the context's
+                             DS_PARAM_CACHE_POLICY, default "lruk+"). Copied. */
   uint32_t shards;      /**< power of two, 1..256 (0: up to 16, keeping >= 4 MiB of the
                              larger budget per shard) */
   uint32_t prefetch_depth; /**< 0: no prefetch. n (1..16): on each get, up to n predicted next
@@ -108,7 +113,10 @@ typedef struct ds_cache_tier_stats {
 
 DS_EXTERN_C_BEGIN
 
-/** Creates a cache. @param out receives it (NULL on failure). @param opts NULL for defaults.
+/** Creates a cache. @param out receives it (NULL on failure). @param opts NULL: every option
+ *  from the context's cache tunables (DS_PARAM_CACHE_POLICY, _L1_BYTES, _L2_BYTES, _SHARDS,
+ *  _CODEC, _ZSTD_LEVEL, _PREFETCH_DEPTH; config keys cache_*, environment DS_CACHE_*), whose
+ *  defaults are those of DS_CACHE_OPTIONS_INIT.
  *  @return DS_OK; DS_ERR_INVALID_ARG (NULL out/ctx, bad policy name, codec, level, shards);
  *  DS_ERR_ABI (unknown struct_size); DS_ERR_NO_MEMORY. Thread-safe. */
 DS_API ds_status ds_cache_create(ds_cache **out, ds_context *ctx, const ds_cache_options *opts);
@@ -118,10 +126,15 @@ DS_API ds_status ds_cache_create(ds_cache **out, ds_context *ctx, const ds_cache
  *  MANIFEST replaced by write, fsync, rename. Reopening rebuilds the index from the segments,
  *  verifying every record's checksum; a torn or corrupt record is skipped, counted
  *  (ds_cache_tier_stats.corrupt) and logged with its segment and offset. Gets read the
- *  memory-mapped segments and check the record header against the index (the checksum was
- *  verified when the record was written or scanned). The segment files never exceed @p max_bytes in total: the oldest
- *  segment is dropped (its entries evicted) to make room. Batched durability (1 s).
- *  @param compression a ds_cache_codec.
+ *  memory-mapped segments, check the record header against the index and verify the record's
+ *  checksum once after the record reached the disk (DS_PARAM_CACHE_VERIFY_READS: 1 the first
+ *  get of a record written since open, default; 2 every get; 0 never; a mismatch is
+ *  DS_ERR_CORRUPT, counted, logged, and the entry dropped). The directory's files (segments, MANIFEST, LOCK)
+ *  never exceed @p max_bytes in total: the oldest segment is dropped (its entries evicted) to
+ *  make room. Durability, sync interval and zstd
+ *  level come from the context's tunables (DS_PARAM_CACHE_DURABILITY, default batched every
+ *  DS_PARAM_CACHE_SYNC_INTERVAL_MS = 1000 ms; DS_PARAM_CACHE_ZSTD_LEVEL).
+ *  @param compression a ds_cache_codec, or -1 for the context's DS_PARAM_CACHE_CODEC.
  *  @return DS_OK; DS_ERR_INVALID_ARG; DS_ERR_BUSY (another process has it open for writing);
  *  DS_ERR_IO; DS_ERR_FORMAT (not a cache directory of this format); DS_ERR_NO_MEMORY.
  *  Thread-safe. Pins are not supported on this tier (DS_ERR_UNSUPPORTED). */
@@ -139,8 +152,9 @@ DS_API void ds_cache_destroy(ds_cache *c);
 
 /** Stores a copy of @p val under @p key (replacing any value; a pinned old value is replaced
  *  too, its pins are dropped). @return DS_OK; DS_ERR_INVALID_ARG (NULL c/key, klen 0 or
- *  > 65535, NULL val with vlen > 0, vlen >= 4 GiB); DS_ERR_NO_MEMORY; persistent cache also
- *  DS_ERR_FULL (record larger than a segment), DS_ERR_NO_SPACE (disk full), DS_ERR_IO,
+ *  > 65535, NULL val with vlen > 0, vlen >= 4 GiB); DS_ERR_NO_MEMORY; DS_ERR_FULL (key +
+ *  value larger than every tier's per-shard budget: nothing changed); persistent cache also
+ *  DS_ERR_FULL (record larger than max_bytes), DS_ERR_NO_SPACE (disk full), DS_ERR_IO,
  *  DS_ERR_STATE (read-only): the cache stays usable after any of them. Thread-safe. */
 DS_API ds_status ds_cache_put(ds_cache *c, const void *key, size_t klen, const void *val,
                               size_t vlen);

@@ -91,6 +91,41 @@ typedef enum ds_param {
    *  URGENT task starts at once even while every other worker runs long NORMAL or LOW tasks
    *  without yield points. Default 0. Read when the scheduler starts. */
   DS_PARAM_SCHED_URGENT_RESERVE = 109,
+  /** Cache: eviction policy of a cache created with NULL options or a NULL policy name:
+   *  0 lruk+, 1 lru, 2 lru2, 3 arc, 4 s3fifo, 5 wtinylfu, 6 sieve (config/env take the
+   *  name). Default 0 (lruk+). Read at ds_cache_create. */
+  DS_PARAM_CACHE_POLICY = 200,
+  /** Cache: L1 byte budget of a cache created with NULL options (0..2^50). Default 64 MiB. */
+  DS_PARAM_CACHE_L1_BYTES = 201,
+  /** Cache: L2 (compressed) byte budget of a cache created with NULL options (0..2^50).
+   *  Default 0 (no L2). */
+  DS_PARAM_CACHE_L2_BYTES = 202,
+  /** Cache: shards of a cache created with NULL options (0..256, a power of two; 0: up to 16,
+   *  at least 4 MiB each). Default 0. */
+  DS_PARAM_CACHE_SHARDS = 203,
+  /** Cache: L2 codec of a cache created with NULL options, and the codec of
+   *  ds_cache_open_persistent when it is given -1: a ds_cache_codec (0 lz4, 1 zstd, 2 none;
+   *  config/env take the name). Default 0. */
+  DS_PARAM_CACHE_CODEC = 204,
+  /** Cache: zstd level for caches created with NULL options and for ds_cache_open_persistent
+   *  (1..19). Default 3. */
+  DS_PARAM_CACHE_ZSTD_LEVEL = 205,
+  /** Cache: durability of ds_cache_open_persistent, a ds_cache_durability (0 every_put,
+   *  1 batched; config/env take the name). Default 1. */
+  DS_PARAM_CACHE_DURABILITY = 206,
+  /** Cache: sync interval in ms of batched durability for ds_cache_open_persistent
+   *  (1..60000). Default 1000. */
+  DS_PARAM_CACHE_SYNC_INTERVAL_MS = 207,
+  /** Cache: prefetch depth of a cache created with NULL options (0..16; 0: no prefetch).
+   *  Default 0. */
+  DS_PARAM_CACHE_PREFETCH_DEPTH = 208,
+  /** Cache: when a persistent cache's get verifies the record's XXH3 checksum besides its
+   *  header (a mismatch is DS_ERR_CORRUPT, counted, logged, the entry dropped): 0 header (never;
+   *  the open scan still verifies every record), 1 first (the first get of a record
+   *  written since the cache was opened; the scan verified the others), 2 always (every get:
+   *  about half the speed of a get from the page cache). Config/env take the name. Default 1.
+   *  Read when a persistent cache is opened. */
+  DS_PARAM_CACHE_VERIFY_READS = 209,
   /** Highest CPU kernel level the precision module may use, a ds_precision_isa: 0 auto
    *  (best detected), 1 scalar, 2 avx2, 3 avx512; capped to what the CPU supports. Default 0. */
   DS_PARAM_PRECISION_ISA = 300,

@@ -33,9 +33,10 @@ static void ds__centry_free_data(ds_cache *c, ds__centry *e) {
   e->keep_len = 0;
   if (!e->data) return;
   if (e->free_fn) e->free_fn(e->free_user, e->data);
-  else ds__free(c->ctx, e->data);
+  else if (!e->inl) ds__free(c->ctx, e->data);
   e->data = NULL;
   e->free_fn = NULL;
+  e->inl = 0;
 }
 
 void ds__centry_free(ds_cache *c, ds__centry *e) {
@@ -43,9 +44,21 @@ void ds__centry_free(ds_cache *c, ds__centry *e) {
   ds__free(c->ctx, e);
 }
 
+/* Key equality; keys of 8..16 bytes (the common ids) as two overlapping 8-byte words, without
+ * a call to memcmp. */
+static inline int ds__key_eq(const char *a, const void *b, size_t n) {
+  if (n < 8 || n > 16) return !memcmp(a, b, n);
+  uint64_t x0, x1, y0, y1;
+  memcpy(&x0, a, 8);
+  memcpy(&y0, b, 8);
+  memcpy(&x1, a + n - 8, 8);
+  memcpy(&y1, (const char *)b + n - 8, 8);
+  return ((x0 ^ y0) | (x1 ^ y1)) == 0;
+}
+
 ds__centry *ds__shard_find(ds__shard *sh, uint64_t h, const void *key, size_t klen) {
   for (ds__centry *e = sh->buckets[h & (sh->nb - 1)]; e; e = e->next)
-    if (e->hash == h && e->klen == klen && !memcmp(e->key, key, klen)) return e;
+    if (e->hash == h && e->klen == klen && ds__key_eq(e->key, key, klen)) return e;
   return NULL;
 }
 
@@ -88,8 +101,10 @@ static void ds__centry_drop(ds_cache *c, ds__shard *sh, ds__centry *e) {
 /* ---- moves between tiers ---- */
 static void ds__place_l2(ds_cache *c, ds__shard *sh, ds__centry *e);
 
-/* Puts e (uncompressed, in no tier) into L1, or L2 when L1 is absent or declines it. */
-void ds__place_l1(ds_cache *c, ds__shard *sh, ds__centry *e) {
+/* Puts e (uncompressed, in no tier) into L1, or L2 when L1 is absent or declines it. With
+ * force (a put, a prefetch, a released pin), L1's admission filter admits e and evicts others
+ * instead: only a value heavier than the shard's budget is declined. */
+void ds__place_l1(ds_cache *c, ds__shard *sh, ds__centry *e, int force) {
   if (!sh->pol[0]) {
     ds__place_l2(c, sh, e);
     return;
@@ -97,9 +112,12 @@ void ds__place_l1(ds_cache *c, ds__shard *sh, ds__centry *e) {
   e->tier = 1;
   uint64_t w = ds__centry_weight(e);
   ds__tier_add(sh, e);
+  sh->pol[0]->force = force;
   int r = w <= UINT32_MAX ? ds__policy_insert(sh->pol[0], (uintptr_t)e, (uint32_t)w, -1) : 0;
+  sh->pol[0]->force = 0;
   if (r == 1) {
     e->pnode = sh->pol[0]->last_node;
+    e->pend = 0;
     return;
   }
   ds__tier_sub(sh, e);
@@ -155,6 +173,14 @@ void ds__evict_l2(void *user, uint64_t key) {
   ds__centry_drop(sh->cache, sh, (ds__centry *)(uintptr_t)key);
 }
 
+uint32_t ds__pending_l1(void *user, uint64_t key) {
+  (void)user;
+  ds__centry *e = (ds__centry *)(uintptr_t)key;
+  uint32_t k = e->pend;
+  e->pend = 0;
+  return k;
+}
+
 /* Makes the L2 entry e hold the decoded value plain, keeping its encoding (e leaves L2's
  * counters; tier 0 until placed). */
 void ds__centry_adopt_plain(ds__shard *sh, ds__centry *e, void *plain) {
@@ -194,7 +220,7 @@ void ds__centry_unhold(ds_cache *c, ds__shard *sh, ds__centry *e) {
   }
   if (e->tier == 1) {
     ds__tier_sub(sh, e);
-    ds__place_l1(c, sh, e);
+    ds__place_l1(c, sh, e, 1);
   } else if (ds__policy_insert(sh->pol[1], (uintptr_t)e, (uint32_t)ds__centry_weight(e), -1) != 1) {
     ds__centry_drop(c, sh, e);
   } else {

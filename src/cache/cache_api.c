@@ -1,5 +1,6 @@
 /* The public calls of the tiered cache: argument checks, shard locking, and the get paths
  * (L1 hit, L2 hit with promotion, references). */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -69,7 +70,27 @@ static ds_status ds__shard_init(ds_cache *c, ds__shard *sh, const ds_cache_optio
                                      fn[t], sh);
     if (st != DS_OK) return st;
   }
+  if (sh->pol[0] && sh->pol[0]->ops->lazy) {
+    sh->pol[0]->pending_fn = ds__pending_l1;
+    sh->lazy_l1 = 1;
+  }
   return DS_OK;
+}
+
+/* The name of an enumerated cache tunable's current value ("lruk+", "zstd", ...). */
+static const char *ds__cache_param_name(ds_context *ctx, ds_param p) {
+  const ds__param_def *d = ds__param_find(p, NULL);
+  return d->value_names[ds__param(ctx, p) - d->min];
+}
+
+/* Options of a cache created with NULL options: the context's cache_* tunables. */
+static void ds__cache_opts_from_ctx(ds_context *ctx, ds_cache_options *o) {
+  o->l1_bytes = (uint64_t)ds__param(ctx, DS_PARAM_CACHE_L1_BYTES);
+  o->l2_bytes = (uint64_t)ds__param(ctx, DS_PARAM_CACHE_L2_BYTES);
+  o->shards = (uint32_t)ds__param(ctx, DS_PARAM_CACHE_SHARDS);
+  o->codec = (int32_t)ds__param(ctx, DS_PARAM_CACHE_CODEC);
+  o->zstd_level = (int32_t)ds__param(ctx, DS_PARAM_CACHE_ZSTD_LEVEL);
+  o->prefetch_depth = (uint32_t)ds__param(ctx, DS_PARAM_CACHE_PREFETCH_DEPTH);
 }
 
 ds_status ds_cache_create(ds_cache **out, ds_context *ctx, const ds_cache_options *opts) {
@@ -81,6 +102,8 @@ ds_status ds_cache_create(ds_cache **out, ds_context *ctx, const ds_cache_option
     return ds__error(ctx, DS_ERR_ABI, "cache", "ds_cache_options.struct_size %u is unknown",
                      opts->struct_size);
   if (opts) o = *opts;
+  else ds__cache_opts_from_ctx(ctx, &o);
+  if (!o.policy) o.policy = ds__cache_param_name(ctx, DS_PARAM_CACHE_POLICY);
   ds_status st = ds__cache_check_opts(ctx, &o);
   if (st != DS_OK) return st;
   uint32_t n = o.shards;
@@ -93,6 +116,11 @@ ds_status ds_cache_create(ds_cache **out, ds_context *ctx, const ds_cache_option
   if (!c) return ds__error(ctx, DS_ERR_NO_MEMORY, "cache", "out of memory creating a cache");
   c->ctx = ctx;
   c->nshards = n;
+  /* inline values only without L2: an entry moved down would keep the raw bytes besides its
+   * encoding, uncounted */
+  c->inline_max = o.l2_bytes ? 0 : 256;
+  c->shard_cap[0] = o.l1_bytes / n;
+  c->shard_cap[1] = o.l2_bytes / n;
   c->codec.zstd = o.codec == DS_CACHE_CODEC_ZSTD;
   c->codec.none = o.codec == DS_CACHE_CODEC_NONE;
   c->codec.level = o.zstd_level;
@@ -138,13 +166,37 @@ void ds_cache_destroy(ds_cache *c) {
   ds__free(c->ctx, c);
 }
 
-/* Links a new entry (replacing any old one) and places it in L1 (or below). */
-static ds_status ds__cache_insert(ds_cache *c, const void *key, size_t klen, void *data,
-                                  size_t vlen, ds_cache_free_fn fn, void *user) {
-  ds__centry *e = ds__alloc(c->ctx, sizeof *e + klen);
+/* Links a new entry (replacing any old one) and places it in L1 (or below). A copying put
+ * (src != NULL) of a small value stores it in the entry's own allocation, after the key: one
+ * allocation per put and one cache-line run per hit. */
+static ds_status ds__cache_insert(ds_cache *c, const void *key, size_t klen, const void *src,
+                                  void *data, size_t vlen, ds_cache_free_fn fn, void *user) {
+  uint64_t w = (uint64_t)klen + vlen;
+  if (w > c->shard_cap[0] && w > c->shard_cap[1])
+    return ds__error(c->ctx, DS_ERR_FULL, "cache",
+                     "value of %zu bytes exceeds the per-shard budget of every tier "
+                     "(%llu bytes; budgets are split over %u shards)",
+                     vlen, (unsigned long long)(c->shard_cap[0] > c->shard_cap[1]
+                                                    ? c->shard_cap[0] : c->shard_cap[1]),
+                     c->nshards);
+  int inl = src && vlen <= c->inline_max;
+  /* an inline value starts 16-byte aligned from the (16-byte aligned) allocation */
+  size_t voff = (offsetof(ds__centry, key) + klen + 15) & ~(size_t)15;
+  size_t size = inl ? voff + vlen : offsetof(ds__centry, key) + klen;
+  ds__centry *e = ds__alloc(c->ctx, size > sizeof *e ? size : sizeof *e);
   if (!e) return ds__error(c->ctx, DS_ERR_NO_MEMORY, "cache", "out of memory for an entry");
   memset(e, 0, sizeof *e);
   memcpy(e->key, key, klen);
+  if (src && !inl) {
+    data = ds__alloc(c->ctx, vlen ? vlen : 1);
+    if (!data) {
+      ds__free(c->ctx, e);
+      return ds__error(c->ctx, DS_ERR_NO_MEMORY, "cache", "out of memory for a value");
+    }
+  }
+  if (inl) data = (char *)e + voff;
+  if (src && vlen) memcpy(data, src, vlen);
+  e->inl = (uint8_t)inl;
   e->klen = (uint16_t)klen;
   e->hash = ds__cache_hash(key, klen);
   e->data = data;
@@ -156,7 +208,7 @@ static ds_status ds__cache_insert(ds_cache *c, const void *key, size_t klen, voi
   ds__centry *old = ds__shard_find(sh, e->hash, key, klen);
   if (old) ds__centry_kill(c, sh, old);
   ds__shard_link(c, sh, e);
-  ds__place_l1(c, sh, e);
+  ds__place_l1(c, sh, e, 1);
   pthread_mutex_unlock(&sh->mu);
   return DS_OK;
 }
@@ -168,12 +220,7 @@ ds_status ds_cache_put(ds_cache *c, const void *key, size_t klen, const void *va
     return ds__error(c->ctx, DS_ERR_INVALID_ARG, "cache", "value is NULL or too large (%zu)",
                      vlen);
   if (c->disk) return ds__disk_put(c->disk, key, klen, val, vlen);
-  void *copy = ds__alloc(c->ctx, vlen ? vlen : 1);
-  if (!copy) return ds__error(c->ctx, DS_ERR_NO_MEMORY, "cache", "out of memory for a value");
-  if (vlen) memcpy(copy, val, vlen);
-  st = ds__cache_insert(c, key, klen, copy, vlen, NULL, NULL);
-  if (st != DS_OK) ds__free(c->ctx, copy);
-  return st;
+  return ds__cache_insert(c, key, klen, val ? val : "", NULL, vlen, NULL, NULL);
 }
 
 ds_status ds_cache_put_owned(ds_cache *c, const void *key, size_t klen, void *val, size_t vlen,
@@ -188,7 +235,7 @@ ds_status ds_cache_put_owned(ds_cache *c, const void *key, size_t klen, void *va
     if (st == DS_OK) free_fn(user, val);
     return st;
   }
-  return ds__cache_insert(c, key, klen, val, vlen, free_fn, user);
+  return ds__cache_insert(c, key, klen, NULL, val, vlen, free_fn, user);
 }
 
 /* An L2 entry found by a get: decoded in place and moved up to L1 (when it is not held). */
@@ -206,8 +253,21 @@ static ds_status ds__cache_get_l2(ds_cache *c, ds__shard *sh, ds__centry *e, voi
     return st;
   }
   if (e->vlen) memcpy(buf, e->data, e->vlen);
-  ds__place_l1(c, sh, e);
+  ds__place_l1(c, sh, e, 0); /* a promotion competes for admission; declined, it goes back */
   return DS_OK;
+}
+
+/* A hit on the L1 entry e (in L1's policy). With a lazy policy (lruk+) the hit is counted in
+ * the entry, whose cache lines the lookup has just read, and in the frequency sketch (one
+ * line): the policy node and its list neighbours (most of a hit's cache misses) are touched
+ * only when the entry reaches a list tail, once per pass instead of once per hit. */
+static inline void ds__cache_touch_l1(ds__shard *sh, ds__centry *e) {
+  if (sh->lazy_l1) {
+    if (e->pend < UINT8_MAX) e->pend++;
+    sh->pol[0]->ops->note(sh->pol[0], (uintptr_t)e);
+    return;
+  }
+  ds__policy_touch_node(sh->pol[0], e->pnode, (uintptr_t)e, -1);
 }
 
 ds_status ds_cache_get(ds_cache *c, const void *key, size_t klen, void *buf, size_t cap,
@@ -237,7 +297,7 @@ ds_status ds_cache_get(ds_cache *c, const void *key, size_t klen, void *buf, siz
   }
   int tier = e->tier;
   if (tier == 1) {
-    if (!e->holds) ds__policy_touch_node(sh->pol[0], e->pnode, (uintptr_t)e, -1);
+    if (!e->holds) ds__cache_touch_l1(sh, e);
     if (e->vlen) memcpy(buf, e->data, e->vlen);
     sh->t[0].hits++;
   } else {
@@ -509,5 +569,11 @@ ds_status ds_cache_open_persistent(ds_cache **out, ds_context *ctx, const char *
   ds_cache_persist_options o = DS_CACHE_PERSIST_OPTIONS_INIT;
   o.max_bytes = max_bytes;
   o.codec = compression;
+  if (ctx) { /* the rest from the context's tunables */
+    if (compression == -1) o.codec = (int32_t)ds__param(ctx, DS_PARAM_CACHE_CODEC);
+    o.zstd_level = (int32_t)ds__param(ctx, DS_PARAM_CACHE_ZSTD_LEVEL);
+    o.durability = (int32_t)ds__param(ctx, DS_PARAM_CACHE_DURABILITY);
+    o.sync_interval_ms = (uint32_t)ds__param(ctx, DS_PARAM_CACHE_SYNC_INTERVAL_MS);
+  }
   return ds_cache_open_persistent_ex(out, ctx, path, &o);
 }

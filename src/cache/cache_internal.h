@@ -12,22 +12,27 @@
 #include "policy.h"
 
 typedef struct ds__centry {
+  /* the fields a hit reads come first */
   struct ds__centry *next; /* hash chain */
   uint64_t hash;
   void *data;              /* tier 1: the value; tier 2: its encoding */
-  size_t vlen, slen;       /* value length; stored length (tier 2) */
+  size_t vlen;             /* value length */
+  uint16_t klen;
+  uint8_t tier;            /* 1 or 2 (0 while moving) */
+  uint8_t dead;            /* removed while referenced: freed at the last release */
+  uint32_t holds;          /* pins + live references; held entries are in no policy */
+  uint32_t pnode;          /* node in its tier's policy (a hint, see ds__policy_touch_node) */
+  uint8_t pend;            /* L1 hits not yet seen by a lazy L1 policy (saturating) */
+  uint8_t inl;             /* data lies in this allocation, after the key (not freed alone) */
+  uint32_t pins;
+  uint32_t enc;            /* DS__ENC_* of tier-2 data */
+  size_t slen;             /* stored length (tier 2) */
   ds_cache_free_fn free_fn; /* owned value (ds_cache_put_owned); NULL: ds__free */
   void *free_user;
-  uint32_t holds, pins;    /* holds = pins + live references; held entries are in no policy */
-  uint32_t enc;            /* DS__ENC_* of tier-2 data */
-  uint32_t pnode;          /* node in its tier's policy (a hint, see ds__policy_touch_node) */
   void *keep;              /* tier 1: the L2 encoding it came up with (values never change), so
                               moving it down again costs no compression; counted in L1 */
   size_t keep_len;
   uint32_t keep_enc;
-  uint16_t klen;
-  uint8_t tier;            /* 1 or 2 (0 while moving) */
-  uint8_t dead;            /* removed while referenced: freed at the last release */
   char key[];
 } ds__centry;
 
@@ -45,6 +50,8 @@ typedef struct ds__shard {
   ds__policy *pol[2]; /* L1, L2 (NULL when the tier is absent) */
   ds__tier_counters t[2];
   uint32_t sample;    /* every 64th get is timed */
+  uint32_t lazy_l1;   /* 1: L1's policy is lazy (ds__policy_ops.lazy): a hit only counts in
+                         the entry (pend), which the policy reads back at its list tail */
   char pad[64];
 } ds__shard;
 
@@ -58,6 +65,8 @@ struct ds_cache {
   struct ds__disk *disk; /* persistent cache: the only tier */
   ds__codec_cfg codec;
   uint32_t nshards;
+  uint32_t inline_max;   /* copying puts of values up to this size keep them in the entry */
+  uint64_t shard_cap[2]; /* per-shard budget of L1, L2 (0: tier absent) */
   int stat_ids[2][8];
   ds__shard shards[];
 };
@@ -74,9 +83,10 @@ static inline uint64_t ds__cache_hash(const void *key, size_t klen) {
 ds__shard *ds__cache_shard(struct ds_cache *c, uint64_t h);
 ds__centry *ds__shard_find(ds__shard *sh, uint64_t h, const void *key, size_t klen);
 void ds__shard_link(struct ds_cache *c, ds__shard *sh, ds__centry *e);
-void ds__place_l1(struct ds_cache *c, ds__shard *sh, ds__centry *e);
+void ds__place_l1(struct ds_cache *c, ds__shard *sh, ds__centry *e, int force);
 void ds__evict_l1(void *user, uint64_t key);
 void ds__evict_l2(void *user, uint64_t key);
+uint32_t ds__pending_l1(void *user, uint64_t key);
 void ds__centry_adopt_plain(ds__shard *sh, ds__centry *e, void *plain);
 ds_status ds__centry_decode(struct ds_cache *c, ds__shard *sh, ds__centry *e);
 void ds__centry_hold(ds__shard *sh, ds__centry *e);

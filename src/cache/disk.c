@@ -40,6 +40,7 @@ typedef struct ds__dent {
   uint32_t seg, slen;
   uint16_t klen;
   uint8_t enc;
+  uint8_t verified; /* checksum checked since the record reached the disk (scan or a get) */
   char key[];
 } ds__dent;
 
@@ -56,13 +57,16 @@ struct ds__disk {
   ds_context *ctx;
   char *dir;
   int lock_fd, read_only, durability;
+  int verify; /* cache_verify_reads: 0 header only, 1 a record's first get, 2 every get */
   uint32_t sync_ms;
   ds__codec_cfg codec;
   pthread_mutex_t mu;
   pthread_cond_t cv;
   pthread_t flusher;
   int has_flusher, stop, dirty;
-  uint64_t max_bytes, seg_max, total;
+  uint64_t max_bytes, seg_max, total; /* max_bytes: what the segments may use (the budget
+                                         less meta) */
+  uint64_t meta;                       /* bytes of MANIFEST and LOCK */
   ds__seg *segs;
   uint32_t nsegs, segcap, next_id;
   ds__dent **buckets;
@@ -71,14 +75,17 @@ struct ds__disk {
   uint64_t lat[64];
 };
 
+/* The seed hashes header and key as one stream (the same value as hashing them back to back
+ * in one buffer, without a 64 KiB stack buffer whose pages would be probed on every get). */
 static uint64_t ds__rec_sum(const ds__rec_hdr *h, const void *key, const void *data) {
-  unsigned char buf[DS__HDR + 65536];
   ds__rec_hdr c = *h;
   c.sum = 0;
-  memcpy(buf, &c, DS__HDR);
-  memcpy(buf + DS__HDR, key, h->klen);
-  uint64_t seed = XXH3_64bits(buf, DS__HDR + (size_t)h->klen);
-  return XXH3_64bits_withSeed(data, h->slen, seed);
+  XXH3_state_t st;
+  XXH3_INITSTATE(&st);
+  XXH3_64bits_reset(&st);
+  XXH3_64bits_update(&st, &c, DS__HDR);
+  XXH3_64bits_update(&st, key, h->klen);
+  return XXH3_64bits_withSeed(data, h->slen, XXH3_64bits_digest(&st));
 }
 
 static ds_status ds__errno_status(int e) {
@@ -107,7 +114,7 @@ static void ds__dindex_unlink(ds__disk *d, ds__dent *e) {
 }
 
 static ds_status ds__dindex_set(ds__disk *d, const void *key, uint16_t klen, uint32_t seg,
-                                uint64_t off, const ds__rec_hdr *h) {
+                                uint64_t off, const ds__rec_hdr *h, int verified) {
   uint64_t hash = XXH3_64bits(key, klen);
   ds__dent *old = ds__dindex_find(d, hash, key, klen);
   if (old) ds__dindex_unlink(d, old);
@@ -137,6 +144,7 @@ static ds_status ds__dindex_set(ds__disk *d, const void *key, uint16_t klen, uin
   e->slen = h->slen;
   e->vlen = h->vlen;
   e->enc = h->enc;
+  e->verified = (uint8_t)verified;
   e->next = d->buckets[hash & (d->nb - 1)];
   d->buckets[hash & (d->nb - 1)] = e;
   d->count++;
@@ -258,7 +266,7 @@ static ds_status ds__seg_scan(ds__disk *d, uint32_t id, int fd, uint64_t size, i
       ds__log(d->ctx, DS_LOG_WARN, "cache", "segment %u of %s: checksum mismatch at offset %llu",
               id, d->dir, (unsigned long long)off);
     } else {
-      st = ds__dindex_set(d, key, (uint16_t)h.klen, id, off, &h);
+      st = ds__dindex_set(d, key, (uint16_t)h.klen, id, off, &h, 1);
     }
     off += DS__HDR + h.klen + h.slen;
     end = off;
@@ -343,6 +351,19 @@ static ds_status ds__manifest(ds__disk *d) {
   return DS_OK;
 }
 
+/* Takes the bytes of MANIFEST and LOCK out of the segments' budget, so that every file of
+ * the directory together stays within max_bytes. */
+static void ds__disk_meta(ds__disk *d) {
+  static const char *const names[] = {"MANIFEST", "LOCK"};
+  for (int i = 0; i < 2; i++) {
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", d->dir, names[i]);
+    if (stat(path, &st) == 0) d->meta += (uint64_t)st.st_size;
+  }
+  d->max_bytes = d->max_bytes > d->meta ? d->max_bytes - d->meta : 0;
+}
+
 static void *ds__disk_flusher(void *arg) {
   ds__disk *d = arg;
   pthread_mutex_lock(&d->mu);
@@ -392,6 +413,7 @@ ds_status ds__disk_open(ds__disk **out, ds_context *ctx, const char *path,
   d->lock_fd = -1;
   d->read_only = o->read_only != 0;
   d->durability = o->durability;
+  d->verify = (int)ds__param(ctx, DS_PARAM_CACHE_VERIFY_READS);
   d->sync_ms = o->sync_interval_ms;
   d->codec.zstd = o->codec == DS_CACHE_CODEC_ZSTD;
   d->codec.none = o->codec == DS_CACHE_CODEC_NONE;
@@ -408,6 +430,7 @@ ds_status ds__disk_open(ds__disk **out, ds_context *ctx, const char *path,
     st = ds__error(ctx, DS_ERR_IO, "cache", "cannot create %s: %s", path, strerror(errno));
   if (st == DS_OK && !d->read_only) st = ds__disk_lock(d);
   if (st == DS_OK) st = ds__manifest(d);
+  if (st == DS_OK) ds__disk_meta(d);
   if (st == DS_OK) st = ds__disk_load(d);
   while (st == DS_OK && d->total > d->max_bytes && d->nsegs) ds__seg_drop_oldest(d);
   if (st == DS_OK && !d->read_only && !d->nsegs) st = ds__seg_roll(d);
@@ -507,7 +530,7 @@ ds_status ds__disk_put(ds__disk *d, const void *key, size_t klen, const void *va
   uint32_t seg;
   uint64_t off;
   ds_status st = ds__disk_append(d, &h, key, enc_data, &seg, &off);
-  if (st == DS_OK && ds__dindex_set(d, key, (uint16_t)klen, seg, off, &h) != DS_OK)
+  if (st == DS_OK && ds__dindex_set(d, key, (uint16_t)klen, seg, off, &h, 0) != DS_OK)
     st = ds__error(d->ctx, DS_ERR_NO_MEMORY, "cache", "out of memory indexing a record");
   pthread_mutex_unlock(&d->mu);
   ds__free(d->ctx, enc_data);
@@ -577,20 +600,25 @@ static void ds__disk_lat(ds__disk *d, uint64_t t0) {
 }
 
 /* Get from a mapped segment, under the lock (a concurrent put may drop the segment). The
- * record's checksum was verified when it was written or when the segment was scanned at open;
- * here the header is checked against the index. */
+ * header is checked against the index, and the record against its checksum as d->verify says:
+ * on every get (2), or on the first get of a record written since open (1: the scan at open
+ * verified the others; this catches a write that did not reach the disk intact, at one hash
+ * per record instead of one per get), or never (0). */
 static ds_status ds__disk_get_mapped(ds__disk *d, ds__dent *e, const unsigned char *rec,
                                      void *buf, void **alloc_out) {
   ds__rec_hdr h;
   memcpy(&h, rec, DS__HDR);
+  int check = d->verify == 2 || (d->verify == 1 && !e->verified);
   if (h.magic != DS__REC_MAGIC || h.klen != e->klen || h.slen != e->slen ||
-      memcmp(rec + DS__HDR, e->key, e->klen)) {
+      memcmp(rec + DS__HDR, e->key, e->klen) ||
+      (check && ds__rec_sum(&h, rec + DS__HDR, rec + DS__HDR + h.klen) != h.sum)) {
     d->corrupt++;
-    ds__log(d->ctx, DS_LOG_WARN, "cache", "segment %u of %s: record changed at offset %llu",
+    ds__log(d->ctx, DS_LOG_WARN, "cache", "segment %u of %s: record header or checksum mismatch at offset %llu",
             e->seg, d->dir, (unsigned long long)e->off);
     ds__dindex_unlink(d, e);
     return ds__error(d->ctx, DS_ERR_CORRUPT, "cache", "segment record is corrupt");
   }
+  e->verified = 1;
   void *dst = buf;
   if (alloc_out && !(dst = ds__alloc(d->ctx, e->vlen ? e->vlen : 1)))
     return ds__error(d->ctx, DS_ERR_NO_MEMORY, "cache", "out of memory reading a record");
@@ -674,9 +702,9 @@ ds_status ds__disk_flush(ds__disk *d) {
 void ds__disk_stats(ds__disk *d, ds__tier_counters *t, uint64_t *corrupt, uint64_t *io_errors) {
   pthread_mutex_lock(&d->mu);
   memset(t, 0, sizeof *t);
-  t->bytes = d->total;
+  t->bytes = d->total + d->meta;
   t->raw_bytes = d->raw_live;
-  t->key_bytes = d->total > d->stored_live ? d->total - d->stored_live : 0;
+  t->key_bytes = t->bytes > d->stored_live ? t->bytes - d->stored_live : 0;
   t->entries = d->count;
   t->hits = d->hits;
   t->misses = d->misses;

@@ -51,6 +51,9 @@ typedef void (*ds__policy_evict_fn)(void *user, uint64_t key);
 typedef struct ds__policy_ops {
   const char *name;
   int oracle; /* 1: needs next-access times */
+  int lazy;   /* 1: hit only counts (pnode freq), the policy acts on the count when the key
+                 reaches a list tail, CLOCK-style; the owner may then count hits itself and
+                 answer pending_fn instead of calling touch */
   ds_status (*init)(ds__policy *p);
   void (*fini)(ds__policy *p);
   void (*hit)(ds__policy *p, uint32_t n, int64_t next);
@@ -60,6 +63,9 @@ typedef struct ds__policy_ops {
    * (the core checks whether n is still resident). */
   void (*insert)(ds__policy *p, uint32_t n, uint32_t weight, int64_t next, int was_ghost);
   void (*unlink)(ds__policy *p, uint32_t n); /* take a resident node off its list (remove) */
+  /* lazy policies: the part of a hit on key that needs no node (lruk+: the sketch), for an
+   * owner that counts hits itself */
+  void (*note)(ds__policy *p, uint64_t key);
 } ds__policy_ops;
 
 struct ds__policy {
@@ -83,7 +89,11 @@ struct ds__policy {
   uint32_t last_node; /* node of the last admitted insert (for ds__policy_touch_node) */
   int speculative;    /* 1 while the caller inserts a key nobody asked for yet (prefetch):
                          frequency-based policies do not count it as an access */
+  int force;          /* 1 while the caller inserts a key it was asked to keep (a put, a
+                         prefetch): admission filters admit it and evict others instead */
   void *state;   /* policy-specific */
+  /* lazy policies: hits on key the owner counted since the last call (read and cleared) */
+  uint32_t (*pending_fn)(void *user, uint64_t key);
 };
 
 /* ---- public-to-the-module calls ---- */
@@ -112,7 +122,12 @@ const char *const *ds__policy_names(void);
 int ds__policy_is_oracle(const char *name);
 
 /* ---- building blocks for the policy files ---- */
+
 static inline ds__pnode *ds__pn(ds__policy *p, uint32_t n) { return &p->nodes[n]; }
+/* 1 when resident node n is the key being inserted with p->force set (no admission contest). */
+static inline int ds__policy_forced(const ds__policy *p, uint32_t n) {
+  return p->force && (p->nodes[n].pad & 1);
+}
 uint32_t ds__pmap_find(const ds__policy *p, uint64_t key);
 void ds__pnode_drop(ds__policy *p, uint32_t n); /* remove from the map and free */
 /* Evicts resident node n (already unlinked): calls evict_fn, then keeps it as a ghost on list
@@ -135,6 +150,10 @@ static inline void ds__pnode_revive(ds__policy *p, ds__plist *l, uint32_t n, uin
   p->nodes[n].ghost = 0;
   p->nodes[n].weight = weight;
 }
+
+/* Lazy policies: the hits on resident node n since the policy last looked (its freq count
+ * plus the owner's pending_fn), cleared. */
+uint32_t ds__policy_pending(ds__policy *p, uint32_t n);
 
 ds_status ds__pheap_push(ds__policy *p, ds__pheap *h, uint32_t n);
 void ds__pheap_fix(ds__policy *p, ds__pheap *h, uint32_t n);

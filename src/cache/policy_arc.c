@@ -94,5 +94,5 @@ static void ds__arc_unlink(ds__policy *p, uint32_t n) {
   ds__plist_unlink(p, ds__pn(p, n)->q == ARC_T1 ? &s->t1 : &s->t2, n);
 }
 
-const ds__policy_ops ds__policy_arc = {"arc", 0, ds__arc_init, ds__arc_fini, ds__arc_hit,
-                                       ds__arc_insert, ds__arc_unlink};
+const ds__policy_ops ds__policy_arc = {"arc", 0, 0, ds__arc_init, ds__arc_fini, ds__arc_hit,
+                                       ds__arc_insert, ds__arc_unlink, NULL};

@@ -43,5 +43,5 @@ static void ds__belady_unlink(ds__policy *p, uint32_t n) {
   ds__pheap_remove(p, &((ds__belady *)p->state)->heap, n);
 }
 
-const ds__policy_ops ds__policy_belady = {"belady", 1, ds__belady_init, ds__belady_fini,
-                                          ds__belady_hit, ds__belady_insert, ds__belady_unlink};
+const ds__policy_ops ds__policy_belady = {"belady", 1, 0, ds__belady_init, ds__belady_fini,
+                                          ds__belady_hit, ds__belady_insert, ds__belady_unlink, NULL};

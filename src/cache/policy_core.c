@@ -399,6 +399,14 @@ int ds__policy_access(ds__policy *p, uint64_t key, uint32_t weight, int64_t next
   return r < 0 ? -1 : 0;
 }
 
+uint32_t ds__policy_pending(ds__policy *p, uint32_t n) {
+  ds__pnode *x = &p->nodes[n];
+  uint32_t k = x->freq;
+  x->freq = 0;
+  if (p->pending_fn) k += p->pending_fn(p->evict_user, x->key);
+  return k;
+}
+
 int ds__policy_remove(ds__policy *p, uint64_t key) {
   uint32_t n = ds__pmap_find(p, key);
   if (n == DS__NIL || p->nodes[n].ghost) return 0;

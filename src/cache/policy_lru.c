@@ -44,8 +44,8 @@ static void ds__lru_unlink(ds__policy *p, uint32_t n) {
   ds__plist_unlink(p, &((ds__lru *)p->state)->l, n);
 }
 
-const ds__policy_ops ds__policy_lru = {"lru", 0, ds__lru_init, ds__lru_fini, ds__lru_hit,
-                                       ds__lru_insert, ds__lru_unlink};
+const ds__policy_ops ds__policy_lru = {"lru", 0, 0, ds__lru_init, ds__lru_fini, ds__lru_hit,
+                                       ds__lru_insert, ds__lru_unlink, NULL};
 
 /* ---- LRU-2 ---- */
 enum { LRU2_ONCE = 1, LRU2_HEAP = 2, LRU2_HIST = 3 };
@@ -122,5 +122,5 @@ static void ds__lru2_unlink(ds__policy *p, uint32_t n) {
   else ds__pheap_remove(p, &s->heap, n);
 }
 
-const ds__policy_ops ds__policy_lru2 = {"lru2", 0, ds__lru2_init, ds__lru2_fini, ds__lru2_hit,
-                                        ds__lru2_insert, ds__lru2_unlink};
+const ds__policy_ops ds__policy_lru2 = {"lru2", 0, 0, ds__lru2_init, ds__lru2_fini, ds__lru2_hit,
+                                        ds__lru2_insert, ds__lru2_unlink, NULL};

@@ -13,12 +13,18 @@
  *    a key leaving W, or coming back from H, enters M only if it is estimated more frequent
  *    than M's victim (TinyLFU); otherwise it becomes (stays) a ghost. This is what makes it
  *    scan- and loop-resistant, where LRU-2 and ARC miss everything.
+ *  - Lazy hits (CLOCK-style): a hit adds to the sketch and counts on the key; the list move
+ *    it implies (to the head of W or protected, probation -> protected) is made when the key
+ *    reaches a list tail, before it would be demoted, contested or evicted. A hit thus touches
+ *    one sketch line and no list node, so the cache does no list surgery on its hot path.
+ *    On the shared traces it also lowered the mean miss ratio slightly (0.6402 -> 0.6392).
  * Tried and dropped (no gain on the shared traces): ARC-style adaptation of W by ghost hits
- * (it grows W on loops and then misses like LRU), Caffeine-style hill climbing of W, and a
- * frequency bonus for ghosts.
+ * (it grows W on loops and then misses like LRU), Caffeine-style hill climbing of W, a
+ * frequency bonus for ghosts, and deferring the sketch update of a hit too (0.6406).
  * Per operation: one hash lookup, 4 sketch increments, at most a few pairs of 4-cell estimates
- * per eviction, O(1) list moves: O(1) amortised. Memory: one 40-byte node per resident or
- * ghost key plus the sketch (4 bytes per cached object, rounded up to a power of two). */
+ * per eviction, O(1) list moves (each counted hit is applied once): O(1) amortised. Memory:
+ * one 48-byte node per resident or ghost key plus the sketch (4 bytes per cached object,
+ * rounded up to a power of two). */
 #include "policy.h"
 
 enum { LK_W = 1, LK_PROB, LK_PROT, LK_HIST };
@@ -58,11 +64,27 @@ static void ds__lk_protect(ds__policy *p, ds__lk *s, uint32_t n) {
   }
 }
 
+/* A hit adds to the sketch and counts on the node (saturating at 255); the list moves wait
+ * until the key reaches a list tail (ds__lk_revisit). The cache counts L1 hits in its own
+ * entry instead (pending_fn) and calls only note, so an L1 hit touches no node or list. */
+static void ds__lk_note(ds__policy *p, uint64_t key) {
+  ds__sketch_add(&((ds__lk *)p->state)->sk, key);
+}
+
 static void ds__lk_hit(ds__policy *p, uint32_t n, int64_t next) {
   (void)next;
-  ds__lk *s = p->state;
   ds__pnode *x = ds__pn(p, n);
-  ds__sketch_add(&s->sk, x->key);
+  ds__lk_note(p, x->key);
+  if (x->freq < 255) x->freq++;
+}
+
+/* Applies the hits counted on resident node n since its last visit (the sketch has them
+ * already): n moves to the head of W, or of protected (from probation: its second reference).
+ * Returns 1 when n had hits (and moved). */
+static int ds__lk_revisit(ds__policy *p, ds__lk *s, uint32_t n) {
+  uint32_t k = ds__policy_pending(p, n);
+  if (!k) return 0;
+  ds__pnode *x = ds__pn(p, n);
   if (x->q == LK_W) {
     ds__plist_to_head(p, &s->w, n);
   } else if (x->q == LK_PROT) {
@@ -71,6 +93,7 @@ static void ds__lk_hit(ds__policy *p, uint32_t n, int64_t next) {
     ds__plist_unlink(p, &s->prob, n);
     ds__lk_protect(p, s, n);
   }
+  return 1;
 }
 
 static void ds__lk_to_ghost(ds__policy *p, ds__lk *s, uint32_t v) {
@@ -85,6 +108,7 @@ static int ds__lk_room_in_main(ds__policy *p, ds__lk *s, uint64_t w, uint64_t ca
     ds__plist *vl = s->prob.count ? &s->prob : &s->prot;
     if (!vl->count) break;
     uint32_t v = vl->tail;
+    if (ds__lk_revisit(p, s, v)) continue;
     if (contest &&
         ds__sketch_estimate(&s->sk, cand_key) <= ds__sketch_estimate(&s->sk, ds__pn(p, v)->key))
       return 0;
@@ -97,9 +121,10 @@ static int ds__lk_room_in_main(ds__policy *p, ds__lk *s, uint64_t w, uint64_t ca
 static void ds__lk_shrink_window(ds__policy *p, ds__lk *s) {
   while (s->w.count && s->w.weight > s->wcap) {
     uint32_t c = s->w.tail;
+    if (ds__lk_revisit(p, s, c)) continue;
     ds__plist_unlink(p, &s->w, c);
     ds__pnode *x = ds__pn(p, c);
-    if (ds__lk_room_in_main(p, s, x->weight, x->key, 1)) {
+    if (ds__lk_room_in_main(p, s, x->weight, x->key, !ds__policy_forced(p, c))) {
       x->q = LK_PROB;
       ds__plist_push_head(p, &s->prob, c);
     } else {
@@ -115,9 +140,10 @@ static void ds__lk_insert(ds__policy *p, uint32_t n, uint32_t w, int64_t next, i
   ds__pnode_revive(p, was_ghost ? &s->hist : NULL, n, w);
   if (!p->speculative) ds__sketch_add(&s->sk, x->key);
   x->q = 0;
+  x->freq = 0;
   if (was_ghost) {
     /* second reference: straight to protected if it wins the frequency contest */
-    if (ds__lk_room_in_main(p, s, w, x->key, 1)) ds__lk_protect(p, s, n);
+    if (ds__lk_room_in_main(p, s, w, x->key, !ds__policy_forced(p, n))) ds__lk_protect(p, s, n);
     else ds__lk_to_ghost(p, s, n);
   } else {
     x->q = LK_W;
@@ -127,6 +153,7 @@ static void ds__lk_insert(ds__policy *p, uint32_t n, uint32_t w, int64_t next, i
   while (p->used > p->capacity) {
     ds__plist *vl = s->prob.count ? &s->prob : s->prot.count ? &s->prot : &s->w;
     uint32_t v = vl->tail;
+    if (ds__lk_revisit(p, s, v)) continue;
     ds__plist_unlink(p, vl, v);
     ds__lk_to_ghost(p, s, v);
   }
@@ -138,5 +165,5 @@ static void ds__lk_unlink(ds__policy *p, uint32_t n) {
   ds__plist_unlink(p, q == LK_W ? &s->w : q == LK_PROB ? &s->prob : &s->prot, n);
 }
 
-const ds__policy_ops ds__policy_lruk_plus = {"lruk+", 0, ds__lk_init, ds__lk_fini, ds__lk_hit,
-                                             ds__lk_insert, ds__lk_unlink};
+const ds__policy_ops ds__policy_lruk_plus = {"lruk+", 0, 1, ds__lk_init, ds__lk_fini, ds__lk_hit,
+                                             ds__lk_insert, ds__lk_unlink, ds__lk_note};

@@ -81,5 +81,5 @@ static void ds__s3_unlink(ds__policy *p, uint32_t n) {
   ds__plist_unlink(p, ds__pn(p, n)->q == S3_S ? &s->s : &s->m, n);
 }
 
-const ds__policy_ops ds__policy_s3fifo = {"s3fifo", 0, ds__s3_init, ds__s3_fini, ds__s3_hit,
-                                          ds__s3_insert, ds__s3_unlink};
+const ds__policy_ops ds__policy_s3fifo = {"s3fifo", 0, 0, ds__s3_init, ds__s3_fini, ds__s3_hit,
+                                          ds__s3_insert, ds__s3_unlink, NULL};

@@ -51,5 +51,5 @@ static void ds__sieve_unlink(ds__policy *p, uint32_t n) {
   ds__plist_unlink(p, &s->q, n);
 }
 
-const ds__policy_ops ds__policy_sieve = {"sieve", 0, ds__sieve_init, ds__sieve_fini,
-                                         ds__sieve_hit, ds__sieve_insert, ds__sieve_unlink};
+const ds__policy_ops ds__policy_sieve = {"sieve", 0, 0, ds__sieve_init, ds__sieve_fini,
+                                         ds__sieve_hit, ds__sieve_insert, ds__sieve_unlink, NULL};

@@ -62,7 +62,8 @@ static void ds__tlfu_admit(ds__policy *p, ds__tlfu *s) {
     ds__plist *vl = s->prob.count ? &s->prob : &s->prot;
     if (!vl->count) break;
     uint32_t v = vl->tail;
-    if (ds__sketch_estimate(&s->sk, x->key) <= ds__sketch_estimate(&s->sk, ds__pn(p, v)->key)) {
+    if (!ds__policy_forced(p, c) &&
+        ds__sketch_estimate(&s->sk, x->key) <= ds__sketch_estimate(&s->sk, ds__pn(p, v)->key)) {
       ds__policy_evicted(p, c, NULL, 0);
       return;
     }
@@ -94,5 +95,5 @@ static void ds__tlfu_unlink(ds__policy *p, uint32_t n) {
   ds__plist_unlink(p, q == TL_WIN ? &s->win : q == TL_PROB ? &s->prob : &s->prot, n);
 }
 
-const ds__policy_ops ds__policy_wtinylfu = {"wtinylfu", 0, ds__tlfu_init, ds__tlfu_fini,
-                                            ds__tlfu_hit, ds__tlfu_insert, ds__tlfu_unlink};
+const ds__policy_ops ds__policy_wtinylfu = {"wtinylfu", 0, 0, ds__tlfu_init, ds__tlfu_fini,
+                                            ds__tlfu_hit, ds__tlfu_insert, ds__tlfu_unlink, NULL};

@@ -86,8 +86,9 @@ static void ds__prefetch_run(void *arg) {
     if (st == DS_OK && !e->dead && e->tier == 2 && e->holds == 1) {
       ds__centry_adopt_plain(sh, e, plain);
       e->holds = 0;
-      sh->pol[0]->speculative = 1; /* not an access: must not win admission by it */
-      ds__place_l1(c, sh, e);
+      /* not an access (the sketch does not count it), but asked for: admitted */
+      sh->pol[0]->speculative = 1;
+      ds__place_l1(c, sh, e, 1);
       sh->pol[0]->speculative = 0;
       sh->t[0].prefetched++;
     } else {

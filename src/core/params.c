@@ -10,6 +10,12 @@
 
 static const char *const ds__log_level_names[] = {"debug", "info", "warn", "error", "off", NULL};
 
+static const char *const ds__cache_policy_names[] = {"lruk+",    "lru",   "lru2", "arc",
+                                                     "s3fifo",   "wtinylfu", "sieve", NULL};
+static const char *const ds__cache_codec_names[] = {"lz4", "zstd", "none", NULL};
+static const char *const ds__cache_durability_names[] = {"every_put", "batched", NULL};
+static const char *const ds__cache_verify_names[] = {"header", "first", "always", NULL};
+
 static const char *const ds__precision_isa_names[] = {"auto", "scalar", "avx2", "avx512", NULL};
 
 static const ds__param_def ds__params[] = {
@@ -31,6 +37,16 @@ static const ds__param_def ds__params[] = {
     {DS_PARAM_SCHED_EXECUTOR, "sched_executor", 0, 1, 1, 0, NULL},
     {DS_PARAM_SCHED_EWMA_ALPHA_PCT, "sched_ewma_alpha_pct", 1, 100, 30, 0, NULL},
     {DS_PARAM_SCHED_URGENT_RESERVE, "sched_urgent_reserve", 0, 1024, 0, 0, NULL},
+    {DS_PARAM_CACHE_POLICY, "cache_policy", 0, 6, 0, 0, ds__cache_policy_names},
+    {DS_PARAM_CACHE_L1_BYTES, "cache_l1_bytes", 0, (int64_t)1 << 50, (int64_t)64 << 20, 0, NULL},
+    {DS_PARAM_CACHE_L2_BYTES, "cache_l2_bytes", 0, (int64_t)1 << 50, 0, 0, NULL},
+    {DS_PARAM_CACHE_SHARDS, "cache_shards", 0, 256, 0, 0, NULL},
+    {DS_PARAM_CACHE_CODEC, "cache_codec", 0, 2, 0, 0, ds__cache_codec_names},
+    {DS_PARAM_CACHE_ZSTD_LEVEL, "cache_zstd_level", 1, 19, 3, 0, NULL},
+    {DS_PARAM_CACHE_DURABILITY, "cache_durability", 0, 1, 1, 0, ds__cache_durability_names},
+    {DS_PARAM_CACHE_SYNC_INTERVAL_MS, "cache_sync_interval_ms", 1, 60000, 1000, 0, NULL},
+    {DS_PARAM_CACHE_PREFETCH_DEPTH, "cache_prefetch_depth", 0, 16, 0, 0, NULL},
+    {DS_PARAM_CACHE_VERIFY_READS, "cache_verify_reads", 0, 2, 1, 0, ds__cache_verify_names},
     {DS_PARAM_PRECISION_ISA, "precision_isa", 0, 3, 0, 0, ds__precision_isa_names},
     {DS_PARAM_PRECISION_SKINNY_MAX_M, "precision_skinny_max_m", 0, 64, 32, 0, NULL},
     {DS_PARAM_PREDICT_ONLINE_INTERVAL, "predict_online_interval", 0, 1000000, 0, 0, NULL},
