@@ -170,6 +170,7 @@ class Batcher(Child):
         oshape = tuple(x.shape[i] if d == -1 else d for i, d in enumerate(self.output_shape))
         out = np.zeros(oshape, dtype=numpy_dtype(self.output_dtype))
         req = Request(self, x, out)
+        self.ctx._track(req)
         tin = Tensor.from_numpy(x, self.dtype)
         tout = Tensor.from_numpy(out, self.output_dtype)
         with self._lock:

@@ -3,6 +3,7 @@ stats, telemetry, topology and trace."""
 
 import ctypes
 import math
+import weakref
 
 from . import _lib
 from ._lib import lib
@@ -102,6 +103,9 @@ class Context:
         check(lib.ds_context_create(ctypes.byref(h), ctypes.byref(opts)))
         self._h = h
         self._children = []
+        # Task and request handles still held by Python objects: released before the context
+        # is destroyed (the C API requires it), whoever keeps the objects afterwards.
+        self._handles = weakref.WeakSet()
 
     # -- lifetime
     @property
@@ -119,10 +123,16 @@ class Context:
         except ValueError:
             pass
 
+    def _track(self, handle_owner):
+        self._handles.add(handle_owner)
+
     def close(self):
-        """Closes the objects made from this context, then destroys it. Harmless twice."""
+        """Closes the objects made from this context, releases the task and request handles
+        still held, then destroys it. Harmless twice."""
         while self._children:
             self._children[-1].close()
+        for owner in list(self._handles):
+            owner.release()
         if self._h is not None and self._h.value:
             lib.ds_context_destroy(self._h)
         self._h = None

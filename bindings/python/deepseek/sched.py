@@ -86,6 +86,7 @@ class Task:
 def submit(ctx, fn, prio="normal", name=None, deps=(), group=None):
     """Runs fn() as a task of priority "urgent", "normal" or "low" after ``deps`` (Tasks)."""
     t = Task(ctx, fn)
+    ctx._track(t)
     with _lock:
         token = _next[0]
         _next[0] += 1

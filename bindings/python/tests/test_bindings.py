@@ -205,7 +205,10 @@ class BatcherTest(unittest.TestCase):
             with ds.Batcher(ctx, inplace, (3,), (2,), inplace=True) as b:
                 r = b.submit(np.float32([1, 2, 3]))
                 np.testing.assert_array_equal(r.result(60), [1, 2])
-                r.release()
+                kept = b.submit(np.float32([4, 5, 6]))  # never released by the test
+        np.testing.assert_array_equal(kept.output, [4, 5])  # drained at close
+        self.assertEqual(kept.status, 0)
+        r.release()
 
 
 class GemmConvertTest(unittest.TestCase):
@@ -377,6 +380,8 @@ class SchedTest(unittest.TestCase):
             self.assertEqual(ds.sched.workers(ctx), 2)
             for t in (a, b, f, g):
                 t.release()
+            kept = ds.sched.submit(ctx, lambda: None)
+        kept.release()  # released by the context's close already: harmless
 
 
 if __name__ == "__main__":
