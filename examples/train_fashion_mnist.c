@@ -14,6 +14,7 @@
  *   run: ./train_fashion_mnist [--model mlp|vit] [--depth N] [--epochs N] [--batch N] [--lr X]
  *                              [--limit N] [--test-limit N] [--data DIR] [--checkpoint DIR]
  *                              [--resume] [--trace FILE] [--plot FILE.png] [--mixed] [--augment]
+ *   --gradcheck: checks the transformer's backward pass against finite differences, and exits.
  *   --augment: random horizontal flips, as a scheduler task after each batch's load task.
  *   --limit / --test-limit: use only the first N training / test images.
  *   --mixed: MLP: the hidden layers run with bf16 weights under the DynamicPrecision policy;
@@ -732,6 +733,7 @@ static int parse_args(args *a, int argc, char **argv) {
     if (!strcmp(s, "--resume")) { a->resume = 1; continue; }
     if (!strcmp(s, "--mixed")) { a->mixed = 1; continue; }
     if (!strcmp(s, "--augment")) { a->augment = 1; continue; }
+    if (!strcmp(s, "--gradcheck")) { a->gradcheck = 1; continue; }
     if (!v) goto usage;
     i++;
     if (!strcmp(s, "--epochs")) a->epochs = atoi(v);
@@ -850,6 +852,13 @@ static void summary(ds_cache *cache, tfm_net *net, const dataset *te, double acc
 int main(int argc, char **argv) {
   args a;
   if (parse_args(&a, argc, argv)) return 2;
+  if (a.gradcheck) { /* a self-test of the transformer's backward pass; needs no data */
+    ds_context *gctx = NULL;
+    if (fail(NULL, ds_context_create(&gctx, NULL), "context")) return 1;
+    int bad = tfm_vit_gradcheck(gctx);
+    ds_context_destroy(gctx);
+    return bad;
+  }
   dataset tr = {0}, te = {0};
   if (load_set(&tr, a.data, "train", a.limit) || load_set(&te, a.data, "t10k", a.test_limit)) {
     free(tr.img);

@@ -10,7 +10,7 @@
 #define TFM_NCLS 10
 
 typedef struct tfm_args {
-  int epochs, batch, limit, test_limit, resume, mixed, vit, depth, augment;
+  int epochs, batch, limit, test_limit, resume, mixed, vit, depth, augment, gradcheck;
   float lr;
   const char *data, *ckpt, *trace, *plot;
 } tfm_args;
@@ -35,6 +35,9 @@ typedef struct tfm_net {
 /* The vision transformer on 7x7 patches; @p ckpt (may be NULL) holds the parameters in
  * index order. */
 ds_status tfm_vit_create(tfm_net *out, ds_context *ctx, const tfm_args *a, const float *ckpt);
+
+/* Checks the transformer's backward pass against finite differences; 0 when it agrees. */
+int tfm_vit_gradcheck(ds_context *ctx);
 
 /* Prints "memory by dtype: …" from per-dtype byte counts (index: ds_dtype). */
 void tfm_print_memory(const uint64_t bytes[DS_DTYPE_COUNT]);

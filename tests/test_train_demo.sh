@@ -14,6 +14,11 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*"; cat "$tmp/out"; exit 1; }
 
+# 0. the transformer's hand-written backward pass agrees with finite differences
+"$prog" --gradcheck > "$tmp/out" 2>&1 || fail "gradcheck exited $?"
+grep -q '^gradcheck: .*: ok$' "$tmp/out" || fail "no gradcheck verdict"
+grep '^gradcheck' "$tmp/out"
+
 # 1. one epoch on 2000 images, with a checkpoint and a trace
 "$prog" --data "$data" --limit 2000 --test-limit 2000 --epochs 1 --checkpoint "$tmp/ckpt" --trace "$tmp/t.json" \
   > "$tmp/out" 2>&1 || fail "first run exited $?"
