@@ -89,13 +89,17 @@ def train_torch(mode, xtr, ytr, xte, yte, epochs, batch, lr, seed):
     return acc, times
 
 
-def run_ours(binary, data, epochs, mixed):
+def run_ours(binary, data, epochs, mixed, quiet):
     cmd = [binary, "--data", data, "--epochs", str(epochs)] + (["--mixed"] if mixed else [])
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     times = [float(t) for t in re.findall(r"^epoch \d+/\d+ \[#+\] 100% ([0-9.]+)s", out, re.M)]
     acc = float(re.search(r"^test accuracy ([0-9.]+)%", out, re.M).group(1))
     if len(times) != epochs:
         raise RuntimeError("could not read the epoch times of:\n" + out)
+    if not quiet:
+        print("ours %s: test accuracy %.2f%%, epoch times %s s" % (
+            "mixed" if mixed else "fp32", acc, ", ".join("%.2f" % t for t in times)),
+            file=sys.stderr, flush=True)
     return acc, times
 
 
@@ -143,18 +147,19 @@ def main():
     for mode in ("fp32", "bf16"):
         acc, times = train_torch(mode, xtr, ytr, xte, yte, a.epochs, a.batch, a.lr, a.seed)
         res[mode] = (acc, times)
-        if not a.ours and not a.json:
+        if not a.json:  # as soon as it is known (with --ours, on stderr: the table follows)
             print("pytorch %s (%d threads): test accuracy %.2f%%, epoch times %s s (median %.2f)"
                   % (mode, a.threads, acc, ", ".join("%.2f" % t for t in times),
-                     statistics.median(times)))
+                     statistics.median(times)), file=sys.stderr if a.ours else sys.stdout,
+                  flush=True)
     if not a.ours:
         if a.json:
             for mode, (acc, times) in res.items():
                 print(json.dumps({"framework": "pytorch", "mode": mode, "threads": a.threads,
                                   "test_accuracy": acc, "epoch_s": times}))
         return 0
-    ours = {"fp32": run_ours(a.ours, a.data, a.epochs, False),
-            "mixed": run_ours(a.ours, a.data, a.epochs, True)}
+    ours = {"fp32": run_ours(a.ours, a.data, a.epochs, False, a.json),
+            "mixed": run_ours(a.ours, a.data, a.epochs, True, a.json)}
     h = False
     for case, ref, anchor, goal in (("fp32", "fp32", "pytorch fp32", 1.0),
                                     ("mixed bf16", "bf16", "pytorch bf16 autocast", 0.7)):
