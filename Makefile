@@ -3,7 +3,7 @@
 #   make demo      build and run the main example
 #   make test      release build + ctest, the whole suite under ASan+UBSan, then the scheduler
 #                  tests under ThreadSanitizer
-#   make bench     build and run every benchmark
+#   make bench     build and run every benchmark (bench_main_fashion_mnist: ours vs PyTorch)
 #   make install PREFIX=/opt/deepseek
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
@@ -78,7 +78,7 @@ test-tsan: deps
 demo: build
 	$(BUILD)/examples/deepseek_info --samples 3 --trace $(BUILD)/deepseek_info.trace.json
 	$(BUILD)/examples/train_fashion_mnist --checkpoint $(BUILD)/demo-checkpoint \
-	  --trace $(BUILD)/train_fashion_mnist.trace.json
+	  --trace $(BUILD)/train_fashion_mnist.trace.json --plot $(BUILD)/train_fashion_mnist.png
 
 bench: build
 	@set -e; for b in $(BUILD)/bench/bench_*; do [ -x "$$b" ] && DS_SHARED_DATA=$(CURDIR)/../shared/data "$$b"; done

@@ -26,3 +26,14 @@ endif()
 file(RELATIVE_PATH DS_PC_TO_PREFIX "/p/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/p")
 configure_file(cmake/deepseek.pc.in ${CMAKE_CURRENT_BINARY_DIR}/deepseek.pc @ONLY)
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/deepseek.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+
+# The Python bindings: the package goes to <prefix>/lib/python3/dist-packages/deepseek (where
+# Debian's python3 finds it for the prefix /usr; for another prefix add that folder to
+# PYTHONPATH). _libpath.py names the installed library; it is written at install time so that
+# `cmake --install --prefix` and DESTDIR are honoured.
+set(DS_PYTHON_INSTALL_DIR lib/python3/dist-packages CACHE STRING
+  "Where make install puts the Python package, relative to the prefix")
+install(DIRECTORY bindings/python/deepseek DESTINATION ${DS_PYTHON_INSTALL_DIR}
+  PATTERN __pycache__ EXCLUDE PATTERN _libpath.py EXCLUDE)
+install(CODE "file(WRITE \"\$ENV{DESTDIR}\${CMAKE_INSTALL_PREFIX}/${DS_PYTHON_INSTALL_DIR}/deepseek/_libpath.py\"
+  \"LIBRARY = '\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_LIBDIR}/libdeepseek.so.${PROJECT_VERSION_MAJOR}'\\n\")")

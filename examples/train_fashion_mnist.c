@@ -1,15 +1,24 @@
-/* train_fashion_mnist: trains an MLP (784-512-256-10) on Fashion-MNIST with libdeepseek and
- * serves the test set through the dynamic batcher.
+/* train_fashion_mnist: trains an MLP (784-512-256-10), or with --model vit a small vision
+ * transformer (train_fashion_mnist_vit.c), on Fashion-MNIST with libdeepseek and serves the
+ * test set through the dynamic batcher. This file is the driver and the MLP.
  *   - data: Debian's dataset-fashion-mnist (IDX files, gzip), read with zlib;
  *   - batches are decoded (uint8 -> normalised fp32) by scheduler tasks while the previous
  *     batch trains (NORMAL priority; every 8th at LOW, as background work) and kept in a cache
  *     with a zstd-compressed tier, so later epochs read them back instead of decoding;
- *   - compute: ds_gemm + the fp32 training kernels + SGD with momentum (fp32 masters);
+ *   - compute: each training step is an URGENT scheduler task (ahead of queued data work);
+ *     MLP: ds_gemm + the fp32 training kernels + SGD with momentum (fp32 masters);
  *   - a checkpoint goes to a persistent cache every epoch (--checkpoint DIR, --resume);
  *   - after training, client threads send the test images one by one through a batcher.
- *   run: ./train_fashion_mnist [--epochs N] [--batch N] [--lr X] [--limit N] [--data DIR]
- *                              [--checkpoint DIR] [--resume] [--trace FILE] [--mixed]
- *   --mixed: the hidden layers run with bf16 weights under the DynamicPrecision policy. */
+ *   - after each epoch the test set is evaluated; --plot FILE.png draws the loss and accuracy
+ *     curves with gnuplot (Debian: gnuplot-nox; without it only FILE.png.csv is written).
+ *   run: ./train_fashion_mnist [--model mlp|vit] [--depth N] [--epochs N] [--batch N] [--lr X]
+ *                              [--limit N] [--test-limit N] [--data DIR] [--checkpoint DIR]
+ *                              [--resume] [--trace FILE] [--plot FILE.png] [--mixed] [--augment]
+ *   --gradcheck: checks the transformer's backward pass against finite differences, and exits.
+ *   --augment: random horizontal flips, as a scheduler task after each batch's load task.
+ *   --limit / --test-limit: use only the first N training / test images.
+ *   --mixed: MLP: the hidden layers run with bf16 weights under the DynamicPrecision policy;
+ *            ViT: bf16 is used even on a CPU without native bf16. */
 #define _POSIX_C_SOURCE 200809L
 #include <deepseek.h>
 #include <math.h>
@@ -21,17 +30,15 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#define IMG 784
+#include "train_fashion_mnist.h"
+
+#define IMG TFM_IMG
 #define H1 512
 #define H2 256
 #define NCLS 10
 #define CLIENTS 4
 
-typedef struct args {
-  int epochs, batch, limit, resume, mixed;
-  float lr;
-  const char *data, *ckpt, *trace;
-} args;
+typedef tfm_args args;
 
 typedef struct dataset {
   uint8_t *img;
@@ -45,9 +52,9 @@ typedef struct loader {
   ds_cache *cache;
   const dataset *ds;
   const int *order; /* image indices, fixed at start: batch b is order[b*bs .. ) */
-  int bs, b, rows;
+  int bs, b, rows, augment, epoch;
   float *x;
-  ds_task *task;
+  ds_task *task; /* the last task of the batch: augment when on, else load */
 } loader;
 
 typedef struct model {
@@ -157,13 +164,46 @@ static ds_status load_task(void *arg) {
   return DS_OK;
 }
 
+/* Augmentation (--augment): a horizontal flip of about half of the images, chosen from the
+ * epoch and batch, applied to the batch buffer after the cache has kept the plain copy. */
+static ds_status augment_task(void *arg) {
+  loader *l = arg;
+  uint32_t h = 2654435761u * (uint32_t)(l->epoch * 100003 + l->b + 1);
+  for (int r = 0; r < l->rows; r++) {
+    h ^= h << 13;
+    h ^= h >> 17;
+    h ^= h << 5;
+    if (!(h & 1)) continue;
+    float *img = l->x + (size_t)r * IMG;
+    for (int y = 0; y < 28; y++)
+      for (int x = 0; x < 14; x++) {
+        float t = img[y * 28 + x];
+        img[y * 28 + x] = img[y * 28 + 27 - x];
+        img[y * 28 + 27 - x] = t;
+      }
+  }
+  return DS_OK;
+}
+
+/* Submits batch b's load task (at @p prio) and, with --augment, its augmentation task after it
+ * (NORMAL: it is needed as soon as the batch is). l->task is the one to wait for. */
 static ds_status loader_start(loader *l, int b, int nbatches, int n, int prio) {
   l->b = b;
   l->rows = (b == nbatches - 1) ? n - b * l->bs : l->bs;
   ds_task_options o = DS_TASK_OPTIONS_INIT;
   o.prio = prio;
   o.name = "load";
-  return ds_task_submit(&l->task, l->ctx, load_task, l, &o);
+  ds_status st = ds_task_submit(&l->task, l->ctx, load_task, l, &o);
+  if (st || !l->augment) return st;
+  ds_task *load = l->task;
+  ds_task_options ao = DS_TASK_OPTIONS_INIT;
+  ao.name = "augment";
+  ao.deps = &load;
+  ao.ndeps = 1;
+  st = ds_task_submit(&l->task, l->ctx, augment_task, l, &ao);
+  if (st) ds_task_wait(load, -1); /* the buffer must be free again before we return */
+  ds_task_release(load);
+  return st;
 }
 
 /* ---- the model --------------------------------------------------------------------------- */
@@ -361,24 +401,104 @@ static void model_free(model *m) {
   ds_optimizer_destroy(m->opt);
 }
 
+/* ---- the MLP as the driver sees it ------------------------------------------------------- */
+
+static ds_status mlp_step(void *impl, const float *x, const int32_t *y, int rows, float *loss,
+                          int *correct) {
+  return train_step(impl, x, y, rows, loss, correct);
+}
+
+/* Inference with buffers of its own: the batcher runs it on several workers at once. */
+static ds_status mlp_infer(void *impl, const float *x, int rows, float *logits) {
+  float *z1 = malloc(sizeof(float) * (size_t)rows * H1);
+  float *z2 = malloc(sizeof(float) * (size_t)rows * H2);
+  ds_status st = (z1 && z2) ? forward(impl, x, rows, z1, z1, z2, z2, logits) : DS_ERR_NO_MEMORY;
+  free(z1);
+  free(z2);
+  return st;
+}
+
+static int64_t mlp_psize(void *impl, int i) {
+  (void)impl;
+  return psize[i];
+}
+
+static float *mlp_param(void *impl, int i) { return param(impl, i); }
+
+static void mlp_report(void *impl) {
+  model *m = impl;
+  for (int l = 0; m->pol && l < 2; l++) {
+    ds_precision_layer_info li;
+    memset(&li, 0, sizeof li);
+    if (ds_precision_policy_layer(m->pol, pname[2 * l], &li) == DS_OK)
+      printf("precision: %s in %s now, %llu checks, %llu switches, last score %.4f\n",
+             pname[2 * l], ds_dtype_name((ds_dtype)li.dtype), (unsigned long long)li.checks,
+             (unsigned long long)li.switches, (double)li.last_score);
+  }
+  uint64_t bytes[DS_DTYPE_COUNT] = {0};
+  ds_optimizer_memory om;
+  if (ds_optimizer_memory_get(m->opt, &om) == DS_OK)
+    bytes[DS_DTYPE_F32] += om.master_bytes + om.state_bytes;
+  for (int i = 0; i < 6; i++) {
+    void *w = NULL;
+    ds_dtype wd = DS_DTYPE_F32;
+    ds_optimizer_working(m->opt, pname[i], &w, &wd);
+    if (wd != DS_DTYPE_F32) bytes[wd] += (uint64_t)psize[i] * ds_dtype_size(wd);
+    bytes[DS_DTYPE_F32] += (uint64_t)psize[i] * 4; /* gradients */
+  }
+  /* activations and their gradients, and the shadow buffer */
+  bytes[DS_DTYPE_F32] += (uint64_t)m->bs * (3 * H1 + 3 * H2 + 2 * NCLS + H1) * 4;
+  tfm_print_memory(bytes);
+}
+
+static void mlp_destroy(void *impl) {
+  model_free(impl);
+  free(impl);
+}
+
+static ds_status mlp_create(tfm_net *out, ds_context *ctx, const args *a, const float *ckpt) {
+  model *m = malloc(sizeof *m);
+  if (!m) return DS_ERR_NO_MEMORY;
+  ds_status st = model_init(m, ctx, a, ckpt);
+  if (st) {
+    mlp_destroy(m);
+    return st;
+  }
+  static char banner[128];
+  snprintf(banner, sizeof banner, "MLP 784-512-256-10, %s, SGD lr %g momentum 0.9",
+           a->mixed ? "bf16 hidden layers (DynamicPrecision)" : "fp32", (double)a->lr);
+  *out = (tfm_net){m, banner, "mlp.ckpt", 6, mlp_psize, mlp_param, mlp_step, mlp_infer,
+                   mlp_report, mlp_destroy};
+  return DS_OK;
+}
+
+void tfm_print_memory(const uint64_t bytes[DS_DTYPE_COUNT]) {
+  printf("memory by dtype:");
+  for (int d = 0; d < DS_DTYPE_COUNT; d++)
+    if (bytes[d]) printf(" %s %.2f MiB", ds_dtype_name((ds_dtype)d), (double)bytes[d] / 1048576.0);
+  printf(" (fp32: masters, optimizer state, gradients, activations; 16-bit: working weights)\n");
+}
+
 /* ---- checkpoint: {epoch, all parameters} under one key of a persistent cache -------------- */
 
-static size_t ckpt_floats(void) {
+static size_t ckpt_floats(const tfm_net *net) {
   size_t n = 0;
-  for (int i = 0; i < 6; i++) n += (size_t)psize[i];
+  for (int i = 0; i < net->nparams; i++) n += (size_t)net->psize(net->impl, i);
   return n;
 }
 
-static ds_status ckpt_save(ds_cache *pc, model *m, int32_t epoch) {
-  size_t n = ckpt_floats(), off = 1;
+static ds_status ckpt_save(ds_cache *pc, const tfm_net *net, int32_t epoch) {
+  size_t n = ckpt_floats(net), off = 1;
   float *buf = malloc((n + 1) * sizeof(float));
   if (!buf) return DS_ERR_NO_MEMORY;
   memcpy(buf, &epoch, sizeof epoch);
-  for (int i = 0; i < 6; i++) {
-    memcpy(buf + off, param(m, i), sizeof(float) * (size_t)psize[i]);
-    off += (size_t)psize[i];
+  for (int i = 0; i < net->nparams; i++) {
+    size_t k = (size_t)net->psize(net->impl, i);
+    memcpy(buf + off, net->param(net->impl, i), sizeof(float) * k);
+    off += k;
   }
-  ds_status st = ds_cache_put(pc, "mlp.ckpt", 8, buf, (n + 1) * sizeof(float));
+  ds_status st = ds_cache_put(pc, net->ckpt_key, strlen(net->ckpt_key), buf,
+                              (n + 1) * sizeof(float));
   if (!st) st = ds_cache_flush(pc); /* durable before we say the epoch is saved */
   free(buf);
   return st;
@@ -387,15 +507,8 @@ static ds_status ckpt_save(ds_cache *pc, model *m, int32_t epoch) {
 /* ---- serving through the batcher --------------------------------------------------------- */
 
 static ds_status serve_handler(void *user, const ds_batch *b) {
-  model *m = user;
-  int rows = (int)b->input->shape[0];
-  float *z1 = malloc(sizeof(float) * (size_t)rows * H1);
-  float *z2 = malloc(sizeof(float) * (size_t)rows * H2);
-  ds_status st = (z1 && z2) ? forward(m, b->input->data, rows, z1, z1, z2, z2, b->output->data)
-                            : DS_ERR_NO_MEMORY;
-  free(z1);
-  free(z2);
-  return st;
+  tfm_net *net = user;
+  return net->infer(net->impl, b->input->data, (int)b->input->shape[0], b->output->data);
 }
 
 typedef struct client {
@@ -430,11 +543,11 @@ static void *client_main(void *arg) {
   return NULL;
 }
 
-static int serve(ds_context *ctx, model *m, const dataset *test, double *acc,
+static int serve(ds_context *ctx, tfm_net *net, const dataset *test, double *acc,
                  ds_batcher_stats *s) {
   ds_batcher_options o = DS_BATCHER_OPTIONS_INIT;
   o.handler = serve_handler;
-  o.handler_user = m;
+  o.handler_user = net;
   o.name = "mnist";
   o.max_batch_size = 64;
   o.max_queue_delay_us = 500;
@@ -483,33 +596,65 @@ static void progress(int epoch, int epochs, int done, int total, double t0, int 
   fflush(stdout);
 }
 
-static int train_epoch(model *m, loader ld[2], const dataset *tr, const int *order, int epoch,
-                       const args *a, int tty) {
+/* One training step as an URGENT scheduler task: it goes ahead of queued data work. */
+typedef struct step_job {
+  ds_context *ctx;
+  tfm_net *net;
+  const float *x;
+  const int32_t *y;
+  int rows, correct;
+  float loss;
+  char err[256]; /* the worker's error detail, for the main thread's message */
+} step_job;
+
+static ds_status step_task(void *arg) {
+  step_job *j = arg;
+  ds_trace_begin(j->ctx, "train", "step");
+  ds_status st = j->net->step(j->net->impl, j->x, j->y, j->rows, &j->loss, &j->correct);
+  ds_trace_end(j->ctx);
+  if (st) snprintf(j->err, sizeof j->err, "%s", ds_context_last_error(j->ctx));
+  return st;
+}
+
+static ds_status run_step(step_job *j) {
+  ds_task_options o = DS_TASK_OPTIONS_INIT;
+  o.prio = DS_PRIO_URGENT;
+  o.name = "step";
+  ds_task *t = NULL;
+  j->err[0] = 0;
+  ds_status st = ds_task_submit(&t, j->ctx, step_task, j, &o);
+  if (!st) st = ds_task_wait(t, -1);
+  ds_task_release(t);
+  if (st && j->err[0]) fprintf(stderr, "train_fashion_mnist: step: %s\n", j->err);
+  return st;
+}
+
+/* One epoch; *loss_out and *acc_out receive the mean training loss and accuracy (%). */
+static int train_epoch(ds_context *ctx, tfm_net *net, loader ld[2], const dataset *tr,
+                       const int *order, int epoch, const args *a, int tty, double *loss_out,
+                       double *acc_out) {
   int n = tr->n, nb = (n + a->batch - 1) / a->batch;
   int32_t *y = malloc(sizeof(int32_t) * (size_t)a->batch);
   double t0 = now_s(), loss_sum = 0;
   int correct = 0, ok = 1;
-  ds_trace_begin(m->ctx, "train", "epoch");
-  if (fail(m->ctx, loader_start(&ld[0], 0, nb, n, DS_PRIO_NORMAL), "submit load")) ok = 0;
+  ds_trace_begin(ctx, "train", "epoch");
+  if (fail(ctx, loader_start(&ld[0], 0, nb, n, DS_PRIO_NORMAL), "submit load")) ok = 0;
   for (int b = 0; b < nb && ok; b++) {
     loader *cur = &ld[b % 2], *next = &ld[(b + 1) % 2];
-    if (fail(m->ctx, ds_task_wait(cur->task, -1), "load")) ok = 0;
+    if (fail(ctx, ds_task_wait(cur->task, -1), "load")) ok = 0;
     ds_task_release(cur->task);
     cur->task = NULL;
     /* decode the next batch while this one trains (NORMAL; every 8th as LOW background) */
     if (ok && b + 1 < nb &&
-        fail(m->ctx, loader_start(next, b + 1, nb, n, b % 8 ? DS_PRIO_NORMAL : DS_PRIO_LOW),
+        fail(ctx, loader_start(next, b + 1, nb, n, b % 8 ? DS_PRIO_NORMAL : DS_PRIO_LOW),
              "submit load"))
       ok = 0;
     if (!ok) break;
     for (int r = 0; r < cur->rows; r++) y[r] = tr->lab[order[b * a->batch + r]];
-    float loss = 0;
-    int c = 0;
-    ds_trace_begin(m->ctx, "train", "step");
-    if (fail(m->ctx, train_step(m, cur->x, y, cur->rows, &loss, &c), "train step")) ok = 0;
-    ds_trace_end(m->ctx);
-    loss_sum += (double)loss * cur->rows;
-    correct += c;
+    step_job job = {ctx, net, cur->x, y, cur->rows, 0, 0.0f, ""};
+    if (fail(ctx, run_step(&job), "train step")) ok = 0;
+    loss_sum += (double)job.loss * cur->rows;
+    correct += job.correct;
     if (tty && (b % 20 == 0 || b == nb - 1)) progress(epoch, a->epochs, b + 1, nb, t0, tty);
   }
   for (int i = 0; i < 2; i++) { /* a failed step may leave the next load in flight */
@@ -517,52 +662,120 @@ static int train_epoch(model *m, loader ld[2], const dataset *tr, const int *ord
     ds_task_release(ld[i].task);
     ld[i].task = NULL;
   }
-  ds_trace_end(m->ctx);
+  ds_trace_end(ctx);
   free(y);
   if (!ok) return 1;
   if (!tty) progress(epoch, a->epochs, nb, nb, t0, tty);
-  printf("  loss %.4f  train accuracy %.2f%%\n", loss_sum / n, 100.0 * correct / n);
-  fflush(stdout); /* the epoch's line is out even if the process is killed later */
+  *loss_out = loss_sum / n;
+  *acc_out = 100.0 * correct / n;
+  printf("  loss %.4f  train accuracy %.2f%%", *loss_out, *acc_out);
   return 0;
 }
 
+/* Test accuracy (%) of the model as it is now, in chunks through net->infer. */
+static ds_status evaluate(tfm_net *net, const dataset *te, double *acc) {
+  enum { CHUNK = 500 };
+  float *x = malloc(sizeof(float) * CHUNK * IMG), *lg = malloc(sizeof(float) * CHUNK * NCLS);
+  int idx[CHUNK], correct = 0;
+  ds_status st = (x && lg) ? DS_OK : DS_ERR_NO_MEMORY;
+  for (int first = 0; first < te->n && !st; first += CHUNK) {
+    int rows = te->n - first < CHUNK ? te->n - first : CHUNK;
+    for (int r = 0; r < rows; r++) idx[r] = first + r;
+    decode_rows(x, te, idx, rows);
+    st = net->infer(net->impl, x, rows, lg);
+    for (int r = 0; r < rows && !st; r++) {
+      int best = 0;
+      for (int k = 1; k < NCLS; k++)
+        if (lg[r * NCLS + k] > lg[r * NCLS + best]) best = k;
+      correct += best == te->lab[first + r];
+    }
+  }
+  free(x);
+  free(lg);
+  *acc = 100.0 * correct / (te->n ? te->n : 1);
+  return st;
+}
+
+/* The curves: PATH.csv always; PATH itself (PNG) when gnuplot is installed. */
+static void plot_curves(const char *path, const double *curve, int first, int last) {
+  char csv[1024], cmd[1200];
+  snprintf(csv, sizeof csv, "%s.csv", path);
+  FILE *f = fopen(csv, "w");
+  if (!f) {
+    fprintf(stderr, "train_fashion_mnist: cannot write %s\n", csv);
+    return;
+  }
+  fprintf(f, "epoch,train_loss,train_accuracy,test_accuracy\n");
+  for (int e = first; e <= last; e++)
+    fprintf(f, "%d,%.5f,%.3f,%.3f\n", e, curve[3 * e], curve[3 * e + 1], curve[3 * e + 2]);
+  fclose(f);
+  if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
+    printf("plot: gnuplot not installed (Debian package gnuplot-nox): curves in %s only\n", csv);
+    return;
+  }
+  snprintf(cmd, sizeof cmd, "gnuplot > /dev/null 2>&1");
+  FILE *g = popen(cmd, "w");
+  if (!g) return;
+  fprintf(g,
+          "set terminal png size 900,450\nset output '%s'\nset datafile separator ','\n"
+          "set key autotitle columnhead\nset multiplot layout 1,2\nset xlabel 'epoch'\n"
+          "set title 'training loss'\nplot '%s' using 1:2 with linespoints\n"
+          "set title 'accuracy (%%)'\nplot '%s' using 1:3 with linespoints, '' using 1:4 with "
+          "linespoints\nunset multiplot\n", path, csv, csv);
+  int rc = pclose(g);
+  printf(rc == 0 ? "plot: %s\n" : "plot: gnuplot failed; curves in %s.csv\n", path);
+}
+
 static int parse_args(args *a, int argc, char **argv) {
-  *a = (args){2, 64, 0, 0, 0, 0.01f, "/usr/share/datasets/fashion-mnist", NULL, NULL};
+  *a = (args){.epochs = 2, .batch = 64, .depth = 2, .data = "/usr/share/datasets/fashion-mnist"};
   for (int i = 1; i < argc; i++) {
     const char *s = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(s, "--resume")) { a->resume = 1; continue; }
     if (!strcmp(s, "--mixed")) { a->mixed = 1; continue; }
+    if (!strcmp(s, "--augment")) { a->augment = 1; continue; }
+    if (!strcmp(s, "--gradcheck")) { a->gradcheck = 1; continue; }
     if (!v) goto usage;
     i++;
     if (!strcmp(s, "--epochs")) a->epochs = atoi(v);
     else if (!strcmp(s, "--batch")) a->batch = atoi(v);
     else if (!strcmp(s, "--lr")) a->lr = strtof(v, NULL);
     else if (!strcmp(s, "--limit")) a->limit = atoi(v);
+    else if (!strcmp(s, "--test-limit")) a->test_limit = atoi(v);
     else if (!strcmp(s, "--data")) a->data = v;
     else if (!strcmp(s, "--checkpoint")) a->ckpt = v;
     else if (!strcmp(s, "--trace")) a->trace = v;
+    else if (!strcmp(s, "--plot")) a->plot = v;
+    else if (!strcmp(s, "--depth")) a->depth = atoi(v);
+    else if (!strcmp(s, "--model") && !strcmp(v, "vit")) a->vit = 1;
+    else if (!strcmp(s, "--model") && !strcmp(v, "mlp")) a->vit = 0;
     else goto usage;
   }
-  if (a->epochs >= 1 && a->batch >= 1 && a->batch <= 4096 && a->lr > 0 && a->limit >= 0 &&
+  if (a->lr == 0.0f) a->lr = a->vit ? 0.002f : 0.01f; /* AdamW for the ViT, SGD for the MLP */
+  if (a->epochs >= 1 && a->epochs <= 1000 && a->batch >= 1 && a->batch <= 4096 && a->lr > 0 &&
+      a->limit >= 0 && a->test_limit >= 0 && a->depth >= 1 && a->depth <= 12 &&
       (!a->resume || a->ckpt))
     return 0;
 usage:
-  fprintf(stderr, "usage: train_fashion_mnist [--epochs N] [--batch N] [--lr X] [--limit N] "
-                  "[--data DIR] [--checkpoint DIR [--resume]] [--trace FILE] [--mixed]\n");
+  fprintf(stderr, "usage: train_fashion_mnist [--model mlp|vit] [--depth N] [--epochs N] "
+                  "[--batch N] [--lr X] [--limit N] [--test-limit N] [--data DIR] "
+                  "[--checkpoint DIR [--resume]] [--trace FILE] [--plot FILE.png] [--mixed] "
+                  "[--augment]\n");
   return 1;
 }
 
 /* Opens the checkpoint cache; with --resume, reads the epoch and parameters into *params. */
-static int open_ckpt(ds_context *ctx, const args *a, ds_cache **pc, float **params, int *start) {
+static int open_ckpt(ds_context *ctx, const args *a, size_t nfloats, const char *key,
+                     ds_cache **pc, float **params, int *start) {
   *start = 1;
   if (!a->ckpt) return 0;
-  size_t bytes = (ckpt_floats() + 1) * sizeof(float), len = 0;
-  if (fail(ctx, ds_cache_open_persistent(pc, ctx, a->ckpt, 4 * bytes, DS_CACHE_CODEC_LZ4),
-           "open checkpoint")) return 1;
+  size_t bytes = (nfloats + 1) * sizeof(float), len = 0;
+  if (fail(ctx, ds_cache_open_persistent(pc, ctx, a->ckpt, 4 * bytes + (1u << 20),
+                                         DS_CACHE_CODEC_LZ4), "open checkpoint"))
+    return 1;
   if (!a->resume) return 0;
   float *buf = malloc(bytes);
-  if (ds_cache_get(*pc, "mlp.ckpt", 8, buf, bytes, &len) != DS_OK || len != bytes) {
-    printf("no checkpoint in %s: starting from epoch 1\n", a->ckpt);
+  if (!buf || ds_cache_get(*pc, key, strlen(key), buf, bytes, &len) != DS_OK || len != bytes) {
+    printf("no checkpoint of this model in %s: starting from epoch 1\n", a->ckpt);
     free(buf);
     return 0;
   }
@@ -574,11 +787,80 @@ static int open_ckpt(ds_context *ctx, const args *a, ds_cache **pc, float **para
   return 0;
 }
 
+/* Builds the chosen model, from checkpoint values when @p ckpt is not NULL. */
+static ds_status make_net(tfm_net *net, ds_context *ctx, const args *a, const float *ckpt) {
+  return a->vit ? tfm_vit_create(net, ctx, a, ckpt) : mlp_create(net, ctx, a, ckpt);
+}
+
+/* Trains epochs start..epochs, checkpointing and evaluating after each. */
+static int train_all(ds_context *ctx, tfm_net *net, ds_cache *cache, ds_cache *pc,
+                     const dataset *tr, const dataset *te, const args *a, int start, int tty) {
+  /* a fixed shuffle of the images into batches, so that a decoded batch can be cached */
+  int *order = malloc(sizeof(int) * (size_t)tr->n);
+  double *curve = calloc((size_t)a->epochs + 1, 3 * sizeof(double));
+  loader ld[2];
+  int err = !order || !curve;
+  for (int i = 0; i < tr->n && !err; i++) order[i] = i;
+  for (int i = tr->n - 1; i > 0 && !err; i--) {
+    int j = rand() % (i + 1), t = order[i];
+    order[i] = order[j];
+    order[j] = t;
+  }
+  for (int i = 0; i < 2; i++) {
+    ld[i] = (loader){ctx, cache, tr, order, a->batch, 0, 0, a->augment, 0, NULL, NULL};
+    ld[i].x = malloc(sizeof(float) * (size_t)a->batch * IMG);
+    err |= !ld[i].x;
+  }
+  for (int e = start; e <= a->epochs && !err; e++) {
+    double *c = curve + 3 * e;
+    ld[0].epoch = ld[1].epoch = e;
+    err = train_epoch(ctx, net, ld, tr, order, e, a, tty, &c[0], &c[1]);
+    if (!err) err = fail(ctx, evaluate(net, te, &c[2]), "evaluate");
+    if (!err) printf("  test %.2f%%\n", c[2]);
+    fflush(stdout); /* the epoch's line is out even if the process is killed later */
+    if (!err && pc && fail(ctx, ckpt_save(pc, net, e), "checkpoint")) err = 1;
+  }
+  if (!err && a->plot && start <= a->epochs) plot_curves(a->plot, curve, start, a->epochs);
+  for (int i = 0; i < 2; i++) free(ld[i].x);
+  free(order);
+  free(curve);
+  return err;
+}
+
+static void summary(ds_cache *cache, tfm_net *net, const dataset *te, double acc,
+                    double train_s, double total_s, const ds_batcher_stats *bs,
+                    const args *a) {
+  ds_cache_tier_stats l1, l2;
+  memset(&l1, 0, sizeof l1);
+  memset(&l2, 0, sizeof l2);
+  l1.struct_size = l2.struct_size = sizeof l1;
+  ds_cache_stats(cache, DS_CACHE_L1, &l1);
+  ds_cache_stats(cache, DS_CACHE_L2, &l2);
+  uint64_t hits = l1.hits + l2.hits, lookups = hits + l2.misses;
+  printf("test accuracy %.2f%% (%d images served by %d client threads)\n", acc, te->n, CLIENTS);
+  printf("time: training %.1f s, total %.1f s\n", train_s, total_s);
+  printf("batch cache: hit ratio %.2f (%llu of %llu), L2 compression %.2fx\n",
+         lookups ? (double)hits / (double)lookups : 0.0, (unsigned long long)hits,
+         (unsigned long long)lookups, l2.compression_ratio);
+  printf("batcher: %llu requests in %llu batches (mean %.1f), latency p50 %.0f us, p99 %.0f us\n",
+         (unsigned long long)bs->completed, (unsigned long long)bs->batches,
+         bs->mean_batch_size, bs->latency_p50_us, bs->latency_p99_us);
+  net->report(net->impl);
+  if (a->trace) printf("trace: %s\n", a->trace);
+}
+
 int main(int argc, char **argv) {
   args a;
   if (parse_args(&a, argc, argv)) return 2;
+  if (a.gradcheck) { /* a self-test of the transformer's backward pass; needs no data */
+    ds_context *gctx = NULL;
+    if (fail(NULL, ds_context_create(&gctx, NULL), "context")) return 1;
+    int bad = tfm_vit_gradcheck(gctx);
+    ds_context_destroy(gctx);
+    return bad;
+  }
   dataset tr = {0}, te = {0};
-  if (load_set(&tr, a.data, "train", a.limit) || load_set(&te, a.data, "t10k", 0)) {
+  if (load_set(&tr, a.data, "train", a.limit) || load_set(&te, a.data, "t10k", a.test_limit)) {
     free(tr.img);
     free(tr.lab);
     free(te.img);
@@ -590,8 +872,7 @@ int main(int argc, char **argv) {
   double t0 = now_s();
   ds_cache *pc = NULL, *cache = NULL;
   float *ck = NULL;
-  model m;
-  memset(&m, 0, sizeof m);
+  tfm_net net = {0};
   /* decoded batches: a small L1 and a zstd-compressed L2 big enough for the whole set */
   ds_cache_options co = DS_CACHE_OPTIONS_INIT;
   co.l1_bytes = 16u << 20;
@@ -601,64 +882,28 @@ int main(int argc, char **argv) {
   co.flags = DS_CACHE_SHUFFLE;
   if ((a.trace && fail(ctx, ds_trace_start(ctx, a.trace), "trace")) ||
       fail(ctx, ds_cache_create(&cache, ctx, &co), "cache") ||
-      open_ckpt(ctx, &a, &pc, &ck, &start) ||
-      fail(ctx, model_init(&m, ctx, &a, ck ? ck + 1 : NULL), "model"))
+      fail(ctx, make_net(&net, ctx, &a, NULL), "model"))
     goto out;
-  printf("Fashion-MNIST: %d training, %d test images; MLP 784-512-256-10, %s, SGD lr %g "
-         "momentum 0.9, batch %d\n", tr.n, te.n,
-         a.mixed ? "bf16 hidden layers (DynamicPrecision)" : "fp32", (double)a.lr, a.batch);
-  /* a fixed shuffle of the images into batches, so that a decoded batch can be cached */
-  int *order = malloc(sizeof(int) * (size_t)tr.n);
-  for (int i = 0; i < tr.n; i++) order[i] = i;
-  for (int i = tr.n - 1; i > 0; i--) {
-    int j = rand() % (i + 1), t = order[i];
-    order[i] = order[j];
-    order[j] = t;
+  if (a.resume || a.ckpt) { /* the checkpoint's size depends on the model */
+    size_t nfloats = ckpt_floats(&net);
+    if (open_ckpt(ctx, &a, nfloats, net.ckpt_key, &pc, &ck, &start)) goto out;
+    if (ck) {
+      net.destroy(net.impl);
+      net.impl = NULL;
+      if (fail(ctx, make_net(&net, ctx, &a, ck + 1), "model")) goto out;
+    }
   }
-  loader ld[2];
-  for (int i = 0; i < 2; i++) {
-    ld[i] = (loader){ctx, cache, &tr, order, a.batch, 0, 0, NULL, NULL};
-    ld[i].x = malloc(sizeof(float) * (size_t)a.batch * IMG);
-  }
-  int err = 0;
-  for (int e = start; e <= a.epochs && !err; e++) {
-    err = train_epoch(&m, ld, &tr, order, e, &a, tty);
-    if (!err && pc && fail(ctx, ckpt_save(pc, &m, e), "checkpoint")) err = 1;
-  }
-  for (int i = 0; i < 2; i++) free(ld[i].x);
-  free(order);
-  if (err) goto out;
+  printf("Fashion-MNIST: %d training, %d test images; %s, batch %d\n", tr.n, te.n, net.name,
+         a.batch);
+  if (train_all(ctx, &net, cache, pc, &tr, &te, &a, start, tty)) goto out;
   double train_s = now_s() - t0, acc = 0;
   ds_batcher_stats bs;
   memset(&bs, 0, sizeof bs);
-  if (serve(ctx, &m, &te, &acc, &bs)) goto out;
-  ds_cache_tier_stats l1, l2;
-  memset(&l1, 0, sizeof l1);
-  memset(&l2, 0, sizeof l2);
-  l1.struct_size = l2.struct_size = sizeof l1;
-  ds_cache_stats(cache, DS_CACHE_L1, &l1);
-  ds_cache_stats(cache, DS_CACHE_L2, &l2);
-  uint64_t hits = l1.hits + l2.hits, lookups = hits + l2.misses;
-  printf("test accuracy %.2f%% (%d images served by %d client threads)\n", acc, te.n, CLIENTS);
-  printf("time: training %.1f s, total %.1f s\n", train_s, now_s() - t0);
-  printf("batch cache: hit ratio %.2f (%llu of %llu), L2 compression %.2fx\n",
-         lookups ? (double)hits / (double)lookups : 0.0, (unsigned long long)hits,
-         (unsigned long long)lookups, l2.compression_ratio);
-  printf("batcher: %llu requests in %llu batches (mean %.1f), latency p50 %.0f us, p99 %.0f us\n",
-         (unsigned long long)bs.completed, (unsigned long long)bs.batches, bs.mean_batch_size,
-         bs.latency_p50_us, bs.latency_p99_us);
-  for (int l = 0; m.pol && l < 2; l++) {
-    ds_precision_layer_info li;
-    memset(&li, 0, sizeof li);
-    if (ds_precision_policy_layer(m.pol, pname[2 * l], &li) == DS_OK)
-      printf("precision: %s in %s now, %llu checks, %llu switches, last score %.4f\n",
-             pname[2 * l], ds_dtype_name((ds_dtype)li.dtype), (unsigned long long)li.checks,
-             (unsigned long long)li.switches, (double)li.last_score);
-  }
-  if (a.trace) printf("trace: %s\n", a.trace);
+  if (serve(ctx, &net, &te, &acc, &bs)) goto out;
+  summary(cache, &net, &te, acc, train_s, now_s() - t0, &bs, &a);
   rc = 0;
 out:
-  model_free(&m);
+  if (net.impl) net.destroy(net.impl);
   free(ck);
   ds_cache_destroy(pc);
   ds_cache_destroy(cache);

@@ -1,0 +1,72 @@
+#!/usr/bin/python3
+"""A first program with the Python bindings: a context, a cache of NumPy arrays, GEMM on NumPy
+and (if torch is installed) torch tensors without copies, and a batcher serving a Python model
+to several threads.
+
+    DEEPSEEK_LIBRARY=build/src/libdeepseek.so PYTHONPATH=bindings/python \
+        /usr/bin/python3 bindings/python/examples/quickstart.py
+"""
+
+import threading
+
+import numpy as np
+
+import deepseek as ds
+
+rng = np.random.default_rng(0)
+W = rng.standard_normal((16, 4)).astype(np.float32)  # a tiny linear "model"
+
+# One context holds everything; `with` closes it (and whatever was made from it).
+with ds.Context(name="quickstart", params={"sched_workers": 2}) as ctx:
+    print("libdeepseek", ds.__version__, "|", ds.build_summary())
+
+    # GEMM on NumPy arrays: fp32 accumulation, also for fp16 operands.
+    x = rng.standard_normal((8, 16)).astype(np.float32)
+    y = ds.gemm(ctx, x, W)
+    print("gemm max |error| vs NumPy:", float(np.abs(y - x @ W).max()))
+
+    # A cache with a compressed second tier; arrays come back with dtype and shape.
+    with ds.Cache(ctx, l1_bytes=1 << 20, l2_bytes=8 << 20, codec="zstd") as cache:
+        cache.put_array("weights", W)
+        assert np.array_equal(cache.get_array("weights"), W)
+        print("cache L1:", cache.stats("l1")["entries"], "entries")
+
+    # Errors are exceptions, one class per status, with the library's detail.
+    try:
+        ds.gemm(ctx, x, x)
+    except ds.ShapeError as e:
+        print("expected error:", e)
+
+    # The batcher groups requests from many threads into batches for one handler.
+    def model(batch):  # batch: [rows, 16] -> [rows, 4]
+        return batch @ W
+
+    with ds.Batcher(ctx, model, input_shape=(16,), output_shape=(4,), max_batch_size=16,
+                    max_queue_delay_us=1000) as batcher:
+        def client():
+            for _ in range(50):
+                v = rng.standard_normal(16).astype(np.float32)
+                assert np.allclose(batcher(v), v @ W, atol=1e-4)
+
+        threads = [threading.Thread(target=client) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        s = batcher.stats()
+        print("batcher: %d requests in %d batches, p99 latency %.0f us"
+              % (s["completed"], s["batches"], s["latency_p99_us"]))
+
+    # Zero-copy with torch through DLPack (skipped without torch).
+    try:
+        import torch
+    except ImportError:
+        print("torch not installed: DLPack part skipped")
+    else:
+        a, b = torch.randn(32, 16), torch.randn(16, 8)
+        c = torch.empty(32, 8)
+        ds.gemm(ctx, a, b, c=c)  # reads a and b and writes c in place
+        print("torch gemm max |error|:", float((c - a @ b).abs().max()))
+        shared = torch.utils.dlpack.from_dlpack(ds.Tensor.from_numpy(W).to_dlpack())
+        print("torch view of a NumPy array shares memory:",
+              shared.data_ptr() == W.ctypes.data)
