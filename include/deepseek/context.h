@@ -91,6 +91,18 @@ typedef enum ds_param {
    *  URGENT task starts at once even while every other worker runs long NORMAL or LOW tasks
    *  without yield points. Default 0. Read when the scheduler starts. */
   DS_PARAM_SCHED_URGENT_RESERVE = 109,
+  /** Worker pools (1..2). With 2, the workers are split into two dual-active pools over
+   *  disjoint processing units (the first half and the second half), each with its own queue
+   *  for tasks submitted from outside, both serving work (outside submits alternate between
+   *  them; an idle worker takes from the other pool). A pool whose workers are all inside tasks
+   *  and finish none for DS_PARAM_SCHED_STALL_MS is marked stalled: its queued outside work
+   *  moves to the other pool, new work goes there, and the log and stats (sched.failovers,
+   *  sched.failover_tasks, sched.pools_stalled) say so, until it makes progress again.
+   *  Default 1. Read when the scheduler starts. */
+  DS_PARAM_SCHED_POOLS = 110,
+  /** Time without progress after which the watchdog declares a pool stalled (10..3600000
+   *  ms; checked every scheduler tick). Default 2000. */
+  DS_PARAM_SCHED_STALL_MS = 111,
   /** Highest CPU kernel level the precision module may use, a ds_precision_isa: 0 auto
    *  (best detected), 1 scalar, 2 avx2, 3 avx512; capped to what the CPU supports. Default 0. */
   DS_PARAM_PRECISION_ISA = 300,

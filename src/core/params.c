@@ -31,6 +31,8 @@ static const ds__param_def ds__params[] = {
     {DS_PARAM_SCHED_EXECUTOR, "sched_executor", 0, 1, 1, 0, NULL},
     {DS_PARAM_SCHED_EWMA_ALPHA_PCT, "sched_ewma_alpha_pct", 1, 100, 30, 0, NULL},
     {DS_PARAM_SCHED_URGENT_RESERVE, "sched_urgent_reserve", 0, 1024, 0, 0, NULL},
+    {DS_PARAM_SCHED_POOLS, "sched_pools", 1, 2, 1, 0, NULL},
+    {DS_PARAM_SCHED_STALL_MS, "sched_stall_ms", 10, 3600000, 2000, 0, NULL},
     {DS_PARAM_PRECISION_ISA, "precision_isa", 0, 3, 0, 0, ds__precision_isa_names},
     {DS_PARAM_PRECISION_SKINNY_MAX_M, "precision_skinny_max_m", 0, 64, 32, 0, NULL},
     {DS_PARAM_PREDICT_ONLINE_INTERVAL, "predict_online_interval", 0, 1000000, 0, 0, NULL},
