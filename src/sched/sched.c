@@ -48,7 +48,7 @@ static int ds__low_acquire(struct ds__sched *s) {
 int64_t ds__sched_normal_queued(struct ds__sched *s) {
   int64_t n = 0;
   for (int p = 0; p < s->npools; p++) n += ds__ring_size(&s->pools[p].inject);
-  for (int i = 0; i < s->nworkers; i++)
+  for (int i = 0; i < s->nslots; i++)
     n += ds__deque_size(&s->workers[i].deque) + ds__load_relaxed(&s->workers[i].mailbox.len);
   return n;
 }
@@ -65,10 +65,16 @@ void ds__sched_wake(struct ds__sched *s) {
   /* Pairs with the fence in ds__worker_park: either the sleeper sees the new entry, or we see
    * the sleeper and signal under its mutex. */
   ds__fence_seq_cst();
-  /* A spinning worker will find the work, and parks only after checking once more. */
-  if (ds__load(&s->sleepers) == 0 || ds__load_relaxed(&s->spinning) > 0) return;
+  /* A spinning worker will find the work, and parks only after checking once more. A worker
+   * already being woken will too: one futex wake per sleeper, not one per submit. */
+  int sleepers = ds__load(&s->sleepers);
+  if (sleepers == 0 || ds__load_relaxed(&s->spinning) > 0 || ds__load_relaxed(&s->waking) >= sleepers)
+    return;
   pthread_mutex_lock(&s->park_mu);
-  pthread_cond_signal(&s->park_cv);
+  if (ds__load_relaxed(&s->waking) < ds__load_relaxed(&s->sleepers)) {
+    ds__store_relaxed(&s->waking, ds__load_relaxed(&s->waking) + 1);
+    pthread_cond_signal(&s->park_cv);
+  }
   pthread_mutex_unlock(&s->park_mu);
 }
 
@@ -116,15 +122,14 @@ static uint64_t ds__xorshift(uint64_t *x) {
 /* Takes the oldest entry of another worker's deque or mailbox, starting at a random victim. */
 static struct ds_task *ds__steal(ds__worker *w) {
   struct ds__sched *s = w->s;
-  if (s->nworkers < 2) return NULL;
-  int start = (int)(ds__xorshift(&w->rng) % (uint64_t)s->nworkers);
-  for (int i = 0; i < s->nworkers; i++) {
-    ds__worker *v = &s->workers[(start + i) % s->nworkers];
+  int start = (int)(ds__xorshift(&w->rng) % (uint64_t)s->nslots);
+  for (int i = 0; i < s->nslots; i++) { /* the helper slot too: its tasks must not strand */
+    ds__worker *v = &s->workers[(start + i) % s->nslots];
     if (v == w) continue;
     struct ds_task *t = ds__deque_steal(&v->deque);
     if (!t) t = ds__queue_pop_head(&v->mailbox);
     if (t) {
-      ds__fetch_add_relaxed(&w->steals, 1);
+      ds__own_add(&w->steals, 1);
       return t;
     }
   }
@@ -170,12 +175,12 @@ static void ds__run_claimed(ds__worker *w, struct ds_task *t) {
   else
     st = t->fn(t->arg);
   ds__tl_task = outer;
-  ds__fetch_add_relaxed(&w->run, 1);
+  ds__own_add(&w->run, 1);
   if (t->timed) {
     uint64_t us = (ds__now_ns() - t->ready_ns) / 1000u;
-    ds__fetch_add_relaxed(&w->done_n, 1);
-    ds__fetch_add_relaxed(&w->done_sum_us, us);
-    ds__fetch_add_relaxed(&w->done_sumsq_us2, us * us);
+    ds__own_add(&w->done_n, 1);
+    ds__own_add(&w->done_sum_us, us);
+    ds__own_add(&w->done_sumsq_us2, us * us);
   }
   ds__task_finish(t, st, st == DS_ERR_CANCELLED ? DS__WHY_USER : DS__WHY_NONE);
 }
@@ -184,14 +189,14 @@ void ds__sched_run_entry(ds__worker *w, struct ds_task *t) {
   struct ds__sched *s = w->s;
   int prio = t->prio;
   int expected = DS_TASK_READY;
-  if (prio != DS_PRIO_LOW) ds__fetch_add_relaxed(&s->nonlow_running, 1);
+  if (prio != DS_PRIO_LOW) ds__own_add(&w->nonlow, 1);
   /* A task cancelled while queued was completed by the canceller; only our ref remains. */
   if (ds__cas(&t->state, &expected, DS_TASK_RUNNING)) ds__run_claimed(w, t);
   if (prio == DS_PRIO_LOW) {
     ds__fetch_sub(&s->low_running, 1);
     if (ds__load_relaxed(&s->low.len) > 0) ds__sched_wake(s);
   } else {
-    ds__fetch_sub(&s->nonlow_running, 1);
+    ds__own_add(&w->nonlow, -1);
   }
   ds__task_unref(t);
 }
@@ -253,6 +258,8 @@ static void ds__worker_park(ds__worker *w) {
       pthread_cond_wait(&s->park_cv, &s->park_mu);
     }
   }
+  int waking = ds__load_relaxed(&s->waking); /* under park_mu: whoever leaves takes one */
+  if (waking > 0) ds__store_relaxed(&s->waking, waking - 1);
   ds__fetch_sub(&s->sleepers, 1);
   pthread_mutex_unlock(&s->park_mu);
 }
@@ -278,7 +285,7 @@ static void ds__worker_busy(ds__worker *w, int busy) {
   if (busy) {
     ds__store_relaxed(&w->busy_since, now);
   } else {
-    ds__fetch_add_relaxed(&w->busy_ns, now - since);
+    ds__own_add(&w->busy_ns, now - since);
     ds__store_relaxed(&w->busy_since, 0);
   }
 }
@@ -342,7 +349,7 @@ static void *ds__ticker_main(void *arg) {
 static double ds__sched_sum_workers(struct ds__sched *s, uint64_t *run, uint64_t *steals) {
   double n = 0, sum = 0, sumsq = 0;
   *run = *steals = 0;
-  for (int i = 0; i < s->nworkers; i++) {
+  for (int i = 0; i < s->nslots; i++) {
     ds__worker *w = &s->workers[i];
     *run += ds__load_relaxed(&w->run);
     *steals += ds__load_relaxed(&w->steals);
@@ -376,9 +383,9 @@ static void ds__sched_publish(struct ds__sched *s, double util) {
   for (int c = 0; c < 3; c++) {
     const ds__hist *h = &s->workers[0].wait_hist[c];
     ds__stat_set(ctx, s->stat.wait_p50[c],
-                 ds__hist_quantile_n(h, s->nworkers, sizeof(ds__worker), 0.50) / 1000.0);
+                 ds__hist_quantile_n(h, s->nslots, sizeof(ds__worker), 0.50) / 1000.0);
     ds__stat_set(ctx, s->stat.wait_p99[c],
-                 ds__hist_quantile_n(h, s->nworkers, sizeof(ds__worker), 0.99) / 1000.0);
+                 ds__hist_quantile_n(h, s->nslots, sizeof(ds__worker), 0.99) / 1000.0);
   }
 }
 
@@ -398,8 +405,8 @@ static void ds__sched_throttle(struct ds__sched *s) {
 }
 
 static void ds__sched_tick(struct ds__sched *s, uint64_t now) {
-  int64_t demand = ds__load_relaxed(&s->urgent.len) + ds__sched_normal_queued(s) +
-                   ds__load_relaxed(&s->nonlow_running);
+  int64_t demand = ds__load_relaxed(&s->urgent.len) + ds__sched_normal_queued(s);
+  for (int i = 0; i < s->nworkers; i++) demand += ds__load_relaxed(&s->workers[i].nonlow);
   double observed = (double)demand / s->nworkers;
   s->ewma.alpha = (double)ds__param(s->ctx, DS_PARAM_SCHED_EWMA_ALPHA_PCT) / 100.0;
   s->predicted = s->predict(s->predict_state, observed);
@@ -503,10 +510,11 @@ static int ds__sched_worker_count(ds_context *ctx, hwloc_topology_t topo) {
 static void ds__sched_free(struct ds__sched *s) {
   ds_context *ctx = s->ctx;
   if (s->predict_free) s->predict_free(ctx, s->predict_state);
-  for (int i = 0; i < s->nworkers; i++) {
+  for (int i = 0; i < s->nslots; i++) {
     ds__deque_fini(&s->workers[i].deque, ctx);
     ds__queue_fini(&s->workers[i].mailbox);
   }
+  pthread_mutex_destroy(&s->helper_mu);
   for (int i = 0; i < DS__SCHED_STRIPES; i++) {
     pthread_mutex_destroy(&s->stripes[i].mu);
     pthread_cond_destroy(&s->stripes[i].cv);
@@ -528,7 +536,7 @@ static void ds__sched_free(struct ds__sched *s) {
 static struct ds__sched *ds__sched_alloc(ds_context *ctx, hwloc_topology_t topo) {
   int n = ds__sched_worker_count(ctx, topo);
   struct ds__sched *s = ds__calloc(ctx, 1, sizeof *s);
-  ds__worker *w = s ? ds__calloc(ctx, (size_t)n, sizeof *w) : NULL;
+  ds__worker *w = s ? ds__calloc(ctx, (size_t)n + 1, sizeof *w) : NULL; /* + the helper slot */
   int npools = (int)ds__param(ctx, DS_PARAM_SCHED_POOLS);
   if (npools > n) npools = n;
   int rings = 0;
@@ -548,7 +556,9 @@ static struct ds__sched *ds__sched_alloc(ds_context *ctx, hwloc_topology_t topo)
   s->ctx = ctx;
   s->topo = topo;
   s->nworkers = n;
+  s->nslots = n + 1;
   s->workers = w;
+  pthread_mutex_init(&s->helper_mu, NULL);
   ds__queue_init(&s->urgent);
 
   ds__queue_init(&s->low);
@@ -566,15 +576,16 @@ static struct ds__sched *ds__sched_alloc(ds_context *ctx, hwloc_topology_t topo)
   /* The last workers are reserved for URGENT work; at least one (worker 0) takes anything. */
   int reserve = (int)ds__param(ctx, DS_PARAM_SCHED_URGENT_RESERVE);
   if (reserve > n - 1) reserve = n - 1;
-  for (int i = 0; i < n; i++) {
+  for (int i = 0; i <= n; i++) {
     w[i].s = s;
     w[i].index = i;
-    w[i].reserved = i >= n - reserve;
-    w[i].pool = npools * i / n;
+    w[i].reserved = i < n && i >= n - reserve;
+    w[i].pool = i < n ? npools * i / n : 0;
     w[i].pu = -1;
     w[i].rng = 0x9E3779B97F4A7C15ull * (uint64_t)(i + 1);
     ds__queue_init(&w[i].mailbox);
   }
+  ds__deque_init(&w[n].deque, ctx); /* the helper's; without it, its mailbox is used */
   s->predict = ds__ewma_predict;
   s->predict_state = &s->ewma;
   s->tick_wall_ns = ds__now_ns();
@@ -663,7 +674,7 @@ void ds__sched_destroy(ds_context *ctx) {
     ds__task_unref(t);
   for (int p = 0; p < s->npools; p++)
     while ((t = ds__ring_pop(&s->pools[p].inject))) ds__task_unref(t);
-  for (int i = 0; i < s->nworkers; i++) {
+  for (int i = 0; i < s->nslots; i++) {
     while ((t = ds__deque_steal(&s->workers[i].deque)) || (t = ds__queue_pop_head(&s->workers[i].mailbox)))
       ds__task_unref(t);
   }

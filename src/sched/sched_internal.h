@@ -11,6 +11,10 @@
 #define DS__TIMED_EVERY 8 /* one NORMAL task in 8 has its wait and completion time measured */
 
 struct ds__sched;
+
+/* Adds to a counter only its owner thread writes (others read it relaxed): a plain load and
+ * store, no locked instruction on the per-task path. */
+#define ds__own_add(p, v) ds__store_relaxed((p), ds__load_relaxed(p) + (v))
 struct ds__slab;
 
 /* A successor edge: 'task' waits for the task whose list holds this node (holds a ref). */
@@ -147,6 +151,7 @@ typedef struct ds__worker {
   /* Written by this worker only (relaxed atomics so the tick may read them): tasks run,
    * steals, and completion time (ready to done) count, sum and sum of squares in us. */
   ds__atomic_u64 run, steals, done_n, done_sum_us, done_sumsq_us2;
+  ds__atomic_int nonlow; /* URGENT/NORMAL tasks running on it (nested runs counted), for the tick */
   /* Free tasks of this worker (task_pool.c). This worker only. */
   struct ds_task *cache;
   int ncached;
@@ -186,11 +191,13 @@ struct ds__sched {
   ds_context *ctx;
   void *topo; /* hwloc_topology_t held by the context's reference, or NULL */
   int nworkers;
+  int nslots;          /* nworkers + 1: workers[nworkers] is the helper slot (task.c) */
   ds__worker *workers;
+  pthread_mutex_t helper_mu; /* held by the outside thread using the helper slot */
   ds__queue urgent, low;
   ds__pool pools[DS__SCHED_MAX_POOLS];
   int npools;
-  ds__atomic_int low_running, nonlow_running;
+  ds__atomic_int low_running;
   ds__atomic_int low_cap, low_duty_pct; /* in force, after throttling */
 
   pthread_mutex_t park_mu;
@@ -198,6 +205,7 @@ struct ds__sched {
   pthread_cond_t ticker_cv; /* the ticker's timed wait (under park_mu); signalled at stop */
   pthread_t ticker;
   ds__atomic_int sleepers, spinning, urgent_sleepers;
+  ds__atomic_int waking; /* signals sent to sleepers that have not left the park yet (park_mu) */
   ds__atomic_int draining; /* destroy began: no submits, queued user tasks are cancelled */
   ds__atomic_int stop;     /* workers exit */
   char pad_unfinished[64];

@@ -260,11 +260,25 @@ static void ds__abs_timespec(struct timespec *ts, uint64_t ns_from_now) {
   ts->tv_nsec = (long)(ns % 1000000000u);
 }
 
+/* An outside thread that waits without a time limit runs queued tasks until the queues are
+ * empty (as oneTBB's waiting thread does), in the helper slot: a worker record with a deque of
+ * its own that the workers steal from, used by one outside thread at a time (helper_mu). */
+static void ds__help(struct ds__sched *s, const void *key, ds__done_fn done) {
+  if (ds__load(&s->draining) || pthread_mutex_trylock(&s->helper_mu) != 0) return;
+  ds__worker *h = &s->workers[s->nworkers];
+  ds__tl_worker = h;
+  struct ds_task *t;
+  while (!done(key) && (t = ds__sched_next(h))) ds__sched_run_entry(h, t);
+  ds__tl_worker = NULL;
+  pthread_mutex_unlock(&s->helper_mu);
+}
+
 /* Waits until done(key) or the deadline (CLOCK_MONOTONIC ns, UINT64_MAX: none); returns
  * done(key). A worker runs other tasks meanwhile, so nested waits cannot starve the pool. */
 static int ds__wait(struct ds__sched *s, const void *key, ds__done_fn done, ds__atomic_int *waiters,
                     uint64_t deadline) {
   ds__worker *w = ds__sched_self(s);
+  if (!w && !ds__tl_worker && deadline == UINT64_MAX) ds__help(s, key, done);
   struct ds__stripe *sp = ds__stripe_of(s, key);
   for (;;) {
     if (done(key)) return 1;
