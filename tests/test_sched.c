@@ -757,6 +757,42 @@ static void test_deadline_and_cost_order(void **state) {
   ds_context_destroy(ctx);
 }
 
+/* ---------------------------------------------------------------- NUMA placement */
+
+/* The placement choice on made-up maps (this machine may have one node): a task whose data
+ * is on node k goes to the submitting worker if it is on k, else spreads over k's workers,
+ * never to a reserved worker; unknown or workerless nodes give no preference. */
+static void test_numa_placement(void **state) {
+  (void)state;
+  int node[] = {0, 0, 1, 1, 1}, reserved[] = {0, 0, 0, 0, 1};
+  assert_int_equal(ds__sched_place(node, reserved, 5, 1, 0, 3), 3);  /* self on node 1 */
+  assert_int_equal(ds__sched_place(node, reserved, 5, 1, 0, 4), 2);  /* self reserved */
+  assert_int_equal(ds__sched_place(node, reserved, 5, 1, 0, -1), 2); /* outside: rotor */
+  assert_int_equal(ds__sched_place(node, reserved, 5, 1, 1, -1), 3);
+  assert_int_equal(ds__sched_place(node, reserved, 5, 1, 2, -1), 2);
+  assert_int_equal(ds__sched_place(node, reserved, 5, 0, 1, 3), 1);
+  assert_int_equal(ds__sched_place(node, reserved, 5, 2, 0, 0), -1); /* no worker there */
+  assert_int_equal(ds__sched_place(node, reserved, 5, -1, 0, 0), -1);
+  /* Through the API: a data hint and the first released options size are accepted; on one
+   * node the hint changes nothing. */
+  ds_context *ctx = new_ctx_workers(2, NULL, 0);
+  struct ds__sched *s = ds__sched_get(ctx);
+  for (int i = 0; i < s->nworkers; i++) assert_true(s->worker_node[i] >= -1);
+  ds__atomic_int n = 0;
+  ds_task *t;
+  ds_task_options o = DS_TASK_OPTIONS_INIT;
+  o.data = &n;
+  assert_int_equal(ds_task_submit(&t, ctx, add_one, &n, &o), DS_OK);
+  assert_int_equal(ds_task_wait(t, -1), DS_OK);
+  ds_task_release(t);
+  o.struct_size = (uint32_t)(offsetof(ds_task_options, worker) + sizeof(int32_t));
+  assert_int_equal(ds_task_submit(&t, ctx, add_one, &n, &o), DS_OK);
+  assert_int_equal(ds_task_wait(t, -1), DS_OK);
+  ds_task_release(t);
+  assert_int_equal(ds__load(&n), 2);
+  ds_context_destroy(ctx);
+}
+
 /* ---------------------------------------------------------------- dual-active pools */
 
 static ds__atomic_int g_pool1_blocked, g_pool1_release;
@@ -979,6 +1015,7 @@ int main(void) {
       cmocka_unit_test(test_tick_while_all_workers_blocked),
       cmocka_unit_test(test_pool_failover),
       cmocka_unit_test(test_deadline_and_cost_order),
+      cmocka_unit_test(test_numa_placement),
       cmocka_unit_test(test_ewma_and_histogram),
       cmocka_unit_test(test_executor_routed_and_stats),
       cmocka_unit_test(test_idle_cpu_below_one_percent),

@@ -529,6 +529,7 @@ static void ds__sched_free(struct ds__sched *s) {
   pthread_cond_destroy(&s->ticker_cv);
   pthread_mutex_destroy(&s->tick_mu);
   ds__pool_fini(s);
+  ds__free(ctx, s->worker_node);
   ds__free(ctx, s->workers);
   ds__free(ctx, s);
 }
@@ -537,12 +538,18 @@ static struct ds__sched *ds__sched_alloc(ds_context *ctx, hwloc_topology_t topo)
   int n = ds__sched_worker_count(ctx, topo);
   struct ds__sched *s = ds__calloc(ctx, 1, sizeof *s);
   ds__worker *w = s ? ds__calloc(ctx, (size_t)n + 1, sizeof *w) : NULL; /* + the helper slot */
+  int *nodes = w ? ds__calloc(ctx, 2 * ((size_t)n + 1), sizeof *nodes) : NULL;
+  if (w && !nodes) {
+    ds__free(ctx, w);
+    w = NULL;
+  }
   int npools = (int)ds__param(ctx, DS_PARAM_SCHED_POOLS);
   if (npools > n) npools = n;
   int rings = 0;
   while (w && rings < npools && ds__ring_init(&s->pools[rings].inject, ctx)) rings++;
   if (!w || rings < npools) {
     for (int p = 0; p < rings; p++) ds__ring_fini(&s->pools[p].inject, ctx);
+    if (w) ds__free(ctx, nodes);
     if (s) ds__free(ctx, w);
     ds__free(ctx, s);
     return NULL;
@@ -558,6 +565,8 @@ static struct ds__sched *ds__sched_alloc(ds_context *ctx, hwloc_topology_t topo)
   s->nworkers = n;
   s->nslots = n + 1;
   s->workers = w;
+  s->worker_node = nodes;
+  s->worker_reserved = nodes + n + 1;
   pthread_mutex_init(&s->helper_mu, NULL);
   ds__queue_init(&s->urgent);
 
@@ -586,6 +595,7 @@ static struct ds__sched *ds__sched_alloc(ds_context *ctx, hwloc_topology_t topo)
     ds__queue_init(&w[i].mailbox);
   }
   ds__deque_init(&w[n].deque, ctx); /* the helper's; without it, its mailbox is used */
+  ds__sched_numa_init(s);
   s->predict = ds__ewma_predict;
   s->predict_state = &s->ewma;
   s->tick_wall_ns = ds__now_ns();

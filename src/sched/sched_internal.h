@@ -194,6 +194,10 @@ struct ds__sched {
   int nslots;          /* nworkers + 1: workers[nworkers] is the helper slot (task.c) */
   ds__worker *workers;
   pthread_mutex_t helper_mu; /* held by the outside thread using the helper slot */
+  int numa_nodes;            /* NUMA nodes of the machine (0: no topology) */
+  int *worker_node;          /* per slot: NUMA node os index of its PU, -1 unknown */
+  int *worker_reserved;      /* per slot: 1 if URGENT-only (a copy for ds__sched_place) */
+  ds__atomic_int numa_rotor; /* spreads data-placed tasks over a node's workers */
   ds__queue urgent, low;
   ds__pool pools[DS__SCHED_MAX_POOLS];
   int npools;
@@ -265,6 +269,14 @@ ds__worker *ds__sched_self(const struct ds__sched *s);
 ds__pool *ds__sched_route(struct ds__sched *s, uint64_t id);
 void ds__sched_watchdog(struct ds__sched *s, uint64_t now);
 int ds__sched_pools_stalled(struct ds__sched *s);
+
+/* numa.c: the worker for a NORMAL task whose data is at @p data (-1: no preference), and
+ * the choice itself: a worker on @p node, @p self if it is one, else the rotor-th of them
+ * (reserved workers excluded); -1 if none. */
+void ds__sched_numa_init(struct ds__sched *s);
+int ds__sched_worker_for_data(struct ds__sched *s, const void *data);
+int ds__sched_place(const int *worker_node, const int *reserved, int nworkers, int node,
+                    unsigned rotor, int self);
 
 /* task_pool.c: task memory (see there). ds__pool_fini frees every task at once. */
 void ds__pool_init(struct ds__sched *s);

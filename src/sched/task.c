@@ -9,11 +9,15 @@
  * a thread sleeps on the task (t->waiters, raised with a seq_cst RMW before it re-checks the
  * state under the task's stripe mutex) does the completer take that mutex to broadcast. One
  * side always sees the other, so no wake-up is lost. */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "sched_internal.h"
+
+/* ds_task_options as first released, up to and including 'worker'. */
+#define DS__TASK_OPTIONS_V1_SIZE (offsetof(ds_task_options, worker) + sizeof(int32_t))
 
 char ds__succ_closed; /* its address marks a closed successor list */
 
@@ -117,6 +121,8 @@ static struct ds_task *ds__task_new(struct ds__sched *s, const ds_task_options *
   t->timed = o->prio != DS_PRIO_NORMAL || o->deadline_ns || t->id % DS__TIMED_EVERY == 0;
   t->device = o->device;
   t->worker_hint = o->worker;
+  if (o->prio == DS_PRIO_NORMAL && o->worker < 0 && o->data)
+    t->worker_hint = ds__sched_worker_for_data(s, o->data);
   t->deadline_ns = o->deadline_ns;
   t->cost_ns = o->cost_ns;
   t->group = o->group;
@@ -230,6 +236,11 @@ ds_status ds_task_submit(ds_task **out, ds_context *ctx, ds_task_fn fn, void *ar
   if (!ctx) return ds__error(NULL, DS_ERR_INVALID_ARG, "sched", "ds_task_submit: ctx is NULL");
   ds_task_options defaults = DS_TASK_OPTIONS_INIT;
   const ds_task_options *o = opts ? opts : &defaults;
+  if (opts && opts->struct_size == DS__TASK_OPTIONS_V1_SIZE) { /* built before 'data' */
+    memcpy(&defaults, opts, DS__TASK_OPTIONS_V1_SIZE);
+    defaults.struct_size = sizeof defaults;
+    o = &defaults;
+  }
   ds_status st = ds__check_submit(ctx, fn, o);
   return st != DS_OK ? st : ds__submit(out, ctx, o, fn, NULL, arg);
 }
