@@ -156,6 +156,7 @@ typedef struct ds__worker {
   struct ds_task *cache;
   int ncached;
   uint64_t rng;           /* victim choice; touched by this worker only */
+  uint64_t id_next, id_end; /* its current block of task ids (task.c); this worker only */
   char pad[64];
 } ds__worker;
 
