@@ -58,8 +58,8 @@ static void ds__pool_fail_over(struct ds__sched *s, int pi, uint64_t now) {
   ds__fetch_add_relaxed(&s->failovers, 1);
   ds__fetch_add_relaxed(&s->failover_tasks, moved);
   ds__log(s->ctx, DS_LOG_WARN, "sched",
-          "pool %d (workers %d-%d) finished no task for %llu ms with every worker busy: stalled; "
-          "%llu queued tasks moved to pool %d, new work goes there", pi, p->first,
+          "pool %d (workers %d to %d) finished no task for %llu ms with every worker busy: "
+          "stalled; %llu queued tasks moved to pool %d, new work goes there", pi, p->first,
           p->first + p->count - 1, (unsigned long long)((now - p->progress_ns) / 1000000u),
           (unsigned long long)moved, (pi + 1) % s->npools);
   if (moved) ds__sched_wake(s);
