@@ -630,7 +630,7 @@ static ds_status spin_50us(void *arg) {
   return DS_OK;
 }
 
-/* The tick also runs while every worker is busy (every 16 tasks), so throttling reacts under
+/* The tick also runs while every worker is busy with short tasks, so throttling reacts under
  * load, not only once the pool idles. */
 static void test_tick_runs_under_load(void **state) {
   (void)state;
@@ -651,6 +651,216 @@ static void test_tick_runs_under_load(void **state) {
   assert_true(still_busy);
   assert_int_equal(ds_task_group_wait(g, -1), DS_OK);
   ds_task_group_destroy(g);
+  ds_context_destroy(ctx);
+}
+
+/* Blocks until *arg becomes nonzero (at most 20 s, so a failing test cannot hang). */
+static ds_status block_until(void *arg) {
+  for (int i = 0; i < 20000 && !ds__load((ds__atomic_int *)arg); i++) sleep_ms(1);
+  return DS_OK;
+}
+
+static ds__atomic_int g_tick_calls;
+
+static double counting_load(void *state, double observed) {
+  (void)observed;
+  ds__fetch_add(&g_tick_calls, 1);
+  return ds__load((ds__atomic_int *)state) / 100.0;
+}
+
+/* The ticker thread ticks while every worker is stuck inside a long task (no task boundary
+ * at all): the predictor is asked and the LOW cap follows it. */
+static void test_tick_while_all_workers_blocked(void **state) {
+  (void)state;
+  /* Throttle above 300 %: the two blocked tasks alone (100 %) must not trigger it. */
+  ds_param_value pv[] = {{DS_PARAM_SCHED_LOW_MAX_WORKERS, 0, 2}, {DS_PARAM_SCHED_TICK_MS, 0, 5},
+                         {DS_PARAM_SCHED_THROTTLE_LOAD_PCT, 0, 300}};
+  ds_context *ctx = new_ctx_workers(2, pv, 3);
+  ds__atomic_int release = 0, load = 10;
+  ds_task *b[2];
+  for (int i = 0; i < 2; i++) assert_int_equal(ds_task_submit(&b[i], ctx, block_until, &release, NULL), DS_OK);
+  for (int i = 0; i < 5000 && !(ds_task_state(b[0]) == DS_TASK_RUNNING &&
+                                 ds_task_state(b[1]) == DS_TASK_RUNNING); i++)
+    sleep_ms(1);
+  assert_int_equal(ds_task_state(b[0]), DS_TASK_RUNNING);
+  assert_int_equal(ds_task_state(b[1]), DS_TASK_RUNNING);
+  ds__sched_set_predictor(ctx, counting_load, &load);
+  int before = ds__load(&g_tick_calls), cap = 0;
+  for (int i = 0; i < 5000 && ds__load(&g_tick_calls) < before + 2; i++) sleep_ms(1);
+  ds__sched_low_limits(ctx, &cap, NULL, NULL);
+  assert_int_equal(cap, 2); /* predicted 10 %: not throttled */
+  before = ds__load(&g_tick_calls);
+  ds__store(&load, 500); /* predicted 5x the pool: the cap must halve */
+  for (int i = 0; i < 5000 && cap != 1; i++) {
+    sleep_ms(1);
+    ds__sched_low_limits(ctx, &cap, NULL, NULL);
+  }
+  assert_int_equal(cap, 1);
+  assert_true(ds__load(&g_tick_calls) > before);
+  assert_int_equal(ds_task_state(b[0]), DS_TASK_RUNNING); /* still blocked: no boundary passed */
+  ds__store(&release, 1);
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(ds_task_wait(b[i], -1), DS_OK);
+    ds_task_release(b[i]);
+  }
+  ds__sched_set_predictor(ctx, NULL, NULL);
+  ds_context_destroy(ctx);
+}
+
+/* ---------------------------------------------------------------- ordering within a class */
+
+static ds__atomic_int g_order_n;
+static int g_order[16];
+
+static ds_status record_class_order(void *arg) {
+  int i = ds__fetch_add(&g_order_n, 1);
+  if (i < 16) g_order[i] = (int)(intptr_t)arg;
+  return DS_OK;
+}
+
+/* With the only worker busy, queued URGENT tasks start earliest deadline first, and LOW tasks
+ * by deadline, then the longest cost hint first, then in submission order. */
+static void test_deadline_and_cost_order(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx_workers(1, NULL, 0);
+  ds__atomic_int release = 0;
+  ds_task *b;
+  assert_int_equal(ds_task_submit(&b, ctx, block_until, &release, NULL), DS_OK);
+  for (int i = 0; i < 5000 && ds_task_state(b) != DS_TASK_RUNNING; i++) sleep_ms(1);
+  assert_int_equal(ds_task_state(b), DS_TASK_RUNNING);
+  ds__store(&g_order_n, 0);
+  uint64_t now = ds__now_ns(), s = 1000000000ull;
+  /* label, class, deadline (0 none), cost */
+  struct { int label, prio; uint64_t deadline, cost; } sub[] = {
+      {10, DS_PRIO_LOW, 0, 1000}, {11, DS_PRIO_LOW, 0, 5000}, {12, DS_PRIO_LOW, now + 60 * s, 0},
+      {13, DS_PRIO_LOW, 0, 3000}, {14, DS_PRIO_LOW, now + 30 * s, 0}, {15, DS_PRIO_LOW, 0, 3000},
+      {1, DS_PRIO_URGENT, now + 60 * s, 0}, {2, DS_PRIO_URGENT, 0, 0}, {3, DS_PRIO_URGENT, now + 30 * s, 0}};
+  ds_task_group *g;
+  assert_int_equal(ds_task_group_create(&g, ctx), DS_OK);
+  for (size_t i = 0; i < sizeof sub / sizeof sub[0]; i++) {
+    ds_task_options o = DS_TASK_OPTIONS_INIT;
+    o.group = g;
+    o.prio = sub[i].prio;
+    o.deadline_ns = sub[i].deadline;
+    o.cost_ns = sub[i].cost;
+    assert_int_equal(ds_task_submit(NULL, ctx, record_class_order, (void *)(intptr_t)sub[i].label, &o), DS_OK);
+  }
+  ds__store(&release, 1);
+  assert_int_equal(ds_task_group_wait(g, -1), DS_OK);
+  ds_task_group_destroy(g);
+  assert_int_equal(ds_task_wait(b, -1), DS_OK);
+  ds_task_release(b);
+  int want[] = {3, 1, 2, 14, 12, 11, 13, 15, 10};
+  assert_int_equal(ds__load(&g_order_n), 9);
+  for (int i = 0; i < 9; i++)
+    if (g_order[i] != want[i]) fail_msg("position %d: task %d, expected %d", i, g_order[i], want[i]);
+  ds_context_destroy(ctx);
+}
+
+/* ---------------------------------------------------------------- NUMA placement */
+
+/* The placement choice on made-up maps (this machine may have one node): a task whose data
+ * is on node k goes to the submitting worker if it is on k, else spreads over k's workers,
+ * never to a reserved worker; unknown or workerless nodes give no preference. */
+static void test_numa_placement(void **state) {
+  (void)state;
+  int node[] = {0, 0, 1, 1, 1}, reserved[] = {0, 0, 0, 0, 1};
+  assert_int_equal(ds__sched_place(node, reserved, 5, 1, 0, 3), 3);  /* self on node 1 */
+  assert_int_equal(ds__sched_place(node, reserved, 5, 1, 0, 4), 2);  /* self reserved */
+  assert_int_equal(ds__sched_place(node, reserved, 5, 1, 0, -1), 2); /* outside: rotor */
+  assert_int_equal(ds__sched_place(node, reserved, 5, 1, 1, -1), 3);
+  assert_int_equal(ds__sched_place(node, reserved, 5, 1, 2, -1), 2);
+  assert_int_equal(ds__sched_place(node, reserved, 5, 0, 1, 3), 1);
+  assert_int_equal(ds__sched_place(node, reserved, 5, 2, 0, 0), -1); /* no worker there */
+  assert_int_equal(ds__sched_place(node, reserved, 5, -1, 0, 0), -1);
+  /* Through the API: a data hint and the first released options size are accepted; on one
+   * node the hint changes nothing. */
+  ds_context *ctx = new_ctx_workers(2, NULL, 0);
+  struct ds__sched *s = ds__sched_get(ctx);
+  for (int i = 0; i < s->nworkers; i++) assert_true(s->worker_node[i] >= -1);
+  ds__atomic_int n = 0;
+  ds_task *t;
+  ds_task_options o = DS_TASK_OPTIONS_INIT;
+  o.data = &n;
+  assert_int_equal(ds_task_submit(&t, ctx, add_one, &n, &o), DS_OK);
+  assert_int_equal(ds_task_wait(t, -1), DS_OK);
+  ds_task_release(t);
+  o.struct_size = (uint32_t)(offsetof(ds_task_options, worker) + sizeof(int32_t));
+  assert_int_equal(ds_task_submit(&t, ctx, add_one, &n, &o), DS_OK);
+  assert_int_equal(ds_task_wait(t, -1), DS_OK);
+  ds_task_release(t);
+  assert_int_equal(ds__load(&n), 2);
+  ds_context_destroy(ctx);
+}
+
+/* ---------------------------------------------------------------- dual-active pools */
+
+static ds__atomic_int g_pool1_blocked, g_pool1_release;
+
+/* Blocks (until released, at most 20 s) if it runs on a worker of pool 1 and fewer than two
+ * tasks block there yet; otherwise returns at once. */
+static ds_status block_on_pool1(void *arg) {
+  (void)arg;
+  ds__worker *w = ds__tl_worker;
+  if (!w || w->pool != 1) return DS_OK;
+  int n = ds__load(&g_pool1_blocked);
+  while (n < 2)
+    if (ds__cas(&g_pool1_blocked, &n, n + 1)) {
+      for (int i = 0; i < 20000 && !ds__load(&g_pool1_release); i++) sleep_ms(1);
+      return DS_OK;
+    }
+  return DS_OK;
+}
+
+static double stat_value(ds_context *ctx, const char *name) {
+  ds_stats *st;
+  double v = -1;
+  assert_int_equal(ds_stats_snapshot(&st, ctx), DS_OK);
+  assert_int_equal(ds_stats_find(&v, st, name), DS_OK);
+  ds_stats_free(st);
+  return v;
+}
+
+/* Two pools; every worker of pool 1 blocks forever (until the test releases it). The
+ * watchdog marks pool 1 stalled within its bound, new work goes to pool 0 and completes, the
+ * stats count the failover, and pool 1 returns to service once its tasks finish. */
+static void test_pool_failover(void **state) {
+  (void)state;
+  ds_param_value pv[] = {{DS_PARAM_SCHED_POOLS, 0, 2}, {DS_PARAM_SCHED_STALL_MS, 0, 100},
+                         {DS_PARAM_SCHED_TICK_MS, 0, 5}};
+  ds_context *ctx = new_ctx_workers(4, pv, 3);
+  struct ds__sched *s = ds__sched_get(ctx);
+  assert_int_equal(s->npools, 2);
+  assert_int_equal(s->pools[1].first, 2);
+  ds__store(&g_pool1_blocked, 0);
+  ds__store(&g_pool1_release, 0);
+  for (int i = 0; i < 5000 && ds__load(&g_pool1_blocked) < 2; i++) {
+    for (int k = 0; k < 4; k++) assert_int_equal(ds_task_submit(NULL, ctx, block_on_pool1, NULL, NULL), DS_OK);
+    sleep_ms(1);
+  }
+  assert_int_equal(ds__load(&g_pool1_blocked), 2);
+  uint64_t t0 = ds__now_ns();
+  while (!ds__load(&s->pools[1].stalled) && ds__now_ns() - t0 < 5000000000ull) sleep_ms(1);
+  assert_true(ds__load(&s->pools[1].stalled));
+  assert_false(ds__load(&s->pools[0].stalled));
+  /* Work submitted now runs on pool 0 only, within a loose bound. */
+  ds__atomic_int n = 0;
+  ds_task_group *g;
+  assert_int_equal(ds_task_group_create(&g, ctx), DS_OK);
+  ds_task_options o = DS_TASK_OPTIONS_INIT;
+  o.group = g;
+  for (int i = 0; i < 200; i++) assert_int_equal(ds_task_submit(NULL, ctx, add_one, &n, &o), DS_OK);
+  assert_int_equal(ds__ring_size(&s->pools[1].inject), 0); /* none routed to the stalled pool */
+  assert_int_equal(ds_task_group_wait(g, 10000), DS_OK);
+  ds_task_group_destroy(g);
+  assert_int_equal(ds__load(&n), 200);
+  sleep_ms(30); /* a few ticks publish the stats */
+  assert_true(stat_value(ctx, "sched.failovers") >= 1);
+  assert_true(stat_value(ctx, "sched.pools_stalled") >= 1);
+  ds__store(&g_pool1_release, 1);
+  t0 = ds__now_ns();
+  while (ds__load(&s->pools[1].stalled) && ds__now_ns() - t0 < 5000000000ull) sleep_ms(1);
+  assert_false(ds__load(&s->pools[1].stalled));
   ds_context_destroy(ctx);
 }
 
@@ -802,6 +1012,10 @@ int main(void) {
       cmocka_unit_test(test_low_migration_hook),
       cmocka_unit_test(test_low_duty_cycle),
       cmocka_unit_test(test_tick_runs_under_load),
+      cmocka_unit_test(test_tick_while_all_workers_blocked),
+      cmocka_unit_test(test_pool_failover),
+      cmocka_unit_test(test_deadline_and_cost_order),
+      cmocka_unit_test(test_numa_placement),
       cmocka_unit_test(test_ewma_and_histogram),
       cmocka_unit_test(test_executor_routed_and_stats),
       cmocka_unit_test(test_idle_cpu_below_one_percent),

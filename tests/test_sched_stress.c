@@ -1,5 +1,6 @@
 /* Stress test of the scheduler: 1,000,000 tasks (100,000 under ASan, 50,000 under TSan;
- * DS_SCHED_STRESS_TASKS overrides) in the three classes, each with up to 3 random predecessors
+ * DS_SCHED_STRESS_TASKS overrides) on one pool, then a quarter as many on two pools, in the
+ * three classes, each with up to 3 random predecessors
  * among the 256 before it, 0.1% failing, 0.1% cancelled while others run (a failure cancels
  * much of what follows it, so higher rates leave little that runs). Checks that no task
  * starts before a predecessor succeeded, that exactly the tasks whose predecessors all
@@ -104,17 +105,18 @@ static void submit_one(ds_context *ctx, ds_task_group *g, ds_task **ring, int i,
   }
 }
 
-static void test_stress_random_dag(void **state) {
-  (void)state;
-  const char *env = getenv("DS_SCHED_STRESS_TASKS");
-  int n = env ? atoi(env) : DEFAULT_TASKS;
+/* n tasks (at least WINDOW) on the given pools and workers (0: one per PU). */
+static void run_stress(int n, int pools, int workers) {
   if (n < WINDOW) n = WINDOW;
   stress_alloc(n);
   ds_context_options co = DS_CONTEXT_OPTIONS_INIT;
   co.flags = DS_CONTEXT_NO_ENV;
-  ds_param_value pv[] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0}, {DS_PARAM_STATS_FILE, 0, 0}};
+  ds_param_value pv[] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0},
+                         {DS_PARAM_STATS_FILE, 0, 0},
+                         {DS_PARAM_SCHED_POOLS, 0, pools},
+                         {DS_PARAM_SCHED_WORKERS, 0, workers}};
   co.params = pv;
-  co.nparams = 2;
+  co.nparams = 4;
   ds_context *ctx = NULL;
   assert_int_equal(ds_context_create(&ctx, &co), DS_OK);
   ds_task_group *g;
@@ -137,7 +139,7 @@ static void test_stress_random_dag(void **state) {
     if (did != expect && !(S.cancelled[i] == 2 && !did)) fail_msg("task %d: ran %d, expected %d", i, did, expect);
     ran += did;
   }
-  printf("stress: %d tasks (%d ran) in %.2f s\n", n, ran, secs);
+  printf("stress: %d tasks (%d ran) on %d pool(s) in %.2f s\n", n, ran, pools, secs);
   assert_int_equal(ds__load(&S.violations), 0);
   assert_int_equal(ds__load(&S.completions), n);
   assert_true(ran > n / 4);
@@ -145,7 +147,25 @@ static void test_stress_random_dag(void **state) {
   stress_free();
 }
 
+static int stress_tasks(void) {
+  const char *env = getenv("DS_SCHED_STRESS_TASKS");
+  return env ? atoi(env) : DEFAULT_TASKS;
+}
+
+static void test_stress_random_dag(void **state) {
+  (void)state;
+  run_stress(stress_tasks(), 1, 0);
+}
+
+/* The same with two dual-active pools of two workers: outside submits alternate between the
+ * pools' inject rings and workers take from both (a quarter of the tasks). */
+static void test_stress_two_pools(void **state) {
+  (void)state;
+  run_stress(stress_tasks() / 4, 2, 4);
+}
+
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_stress_random_dag)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_stress_random_dag),
+                                     cmocka_unit_test(test_stress_two_pools)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -91,6 +91,18 @@ typedef enum ds_param {
    *  URGENT task starts at once even while every other worker runs long NORMAL or LOW tasks
    *  without yield points. Default 0. Read when the scheduler starts. */
   DS_PARAM_SCHED_URGENT_RESERVE = 109,
+  /** Worker pools (1..2). With 2, the workers are split into two dual-active pools over
+   *  disjoint processing units (the first half and the second half), each with its own queue
+   *  for tasks submitted from outside, both serving work (outside submits alternate between
+   *  them; an idle worker takes from the other pool). A pool whose workers are all inside tasks
+   *  and finish none for DS_PARAM_SCHED_STALL_MS is marked stalled: its queued outside work
+   *  moves to the other pool, new work goes there, and the log and stats (sched.failovers,
+   *  sched.failover_tasks, sched.pools_stalled) say so, until it makes progress again.
+   *  Default 1. Read when the scheduler starts. */
+  DS_PARAM_SCHED_POOLS = 110,
+  /** Time without progress after which the watchdog declares a pool stalled (10..3600000
+   *  ms; checked every scheduler tick). Default 2000. */
+  DS_PARAM_SCHED_STALL_MS = 111,
   /** Cache: eviction policy of a cache created with NULL options or a NULL policy name:
    *  0 lruk+, 1 lru, 2 lru2, 3 arc, 4 s3fifo, 5 wtinylfu, 6 sieve (config/env take the
    *  name). Default 0 (lruk+). Read at ds_cache_create. */

@@ -71,16 +71,23 @@ typedef struct ds_task_options {
   ds_task_done_fn on_done; /**< NULL: none */
   void *on_done_user;
   uint64_t deadline_ns; /**< CLOCK_MONOTONIC time; a task not started by then completes with
-                             DS_ERR_TIMEOUT instead of running. 0: none */
-  uint64_t cost_ns;     /**< expected run time (hint; recorded, not yet used) */
+                             DS_ERR_TIMEOUT instead of running. Queued URGENT and LOW tasks
+                             start earliest deadline first, before those without one. 0: none */
+  uint64_t cost_ns;     /**< expected run time (hint): queued LOW tasks without a deadline
+                             start longest first. 0: unknown */
   int32_t device;       /**< device hint, -1 any (recorded, not yet used) */
   int32_t worker;       /**< NORMAL only: worker whose deque receives the task (its cache or
                              NUMA node holds the data); -1: the submitting worker's deque, or
                              from outside the pool a FIFO all workers take from */
+  const void *data;     /**< NORMAL only, with worker -1: the data the task works on. On a
+                             machine with several NUMA nodes the task goes to a worker on the
+                             node holding that page (hwloc_get_area_memlocation), the
+                             submitting worker if it is one. NULL: none. (Appended in 0.x;
+                             callers built with the shorter struct are still accepted.) */
 } ds_task_options;
 
 #define DS_TASK_OPTIONS_INIT \
-  { sizeof(ds_task_options), DS_PRIO_NORMAL, NULL, NULL, 0, NULL, NULL, NULL, 0, 0, -1, -1 }
+  { sizeof(ds_task_options), DS_PRIO_NORMAL, NULL, NULL, 0, NULL, NULL, NULL, 0, 0, -1, -1, NULL }
 
 DS_EXTERN_C_BEGIN
 

@@ -22,6 +22,15 @@ typedef _Atomic(void *) ds__atomic_ptr;
 #define ds__cas(p, expected, desired) \
   atomic_compare_exchange_strong_explicit((p), (expected), (desired), memory_order_acq_rel, \
                                           memory_order_acquire)
+/* Sequentially consistent operations, for protocols (the scheduler's Chase-Lev deques) whose
+ * store-then-load order between two variables must hold; ThreadSanitizer models these, where
+ * it does not model a standalone fence. */
+#define ds__load_seq_cst(p) atomic_load_explicit((p), memory_order_seq_cst)
+#define ds__store_seq_cst(p, v) atomic_store_explicit((p), (v), memory_order_seq_cst)
+#define ds__fetch_add_seq_cst(p, v) atomic_fetch_add_explicit((p), (v), memory_order_seq_cst)
+#define ds__cas_seq_cst(p, expected, desired) \
+  atomic_compare_exchange_strong_explicit((p), (expected), (desired), memory_order_seq_cst, \
+                                          memory_order_relaxed)
 #define ds__fence_acquire() atomic_thread_fence(memory_order_acquire)
 #define ds__fence_release() atomic_thread_fence(memory_order_release)
 #define ds__fence_seq_cst() atomic_thread_fence(memory_order_seq_cst)

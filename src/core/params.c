@@ -37,6 +37,8 @@ static const ds__param_def ds__params[] = {
     {DS_PARAM_SCHED_EXECUTOR, "sched_executor", 0, 1, 1, 0, NULL},
     {DS_PARAM_SCHED_EWMA_ALPHA_PCT, "sched_ewma_alpha_pct", 1, 100, 30, 0, NULL},
     {DS_PARAM_SCHED_URGENT_RESERVE, "sched_urgent_reserve", 0, 1024, 0, 0, NULL},
+    {DS_PARAM_SCHED_POOLS, "sched_pools", 1, 2, 1, 0, NULL},
+    {DS_PARAM_SCHED_STALL_MS, "sched_stall_ms", 10, 3600000, 2000, 0, NULL},
     {DS_PARAM_CACHE_POLICY, "cache_policy", 0, 6, 0, 0, ds__cache_policy_names},
     {DS_PARAM_CACHE_L1_BYTES, "cache_l1_bytes", 0, (int64_t)1 << 50, (int64_t)64 << 20, 0, NULL},
     {DS_PARAM_CACHE_L2_BYTES, "cache_l2_bytes", 0, (int64_t)1 << 50, 0, 0, NULL},

@@ -31,7 +31,7 @@ void ds__sched_migrate_tick(struct ds__sched *s) {
     int expected = DS_TASK_READY;
     if (t->work || !ds__cas(&t->state, &expected, DS_TASK_RUNNING)) {
       if (t->work) {
-        ds__queue_push_tail(&s->low, t); /* core work stays local */
+        ds__queue_insert(&s->low, t); /* core work stays local */
         return;
       }
       ds__task_unref(t); /* cancelled while queued */
@@ -39,7 +39,7 @@ void ds__sched_migrate_tick(struct ds__sched *s) {
     }
     if (!s->migrate(s->migrate_user, t)) {
       ds__store(&t->state, DS_TASK_READY);
-      ds__queue_push_tail(&s->low, t);
+      ds__queue_insert(&s->low, t);
       return;
     }
     ds__fetch_add_relaxed(&s->migrated, 1);

@@ -44,8 +44,17 @@ static int ds__low_acquire(struct ds__sched *s) {
   return 0;
 }
 
+/* NORMAL entries queued anywhere (a racy sum: a hint for parking, stealing and stats). */
+int64_t ds__sched_normal_queued(struct ds__sched *s) {
+  int64_t n = 0;
+  for (int p = 0; p < s->npools; p++) n += ds__ring_size(&s->pools[p].inject);
+  for (int i = 0; i < s->nslots; i++)
+    n += ds__deque_size(&s->workers[i].deque) + ds__load_relaxed(&s->workers[i].mailbox.len);
+  return n;
+}
+
 int ds__sched_runnable(struct ds__sched *s) {
-  if (ds__load(&s->urgent.len) > 0 || ds__load(&s->n_normal) > 0) return 1;
+  if (ds__load(&s->urgent.len) > 0 || ds__sched_normal_queued(s) > 0) return 1;
   return ds__load(&s->low.len) > 0 && ds__load_relaxed(&s->low_running) <
          ds__load_relaxed(&s->low_cap) && ds__low_duty_open(s);
 }
@@ -56,10 +65,16 @@ void ds__sched_wake(struct ds__sched *s) {
   /* Pairs with the fence in ds__worker_park: either the sleeper sees the new entry, or we see
    * the sleeper and signal under its mutex. */
   ds__fence_seq_cst();
-  /* A spinning worker will find the work, and parks only after checking once more. */
-  if (ds__load(&s->sleepers) == 0 || ds__load_relaxed(&s->spinning) > 0) return;
+  /* A spinning worker will find the work, and parks only after checking once more. A worker
+   * already being woken will too: one futex wake per sleeper, not one per submit. */
+  int sleepers = ds__load(&s->sleepers);
+  if (sleepers == 0 || ds__load_relaxed(&s->spinning) > 0 || ds__load_relaxed(&s->waking) >= sleepers)
+    return;
   pthread_mutex_lock(&s->park_mu);
-  pthread_cond_signal(&s->park_cv);
+  if (ds__load_relaxed(&s->waking) < ds__load_relaxed(&s->sleepers)) {
+    ds__store_relaxed(&s->waking, ds__load_relaxed(&s->waking) + 1);
+    pthread_cond_signal(&s->park_cv);
+  }
   pthread_mutex_unlock(&s->park_mu);
 }
 
@@ -77,19 +92,22 @@ static void ds__sched_wake_urgent(struct ds__sched *s) {
 
 void ds__sched_enqueue(struct ds__sched *s, struct ds_task *t, int worker_hint) {
   ds__fetch_add(&t->refs, 1); /* the queue entry's */
-  t->ready_ns = ds__now_ns();
+  if (t->timed) t->ready_ns = ds__now_ns();
   if (t->prio == DS_PRIO_URGENT) {
-    ds__queue_push_tail(&s->urgent, t);
+    ds__queue_insert(&s->urgent, t);
     ds__sched_wake_urgent(s);
     return;
   } else if (t->prio == DS_PRIO_LOW) {
-    ds__queue_push_tail(&s->low, t);
+    ds__queue_insert(&s->low, t);
   } else {
-    /* Outside submits go to a FIFO so they run in order; a worker's own go to its deque. */
+    /* A worker's own submits go to its lock-free deque; outside submits to a FIFO so they run
+     * in order; a task for a given worker to that worker's mailbox. */
     ds__worker *self = ds__sched_self(s);
     int w = worker_hint >= 0 && worker_hint < s->nworkers ? worker_hint : self ? self->index : -1;
-    ds__fetch_add(&s->n_normal, 1);
-    ds__queue_push_tail(w >= 0 ? &s->workers[w].deque : &s->inject, t);
+    if (w < 0)
+      ds__ring_push(&ds__sched_route(s, t->id)->inject, t);
+    else if (&s->workers[w] != self || !ds__deque_push(&self->deque, s->ctx, t))
+      ds__queue_push_tail(&s->workers[w].mailbox, t);
   }
   ds__sched_wake(s);
 }
@@ -101,16 +119,17 @@ static uint64_t ds__xorshift(uint64_t *x) {
   return *x;
 }
 
+/* Takes the oldest entry of another worker's deque or mailbox, starting at a random victim. */
 static struct ds_task *ds__steal(ds__worker *w) {
   struct ds__sched *s = w->s;
-  if (s->nworkers < 2 || ds__load_relaxed(&s->n_normal) == 0) return NULL;
-  int start = (int)(ds__xorshift(&w->rng) % (uint64_t)s->nworkers);
-  for (int i = 0; i < s->nworkers; i++) {
-    ds__worker *v = &s->workers[(start + i) % s->nworkers];
+  int start = (int)(ds__xorshift(&w->rng) % (uint64_t)s->nslots);
+  for (int i = 0; i < s->nslots; i++) { /* the helper slot too: its tasks must not strand */
+    ds__worker *v = &s->workers[(start + i) % s->nslots];
     if (v == w) continue;
-    struct ds_task *t = ds__queue_pop_head(&v->deque);
+    struct ds_task *t = ds__deque_steal(&v->deque);
+    if (!t) t = ds__queue_pop_head(&v->mailbox);
     if (t) {
-      ds__fetch_add_relaxed(&w->steals, 1);
+      ds__own_add(&w->steals, 1);
       return t;
     }
   }
@@ -121,13 +140,12 @@ struct ds_task *ds__sched_next(ds__worker *w) {
   struct ds__sched *s = w->s;
   struct ds_task *t = ds__queue_pop_head(&s->urgent);
   if (t || w->reserved) return t;
-  t = ds__queue_pop_tail(&w->deque);
-  if (!t) t = ds__queue_pop_head(&s->inject);
+  t = ds__deque_pop(&w->deque);
+  if (!t) t = ds__queue_pop_head(&w->mailbox);
+  for (int i = 0; !t && i < s->npools; i++) /* own pool's first: both pools serve */
+    t = ds__ring_pop(&s->pools[(w->pool + i) % s->npools].inject);
   if (!t) t = ds__steal(w);
-  if (t) {
-    ds__fetch_sub(&s->n_normal, 1);
-    return t;
-  }
+  if (t) return t;
   if (ds__load_relaxed(&s->low.len) > 0 && ds__low_acquire(s)) {
     t = ds__queue_pop_head(&s->low);
     if (!t) ds__fetch_sub(&s->low_running, 1);
@@ -139,8 +157,8 @@ struct ds_task *ds__sched_next(ds__worker *w) {
 
 static void ds__run_claimed(ds__worker *w, struct ds_task *t) {
   struct ds__sched *s = w->s;
-  uint64_t now = ds__now_ns();
-  ds__hist_add(&w->wait_hist[t->prio], now - t->ready_ns);
+  uint64_t now = t->timed ? ds__now_ns() : 0;
+  if (t->timed) ds__hist_add(&w->wait_hist[t->prio], now - t->ready_ns);
   if (t->deadline_ns && now > t->deadline_ns) {
     ds__task_finish(t, DS_ERR_TIMEOUT, DS__WHY_NONE);
     return;
@@ -157,12 +175,13 @@ static void ds__run_claimed(ds__worker *w, struct ds_task *t) {
   else
     st = t->fn(t->arg);
   ds__tl_task = outer;
-  uint64_t end = ds__now_ns(), us = (end - t->ready_ns) / 1000u;
-  if (!outer) ds__fetch_add_relaxed(&w->busy_ns, end - now); /* nested runs are in the outer's */
-  ds__fetch_add_relaxed(&w->run, 1);
-  ds__fetch_add_relaxed(&w->done_n, 1);
-  ds__fetch_add_relaxed(&w->done_sum_us, us);
-  ds__fetch_add_relaxed(&w->done_sumsq_us2, us * us);
+  ds__own_add(&w->run, 1);
+  if (t->timed) {
+    uint64_t us = (ds__now_ns() - t->ready_ns) / 1000u;
+    ds__own_add(&w->done_n, 1);
+    ds__own_add(&w->done_sum_us, us);
+    ds__own_add(&w->done_sumsq_us2, us * us);
+  }
   ds__task_finish(t, st, st == DS_ERR_CANCELLED ? DS__WHY_USER : DS__WHY_NONE);
 }
 
@@ -170,14 +189,14 @@ void ds__sched_run_entry(ds__worker *w, struct ds_task *t) {
   struct ds__sched *s = w->s;
   int prio = t->prio;
   int expected = DS_TASK_READY;
-  if (prio != DS_PRIO_LOW) ds__fetch_add_relaxed(&s->nonlow_running, 1);
+  if (prio != DS_PRIO_LOW) ds__own_add(&w->nonlow, 1);
   /* A task cancelled while queued was completed by the canceller; only our ref remains. */
   if (ds__cas(&t->state, &expected, DS_TASK_RUNNING)) ds__run_claimed(w, t);
   if (prio == DS_PRIO_LOW) {
     ds__fetch_sub(&s->low_running, 1);
     if (ds__load_relaxed(&s->low.len) > 0) ds__sched_wake(s);
   } else {
-    ds__fetch_sub(&s->nonlow_running, 1);
+    ds__own_add(&w->nonlow, -1);
   }
   ds__task_unref(t);
 }
@@ -223,9 +242,8 @@ static void ds__worker_park(ds__worker *w) {
   ds__fetch_add(&s->sleepers, 1);
   ds__fence_seq_cst();
   if (!ds__load(&s->stop) && !ds__sched_runnable(s)) {
-    /* Worker 0 keeps the tick going; the others sleep until woken, unless LOW work waits for
-     * its throttle to open. */
-    if (w->index == 0 || ds__load_relaxed(&s->low.len) > 0) {
+    /* Sleep until woken, unless LOW work waits for its throttle to open. */
+    if (ds__load_relaxed(&s->low.len) > 0) {
       /* Until the next tick boundary, where the LOW duty window opens (a whole period from
        * now would wake at the same, possibly closed, phase every time). */
       uint64_t period = (uint64_t)ds__param(s->ctx, DS_PARAM_SCHED_TICK_MS) * 1000000u;
@@ -240,6 +258,8 @@ static void ds__worker_park(ds__worker *w) {
       pthread_cond_wait(&s->park_cv, &s->park_mu);
     }
   }
+  int waking = ds__load_relaxed(&s->waking); /* under park_mu: whoever leaves takes one */
+  if (waking > 0) ds__store_relaxed(&s->waking, waking - 1);
   ds__fetch_sub(&s->sleepers, 1);
   pthread_mutex_unlock(&s->park_mu);
 }
@@ -256,25 +276,40 @@ static int ds__worker_spin(struct ds__sched *s) {
   return found;
 }
 
+/* Busy time is counted per stretch of work (from the first task found to the first failed
+ * search), not per task: two clock reads per stretch instead of two per task. */
+static void ds__worker_busy(ds__worker *w, int busy) {
+  uint64_t since = ds__load_relaxed(&w->busy_since);
+  if (busy == (since != 0)) return;
+  uint64_t now = ds__now_ns();
+  if (busy) {
+    ds__store_relaxed(&w->busy_since, now);
+  } else {
+    ds__own_add(&w->busy_ns, now - since);
+    ds__store_relaxed(&w->busy_since, 0);
+  }
+}
+
 static void *ds__worker_main(void *arg) {
   ds__worker *w = arg;
   struct ds__sched *s = w->s;
   ds__tl_worker = w;
   ds__worker_bind(w);
+  /* After binding: the deque's buffer is first touched here, so it lies on the worker's NUMA
+   * node. Without it the worker's own submits go to its mailbox. */
+  if (!ds__deque_init(&w->deque, s->ctx))
+    ds__log(s->ctx, DS_LOG_WARN, "sched", "worker %d: no memory for its deque", w->index);
   int after_task = 0;
   while (!ds__load(&s->stop)) {
     struct ds_task *t = ds__sched_next(w);
     if (t) {
-      if (ds__sched_runnable(s) && ds__load_relaxed(&s->sleepers) > 0) ds__sched_wake(s);
+      if (ds__load_relaxed(&s->sleepers) > 0 && ds__sched_runnable(s)) ds__sched_wake(s);
+      ds__worker_busy(w, 1);
       ds__sched_run_entry(w, t);
       after_task = 1;
-      if (++w->since_tick >= 16) { /* a busy pool must tick too: that is when throttling counts */
-        w->since_tick = 0;
-        ds__sched_maybe_tick(s);
-      }
       continue;
     }
-    ds__sched_maybe_tick(s);
+    ds__worker_busy(w, 0);
     if (after_task && !w->reserved && ds__worker_spin(s)) continue;
     after_task = 0;
     ds__worker_park(w);
@@ -285,11 +320,36 @@ static void *ds__worker_main(void *arg) {
 
 /* ---------------------------------------------------------------- tick */
 
+/* The ticker thread: ticks every DS_PARAM_SCHED_TICK_MS whatever the workers do, so that
+ * prediction, throttling and stats go on while every worker is inside a long task. It sleeps
+ * on a timed wait in between (about 20 wake-ups a second at the default 50 ms). */
+static void *ds__ticker_main(void *arg) {
+  struct ds__sched *s = arg;
+  pthread_mutex_lock(&s->park_mu);
+  while (!ds__load(&s->stop)) {
+    uint64_t period = (uint64_t)ds__param(s->ctx, DS_PARAM_SCHED_TICK_MS) * 1000000u;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ns = (uint64_t)ts.tv_nsec + period;
+    ts.tv_sec += (time_t)(ns / 1000000000u);
+    ts.tv_nsec = (long)(ns % 1000000000u);
+    pthread_cond_timedwait(&s->ticker_cv, &s->park_mu, &ts);
+    if (ds__load(&s->stop)) break;
+    pthread_mutex_unlock(&s->park_mu);
+    ds__sched_maybe_tick(s);
+    /* LOW work held by the duty cycle may start now that a window opened. */
+    if (ds__load_relaxed(&s->low.len) > 0) ds__sched_wake(s);
+    pthread_mutex_lock(&s->park_mu);
+  }
+  pthread_mutex_unlock(&s->park_mu);
+  return NULL;
+}
+
 /* Sums the per-worker counters; returns the completion-time standard deviation in us. */
 static double ds__sched_sum_workers(struct ds__sched *s, uint64_t *run, uint64_t *steals) {
   double n = 0, sum = 0, sumsq = 0;
   *run = *steals = 0;
-  for (int i = 0; i < s->nworkers; i++) {
+  for (int i = 0; i < s->nslots; i++) {
     ds__worker *w = &s->workers[i];
     *run += ds__load_relaxed(&w->run);
     *steals += ds__load_relaxed(&w->steals);
@@ -310,9 +370,12 @@ static void ds__sched_publish(struct ds__sched *s, double util) {
   ds__stat_set(ctx, s->stat.done_stddev, stddev);
   ds__stat_set(ctx, s->stat.preempt, (double)ds__load_relaxed(&s->preemptions));
   ds__stat_set(ctx, s->stat.migrated, (double)ds__load_relaxed(&s->migrated));
+  ds__stat_set(ctx, s->stat.failovers, (double)ds__load_relaxed(&s->failovers));
+  ds__stat_set(ctx, s->stat.failover_tasks, (double)ds__load_relaxed(&s->failover_tasks));
+  ds__stat_set(ctx, s->stat.pools_stalled, (double)ds__sched_pools_stalled(s));
   ds__stat_set(ctx, s->stat.util, util);
   ds__stat_set(ctx, s->stat.depth,
-               (double)(ds__load_relaxed(&s->urgent.len) + ds__load_relaxed(&s->n_normal) +
+               (double)(ds__load_relaxed(&s->urgent.len) + ds__sched_normal_queued(s) +
                         ds__load_relaxed(&s->low.len)));
   ds__stat_set(ctx, s->stat.predicted, s->predicted);
   ds__stat_set(ctx, s->stat.low_cap, (double)ds__load_relaxed(&s->low_cap));
@@ -320,9 +383,9 @@ static void ds__sched_publish(struct ds__sched *s, double util) {
   for (int c = 0; c < 3; c++) {
     const ds__hist *h = &s->workers[0].wait_hist[c];
     ds__stat_set(ctx, s->stat.wait_p50[c],
-                 ds__hist_quantile_n(h, s->nworkers, sizeof(ds__worker), 0.50) / 1000.0);
+                 ds__hist_quantile_n(h, s->nslots, sizeof(ds__worker), 0.50) / 1000.0);
     ds__stat_set(ctx, s->stat.wait_p99[c],
-                 ds__hist_quantile_n(h, s->nworkers, sizeof(ds__worker), 0.99) / 1000.0);
+                 ds__hist_quantile_n(h, s->nslots, sizeof(ds__worker), 0.99) / 1000.0);
   }
 }
 
@@ -342,25 +405,30 @@ static void ds__sched_throttle(struct ds__sched *s) {
 }
 
 static void ds__sched_tick(struct ds__sched *s, uint64_t now) {
-  int demand = ds__load_relaxed(&s->urgent.len) + ds__load_relaxed(&s->n_normal) +
-               ds__load_relaxed(&s->nonlow_running);
+  int64_t demand = ds__load_relaxed(&s->urgent.len) + ds__sched_normal_queued(s);
+  for (int i = 0; i < s->nworkers; i++) demand += ds__load_relaxed(&s->workers[i].nonlow);
   double observed = (double)demand / s->nworkers;
   s->ewma.alpha = (double)ds__param(s->ctx, DS_PARAM_SCHED_EWMA_ALPHA_PCT) / 100.0;
   s->predicted = s->predict(s->predict_state, observed);
   ds__sched_throttle(s);
   ds__sched_migrate_tick(s);
+  ds__sched_watchdog(s, now);
   uint64_t busy = 0;
-  for (int i = 0; i < s->nworkers; i++) busy += ds__load_relaxed(&s->workers[i].busy_ns);
+  for (int i = 0; i < s->nworkers; i++) { /* racy against a stretch ending: util is clamped */
+    uint64_t since = ds__load_relaxed(&s->workers[i].busy_since);
+    busy += ds__load_relaxed(&s->workers[i].busy_ns) + (since && since < now ? now - since : 0);
+  }
   double wall = (double)(now - s->tick_wall_ns) * s->nworkers;
-  double util = wall > 0 ? (double)(busy - s->tick_busy_ns) / wall : 0;
+  double util = wall > 0 ? ((double)busy - (double)s->tick_busy_ns) / wall : 0;
   s->tick_busy_ns = busy;
   s->tick_wall_ns = now;
-  ds__sched_publish(s, util > 1 ? 1 : util);
+  ds__sched_publish(s, util > 1 ? 1 : util < 0 ? 0 : util);
 }
 
 void ds__sched_maybe_tick(struct ds__sched *s) {
   uint64_t now = ds__now_ns();
   uint64_t period = (uint64_t)ds__param(s->ctx, DS_PARAM_SCHED_TICK_MS) * 1000000u;
+  period -= period / 8; /* the ticker's timed wait may end a little early */
   if (now - ds__load_relaxed(&s->last_tick_ns) < period) return;
   if (pthread_mutex_trylock(&s->tick_mu) != 0) return;
   if (now - ds__load_relaxed(&s->last_tick_ns) >= period) {
@@ -402,7 +470,7 @@ void ds__sched_low_limits(ds_context *ctx, int *cap, int *duty_pct, double *pred
 
 static double ds__sched_queue_depth(void *user) {
   struct ds__sched *s = user;
-  return (double)(ds__load_relaxed(&s->urgent.len) + ds__load_relaxed(&s->n_normal) +
+  return (double)(ds__load_relaxed(&s->urgent.len) + ds__sched_normal_queued(s) +
                   ds__load_relaxed(&s->low.len));
 }
 
@@ -415,6 +483,9 @@ static void ds__sched_register_stats(struct ds__sched *s) {
   s->stat.preempt = ds__stat_register(ctx, "sched.preemptions", DS_STAT_COUNTER);
   s->stat.migrated = ds__stat_register(ctx, "sched.migrated", DS_STAT_COUNTER);
   s->stat.util = ds__stat_register(ctx, "sched.utilisation", DS_STAT_GAUGE);
+  s->stat.failovers = ds__stat_register(ctx, "sched.failovers", DS_STAT_COUNTER);
+  s->stat.failover_tasks = ds__stat_register(ctx, "sched.failover_tasks", DS_STAT_COUNTER);
+  s->stat.pools_stalled = ds__stat_register(ctx, "sched.pools_stalled", DS_STAT_GAUGE);
   s->stat.depth = ds__stat_register(ctx, "sched.queue_depth", DS_STAT_GAUGE);
   s->stat.predicted = ds__stat_register(ctx, "sched.predicted_load", DS_STAT_GAUGE);
   s->stat.low_cap = ds__stat_register(ctx, "sched.low_cap", DS_STAT_GAUGE);
@@ -439,19 +510,26 @@ static int ds__sched_worker_count(ds_context *ctx, hwloc_topology_t topo) {
 static void ds__sched_free(struct ds__sched *s) {
   ds_context *ctx = s->ctx;
   if (s->predict_free) s->predict_free(ctx, s->predict_state);
-  for (int i = 0; i < s->nworkers; i++) ds__queue_fini(&s->workers[i].deque);
+  for (int i = 0; i < s->nslots; i++) {
+    ds__deque_fini(&s->workers[i].deque, ctx);
+    ds__queue_fini(&s->workers[i].mailbox);
+  }
+  pthread_mutex_destroy(&s->helper_mu);
   for (int i = 0; i < DS__SCHED_STRIPES; i++) {
     pthread_mutex_destroy(&s->stripes[i].mu);
     pthread_cond_destroy(&s->stripes[i].cv);
   }
   ds__queue_fini(&s->urgent);
-  ds__queue_fini(&s->inject);
+  for (int p = 0; p < DS__SCHED_MAX_POOLS; p++) ds__ring_fini(&s->pools[p].inject, ctx);
   ds__queue_fini(&s->low);
   pthread_mutex_destroy(&s->park_mu);
   pthread_cond_destroy(&s->park_cv);
   pthread_cond_destroy(&s->urgent_cv);
   pthread_cond_destroy(&s->drain_cv);
+  pthread_cond_destroy(&s->ticker_cv);
   pthread_mutex_destroy(&s->tick_mu);
+  ds__pool_fini(s);
+  ds__free(ctx, s->worker_node);
   ds__free(ctx, s->workers);
   ds__free(ctx, s);
 }
@@ -459,23 +537,47 @@ static void ds__sched_free(struct ds__sched *s) {
 static struct ds__sched *ds__sched_alloc(ds_context *ctx, hwloc_topology_t topo) {
   int n = ds__sched_worker_count(ctx, topo);
   struct ds__sched *s = ds__calloc(ctx, 1, sizeof *s);
-  ds__worker *w = s ? ds__calloc(ctx, (size_t)n, sizeof *w) : NULL;
-  if (!w) {
+  ds__worker *w = s ? ds__calloc(ctx, (size_t)n + 1, sizeof *w) : NULL; /* + the helper slot */
+  int *nodes = w ? ds__calloc(ctx, 2 * ((size_t)n + 1), sizeof *nodes) : NULL;
+  if (w && !nodes) {
+    ds__free(ctx, w);
+    w = NULL;
+  }
+  int npools = (int)ds__param(ctx, DS_PARAM_SCHED_POOLS);
+  if (npools > n) npools = n;
+  int rings = 0;
+  while (w && rings < npools && ds__ring_init(&s->pools[rings].inject, ctx)) rings++;
+  if (!w || rings < npools) {
+    for (int p = 0; p < rings; p++) ds__ring_fini(&s->pools[p].inject, ctx);
+    if (w) ds__free(ctx, nodes);
+    if (s) ds__free(ctx, w);
     ds__free(ctx, s);
     return NULL;
+  }
+  s->npools = npools;
+  for (int p = 0; p < npools; p++) { /* pool p: the p-th share of the workers (and their PUs) */
+    s->pools[p].first = n * p / npools;
+    s->pools[p].count = n * (p + 1) / npools - s->pools[p].first;
+    s->pools[p].progress_ns = ds__now_ns();
   }
   s->ctx = ctx;
   s->topo = topo;
   s->nworkers = n;
+  s->nslots = n + 1;
   s->workers = w;
+  s->worker_node = nodes;
+  s->worker_reserved = nodes + n + 1;
+  pthread_mutex_init(&s->helper_mu, NULL);
   ds__queue_init(&s->urgent);
-  ds__queue_init(&s->inject);
+
   ds__queue_init(&s->low);
   pthread_mutex_init(&s->park_mu, NULL);
   pthread_cond_init(&s->park_cv, NULL);
   pthread_cond_init(&s->urgent_cv, NULL);
   pthread_cond_init(&s->drain_cv, NULL);
+  pthread_cond_init(&s->ticker_cv, NULL);
   pthread_mutex_init(&s->tick_mu, NULL);
+  ds__pool_init(s);
   for (int i = 0; i < DS__SCHED_STRIPES; i++) {
     pthread_mutex_init(&s->stripes[i].mu, NULL);
     pthread_cond_init(&s->stripes[i].cv, NULL);
@@ -483,14 +585,17 @@ static struct ds__sched *ds__sched_alloc(ds_context *ctx, hwloc_topology_t topo)
   /* The last workers are reserved for URGENT work; at least one (worker 0) takes anything. */
   int reserve = (int)ds__param(ctx, DS_PARAM_SCHED_URGENT_RESERVE);
   if (reserve > n - 1) reserve = n - 1;
-  for (int i = 0; i < n; i++) {
+  for (int i = 0; i <= n; i++) {
     w[i].s = s;
     w[i].index = i;
-    w[i].reserved = i >= n - reserve;
+    w[i].reserved = i < n && i >= n - reserve;
+    w[i].pool = i < n ? npools * i / n : 0;
     w[i].pu = -1;
     w[i].rng = 0x9E3779B97F4A7C15ull * (uint64_t)(i + 1);
-    ds__queue_init(&w[i].deque);
+    ds__queue_init(&w[i].mailbox);
   }
+  ds__deque_init(&w[n].deque, ctx); /* the helper's; without it, its mailbox is used */
+  ds__sched_numa_init(s);
   s->predict = ds__ewma_predict;
   s->predict_state = &s->ewma;
   s->tick_wall_ns = ds__now_ns();
@@ -500,14 +605,16 @@ static struct ds__sched *ds__sched_alloc(ds_context *ctx, hwloc_topology_t topo)
   return s;
 }
 
-/* Stops and joins the first n workers. */
-static void ds__sched_join(struct ds__sched *s, int n) {
+/* Stops and joins the first n workers and, if started, the ticker. */
+static void ds__sched_join(struct ds__sched *s, int n, int ticker) {
   pthread_mutex_lock(&s->park_mu);
   ds__store(&s->stop, 1);
   pthread_cond_broadcast(&s->park_cv);
   pthread_cond_broadcast(&s->urgent_cv);
+  pthread_cond_broadcast(&s->ticker_cv);
   pthread_mutex_unlock(&s->park_mu);
   for (int i = 0; i < n; i++) pthread_join(s->workers[i].thread, NULL);
+  if (ticker) pthread_join(s->ticker, NULL);
 }
 
 static struct ds__sched *ds__sched_start_locked(ds_context *ctx, hwloc_topology_t topo) {
@@ -518,11 +625,17 @@ static struct ds__sched *ds__sched_start_locked(ds_context *ctx, hwloc_topology_
   }
   for (int i = 0; i < s->nworkers; i++) {
     if (pthread_create(&s->workers[i].thread, NULL, ds__worker_main, &s->workers[i]) != 0) {
-      ds__sched_join(s, i);
+      ds__sched_join(s, i, 0);
       ds__sched_free(s);
       ds__error(ctx, DS_ERR_NO_MEMORY, "sched", "cannot start worker thread %d", i);
       return NULL;
     }
+  }
+  if (pthread_create(&s->ticker, NULL, ds__ticker_main, s) != 0) {
+    ds__sched_join(s, s->nworkers, 0);
+    ds__sched_free(s);
+    ds__error(ctx, DS_ERR_NO_MEMORY, "sched", "cannot start the ticker thread");
+    return NULL;
   }
   ds__telemetry_set_queue_depth_fn(ctx, ds__sched_queue_depth, s);
   ds__log(ctx, DS_LOG_INFO, "sched", "%d workers started", s->nworkers);
@@ -564,15 +677,16 @@ void ds__sched_destroy(ds_context *ctx) {
     pthread_cond_timedwait(&s->drain_cv, &s->park_mu, &ts);
   }
   pthread_mutex_unlock(&s->park_mu);
-  ds__sched_join(s, s->nworkers);
+  ds__sched_join(s, s->nworkers, 1);
   /* Entries of tasks cancelled while queued may remain: drop their refs. */
   struct ds_task *t;
-  while ((t = ds__queue_pop_head(&s->urgent)) || (t = ds__queue_pop_head(&s->inject)) ||
-         (t = ds__queue_pop_head(&s->low)))
+  while ((t = ds__queue_pop_head(&s->urgent)) || (t = ds__queue_pop_head(&s->low)))
     ds__task_unref(t);
-  for (int i = 0; i < s->nworkers; i++) {
-    while ((t = ds__queue_pop_head(&s->workers[i].deque))) ds__task_unref(t);
-    ds__task_cache_drain(&s->workers[i]); /* the workers have exited: no one else touches it */
+  for (int p = 0; p < s->npools; p++)
+    while ((t = ds__ring_pop(&s->pools[p].inject))) ds__task_unref(t);
+  for (int i = 0; i < s->nslots; i++) {
+    while ((t = ds__deque_steal(&s->workers[i].deque)) || (t = ds__queue_pop_head(&s->workers[i].mailbox)))
+      ds__task_unref(t);
   }
   ds__store(&ctx->sched, NULL);
   ds__sched_free(s);

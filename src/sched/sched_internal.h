@@ -8,8 +8,14 @@
 #define DS__SCHED_NAME_MAX 32
 #define DS__SCHED_STRIPES 64 /* mutex+condvar pairs that guard task/group completion */
 #define DS__SCHED_HIST_BUCKETS 40 /* log2 buckets of queue wait in ns: up to ~550 s */
+#define DS__TIMED_EVERY 8 /* one NORMAL task in 8 has its wait and completion time measured */
 
 struct ds__sched;
+
+/* Adds to a counter only its owner thread writes (others read it relaxed): a plain load and
+ * store, no locked instruction on the per-task path. */
+#define ds__own_add(p, v) ds__store_relaxed((p), ds__load_relaxed(p) + (v))
+struct ds__slab;
 
 /* A successor edge: 'task' waits for the task whose list holds this node (holds a ref). */
 typedef struct ds__edge {
@@ -30,9 +36,10 @@ struct ds_task {
   ds_task_done_fn on_done;
   void *on_done_user;
   struct ds_task_group *group;
-  uint64_t id, submit_ns, deadline_ns, cost_ns;
+  uint64_t id, deadline_ns, cost_ns;
   uint64_t ready_ns; /* when last queued: queue wait and ready-to-done times start here */
   int32_t prio, device, worker_hint;
+  int timed; /* its queue wait and completion time are measured (a sample of NORMAL tasks) */
 
   ds__atomic_int state;  /* ds_task_state_t; leaving WAITING/READY is claimed by CAS */
   ds__atomic_int refs;   /* handle + life + one per queue entry + one per predecessor edge */
@@ -45,10 +52,14 @@ struct ds_task {
   int why;          /* DS__WHY_* for a cancelled task */
   char name[DS__SCHED_NAME_MAX];
 
-  ds__edge *succ;                 /* under the task's stripe */
+  ds__atomic_ptr succ;   /* ds__edge list, lock-free push; DS__SUCC_CLOSED once done */
+  ds__atomic_int waiters; /* threads sleeping on the stripe for this task (see task.c) */
   ds__edge inline_edges[DS__SCHED_INLINE_EDGES]; /* this task's first edges (no allocation) */
   struct ds_task *qprev, *qnext;  /* queue links, under the queue's mutex */
 };
+/* The successor list of a completed task: new successors see it and do not link. */
+extern char ds__succ_closed;
+#define DS__SUCC_CLOSED ((void *)&ds__succ_closed)
 
 struct ds_task_group {
   struct ds__sched *s;
@@ -56,9 +67,8 @@ struct ds_task_group {
   ds__atomic_int first_error; /* ds_status, DS_OK until a task fails */
 };
 
-/* A mutex-guarded intrusive list: FIFO for the URGENT and LOW classes, and a work-stealing
- * deque for NORMAL (the owner pushes and pops at the tail, thieves take the head). A lock per
- * operation is simpler than a lock-free Chase-Lev deque and costs ~20 ns uncontended. */
+/* A mutex-guarded intrusive list (queue.c): ordered for the URGENT and LOW classes, FIFO for
+ * mailboxes and overflow. */
 typedef struct ds__queue {
   pthread_mutex_t mu;
   struct ds_task *head, *tail;
@@ -69,7 +79,53 @@ void ds__queue_init(ds__queue *q);
 void ds__queue_fini(ds__queue *q);
 void ds__queue_push_tail(ds__queue *q, struct ds_task *t);
 struct ds_task *ds__queue_pop_head(ds__queue *q);
-struct ds_task *ds__queue_pop_tail(ds__queue *q);
+/* Inserts in the URGENT/LOW order (see ds__queue_before). */
+void ds__queue_insert(ds__queue *q, struct ds_task *t);
+int ds__queue_before(const struct ds_task *a, const struct ds_task *b);
+
+/* The lock-free Chase-Lev work-stealing deque of one worker (deque.c): push and pop by the
+ * owning worker only, steal by anyone. top and bottom sit on separate cache lines. */
+#define DS__DEQUE_INITIAL 1024
+struct ds__deque_buf;
+typedef struct ds__deque {
+  ds__atomic_i64 top; /* next entry a thief takes */
+  char pad0[56];
+  ds__atomic_i64 bottom; /* next free slot of the owner */
+  ds__atomic_ptr buf;    /* struct ds__deque_buf *, older ones linked from it */
+  char pad1[48];
+} ds__deque;
+
+/* Allocates the first buffer; 0 if out of memory (pushes then fail and the caller queues
+ * elsewhere). */
+int ds__deque_init(ds__deque *d, ds_context *ctx);
+void ds__deque_fini(ds__deque *d, ds_context *ctx);
+/* Owner only. 0 if the deque could not grow (out of memory): the task was not queued. */
+int ds__deque_push(ds__deque *d, ds_context *ctx, struct ds_task *t);
+struct ds_task *ds__deque_pop(ds__deque *d);
+/* Any thread. NULL when empty or when it lost a race (the caller moves on). */
+struct ds_task *ds__deque_steal(ds__deque *d);
+/* Approximate entry count (for the runnable check and stats). */
+int64_t ds__deque_size(ds__deque *d);
+
+/* Bounded lock-free MPMC queue with a locked overflow list (ring.c): the inject FIFO. */
+#define DS__RING_CELLS 4096 /* a power of two */
+typedef struct ds__ring_cell {
+  ds__atomic_u64 seq;
+  struct ds_task *task;
+} ds__ring_cell;
+typedef struct ds__ring {
+  ds__atomic_u64 tail; /* next position a producer claims */
+  char pad0[56];
+  ds__atomic_u64 head; /* next position a consumer claims */
+  char pad1[56];
+  ds__ring_cell *cells;
+  ds__queue overflow;
+} ds__ring;
+int ds__ring_init(ds__ring *r, ds_context *ctx); /* 0: out of memory */
+void ds__ring_fini(ds__ring *r, ds_context *ctx);
+void ds__ring_push(ds__ring *r, struct ds_task *t);
+struct ds_task *ds__ring_pop(ds__ring *r);
+int64_t ds__ring_size(ds__ring *r);
 
 typedef struct ds__hist {
   ds__atomic_u64 n[DS__SCHED_HIST_BUCKETS];
@@ -85,19 +141,22 @@ typedef struct ds__worker {
   int index;
   int pu; /* os index of the processing unit it is bound to, -1 if unbound */
   int reserved; /* takes only URGENT tasks (DS_PARAM_SCHED_URGENT_RESERVE) */
+  int pool;     /* index of its pool in ds__sched.pools */
   pthread_t thread;
-  ds__queue deque;
-  ds__atomic_u64 busy_ns; /* time in top-level task functions */
+  ds__deque deque;   /* NORMAL tasks submitted by this worker's tasks (lock-free) */
+  ds__queue mailbox; /* NORMAL tasks sent here by others (ds_task_options.worker) */
+  ds__atomic_u64 busy_ns;    /* time in finished stretches of work (see ds__worker_busy) */
+  ds__atomic_u64 busy_since; /* start of the current stretch, 0 while idle */
   ds__hist wait_hist[3];  /* queue wait per class of the tasks this worker started */
   /* Written by this worker only (relaxed atomics so the tick may read them): tasks run,
    * steals, and completion time (ready to done) count, sum and sum of squares in us. */
   ds__atomic_u64 run, steals, done_n, done_sum_us, done_sumsq_us2;
-  /* Tasks freed on this worker, reused by tasks it submits: no allocator call and no shared
-   * live-byte counters on the fork-join path. This worker only. */
+  ds__atomic_int nonlow; /* URGENT/NORMAL tasks running on it (nested runs counted), for the tick */
+  /* Free tasks of this worker (task_pool.c). This worker only. */
   struct ds_task *cache;
   int ncached;
   uint64_t rng;           /* victim choice; touched by this worker only */
-  int since_tick;         /* tasks run since this worker last tried to tick */
+  uint64_t id_next, id_end; /* its current block of task ids (task.c); this worker only */
   char pad[64];
 } ds__worker;
 
@@ -112,6 +171,17 @@ typedef struct ds__ewma {
 double ds__ewma_predict(void *state, double observed);
 
 
+/* A pool of workers (DS_PARAM_SCHED_POOLS): workers [first, first + count) and the FIFO of
+ * NORMAL tasks submitted to it from outside. The watchdog fields are the tick's (tick_mu). */
+#define DS__SCHED_MAX_POOLS 2
+typedef struct ds__pool {
+  ds__ring inject;
+  int first, count;
+  ds__atomic_int stalled; /* set by the watchdog: no new outside work is routed here */
+  uint64_t seen_run;      /* tasks its workers had finished at the last tick */
+  uint64_t progress_ns;   /* when the pool last finished a task or was idle */
+} ds__pool;
+
 struct ds__stripe {
   pthread_mutex_t mu;
   pthread_cond_t cv;
@@ -122,20 +192,32 @@ struct ds__sched {
   ds_context *ctx;
   void *topo; /* hwloc_topology_t held by the context's reference, or NULL */
   int nworkers;
+  int nslots;          /* nworkers + 1: workers[nworkers] is the helper slot (task.c) */
   ds__worker *workers;
+  pthread_mutex_t helper_mu; /* held by the outside thread using the helper slot */
+  int numa_nodes;            /* NUMA nodes of the machine (0: no topology) */
+  int *worker_node;          /* per slot: NUMA node os index of its PU, -1 unknown */
+  int *worker_reserved;      /* per slot: 1 if URGENT-only (a copy for ds__sched_place) */
+  ds__atomic_int numa_rotor; /* spreads data-placed tasks over a node's workers */
   ds__queue urgent, low;
-  ds__queue inject;        /* NORMAL tasks submitted from outside the workers, FIFO */
-  ds__atomic_int n_normal; /* entries in the deques and inject */
-  ds__atomic_int low_running, nonlow_running;
+  ds__pool pools[DS__SCHED_MAX_POOLS];
+  int npools;
+  ds__atomic_int low_running;
   ds__atomic_int low_cap, low_duty_pct; /* in force, after throttling */
 
   pthread_mutex_t park_mu;
   pthread_cond_t park_cv, drain_cv, urgent_cv; /* urgent_cv: reserved workers sleep there */
+  pthread_cond_t ticker_cv; /* the ticker's timed wait (under park_mu); signalled at stop */
+  pthread_t ticker;
   ds__atomic_int sleepers, spinning, urgent_sleepers;
+  ds__atomic_int waking; /* signals sent to sleepers that have not left the park yet (park_mu) */
   ds__atomic_int draining; /* destroy began: no submits, queued user tasks are cancelled */
   ds__atomic_int stop;     /* workers exit */
-  ds__atomic_i64 unfinished;
+  char pad_unfinished[64];
+  ds__atomic_i64 unfinished; /* on its own line: every submit and completion touches it */
+  char pad_next_id[56];
   ds__atomic_u64 next_id;
+  char pad_after[56];
 
   pthread_mutex_t tick_mu; /* one tick at a time; guards the predictor and tick state */
   ds__atomic_u64 last_tick_ns;
@@ -150,9 +232,14 @@ struct ds__sched {
 
   struct ds__stripe stripes[DS__SCHED_STRIPES];
 
-  ds__atomic_u64 preemptions, throttled_ticks, migrated;
+  pthread_mutex_t pool_mu; /* guards pool and slabs (task_pool.c) */
+  struct ds_task *pool;    /* free tasks, linked by qnext */
+  struct ds__slab *slabs;
+
+  ds__atomic_u64 preemptions, throttled_ticks, migrated, failovers, failover_tasks;
   struct {
     int run, steals, preempt, util, depth, predicted, low_cap, low_duty, done_stddev, migrated;
+    int failovers, failover_tasks, pools_stalled;
     int wait_p50[3], wait_p99[3];
   } stat;
 };
@@ -172,14 +259,33 @@ struct ds_task *ds__sched_next(ds__worker *w);
 /* Runs a popped queue entry on the calling worker (or completes/drops it) and drops the
  * queue's ref. */
 void ds__sched_run_entry(ds__worker *w, struct ds_task *t);
+int64_t ds__sched_normal_queued(struct ds__sched *s);
 /* Nonzero while something a worker could start now is queued. */
 int ds__sched_runnable(struct ds__sched *s);
 void ds__sched_wake(struct ds__sched *s);
 void ds__sched_maybe_tick(struct ds__sched *s);
 ds__worker *ds__sched_self(const struct ds__sched *s);
 
+/* pool.c: the pool an outside NORMAL task goes to, and the stall watchdog (from the tick). */
+ds__pool *ds__sched_route(struct ds__sched *s, uint64_t id);
+void ds__sched_watchdog(struct ds__sched *s, uint64_t now);
+int ds__sched_pools_stalled(struct ds__sched *s);
+
+/* numa.c: the worker for a NORMAL task whose data is at @p data (-1: no preference), and
+ * the choice itself: a worker on @p node, @p self if it is one, else the rotor-th of them
+ * (reserved workers excluded); -1 if none. */
+void ds__sched_numa_init(struct ds__sched *s);
+int ds__sched_worker_for_data(struct ds__sched *s, const void *data);
+int ds__sched_place(const int *worker_node, const int *reserved, int nworkers, int node,
+                    unsigned rotor, int self);
+
+/* task_pool.c: task memory (see there). ds__pool_fini frees every task at once. */
+void ds__pool_init(struct ds__sched *s);
+void ds__pool_fini(struct ds__sched *s);
+struct ds_task *ds__task_alloc(struct ds__sched *s); /* zeroed; NULL if out of memory */
+void ds__task_free(struct ds__sched *s, struct ds_task *t);
+
 /* task.c */
-void ds__task_cache_drain(ds__worker *w);
 void ds__task_finish(struct ds_task *t, ds_status st, int why);
 void ds__task_unref(struct ds_task *t);
 

@@ -4,52 +4,27 @@
  *
  * A task leaves WAITING or READY only by a successful CAS, so exactly one thread (the worker
  * that pops it, the canceller, or the thread that releases its last predecessor) completes it.
- * Completion state (DONE, successor list) is guarded by the task's stripe mutex, which waiters
- * sleep on. */
+ * Completion takes no lock: the successor list is closed by one atomic exchange (successors
+ * are pushed onto it by CAS until then), and state becomes DONE with a seq_cst store; only if
+ * a thread sleeps on the task (t->waiters, raised with a seq_cst RMW before it re-checks the
+ * state under the task's stripe mutex) does the completer take that mutex to broadcast. One
+ * side always sees the other, so no wake-up is lost. */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "sched_internal.h"
 
+/* ds_task_options as first released, up to and including 'worker'. */
+#define DS__TASK_OPTIONS_V1_SIZE (offsetof(ds_task_options, worker) + sizeof(int32_t))
+
+char ds__succ_closed; /* its address marks a closed successor list */
+
 /* ---------------------------------------------------------------- lifetime */
 
-/* The sanitizer builds skip the cache, so that a use after free stays detectable. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define DS__TASK_CACHE_MAX 0
-#else
-#define DS__TASK_CACHE_MAX 256
-#endif
-
 void ds__task_unref(struct ds_task *t) {
-  if (ds__fetch_sub(&t->refs, 1) != 1) return;
-  ds__worker *w = ds__sched_self(t->s);
-  if (w && w->ncached < DS__TASK_CACHE_MAX) {
-    t->qnext = w->cache;
-    w->cache = t;
-    w->ncached++;
-    return;
-  }
-  ds__free(t->s->ctx, t);
-}
-
-void ds__task_cache_drain(ds__worker *w) {
-  while (w->cache) {
-    struct ds_task *t = w->cache;
-    w->cache = t->qnext;
-    ds__free(w->s->ctx, t);
-  }
-  w->ncached = 0;
-}
-
-static struct ds_task *ds__task_alloc(struct ds__sched *s) {
-  ds__worker *w = ds__sched_self(s);
-  if (!w || !w->cache) return ds__calloc(s->ctx, 1, sizeof(struct ds_task));
-  struct ds_task *t = w->cache;
-  w->cache = t->qnext;
-  w->ncached--;
-  memset(t, 0, sizeof *t);
-  return t;
+  if (ds__fetch_sub(&t->refs, 1) == 1) ds__task_free(t->s, t);
 }
 
 /* Records on u the root cause of its cancellation: the first failed predecessor. */
@@ -94,13 +69,14 @@ static void ds__task_complete_one(struct ds_task *t, ds_status st, int why, stru
   t->status = st;
   t->why = st == DS_ERR_CANCELLED ? why : DS__WHY_NONE;
   if (t->on_done) t->on_done(t->on_done_user, t, st);
-  struct ds__stripe *sp = ds__stripe_of(s, t);
-  pthread_mutex_lock(&sp->mu);
-  ds__store(&t->state, DS_TASK_DONE);
-  ds__edge *e = t->succ;
-  t->succ = NULL;
-  pthread_cond_broadcast(&sp->cv);
-  pthread_mutex_unlock(&sp->mu);
+  ds__edge *e = ds__exchange(&t->succ, DS__SUCC_CLOSED); /* publishes status to late linkers */
+  ds__store_seq_cst(&t->state, DS_TASK_DONE);
+  if (ds__load_seq_cst(&t->waiters) > 0) {
+    struct ds__stripe *sp = ds__stripe_of(s, t);
+    pthread_mutex_lock(&sp->mu);
+    pthread_cond_broadcast(&sp->cv);
+    pthread_mutex_unlock(&sp->mu);
+  }
   while (e) {
     ds__edge *next = e->next;
     struct ds_task *u = e->task;
@@ -134,15 +110,32 @@ void ds__task_finish(struct ds_task *t, ds_status st, int why) {
 
 /* ---------------------------------------------------------------- submission */
 
+/* A unique task id. Workers take blocks of DS__ID_BLOCK from the shared counter, so that a
+ * task spawned by a task touches no shared line for it. */
+#define DS__ID_BLOCK 256
+static uint64_t ds__task_id(struct ds__sched *s) {
+  ds__worker *w = ds__sched_self(s);
+  if (!w) return ds__fetch_add_relaxed(&s->next_id, 1) + 1;
+  if (w->id_next == w->id_end) {
+    w->id_next = ds__fetch_add_relaxed(&s->next_id, DS__ID_BLOCK) + 1;
+    w->id_end = w->id_next + DS__ID_BLOCK;
+  }
+  return w->id_next++;
+}
+
 static struct ds_task *ds__task_new(struct ds__sched *s, const ds_task_options *o, int handle) {
   struct ds_task *t = ds__task_alloc(s);
   if (!t) return NULL;
   t->s = s;
-  t->id = ds__fetch_add_relaxed(&s->next_id, 1) + 1;
-  t->submit_ns = ds__now_ns();
+  t->id = ds__task_id(s);
   t->prio = o->prio;
+  /* Two clock reads per task would be a third of an empty task's cost: NORMAL tasks are
+   * sampled (one in DS__TIMED_EVERY) for the wait and completion-time stats. */
+  t->timed = o->prio != DS_PRIO_NORMAL || o->deadline_ns || t->id % DS__TIMED_EVERY == 0;
   t->device = o->device;
   t->worker_hint = o->worker;
+  if (o->prio == DS_PRIO_NORMAL && o->worker < 0 && o->data)
+    t->worker_hint = ds__sched_worker_for_data(s, o->data);
   t->deadline_ns = o->deadline_ns;
   t->cost_ns = o->cost_ns;
   t->group = o->group;
@@ -156,30 +149,35 @@ static struct ds_task *ds__task_new(struct ds__sched *s, const ds_task_options *
   return t;
 }
 
+/* Pushes edge e (t waits for d) onto d's successor list; 0 if d is already done (its
+ * failure, if any, is then recorded on t). The counts are raised first: once linked, d's
+ * completion may drop them at once. t's own submit hold keeps them above zero if undone. */
+static int ds__task_link(struct ds_task *d, struct ds_task *t, ds__edge *e) {
+  e->task = t;
+  ds__fetch_add(&t->npred, 1);
+  ds__fetch_add(&t->refs, 1);
+  void *head = ds__load(&d->succ);
+  while (head != DS__SUCC_CLOSED) {
+    e->next = head;
+    if (ds__cas(&d->succ, &head, e)) return 1;
+  }
+  ds__fetch_sub(&t->npred, 1);
+  ds__fetch_sub(&t->refs, 1);
+  if (d->status != DS_OK) ds__record_failed_pred(t, d); /* acquired with CLOSED */
+  return 0;
+}
+
 /* Links t after its predecessors (edges preallocated, one per dep) and releases it if none is
  * pending. After this, t may already be running or done. */
 static void ds__task_publish(struct ds_task *t, ds_task *const *deps, size_t ndeps, ds__edge **edges) {
   struct ds__sched *s = t->s;
   ds__fetch_add(&s->unfinished, 1);
   if (t->group) ds__fetch_add(&t->group->pending, 1);
-  for (size_t i = 0; i < ndeps; i++) {
-    struct ds_task *d = deps[i];
-    struct ds__stripe *sp = ds__stripe_of(s, d);
-    pthread_mutex_lock(&sp->mu);
-    if (ds__load(&d->state) != DS_TASK_DONE) {
-      edges[i]->task = t;
-      edges[i]->next = d->succ;
-      d->succ = edges[i];
-      edges[i] = NULL;
-      ds__fetch_add(&t->npred, 1);
-      ds__fetch_add(&t->refs, 1);
-    } else if (d->status != DS_OK) {
-      ds__record_failed_pred(t, d);
-    }
-    pthread_mutex_unlock(&sp->mu);
-    if (edges[i] && edges[i]->heap) ds__free(s->ctx, edges[i]); /* unused: dependency done */
-  }
-  if (ds__fetch_sub(&t->npred, 1) == 1) {
+  for (size_t i = 0; i < ndeps; i++)
+    if (!ds__task_link(deps[i], t, edges[i]) && edges[i]->heap)
+      ds__free(s->ctx, edges[i]); /* unused: dependency done */
+  /* Without edges no other thread sees npred: skip the atomic. */
+  if (ndeps == 0 || ds__fetch_sub(&t->npred, 1) == 1) {
     struct ds_task *todo = NULL;
     ds__task_release_ready(t, &todo);
     if (todo) ds__task_finish(todo, DS_ERR_CANCELLED, todo->why);
@@ -234,7 +232,7 @@ static ds_status ds__submit(ds_task **out, ds_context *ctx, const ds_task_option
       if (edges[got]->heap) ds__free(ctx, edges[got]);
     }
     if (edges != stack_edges) ds__free(ctx, edges);
-    ds__free(ctx, t);
+    if (t) ds__task_free(s, t);
     return ds__error(ctx, DS_ERR_NO_MEMORY, "sched", "cannot allocate a task");
   }
   t->fn = fn;
@@ -252,6 +250,11 @@ ds_status ds_task_submit(ds_task **out, ds_context *ctx, ds_task_fn fn, void *ar
   if (!ctx) return ds__error(NULL, DS_ERR_INVALID_ARG, "sched", "ds_task_submit: ctx is NULL");
   ds_task_options defaults = DS_TASK_OPTIONS_INIT;
   const ds_task_options *o = opts ? opts : &defaults;
+  if (opts && opts->struct_size == DS__TASK_OPTIONS_V1_SIZE) { /* built before 'data' */
+    memcpy(&defaults, opts, DS__TASK_OPTIONS_V1_SIZE);
+    defaults.struct_size = sizeof defaults;
+    o = &defaults;
+  }
   ds_status st = ds__check_submit(ctx, fn, o);
   return st != DS_OK ? st : ds__submit(out, ctx, o, fn, NULL, arg);
 }
@@ -268,7 +271,7 @@ ds_status ds__sched_executor_submit(ds_context *ctx, ds__work_fn fn, void *arg, 
 typedef int (*ds__done_fn)(const void *key);
 
 static int ds__task_is_done(const void *key) {
-  return ds__load(&((const struct ds_task *)key)->state) == DS_TASK_DONE;
+  return ds__load_seq_cst(&((const struct ds_task *)key)->state) == DS_TASK_DONE;
 }
 
 static int ds__group_is_done(const void *key) {
@@ -282,10 +285,25 @@ static void ds__abs_timespec(struct timespec *ts, uint64_t ns_from_now) {
   ts->tv_nsec = (long)(ns % 1000000000u);
 }
 
+/* An outside thread that waits without a time limit runs queued tasks until the queues are
+ * empty (as oneTBB's waiting thread does), in the helper slot: a worker record with a deque of
+ * its own that the workers steal from, used by one outside thread at a time (helper_mu). */
+static void ds__help(struct ds__sched *s, const void *key, ds__done_fn done) {
+  if (ds__load(&s->draining) || pthread_mutex_trylock(&s->helper_mu) != 0) return;
+  ds__worker *h = &s->workers[s->nworkers];
+  ds__tl_worker = h;
+  struct ds_task *t;
+  while (!done(key) && (t = ds__sched_next(h))) ds__sched_run_entry(h, t);
+  ds__tl_worker = NULL;
+  pthread_mutex_unlock(&s->helper_mu);
+}
+
 /* Waits until done(key) or the deadline (CLOCK_MONOTONIC ns, UINT64_MAX: none); returns
  * done(key). A worker runs other tasks meanwhile, so nested waits cannot starve the pool. */
-static int ds__wait(struct ds__sched *s, const void *key, ds__done_fn done, uint64_t deadline) {
+static int ds__wait(struct ds__sched *s, const void *key, ds__done_fn done, ds__atomic_int *waiters,
+                    uint64_t deadline) {
   ds__worker *w = ds__sched_self(s);
+  if (!w && !ds__tl_worker && deadline == UINT64_MAX) ds__help(s, key, done);
   struct ds__stripe *sp = ds__stripe_of(s, key);
   for (;;) {
     if (done(key)) return 1;
@@ -299,6 +317,7 @@ static int ds__wait(struct ds__sched *s, const void *key, ds__done_fn done, uint
     uint64_t left = deadline - now;
     if (w && left > 1000000u) left = 1000000u; /* poll the queues again soon */
     pthread_mutex_lock(&sp->mu);
+    if (waiters) ds__fetch_add_seq_cst(waiters, 1); /* before the check: see the file comment */
     if (!done(key)) {
       if (deadline == UINT64_MAX && !w) {
         pthread_cond_wait(&sp->cv, &sp->mu);
@@ -308,6 +327,7 @@ static int ds__wait(struct ds__sched *s, const void *key, ds__done_fn done, uint
         pthread_cond_timedwait(&sp->cv, &sp->mu, &ts);
       }
     }
+    if (waiters) ds__fetch_sub(waiters, 1);
     pthread_mutex_unlock(&sp->mu);
   }
 }
@@ -335,7 +355,7 @@ static ds_status ds__task_report(const struct ds_task *t) {
 
 ds_status ds_task_wait(ds_task *task, int64_t timeout_ms) {
   if (!task) return ds__error(NULL, DS_ERR_INVALID_ARG, "sched", "ds_task_wait: task is NULL");
-  if (!ds__wait(task->s, task, ds__task_is_done, ds__deadline_of(timeout_ms)))
+  if (!ds__wait(task->s, task, ds__task_is_done, &task->waiters, ds__deadline_of(timeout_ms)))
     return ds__error(task->s->ctx, DS_ERR_TIMEOUT, "sched", "task '%s' (#%llu) not done after %lld ms",
                      task->name, (unsigned long long)task->id, (long long)timeout_ms);
   return ds__task_report(task);
@@ -413,7 +433,7 @@ ds_status ds_task_group_create(ds_task_group **out, ds_context *ctx) {
 
 ds_status ds_task_group_wait(ds_task_group *group, int64_t timeout_ms) {
   if (!group) return ds__error(NULL, DS_ERR_INVALID_ARG, "sched", "ds_task_group_wait: group is NULL");
-  if (!ds__wait(group->s, group, ds__group_is_done, ds__deadline_of(timeout_ms)))
+  if (!ds__wait(group->s, group, ds__group_is_done, NULL, ds__deadline_of(timeout_ms)))
     return ds__error(group->s->ctx, DS_ERR_TIMEOUT, "sched", "%d tasks of the group still pending "
                      "after %lld ms", ds__load(&group->pending), (long long)timeout_ms);
   ds_status st = (ds_status)ds__load(&group->first_error);
@@ -425,6 +445,6 @@ ds_status ds_task_group_wait(ds_task_group *group, int64_t timeout_ms) {
 
 void ds_task_group_destroy(ds_task_group *group) {
   if (!group) return;
-  ds__wait(group->s, group, ds__group_is_done, UINT64_MAX);
+  ds__wait(group->s, group, ds__group_is_done, NULL, UINT64_MAX);
   ds__free(group->s->ctx, group);
 }
