@@ -98,6 +98,16 @@ def test_monitor(env):
         r5 = run(["--once", "--json"], env)
         check(r5.returncode == 0 and json.loads(r5.stdout)["pid"] == pid, "dead pid's file skipped")
         os.unlink(stale)
+        # a file of another user's live process (pid 1), or one we do not own, is skipped
+        foreign = os.path.join(env["DS_STATS_DIR"], "1-1.stats")
+        shutil.copy(snap["file"], foreign)
+        if os.geteuid() == 0:
+            os.chown(foreign, 65534, 65534)
+        r7 = run(["--list"], env)
+        r8 = run(["-p", "1", "--once"], env)
+        check(not any(l.split()[:1] == ["1"] for l in r7.stdout.splitlines()) and
+              r8.returncode == 1, "another user's process or file is not attached to")
+        os.unlink(foreign)
         # two processes: ambiguous without -p
         q, qpid = start_demo(env)
         r6 = run(["--once"], env)
