@@ -31,12 +31,27 @@ typedef struct {
   int64_t fail_at; /* 1-based; 0: never */
   int64_t failed;  /* injected failures */
   ds__atomic_i64 live;
+  ds__atomic_i64 random_state; /* nonzero: fail one in 8 of the library threads' allocations */
+  ds__atomic_i64 random_failed;
 } fault_alloc;
+
+static int fa_random_fail(fault_alloc *fa) {
+  int64_t x = ds__load(&fa->random_state), next;
+  do {
+    if (!x) return 0;
+    next = (int64_t)((uint64_t)x * 6364136223846793005ull + 1442695040888963407ull);
+  } while (!ds__cas(&fa->random_state, &x, next ? next : 1));
+  return ((uint64_t)next >> 61) == 0;
+}
 
 static void *fa_alloc(void *user, size_t size) {
   fault_alloc *fa = user;
   if (pthread_equal(pthread_self(), fa->owner) && ++fa->count == fa->fail_at) {
     fa->failed++;
+    return NULL;
+  }
+  if (!pthread_equal(pthread_self(), fa->owner) && fa_random_fail(fa)) {
+    ds__fetch_add(&fa->random_failed, 1);
     return NULL;
   }
   void *p = malloc(size);
@@ -312,7 +327,7 @@ static int64_t sweep_once(fault_alloc *fa, int64_t fail_at, const char *tmp, int
     fail_msg("allocation %lld failing: %s returned %s (%s)", (long long)fail_at, sc.step,
              ds_status_name(sc.st), ds_context_last_error(NULL));
   if (sc.st == DS_ERR_NO_MEMORY) ++*nomem;
-  if (sc.st == DS_ERR_NO_MEMORY && !fa->failed)
+  if (sc.st == DS_ERR_NO_MEMORY && !fa->failed && !ds__load(&fa->random_failed))
     fail_msg("%s returned DS_ERR_NO_MEMORY with no injected failure", sc.step);
   if (ds__load(&fa->live) != 0)
     fail_msg("allocation %lld failing (%s): %lld blocks not given back", (long long)fail_at,
@@ -352,9 +367,37 @@ static void test_alloc_failure_sweep(void **state) {
   free(fa);
 }
 
+/* Random failures of the library's own threads' allocations (workers, batcher timer, cache
+ * prefetch, telemetry): not reproducible run to run, so only "no crash, no hang, no leak, no
+ * status other than DS_OK or DS_ERR_NO_MEMORY from the scenario's calls" is checked, over
+ * several seeds. */
+static void test_random_failures_all_threads(void **state) {
+  (void)state;
+  const char *dir = getenv("DS_TEST_TMP");
+  char tmp[512];
+  snprintf(tmp, sizeof tmp, "%s/fault_random.%d", dir ? dir : "/tmp", (int)getpid());
+  fault_alloc *fa = calloc(1, sizeof *fa);
+  assert_non_null(fa);
+  fa->owner = pthread_self();
+  int64_t nomem = 0, injected = 0;
+  for (int64_t seed = 1; seed <= 40; seed++) {
+    ds__store(&fa->random_failed, 0);
+    ds__store(&fa->random_state, seed * 0x9E3779B97F4A7C15ll);
+    sweep_once(fa, 0, tmp, &nomem);
+    ds__store(&fa->random_state, 0);
+    injected += ds__load(&fa->random_failed);
+  }
+  printf("random faults: 40 runs, %lld allocations of library threads failed, %lld runs ended in "
+         "DS_ERR_NO_MEMORY\n", (long long)injected, (long long)nomem);
+  assert_true(injected > 0);
+  remove_tmp(tmp);
+  free(fa);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_alloc_failure_sweep),
+      cmocka_unit_test(test_random_failures_all_threads),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
