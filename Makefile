@@ -1,8 +1,8 @@
 # The two commands of the README, and a few more. CMake does the real work; this file only
 # sequences: install missing Debian packages, configure, build, run.
 #   make demo      build and run the main example
-#   make test      release build + ctest, the whole suite under ASan+UBSan, then the scheduler
-#                  tests under ThreadSanitizer
+#   make test      release build + ctest, the whole suite under ASan+UBSan, the whole suite
+#                  under ThreadSanitizer, then each fuzzer for FUZZ_SECONDS
 #   make bench     build and run every benchmark (bench_main_fashion_mnist: ours vs PyTorch)
 #   make install PREFIX=/opt/deepseek
 BUILD      ?= build
@@ -64,14 +64,19 @@ fuzz-smoke: deps
 fuzz:
 	$(MAKE) fuzz-smoke FUZZ_SECONDS=300
 
-# The concurrency of the scheduler, the batcher and the fabric's timestamp barriers under
-# ThreadSanitizer (the modules whose issues require it).
+# The whole suite under ThreadSanitizer. Only third-party libraries that are not built with
+# TSan are suppressed (tests/tsan.supp says why for each), never our code. The long tests
+# (crash consistency) detect a sanitizer build and run a smaller size. The Fashion-MNIST demo
+# (label demo: 2 minutes in the release build) is left out: under TSan it runs past its
+# timeout, and the scheduler, batcher and cache it drives are covered by their own tests and
+# by test_soak here.
 test-tsan: deps
 	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDS_WERROR=ON \
 	  -DDS_SANITIZE=thread -DDS_WITH_CUDA=OFF -DDS_BUILD_BENCH=OFF $(CMAKE_ARGS)
 	cmake --build $(TSAN_BUILD) -j $(JOBS)
-	cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-	  ctest --output-on-failure -j $(JOBS) -R 'sched|batch|fabric_barrier' $(CTEST_ARGS)
+	cd $(TSAN_BUILD) && \
+	  TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/tsan.supp" \
+	  ctest --output-on-failure -j $(JOBS) -LE 'packaging|demo' $(CTEST_ARGS)
 
 # The main job: what the library sees on this machine, then training and serving a real model
 # (checkpoints in $(BUILD)/demo-checkpoint; `--resume` continues an interrupted run).

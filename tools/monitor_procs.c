@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -49,6 +50,17 @@ static int dsm_parse_name(const char *name, long *pid, unsigned long long *seria
   return 1;
 }
 
+/* Only regular files of our own user, of processes of our own user: in a shared DS_STATS_DIR
+ * another user could otherwise plant a file that the monitor would show (and serve) as one of
+ * ours. Without /proc, the file's owner decides. */
+static int dsm_same_user(const char *path, long pid) {
+  struct stat st;
+  if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) return 0;
+  char proc[64];
+  snprintf(proc, sizeof proc, "/proc/%ld", pid);
+  return stat(proc, &st) != 0 || st.st_uid == geteuid();
+}
+
 static int dsm_proc_cmp(const void *a, const void *b) {
   const dsm_proc *x = a, *y = b;
   if (x->pid != y->pid) return x->pid < y->pid ? -1 : 1;
@@ -64,10 +76,13 @@ int dsm_list(dsm_proc *out, int cap, const char *dir) {
     long pid;
     unsigned long long serial;
     if (!dsm_parse_name(e->d_name, &pid, &serial) || !dsm_pid_alive(pid)) continue;
+    char path[sizeof out[0].path];
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    if (!dsm_same_user(path, pid)) continue;
     if (n < cap) {
       out[n].pid = pid;
       out[n].serial = serial;
-      snprintf(out[n].path, sizeof out[n].path, "%s/%s", dir, e->d_name);
+      memcpy(out[n].path, path, sizeof path);
     }
     n++;
   }

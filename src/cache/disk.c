@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "disk.h"
+#include "io.h"
 
 #define DS__REC_MAGIC 0x31525344u
 #define DS__REC_PUT 1
@@ -64,6 +65,7 @@ struct ds__disk {
   pthread_cond_t cv;
   pthread_t flusher;
   int has_flusher, stop, dirty;
+  int sync_err; /* errno of a failed sync not yet reported: the next flush returns it */
   uint64_t max_bytes, seg_max, total; /* max_bytes: what the segments may use (the budget
                                          less meta) */
   uint64_t meta;                       /* bytes of MANIFEST and LOCK */
@@ -182,13 +184,20 @@ static ds_status ds__seg_roll(ds__disk *d) {
   char path[4096];
   uint32_t id = d->next_id;
   ds__seg_path(d, id, path, sizeof path);
-  int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  /* the finished segment is complete: sync it first, and fail the put if that fails (a later
+   * flush syncs only the new segment and could not tell) */
+  if (d->nsegs && ds__io_fdatasync(d->segs[d->nsegs - 1].fd) != 0) {
+    d->io_errors++;
+    d->sync_err = errno;
+    return ds__error(d->ctx, ds__errno_status(errno), "cache", "segment %u of %s: sync failed: %s",
+                     d->segs[d->nsegs - 1].id, d->dir, strerror(errno));
+  }
+  int fd = ds__io_open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) {
     d->io_errors++;
     return ds__error(d->ctx, ds__errno_status(errno), "cache", "cannot create %s: %s", path,
                      strerror(errno));
   }
-  if (d->nsegs) fdatasync(d->segs[d->nsegs - 1].fd); /* the finished segment is complete */
   ds_status st = ds__seg_add(d, id, fd, 0);
   if (st != DS_OK) {
     close(fd);
@@ -239,7 +248,7 @@ static ds_status ds__seg_scan(ds__disk *d, uint32_t id, int fd, uint64_t size, i
   if (!mapped) {
     buf = ds__alloc(d->ctx, size ? size : 1);
     if (!buf) return ds__error(d->ctx, DS_ERR_NO_MEMORY, "cache", "out of memory scanning");
-    if (size && pread(fd, buf, size, 0) != (ssize_t)size) {
+    if (size && ds__io_pread(fd, buf, size, 0) != (ssize_t)size) {
       ds__free(d->ctx, buf);
       return ds__error(d->ctx, DS_ERR_IO, "cache", "segment %u of %s: read failed", id, d->dir);
     }
@@ -303,7 +312,7 @@ static ds_status ds__disk_load(ds__disk *d) {
   for (size_t i = 0; i < n; i++) {
     char path[4096];
     ds__seg_path(d, ids[i], path, sizeof path);
-    int fd = open(path, (d->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+    int fd = ds__io_open(path, (d->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC, 0);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) {
       if (fd >= 0) close(fd);
@@ -311,7 +320,8 @@ static ds_status ds__disk_load(ds__disk *d) {
     }
     uint64_t end = 0;
     ds_status s = ds__seg_scan(d, ids[i], fd, (uint64_t)st.st_size, i + 1 == n, &end);
-    if (s == DS_OK && end < (uint64_t)st.st_size && !d->read_only && ftruncate(fd, (off_t)end))
+    if (s == DS_OK && end < (uint64_t)st.st_size && !d->read_only &&
+        ds__io_ftruncate(fd, (off_t)end))
       s = ds__error(d->ctx, DS_ERR_IO, "cache", "cannot truncate torn tail of %s", path);
     if (s == DS_OK) s = ds__seg_add(d, ids[i], fd, end);
     if (s != DS_OK) {
@@ -336,16 +346,16 @@ static ds_status ds__manifest(ds__disk *d) {
   }
   if (d->read_only) return ds__error(d->ctx, DS_ERR_FORMAT, "cache", "%s: no MANIFEST", d->dir);
   snprintf(tmp, sizeof tmp, "%s/MANIFEST.tmp", d->dir);
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int fd = ds__io_open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return ds__error(d->ctx, ds__errno_status(errno), "cache", "cannot write %s", tmp);
   size_t len = strlen(DS__MANIFEST);
-  int ok = write(fd, DS__MANIFEST, len) == (ssize_t)len && fsync(fd) == 0;
+  int ok = ds__io_write(fd, DS__MANIFEST, len) == (ssize_t)len && ds__io_fsync(fd) == 0;
   close(fd);
-  if (!ok || rename(tmp, path) != 0)
+  if (!ok || ds__io_rename(tmp, path) != 0)
     return ds__error(d->ctx, DS_ERR_IO, "cache", "cannot write %s", path);
-  int dfd = open(d->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int dfd = ds__io_open(d->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
   if (dfd >= 0) {
-    fsync(dfd);
+    ds__io_fsync(dfd);
     close(dfd);
   }
   return DS_OK;
@@ -378,11 +388,16 @@ static void *ds__disk_flusher(void *arg) {
     d->dirty = 0;
     int fd = dup(d->segs[d->nsegs - 1].fd); /* the segment may be dropped while we sync */
     pthread_mutex_unlock(&d->mu);
+    int err = 0;
     if (fd >= 0) {
-      fdatasync(fd);
+      if (ds__io_fdatasync(fd) != 0) err = errno;
       close(fd);
     }
     pthread_mutex_lock(&d->mu);
+    if (err) { /* reported by the next flush: a later sync may succeed without the data */
+      d->io_errors++;
+      d->sync_err = err;
+    }
   }
   pthread_mutex_unlock(&d->mu);
   return NULL;
@@ -392,12 +407,27 @@ static void *ds__disk_flusher(void *arg) {
 static ds_status ds__disk_lock(ds__disk *d) {
   char path[4096];
   snprintf(path, sizeof path, "%s/LOCK", d->dir);
-  d->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  d->lock_fd = ds__io_open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (d->lock_fd < 0)
     return ds__error(d->ctx, DS_ERR_IO, "cache", "cannot open %s: %s", path, strerror(errno));
   if (flock(d->lock_fd, LOCK_EX | LOCK_NB) != 0)
     return ds__error(d->ctx, errno == EWOULDBLOCK ? DS_ERR_BUSY : DS_ERR_IO, "cache",
                      "%s is open for writing by another process", d->dir);
+  return DS_OK;
+}
+
+/* A writer's directory must be ours and writable by nobody else: in a shared place, another
+ * user could otherwise read the values or plant segments that we would serve. */
+static ds_status ds__disk_check_dir(ds__disk *d) {
+  struct stat st;
+  if (stat(d->dir, &st) != 0 || !S_ISDIR(st.st_mode))
+    return ds__error(d->ctx, DS_ERR_IO, "cache", "%s is not a directory", d->dir);
+  if (st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)))
+    return ds__error(d->ctx, DS_ERR_IO, "cache",
+                     "%s is not a private directory (owner %u, mode %03o; need owner %u and no "
+                     "group or other write)",
+                     d->dir, (unsigned)st.st_uid, (unsigned)(st.st_mode & 0777),
+                     (unsigned)geteuid());
   return DS_OK;
 }
 
@@ -426,8 +456,9 @@ ds_status ds__disk_open(ds__disk **out, ds_context *ctx, const char *path,
   pthread_cond_init(&d->cv, NULL);
   d->buckets = ds__calloc(ctx, d->nb, sizeof *d->buckets);
   ds_status st = d->buckets ? DS_OK : DS_ERR_NO_MEMORY;
-  if (st == DS_OK && !d->read_only && mkdir(path, 0700) != 0 && errno != EEXIST)
+  if (st == DS_OK && !d->read_only && ds__io_mkdir(path, 0700) != 0 && errno != EEXIST)
     st = ds__error(ctx, DS_ERR_IO, "cache", "cannot create %s: %s", path, strerror(errno));
+  if (st == DS_OK && !d->read_only) st = ds__disk_check_dir(d);
   if (st == DS_OK && !d->read_only) st = ds__disk_lock(d);
   if (st == DS_OK) st = ds__manifest(d);
   if (st == DS_OK) ds__disk_meta(d);
@@ -457,7 +488,7 @@ void ds__disk_close(ds__disk *d) {
     pthread_join(d->flusher, NULL);
   }
   for (uint32_t i = 0; i < d->nsegs; i++) {
-    if (!d->read_only && i + 1 == d->nsegs) fdatasync(d->segs[i].fd);
+    if (!d->read_only && i + 1 == d->nsegs) ds__io_fdatasync(d->segs[i].fd);
     if (d->segs[i].map) munmap(d->segs[i].map, d->segs[i].map_len);
     close(d->segs[i].fd);
   }
@@ -495,15 +526,16 @@ static ds_status ds__disk_append(ds__disk *d, ds__rec_hdr *h, const void *key, c
   h->sum = ds__rec_sum(h, key, data);
   struct iovec iov[3] = {{h, DS__HDR}, {(void *)key, h->klen}, {(void *)data, h->slen}};
   errno = 0;
-  ssize_t w = pwritev(a->fd, iov, h->slen ? 3 : 2, (off_t)a->size);
+  ssize_t w = ds__io_pwritev(a->fd, iov, h->slen ? 3 : 2, (off_t)a->size);
   int err = errno;
-  if (w == (ssize_t)reclen && d->durability == DS_CACHE_SYNC_EVERY_PUT && fdatasync(a->fd) != 0) {
+  if (w == (ssize_t)reclen && d->durability == DS_CACHE_SYNC_EVERY_PUT &&
+      ds__io_fdatasync(a->fd) != 0) {
     err = errno;
     w = -1;
   }
   if (w != (ssize_t)reclen) {
     d->io_errors++;
-    if (ftruncate(a->fd, (off_t)a->size) != 0) d->io_errors++;
+    if (ds__io_ftruncate(a->fd, (off_t)a->size) != 0) d->io_errors++;
     return ds__error(d->ctx, ds__errno_status(err ? err : ENOSPC), "cache",
                      "segment %u of %s: write of %llu bytes at offset %llu failed: %s", a->id,
                      d->dir, (unsigned long long)reclen, (unsigned long long)a->size,
@@ -568,7 +600,7 @@ static ds_status ds__disk_read(ds__disk *d, ds__dent *e, unsigned char **out) {
   unsigned char *buf = ds__alloc(d->ctx, n);
   if (!buf) return DS_ERR_NO_MEMORY;
   int fd = ds__seg_fd(d, e->seg);
-  ssize_t r = fd >= 0 ? pread(fd, buf, n, (off_t)e->off) : -1;
+  ssize_t r = fd >= 0 ? ds__io_pread(fd, buf, n, (off_t)e->off) : -1;
   ds__rec_hdr h;
   memcpy(&h, buf, DS__HDR);
   ds_status st = DS_OK;
@@ -688,13 +720,17 @@ ds_status ds__disk_flush(ds__disk *d) {
   if (d->read_only) return DS_OK;
   pthread_mutex_lock(&d->mu);
   ds_status st = DS_OK;
-  if (d->nsegs && fdatasync(d->segs[d->nsegs - 1].fd) != 0) {
+  if (d->nsegs && ds__io_fdatasync(d->segs[d->nsegs - 1].fd) != 0) {
     d->io_errors++;
     st = ds__error(d->ctx, DS_ERR_IO, "cache", "fdatasync in %s failed: %s", d->dir,
                    strerror(errno));
+  } else if (d->sync_err) {
+    st = ds__error(d->ctx, DS_ERR_IO, "cache", "an earlier sync in %s failed: %s", d->dir,
+                   strerror(d->sync_err));
   } else {
     d->dirty = 0;
   }
+  d->sync_err = 0;
   pthread_mutex_unlock(&d->mu);
   return st;
 }

@@ -133,8 +133,8 @@ ds_status ds__config_load_env(ds_context *ctx) {
     if (n + 4 > sizeof env) continue;
     for (size_t k = 0; k < n; k++) env[3 + k] = (char)toupper((unsigned char)d->name[k]);
     env[3 + n] = '\0';
-    const char *val = getenv(env);
-    if (!val && d->id == DS_PARAM_LOG_LEVEL && (val = getenv("DS_LOG")) != NULL)
+    const char *val = secure_getenv(env); /* ignored by setuid programs */
+    if (!val && d->id == DS_PARAM_LOG_LEVEL && (val = secure_getenv("DS_LOG")) != NULL)
       strcpy(env, "DS_LOG");
     if (!val) continue;
     int64_t v = 0;

@@ -60,7 +60,9 @@ static ds_status ds__apply_tunables(ds_context *ctx, const ds_context_options *o
     if (st != DS_OK) return st;
   }
   const char *path = o->config_path;
-  if (!path && !(o->flags & DS_CONTEXT_NO_ENV)) path = getenv("DS_CONFIG");
+  /* secure_getenv here and for every DS_* variable: a setuid or setgid program ignores the
+   * environment, whose paths it would otherwise open with its privileges */
+  if (!path && !(o->flags & DS_CONTEXT_NO_ENV)) path = secure_getenv("DS_CONFIG");
   if (path && *path) {
     ds_status st = ds__config_load_file(ctx, path, 1);
     if (st != DS_OK) return st;

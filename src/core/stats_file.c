@@ -67,8 +67,8 @@ static int64_t ds__realtime_ns(void) {
 /* DS_STATS_DIR (unless DS_CONTEXT_NO_ENV), else $XDG_RUNTIME_DIR/deepseek when that is our
  * own directory, else /tmp/deepseek-UID. Returns 0 if the name does not fit. */
 static int ds__stats_dir(int use_env, char *buf, size_t cap) {
-  const char *dir = use_env ? getenv("DS_STATS_DIR") : NULL;
-  const char *xdg = getenv("XDG_RUNTIME_DIR");
+  const char *dir = use_env ? secure_getenv("DS_STATS_DIR") : NULL;
+  const char *xdg = secure_getenv("XDG_RUNTIME_DIR");
   struct stat st;
   int n;
   if (dir && *dir)

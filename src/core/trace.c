@@ -267,7 +267,7 @@ ds_status ds__trace_create(ds_context *ctx) {
    * keep their own full fence. */
   tr->asymmetric = ds__membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0;
   ctx->trace = tr;
-  const char *path = (ctx->flags & DS_CONTEXT_NO_ENV) ? NULL : getenv("DS_TRACE");
+  const char *path = (ctx->flags & DS_CONTEXT_NO_ENV) ? NULL : secure_getenv("DS_TRACE");
   /* A trace is a diagnostic: a bad DS_TRACE path is worth a warning, not a failed creation. */
   if (path && *path && ds_trace_start(ctx, path) != DS_OK)
     ds__log(ctx, DS_LOG_WARN, "trace", "DS_TRACE ignored: %s", ds_context_last_error(ctx));
