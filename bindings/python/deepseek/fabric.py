@@ -140,9 +140,9 @@ def _mode(mode):
 
 
 def _options(name, home_device, flags, device_mask):
-    o = _lib.BufferOptions(ctypes.sizeof(_lib.BufferOptions), name.encode() if name else None,
-                           int(home_device), int(flags), int(device_mask))
-    return o
+    return _lib.BufferOptions(ctypes.sizeof(_lib.BufferOptions),
+                              name.encode() if name else None, int(home_device), int(flags),
+                              int(device_mask))
 
 
 class Event:
@@ -168,7 +168,10 @@ class Event:
     def __del__(self):
         h, self._h = getattr(self, "_h", None), None
         if h is not None:
-            lib.ds_fabric_event_wait(h)
+            try:
+                lib.ds_fabric_event_wait(h)
+            except Exception:  # interpreter shutdown: the library may be gone already
+                pass
 
 
 class Access:
@@ -286,8 +289,17 @@ class Buffer(Child):
         else:
             self.ctx.check(lib.ds_buffer_acquire(ctypes.byref(ptr), self.handle, dev, m))
         event = Event(self.ctx, ev) if ev.value else None
-        value = self._view(ptr.value, m, dtype, shape) if info.is_host else (ptr.value or 0)
-        acc = Access(self, dev, m, ptr.value or 0, value, event)
+        acc = Access(self, dev, m, ptr.value or 0, None, event)
+        if info.is_host:
+            try:
+                acc.value = self._view(ptr.value, m, dtype, shape)
+            except Exception:  # a dtype or shape that does not fit: undo the acquire
+                if event is not None:
+                    event.wait()
+                lib.ds_buffer_release(self.handle, dev)
+                raise
+        else:
+            acc.value = ptr.value or 0
         with self._lock:
             self._outstanding.append(acc)
         return acc

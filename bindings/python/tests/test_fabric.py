@@ -2,6 +2,7 @@
 timestamp barriers. Imported by test_bindings.py (so the ctest `python_bindings` runs them);
 also runnable alone."""
 
+import gc
 import os
 import sys
 import threading
@@ -69,6 +70,16 @@ class FabricBufferTest(unittest.TestCase):
                 self.assertEqual(buf.state(0), ds.ReplicaState.MODIFIED)
             self.assertIsNone(buf.array)
 
+    def test_registered_array_kept_alive(self):
+        with fabric_context() as ctx:
+            buf = ds.Buffer.register(ctx, np.full(4096, 5, dtype=np.int64))
+            gc.collect()  # the only reference to the array is the buffer's
+            junk = [np.full(4096, -1, dtype=np.int64) for _ in range(8)]
+            with buf.acquire(0, "r") as v:
+                self.assertTrue(bool((v == 5).all()))
+            del junk
+            buf.close()
+
     def test_created_buffer_views(self):
         with fabric_context() as ctx:
             with ds.Buffer(ctx, 64) as buf:
@@ -89,6 +100,8 @@ class FabricBufferTest(unittest.TestCase):
                 ds.Buffer.register(ctx, np.zeros((8, 8))[:, ::2])
             with self.assertRaises(TypeError):
                 ds.Buffer.register(ctx, bytearray(8))
+            with self.assertRaises(ds.InvalidArgError):
+                ds.Buffer.register(ctx, np.zeros(0, dtype=np.float32))
             with self.assertRaises(ds.InvalidArgError):  # home device must be a CPU
                 ds.Buffer(ctx, 16, home_device=F.device_count(ctx) + 5)
             buf = ds.Buffer(ctx, 32, name="bad")
@@ -98,7 +111,9 @@ class FabricBufferTest(unittest.TestCase):
                 buf.acquire(0, "x")
             with self.assertRaises(ds.NotFoundError):
                 buf.state(99)
-            w = buf.acquire(0, "w")
+            with self.assertRaises(ValueError):  # 32 bytes are not a whole (3,) float64s
+                buf.acquire(0, "rw", dtype=np.float64, shape=(3,))
+            w = buf.acquire(0, "w")  # the failed acquire above was undone
             with self.assertRaises(ds.BusyError) as cm:
                 buf.acquire(0, "r")
             self.assertIn("bad", str(cm.exception))  # messages name the buffer
@@ -125,14 +140,23 @@ class FabricBufferTest(unittest.TestCase):
                     buf.acquire(1, "r")
 
     def test_opencl_state_transitions(self):
+        self._device_state_transitions("opencl")
+
+    def test_cuda_state_transitions(self):
+        self._device_state_transitions("cuda")
+
+    def _device_state_transitions(self, kind):
         with fabric_context() as ctx:
-            ocl = F.find_device(ctx, "opencl")
-            if ocl is None:
-                print("\n[test_fabric] no OpenCL device: state transitions on OpenCL skipped",
+            idx = F.find_device(ctx, kind)
+            if idx is None:
+                if kind == "cuda" and os.environ.get("DS_REQUIRE_GPU") == "1":
+                    self.fail("DS_REQUIRE_GPU=1 but no CUDA device in the fabric")
+                print("\n[test_fabric] no %s device: state transitions on it skipped" % kind,
                       file=sys.stderr)
-                self.skipTest("no OpenCL device")
-            dev = F.device(ctx, ocl)
-            self.assertEqual(dev.kind_name, "opencl")
+                self.skipTest("no %s device" % kind)
+            dev = F.device(ctx, idx)
+            self.assertEqual(dev.kind_name, kind)
+            ocl = idx
             self.assertFalse(dev.is_host)
             a = np.arange(1024, dtype=np.float32)
             with ds.Buffer.register(ctx, a, name="ocl") as buf:
@@ -271,6 +295,10 @@ class FabricBarrierTest(unittest.TestCase):
                         b.publish_cuda(0, None, 1)
                     with self.assertRaises((ds.UnavailableError, ds.UnsupportedError)):
                         b.wait_cuda(None, 1)
+                else:  # the legacy default stream (None) publishes when it reaches the mark
+                    b.publish_cuda(0, None, 1)
+                    b.wait(1, timeout=60)
+                    self.assertEqual(b.progress(0), 1)
 
 
 if __name__ == "__main__":
