@@ -131,6 +131,11 @@ def memory_space_count(ctx):
     return n.value
 
 
+def _index(dev):
+    """A device index from an int or a Device."""
+    return dev.index if isinstance(dev, Device) else int(dev)
+
+
 def _mode(mode):
     try:
         return _MODES[mode]
@@ -234,6 +239,8 @@ class Buffer(Child):
         self._array = _array
         self._lock = threading.Lock()
         self._outstanding = []
+        self._size = lib.ds_buffer_size(_handle)
+        self._bytes_type = ctypes.c_uint8 * self._size  # made once: views are then cheap
         super().__init__(ctx, _handle)
 
     @classmethod
@@ -259,47 +266,49 @@ class Buffer(Child):
 
     @property
     def size(self):
-        return lib.ds_buffer_size(self.handle)
+        """Size in bytes (fixed at creation)."""
+        self.handle  # raises once closed
+        return self._size
 
     @property
     def name(self):
         return lib.ds_buffer_name(self.handle).decode(errors="replace")
 
     def state(self, device):
-        """ReplicaState of the replica in ``device``'s memory space."""
+        """ReplicaState of the replica in ``device``'s memory space (an index or a Device)."""
         out = ctypes.c_int()
-        self.ctx.check(lib.ds_buffer_state(ctypes.byref(out), self.handle, int(device)))
+        self.ctx.check(lib.ds_buffer_state(ctypes.byref(out), self.handle, _index(device)))
         return ReplicaState(out.value)
 
     def acquire(self, device, mode="r", dtype=None, shape=None, asynchronous=False):
-        """Makes the buffer usable on ``device`` in ``mode`` ("r", "w", "rw") and returns an
-        Access (a context manager). On a CPU device the value is a NumPy view with ``dtype``
-        and ``shape`` (default: those of the registered array, else uint8 bytes); elsewhere
-        the device handle as an int. ``asynchronous`` uses ds_buffer_acquire_async: the
-        Access's event must complete before the bytes are used (the with block waits).
-        Raises BusyError (conflicting acquire), NotFoundError (no such device),
-        UnsupportedError (device not in the buffer's device_mask)."""
+        """Makes the buffer usable on ``device`` (an index or a Device) in ``mode`` ("r",
+        "w", "rw") and returns an Access (a context manager). On a CPU device the value is a
+        NumPy view with ``dtype`` and ``shape`` (default: those of the registered array, else
+        uint8 bytes); elsewhere the device handle as an int. ``asynchronous`` uses
+        ds_buffer_acquire_async: the Access's event must complete before the bytes are used
+        (the with block waits). Raises BusyError (conflicting acquire), NotFoundError (no such
+        device), UnsupportedError (device not in the buffer's device_mask); messages name the
+        buffer and the device."""
         m = _mode(mode)
-        dev = int(device)
-        info = device_of(self.ctx, dev)
+        dev = _index(device)
+        h = self.handle
         ptr, ev = ctypes.c_void_p(), ctypes.c_void_p()
         if asynchronous:
-            self.ctx.check(lib.ds_buffer_acquire_async(ctypes.byref(ptr), ctypes.byref(ev),
-                                                       self.handle, dev, m))
+            st = lib.ds_buffer_acquire_async(ctypes.byref(ptr), ctypes.byref(ev), h, dev, m)
         else:
-            self.ctx.check(lib.ds_buffer_acquire(ctypes.byref(ptr), self.handle, dev, m))
+            st = lib.ds_buffer_acquire(ctypes.byref(ptr), h, dev, m)
+        if st:
+            self.ctx.check(st)
         event = Event(self.ctx, ev) if ev.value else None
-        acc = Access(self, dev, m, ptr.value or 0, None, event)
-        if info.is_host:
-            try:
+        acc = Access(self, dev, m, ptr.value or 0, ptr.value or 0, event)
+        try:
+            if device_of(self.ctx, dev).is_host:
                 acc.value = self._view(ptr.value, m, dtype, shape)
-            except Exception:  # a dtype or shape that does not fit: undo the acquire
-                if event is not None:
-                    event.wait()
-                lib.ds_buffer_release(self.handle, dev)
-                raise
-        else:
-            acc.value = ptr.value or 0
+        except Exception:  # a dtype or shape that does not fit: undo the acquire
+            if event is not None:
+                event.wait()
+            lib.ds_buffer_release(h, dev)
+            raise
         with self._lock:
             self._outstanding.append(acc)
         return acc
@@ -308,9 +317,7 @@ class Buffer(Child):
         if dtype is None and shape is None and self._array is not None:
             dtype, shape = self._array.dtype, self._array.shape
         dt = np.dtype(dtype if dtype is not None else np.uint8)
-        n = self.size
-        raw = np.ctypeslib.as_array((ctypes.c_uint8 * n).from_address(addr))
-        view = raw.view(dt)
+        view = np.frombuffer(self._bytes_type.from_address(addr), dtype=dt)
         if shape is not None:
             view = view.reshape(shape)
         if mode == READ:
@@ -318,7 +325,9 @@ class Buffer(Child):
         return view
 
     def _release(self, acc):
-        self.ctx.check(lib.ds_buffer_release(self.handle, acc.device))
+        st = lib.ds_buffer_release(self.handle, acc.device)
+        if st:
+            self.ctx.check(st)
         acc._open = False
         with self._lock:
             self._outstanding.remove(acc)

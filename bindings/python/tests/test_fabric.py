@@ -87,7 +87,9 @@ class FabricBufferTest(unittest.TestCase):
                 with buf.acquire(0, "rw", dtype=np.int32, shape=(4, 4)) as v:
                     self.assertEqual(int(v.sum()), 0)  # zero-filled
                     v[:] = 7
-                with buf.acquire(0, ds.fabric.READ) as raw:
+                cpu = F.device(ctx, 0)
+                self.assertEqual(buf.state(cpu), ds.ReplicaState.MODIFIED)
+                with buf.acquire(cpu, ds.fabric.READ) as raw:
                     self.assertEqual(raw.dtype, np.uint8)
                     self.assertEqual(raw.shape, (64,))
                     self.assertEqual(bytes(raw[:4]), b"\x07\x00\x00\x00")
@@ -107,6 +109,7 @@ class FabricBufferTest(unittest.TestCase):
             buf = ds.Buffer(ctx, 32, name="bad")
             with self.assertRaises(ds.NotFoundError) as cm:
                 buf.acquire(F.device_count(ctx) + 3, "r")
+            self.assertIn("'bad'", str(cm.exception))  # the library's detail names the buffer
             with self.assertRaises(ValueError):
                 buf.acquire(0, "x")
             with self.assertRaises(ds.NotFoundError):
@@ -249,6 +252,7 @@ class FabricBarrierTest(unittest.TestCase):
             with self.assertRaises(ds.DsTimeoutError) as cm:
                 b.wait(1, timeout=0.02)
             self.assertIsInstance(cm.exception, ds.DeepseekError)
+            self.assertIn("slow", str(cm.exception))
             self.assertGreaterEqual(time.monotonic() - t0, 0.015)
             with self.assertRaises(ds.DsTimeoutError):
                 b.wait(1, timeout=0)  # test only
