@@ -363,12 +363,32 @@ def device_of(ctx, index):
     return d
 
 
+_I64_MAX = (1 << 63) - 1
+_U64_MAX = (1 << 64) - 1
+
+
 def _seconds_to_ns(timeout):
     if timeout is None:
         return BARRIER_FOREVER
     if timeout < 0:
         raise ValueError("timeout must be >= 0 seconds, or None for no limit")
-    return int(timeout * 1e9)
+    ns = int(timeout * 1e9)
+    return BARRIER_FOREVER if ns > _I64_MAX else ns  # centuries: no limit
+
+
+def _timestamp(t):
+    """Timestamps are uint64 in C: refuse what ctypes would silently wrap."""
+    t = int(t)
+    if t < 0 or t > _U64_MAX:
+        raise ValueError("timestamp must be in 0 .. 2**64-1, not %d" % t)
+    return t
+
+
+def _participant(p):
+    p = int(p)
+    if p < 0 or p >= 0xFFFFFFFF:
+        raise ValueError("participant must be in 0 .. 2**32-2, not %d" % p)
+    return p
 
 
 def _handle_of(obj, attrs):
@@ -403,23 +423,24 @@ class Barrier(Child):
 
     def publish(self, participant, t):
         """Participant ``participant`` has passed every timestamp <= ``t``."""
-        self.ctx.check(lib.ds_fabric_barrier_publish(self.handle, int(participant), int(t)))
+        self.ctx.check(lib.ds_fabric_barrier_publish(self.handle, _participant(participant),
+                                                      _timestamp(t)))
 
     def wait(self, t, timeout=None):
         """Blocks until every participant has passed ``t``; timeout 0 only tests."""
-        self.ctx.check(lib.ds_fabric_barrier_wait(self.handle, int(t),
+        self.ctx.check(lib.ds_fabric_barrier_wait(self.handle, _timestamp(t),
                                                   _seconds_to_ns(timeout)))
 
     def arrive_and_wait(self, participant, timeout=None):
         """Phase barrier: publishes progress + 1 and waits for it; returns that phase."""
         out = ctypes.c_uint64()
         self.ctx.check(lib.ds_fabric_barrier_arrive_and_wait(
-            self.handle, int(participant), _seconds_to_ns(timeout), ctypes.byref(out)))
+            self.handle, _participant(participant), _seconds_to_ns(timeout), ctypes.byref(out)))
         return out.value
 
     def progress(self, participant=None):
         """A participant's published timestamp, or (None) the smallest over all."""
-        p = 0xFFFFFFFF if participant is None else int(participant)
+        p = 0xFFFFFFFF if participant is None else _participant(participant)
         out = ctypes.c_uint64()
         self.ctx.check(lib.ds_fabric_barrier_progress(self.handle, p, ctypes.byref(out)))
         return out.value
@@ -433,24 +454,24 @@ class Barrier(Child):
     def publish_opencl(self, participant, queue, t):
         """A marker on the cl_command_queue ``queue`` publishes ``t`` when reached."""
         q = _handle_of(queue, ("int_ptr",))
-        self.ctx.check(lib.ds_fabric_barrier_publish_opencl(self.handle, int(participant), q,
-                                                            int(t)))
+        self.ctx.check(lib.ds_fabric_barrier_publish_opencl(
+            self.handle, _participant(participant), q, _timestamp(t)))
 
     def wait_opencl(self, queue, t):
         """Commands enqueued on ``queue`` after this start once every participant passed
         ``t`` (the host does not block; the user event is not handed out)."""
         q = _handle_of(queue, ("int_ptr",))
-        self.ctx.check(lib.ds_fabric_barrier_wait_opencl(self.handle, q, int(t), None))
+        self.ctx.check(lib.ds_fabric_barrier_wait_opencl(self.handle, q, _timestamp(t), None))
 
     def publish_cuda(self, participant, stream, t):
         """A host function on cudaStream_t ``stream`` (None: legacy default stream) publishes
         ``t`` when the stream reaches it."""
         s = _handle_of(stream, ("cuda_stream",))
-        self.ctx.check(lib.ds_fabric_barrier_publish_cuda(self.handle, int(participant), s,
-                                                          int(t)))
+        self.ctx.check(lib.ds_fabric_barrier_publish_cuda(
+            self.handle, _participant(participant), s, _timestamp(t)))
 
     def wait_cuda(self, stream, t):
         """Work enqueued on ``stream`` after this starts once every participant passed
         ``t``."""
         s = _handle_of(stream, ("cuda_stream",))
-        self.ctx.check(lib.ds_fabric_barrier_wait_cuda(self.handle, s, int(t)))
+        self.ctx.check(lib.ds_fabric_barrier_wait_cuda(self.handle, s, _timestamp(t)))

@@ -133,6 +133,34 @@ class FabricBufferTest(unittest.TestCase):
             b2 = ds.Buffer(ctx, 8)
             b2.acquire(0, "rw")
 
+    def test_concurrent_readers(self):
+        with fabric_context() as ctx:
+            a = np.arange(512, dtype=np.int32)
+            devs = [d.index for d in F.devices(ctx)]
+            with ds.Buffer.register(ctx, a, name="shared") as buf:
+                errors = []
+
+                def reader(k):
+                    try:
+                        for i in range(100):
+                            dev = devs[(i + k) % len(devs)]
+                            with buf.acquire(dev, "r") as v:
+                                if dev == 0 and int(v[511]) != 511:
+                                    errors.append(("value", int(v[511])))
+                    except Exception as e:  # reported below
+                        errors.append(e)
+
+                ths = [threading.Thread(target=reader, args=(k,)) for k in range(4)]
+                for th in ths:
+                    th.start()
+                for th in ths:
+                    th.join(120)
+                self.assertEqual(errors, [])
+                self.assertEqual(buf._outstanding, [])
+                with buf.acquire(0, "w") as v:  # exclusive again: every read was released
+                    v[:] = 0
+                self.assertEqual(int(a.sum()), 0)
+
     def test_device_mask(self):
         with fabric_context() as ctx:
             n = F.device_count(ctx)
@@ -260,6 +288,12 @@ class FabricBarrierTest(unittest.TestCase):
                 b.wait(1, timeout=-1)
             with self.assertRaises(ds.NotFoundError):
                 b.publish(2, 1)
+            with self.assertRaises(ValueError):  # would wrap to 2**64-1 in C
+                b.publish(0, -1)
+            with self.assertRaises(ValueError):
+                b.progress(-1)
+            with self.assertRaises(ds.DsTimeoutError):
+                b.wait(1, timeout=0.0)
             b.publish(0, 5)
             with self.assertRaises(ds.InvalidArgError):  # timestamps never go backwards
                 b.publish(0, 4)
