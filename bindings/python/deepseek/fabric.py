@@ -313,6 +313,11 @@ class Buffer(Child):
             self._outstanding.append(acc)
         return acc
 
+    def acquire_async(self, device, mode="r", dtype=None, shape=None):
+        """acquire(..., asynchronous=True): the Access's ``event`` (None when nothing is in
+        flight) must complete (``access.wait()``) before the bytes are used."""
+        return self.acquire(device, mode, dtype, shape, asynchronous=True)
+
     def _view(self, addr, mode, dtype, shape):
         if dtype is None and shape is None and self._array is not None:
             dtype, shape = self._array.dtype, self._array.shape

@@ -208,8 +208,10 @@ class FabricBufferTest(unittest.TestCase):
                 with buf.acquire(0, "w") as view:
                     view[:] = 3.0
                 self.assertEqual(buf.state(ocl), ds.ReplicaState.INVALID)
-                acc = buf.acquire(ocl, "r", asynchronous=True)
-                acc.wait()
+                acc = buf.acquire_async(ocl, "r")
+                self.assertTrue(acc.event is None or isinstance(acc.event, F.Event))
+                self.assertEqual(acc.wait(), acc.pointer)
+                self.assertTrue(acc.event is None or acc.event.done)
                 acc.release()
                 self.assertEqual(buf.state(ocl), ds.ReplicaState.SHARED)
             stats = ctx.stats()
