@@ -5,6 +5,7 @@
         c = ds.gemm(ctx, a, b)                 # NumPy, torch (DLPack) or ds.Tensor operands
         cache = ds.Cache(ctx, l1_bytes=1 << 20)
         cache.put_array("w", a); cache.get_array("w")
+        ds.fabric.devices(ctx)                 # compute fabric: devices, ds.Buffer, ds.Barrier
 
 Errors raise a DeepseekError subclass per ds_status (ds.ShapeError, ds.NotFoundError, ...).
 Set DEEPSEEK_LIBRARY to the .so to use a particular build.
@@ -17,9 +18,10 @@ from .context import (Context, build_features, build_summary, param_info, param_
                       stats_dir, stats_file_read, version)
 from .errors import *  # noqa: F401,F403 - one class per ds_status
 from .errors import BY_STATUS, DeepseekError, check
+from .fabric import Barrier, Buffer, ReplicaState
 from .precision import (DynamicPrecision, LossScaler, Optimizer, convert, convert_tensor, gemm,
                         stability_score)
-from . import precision, sched
+from . import fabric, precision, sched
 from .predict import Predictor
 from .tensor import DTYPES, Tensor, tensor
 

@@ -276,6 +276,25 @@ class PredictorTrainReport(Structure):
                 ("last_train_loss", c_double), ("steps", c_uint64)]
 
 
+# ---------------------------------------------------------------- compute fabric
+
+class FabricDeviceInfo(Structure):
+    _fields_ = [("struct_size", c_uint32), ("index", c_int32), ("kind", c_int32),
+                ("memory_space", c_int32), ("numa_node", c_int32), ("compute_units", c_int32),
+                ("caps", c_uint32), ("memory_bytes", c_uint64), ("name", c_char * 128),
+                ("backend", c_char * 32)]
+
+
+class BufferOptions(Structure):
+    _fields_ = [("struct_size", c_uint32), ("name", c_char_p), ("home_device", c_int32),
+                ("flags", c_uint32), ("device_mask", c_uint64)]
+
+
+class FabricBarrierOptions(Structure):
+    _fields_ = [("struct_size", c_uint32), ("participants", c_uint32), ("spin_ns", c_int64),
+                ("name", c_char_p)]
+
+
 # ---------------------------------------------------------------- prototypes
 
 _P = POINTER
@@ -447,12 +466,43 @@ PROTOTYPES = {
     "ds_predictor_save": (_st, [_vp, c_char_p]),
     "ds_predictor_load": (_st, [_P(_vp), _vp, c_char_p]),
     "ds_predictor_online_wait": (None, [_vp, _P(c_uint64), _P(c_uint64)]),
+    # compute fabric: devices, buffers, events
+    "ds_fabric_device_count": (_st, [_P(c_int32), _vp]),
+    "ds_fabric_device_info": (_st, [_P(FabricDeviceInfo), _vp, c_int32]),
+    "ds_fabric_device_find": (_st, [_P(c_int32), _vp, c_int, c_int32]),
+    "ds_fabric_memory_space_count": (_st, [_P(c_int32), _vp]),
+    "ds_buffer_create": (_st, [_P(_vp), _vp, c_size_t, _P(BufferOptions)]),
+    "ds_buffer_register": (_st, [_P(_vp), _vp, _vp, c_size_t, _P(BufferOptions)]),
+    "ds_buffer_destroy": (_st, [_vp]),
+    "ds_buffer_size": (c_size_t, [_vp]),
+    "ds_buffer_name": (c_char_p, [_vp]),
+    "ds_buffer_state": (_st, [_P(c_int), _vp, c_int32]),
+    "ds_buffer_acquire": (_st, [_P(_vp), _vp, c_int32, c_int]),
+    "ds_buffer_acquire_async": (_st, [_P(_vp), _P(_vp), _vp, c_int32, c_int]),
+    "ds_buffer_release": (_st, [_vp, c_int32]),
+    "ds_fabric_event_wait": (_st, [_vp]),
+    # compute fabric: timestamp barriers
+    "ds_fabric_barrier_create": (_st, [_P(_vp), _vp, _P(FabricBarrierOptions)]),
+    "ds_fabric_barrier_destroy": (None, [_vp]),
+    "ds_fabric_barrier_publish": (_st, [_vp, c_uint32, c_uint64]),
+    "ds_fabric_barrier_wait": (_st, [_vp, c_uint64, c_int64]),
+    "ds_fabric_barrier_arrive_and_wait": (_st, [_vp, c_uint32, c_int64, _P(c_uint64)]),
+    "ds_fabric_barrier_progress": (_st, [_vp, c_uint32, _P(c_uint64)]),
+    "ds_fabric_barrier_cancel": (_st, [_vp]),
+    "ds_fabric_barrier_publish_opencl": (_st, [_vp, c_uint32, _vp, c_uint64]),
+    "ds_fabric_barrier_wait_opencl": (_st, [_vp, _vp, c_uint64, _P(_vp)]),
+    "ds_fabric_barrier_publish_cuda": (_st, [_vp, c_uint32, _vp, c_uint64]),
+    "ds_fabric_barrier_wait_cuda": (_st, [_vp, _vp, c_uint64]),
 }
 
 # Exported functions deliberately left unbound, with the reason (checked by the tests).
 UNBOUND = {
     "ds_cache_put_owned": "ownership transfer of a C buffer with a C free function; from "
                           "Python ds_cache_put (which copies) is the safe equivalent",
+    "ds_fabric_backend_register": "a backend is a table of C function pointers called under "
+                                  "the fabric's buffer mutexes from library threads (copies, "
+                                  "events, launches); backends belong in C, next to the "
+                                  "device driver they wrap",
 }
 
 

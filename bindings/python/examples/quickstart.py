@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """A first program with the Python bindings: a context, a cache of NumPy arrays, GEMM on NumPy
-and (if torch is installed) torch tensors without copies, and a batcher serving a Python model
-to several threads.
+and (if torch is installed) torch tensors without copies, a batcher serving a Python model
+to several threads, and the compute fabric (devices, a zero-copy buffer, a barrier).
 
     DEEPSEEK_LIBRARY=build/src/libdeepseek.so PYTHONPATH=bindings/python \
         /usr/bin/python3 bindings/python/examples/quickstart.py
@@ -56,6 +56,30 @@ with ds.Context(name="quickstart", params={"sched_workers": 2}) as ctx:
         s = batcher.stats()
         print("batcher: %d requests in %d batches, p99 latency %.0f us"
               % (s["completed"], s["batches"], s["latency_p99_us"]))
+
+    # The compute fabric: the devices present, and a NumPy array registered as a buffer
+    # without copying; acquiring it on a CPU device gives a NumPy view of the same bytes.
+    for d in ds.fabric.devices(ctx):
+        print("fabric device %d: %s (%s)" % (d.index, d.name, d.kind_name))
+    data = np.zeros(1024, dtype=np.float32)
+    with ds.Buffer.register(ctx, data, name="data") as buf:
+        with buf.acquire(0, "w") as view:  # released at the end of the block
+            view[:] = 2.0
+        assert data[0] == 2.0  # the array's own memory was written
+        ocl = ds.fabric.find_device(ctx, "opencl")  # PoCL exposes the CPU as one
+        if ocl is not None:
+            with buf.acquire(ocl, "r") as cl_mem:  # an OpenCL kernel would read cl_mem
+                print("on OpenCL: handle 0x%x, states host=%s device=%s"
+                      % (cl_mem, buf.state(0).name, buf.state(ocl).name))
+
+    # Timestamp barriers: each participant publishes its progress; wait(t) returns once all
+    # have passed t (here a worker thread and this one, three phases).
+    with ds.Barrier(ctx, participants=2) as bar:
+        worker = threading.Thread(target=lambda: [bar.arrive_and_wait(1) for _ in range(3)])
+        worker.start()
+        phases = [bar.arrive_and_wait(0, timeout=30) for _ in range(3)]
+        worker.join()
+        print("barrier phases:", phases)
 
     # Zero-copy with torch through DLPack (skipped without torch).
     try:

@@ -15,6 +15,9 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import deepseek as ds  # noqa: E402
 from deepseek import precision as P  # noqa: E402
+# The fabric's tests live in their own file; importing them here runs them under this ctest.
+from test_fabric import (FabricBarrierTest, FabricBufferTest,  # noqa: E402,F401
+                         FabricDevicesTest)
 
 DSTENSOR = sys.modules["deepseek.tensor"]  # the module (ds.tensor is the function)
 
