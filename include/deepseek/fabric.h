@@ -8,6 +8,7 @@
 #include "deepseek/context.h"
 #include "deepseek/export.h"
 #include "deepseek/status.h"
+#include "deepseek/fabric_barrier.h" /* timestamp barriers belong to the fabric's API */
 
 /** @defgroup fabric Compute fabric: devices, backends, buffers
  *  The devices a context can compute on, and buffers whose bytes follow the computation from
