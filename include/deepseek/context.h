@@ -116,7 +116,11 @@ typedef enum ds_param {
   DS_PARAM_FABRIC_ZERO_COPY = 501,
   /** Compute fabric: enumerate CUDA devices (0 off, 1 on). Read when the fabric is first used on
    *  a context. Default 1. */
-  DS_PARAM_FABRIC_CUDA = 502
+  DS_PARAM_FABRIC_CUDA = 502,
+  /** Fabric graphs: measured runs a kernel needs per device and input size before plans trust
+   *  its cost model; until then HEFT plans send its nodes to the least-measured device
+   *  (0..1000; 0 turns calibration off). Default 2. */
+  DS_PARAM_FABRIC_CALIBRATE_RUNS = 520
 } ds_param;
 
 /** One tunable set at creation (see ds_context_options.params). */
