@@ -403,8 +403,10 @@ DS_API ds_status ds_graph_add_dep(ds_graph *g, int32_t before, int32_t after);
  *  @return DS_OK; DS_ERR_INVALID_ARG. */
 DS_API ds_status ds_graph_size(const ds_graph *g, uint32_t *nodes, uint32_t *edges);
 
-/** Places every node on a device of the context's fabric.
- *  @param opts NULL: HEFT with calibration.
+/** Places every node on a device of the context's fabric (enumerating the devices and
+ *  starting the scheduler if needed: a CPU device's execution units are its workers).
+ *  @param opts NULL: HEFT with calibration. A node's own forced device (ds_node_options.device)
+ *  wins over the policy.
  *  @return DS_OK; DS_ERR_INVALID_ARG (bad policy or device, a cycle — the message names a node
  *  on it, an explicit placement on a device without an implementation — naming the node);
  *  DS_ERR_UNSUPPORTED (a node whose kernel has no implementation for any present device —
@@ -423,8 +425,9 @@ DS_API ds_status ds_plan_device(const ds_plan *p, int32_t node, int32_t *device)
 DS_API ds_status ds_plan_get_info(const ds_plan *p, ds_plan_info *out);
 
 /** Runs the plan's graph: one scheduler task per node with its dependencies, each acquiring its
- *  buffers on its device, running the implementation, releasing, and recording its time into
- *  the kernel's model. Returns when every node is done.
+ *  buffers on its device, running the implementation, releasing, and recording its compute
+ *  time into the kernel's model (except a kernel's first run on each device in the process,
+ *  which pays one-time costs such as OpenCL JIT). Returns when every node is done.
  *  @param info measurements, or NULL.
  *  @return DS_OK; DS_ERR_INVALID_ARG (NULL, plan of another graph or stale); DS_ERR_ABI;
  *  DS_ERR_NO_MEMORY; the first node failure (its status; the message names the node and

@@ -123,7 +123,7 @@ static double mean_rate(const struct ds__gplat *pl) {
 }
 
 /* Bytes node s reads that node p wrote (what the edge p -> s carries). */
-static uint64_t edge_bytes(const ds_graph *g, const struct ds__gnode *p, const struct ds__gnode *s) {
+static uint64_t edge_bytes(const struct ds__gnode *p, const struct ds__gnode *s) {
   uint64_t bytes = 0;
   for (uint32_t i = 0; i < s->nacc; i++) {
     if (!(s->acc[i].mode & DS_ACCESS_READ)) continue;
@@ -131,7 +131,6 @@ static uint64_t edge_bytes(const ds_graph *g, const struct ds__gnode *p, const s
       if (p->acc[j].buf == s->acc[i].buf && (p->acc[j].mode & DS_ACCESS_WRITE))
         bytes += ds__gfab_buf_bytes(s->acc[i].buf);
   }
-  (void)g;
   return bytes;
 }
 
@@ -152,7 +151,7 @@ static void node_ranks(struct planner *P) {
     const struct ds__gnode *n = &g->nodes[v];
     for (uint32_t j = 0; j < n->npred; j++) {
       int32_t p = n->pred[j];
-      double r = rate * (double)edge_bytes(g, &g->nodes[p], n) + P->rank[v];
+      double r = rate * (double)edge_bytes(&g->nodes[p], n) + P->rank[v];
       if (r > P->rank[p]) P->rank[p] = r;
     }
   }
@@ -174,7 +173,9 @@ static void choose(struct planner *P, struct ds__psim *s, int32_t v, uint64_t *r
     for (int d = 0; d < nd; d++)
       if ((P->mask[v] >> d & 1) && k-- == 0) fixed = d;
   }
+  memset(best, 0, sizeof *best);
   best->eft = INFINITY;
+  best->bytes = UINT64_MAX;
   for (int d = 0; d < nd; d++) {
     if (!(P->mask[v] >> d & 1) || (fixed >= 0 && d != fixed)) continue;
     struct ds__pchoice c;
