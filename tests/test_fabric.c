@@ -53,9 +53,9 @@ struct fake {
 };
 
 static ds_status fake_describe(void *user, int32_t dev, ds_device_info *info) {
-  (void)user;
+  struct fake *f = user;
   info->kind = DS_FABRIC_DEVICE_OTHER;
-  info->caps = DS_DEVICE_CAP_MAP_HOST;
+  info->caps = f->alias ? DS_DEVICE_CAP_MAP_HOST : 0;
   info->memory_bytes = 1 << 20;
   snprintf(info->name, sizeof info->name, "fake:%d", (int)dev);
   return DS_OK;
@@ -522,7 +522,78 @@ static void test_transfer_cost(void **state) {
   double big = ds__fabric_transfer_cost(ctx, 0, info.memory_space, 1 << 24);
   assert_true(small > 0 && big > small);
   assert_int_equal(ds__fabric_space_device(ctx, info.memory_space), dev);
+  /* A device that maps host memory costs nothing from host memory. */
+  struct fake g = {0};
+  g.alias = 1;
+  int32_t mapped = add_fake(ctx, &g, 1);
+  assert_int_equal(ds_fabric_device_info(&info, ctx, mapped), DS_OK);
+  assert_true(ds__fabric_transfer_cost(ctx, 0, info.memory_space, 1 << 24) == 0);
   ds_context_destroy(ctx);
+}
+
+static void cpu_fill(void *user, void *const *args, const size_t *arg_sizes, size_t nargs,
+                     const size_t *global, uint32_t dims) {
+  (void)arg_sizes, (void)dims;
+  assert_int_equal(nargs, 2);
+  unsigned char *p = *(unsigned char *const *)args[0];
+  unsigned char v = *(const unsigned char *)args[1];
+  for (size_t i = 0; i < global[0]; i++) p[i] = v;
+  (*(int *)user)++;
+}
+
+static void test_cpu_launch_and_events(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx();
+  int calls = 0;
+  struct ds__cpu_kernel k = {cpu_fill, &calls};
+  ds_buffer *b = NULL;
+  assert_int_equal(ds_buffer_create(&b, ctx, 32, NULL), DS_OK);
+  unsigned char *p = NULL, v = 9;
+  assert_int_equal(ds_buffer_acquire((void **)&p, b, 0, DS_ACCESS_WRITE), DS_OK);
+  void *args[2] = {&p, &v};
+  size_t sizes[2] = {sizeof p, 1}, global = 32;
+  void *ev = (void *)1;
+  assert_int_equal(ds__fabric_launch(ctx, 0, &k, args, sizes, 2, &global, 1, &ev), DS_OK);
+  assert_null(ev); /* CPU launches are synchronous */
+  assert_int_equal(calls, 1);
+  assert_int_equal(p[31], 9);
+  assert_int_equal(ds_buffer_release(b, 0), DS_OK);
+  assert_int_equal(ds__fabric_launch(ctx, 0, &k, args, sizes, 2, &global, 0, NULL),
+                   DS_ERR_INVALID_ARG);
+  assert_int_equal(ds__fabric_launch(ctx, 77, &k, args, sizes, 2, &global, 1, NULL),
+                   DS_ERR_NOT_FOUND);
+  struct fake f = {0};
+  int32_t dev = add_fake(ctx, &f, 1); /* no launch hook */
+  assert_int_equal(ds__fabric_launch(ctx, dev, &k, args, sizes, 2, &global, 1, NULL),
+                   DS_ERR_UNSUPPORTED);
+  assert_int_equal(ds__fabric_event_record(ctx, 0, &ev), DS_OK);
+  assert_null(ev);
+  assert_int_equal(ds__fabric_event_wait(ctx, 0, ev), DS_OK);
+  assert_int_equal(ds_buffer_destroy(b), DS_OK);
+  ds_context_destroy(ctx);
+}
+
+static int ext_destroyed;
+static ds_status ext_create(ds_context *ctx, void **out) {
+  *out = ds__alloc(ctx, 16);
+  return *out ? DS_OK : DS_ERR_NO_MEMORY;
+}
+static void ext_destroy(ds_context *ctx, void *state) {
+  ext_destroyed++;
+  ds__free(ctx, state);
+}
+
+static void test_extension_slots(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx();
+  void *a = ds__fabric_ext(ctx, DS__FABRIC_EXT_GRAPH, ext_create, ext_destroy);
+  void *b = ds__fabric_ext(ctx, DS__FABRIC_EXT_GRAPH, ext_create, ext_destroy);
+  assert_non_null(a);
+  assert_ptr_equal(a, b);
+  assert_null(ds__fabric_ext(ctx, DS__FABRIC_EXT_MAX, ext_create, ext_destroy));
+  ext_destroyed = 0;
+  ds_context_destroy(ctx); /* destroys the slot's state; ASan checks nothing leaks */
+  assert_int_equal(ext_destroyed, 1);
 }
 
 int main(void) {
@@ -537,6 +608,8 @@ int main(void) {
       cmocka_unit_test(test_alloc_faults_on_create),
       cmocka_unit_test(test_concurrent_readers),
       cmocka_unit_test(test_transfer_cost),
+      cmocka_unit_test(test_cpu_launch_and_events),
+      cmocka_unit_test(test_extension_slots),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

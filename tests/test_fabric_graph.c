@@ -620,6 +620,42 @@ static void test_gemm_identical_whatever_the_placement(void **state) {
   ds_context_destroy(ctx);
 }
 
+/* On the real fabric: reaching PoCL costs nothing for a zero-copy buffer (it uses the host
+ * bytes in place) and a copy for a DS_BUFFER_NO_ZERO_COPY one; plans predict both. */
+static void test_plan_prices_zero_copy_and_copies(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx();
+  int32_t cl = opencl_device(ctx);
+  if (cl < 0) {
+    ds_context_destroy(ctx);
+    return;
+  }
+  ds_kernel *k = both_kernel(ctx, "priced");
+  ds_buffer_options bo = DS_BUFFER_OPTIONS_INIT;
+  ds_buffer *zc = new_buf(ctx, 1 << 16), *cp = NULL;
+  bo.flags = DS_BUFFER_NO_ZERO_COPY;
+  assert_int_equal(ds_buffer_create(&cp, ctx, 1 << 16, &bo), DS_OK);
+  for (int copy = 0; copy < 2; copy++) {
+    ds_graph *g = NULL;
+    assert_int_equal(ds_graph_create(&g, ctx), DS_OK);
+    add1(g, k, copy ? cp : zc, DS_ACCESS_READ);
+    ds_plan_options po = DS_PLAN_OPTIONS_INIT;
+    po.policy = DS_PLAN_DEVICE;
+    po.device = cl;
+    ds_plan *p = NULL;
+    assert_int_equal(ds_graph_plan(&p, g, &po), DS_OK);
+    ds_plan_info info = {sizeof info, 0, 0, 0, 0};
+    assert_int_equal(ds_plan_get_info(p, &info), DS_OK);
+    assert_int_equal(info.bytes_moved, copy ? 1u << 16 : 0u);
+    ds_plan_destroy(p);
+    ds_graph_destroy(g);
+  }
+  ds_buffer_destroy(zc);
+  ds_buffer_destroy(cp);
+  ds_kernel_destroy(k);
+  ds_context_destroy(ctx);
+}
+
 static int ran_after_failure;
 static ds_status fail_cpu(void *const *b, const size_t *s, size_t n, const void *a, size_t l) {
   (void)b, (void)s, (void)n, (void)a, (void)l;
@@ -710,6 +746,7 @@ int main(void) {
       cmocka_unit_test(test_heft_beats_single_devices_and_respects_transfers),
       cmocka_unit_test(test_heft_keeps_chains_local_and_calibrates),
       cmocka_unit_test(test_gemm_identical_whatever_the_placement),
+      cmocka_unit_test(test_plan_prices_zero_copy_and_copies),
       cmocka_unit_test(test_failure_cancels_successors),
       cmocka_unit_test(test_gpu_placement),
   };

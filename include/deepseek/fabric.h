@@ -59,6 +59,9 @@ typedef enum ds_fabric_device_kind {
 #define DS_DEVICE_CAP_UNIFIED 0x4u     /**< unified addressing with the host */
 #define DS_DEVICE_CAP_ASYNC 0x8u       /**< asynchronous copies with events */
 #define DS_DEVICE_CAP_LAUNCH 0x10u     /**< runs kernels through its backend's launch hook */
+/** Using host memory in place is slower than a copy for data read more than once (a discrete
+ *  GPU over PCIe): zero-copy only for buffers created with DS_BUFFER_MAP_HOST. */
+#define DS_DEVICE_CAP_PREFER_COPY 0x20u
 
 /** Description of one device. */
 typedef struct ds_device_info {
@@ -102,8 +105,10 @@ typedef struct ds_fabric_backend {
   uint32_t struct_size;
   const char *name; /**< short, e.g. "npu"; copied */
   int32_t device_count;
-  /** Fills name, caps, memory_bytes, compute_units (and numa_node) of device @p dev; index,
-   *  kind, memory_space and backend are set by the fabric. */
+  /** Fills kind (DS_FABRIC_DEVICE_OTHER for a new family; CPU means it computes on host
+   *  memory directly and uses buffers' host replicas), name, caps, memory_bytes,
+   *  compute_units and numa_node of device @p dev; index, memory_space and backend are set
+   *  by the fabric. */
   ds_status (*describe)(void *user, int32_t dev, ds_device_info *info);
   /** Allocates @p size bytes on the device. If @p host is not NULL the device should use those
    *  host bytes in place (zero-copy; only asked of devices with DS_DEVICE_CAP_MAP_HOST): set
@@ -151,6 +156,9 @@ typedef struct ds_buffer_options {
 #define DS_BUFFER_OPTIONS_INIT { sizeof(ds_buffer_options), NULL, -1, 0, 0 }
 /** Never use the host bytes in place on another device: always copy (for measurements). */
 #define DS_BUFFER_NO_ZERO_COPY 0x1u
+/** Use the host bytes in place (pinned and mapped) even on devices that prefer copies
+ *  (DS_DEVICE_CAP_PREFER_COPY), for data such a device reads once. */
+#define DS_BUFFER_MAP_HOST 0x2u
 
 typedef struct ds_buffer ds_buffer;
 /** An asynchronous operation's completion, from ds_buffer_acquire_async(). */
@@ -215,7 +223,11 @@ DS_API ds_status ds_buffer_acquire(void **out, ds_buffer *buf, int32_t device, d
  *  ds_buffer_acquire. Thread-safe. */
 DS_API ds_status ds_buffer_acquire_async(void **out, ds_fabric_event **event, ds_buffer *buf,
                                          int32_t device, ds_access mode);
-/** Ends one acquire of @p buf on @p device. @return DS_OK; DS_ERR_INVALID_ARG (NULL);
+/** Ends one acquire of @p buf on @p device. Device work that used the handle must be complete
+ *  by then, or queued on the queue the fabric copies on (OpenCL kernels launched through the
+ *  fabric are: the device's in-order queue orders later copies after them); work on the
+ *  caller's own CUDA streams or OpenCL queues must be waited for first. @return DS_OK;
+ *  DS_ERR_INVALID_ARG (NULL);
  *  DS_ERR_NOT_FOUND (no such device); DS_ERR_STATE (no acquire outstanding on that device);
  *  DS_ERR_DEVICE (syncing an aliased replica back failed). Thread-safe. */
 DS_API ds_status ds_buffer_release(ds_buffer *buf, int32_t device);

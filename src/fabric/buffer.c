@@ -1,5 +1,6 @@
 /* Buffers and their replicas: creation (allocated or registered host memory), the MSI protocol
  * behind acquire/release, zero-copy decisions, and the public asynchronous events. */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -39,6 +40,9 @@ static ds_status ds__buffer_new(ds_buffer **out, ds_context *ctx, void *host, si
   const char *label = opts && opts->struct_size == sizeof *opts && opts->name ? opts->name : "buffer";
   if (size == 0)
     return ds__error(ctx, DS_ERR_INVALID_ARG, "fabric", "buffer '%s': size 0", label);
+  if (size > SIZE_MAX - DS__HOST_ALIGN)
+    return ds__error(ctx, DS_ERR_NO_MEMORY, "fabric", "buffer '%s': %zu bytes cannot be allocated",
+                     label, size);
   struct ds__fabric *fab = ds__fabric_get(ctx);
   if (!fab) return DS_ERR_NO_MEMORY;
   ds_buffer_options o;
@@ -59,6 +63,7 @@ static ds_status ds__buffer_new(ds_buffer **out, ds_context *ctx, void *host, si
   if (raw) {
     uintptr_t p = ((uintptr_t)raw + DS__HOST_ALIGN - 1) & ~(uintptr_t)(DS__HOST_ALIGN - 1);
     b->host = (void *)p;
+    ds__fabric_cpu_bind(fab, o.home_device, b->host, size); /* before the first touch */
     memset(b->host, 0, size);
   }
   b->home = o.home_device;
@@ -86,6 +91,8 @@ ds_status ds_buffer_register(ds_buffer **out, ds_context *ctx, void *host, size_
   return ds__buffer_new(out, ctx, host, size, opts);
 }
 
+static ds_status ds__buffer_settle_all(ds_buffer *b);
+
 static void ds__buffer_free_replicas(ds_buffer *b) {
   for (int32_t s = 0; s < DS__FABRIC_MAX_DEVICES; s++) {
     struct ds__replica *r = &b->rep[s];
@@ -106,6 +113,11 @@ ds_status ds_buffer_destroy(ds_buffer *buf) {
                      "buffer '%s': destroy with %d acquire(s) outstanding (release them first)",
                      buf->name, (int)holders);
   ds_context *ctx = buf->ctx;
+  pthread_mutex_lock(&buf->mu);
+  if (ds__buffer_settle_all(buf) != DS_OK) /* no copy may still read the host bytes */
+    ds__log(ctx, DS_LOG_WARN, "fabric", "buffer '%s': destroy: %s", buf->name,
+            ds_context_last_error(ctx));
+  pthread_mutex_unlock(&buf->mu);
   ds__buffer_free_replicas(buf);
   ds__fetch_sub(&buf->fab->live_buffers, 1);
   pthread_mutex_destroy(&buf->mu);
@@ -153,7 +165,9 @@ static ds_status ds__buffer_replica(ds_buffer *b, int32_t dev, struct ds__replic
   struct ds__replica *r = &b->rep[d->info.memory_space];
   *out = r;
   if (r->mem) return DS_OK;
-  int zc = (d->info.caps & DS_DEVICE_CAP_MAP_HOST) && !(b->flags & DS_BUFFER_NO_ZERO_COPY) &&
+  uint32_t caps = d->info.caps;
+  int zc = (caps & DS_DEVICE_CAP_MAP_HOST) && !(b->flags & DS_BUFFER_NO_ZERO_COPY) &&
+           (!(caps & DS_DEVICE_CAP_PREFER_COPY) || (b->flags & DS_BUFFER_MAP_HOST)) &&
            ds__param(b->ctx, DS_PARAM_FABRIC_ZERO_COPY);
   char msg[DS__FABRIC_MSG] = "";
   int aliased = 0;
@@ -176,6 +190,27 @@ static int32_t ds__buffer_valid_source(const ds_buffer *b, int32_t except) {
   for (int32_t s = 0; s < DS__FABRIC_MAX_DEVICES; s++)
     if (s != except && b->rep[s].mem && b->rep[s].state != DS_REPLICA_INVALID) return s;
   return -1;
+}
+
+/* Waits for an asynchronous copy into r that a previous acquire started: a marker recorded
+ * now on the device's in-order queue completes after it. Every later use of r goes through
+ * here, so a second reader never sees bytes still in flight. */
+static ds_status ds__buffer_settle(ds_buffer *b, struct ds__replica *r) {
+  if (!r->pending) return DS_OK;
+  const struct ds__fabric_device *d = &b->fab->dev[r->device];
+  char msg[DS__FABRIC_MSG] = "";
+  void *ev = NULL;
+  ds_status st = DS_OK;
+  if (d->be->ops.event_record) {
+    st = d->be->ops.event_record(d->be->user, d->local, &ev, msg, sizeof msg);
+    if (st == DS_OK && ev && d->be->ops.event_wait)
+      st = d->be->ops.event_wait(d->be->user, ev, msg, sizeof msg);
+    if (ev && d->be->ops.event_release) d->be->ops.event_release(d->be->user, ev);
+  }
+  if (st != DS_OK) return ds__buffer_fail(b, r->device, DS_ERR_DEVICE, "waiting for a copy", msg);
+  r->pending = 0;
+  b->npending--;
+  return DS_OK;
 }
 
 /* Makes the host replica valid from the valid replica in space src (a device's). */
@@ -214,6 +249,7 @@ static ds_status ds__buffer_from_host(ds_buffer *b, int32_t dev, struct ds__repl
     st = d->be->ops.copy_in(d->be->user, d->local, r->mem, 0, b->host, b->size, event, msg,
                             sizeof msg);
     if (st == DS_OK) ds__fabric_count_copy(b->fab, dev, b->size);
+    if (st == DS_OK && event && *event) r->pending = 1, b->npending++;
   }
   if (st != DS_OK) return ds__buffer_fail(b, dev, DS_ERR_DEVICE, "copy from host failed", msg);
   r->state = DS_REPLICA_SHARED;
@@ -241,6 +277,15 @@ static void ds__buffer_make_modified(ds_buffer *b, int32_t space) {
   b->rep[space].state = DS_REPLICA_MODIFIED;
 }
 
+/* Settles every replica with a copy in flight: the sources and targets of what follows. */
+static ds_status ds__buffer_settle_all(ds_buffer *b) {
+  for (int32_t s = 0; s < DS__FABRIC_MAX_DEVICES && b->npending > 0; s++) {
+    ds_status st = b->rep[s].pending ? ds__buffer_settle(b, &b->rep[s]) : DS_OK;
+    if (st != DS_OK) return st;
+  }
+  return DS_OK;
+}
+
 static ds_status ds__buffer_conflict(ds_buffer *b, int32_t dev, ds_access mode) {
   if (b->writer || ((mode & DS_ACCESS_WRITE) && b->holders > 0)) {
     char why[96];
@@ -262,6 +307,7 @@ static ds_status ds__buffer_acquire_locked(void **out, void **event, ds_buffer *
   int32_t space = ds__buffer_space(b, dev);
   struct ds__replica *r = &b->rep[space];
   if (d->info.kind != DS_FABRIC_DEVICE_CPU) st = ds__buffer_replica(b, dev, &r);
+  if (st == DS_OK) st = ds__buffer_settle_all(b);
   if (st == DS_OK && (mode & DS_ACCESS_READ)) st = ds__buffer_fetch(b, dev, space, event);
   if (st != DS_OK) return st;
   /* A CPU device of another node reads the home node's bytes in place. */
@@ -288,6 +334,17 @@ ds_status ds__buffer_acquire(void **out, void **event, ds_buffer *buf, int32_t d
   ds_status st = ds__buffer_acquire_locked(out, event, buf, device, mode);
   pthread_mutex_unlock(&buf->mu);
   return st;
+}
+
+ds_status ds__buffer_prefetch(ds_buffer *buf, int32_t device, void **event) {
+  void *unused = NULL;
+  ds_status st = ds__buffer_acquire(&unused, event, buf, device, DS_ACCESS_READ);
+  if (st != DS_OK) return st;
+  pthread_mutex_lock(&buf->mu); /* drop the hold; the replica stays valid */
+  buf->held[device]--;
+  buf->holders--;
+  pthread_mutex_unlock(&buf->mu);
+  return DS_OK;
 }
 
 ds_status ds_buffer_acquire(void **out, ds_buffer *buf, int32_t device, ds_access mode) {

@@ -208,8 +208,16 @@ double ds__fabric_transfer_cost(ds_context *ctx, int32_t src_space, int32_t dst_
   int32_t s = ds__fabric_space_device(ctx, src_space), d = ds__fabric_space_device(ctx, dst_space);
   if (s < 0 || d < 0) return 0;
   struct ds__fabric *fab = ctx->fabric;
+  /* A device that uses host memory in place costs nothing to reach from host memory. */
+  int zc = ds__param(ctx, DS_PARAM_FABRIC_ZERO_COPY) != 0;
+  const struct ds__fabric_device *sd = &fab->dev[s], *dd = &fab->dev[d];
+  const uint32_t in_place = DS_DEVICE_CAP_MAP_HOST | DS_DEVICE_CAP_PREFER_COPY;
+  int s_host = (sd->info.caps & DS_DEVICE_CAP_HOST_MEMORY) ||
+               (zc && (sd->info.caps & in_place) == DS_DEVICE_CAP_MAP_HOST);
+  int d_host = (dd->info.caps & DS_DEVICE_CAP_HOST_MEMORY) ||
+               (zc && (dd->info.caps & in_place) == DS_DEVICE_CAP_MAP_HOST);
   /* Device to device goes through host memory (no peer copies yet). */
-  return ds__fabric_link_s(&fab->dev[s], bytes, 0) + ds__fabric_link_s(&fab->dev[d], bytes, 1);
+  return (s_host ? 0 : ds__fabric_link_s(sd, bytes, 0)) + (d_host ? 0 : ds__fabric_link_s(dd, bytes, 1));
 }
 
 void *ds__fabric_ext(ds_context *ctx, int slot, ds_status (*create)(ds_context *ctx, void **out),

@@ -62,6 +62,7 @@ struct ds__replica {
   int32_t device; /* the device that allocated mem (frees it) */
   int state;     /* ds_replica_state */
   int aliased;   /* mem uses the host bytes in place (no copy ever needed to/from host) */
+  int pending;   /* an asynchronous copy into mem may still run (see ds__buffer_acquire) */
 };
 
 struct ds_buffer {
@@ -79,6 +80,7 @@ struct ds_buffer {
   uint64_t mask;      /* devices allowed; ~0 for all */
   int32_t holders;    /* outstanding acquires, all devices */
   int writer;         /* 1 while a WRITE/RW acquire is outstanding */
+  int32_t npending;   /* replicas with a copy in flight (the fast path skips them at 0) */
   int32_t held[DS__FABRIC_MAX_DEVICES];    /* outstanding acquires per device */
   uint8_t wrote[DS__FABRIC_MAX_DEVICES];   /* the outstanding acquire on that device writes */
   struct ds__replica rep[DS__FABRIC_MAX_DEVICES]; /* indexed by memory space */
@@ -120,6 +122,10 @@ const char *ds__fabric_device_label(ds_context *ctx, int32_t dev, char *buf, siz
  * ds__fabric_event_wait before launching on the device. */
 ds_status ds__buffer_acquire(void **out, void **event, ds_buffer *buf, int32_t device,
                              ds_access mode);
+/* Starts making the buffer valid on @p device (READ semantics, without holding an acquire):
+ * the graph executor overlaps the transfer with compute and waits on *event (may be NULL:
+ * nothing to wait for) before the consumer's acquire, which then copies nothing. Thread-safe. */
+ds_status ds__buffer_prefetch(ds_buffer *buf, int32_t device, void **event);
 /* Bitmask of memory spaces holding a valid replica (bit s = space s). Thread-safe. */
 uint64_t ds__buffer_valid_spaces(ds_buffer *buf);
 /* Waits for and releases a backend event of device @p dev (NULL: DS_OK). */
@@ -140,9 +146,24 @@ ds_status ds__fabric_launch(ds_context *ctx, int32_t dev, void *kernel, void *co
                             const size_t *arg_sizes, size_t nargs, const size_t *global,
                             uint32_t dims, void **event);
 
+/* A CPU "kernel" for ds__fabric_launch on a CPU device: the handle passed as kernel points at
+ * this struct; fn runs synchronously on the calling thread with the launch's arguments. */
+struct ds__cpu_kernel {
+  void (*fn)(void *user, void *const *args, const size_t *arg_sizes, size_t nargs,
+             const size_t *global, uint32_t dims);
+  void *user;
+};
+/* An event that completes when all work queued so far on @p dev has (OpenCL marker, CUDA
+ * event); *event NULL when the device has nothing asynchronous. Wait and release it with
+ * ds__fabric_event_wait / ds__fabric_event_release. Thread-safe. */
+ds_status ds__fabric_event_record(ds_context *ctx, int32_t dev, void **event);
+
 /* ---- built-in backends ---- */
 /* CPU devices, one per NUMA node (cpu/cpu.c). */
 ds_status ds__fabric_cpu_probe(struct ds__fabric *fab);
+/* Binds [p, p+size) to CPU device dev's NUMA node, before it is first touched; best effort
+ * (nothing on a single-node machine or when hwloc refuses). */
+void ds__fabric_cpu_bind(struct ds__fabric *fab, int32_t dev, void *p, size_t size);
 /* OpenCL devices of every platform (opencl/; a no-op without DS_HAVE_OPENCL). */
 ds_status ds__fabric_opencl_probe(struct ds__fabric *fab);
 /* CUDA devices through the runtime (cuda_glue.c + cuda/; none without DS_HAVE_CUDA or GPU). */

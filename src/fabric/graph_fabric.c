@@ -26,6 +26,23 @@ static double xfer_s(void *user, int from_ms, int to_ms, uint64_t bytes) {
   return ds__fabric_transfer_cost((ds_context *)user, from_ms, to_ms, (size_t)bytes);
 }
 
+/* One device's link time, as if it could not use host bytes in place. */
+static double link_s(const struct ds__fabric_device *d, uint64_t bytes, int in) {
+  double bw = in ? d->bw_in : d->bw_out;
+  if ((d->info.caps & DS_DEVICE_CAP_HOST_MEMORY) || bw <= 0) return 0;
+  return d->latency_s + (double)bytes / bw;
+}
+
+/* Transfer time of a buffer that is always copied: out of the source's memory to the host,
+ * into the destination's (the fabric has no peer copies). */
+static double copy_s(void *user, int from_ms, int to_ms, uint64_t bytes) {
+  ds_context *ctx = user;
+  if (from_ms == to_ms) return 0;
+  int32_t s = ds__fabric_space_device(ctx, from_ms), d = ds__fabric_space_device(ctx, to_ms);
+  if (s < 0 || d < 0) return 0;
+  return link_s(&ctx->fabric->dev[s], bytes, 0) + link_s(&ctx->fabric->dev[d], bytes, 1);
+}
+
 const char *ds__gfab_device_key(ds_context *ctx, int32_t device, char *buf, size_t cap) {
   struct ds__fabric *fab = ds__fabric_get(ctx);
   if (!fab || device < 0 || device >= ds__fabric_ndev(fab) || device >= DS__GRAPH_MAX_DEV)
@@ -43,7 +60,7 @@ static int32_t buf_home(ds_buffer *b) {
 }
 
 ds_status ds__gfab_platform(ds_context *ctx, struct ds__gplat *plat, ds_graph *g,
-                            int32_t *home) {
+                            int32_t *home, uint8_t *copy) {
   struct ds__fabric *fab = ds__fabric_get(ctx);
   if (!fab) return DS_ERR_NO_MEMORY;
   int32_t workers = 1;
@@ -71,8 +88,14 @@ ds_status ds__gfab_platform(ds_context *ctx, struct ds__gplat *plat, ds_graph *g
   plat->nmem = fab->nspaces > 0 ? fab->nspaces : 1;
   plat->xfer_s = xfer_s;
   plat->user = ctx;
-  for (uint32_t b = 0; b < g->nbufs; b++) home[b] = buf_home(g->bufs[b].buf);
+  int zero_copy = ds__param(ctx, DS_PARAM_FABRIC_ZERO_COPY) != 0;
+  for (uint32_t b = 0; b < g->nbufs; b++) {
+    home[b] = buf_home(g->bufs[b].buf);
+    copy[b] = !zero_copy || (g->bufs[b].buf->flags & DS_BUFFER_NO_ZERO_COPY);
+  }
   plat->buf_home = home;
+  plat->buf_copy = copy;
+  plat->copy_s = copy_s;
   return DS_OK;
 }
 
@@ -113,16 +136,12 @@ static ds_status run_opencl(ds_graph *g, const struct ds__gnode *n, int32_t dev,
 /* CUDA: the launcher enqueues on the default stream; an event recorded after it is waited for. */
 static ds_status run_cuda(ds_graph *g, const struct ds__gnode *n, int32_t dev, void **mem,
                           const size_t *sizes) {
-  const struct ds__fabric_device *fd = ds__fabric_device(g->ctx, dev);
-  if (!fd) return DS_ERR_NOT_FOUND;
   ds_status st = n->k->cuda((void *const *)mem, sizes, n->nacc, n->args, n->args_len, NULL);
-  if (st != DS_OK || !fd->be->ops.event_record || !fd->be->ops.event_wait) return st;
-  char msg[DS__FABRIC_MSG] = "";
+  if (st != DS_OK) return st;
   void *ev = NULL;
-  st = fd->be->ops.event_record(fd->be->user, fd->local, &ev, msg, sizeof msg);
-  if (st == DS_OK && ev) st = fd->be->ops.event_wait(fd->be->user, ev, msg, sizeof msg);
-  if (ev && fd->be->ops.event_release) fd->be->ops.event_release(fd->be->user, ev);
-  if (st != DS_OK) ds__error(g->ctx, st, MOD, "CUDA: %s", msg);
+  st = ds__fabric_event_record(g->ctx, dev, &ev);
+  if (st == DS_OK) st = ds__fabric_event_wait(g->ctx, dev, ev);
+  ds__fabric_event_release(g->ctx, dev, ev);
   return st;
 }
 

@@ -122,6 +122,11 @@ struct ds__gplat {
   /* Memory space holding each graph buffer's valid data before the run (by buffer index), or
    * -1 when unknown (then the buffer's home, memory space 0). NULL: all at 0. */
   const int32_t *buf_home;
+  /* Per graph buffer: 1 when it is copied even to a device that could use host bytes in place
+   * (DS_BUFFER_NO_ZERO_COPY, or zero-copy turned off); copy_s then prices its moves. NULL:
+   * no such buffer. */
+  const uint8_t *buf_copy;
+  double (*copy_s)(void *user, int from_ms, int to_ms, uint64_t bytes);
 };
 
 /* ---- plans (partition.c) ---- */
@@ -144,7 +149,7 @@ ds_status ds__graph_plan_on(ds_plan **out, ds_graph *g, const struct ds__gplat *
 uint64_t ds__gfab_buf_bytes(ds_buffer *buf);
 /* The context's devices as the planner sees them. */
 ds_status ds__gfab_platform(ds_context *ctx, struct ds__gplat *plat, ds_graph *g,
-                            int32_t *buf_home);
+                            int32_t *buf_home, uint8_t *buf_copy);
 /* Stable identity of a fabric device for cost models; NULL for a bad index. */
 const char *ds__gfab_device_key(ds_context *ctx, int32_t device, char *buf, size_t cap);
 /* Runs node n of g on device dev: acquires, executes, releases; *seconds = execution time. */

@@ -322,10 +322,12 @@ ds_status ds_graph_plan(ds_plan **out, ds_graph *g, const ds_plan_options *opts)
   if (!out || !g) return ds__error(g ? g->ctx : NULL, DS_ERR_INVALID_ARG, MOD, "plan: NULL argument");
   struct ds__gplat plat;
   int32_t *home = ds__calloc(g->ctx, g->nbufs ? g->nbufs : 1, sizeof *home);
-  if (!home) return ds__error(g->ctx, DS_ERR_NO_MEMORY, MOD, "plan: out of memory");
-  ds_status st = ds__gfab_platform(g->ctx, &plat, g, home);
+  uint8_t *copy = ds__calloc(g->ctx, g->nbufs ? g->nbufs : 1, sizeof *copy);
+  ds_status st = home && copy ? ds__gfab_platform(g->ctx, &plat, g, home, copy)
+                              : ds__error(g->ctx, DS_ERR_NO_MEMORY, MOD, "plan: out of memory");
   if (st == DS_OK) st = ds__graph_plan_on(out, g, &plat, opts);
   ds__free(g->ctx, home);
+  ds__free(g->ctx, copy);
   return st;
 }
 

@@ -74,9 +74,11 @@ static double node_xfer(const struct ds__psim *s, const struct ds__gnode *n, int
     const double *v = &s->valid[b * (uint32_t)pl->nmem];
     if (isfinite(v[ms])) continue;
     double best = INFINITY;
+    double (*cost)(void *, int, int, uint64_t) =
+        pl->buf_copy && pl->buf_copy[b] && pl->copy_s ? pl->copy_s : pl->xfer_s;
     for (int m = 0; m < pl->nmem; m++)
       if (isfinite(v[m])) {
-        double x = pl->xfer_s(pl->user, m, ms, s->bytes[b]);
+        double x = cost(pl->user, m, ms, s->bytes[b]);
         if (x < best) best = x;
       }
     if (isfinite(best) && best > 0) { /* 0: the device uses the valid bytes in place */

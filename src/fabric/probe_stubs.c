@@ -15,9 +15,3 @@ ds_status ds__fabric_cl_kernel(ds_context *ctx, int32_t dev, const char *source,
                    name ? name : "(null)");
 }
 #endif
-
-/* Until the CUDA backend lands, CUDA devices are not enumerated by the fabric. */
-ds_status ds__fabric_cuda_probe(struct ds__fabric *fab) {
-  (void)fab;
-  return DS_OK;
-}
