@@ -32,16 +32,18 @@
  *  - for RW: as READ, then as WRITE.
  *  A CPU device reads another CPU memory space in place (no copy: the host pointer of the valid
  *  replica is returned). An OpenCL CPU device (PoCL) wraps the host replica with
- *  CL_MEM_USE_HOST_PTR, a CUDA device maps registered pinned memory: those replicas alias the
- *  host bytes, so they never need a copy. Each avoided copy is counted. Stats (ds_stats):
+ *  CL_MEM_USE_HOST_PTR, a CUDA device maps registered pinned memory (on a discrete GPU only
+ *  for buffers created with DS_BUFFER_MAP_HOST): those replicas alias the host bytes, so they
+ *  never need a copy. Each avoided copy is counted. Stats (ds_stats):
  *  fabric.bytes_moved, fabric.copies, fabric.copies_avoided, and per device
  *  fabric.dev<N>.bytes_moved / .copies / .copies_avoided.
  *
  *  **Concurrency.** Any number of READ acquires may be outstanding at once, on any devices.
  *  A WRITE or RW acquire is exclusive: it fails with DS_ERR_BUSY while any other acquire of
  *  the buffer is outstanding, and every other acquire fails with DS_ERR_BUSY while it is.
- *  Acquires never block waiting for other holders (the graph executor orders accesses, so
- *  conflicts are bugs or a retry). Each acquire is paired with one ds_buffer_release() on the
+ *  Acquires never wait for other holders (the graph executor orders accesses, so conflicts
+ *  are bugs or a retry); they do wait for transfers and for device work queued through the
+ *  fabric that still uses the bytes. Each acquire is paired with one ds_buffer_release() on the
  *  same device. Buffer functions are thread-safe (one mutex per buffer; transfers run under it).
  *  @{ */
 
@@ -175,7 +177,8 @@ DS_API ds_status ds_fabric_device_info(ds_device_info *out, ds_context *ctx, int
  *  DS_ERR_NOT_FOUND (fewer such devices, including none). Thread-safe. */
 DS_API ds_status ds_fabric_device_find(int32_t *out, ds_context *ctx, ds_fabric_device_kind kind,
                                        int32_t nth);
-/** Number of memory spaces (each device has one; several devices may share none). */
+/** Number of memory spaces into *@p out (each device owns one; devices never share one).
+ *  @return DS_OK; DS_ERR_INVALID_ARG (NULL); DS_ERR_NO_MEMORY. Thread-safe. */
 DS_API ds_status ds_fabric_memory_space_count(int32_t *out, ds_context *ctx);
 /** Adds the devices of a backend (see ds_fabric_backend); their indices follow the existing
  *  ones and the first is returned in *@p first_device (may be NULL). @p backend is copied;
