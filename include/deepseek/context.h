@@ -164,6 +164,10 @@ typedef enum ds_param {
   /** Compute fabric: enumerate CUDA devices (0 off, 1 on). Read when the fabric is first used on
    *  a context. Default 1. */
   DS_PARAM_FABRIC_CUDA = 502,
+  /** Fabric graphs: measured runs a kernel needs per device and input size before plans trust
+   *  its cost model; until then HEFT plans send its nodes to the least-measured device
+   *  (0..1000; 0 turns calibration off). Default 2. */
+  DS_PARAM_FABRIC_CALIBRATE_RUNS = 520,
   /** Fabric timestamp barriers: nanoseconds a waiter spins re-checking progress before it
    *  sleeps on a futex (0..10000000); the budget adapts down while spins end in sleep.
    *  Default 10000. */

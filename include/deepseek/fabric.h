@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "deepseek/cache.h"
 #include "deepseek/context.h"
 #include "deepseek/export.h"
 #include "deepseek/status.h"
@@ -237,6 +238,218 @@ DS_API ds_status ds_buffer_release(ds_buffer *buf, int32_t device);
 /** Waits for @p event and frees it (NULL: DS_OK). @return DS_OK or the transfer's failure
  *  (DS_ERR_DEVICE). One thread per event. */
 DS_API ds_status ds_fabric_event_wait(ds_fabric_event *event);
+DS_EXTERN_C_END
+/** @} */
+
+/* ======================================================================================== *
+ * Graphs: kernels with per-device implementations and learned cost models, task graphs whose
+ * dependencies come from buffer accesses, HEFT partitioning, execution through the scheduler.
+ * ======================================================================================== */
+
+/** @defgroup fabric_graph Fabric graphs and partitioning
+ *  A **kernel** names one computation with up to one implementation per device kind (a CPU
+ *  function, an OpenCL C source and kernel name, a CUDA launcher) and owns a **cost model**: the
+ *  measured run time per (device, input size), with a regression for sizes not yet seen.
+ *
+ *  A **graph** is a list of nodes, each a kernel applied to buffer accesses plus small by-value
+ *  arguments. Dependencies follow from the accesses in insertion order, as in StarPU: a node
+ *  that reads a buffer runs after its last writer (RAW); a node that writes it runs after the
+ *  readers since that writer (WAR) and after the writer (WAW). ds_graph_add_dep() adds an
+ *  explicit order; a cycle is reported by ds_graph_plan().
+ *
+ *  A **plan** maps every node to a device: HEFT (by default), all nodes on one device, a seeded
+ *  random placement, or an explicit one. ds_graph_run() executes a plan through the scheduler;
+ *  each node's task acquires its buffers on its device, runs the implementation and feeds the
+ *  measured time to the kernel's cost model.
+ *
+ *  Threading: a kernel's model is thread-safe; a graph and its plans are used by one thread
+ *  at a time (building, planning and running must not overlap on one graph).
+ *  @{ */
+
+typedef struct ds_kernel ds_kernel;
+typedef struct ds_graph ds_graph;
+typedef struct ds_plan ds_plan;
+
+/** CPU implementation. @p bufs[i] is the host pointer of the node's i-th access (valid for the
+ *  access's mode), @p sizes[i] its size in bytes; @p args the node's by-value arguments. Return
+ *  DS_OK or a failure status, which cancels the node's successors. */
+typedef ds_status (*ds_kernel_cpu_fn)(void *const *bufs, const size_t *sizes, size_t nbufs,
+                                      const void *args, size_t args_len);
+
+/** CUDA launcher: enqueue the work on @p stream (a cudaStream_t; in this version NULL, the
+ *  default stream) with device pointers @p bufs; the runtime then waits for an event recorded
+ *  on the device after it. Compiled but not yet run on a GPU. */
+typedef ds_status (*ds_kernel_cuda_fn)(void *const *bufs, const size_t *sizes, size_t nbufs,
+                                       const void *args, size_t args_len, void *stream);
+
+/** Options of ds_kernel_create(). Initialise with DS_KERNEL_OPTIONS_INIT. */
+typedef struct ds_kernel_options {
+  uint32_t struct_size;
+  const char *name;           /**< required, <= 63 bytes; names the cost model */
+  ds_kernel_cpu_fn cpu;       /**< CPU implementation, or NULL */
+  ds_kernel_cuda_fn cuda;     /**< CUDA launcher, or NULL */
+  const char *opencl_source;  /**< OpenCL C source, or NULL. Kernel arguments: the buffers
+                                   (__global pointers) in access order, then the by-value
+                                   arguments split as opencl_arg_sizes says */
+  const char *opencl_name;    /**< kernel function in opencl_source */
+  const uint32_t *opencl_arg_sizes; /**< byte size of each by-value argument (sum = args_len) */
+  uint32_t opencl_nargs;
+  ds_cache *model_cache;      /**< persistent cache holding the cost model (key
+                                   "fabric.model.<name>"): loaded at create, saved by
+                                   ds_kernel_model_save() and at destroy. NULL: not persisted */
+} ds_kernel_options;
+
+#define DS_KERNEL_OPTIONS_INIT \
+  { sizeof(ds_kernel_options), NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL }
+
+/** One buffer access of a node. */
+typedef struct ds_graph_access {
+  ds_buffer *buf;
+  int32_t mode; /**< a ds_access */
+} ds_graph_access;
+
+/** Options of ds_graph_add(). Initialise with DS_NODE_OPTIONS_INIT. */
+typedef struct ds_node_options {
+  uint32_t struct_size;
+  const char *name;     /**< label in messages (<= 63 bytes copied); NULL: "<kernel>#<index>" */
+  const void *args;     /**< by-value arguments, copied (<= 256 bytes) */
+  size_t args_len;
+  uint64_t size;        /**< input size for the cost model; 0: sum of the accessed bytes */
+  uint64_t global[3];   /**< OpenCL global work size (0 = 1 in that dimension; all 0: 1) */
+  int32_t device;       /**< force this device; -1: the plan decides */
+} ds_node_options;
+
+#define DS_NODE_OPTIONS_INIT \
+  { sizeof(ds_node_options), NULL, NULL, 0, 0, {0, 0, 0}, -1 }
+
+/** How ds_graph_plan() places nodes. */
+typedef enum ds_plan_policy {
+  DS_PLAN_HEFT = 0,     /**< HEFT with replica-aware transfer costs (see architecture.md) */
+  DS_PLAN_DEVICE = 1,   /**< every node on ds_plan_options.device */
+  DS_PLAN_RANDOM = 2,   /**< each node on a random capable device (ds_plan_options.seed) */
+  DS_PLAN_EXPLICIT = 3  /**< ds_plan_options.placement[node] */
+} ds_plan_policy;
+
+/** Options of ds_graph_plan(). Initialise with DS_PLAN_OPTIONS_INIT. */
+typedef struct ds_plan_options {
+  uint32_t struct_size;
+  int32_t policy;            /**< a ds_plan_policy */
+  int32_t device;            /**< DS_PLAN_DEVICE */
+  uint64_t seed;             /**< DS_PLAN_RANDOM */
+  const int32_t *placement;  /**< DS_PLAN_EXPLICIT: one device per node */
+  int32_t calibrate;         /**< 1 (default): nodes of a kernel not yet calibrated on a
+                                  capable device go there first (DS_PARAM_FABRIC_CALIBRATE_RUNS
+                                  samples per device and size); 0: trust the model as it is */
+} ds_plan_options;
+
+#define DS_PLAN_OPTIONS_INIT \
+  { sizeof(ds_plan_options), DS_PLAN_HEFT, 0, 1, NULL, 1 }
+
+/** What a plan predicts. The caller sets struct_size = sizeof(ds_plan_info). */
+typedef struct ds_plan_info {
+  uint32_t struct_size;
+  uint32_t nodes;
+  double makespan_s;      /**< predicted makespan */
+  uint64_t bytes_moved;   /**< predicted bytes moved between memory spaces */
+  uint32_t calibrating;   /**< nodes placed to calibrate a cost model */
+} ds_plan_info;
+
+/** What a run measured. The caller sets struct_size = sizeof(ds_graph_run_info). */
+typedef struct ds_graph_run_info {
+  uint32_t struct_size;
+  double makespan_s;      /**< wall time from the first submit to the last completion */
+  uint64_t bytes_moved;   /**< bytes the fabric moved during the run (all devices) */
+} ds_graph_run_info;
+
+DS_EXTERN_C_BEGIN
+
+/** Creates a kernel. The strings are copied.
+ *  @return DS_OK; DS_ERR_INVALID_ARG (NULL out/ctx/name, name too long, no implementation,
+ *  opencl_source without opencl_name, opencl_arg_sizes missing); DS_ERR_ABI; DS_ERR_NO_MEMORY.
+ *  A model that cannot be loaded from model_cache (absent, corrupt) starts empty; corruption
+ *  is logged. Thread-safe. */
+DS_API ds_status ds_kernel_create(ds_kernel **out, ds_context *ctx, const ds_kernel_options *opts);
+
+/** Saves the model (when it has a model_cache) and frees the kernel. Graphs using it must be
+ *  destroyed first. NULL is a no-op. */
+DS_API void ds_kernel_destroy(ds_kernel *k);
+
+/** Writes the cost model to its persistent cache now.
+ *  @return DS_OK (also when there is no model cache); DS_ERR_INVALID_ARG; the cache's errors.
+ *  Thread-safe. */
+DS_API ds_status ds_kernel_model_save(ds_kernel *k);
+
+/** Adds one measured run time of @p seconds at @p size on fabric device @p device.
+ *  @return DS_OK; DS_ERR_INVALID_ARG (bad device, negative/NaN time); DS_ERR_FULL (the model
+ *  holds 8 device keys and this device is a ninth). Thread-safe. */
+DS_API ds_status ds_kernel_model_record(ds_kernel *k, int32_t device, uint64_t size,
+                                        double seconds);
+
+/** Predicted run time at @p size on @p device into @p seconds and the number of samples
+ *  measured at exactly that size into @p samples (either may be NULL): the mean of those
+ *  samples if any, else the log-log least-squares fit over the sizes seen, else (one size
+ *  seen) that time scaled linearly.
+ *  @return DS_OK; DS_ERR_NOT_FOUND (nothing measured on that device); DS_ERR_INVALID_ARG.
+ *  Thread-safe. */
+DS_API ds_status ds_kernel_model_predict(ds_kernel *k, int32_t device, uint64_t size,
+                                         double *seconds, uint64_t *samples);
+
+/** Creates an empty graph. @return DS_OK; DS_ERR_INVALID_ARG; DS_ERR_NO_MEMORY. */
+DS_API ds_status ds_graph_create(ds_graph **out, ds_context *ctx);
+
+/** Frees the graph (not its kernels or buffers). NULL is a no-op. */
+DS_API void ds_graph_destroy(ds_graph *g);
+
+/** Appends a node running @p k on the accesses @p acc[0..nacc) (at most 16; a buffer may
+ *  appear once per node).
+ *  @param out_node receives the node's index (0, 1, ...); may be NULL.
+ *  @return DS_OK; DS_ERR_INVALID_ARG (NULL g/k, kernel of another context, NULL buffer, bad
+ *  mode, a buffer twice, too many accesses, args too long, OpenCL arg sizes not matching);
+ *  DS_ERR_ABI; DS_ERR_NO_MEMORY. One thread per graph. */
+DS_API ds_status ds_graph_add(int32_t *out_node, ds_graph *g, ds_kernel *k,
+                              const ds_graph_access *acc, size_t nacc,
+                              const ds_node_options *opts);
+
+/** Adds an explicit dependency: node @p after runs after node @p before.
+ *  @return DS_OK; DS_ERR_INVALID_ARG (unknown node, before == after). A cycle is reported by
+ *  ds_graph_plan(). One thread per graph. */
+DS_API ds_status ds_graph_add_dep(ds_graph *g, int32_t before, int32_t after);
+
+/** Number of nodes, and of dependency edges (after removing duplicates). Either may be NULL.
+ *  @return DS_OK; DS_ERR_INVALID_ARG. */
+DS_API ds_status ds_graph_size(const ds_graph *g, uint32_t *nodes, uint32_t *edges);
+
+/** Places every node on a device of the context's fabric (enumerating the devices and
+ *  starting the scheduler if needed: a CPU device's execution units are its workers).
+ *  @param opts NULL: HEFT with calibration. A node's own forced device (ds_node_options.device)
+ *  wins over the policy.
+ *  @return DS_OK; DS_ERR_INVALID_ARG (bad policy or device, a cycle — the message names a node
+ *  on it, an explicit placement on a device without an implementation — naming the node);
+ *  DS_ERR_UNSUPPORTED (a node whose kernel has no implementation for any present device —
+ *  the message names it); DS_ERR_STATE (empty graph); DS_ERR_ABI; DS_ERR_NO_MEMORY.
+ *  The plan stays valid while the graph is not changed. One thread per graph. */
+DS_API ds_status ds_graph_plan(ds_plan **out, ds_graph *g, const ds_plan_options *opts);
+
+/** Frees a plan. NULL is a no-op. */
+DS_API void ds_plan_destroy(ds_plan *p);
+
+/** Device of node @p node in the plan. @return DS_OK; DS_ERR_INVALID_ARG. Thread-safe. */
+DS_API ds_status ds_plan_device(const ds_plan *p, int32_t node, int32_t *device);
+
+/** Predicted makespan, bytes moved, calibration count. @return DS_OK; DS_ERR_INVALID_ARG;
+ *  DS_ERR_ABI. Thread-safe. */
+DS_API ds_status ds_plan_get_info(const ds_plan *p, ds_plan_info *out);
+
+/** Runs the plan's graph: one scheduler task per node with its dependencies, each acquiring its
+ *  buffers on its device, running the implementation, releasing, and recording its compute
+ *  time into the kernel's model (except a kernel's first run on each device in the process,
+ *  which pays one-time costs such as OpenCL JIT). Returns when every node is done.
+ *  @param info measurements, or NULL.
+ *  @return DS_OK; DS_ERR_INVALID_ARG (NULL, plan of another graph or stale); DS_ERR_ABI;
+ *  DS_ERR_NO_MEMORY; the first node failure (its status; the message names the node and
+ *  device), its successors not run. One thread per graph. */
+DS_API ds_status ds_graph_run(ds_graph *g, const ds_plan *p, ds_graph_run_info *info);
+
 DS_EXTERN_C_END
 /** @} */
 

@@ -57,6 +57,7 @@ static const ds__param_def ds__params[] = {
     {DS_PARAM_FABRIC_OPENCL, "fabric_opencl", 0, 1, 1, 0, NULL},
     {DS_PARAM_FABRIC_ZERO_COPY, "fabric_zero_copy", 0, 1, 1, 0, NULL},
     {DS_PARAM_FABRIC_CUDA, "fabric_cuda", 0, 1, 1, 0, NULL},
+    {DS_PARAM_FABRIC_CALIBRATE_RUNS, "fabric_calibrate_runs", 0, 1000, 2, 0, NULL},
     {DS_PARAM_FABRIC_BARRIER_SPIN_NS, "fabric_barrier_spin_ns", 0, 10000000, 10000, 0, NULL},
 };
 
