@@ -295,6 +295,43 @@ class FabricBarrierOptions(Structure):
                 ("name", c_char_p)]
 
 
+# ---------------------------------------------------------------- fabric graphs
+
+KERNEL_CPU_FN = CFUNCTYPE(c_int, POINTER(c_void_p), POINTER(c_size_t), c_size_t, c_void_p,
+                          c_size_t)
+
+
+class KernelOptions(Structure):
+    _fields_ = [("struct_size", c_uint32), ("name", c_char_p), ("cpu", KERNEL_CPU_FN),
+                ("cuda", c_void_p), ("opencl_source", c_char_p), ("opencl_name", c_char_p),
+                ("opencl_arg_sizes", POINTER(c_uint32)), ("opencl_nargs", c_uint32),
+                ("model_cache", c_void_p)]
+
+
+class GraphAccess(Structure):
+    _fields_ = [("buf", c_void_p), ("mode", c_int32)]
+
+
+class NodeOptions(Structure):
+    _fields_ = [("struct_size", c_uint32), ("name", c_char_p), ("args", c_void_p),
+                ("args_len", c_size_t), ("size", c_uint64), ("global_", c_uint64 * 3),
+                ("device", c_int32)]
+
+
+class PlanOptions(Structure):
+    _fields_ = [("struct_size", c_uint32), ("policy", c_int32), ("device", c_int32),
+                ("seed", c_uint64), ("placement", POINTER(c_int32)), ("calibrate", c_int32)]
+
+
+class PlanInfo(Structure):
+    _fields_ = [("struct_size", c_uint32), ("nodes", c_uint32), ("makespan_s", c_double),
+                ("bytes_moved", c_uint64), ("calibrating", c_uint32)]
+
+
+class GraphRunInfo(Structure):
+    _fields_ = [("struct_size", c_uint32), ("makespan_s", c_double), ("bytes_moved", c_uint64)]
+
+
 # ---------------------------------------------------------------- prototypes
 
 _P = POINTER
@@ -493,6 +530,22 @@ PROTOTYPES = {
     "ds_fabric_barrier_wait_opencl": (_st, [_vp, _vp, c_uint64, _P(_vp)]),
     "ds_fabric_barrier_publish_cuda": (_st, [_vp, c_uint32, _vp, c_uint64]),
     "ds_fabric_barrier_wait_cuda": (_st, [_vp, _vp, c_uint64]),
+    # compute fabric: kernels, graphs, plans
+    "ds_kernel_create": (_st, [_P(_vp), _vp, _P(KernelOptions)]),
+    "ds_kernel_destroy": (None, [_vp]),
+    "ds_kernel_model_save": (_st, [_vp]),
+    "ds_kernel_model_record": (_st, [_vp, c_int32, c_uint64, c_double]),
+    "ds_kernel_model_predict": (_st, [_vp, c_int32, c_uint64, _P(c_double), _P(c_uint64)]),
+    "ds_graph_create": (_st, [_P(_vp), _vp]),
+    "ds_graph_destroy": (None, [_vp]),
+    "ds_graph_add": (_st, [_P(c_int32), _vp, _vp, _P(GraphAccess), c_size_t, _P(NodeOptions)]),
+    "ds_graph_add_dep": (_st, [_vp, c_int32, c_int32]),
+    "ds_graph_size": (_st, [_vp, _P(c_uint32), _P(c_uint32)]),
+    "ds_graph_plan": (_st, [_P(_vp), _vp, _P(PlanOptions)]),
+    "ds_graph_run": (_st, [_vp, _vp, _P(GraphRunInfo)]),
+    "ds_plan_destroy": (None, [_vp]),
+    "ds_plan_device": (_st, [_vp, c_int32, _P(c_int32)]),
+    "ds_plan_get_info": (_st, [_vp, _P(PlanInfo)]),
 }
 
 # Exported functions deliberately left unbound, with the reason (checked by the tests).

@@ -15,9 +15,11 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import deepseek as ds  # noqa: E402
 from deepseek import precision as P  # noqa: E402
-# The fabric's tests live in their own file; importing them here runs them under this ctest.
+# The fabric's tests (and its graphs') live in their own files; importing them here runs them under this ctest.
 from test_fabric import (FabricBarrierTest, FabricBufferTest,  # noqa: E402,F401
                          FabricDevicesTest)
+from test_graph import (CostModelTest, GraphErrorsTest,  # noqa: E402,F401
+                        GraphGemmTest)
 
 DSTENSOR = sys.modules["deepseek.tensor"]  # the module (ds.tensor is the function)
 
