@@ -76,7 +76,9 @@ class Kernel(Child):
     int). The views are valid only during the call. ``opencl_source``/``opencl_name``: an
     OpenCL C kernel taking the buffers (``__global`` pointers, access order) then the
     by-value arguments split by ``opencl_arg_sizes`` (bytes each). ``model_cache``: a
-    persistent ds.Cache that keeps the cost model. The model methods are thread-safe."""
+    persistent ds.Cache that keeps the cost model (loaded now, saved by save_model() and at
+    close(): close the kernel before that cache — the context does, in reverse order of
+    creation). The model methods are thread-safe."""
 
     _destroy = lib.ds_kernel_destroy
 
