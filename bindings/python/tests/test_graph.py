@@ -241,6 +241,27 @@ class GraphErrorsTest(unittest.TestCase):
             self.assertEqual(seen, [(np.dtype(np.float64), (8,),
                                      np.float64(2.5).tobytes())])
 
+    def test_many_python_nodes_on_workers(self):
+        # Independent nodes run on both scheduler workers, each taking the GIL in turn.
+        def mark(views, args):
+            views[0][:] = np.frombuffer(args, np.int64)[0]
+
+        with graph_context() as ctx:
+            k = ds.Kernel(ctx, "mark", cpu=mark, dtypes=np.int64)
+            bufs = [ds.Buffer(ctx, 64) for _ in range(32)]
+            g = ds.Graph(ctx)
+            for i, b in enumerate(bufs):
+                g.add(k, [(b, "w")], args=np.int64(i + 1))
+            self.assertEqual(g.size(), (32, 0))
+            for _ in range(2):
+                g.run(g.plan(device=0))
+            for i, b in enumerate(bufs):
+                with b.acquire(0, "r", dtype=np.int64) as v:
+                    np.testing.assert_array_equal(v, np.full(8, i + 1))
+            bufs[3].close()
+            with self.assertRaises(ds.DeepseekError):
+                g.run()  # a closed buffer is refused before C sees it
+
 
 class CostModelTest(unittest.TestCase):
     def test_record_predict(self):
