@@ -370,8 +370,8 @@ DS_EXTERN_C_BEGIN
  *  is logged. Thread-safe. */
 DS_API ds_status ds_kernel_create(ds_kernel **out, ds_context *ctx, const ds_kernel_options *opts);
 
-/** Saves the model (when it has a model_cache) and frees the kernel. Graphs using it must be
- *  destroyed first. NULL is a no-op. */
+/** Saves the model (when it has a model_cache, which must therefore still be open) and frees
+ *  the kernel. Graphs using it must be destroyed first. NULL is a no-op. */
 DS_API void ds_kernel_destroy(ds_kernel *k);
 
 /** Writes the cost model to its persistent cache now.
@@ -430,7 +430,8 @@ DS_API ds_status ds_graph_size(const ds_graph *g, uint32_t *nodes, uint32_t *edg
  *  The plan stays valid while the graph is not changed. One thread per graph. */
 DS_API ds_status ds_graph_plan(ds_plan **out, ds_graph *g, const ds_plan_options *opts);
 
-/** Frees a plan. NULL is a no-op. */
+/** Frees a plan. NULL is a no-op. A plan may be destroyed (and queried with ds_plan_device and
+ *  ds_plan_get_info) before or after its graph. */
 DS_API void ds_plan_destroy(ds_plan *p);
 
 /** Device of node @p node in the plan. @return DS_OK; DS_ERR_INVALID_ARG. Thread-safe. */

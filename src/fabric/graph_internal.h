@@ -131,7 +131,8 @@ struct ds__gplat {
 
 /* ---- plans (partition.c) ---- */
 struct ds_plan {
-  ds_graph *g;
+  ds_graph *g;       /* only compared, never followed, once the graph may be gone */
+  ds_context *ctx;   /* so a plan can be queried and destroyed after its graph */
   uint64_t version;
   uint32_t nnodes;
   int32_t *dev;    /* per node */

@@ -269,6 +269,7 @@ static ds_status plan_alloc(ds_plan **out, struct planner *P) {
   ds_plan *p = ds__calloc(g->ctx, 1, sizeof *p);
   if (p) {
     p->g = g;
+    p->ctx = g->ctx;
     p->dev = ds__calloc(g->ctx, n, sizeof *p->dev);
     p->order = ds__calloc(g->ctx, n, sizeof *p->order);
   }
@@ -333,7 +334,7 @@ ds_status ds_graph_plan(ds_plan **out, ds_graph *g, const ds_plan_options *opts)
 
 void ds_plan_destroy(ds_plan *p) {
   if (!p) return;
-  ds_context *ctx = p->g->ctx;
+  ds_context *ctx = p->ctx;
   ds__free(ctx, p->dev);
   ds__free(ctx, p->order);
   ds__free(ctx, p);
@@ -341,15 +342,15 @@ void ds_plan_destroy(ds_plan *p) {
 
 ds_status ds_plan_device(const ds_plan *p, int32_t node, int32_t *device) {
   if (!p || !device || node < 0 || (uint32_t)node >= p->nnodes)
-    return ds__error(p ? p->g->ctx : NULL, DS_ERR_INVALID_ARG, MOD, "plan: bad node %d", (int)node);
+    return ds__error(p ? p->ctx : NULL, DS_ERR_INVALID_ARG, MOD, "plan: bad node %d", (int)node);
   *device = p->dev[node];
   return DS_OK;
 }
 
 ds_status ds_plan_get_info(const ds_plan *p, ds_plan_info *out) {
-  if (!p || !out) return ds__error(p ? p->g->ctx : NULL, DS_ERR_INVALID_ARG, MOD, "plan: NULL");
+  if (!p || !out) return ds__error(p ? p->ctx : NULL, DS_ERR_INVALID_ARG, MOD, "plan: NULL");
   if (out->struct_size != sizeof *out)
-    return ds__error(p->g->ctx, DS_ERR_ABI, MOD, "ds_plan_info: unknown struct_size %u",
+    return ds__error(p->ctx, DS_ERR_ABI, MOD, "ds_plan_info: unknown struct_size %u",
                      out->struct_size);
   out->nodes = p->nnodes;
   out->makespan_s = p->makespan_s;
