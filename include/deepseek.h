@@ -16,5 +16,6 @@
 #include "deepseek/predict.h"
 #include "deepseek/sched.h"
 #include "deepseek/batch.h"
+#include "deepseek/fabric_mpi.h"
 
 #endif /* DEEPSEEK_H */

@@ -1,0 +1,180 @@
+/* Buffers with an owner rank: registration, fetching a cached copy from the owner (the data
+ * goes straight from the owner's memory into the copy) and flushing copies. */
+#include <string.h>
+
+#include "mpi_internal.h"
+
+ds__mpi_buf *ds__mpi_buf_find(ds_mpi *m, uint64_t id) {
+  for (ds__mpi_buf *b = m->bufs; b; b = b->next)
+    if (b->id == id) return b;
+  return NULL;
+}
+
+ds_status ds_mpi_buffer_register(ds_mpi *m, uint64_t id, int32_t owner, void *ptr, size_t size) {
+  if (!m) return ds__error(NULL, DS_ERR_INVALID_ARG, "mpi", "ds_mpi_buffer_register: m is NULL");
+  if (id == 0 || size == 0 || owner < 0 || owner >= m->size || size > (size_t)INT32_MAX)
+    return ds__error(m->ctx, DS_ERR_INVALID_ARG, "mpi",
+                     "buffer %llu: id must be nonzero, size in 1..2^31-1 (got %zu) and owner a "
+                     "rank in 0..%d (got %d)", (unsigned long long)id, size, m->size - 1, owner);
+  if (owner == m->rank && !ptr)
+    return ds__error(m->ctx, DS_ERR_INVALID_ARG, "mpi",
+                     "buffer %llu: this rank owns it, so ptr (its memory) must not be NULL",
+                     (unsigned long long)id);
+  ds__mpi_buf *b = ds__calloc(m->ctx, 1, sizeof *b);
+  if (!b) return ds__error(m->ctx, DS_ERR_NO_MEMORY, "mpi", "no memory for buffer %llu",
+                           (unsigned long long)id);
+  b->id = id;
+  b->owner = owner;
+  b->size = size;
+  b->ptr = ptr;
+  b->valid = owner == m->rank;
+  pthread_mutex_lock(&m->mu);
+  int taken = ds__mpi_buf_find(m, id) != NULL;
+  if (!taken) {
+    b->next = m->bufs;
+    m->bufs = b;
+  }
+  pthread_mutex_unlock(&m->mu);
+  if (taken) {
+    ds__free(m->ctx, b);
+    return ds__error(m->ctx, DS_ERR_BUSY, "mpi", "buffer %llu is already registered",
+                     (unsigned long long)id);
+  }
+  return DS_OK;
+}
+
+static void ds__buf_free(ds_mpi *m, ds__mpi_buf *b) {
+  if (b->owned_copy) ds__free(m->ctx, b->ptr);
+  ds__free(m->ctx, b);
+}
+
+ds_status ds_mpi_buffer_unregister(ds_mpi *m, uint64_t id) {
+  if (!m) return ds__error(NULL, DS_ERR_INVALID_ARG, "mpi", "ds_mpi_buffer_unregister: m is NULL");
+  pthread_mutex_lock(&m->mu);
+  ds__mpi_buf *b = ds__mpi_buf_find(m, id);
+  /* Sends of the owner's memory and a fetch into the copy must end before it goes. */
+  while (b && (b->inflight_sends || b->fetching)) {
+    pthread_cond_wait(&m->cv, &m->mu);
+    b = ds__mpi_buf_find(m, id);
+  }
+  if (b)
+    for (ds__mpi_buf **pp = &m->bufs; *pp; pp = &(*pp)->next)
+      if (*pp == b) {
+        *pp = b->next;
+        break;
+      }
+  pthread_mutex_unlock(&m->mu);
+  if (!b) return ds__error(m->ctx, DS_ERR_NOT_FOUND, "mpi", "buffer %llu is not registered",
+                           (unsigned long long)id);
+  ds__buf_free(m, b);
+  return DS_OK;
+}
+
+void ds__mpi_bufs_free(ds_mpi *m) {
+  while (m->bufs) {
+    ds__mpi_buf *b = m->bufs;
+    m->bufs = b->next;
+    ds__buf_free(m, b);
+  }
+}
+
+/* Under mu: waits for another thread's fetch of b; returns b still registered, or NULL. */
+static ds__mpi_buf *ds__wait_other_fetch(ds_mpi *m, uint64_t id) {
+  ds__mpi_buf *b = ds__mpi_buf_find(m, id);
+  while (b && b->fetching) {
+    pthread_cond_wait(&m->cv, &m->mu); /* that fetch's deadline bounds this */
+    b = ds__mpi_buf_find(m, id);
+  }
+  return b;
+}
+
+ds_status ds_mpi_buffer_fetch(ds_mpi *m, uint64_t id, const void **data, int64_t timeout_ms) {
+  if (data) *data = NULL;
+  if (!m || !data)
+    return ds__error(m ? m->ctx : NULL, DS_ERR_INVALID_ARG, "mpi", "ds_mpi_buffer_fetch: %s is NULL",
+                     m ? "data" : "m");
+  pthread_mutex_lock(&m->mu);
+  ds__mpi_buf *b = ds__wait_other_fetch(m, id);
+  if (!b || b->valid) {
+    if (b) *data = b->ptr;
+    pthread_mutex_unlock(&m->mu);
+    return b ? DS_OK : ds__error(m->ctx, DS_ERR_NOT_FOUND, "mpi", "buffer %llu is not registered",
+                                 (unsigned long long)id);
+  }
+  if (!b->ptr) {
+    b->ptr = ds__alloc(m->ctx, b->size);
+    b->owned_copy = b->ptr != NULL;
+  }
+  ds__mpi_op *op = b->ptr ? ds__calloc(m->ctx, 1, sizeof *op) : NULL;
+  if (op) b->fetching = 1;
+  pthread_mutex_unlock(&m->mu);
+  if (!op) return ds__error(m->ctx, DS_ERR_NO_MEMORY, "mpi", "no memory to fetch buffer %llu",
+                            (unsigned long long)id);
+  op->kind = DS__OP_FETCH;
+  op->waited = 1;
+  op->peer = b->owner;
+  op->buf = b;
+  op->recv = MPI_REQUEST_NULL;
+  op->deadline_ns = ds__mpi_deadline(m, timeout_ms);
+  ds__mpi_hdr_init(&op->hdr, DS__MSG_FETCH);
+  op->hdr.a = id;
+  ds__mpi_op_submit(m, op);
+  char what[64];
+  snprintf(what, sizeof what, "fetch of buffer %llu", (unsigned long long)id);
+  ds_status st = ds__mpi_op_wait(m, op, what);
+  if (st == DS_OK) *data = b->ptr;
+  return st;
+}
+
+ds_status ds_mpi_buffer_flush(ds_mpi *m, uint64_t id) {
+  if (!m) return ds__error(NULL, DS_ERR_INVALID_ARG, "mpi", "ds_mpi_buffer_flush: m is NULL");
+  ds_status st = DS_OK;
+  int found = 0;
+  pthread_mutex_lock(&m->mu);
+  for (ds__mpi_buf *b = m->bufs; b; b = b->next) {
+    if (id && b->id != id) continue;
+    found = 1;
+    if (b->owner == m->rank) continue;
+    if (b->fetching)
+      st = DS_ERR_BUSY;
+    else
+      b->valid = 0;
+  }
+  pthread_mutex_unlock(&m->mu);
+  if (id && !found)
+    return ds__error(m->ctx, DS_ERR_NOT_FOUND, "mpi", "buffer %llu is not registered",
+                     (unsigned long long)id);
+  if (st != DS_OK)
+    return ds__error(m->ctx, st, "mpi", "flush: a fetch of buffer %llu is in flight",
+                     (unsigned long long)id);
+  return DS_OK;
+}
+
+/* Owner side: sends the memory, or says why not. */
+void ds__mpi_on_fetch(ds_mpi *m, int32_t peer, const ds__mpi_hdr *h) {
+  char msg[160] = "";
+  pthread_mutex_lock(&m->mu);
+  ds__mpi_buf *b = ds__mpi_buf_find(m, h->a);
+  ds_status st = DS_OK;
+  if (!b || b->owner != m->rank) {
+    st = DS_ERR_NOT_FOUND;
+    snprintf(msg, sizeof msg, "rank %d does not own buffer %llu%s", m->rank,
+             (unsigned long long)h->a, b ? "" : " (not registered there)");
+  } else if (b->size != h->b) {
+    st = DS_ERR_FORMAT;
+    snprintf(msg, sizeof msg, "buffer %llu is %zu bytes on its owner (rank %d) but %llu on rank %d",
+             (unsigned long long)h->a, b->size, m->rank, (unsigned long long)h->b, peer);
+  } else {
+    b->inflight_sends++; /* keeps it registered until the send completes */
+  }
+  pthread_mutex_unlock(&m->mu);
+  if (st == DS_OK) {
+    ds__mpi_send_data(m, peer, DS__MPI_TAG_DATA0 + (int)(h->id % DS__MPI_DATA_TAGS), b);
+    return;
+  }
+  ds__mpi_hdr e;
+  ds__mpi_hdr_init(&e, DS__MSG_FETCH_ERR);
+  e.id = h->id;
+  e.status = st;
+  ds__mpi_post(m, peer, &e, NULL, msg, strlen(msg) + 1);
+}
