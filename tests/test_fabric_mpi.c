@@ -346,6 +346,27 @@ static void test_barrier_timestamps(void **state) {
   close_fixture(&f);
 }
 
+/* A rank inside ds_mpi_destroy keeps serving the others until they all reach it too. */
+static void test_destroying_rank_still_serves(void **state) {
+  (void)state;
+  fixture f = open_fixture(5000);
+  static char mem[256];
+  memset(mem, 0x5a, sizeof mem);
+  register_all(f.m);
+  assert_int_equal(ds_mpi_buffer_register(f.m, 9, 0, f.rank == 0 ? mem : NULL, sizeof mem), DS_OK);
+  sync_all(f.m, 1);
+  if (f.rank != 0) {
+    usleep(100000); /* rank 0 is in destroy by now */
+    const void *p = NULL;
+    assert_int_equal(ds_mpi_buffer_fetch(f.m, 9, &p, -1), DS_OK);
+    assert_memory_equal(p, mem, sizeof mem);
+    reply out;
+    assert_int_equal(run_task(&f, "square", 0, 0, 5, &out, sizeof out), DS_OK);
+    assert_int_equal(out.value, 25);
+  }
+  close_fixture(&f);
+}
+
 /* The last rank dies mid-run: the others' fetch from it, task on it and barrier with it fail
  * with DS_ERR_IO naming it, within the dead-rank bound, and destroy does not hang. */
 static void test_dead_rank_fails_cleanly(void **state) {
@@ -399,9 +420,14 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_tasks_placed_and_owner_computes),
       cmocka_unit_test(test_low_tasks_migrate_to_idle_ranks),
       cmocka_unit_test(test_barrier_timestamps),
+      cmocka_unit_test(test_destroying_rank_still_serves),
       cmocka_unit_test(test_dead_rank_fails_cleanly), /* last: a rank dies */
   };
   int failed = cmocka_run_group_tests(tests, NULL, NULL);
+  if (failed) { /* a failed test left its endpoint open and its peers waiting: end the job */
+    fflush(stdout);
+    MPI_Abort(MPI_COMM_WORLD, 1);
+  }
   MPI_Finalize();
   return failed;
 }

@@ -75,7 +75,7 @@ typedef struct ds__mpi_op {
   uint64_t deadline_ns;
   int waited;        /* a calling thread waits for it (else: a migrated task, completed by
                         the progress thread) */
-  int done;
+  ds__atomic_int done; /* set under mu (waiters may also poll it without mu) */
   ds_status status;
   char msg[160];     /* failure detail */
   MPI_Request recv;  /* FETCH: the data receive (MPI_REQUEST_NULL otherwise) */

@@ -46,7 +46,7 @@ void ds__mpi_op_finish(ds_mpi *m, ds__mpi_op *op, ds_status st, const char *msg)
   pthread_mutex_lock(&m->mu);
   op->status = st;
   if (msg) snprintf(op->msg, sizeof op->msg, "%s", msg);
-  op->done = 1;
+  ds__store(&op->done, 1);
   m->outstanding--;
   pthread_cond_broadcast(&m->cv);
   pthread_mutex_unlock(&m->mu);
@@ -60,8 +60,12 @@ void ds__mpi_op_over(ds_mpi *m) {
 }
 
 ds_status ds__mpi_op_wait(ds_mpi *m, ds__mpi_op *op, const char *what) {
+  /* Small requests are answered in tens of microseconds: polling that long saves the wake-up
+   * of a sleeping thread (~10 us) on each of them. */
+  uint64_t spin_until = ds__now_ns() + 50000u;
+  while (!ds__load(&op->done) && ds__now_ns() < spin_until) sched_yield();
   pthread_mutex_lock(&m->mu);
-  while (!op->done) pthread_cond_wait(&m->cv, &m->mu); /* the progress thread enforces deadlines */
+  while (!ds__load(&op->done)) pthread_cond_wait(&m->cv, &m->mu); /* deadlines: progress thread */
   pthread_mutex_unlock(&m->mu);
   ds_status st = op->status;
   if (st != DS_OK) ds__error(m->ctx, st, "mpi", "%s: %s", what, op->msg);
@@ -195,9 +199,9 @@ static ds__mpi_op *ds__take_pending(ds_mpi *m, uint64_t id) {
 
 static void ds__start_op(ds_mpi *m, ds__mpi_op *op) {
   char msg[160];
-  if (m->peers[op->peer].dead || m->peers[op->peer].bye) {
-    snprintf(msg, sizeof msg, "rank %d is %s", op->peer,
-             m->peers[op->peer].dead ? "dead (not heard from)" : "shutting down");
+  /* A rank that said BYE still serves until every rank has: only the dead are refused. */
+  if (m->peers[op->peer].dead) {
+    snprintf(msg, sizeof msg, "rank %d is dead (not heard from)", op->peer);
     ds__op_fail(m, op, DS_ERR_IO, msg);
     return;
   }
