@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "build_config.h"
@@ -38,6 +39,9 @@ static ds_context *new_ctx(int64_t dead_ms) {
 
 #if DS_HAVE_MPI
 
+/* A hung run says where it is stuck (see main) rather than being killed silently by ctest. */
+static const char *volatile g_phase = "start";
+
 typedef struct fixture {
   ds_context *ctx;
   ds_mpi *m;
@@ -48,13 +52,16 @@ static fixture open_fixture(int64_t dead_ms) {
   fixture f;
   f.ctx = new_ctx(dead_ms);
   f.m = NULL;
+  g_phase = "ds_mpi_create";
   assert_int_equal(ds_mpi_create(&f.m, f.ctx, NULL), DS_OK);
+  g_phase = "a test body";
   f.rank = ds_mpi_rank(f.m);
   f.size = ds_mpi_size(f.m);
   return f;
 }
 
 static void close_fixture(fixture *f) {
+  g_phase = "ds_mpi_destroy";
   ds_mpi_destroy(f->m);
   ds_context_destroy(f->ctx);
 }
@@ -411,8 +418,19 @@ static void test_dead_rank_fails_cleanly(void **state) {
   close_fixture(&f);
 }
 
+static void on_alarm(int sig) {
+  (void)sig;
+  char msg[160];
+  int n = snprintf(msg, sizeof msg, "test_fabric_mpi: watchdog: still in %s after 150 s\n",
+                   g_phase);
+  if (n > 0) (void)!write(2, msg, (size_t)n);
+  _exit(3);
+}
+
 int main(int argc, char **argv) {
   int level = 0;
+  signal(SIGALRM, on_alarm);
+  alarm(150);
   MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &level);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_create_and_bad_args),
@@ -424,6 +442,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_dead_rank_fails_cleanly), /* last: a rank dies */
   };
   int failed = cmocka_run_group_tests(tests, NULL, NULL);
+  g_phase = "MPI_Finalize";
   if (failed) { /* a failed test left its endpoint open and its peers waiting: end the job */
     fflush(stdout);
     MPI_Abort(MPI_COMM_WORLD, 1);
