@@ -12,6 +12,7 @@
 /* MPI can be initialised once per process: who did it, and how many endpoints use it. */
 static pthread_mutex_t ds__mpi_proc_mu = PTHREAD_MUTEX_INITIALIZER;
 static int ds__mpi_users, ds__mpi_we_inited, ds__mpi_finalize_wanted;
+static int ds__mpi_peer_died; /* MPI_Finalize could wait for the dead rank forever: skip it */
 
 void ds__mpi_hdr_init(ds__mpi_hdr *h, int type) {
   memset(h, 0, sizeof *h);
@@ -560,7 +561,14 @@ static ds_status ds__mpi_open(ds_mpi *m, const ds_mpi_options *o) {
 static void ds__mpi_close_process(ds_mpi *m) {
   if (m->comm != MPI_COMM_NULL) MPI_Comm_free(&m->comm);
   pthread_mutex_lock(&ds__mpi_proc_mu);
-  if (--ds__mpi_users == 0 && ds__mpi_we_inited && ds__mpi_finalize_wanted) MPI_Finalize();
+  if (m->dead_seen) ds__mpi_peer_died = 1;
+  if (--ds__mpi_users == 0 && ds__mpi_we_inited && ds__mpi_finalize_wanted) {
+    if (ds__mpi_peer_died)
+      ds__log(m->ctx, DS_LOG_WARN, "mpi", "MPI_Finalize skipped: a rank died, and Open MPI's "
+              "finalize can wait for it forever");
+    else
+      MPI_Finalize();
+  }
   pthread_mutex_unlock(&ds__mpi_proc_mu);
 }
 
