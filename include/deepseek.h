@@ -16,6 +16,7 @@
 #include "deepseek/predict.h"
 #include "deepseek/sched.h"
 #include "deepseek/batch.h"
+#include "deepseek/fabric.h"
 #include "deepseek/fabric_mpi.h"
 
 #endif /* DEEPSEEK_H */

@@ -107,6 +107,16 @@ typedef enum ds_param {
   DS_PARAM_PREDICT_ONLINE_HISTORY = 401,
   /** Load predictor: most epochs over that history per online fine-tune (1..100). Default 2. */
   DS_PARAM_PREDICT_ONLINE_EPOCHS = 402,
+  /** Compute fabric: enumerate OpenCL devices (0 off, 1 on). Read when the fabric is first used
+   *  on a context. Default 1. */
+  DS_PARAM_FABRIC_OPENCL = 500,
+  /** Compute fabric: let a device use host memory in place (CL_MEM_USE_HOST_PTR, mapped pinned
+   *  memory, other CPU memory spaces) instead of copying (0 always copy, 1 zero-copy where the
+   *  device can). Read when a replica is created. Default 1. */
+  DS_PARAM_FABRIC_ZERO_COPY = 501,
+  /** Compute fabric: enumerate CUDA devices (0 off, 1 on). Read when the fabric is first used on
+   *  a context. Default 1. */
+  DS_PARAM_FABRIC_CUDA = 502,
   /** Fabric MPI: longest wait of a blocking call (fetch, remote task, barrier, destroy's
    *  goodbyes) in ms (1..86400000). Default 30000. */
   DS_PARAM_MPI_TIMEOUT_MS = 550,

@@ -80,6 +80,7 @@ static ds_status ds__start_subsystems(ds_context *ctx, const ds_context_options 
 
 static void ds__free_context(ds_context *ctx) {
   ds__precision_destroy(ctx);
+  ds__fabric_destroy(ctx);
   ds__telemetry_destroy(ctx);
   ds__sched_destroy(ctx);
   ds__executor_destroy(ctx);

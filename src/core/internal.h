@@ -66,6 +66,7 @@ struct ds_context {
   int topology_ref; /* 1 once this context holds a reference on the process topology */
   pthread_mutex_t lazy_mu; /* guards lazy creation (topology ref, executor) */
   struct ds__precision *precision; /* precision module state, created lazily (precision/) */
+  struct ds__fabric *fabric; /* compute fabric state, created lazily under lazy_mu (fabric/) */
 };
 
 /* ---- allocation (alloc.c): through the context's allocator, with live-byte accounting ---- */
@@ -129,6 +130,9 @@ void ds__executor_destroy(ds_context *ctx);
 void ds__sched_destroy(ds_context *ctx);
 void ds__topology_context_release(ds_context *ctx);
 void ds__precision_destroy(ds_context *ctx); /* src/precision/state.c */
+/* Releases the compute fabric's devices, backends and their extension state (src/fabric);
+ * called before the scheduler is stopped. */
+void ds__fabric_destroy(ds_context *ctx);
 
 /* ---- stats publishing (stats.c) ---- */
 /* Registers (or finds) a stat by name; returns its id (>= 0), or -1 when the registry is full

@@ -1,0 +1,129 @@
+/* Tests of the fabric's CUDA backend: device enumeration agrees with the driver, MSI
+ * transitions CPU <-> GPU with correct data (copies), and mapped pinned host memory
+ * (DS_BUFFER_MAP_HOST) with no copy. Without a GPU it prints that it is skipped and checks
+ * that no CUDA device is listed; with DS_REQUIRE_GPU=1 a missing GPU fails. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fabric_internal.h"
+
+static ds_context *new_ctx(void) {
+  ds_context_options o = DS_CONTEXT_OPTIONS_INIT;
+  o.flags = DS_CONTEXT_NO_ENV;
+  ds_param_value pv[] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0}, {DS_PARAM_STATS_FILE, 0, 0},
+                         {DS_PARAM_FABRIC_OPENCL, 0, 0}};
+  o.params = pv;
+  o.nparams = 3;
+  ds_context *ctx = NULL;
+  assert_int_equal(ds_context_create(&ctx, &o), DS_OK);
+  return ctx;
+}
+
+static double stat_of(ds_context *ctx, const char *name) {
+  ds_stats *s = NULL;
+  assert_int_equal(ds_stats_snapshot(&s, ctx), DS_OK);
+  double v = -1;
+  if (ds_stats_find(&v, s, name) != DS_OK) v = -1;
+  ds_stats_free(s);
+  return v;
+}
+
+/* The first CUDA device, or -1 after the skip message (or a failure with DS_REQUIRE_GPU=1). */
+static int32_t gpu_or_skip(ds_context *ctx) {
+  int32_t dev = -1;
+  if (ds_fabric_device_find(&dev, ctx, DS_FABRIC_DEVICE_CUDA, 0) == DS_OK) return dev;
+  const char *req = getenv("DS_REQUIRE_GPU");
+  if (req && *req == '1') fail_msg("DS_REQUIRE_GPU=1 but the fabric lists no CUDA device");
+  ds_topology_info topo = DS_TOPOLOGY_INFO_INIT;
+  assert_int_equal(ds_topology_get(&topo, ctx), DS_OK);
+  assert_int_equal(topo.cuda_devices, 0); /* the driver sees none either */
+  printf("test_fabric_cuda: no CUDA device: skipped (CPU path tested in test_fabric)\n");
+  return -1;
+}
+
+static void device_read(ds_context *ctx, int32_t dev, void *mem, void *out, size_t n) {
+  const struct ds__fabric_device *d = ds__fabric_device(ctx, dev);
+  char msg[128] = "";
+  assert_int_equal(d->be->ops.copy_out(d->be->user, d->local, out, mem, 0, n, NULL, msg,
+                                       sizeof msg), DS_OK);
+}
+
+static void test_cuda_msi_copies(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx();
+  int32_t dev = gpu_or_skip(ctx);
+  if (dev < 0) goto done;
+  ds_device_info info = DS_DEVICE_INFO_INIT;
+  assert_int_equal(ds_fabric_device_info(&info, ctx, dev), DS_OK);
+  assert_true(info.memory_bytes > 0 && info.compute_units > 0);
+  enum { N = 1 << 16 };
+  ds_buffer *b = NULL;
+  assert_int_equal(ds_buffer_create(&b, ctx, N * sizeof(float), NULL), DS_OK);
+  float *h = NULL;
+  static float back[N];
+  void *mem = NULL;
+  assert_int_equal(ds_buffer_acquire((void **)&h, b, 0, DS_ACCESS_WRITE), DS_OK);
+  for (int i = 0; i < N; i++) h[i] = (float)i;
+  assert_int_equal(ds_buffer_release(b, 0), DS_OK);
+  ds_fabric_event *ev = NULL;
+  assert_int_equal(ds_buffer_acquire_async(&mem, &ev, b, dev, DS_ACCESS_RW), DS_OK);
+  assert_int_equal(ds_fabric_event_wait(ev), DS_OK);
+  assert_ptr_not_equal(mem, h);
+  device_read(ctx, dev, mem, back, sizeof back);
+  assert_true(back[N - 1] == (float)(N - 1));
+  assert_int_equal(ds_buffer_release(b, dev), DS_OK);
+  ds_replica_state st;
+  assert_int_equal(ds_buffer_state(&st, b, 0), DS_OK);
+  assert_int_equal(st, DS_REPLICA_INVALID);
+  memset(h, 0, N * sizeof(float)); /* stale host bytes get replaced by the device's */
+  assert_int_equal(ds_buffer_acquire((void **)&h, b, 0, DS_ACCESS_READ), DS_OK);
+  assert_true(h[123] == 123.0f);
+  assert_int_equal(ds_buffer_release(b, 0), DS_OK);
+  assert_true(stat_of(ctx, "fabric.bytes_moved") == 2.0 * N * sizeof(float));
+  assert_int_equal(ds_buffer_destroy(b), DS_OK);
+done:
+  ds_context_destroy(ctx);
+}
+
+static void test_cuda_mapped_host(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx();
+  int32_t dev = gpu_or_skip(ctx);
+  if (dev < 0) goto done;
+  ds_device_info info = DS_DEVICE_INFO_INIT;
+  assert_int_equal(ds_fabric_device_info(&info, ctx, dev), DS_OK);
+  if (!(info.caps & DS_DEVICE_CAP_MAP_HOST)) {
+    printf("test_fabric_cuda: %s cannot map host memory: skipped\n", info.name);
+    goto done;
+  }
+  ds_buffer_options o = DS_BUFFER_OPTIONS_INIT;
+  o.flags = DS_BUFFER_MAP_HOST;
+  ds_buffer *b = NULL;
+  assert_int_equal(ds_buffer_create(&b, ctx, 1 << 20, &o), DS_OK);
+  void *mem = NULL;
+  unsigned char back[64];
+  assert_int_equal(ds_buffer_acquire(&mem, b, dev, DS_ACCESS_READ), DS_OK);
+  device_read(ctx, dev, mem, back, sizeof back);
+  assert_int_equal(back[10], 0);
+  assert_int_equal(ds_buffer_release(b, dev), DS_OK);
+  assert_true(stat_of(ctx, "fabric.copies") == 0);
+  assert_true(stat_of(ctx, "fabric.copies_avoided") == 1);
+  assert_int_equal(ds_buffer_destroy(b), DS_OK);
+done:
+  ds_context_destroy(ctx);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_cuda_msi_copies),
+      cmocka_unit_test(test_cuda_mapped_host),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
