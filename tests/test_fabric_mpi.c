@@ -354,6 +354,50 @@ static void test_barrier_timestamps(void **state) {
   close_fixture(&f);
 }
 
+/* Fabric buffers (ds_buffer) as owner-ranked buffers: the owner writes through an acquire,
+ * the others fetch into their buffer's host replica and read it back through an acquire;
+ * owner-computes sums the owner's buffer. */
+static void test_fabric_buffer_attach(void **state) {
+  (void)state;
+  fixture f = open_fixture(5000);
+  register_all(f.m);
+  const size_t n = 64 << 10;
+  ds_buffer *buf = NULL;
+  assert_int_equal(ds_buffer_create(&buf, f.ctx, n, NULL), DS_OK);
+  int32_t cpu = -1;
+  assert_int_equal(ds_fabric_device_find(&cpu, f.ctx, DS_FABRIC_DEVICE_CPU, 0), DS_OK);
+  int owner = f.size - 1;
+  if (f.rank == owner) {
+    void *p = NULL;
+    assert_int_equal(ds_buffer_acquire(&p, buf, cpu, DS_ACCESS_WRITE), DS_OK);
+    for (size_t i = 0; i < n; i++) ((unsigned char *)p)[i] = (unsigned char)(i % 3);
+    assert_int_equal(ds_buffer_release(buf, cpu), DS_OK);
+  }
+  assert_int_equal(ds_mpi_buffer_attach(f.m, 40, owner, buf), DS_OK);
+  assert_int_equal(ds_mpi_buffer_attach(f.m, 40, owner, buf), DS_ERR_BUSY);
+  sync_all(f.m, 1);
+  const void *got = NULL;
+  assert_int_equal(ds_mpi_buffer_fetch(f.m, 40, &got, -1), DS_OK);
+  void *p = NULL;
+  assert_int_equal(ds_buffer_acquire(&p, buf, cpu, DS_ACCESS_READ), DS_OK);
+  assert_ptr_equal(p, got);
+  int64_t want = 0, sum = 0;
+  for (size_t i = 0; i < n; i++) {
+    want += (int64_t)(i % 3);
+    sum += ((const unsigned char *)p)[i];
+  }
+  assert_int_equal(sum, want);
+  assert_int_equal(ds_buffer_release(buf, cpu), DS_OK);
+  reply out = {-1, 0};
+  assert_int_equal(run_task(&f, "sum_data", -1, 40, 0, &out, sizeof out), DS_OK);
+  assert_int_equal(out.rank, owner);
+  assert_int_equal(out.value, want);
+  sync_all(f.m, 2);
+  assert_int_equal(ds_mpi_buffer_unregister(f.m, 40), DS_OK);
+  assert_int_equal(ds_buffer_destroy(buf), DS_OK);
+  close_fixture(&f);
+}
+
 /* A rank inside ds_mpi_destroy keeps serving the others until they all reach it too. */
 static void test_destroying_rank_still_serves(void **state) {
   (void)state;
@@ -490,6 +534,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_low_tasks_migrate_to_idle_ranks),
       cmocka_unit_test(test_barrier_timestamps),
       cmocka_unit_test(test_destroying_rank_still_serves),
+      cmocka_unit_test(test_fabric_buffer_attach),
       cmocka_unit_test(test_dead_rank_fails_cleanly), /* last: a rank dies */
   };
   int failed = cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,6 +8,7 @@
 
 #include "deepseek/context.h"
 #include "deepseek/export.h"
+#include "deepseek/fabric.h"
 #include "deepseek/sched.h"
 #include "deepseek/status.h"
 
@@ -117,6 +118,18 @@ DS_API int ds_mpi_rank_alive(ds_mpi *m, int32_t rank);
  *  DS_ERR_BUSY (id already registered); DS_ERR_NO_MEMORY; DS_ERR_SHUTDOWN. */
 DS_API ds_status ds_mpi_buffer_register(ds_mpi *m, uint64_t id, int32_t owner, void *ptr,
                                         size_t size);
+
+/** Registers the fabric buffer @p buf (see fabric.h) as buffer @p id owned by rank @p owner,
+ *  as ds_mpi_buffer_register() does with memory: every rank attaches a buffer of the same size
+ *  under the same id. Transfers go through its host replica, acquired on the first CPU device:
+ *  the owner acquires it for READ while sending (device replicas Modified are copied back
+ *  first), a fetch acquires it for WRITE while receiving (the copy becomes the buffer's latest
+ *  data; other replicas are invalidated), an owner-computes task acquires it for RW while
+ *  running. ds_mpi_buffer_fetch() returns the host replica. @p buf is not owned and must
+ *  outlive the registration; an acquire of it outstanding elsewhere makes those steps fail
+ *  with DS_ERR_BUSY (reported to the fetching rank).
+ *  @return as ds_mpi_buffer_register(); a status of ds_buffer_acquire(). */
+DS_API ds_status ds_mpi_buffer_attach(ds_mpi *m, uint64_t id, int32_t owner, ds_buffer *buf);
 
 /** Unregisters buffer @p id, freeing a copy the library allocated. On the owner it waits until
  *  transfers of it that are in flight have completed.

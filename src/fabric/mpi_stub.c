@@ -28,6 +28,11 @@ ds_status ds_mpi_buffer_register(ds_mpi *m, uint64_t id, int32_t owner, void *pt
   return ds__no_mpi(NULL, "ds_mpi_buffer_register");
 }
 
+ds_status ds_mpi_buffer_attach(ds_mpi *m, uint64_t id, int32_t owner, ds_buffer *buf) {
+  (void)m, (void)id, (void)owner, (void)buf;
+  return ds__no_mpi(NULL, "ds_mpi_buffer_attach");
+}
+
 ds_status ds_mpi_buffer_unregister(ds_mpi *m, uint64_t id) {
   (void)m, (void)id;
   return ds__no_mpi(NULL, "ds_mpi_buffer_unregister");

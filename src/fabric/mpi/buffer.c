@@ -10,6 +10,42 @@ ds__mpi_buf *ds__mpi_buf_find(ds_mpi *m, uint64_t id) {
   return NULL;
 }
 
+ds_status ds__mpi_buf_acquire(ds_mpi *m, ds__mpi_buf *b, ds_access mode) {
+  void *p = NULL;
+  if (!b->dsbuf) return DS_OK;
+  ds_status st = ds_buffer_acquire(&p, b->dsbuf, b->cpu_dev, mode);
+  if (st != DS_OK) return st;
+  if (p != b->ptr) { /* a CPU device uses the host replica: this cannot happen */
+    ds_buffer_release(b->dsbuf, b->cpu_dev);
+    return ds__error(m->ctx, DS_ERR_INTERNAL, "mpi", "buffer %llu: host replica moved",
+                     (unsigned long long)b->id);
+  }
+  return DS_OK;
+}
+
+void ds__mpi_buf_release(ds__mpi_buf *b) {
+  if (b->dsbuf) ds_buffer_release(b->dsbuf, b->cpu_dev);
+}
+
+static ds_status ds__buf_add(ds_mpi *m, uint64_t id, int32_t owner, void *ptr, size_t size,
+                             ds_buffer *dsbuf, int32_t cpu_dev);
+
+ds_status ds_mpi_buffer_attach(ds_mpi *m, uint64_t id, int32_t owner, ds_buffer *buf) {
+  if (!m || !buf)
+    return ds__error(m ? m->ctx : NULL, DS_ERR_INVALID_ARG, "mpi",
+                     "ds_mpi_buffer_attach: %s is NULL", m ? "buf" : "m");
+  int32_t cpu = -1;
+  void *host = NULL;
+  ds_status st = ds_fabric_device_find(&cpu, m->ctx, DS_FABRIC_DEVICE_CPU, 0);
+  /* The host replica's address never changes: learn it once (READ moves nothing if valid). */
+  if (st == DS_OK) st = ds_buffer_acquire(&host, buf, cpu, DS_ACCESS_READ);
+  if (st != DS_OK)
+    return ds__error(m->ctx, st, "mpi", "buffer %llu: cannot reach its host replica: %s",
+                     (unsigned long long)id, ds_context_last_error(m->ctx));
+  ds_buffer_release(buf, cpu);
+  return ds__buf_add(m, id, owner, host, ds_buffer_size(buf), buf, cpu);
+}
+
 ds_status ds_mpi_buffer_register(ds_mpi *m, uint64_t id, int32_t owner, void *ptr, size_t size) {
   if (!m) return ds__error(NULL, DS_ERR_INVALID_ARG, "mpi", "ds_mpi_buffer_register: m is NULL");
   if (id == 0 || size == 0 || owner < 0 || owner >= m->size || size > (size_t)INT32_MAX)
@@ -20,6 +56,14 @@ ds_status ds_mpi_buffer_register(ds_mpi *m, uint64_t id, int32_t owner, void *pt
     return ds__error(m->ctx, DS_ERR_INVALID_ARG, "mpi",
                      "buffer %llu: this rank owns it, so ptr (its memory) must not be NULL",
                      (unsigned long long)id);
+  return ds__buf_add(m, id, owner, ptr, size, NULL, -1);
+}
+
+static ds_status ds__buf_add(ds_mpi *m, uint64_t id, int32_t owner, void *ptr, size_t size,
+                             ds_buffer *dsbuf, int32_t cpu_dev) {
+  if (id == 0 || owner < 0 || owner >= m->size || size > (size_t)INT32_MAX)
+    return ds__error(m->ctx, DS_ERR_INVALID_ARG, "mpi", "buffer %llu: bad id, owner or size",
+                     (unsigned long long)id);
   ds__mpi_buf *b = ds__calloc(m->ctx, 1, sizeof *b);
   if (!b) return ds__error(m->ctx, DS_ERR_NO_MEMORY, "mpi", "no memory for buffer %llu",
                            (unsigned long long)id);
@@ -27,6 +71,8 @@ ds_status ds_mpi_buffer_register(ds_mpi *m, uint64_t id, int32_t owner, void *pt
   b->owner = owner;
   b->size = size;
   b->ptr = ptr;
+  b->dsbuf = dsbuf;
+  b->cpu_dev = cpu_dev;
   b->valid = owner == m->rank;
   pthread_mutex_lock(&m->mu);
   int taken = ds__mpi_buf_find(m, id) != NULL;
@@ -110,6 +156,15 @@ ds_status ds_mpi_buffer_fetch(ds_mpi *m, uint64_t id, const void **data, int64_t
   pthread_mutex_unlock(&m->mu);
   if (!op) return ds__error(m->ctx, DS_ERR_NO_MEMORY, "mpi", "no memory to fetch buffer %llu",
                             (unsigned long long)id);
+  ds_status ast = ds__mpi_buf_acquire(m, b, DS_ACCESS_WRITE); /* the copy lands on the host */
+  if (ast != DS_OK) {
+    pthread_mutex_lock(&m->mu);
+    b->fetching = 0;
+    pthread_cond_broadcast(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+    ds__free(m->ctx, op);
+    return ast;
+  }
   op->kind = DS__OP_FETCH;
   op->waited = 1;
   op->peer = b->owner;
@@ -122,6 +177,7 @@ ds_status ds_mpi_buffer_fetch(ds_mpi *m, uint64_t id, const void **data, int64_t
   char what[64];
   snprintf(what, sizeof what, "fetch of buffer %llu", (unsigned long long)id);
   ds_status st = ds__mpi_op_wait(m, op, what);
+  ds__mpi_buf_release(b);
   if (st == DS_OK) *data = b->ptr;
   return st;
 }
@@ -168,7 +224,14 @@ void ds__mpi_on_fetch(ds_mpi *m, int32_t peer, const ds__mpi_hdr *h) {
     b->inflight_sends++; /* keeps it registered until the send completes */
   }
   pthread_mutex_unlock(&m->mu);
-  if (st == DS_OK) {
+  if (st == DS_OK && (st = ds__mpi_buf_acquire(m, b, DS_ACCESS_READ)) != DS_OK) {
+    snprintf(msg, sizeof msg, "on rank %d: %s", m->rank, ds_context_last_error(m->ctx));
+    pthread_mutex_lock(&m->mu);
+    b->inflight_sends--;
+    pthread_cond_broadcast(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+  }
+  if (st == DS_OK) { /* released when the send completes */
     ds__mpi_send_data(m, peer, DS__MPI_TAG_DATA0 + (int)(h->id % DS__MPI_DATA_TAGS), b);
     return;
   }

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "internal.h"
+#include "deepseek/fabric.h"
 #include "deepseek/fabric_mpi.h"
 
 #define DS__MPI_TAG_CTRL 1
@@ -51,6 +52,8 @@ typedef struct ds__mpi_buf {
   int valid;         /* the copy holds the owner's data */
   int fetching;      /* a fetch is in flight */
   int inflight_sends; /* owner: data sends not yet completed */
+  ds_buffer *dsbuf;  /* attached fabric buffer (ptr is its host replica), or NULL */
+  int32_t cpu_dev;   /* the fabric device through which dsbuf's host replica is acquired */
   struct ds__mpi_buf *next;
 } ds__mpi_buf;
 
@@ -156,6 +159,9 @@ void ds__mpi_hdr_init(ds__mpi_hdr *h, int type);
 
 /* ---- buffer.c ---- */
 ds__mpi_buf *ds__mpi_buf_find(ds_mpi *m, uint64_t id); /* under mu */
+/* For an attached ds_buffer: acquires (mode) / releases its host replica; no-op for memory. */
+ds_status ds__mpi_buf_acquire(ds_mpi *m, ds__mpi_buf *b, ds_access mode);
+void ds__mpi_buf_release(ds__mpi_buf *b);
 /* Progress thread: a FETCH request arrived from peer. */
 void ds__mpi_on_fetch(ds_mpi *m, int32_t peer, const ds__mpi_hdr *h);
 void ds__mpi_bufs_free(ds_mpi *m);

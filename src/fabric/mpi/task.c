@@ -87,6 +87,17 @@ static ds_status ds__call_here(ds_mpi *m, ds__mpi_entry *e, const void *args, si
   return st;
 }
 
+/* Runs e on buffer b's memory here (its owner); an attached ds_buffer's host replica is
+ * acquired read-write meanwhile, so the function sees and leaves the latest data. */
+static ds_status ds__call_on_buf(ds_mpi *m, ds__mpi_buf *b, ds__mpi_entry *e, const void *args,
+                                 size_t args_len, void *result, size_t cap, size_t *len) {
+  ds_status st = ds__mpi_buf_acquire(m, b, DS_ACCESS_RW);
+  if (st != DS_OK) return st;
+  st = ds__call_here(m, e, args, args_len, result, cap, len, b->ptr, b->size);
+  ds__mpi_buf_release(b);
+  return st;
+}
+
 /* ---------------------------------------------------------------- the local task */
 
 static ds_status ds__remote_wait(ds_mpi *m, struct ds__mpi_call_state *cs, int32_t target) {
@@ -116,16 +127,12 @@ static ds_status ds__mpi_task_run(void *arg) {
   struct ds__mpi_call_state *cs = arg;
   ds_mpi *m = cs->m;
   int32_t target = cs->rank;
-  void *data = NULL;
-  size_t dlen = 0;
+  ds__mpi_buf *mine = NULL;
   if (cs->buffer) {
     pthread_mutex_lock(&m->mu);
     ds__mpi_buf *b = ds__mpi_buf_find(m, cs->buffer);
     target = b ? b->owner : -2;
-    if (b && b->owner == m->rank) {
-      data = b->ptr;
-      dlen = b->size;
-    }
+    if (b && b->owner == m->rank) mine = b;
     pthread_mutex_unlock(&m->mu);
     if (target == -2)
       return ds__error(m->ctx, DS_ERR_NOT_FOUND, "mpi", "task '%s': buffer %llu is not registered",
@@ -133,8 +140,10 @@ static ds_status ds__mpi_task_run(void *arg) {
   }
   if (target >= 0 && target != m->rank) return ds__remote_wait(m, cs, target);
   size_t len = 0;
-  ds_status st = ds__call_here(m, cs->e, cs->args, cs->args_len, cs->result, cs->result_cap, &len,
-                               data, dlen);
+  ds_status st = mine ? ds__call_on_buf(m, mine, cs->e, cs->args, cs->args_len, cs->result,
+                                        cs->result_cap, &len)
+                      : ds__call_here(m, cs->e, cs->args, cs->args_len, cs->result,
+                                      cs->result_cap, &len, NULL, 0);
   if (st == DS_OK && cs->result_len) *cs->result_len = len;
   return st;
 }
@@ -372,24 +381,23 @@ static void ds__reply(ds_mpi *m, int32_t peer, uint64_t id, ds_status st, const 
 static ds_status ds__remote_run(void *arg) {
   ds__mpi_remote *rs = arg;
   ds_mpi *m = rs->m;
-  void *data = NULL;
-  size_t dlen = 0;
+  ds__mpi_buf *mine = NULL;
   ds_status st = DS_OK;
   if (rs->buffer) {
     pthread_mutex_lock(&m->mu);
     ds__mpi_buf *b = ds__mpi_buf_find(m, rs->buffer);
-    if (b && b->owner == m->rank) {
-      data = b->ptr;
-      dlen = b->size;
-    }
+    if (b && b->owner == m->rank) mine = b;
     pthread_mutex_unlock(&m->mu);
-    if (!data)
+    if (!mine)
       st = ds__error(m->ctx, DS_ERR_NOT_FOUND, "mpi", "rank %d does not own buffer %llu", m->rank,
                      (unsigned long long)rs->buffer);
-  }
-  if (st == DS_OK)
+    else
+      st = ds__call_on_buf(m, mine, rs->e, rs->args, rs->args_len, rs->result, rs->result_cap,
+                           &rs->result_len);
+  } else {
     st = ds__call_here(m, rs->e, rs->args, rs->args_len, rs->result, rs->result_cap,
-                       &rs->result_len, data, dlen);
+                       &rs->result_len, NULL, 0);
+  }
   if (st != DS_OK)
     snprintf(rs->msg, sizeof rs->msg, "on rank %d: %s", m->rank, ds_context_last_error(m->ctx));
   return st;

@@ -121,6 +121,7 @@ static void ds__start_send(ds_mpi *m, ds__mpi_send *s, const void *data) {
 void ds__mpi_send_data(ds_mpi *m, int32_t peer, int tag, ds__mpi_buf *b) {
   ds__mpi_send *s = ds__calloc(m->ctx, 1, sizeof *s);
   if (!s) { /* the requester times out */
+    ds__mpi_buf_release(b);
     pthread_mutex_lock(&m->mu);
     b->inflight_sends--;
     pthread_cond_broadcast(&m->cv);
@@ -136,6 +137,7 @@ void ds__mpi_send_data(ds_mpi *m, int32_t peer, int tag, ds__mpi_buf *b) {
 
 static void ds__send_done(ds_mpi *m, ds__mpi_send *s) {
   if (s->buf) {
+    ds__mpi_buf_release(s->buf);
     pthread_mutex_lock(&m->mu);
     s->buf->inflight_sends--;
     pthread_cond_broadcast(&m->cv);
