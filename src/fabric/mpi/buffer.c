@@ -134,6 +134,37 @@ static ds__mpi_buf *ds__wait_other_fetch(ds_mpi *m, uint64_t id) {
   return b;
 }
 
+static void ds__nap_us(long us) {
+  struct timespec d = {0, us * 1000L};
+  nanosleep(&d, NULL);
+}
+
+ds_status ds__mpi_buf_acquire_wait(ds_mpi *m, ds__mpi_buf *b, ds_access mode, uint64_t deadline) {
+  ds_status st;
+  while ((st = ds__mpi_buf_acquire(m, b, mode)) == DS_ERR_BUSY && ds__now_ns() < deadline)
+    ds__nap_us(100); /* held by a transfer or a task: those end soon */
+  return st;
+}
+
+/* One FETCH request to the owner, waited for. */
+static ds_status ds__fetch_once(ds_mpi *m, ds__mpi_buf *b, uint64_t deadline) {
+  ds__mpi_op *op = ds__calloc(m->ctx, 1, sizeof *op);
+  if (!op) return ds__error(m->ctx, DS_ERR_NO_MEMORY, "mpi", "no memory to fetch buffer %llu",
+                            (unsigned long long)b->id);
+  op->kind = DS__OP_FETCH;
+  op->waited = 1;
+  op->peer = b->owner;
+  op->buf = b;
+  op->recv = MPI_REQUEST_NULL;
+  op->deadline_ns = deadline;
+  ds__mpi_hdr_init(&op->hdr, DS__MSG_FETCH);
+  op->hdr.a = b->id;
+  ds__mpi_op_submit(m, op);
+  char what[64];
+  snprintf(what, sizeof what, "fetch of buffer %llu", (unsigned long long)b->id);
+  return ds__mpi_op_wait(m, op, what);
+}
+
 ds_status ds_mpi_buffer_fetch(ds_mpi *m, uint64_t id, const void **data, int64_t timeout_ms) {
   if (data) *data = NULL;
   if (!m || !data)
@@ -151,33 +182,26 @@ ds_status ds_mpi_buffer_fetch(ds_mpi *m, uint64_t id, const void **data, int64_t
     b->ptr = ds__alloc(m->ctx, b->size);
     b->owned_copy = b->ptr != NULL;
   }
-  ds__mpi_op *op = b->ptr ? ds__calloc(m->ctx, 1, sizeof *op) : NULL;
-  if (op) b->fetching = 1;
+  if (b->ptr) b->fetching = 1;
   pthread_mutex_unlock(&m->mu);
-  if (!op) return ds__error(m->ctx, DS_ERR_NO_MEMORY, "mpi", "no memory to fetch buffer %llu",
-                            (unsigned long long)id);
-  ds_status ast = ds__mpi_buf_acquire(m, b, DS_ACCESS_WRITE); /* the copy lands on the host */
-  if (ast != DS_OK) {
+  if (!b->ptr) return ds__error(m->ctx, DS_ERR_NO_MEMORY, "mpi", "no memory to fetch buffer %llu",
+                                (unsigned long long)id);
+  uint64_t deadline = ds__mpi_deadline(m, timeout_ms);
+  /* The copy lands in the host replica of an attached ds_buffer. */
+  ds_status st = ds__mpi_buf_acquire_wait(m, b, DS_ACCESS_WRITE, deadline);
+  /* An owner's ds_buffer held by an owner-computes task answers DS_ERR_BUSY: ask again. */
+  while (st == DS_OK && (st = ds__fetch_once(m, b, deadline)) == DS_ERR_BUSY &&
+         ds__now_ns() < deadline) {
+    ds__nap_us(200);
     pthread_mutex_lock(&m->mu);
-    b->fetching = 0;
-    pthread_cond_broadcast(&m->cv);
+    b->fetching = 1;
     pthread_mutex_unlock(&m->mu);
-    ds__free(m->ctx, op);
-    return ast;
   }
-  op->kind = DS__OP_FETCH;
-  op->waited = 1;
-  op->peer = b->owner;
-  op->buf = b;
-  op->recv = MPI_REQUEST_NULL;
-  op->deadline_ns = ds__mpi_deadline(m, timeout_ms);
-  ds__mpi_hdr_init(&op->hdr, DS__MSG_FETCH);
-  op->hdr.a = id;
-  ds__mpi_op_submit(m, op);
-  char what[64];
-  snprintf(what, sizeof what, "fetch of buffer %llu", (unsigned long long)id);
-  ds_status st = ds__mpi_op_wait(m, op, what);
   ds__mpi_buf_release(b);
+  pthread_mutex_lock(&m->mu);
+  b->fetching = 0; /* also on the paths that did not send */
+  pthread_cond_broadcast(&m->cv);
+  pthread_mutex_unlock(&m->mu);
   if (st == DS_OK) *data = b->ptr;
   return st;
 }

@@ -162,6 +162,8 @@ ds__mpi_buf *ds__mpi_buf_find(ds_mpi *m, uint64_t id); /* under mu */
 /* For an attached ds_buffer: acquires (mode) / releases its host replica; no-op for memory. */
 ds_status ds__mpi_buf_acquire(ds_mpi *m, ds__mpi_buf *b, ds_access mode);
 void ds__mpi_buf_release(ds__mpi_buf *b);
+/* The same, retrying while the buffer is DS_ERR_BUSY until deadline (calling threads only). */
+ds_status ds__mpi_buf_acquire_wait(ds_mpi *m, ds__mpi_buf *b, ds_access mode, uint64_t deadline);
 /* Progress thread: a FETCH request arrived from peer. */
 void ds__mpi_on_fetch(ds_mpi *m, int32_t peer, const ds__mpi_hdr *h);
 void ds__mpi_bufs_free(ds_mpi *m);

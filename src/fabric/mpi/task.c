@@ -91,7 +91,7 @@ static ds_status ds__call_here(ds_mpi *m, ds__mpi_entry *e, const void *args, si
  * acquired read-write meanwhile, so the function sees and leaves the latest data. */
 static ds_status ds__call_on_buf(ds_mpi *m, ds__mpi_buf *b, ds__mpi_entry *e, const void *args,
                                  size_t args_len, void *result, size_t cap, size_t *len) {
-  ds_status st = ds__mpi_buf_acquire(m, b, DS_ACCESS_RW);
+  ds_status st = ds__mpi_buf_acquire_wait(m, b, DS_ACCESS_RW, ds__mpi_deadline(m, -1));
   if (st != DS_OK) return st;
   st = ds__call_here(m, e, args, args_len, result, cap, len, b->ptr, b->size);
   ds__mpi_buf_release(b);
