@@ -88,16 +88,19 @@ DS_EXTERN_C_BEGIN
  *  @param opts NULL for defaults.
  *  @return DS_OK; DS_ERR_INVALID_ARG; DS_ERR_ABI; DS_ERR_NO_MEMORY; DS_ERR_UNSUPPORTED (no MPI
  *  in this build, or MPI gives less than MPI_THREAD_SERIALIZED); DS_ERR_STATE (MPI was already
- *  finalised, or this context already has a ds_mpi); DS_ERR_IO (an MPI call failed).
- *  Lifecycle: one call per context. */
+ *  finalised); DS_ERR_IO (an MPI call failed).
+ *  Lifecycle: one endpoint per context (the migration hook is the context's one); every rank
+ *  creates its endpoints in the same order. */
 DS_API ds_status ds_mpi_create(ds_mpi **out, ds_context *ctx, const ds_mpi_options *opts);
 
 /** Collective shutdown: removes the migration hook, waits (each wait bounded by
  *  DS_PARAM_MPI_TIMEOUT_MS) for this rank's requests to be answered and for every live rank to
  *  reach its own ds_mpi_destroy() (so ranks keep serving each other until all are done), then
  *  stops the progress thread, frees the communicator and cached copies, and calls MPI_Finalize
- *  if ds_mpi_create() initialised MPI and opts.finalize was 1. Registered buffers need not be
- *  unregistered. NULL is a no-op. Lifecycle: not concurrently with other calls on @p m. */
+ *  if ds_mpi_create() initialised MPI, opts.finalize was 1 and no rank was seen to die (Open
+ *  MPI's finalize can wait for a dead rank forever). Tasks this rank runs for others are
+ *  waited for. Registered buffers need not be unregistered. NULL is a no-op. Lifecycle: not
+ *  concurrently with other calls on @p m. */
 DS_API void ds_mpi_destroy(ds_mpi *m);
 
 /** This process's rank, and the number of ranks. -1 for NULL. */
