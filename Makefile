@@ -64,13 +64,14 @@ fuzz-smoke: deps
 fuzz:
 	$(MAKE) fuzz-smoke FUZZ_SECONDS=300
 
-# The scheduler's concurrency under ThreadSanitizer (the module the issue requires it for).
+# The concurrency of the scheduler, the batcher and the fabric's timestamp barriers under
+# ThreadSanitizer (the modules whose issues require it).
 test-tsan: deps
 	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDS_WERROR=ON \
 	  -DDS_SANITIZE=thread -DDS_WITH_CUDA=OFF -DDS_BUILD_BENCH=OFF $(CMAKE_ARGS)
 	cmake --build $(TSAN_BUILD) -j $(JOBS)
 	cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-	  ctest --output-on-failure -j $(JOBS) -R 'sched|batch' $(CTEST_ARGS)
+	  ctest --output-on-failure -j $(JOBS) -R 'sched|batch|fabric_barrier' $(CTEST_ARGS)
 
 # The main job: what the library sees on this machine, then training and serving a real model
 # (checkpoints in $(BUILD)/demo-checkpoint; `--resume` continues an interrupted run).

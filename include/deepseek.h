@@ -17,6 +17,7 @@
 #include "deepseek/sched.h"
 #include "deepseek/batch.h"
 #include "deepseek/fabric.h"
+#include "deepseek/fabric_barrier.h"
 #include "deepseek/fabric_mpi.h"
 
 #endif /* DEEPSEEK_H */

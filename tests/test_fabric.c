@@ -343,6 +343,44 @@ static void test_zero_copy_alias(void **state) {
   ds_context_destroy(ctx);
 }
 
+static ds_status cpu_like_describe(void *user, int32_t dev, ds_device_info *info) {
+  (void)user;
+  info->kind = DS_FABRIC_DEVICE_CPU;
+  info->caps = DS_DEVICE_CAP_HOST_MEMORY;
+  info->numa_node = 1;
+  snprintf(info->name, sizeof info->name, "cpu-like:%d", (int)dev);
+  return DS_OK;
+}
+
+/* A second CPU memory space (as another NUMA node is): it reads the home node's bytes in
+ * place, no copy, counted as avoided; the transfer cost between host spaces is 0. */
+static void test_other_cpu_space_reads_in_place(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx();
+  struct fake f = {0};
+  ds_fabric_backend bk;
+  memset(&bk, 0, sizeof bk);
+  bk = (ds_fabric_backend){sizeof bk, "cpulike", 1, cpu_like_describe, fake_alloc, fake_free,
+                           fake_in, fake_out, NULL, NULL, NULL, NULL, NULL, NULL};
+  int32_t dev = -1;
+  assert_int_equal(ds_fabric_backend_register(&dev, ctx, &bk, &f), DS_OK);
+  ds_buffer *b = NULL;
+  assert_int_equal(ds_buffer_create(&b, ctx, 64, NULL), DS_OK);
+  void *h = NULL, *p = NULL;
+  assert_int_equal(ds_buffer_acquire(&h, b, 0, DS_ACCESS_READ), DS_OK);
+  assert_int_equal(ds_buffer_acquire(&p, b, dev, DS_ACCESS_READ), DS_OK);
+  assert_ptr_equal(p, h);
+  assert_int_equal(ds_buffer_release(b, dev), DS_OK);
+  assert_int_equal(ds_buffer_release(b, 0), DS_OK);
+  assert_int_equal(f.allocs + f.copies_in + f.copies_out, 0);
+  assert_true(stat_of(ctx, "fabric.copies_avoided") == 1);
+  ds_device_info info = DS_DEVICE_INFO_INIT;
+  assert_int_equal(ds_fabric_device_info(&info, ctx, dev), DS_OK);
+  assert_true(ds__fabric_transfer_cost(ctx, 0, info.memory_space, 1 << 20) == 0);
+  assert_int_equal(ds_buffer_destroy(b), DS_OK);
+  ds_context_destroy(ctx);
+}
+
 /* ---- concurrency rules and bad input ---- */
 
 static void test_writer_is_exclusive(void **state) {
@@ -470,6 +508,33 @@ static void test_alloc_faults_on_create(void **state) {
   ds_context_destroy(ctx);
 }
 
+/* Each allocation of the fabric's creation failing in turn: a clean DS_ERR_NO_MEMORY (or a
+ * fabric without the backend whose setup failed), never a crash or a leak (ASan). */
+static void test_alloc_faults_on_fabric_creation(void **state) {
+  (void)state;
+  int ok = 0;
+  for (int k = 1; k < 40 && !ok; k++) {
+    struct faulty f = {0, 0};
+    ds_allocator a = {faulty_alloc, faulty_free, &f};
+    ds_context *ctx = new_ctx_alloc(&a);
+    f.countdown = k;
+    int32_t n = 0;
+    ds_status st = ds_fabric_device_count(&n, ctx);
+    if (st == DS_OK) {
+      assert_true(n >= 1);
+      ok = !f.failed;
+    } else {
+      assert_int_equal(st, DS_ERR_NO_MEMORY);
+      f.countdown = 0;
+      assert_int_equal(ds_fabric_device_count(&n, ctx), DS_OK); /* a later call retries */
+      assert_true(n >= 1);
+    }
+    f.countdown = 0;
+    ds_context_destroy(ctx);
+  }
+  assert_true(ok);
+}
+
 /* Readers on several threads at once. */
 struct reader_arg {
   ds_buffer *b;
@@ -531,6 +596,71 @@ static void test_transfer_cost(void **state) {
   ds_context_destroy(ctx);
 }
 
+static void cpu_fill(void *user, void *const *args, const size_t *arg_sizes, size_t nargs,
+                     const size_t *global, uint32_t dims) {
+  (void)arg_sizes, (void)dims;
+  assert_int_equal(nargs, 2);
+  unsigned char *p = *(unsigned char *const *)args[0];
+  unsigned char v = *(const unsigned char *)args[1];
+  for (size_t i = 0; i < global[0]; i++) p[i] = v;
+  (*(int *)user)++;
+}
+
+static void test_cpu_launch_and_events(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx();
+  int calls = 0;
+  struct ds__cpu_kernel k = {cpu_fill, &calls};
+  ds_buffer *b = NULL;
+  assert_int_equal(ds_buffer_create(&b, ctx, 32, NULL), DS_OK);
+  unsigned char *p = NULL, v = 9;
+  assert_int_equal(ds_buffer_acquire((void **)&p, b, 0, DS_ACCESS_WRITE), DS_OK);
+  void *args[2] = {&p, &v};
+  size_t sizes[2] = {sizeof p, 1}, global = 32;
+  void *ev = (void *)1;
+  assert_int_equal(ds__fabric_launch(ctx, 0, &k, args, sizes, 2, &global, 1, &ev), DS_OK);
+  assert_null(ev); /* CPU launches are synchronous */
+  assert_int_equal(calls, 1);
+  assert_int_equal(p[31], 9);
+  assert_int_equal(ds_buffer_release(b, 0), DS_OK);
+  assert_int_equal(ds__fabric_launch(ctx, 0, &k, args, sizes, 2, &global, 0, NULL),
+                   DS_ERR_INVALID_ARG);
+  assert_int_equal(ds__fabric_launch(ctx, 77, &k, args, sizes, 2, &global, 1, NULL),
+                   DS_ERR_NOT_FOUND);
+  struct fake f = {0};
+  int32_t dev = add_fake(ctx, &f, 1); /* no launch hook */
+  assert_int_equal(ds__fabric_launch(ctx, dev, &k, args, sizes, 2, &global, 1, NULL),
+                   DS_ERR_UNSUPPORTED);
+  assert_int_equal(ds__fabric_event_record(ctx, 0, &ev), DS_OK);
+  assert_null(ev);
+  assert_int_equal(ds__fabric_event_wait(ctx, 0, ev), DS_OK);
+  assert_int_equal(ds_buffer_destroy(b), DS_OK);
+  ds_context_destroy(ctx);
+}
+
+static int ext_destroyed;
+static ds_status ext_create(ds_context *ctx, void **out) {
+  *out = ds__alloc(ctx, 16);
+  return *out ? DS_OK : DS_ERR_NO_MEMORY;
+}
+static void ext_destroy(ds_context *ctx, void *state) {
+  ext_destroyed++;
+  ds__free(ctx, state);
+}
+
+static void test_extension_slots(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx();
+  void *a = ds__fabric_ext(ctx, DS__FABRIC_EXT_GRAPH, ext_create, ext_destroy);
+  void *b = ds__fabric_ext(ctx, DS__FABRIC_EXT_GRAPH, ext_create, ext_destroy);
+  assert_non_null(a);
+  assert_ptr_equal(a, b);
+  assert_null(ds__fabric_ext(ctx, DS__FABRIC_EXT_MAX, ext_create, ext_destroy));
+  ext_destroyed = 0;
+  ds_context_destroy(ctx); /* destroys the slot's state; ASan checks nothing leaks */
+  assert_int_equal(ext_destroyed, 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_devices_cpu_first),
@@ -538,11 +668,15 @@ int main(void) {
       cmocka_unit_test(test_buffer_cpu_roundtrip),
       cmocka_unit_test(test_msi_with_device_memory),
       cmocka_unit_test(test_zero_copy_alias),
+      cmocka_unit_test(test_other_cpu_space_reads_in_place),
       cmocka_unit_test(test_writer_is_exclusive),
       cmocka_unit_test(test_bad_input),
       cmocka_unit_test(test_alloc_faults_on_create),
+      cmocka_unit_test(test_alloc_faults_on_fabric_creation),
       cmocka_unit_test(test_concurrent_readers),
       cmocka_unit_test(test_transfer_cost),
+      cmocka_unit_test(test_cpu_launch_and_events),
+      cmocka_unit_test(test_extension_slots),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

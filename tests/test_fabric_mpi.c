@@ -351,6 +351,20 @@ static void test_barrier_timestamps(void **state) {
   assert_true(ds__now_ns() - t0 >= 150000000u);
   assert_non_null(strstr(ds_context_last_error(f.ctx), "rank "));
   sync_all(f.m, 21);
+  /* Bridged to an in-process barrier: participant 0 is a local one, 1.. the ranks. */
+  ds_fabric_barrier_options bo = DS_FABRIC_BARRIER_OPTIONS_INIT;
+  bo.participants = (uint32_t)f.size + 1;
+  ds_fabric_barrier *b = NULL;
+  assert_int_equal(ds_fabric_barrier_create(&b, f.ctx, &bo), DS_OK);
+  assert_int_equal(ds_mpi_barrier_bridge(f.m, b, 1), DS_OK);
+  assert_int_equal(ds_fabric_barrier_publish(b, 0, 30), DS_OK);
+  assert_int_equal(ds_fabric_barrier_wait(b, 21, 20000000000LL), DS_OK); /* known already */
+  assert_int_equal(ds_fabric_barrier_wait(b, 30, 0), DS_ERR_TIMEOUT);
+  assert_int_equal(ds_mpi_barrier_arrive(f.m, 30), DS_OK);
+  assert_int_equal(ds_fabric_barrier_wait(b, 30, 20000000000LL), DS_OK);
+  sync_all(f.m, 31);
+  assert_int_equal(ds_mpi_barrier_bridge(f.m, NULL, 0), DS_OK);
+  ds_fabric_barrier_destroy(b);
   close_fixture(&f);
 }
 
@@ -486,7 +500,16 @@ static void test_dead_rank_fails_cleanly(void **state) {
     fflush(stdout);
     _exit(0); /* no goodbye, no MPI_Finalize */
   }
+  ds_fabric_barrier_options bo = DS_FABRIC_BARRIER_OPTIONS_INIT;
+  bo.participants = (uint32_t)f.size;
+  ds_fabric_barrier *fb = NULL;
+  assert_int_equal(ds_fabric_barrier_create(&fb, f.ctx, &bo), DS_OK);
+  assert_int_equal(ds_mpi_barrier_bridge(f.m, fb, 0), DS_OK);
   if (f.rank == 0) migrate_into_death(&f);
+  /* The bridged barrier is cancelled by the death rather than waiting forever. */
+  assert_int_equal(ds_fabric_barrier_wait(fb, 2, 30000000000LL), DS_ERR_SHUTDOWN);
+  assert_int_equal(ds_mpi_barrier_bridge(f.m, NULL, 0), DS_OK);
+  ds_fabric_barrier_destroy(fb);
   /* The barrier first: the victim may still answer a request in the moment before it exits,
    * but it never passes timestamp 2. */
   uint64_t t0 = ds__now_ns();

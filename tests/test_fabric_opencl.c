@@ -219,7 +219,15 @@ static void run_kernel_case(int zero_copy) {
   void *args[2] = {&mem, &a};
   size_t sizes[2] = {sizeof mem, sizeof a};
   size_t global = N;
-  assert_int_equal(ds__fabric_launch(ctx, dev, k, args, sizes, 2, &global, 1, NULL), DS_OK);
+  void *done_ev = NULL, *marker = NULL;
+  assert_int_equal(ds__fabric_launch(ctx, dev, k, args, sizes, 2, &global, 1, &done_ev), DS_OK);
+  assert_non_null(done_ev); /* asynchronous: queued on the device */
+  assert_int_equal(ds__fabric_event_record(ctx, dev, &marker), DS_OK);
+  assert_non_null(marker);
+  assert_int_equal(ds__fabric_event_wait(ctx, dev, marker), DS_OK);
+  ds__fabric_event_release(ctx, dev, marker);
+  assert_int_equal(ds__fabric_event_wait(ctx, dev, done_ev), DS_OK);
+  ds__fabric_event_release(ctx, dev, done_ev);
   assert_int_equal(ds_buffer_release(b, dev), DS_OK);
   assert_int_equal(ds_buffer_acquire((void **)&h, b, 0, DS_ACCESS_READ), DS_OK);
   for (int i = 0; i < N; i++) assert_true(h[i] == 3.0f * (float)i);
@@ -334,6 +342,39 @@ done:
   ds_context_destroy(ctx);
 }
 
+/* A kernel launched asynchronously on an aliasing replica still uses the host bytes after the
+ * release: a WRITE acquire elsewhere first waits for it (else the CPU would see it unfinished). */
+static const char *k_set = "__kernel void set1(__global int *x) { x[get_global_id(0)] = 1; }\n";
+
+static void test_write_waits_for_aliased_kernel(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx(1);
+  ds_device_info info = DS_DEVICE_INFO_INIT;
+  int32_t dev = cl_device(ctx, &info);
+  if (skip_without_device(dev)) goto done;
+  enum { N = 1 << 22 };
+  ds_buffer *b = NULL;
+  assert_int_equal(ds_buffer_create(&b, ctx, N * sizeof(int), NULL), DS_OK);
+  void *kernel = NULL, *mem = NULL, *ev = NULL;
+  assert_int_equal(ds__fabric_cl_kernel(ctx, dev, k_set, "set1", &kernel), DS_OK);
+  assert_int_equal(ds_buffer_acquire(&mem, b, dev, DS_ACCESS_WRITE), DS_OK);
+  void *args[1] = {&mem};
+  size_t sizes[1] = {sizeof mem}, global = N;
+  assert_int_equal(ds__fabric_launch(ctx, dev, kernel, args, sizes, 1, &global, 1, &ev), DS_OK);
+  assert_int_equal(ds_buffer_release(b, dev), DS_OK);
+  int *h = NULL;
+  assert_int_equal(ds_buffer_acquire((void **)&h, b, 0, DS_ACCESS_WRITE), DS_OK);
+  long ones = 0;
+  for (int i = 0; i < N; i++) ones += h[i] == 1;
+  assert_int_equal(ones, N);
+  assert_int_equal(ds_buffer_release(b, 0), DS_OK);
+  assert_int_equal(ds__fabric_event_wait(ctx, dev, ev), DS_OK);
+  ds__fabric_event_release(ctx, dev, ev);
+  assert_int_equal(ds_buffer_destroy(b), DS_OK);
+done:
+  ds_context_destroy(ctx);
+}
+
 static void test_stress_copies(void **state) {
   (void)state;
   run_stress(0);
@@ -361,6 +402,7 @@ int main(void) {
       cmocka_unit_test(test_prefetch_then_read),
       cmocka_unit_test(test_kernel_zero_copy),
       cmocka_unit_test(test_kernel_with_copies),
+      cmocka_unit_test(test_write_waits_for_aliased_kernel),
       cmocka_unit_test(test_stress_copies),
       cmocka_unit_test(test_stress_zero_copy),
   };

@@ -117,6 +117,10 @@ typedef enum ds_param {
   /** Compute fabric: enumerate CUDA devices (0 off, 1 on). Read when the fabric is first used on
    *  a context. Default 1. */
   DS_PARAM_FABRIC_CUDA = 502,
+  /** Fabric timestamp barriers: nanoseconds a waiter spins re-checking progress before it
+   *  sleeps on a futex (0..10000000); the budget adapts down while spins end in sleep.
+   *  Default 10000. */
+  DS_PARAM_FABRIC_BARRIER_SPIN_NS = 540,
   /** Fabric MPI: longest wait of a blocking call (fetch, remote task, barrier, destroy's
    *  goodbyes) in ms (1..86400000). Default 30000. */
   DS_PARAM_MPI_TIMEOUT_MS = 550,

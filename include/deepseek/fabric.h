@@ -222,7 +222,11 @@ DS_API ds_status ds_buffer_acquire(void **out, ds_buffer *buf, int32_t device, d
  *  ds_buffer_acquire. Thread-safe. */
 DS_API ds_status ds_buffer_acquire_async(void **out, ds_fabric_event **event, ds_buffer *buf,
                                          int32_t device, ds_access mode);
-/** Ends one acquire of @p buf on @p device. @return DS_OK; DS_ERR_INVALID_ARG (NULL);
+/** Ends one acquire of @p buf on @p device. Device work that used the handle must be complete
+ *  by then, or queued on the queue the fabric copies on (OpenCL kernels launched through the
+ *  fabric are: the device's in-order queue orders later copies after them); work on the
+ *  caller's own CUDA streams or OpenCL queues must be waited for first. @return DS_OK;
+ *  DS_ERR_INVALID_ARG (NULL);
  *  DS_ERR_NOT_FOUND (no such device); DS_ERR_STATE (no acquire outstanding on that device);
  *  DS_ERR_DEVICE (syncing an aliased replica back failed). Thread-safe. */
 DS_API ds_status ds_buffer_release(ds_buffer *buf, int32_t device);

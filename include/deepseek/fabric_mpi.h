@@ -9,6 +9,7 @@
 #include "deepseek/context.h"
 #include "deepseek/export.h"
 #include "deepseek/fabric.h"
+#include "deepseek/fabric_barrier.h"
 #include "deepseek/sched.h"
 #include "deepseek/status.h"
 
@@ -189,6 +190,16 @@ DS_API ds_status ds_mpi_barrier_arrive(ds_mpi *m, uint64_t ts);
  *  @return DS_OK; DS_ERR_TIMEOUT; DS_ERR_IO (a rank that has not passed @p ts died, named);
  *  DS_ERR_INVALID_ARG. */
 DS_API ds_status ds_mpi_barrier_wait(ds_mpi *m, uint64_t ts, int64_t timeout_ms);
+
+/** Makes the ranks participants of an in-process timestamp barrier (fabric_barrier.h): every
+ *  timestamp rank r publishes with ds_mpi_barrier_arrive() (this rank included) is published
+ *  to participant @p first + r of @p b, so this process's threads can wait on @p b for "every
+ *  rank has passed T" together with local participants (CPU threads, streams, queues). A rank
+ *  declared dead cancels @p b (its waiters return DS_ERR_SHUTDOWN instead of hanging). @p b
+ *  needs at least @p first + size participants and must outlive the bridge: call again with
+ *  NULL (or destroy @p m) before destroying it. One bridge per endpoint; a new one replaces it.
+ *  @return DS_OK; DS_ERR_INVALID_ARG (m NULL). Thread-safe. */
+DS_API ds_status ds_mpi_barrier_bridge(ds_mpi *m, ds_fabric_barrier *b, uint32_t first);
 
 DS_EXTERN_C_END
 /** @} */

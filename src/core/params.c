@@ -39,6 +39,7 @@ static const ds__param_def ds__params[] = {
     {DS_PARAM_FABRIC_OPENCL, "fabric_opencl", 0, 1, 1, 0, NULL},
     {DS_PARAM_FABRIC_ZERO_COPY, "fabric_zero_copy", 0, 1, 1, 0, NULL},
     {DS_PARAM_FABRIC_CUDA, "fabric_cuda", 0, 1, 1, 0, NULL},
+    {DS_PARAM_FABRIC_BARRIER_SPIN_NS, "fabric_barrier_spin_ns", 0, 10000000, 10000, 0, NULL},
     {DS_PARAM_MPI_TIMEOUT_MS, "mpi_timeout_ms", 1, 86400000, 30000, 0, NULL},
     {DS_PARAM_MPI_HEARTBEAT_MS, "mpi_heartbeat_ms", 1, 60000, 100, 0, NULL},
     {DS_PARAM_MPI_DEAD_MS, "mpi_dead_ms", 10, 3600000, 5000, 0, NULL},

@@ -105,15 +105,15 @@ static void ds__buffer_free_replicas(ds_buffer *b) {
 
 ds_status ds_buffer_destroy(ds_buffer *buf) {
   if (!buf) return DS_OK;
-  pthread_mutex_lock(&buf->mu);
-  int32_t holders = buf->holders;
-  pthread_mutex_unlock(&buf->mu);
-  if (holders)
-    return ds__error(buf->ctx, DS_ERR_BUSY, "fabric",
-                     "buffer '%s': destroy with %d acquire(s) outstanding (release them first)",
-                     buf->name, (int)holders);
   ds_context *ctx = buf->ctx;
   pthread_mutex_lock(&buf->mu);
+  int32_t holders = buf->holders;
+  if (holders) {
+    pthread_mutex_unlock(&buf->mu);
+    return ds__error(ctx, DS_ERR_BUSY, "fabric",
+                     "buffer '%s': destroy with %d acquire(s) outstanding (release them first)",
+                     buf->name, (int)holders);
+  }
   if (ds__buffer_settle_all(buf) != DS_OK) /* no copy may still read the host bytes */
     ds__log(ctx, DS_LOG_WARN, "fabric", "buffer '%s': destroy: %s", buf->name,
             ds_context_last_error(ctx));
@@ -192,11 +192,9 @@ static int32_t ds__buffer_valid_source(const ds_buffer *b, int32_t except) {
   return -1;
 }
 
-/* Waits for an asynchronous copy into r that a previous acquire started: a marker recorded
- * now on the device's in-order queue completes after it. Every later use of r goes through
- * here, so a second reader never sees bytes still in flight. */
-static ds_status ds__buffer_settle(ds_buffer *b, struct ds__replica *r) {
-  if (!r->pending) return DS_OK;
+/* Waits for everything queued so far on r's device: a marker recorded now on its in-order
+ * queue completes after the earlier copies and launches. */
+static ds_status ds__buffer_quiesce(ds_buffer *b, struct ds__replica *r) {
   const struct ds__fabric_device *d = &b->fab->dev[r->device];
   char msg[DS__FABRIC_MSG] = "";
   void *ev = NULL;
@@ -207,9 +205,30 @@ static ds_status ds__buffer_settle(ds_buffer *b, struct ds__replica *r) {
       st = d->be->ops.event_wait(d->be->user, ev, msg, sizeof msg);
     if (ev && d->be->ops.event_release) d->be->ops.event_release(d->be->user, ev);
   }
-  if (st != DS_OK) return ds__buffer_fail(b, r->device, DS_ERR_DEVICE, "waiting for a copy", msg);
+  if (st != DS_OK) return ds__buffer_fail(b, r->device, DS_ERR_DEVICE, "waiting for the device", msg);
+  return DS_OK;
+}
+
+/* Waits for an asynchronous copy into r that a previous acquire started. Every later use of
+ * the buffer goes through here, so a second reader never sees bytes still in flight. */
+static ds_status ds__buffer_settle(ds_buffer *b, struct ds__replica *r) {
+  if (!r->pending) return DS_OK;
+  ds_status st = ds__buffer_quiesce(b, r);
+  if (st != DS_OK) return st;
   r->pending = 0;
   b->npending--;
+  return DS_OK;
+}
+
+/* Before another device overwrites the host bytes, device work still queued on a valid
+ * aliasing replica (a kernel launched through the fabric) must be done: it uses those bytes. */
+static ds_status ds__buffer_quiesce_aliases(ds_buffer *b, int32_t space) {
+  for (int32_t s = 0; s < DS__FABRIC_MAX_DEVICES; s++) {
+    struct ds__replica *r = &b->rep[s];
+    if (s == space || !r->aliased || r->state == DS_REPLICA_INVALID) continue;
+    ds_status st = ds__buffer_quiesce(b, r);
+    if (st != DS_OK) return st;
+  }
   return DS_OK;
 }
 
@@ -312,6 +331,7 @@ static ds_status ds__buffer_acquire_locked(void **out, void **event, ds_buffer *
   if (st != DS_OK) return st;
   /* A CPU device of another node reads the home node's bytes in place. */
   if (d->info.kind == DS_FABRIC_DEVICE_CPU && dev != b->home) ds__fabric_count_avoided(b->fab, dev);
+  if ((mode & DS_ACCESS_WRITE) && (st = ds__buffer_quiesce_aliases(b, space)) != DS_OK) return st;
   if (mode & DS_ACCESS_WRITE) ds__buffer_make_modified(b, space);
   b->held[dev]++;
   b->holders++;

@@ -146,6 +146,18 @@ ds_status ds__fabric_launch(ds_context *ctx, int32_t dev, void *kernel, void *co
                             const size_t *arg_sizes, size_t nargs, const size_t *global,
                             uint32_t dims, void **event);
 
+/* A CPU "kernel" for ds__fabric_launch on a CPU device: the handle passed as kernel points at
+ * this struct; fn runs synchronously on the calling thread with the launch's arguments. */
+struct ds__cpu_kernel {
+  void (*fn)(void *user, void *const *args, const size_t *arg_sizes, size_t nargs,
+             const size_t *global, uint32_t dims);
+  void *user;
+};
+/* An event that completes when all work queued so far on @p dev has (OpenCL marker, CUDA
+ * event); *event NULL when the device has nothing asynchronous. Wait and release it with
+ * ds__fabric_event_wait / ds__fabric_event_release. Thread-safe. */
+ds_status ds__fabric_event_record(ds_context *ctx, int32_t dev, void **event);
+
 /* ---- built-in backends ---- */
 /* CPU devices, one per NUMA node (cpu/cpu.c). */
 ds_status ds__fabric_cpu_probe(struct ds__fabric *fab);

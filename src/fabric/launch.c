@@ -1,4 +1,5 @@
-/* Kernel launches through a device's backend table (the graph executor's path to devices). */
+/* Kernel launches and device events through a device's backend table (the graph executor's
+ * path to devices). */
 #include "fabric_internal.h"
 
 ds_status ds__fabric_launch(ds_context *ctx, int32_t dev, void *kernel, void *const *args,
@@ -18,5 +19,17 @@ ds_status ds__fabric_launch(ds_context *ctx, int32_t dev, void *kernel, void *co
                                    dims, event, msg, sizeof msg);
   if (st != DS_OK)
     return ds__error(ctx, st, "fabric", "launch on %s: %s", d->info.name, msg);
+  return DS_OK;
+}
+
+ds_status ds__fabric_event_record(ds_context *ctx, int32_t dev, void **event) {
+  if (!event) return ds__error(ctx, DS_ERR_INVALID_ARG, "fabric", "event_record: event is NULL");
+  *event = NULL;
+  const struct ds__fabric_device *d = ds__fabric_device(ctx, dev);
+  if (!d) return DS_ERR_NOT_FOUND;
+  if (!d->be->ops.event_record) return DS_OK; /* synchronous backend: nothing pending */
+  char msg[DS__FABRIC_MSG] = "";
+  ds_status st = d->be->ops.event_record(d->be->user, d->local, event, msg, sizeof msg);
+  if (st != DS_OK) return ds__error(ctx, st, "fabric", "event on %s: %s", d->info.name, msg);
   return DS_OK;
 }

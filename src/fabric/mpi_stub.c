@@ -77,6 +77,11 @@ ds_status ds_mpi_barrier_wait(ds_mpi *m, uint64_t ts, int64_t timeout_ms) {
   (void)m, (void)ts, (void)timeout_ms;
   return ds__no_mpi(NULL, "ds_mpi_barrier_wait");
 }
+
+ds_status ds_mpi_barrier_bridge(ds_mpi *m, ds_fabric_barrier *b, uint32_t first) {
+  (void)m, (void)b, (void)first;
+  return ds__no_mpi(NULL, "ds_mpi_barrier_bridge");
+}
 #else
 typedef int ds__mpi_stub_unused; /* ISO C: a translation unit must not be empty */
 #endif

@@ -80,6 +80,17 @@ void ds__fabric_cpu_bind(struct ds__fabric *fab, int32_t dev, void *p, size_t si
             (int)dev);
 }
 
+/* Runs a struct ds__cpu_kernel on the calling thread (the scheduler spreads CPU work). */
+static ds_status ds__cpu_launch(void *user, int32_t dev, void *kernel, void *const *args,
+                                const size_t *arg_sizes, size_t nargs, const size_t *global,
+                                uint32_t dims, void **event, char *msg, size_t msg_size) {
+  (void)user, (void)dev, (void)msg, (void)msg_size;
+  const struct ds__cpu_kernel *k = kernel;
+  k->fn(k->user, args, arg_sizes, nargs, global, dims);
+  if (event) *event = NULL;
+  return DS_OK;
+}
+
 ds_status ds__fabric_cpu_probe(struct ds__fabric *fab) {
   hwloc_topology_t topo = ds__topology_acquire(fab->ctx);
   int nodes = topo ? hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_NUMANODE) : 0;
@@ -95,5 +106,6 @@ ds_status ds__fabric_cpu_probe(struct ds__fabric *fab) {
   ops.free = ds__cpu_free;
   ops.copy_in = ds__cpu_copy_in;
   ops.copy_out = ds__cpu_copy_out;
+  ops.launch = ds__cpu_launch;
   return ds__fabric_add_backend(fab, &ops, fab, NULL);
 }

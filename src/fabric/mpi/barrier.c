@@ -5,6 +5,31 @@
  * separate until the two are unified. */
 #include "mpi_internal.h"
 
+void ds__mpi_bridge_publish(ds_mpi *m, int32_t r, uint64_t ts, int dead) {
+  pthread_mutex_lock(&m->mu); /* held across the call: the bridge cannot be removed meanwhile */
+  if (m->bridge && dead)
+    ds_fabric_barrier_cancel(m->bridge);
+  else if (m->bridge && ts)
+    (void)ds_fabric_barrier_publish(m->bridge, m->bridge_first + (uint32_t)r, ts); /* older: refused */
+  pthread_mutex_unlock(&m->mu);
+}
+
+ds_status ds_mpi_barrier_bridge(ds_mpi *m, ds_fabric_barrier *b, uint32_t first) {
+  if (!m) return ds__error(NULL, DS_ERR_INVALID_ARG, "mpi", "ds_mpi_barrier_bridge: m is NULL");
+  pthread_mutex_lock(&m->mu);
+  m->bridge = b;
+  m->bridge_first = first;
+  int dead = 0;
+  for (int r = 0; b && r < m->size; r++) { /* what is already known */
+    uint64_t ts = r == m->rank ? m->barrier_mine : m->peers[r].barrier_ts;
+    dead |= r != m->rank && m->peers[r].dead;
+    if (ts) (void)ds_fabric_barrier_publish(b, first + (uint32_t)r, ts);
+  }
+  if (dead) ds_fabric_barrier_cancel(b);
+  pthread_mutex_unlock(&m->mu);
+  return DS_OK;
+}
+
 ds_status ds_mpi_barrier_arrive(ds_mpi *m, uint64_t ts) {
   if (!m) return ds__error(NULL, DS_ERR_INVALID_ARG, "mpi", "ds_mpi_barrier_arrive: m is NULL");
   pthread_mutex_lock(&m->mu);
@@ -16,6 +41,7 @@ ds_status ds_mpi_barrier_arrive(ds_mpi *m, uint64_t ts) {
     pthread_cond_signal(&m->wake);
   }
   pthread_mutex_unlock(&m->mu);
+  if (!stopping) ds__mpi_bridge_publish(m, m->rank, ts, 0);
   return stopping ? ds__error(m->ctx, DS_ERR_SHUTDOWN, "mpi", "barrier: endpoint is shutting down")
                   : DS_OK;
 }

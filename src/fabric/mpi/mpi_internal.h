@@ -10,6 +10,7 @@
 
 #include "internal.h"
 #include "deepseek/fabric.h"
+#include "deepseek/fabric_barrier.h"
 #include "deepseek/fabric_mpi.h"
 
 #define DS__MPI_TAG_CTRL 1
@@ -133,6 +134,8 @@ struct ds_mpi {
   ds__mpi_entry *entries;
   uint64_t barrier_mine;
   int barrier_dirty;
+  ds_fabric_barrier *bridge; /* in-process barrier fed with ranks' timestamps, or NULL */
+  uint32_t bridge_first;
   int remote_running;      /* tasks run for other ranks, not yet answered */
   int outstanding;         /* this rank's ops submitted and not yet done */
   uint64_t migrated, ran_for_others;
@@ -167,6 +170,10 @@ ds_status ds__mpi_buf_acquire_wait(ds_mpi *m, ds__mpi_buf *b, ds_access mode, ui
 /* Progress thread: a FETCH request arrived from peer. */
 void ds__mpi_on_fetch(ds_mpi *m, int32_t peer, const ds__mpi_hdr *h);
 void ds__mpi_bufs_free(ds_mpi *m);
+
+/* ---- barrier.c ---- */
+/* Passes rank r's timestamp ts (or, ts 0 and dead, its death) to the bridged barrier. */
+void ds__mpi_bridge_publish(ds_mpi *m, int32_t r, uint64_t ts, int dead);
 
 /* ---- task.c ---- */
 void ds__mpi_on_task(ds_mpi *m, int32_t peer, const ds__mpi_hdr *h, const char *name,

@@ -284,6 +284,7 @@ static void ds__on_message(ds_mpi *m, int32_t peer, const ds__mpi_hdr *h, char *
     if (h->a > p->barrier_ts) p->barrier_ts = h->a;
     pthread_cond_broadcast(&m->cv);
     pthread_mutex_unlock(&m->mu);
+    ds__mpi_bridge_publish(m, peer, h->a, 0);
     break;
   case DS__MSG_FETCH: ds__mpi_on_fetch(m, peer, h); break;
   case DS__MSG_TASK: ds__mpi_on_task(m, peer, h, name, payload, plen); break;
@@ -400,6 +401,7 @@ static void ds__check_peers(ds_mpi *m, uint64_t now) {
       pthread_mutex_unlock(&m->mu);
       ds__log(m->ctx, DS_LOG_WARN, "mpi", "rank %d declared dead: nothing heard for %llu ms", r,
               (unsigned long long)((now - p->last_heard_ns) / 1000000u));
+      ds__mpi_bridge_publish(m, r, 0, 1);
       char why[96];
       snprintf(why, sizeof why, "died (nothing heard for %llu ms)",
                (unsigned long long)((now - p->last_heard_ns) / 1000000u));
