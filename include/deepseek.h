@@ -18,5 +18,6 @@
 #include "deepseek/batch.h"
 #include "deepseek/fabric.h"
 #include "deepseek/fabric_barrier.h"
+#include "deepseek/fabric_mpi.h"
 
 #endif /* DEEPSEEK_H */

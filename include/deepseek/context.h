@@ -171,7 +171,24 @@ typedef enum ds_param {
   /** Fabric timestamp barriers: nanoseconds a waiter spins re-checking progress before it
    *  sleeps on a futex (0..10000000); the budget adapts down while spins end in sleep.
    *  Default 10000. */
-  DS_PARAM_FABRIC_BARRIER_SPIN_NS = 540
+  DS_PARAM_FABRIC_BARRIER_SPIN_NS = 540,
+  /** Fabric MPI: longest wait of a blocking call (fetch, remote task, barrier, destroy's
+   *  goodbyes) in ms (1..86400000). Default 30000. */
+  DS_PARAM_MPI_TIMEOUT_MS = 550,
+  /** Fabric MPI: a rank with nothing to send for this long sends a heartbeat carrying its load
+   *  (ms, 1..60000). Default 100. */
+  DS_PARAM_MPI_HEARTBEAT_MS = 551,
+  /** Fabric MPI: a rank not heard from for this long is declared dead (ms, 10..3600000).
+   *  Default 5000. */
+  DS_PARAM_MPI_DEAD_MS = 552,
+  /** Fabric MPI: the progress thread polls busily for this long after the last message, then
+   *  sleeps between polls (us, 0..1000000). Default 2000. */
+  DS_PARAM_MPI_SPIN_US = 553,
+  /** Fabric MPI: sleep between polls of an idle progress thread (us, 10..100000). Default 200. */
+  DS_PARAM_MPI_POLL_US = 554,
+  /** Fabric MPI: a LOW task is migrated only to a rank whose load (percent of its workers) is
+   *  at least this many points below this rank's (0..10000). Default 25. */
+  DS_PARAM_MPI_MIGRATE_MARGIN_PCT = 555
 } ds_param;
 
 /** One tunable set at creation (see ds_context_options.params). */

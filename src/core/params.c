@@ -59,6 +59,12 @@ static const ds__param_def ds__params[] = {
     {DS_PARAM_FABRIC_CUDA, "fabric_cuda", 0, 1, 1, 0, NULL},
     {DS_PARAM_FABRIC_CALIBRATE_RUNS, "fabric_calibrate_runs", 0, 1000, 2, 0, NULL},
     {DS_PARAM_FABRIC_BARRIER_SPIN_NS, "fabric_barrier_spin_ns", 0, 10000000, 10000, 0, NULL},
+    {DS_PARAM_MPI_TIMEOUT_MS, "mpi_timeout_ms", 1, 86400000, 30000, 0, NULL},
+    {DS_PARAM_MPI_HEARTBEAT_MS, "mpi_heartbeat_ms", 1, 60000, 100, 0, NULL},
+    {DS_PARAM_MPI_DEAD_MS, "mpi_dead_ms", 10, 3600000, 5000, 0, NULL},
+    {DS_PARAM_MPI_SPIN_US, "mpi_spin_us", 0, 1000000, 2000, 0, NULL},
+    {DS_PARAM_MPI_POLL_US, "mpi_poll_us", 10, 100000, 200, 0, NULL},
+    {DS_PARAM_MPI_MIGRATE_MARGIN_PCT, "mpi_migrate_margin_pct", 0, 10000, 25, 0, NULL},
 };
 
 #define DS__NPARAMS ((int)(sizeof ds__params / sizeof ds__params[0]))

@@ -1,0 +1,195 @@
+/* Internal interface of the fabric's MPI transport: the endpoint, its peers, the wire format,
+ * and the operations the calling threads hand to the progress thread (the only thread that
+ * calls MPI after ds_mpi_create). Shared by the files of src/fabric/mpi. */
+#ifndef DS_FABRIC_MPI_INTERNAL_H
+#define DS_FABRIC_MPI_INTERNAL_H
+
+#include <mpi.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "internal.h"
+#include "deepseek/fabric.h"
+#include "deepseek/fabric_barrier.h"
+#include "deepseek/fabric_mpi.h"
+
+#define DS__MPI_TAG_CTRL 1
+#define DS__MPI_TAG_DATA0 100 /* a fetch's data uses tag DATA0 + op id % DATA_TAGS */
+#define DS__MPI_DATA_TAGS 20000
+#define DS__MPI_NAME_MAX 64
+#define DS__MPI_MAGIC 0x44534d50u /* "DSMP" */
+
+/* Control message types. */
+enum {
+  DS__MSG_HEARTBEAT = 1, /* a = LOW backlog; load = predicted load in percent */
+  DS__MSG_BYE,           /* the sender reached ds_mpi_destroy */
+  DS__MSG_FETCH,         /* id = op; a = buffer; b = size the requester expects */
+  DS__MSG_FETCH_ERR,     /* id = op; status; payload = message */
+  DS__MSG_TASK,          /* id = op; a = buffer (0 none); b = result cap; prio; name; payload = args */
+  DS__MSG_TASK_DONE,     /* id = op; status; payload = result (or message when failed) */
+  DS__MSG_BARRIER,       /* a = timestamp passed */
+  DS__MSG_FIN            /* the sender's last message on this communicator */
+};
+
+/* Every control message starts with this header, then name_len name bytes, then payload. */
+typedef struct ds__mpi_hdr {
+  uint32_t magic;
+  uint16_t type;
+  uint16_t name_len;
+  int32_t status;
+  int32_t prio;
+  uint64_t id, a, b;
+  double load;
+  uint64_t payload_len;
+} ds__mpi_hdr;
+
+/* A buffer with an owner rank. Guarded by ds_mpi.mu. */
+typedef struct ds__mpi_buf {
+  uint64_t id;
+  int32_t owner;
+  size_t size;
+  void *ptr;         /* owner: the memory; else the copy's landing area (maybe NULL) */
+  int owned_copy;    /* ptr was allocated by the library */
+  int valid;         /* the copy holds the owner's data */
+  int fetching;      /* a fetch is in flight */
+  int inflight_sends; /* owner: data sends not yet completed */
+  ds_buffer *dsbuf;  /* attached fabric buffer (ptr is its host replica), or NULL */
+  int32_t cpu_dev;   /* the fabric device through which dsbuf's host replica is acquired */
+  struct ds__mpi_buf *next;
+} ds__mpi_buf;
+
+typedef struct ds__mpi_entry {
+  char name[DS__MPI_NAME_MAX];
+  ds_mpi_task_fn fn;
+  void *user;
+  struct ds__mpi_entry *next;
+} ds__mpi_entry;
+
+/* Operation kinds awaiting an answer from a peer. */
+enum { DS__OP_FETCH = 1, DS__OP_TASK };
+
+struct ds__mpi_call_state;
+
+/* A request to a peer that waits for its answer. Created by a calling thread, owned by the
+ * progress thread while pending; 'done' (under mu, with cv) hands it back. */
+typedef struct ds__mpi_op {
+  uint64_t id;
+  int kind;
+  int32_t peer;
+  uint64_t deadline_ns;
+  int waited;        /* a calling thread waits for it (else: a migrated task, completed by
+                        the progress thread) */
+  ds__atomic_int done; /* set under mu (waiters may also poll it without mu) */
+  ds_status status;
+  char msg[160];     /* failure detail */
+  MPI_Request recv;  /* FETCH: the data receive (MPI_REQUEST_NULL otherwise) */
+  ds__mpi_buf *buf;  /* FETCH */
+  struct ds__mpi_call_state *call; /* TASK */
+  ds__mpi_hdr hdr;   /* the request to send */
+  const void *payload; /* not owned (its submitter keeps it alive); sent after the header */
+  size_t payload_len;
+  const char *name;
+  struct ds__mpi_op *next;
+} ds__mpi_op;
+
+/* An outgoing message not yet completed. */
+typedef struct ds__mpi_send {
+  MPI_Request req;
+  void *owned;           /* freed on completion */
+  ds__mpi_buf *buf;      /* owner data send: inflight_sends is decremented */
+  size_t len;
+  int32_t peer;
+  int tag;
+  struct ds__mpi_send *next;
+} ds__mpi_send;
+
+typedef struct ds__mpi_peer {
+  uint64_t last_heard_ns, last_sent_ns;
+  int dead, bye, fin;
+  double load;        /* percent of its workers */
+  int64_t backlog;    /* its LOW tasks waiting */
+  int workers;        /* its scheduler's workers (0: not yet known) */
+  int sent;           /* tasks migrated to it and not yet answered */
+  uint64_t barrier_ts;
+} ds__mpi_peer;
+
+struct ds_mpi {
+  ds_context *ctx;
+  MPI_Comm comm;
+  int rank, size, level, inited_mpi, finalize, hooked;
+  pthread_t thread;
+  pthread_mutex_t mu; /* guards everything below that is not progress-thread-only */
+  pthread_cond_t cv;  /* op completions, barrier and peer changes */
+  pthread_cond_t wake; /* the progress thread's idle sleep */
+  int stop;               /* destroy began its last phase: FIN, then the thread exits */
+  int fin_sent;            /* progress thread only */
+  uint64_t fin_deadline;   /* progress thread only */
+  uint64_t next_op;
+  ds__mpi_op *submitted;  /* new ops for the progress thread (LIFO; order does not matter) */
+  ds__mpi_op *pending;    /* progress thread: sent, awaiting an answer */
+  ds__mpi_send *outbox;   /* replies queued by other threads (progress thread sends them) */
+  ds__mpi_send *sends;    /* progress thread: in flight */
+  ds__mpi_peer *peers;
+  ds__mpi_buf *bufs;
+  ds__mpi_entry *entries;
+  uint64_t barrier_mine;
+  int barrier_dirty;
+  ds_fabric_barrier *bridge; /* in-process barrier fed with ranks' timestamps, or NULL */
+  uint32_t bridge_first;
+  int remote_running;      /* tasks run for other ranks, not yet answered */
+  int outstanding;         /* this rank's ops submitted and not yet done */
+  uint64_t migrated, ran_for_others;
+  int dead_seen;           /* a peer died: skip MPI_Finalize's wait on it */
+};
+
+/* ---- transport.c ---- */
+/* Hands a new op to the progress thread (which sends op->hdr + name + payload to op->peer). */
+void ds__mpi_op_submit(ds_mpi *m, ds__mpi_op *op);
+/* Waits (bounded) until op is done; returns its status with the message recorded. Frees op. */
+ds_status ds__mpi_op_wait(ds_mpi *m, ds__mpi_op *op, const char *what);
+/* Queues a control message (copies header, name and payload) to rank peer. Any thread. */
+ds_status ds__mpi_post(ds_mpi *m, int32_t peer, const ds__mpi_hdr *h, const char *name,
+                       const void *payload, size_t len);
+/* Marks a waited op done with st and message and wakes its waiter. */
+void ds__mpi_op_finish(ds_mpi *m, ds__mpi_op *op, ds_status st, const char *msg);
+/* One of this rank's ops is over (outstanding count, for destroy). */
+void ds__mpi_op_over(ds_mpi *m);
+/* Progress thread: sends buffer b's memory to peer with tag (owner side of a fetch); the
+ * caller has counted it in b->inflight_sends. */
+void ds__mpi_send_data(ds_mpi *m, int32_t peer, int tag, ds__mpi_buf *b);
+uint64_t ds__mpi_deadline(ds_mpi *m, int64_t timeout_ms);
+void ds__mpi_hdr_init(ds__mpi_hdr *h, int type);
+
+/* ---- buffer.c ---- */
+ds__mpi_buf *ds__mpi_buf_find(ds_mpi *m, uint64_t id); /* under mu */
+/* For an attached ds_buffer: acquires (mode) / releases its host replica; no-op for memory. */
+ds_status ds__mpi_buf_acquire(ds_mpi *m, ds__mpi_buf *b, ds_access mode);
+void ds__mpi_buf_release(ds__mpi_buf *b);
+/* The same, retrying while the buffer is DS_ERR_BUSY until deadline (calling threads only). */
+ds_status ds__mpi_buf_acquire_wait(ds_mpi *m, ds__mpi_buf *b, ds_access mode, uint64_t deadline);
+/* Progress thread: a FETCH request arrived from peer. */
+void ds__mpi_on_fetch(ds_mpi *m, int32_t peer, const ds__mpi_hdr *h);
+void ds__mpi_bufs_free(ds_mpi *m);
+
+/* ---- barrier.c ---- */
+/* Passes rank r's timestamp ts (or, ts 0 and dead, its death) to the bridged barrier. */
+void ds__mpi_bridge_publish(ds_mpi *m, int32_t r, uint64_t ts, int dead);
+
+/* ---- task.c ---- */
+void ds__mpi_on_task(ds_mpi *m, int32_t peer, const ds__mpi_hdr *h, const char *name,
+                     const void *args, size_t len);
+/* Progress thread: a TASK op is answered (st DS_OK: payload is the result; else a message).
+ * Completes the waiter's op or the migrated task, and frees a migrated task's op. */
+void ds__mpi_on_task_done(ds_mpi *m, ds__mpi_op *op, const void *payload, size_t len,
+                          ds_status st);
+/* A migrated task's rank died: run it here (progress thread; must not block). */
+void ds__mpi_task_failover(ds_mpi *m, ds__mpi_op *op);
+void ds__mpi_hook_install(ds_mpi *m);
+void ds__mpi_hook_remove(ds_mpi *m);
+void ds__mpi_entries_free(ds_mpi *m);
+/* The scheduler's tick, driven also by the progress thread (parked workers do not tick). */
+void ds__mpi_sched_tick(ds_mpi *m);
+/* This rank's load for heartbeats: predicted percent and LOW backlog. */
+void ds__mpi_local_load(ds_mpi *m, double *load_pct, int64_t *backlog, int *workers);
+
+#endif /* DS_FABRIC_MPI_INTERNAL_H */
