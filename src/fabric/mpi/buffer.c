@@ -190,14 +190,16 @@ ds_status ds_mpi_buffer_fetch(ds_mpi *m, uint64_t id, const void **data, int64_t
   /* The copy lands in the host replica of an attached ds_buffer. */
   ds_status st = ds__mpi_buf_acquire_wait(m, b, DS_ACCESS_WRITE, deadline);
   /* An owner's ds_buffer held by an owner-computes task answers DS_ERR_BUSY: ask again. */
-  while (st == DS_OK && (st = ds__fetch_once(m, b, deadline)) == DS_ERR_BUSY &&
-         ds__now_ns() < deadline) {
-    ds__nap_us(200);
-    pthread_mutex_lock(&m->mu);
-    b->fetching = 1;
-    pthread_mutex_unlock(&m->mu);
+  int acquired = st == DS_OK;
+  if (acquired) {
+    while ((st = ds__fetch_once(m, b, deadline)) == DS_ERR_BUSY && ds__now_ns() < deadline) {
+      ds__nap_us(200);
+      pthread_mutex_lock(&m->mu);
+      b->fetching = 1;
+      pthread_mutex_unlock(&m->mu);
+    }
+    ds__mpi_buf_release(b);
   }
-  ds__mpi_buf_release(b);
   pthread_mutex_lock(&m->mu);
   b->fetching = 0; /* also on the paths that did not send */
   pthread_cond_broadcast(&m->cv);
