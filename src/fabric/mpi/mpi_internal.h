@@ -116,7 +116,8 @@ typedef struct ds__mpi_peer {
 struct ds_mpi {
   ds_context *ctx;
   MPI_Comm comm;
-  int rank, size, level, inited_mpi, finalize, hooked;
+  int rank, size, level, inited_mpi, finalize;
+  ds__atomic_int hooked; /* the migration hook is installed; read by the progress thread */
   pthread_t thread;
   pthread_mutex_t mu; /* guards everything below that is not progress-thread-only */
   pthread_cond_t cv;  /* op completions, barrier and peer changes */

@@ -288,17 +288,17 @@ static int ds__mpi_migrate(void *user, struct ds_task *t) {
 
 void ds__mpi_hook_install(ds_mpi *m) {
   ds__sched_set_migrate_hook(m->ctx, ds__mpi_migrate, m);
-  m->hooked = 1;
+  ds__store(&m->hooked, 1);
 }
 
 void ds__mpi_hook_remove(ds_mpi *m) {
-  if (m->hooked) ds__sched_set_migrate_hook(m->ctx, NULL, NULL);
-  m->hooked = 0;
+  if (ds__load(&m->hooked)) ds__sched_set_migrate_hook(m->ctx, NULL, NULL);
+  ds__store(&m->hooked, 0);
 }
 
 void ds__mpi_sched_tick(ds_mpi *m) {
   struct ds__sched *s = ds__load(&m->ctx->sched);
-  if (s && m->hooked) ds__sched_maybe_tick(s);
+  if (s && ds__load(&m->hooked)) ds__sched_maybe_tick(s);
 }
 
 void ds__mpi_local_load(ds_mpi *m, double *load_pct, int64_t *backlog, int *workers) {

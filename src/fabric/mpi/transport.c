@@ -612,10 +612,12 @@ ds_status ds_mpi_create(ds_mpi **out, ds_context *ctx, const ds_mpi_options *opt
   if (st == DS_OK) {
     uint64_t now = ds__now_ns();
     for (int r = 0; r < m->size; r++) m->peers[r].last_heard_ns = now;
+    if (o.migrate) ds__mpi_hook_install(m);
     if (pthread_create(&m->thread, NULL, ds__mpi_progress, m) != 0)
       st = ds__error(ctx, DS_ERR_NO_MEMORY, "mpi", "cannot start the progress thread");
   }
   if (st != DS_OK) {
+    ds__mpi_hook_remove(m);
     ds__mpi_close_process(m);
     ds__free(ctx, m->peers);
     pthread_cond_destroy(&m->wake);
@@ -624,7 +626,6 @@ ds_status ds_mpi_create(ds_mpi **out, ds_context *ctx, const ds_mpi_options *opt
     ds__free(ctx, m);
     return st;
   }
-  if (o.migrate) ds__mpi_hook_install(m);
   *out = m;
   return DS_OK;
 }
