@@ -113,10 +113,64 @@ static void test_stats_file_private(void **state) {
   fresh("sec_stats_link");
 }
 
+static void write_text(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs(text, f);
+  fclose(f);
+}
+
+static int file_is(const char *path, const char *text) {
+  char buf[64] = {0};
+  FILE *f = fopen(path, "r");
+  if (!f) return 0;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  return n == strlen(text) && memcmp(buf, text, n) == 0;
+}
+
+/* DS_TRACE comes from the environment: a symbolic link or a hard-linked file in its place is
+ * refused (the context still starts, without a trace), so a planted link cannot make the
+ * process truncate another file; a plain path is created 0600 and written. */
+static void test_trace_env_path_checked(void **state) {
+  (void)state;
+  mode_t old = umask(0);
+  const char *victim = fresh("sec_trace_victim");
+  const char *sym = fresh("sec_trace_link");
+  const char *hard = fresh("sec_trace_hard");
+  const char *plain = fresh("sec_trace_plain");
+  write_text(victim, "keep");
+  assert_int_equal(symlink(victim, sym), 0);
+  assert_int_equal(link(victim, hard), 0);
+  const char *refused[] = {sym, hard};
+  for (int i = 0; i < 2; i++) {
+    setenv("DS_TRACE", refused[i], 1);
+    ds_context *ctx = ctx_with_stats(0);
+    assert_int_equal(ds_trace_enabled(ctx), 0);
+    ds_context_destroy(ctx);
+    assert_true(file_is(victim, "keep"));
+  }
+  setenv("DS_TRACE", plain, 1);
+  ds_context *ctx = ctx_with_stats(0);
+  assert_int_equal(ds_trace_enabled(ctx), 1);
+  assert_int_equal(mode_of(plain), 0600);
+  ds_context_destroy(ctx);
+  unsetenv("DS_TRACE");
+  struct stat st;
+  assert_int_equal(stat(plain, &st), 0);
+  assert_true(st.st_size > 0);
+  umask(old);
+  fresh("sec_trace_victim");
+  fresh("sec_trace_link");
+  fresh("sec_trace_hard");
+  fresh("sec_trace_plain");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_cache_files_private),
       cmocka_unit_test(test_stats_file_private),
+      cmocka_unit_test(test_trace_env_path_checked),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,7 +10,9 @@
  *  Trace Event JSON, which Perfetto (ui.perfetto.dev) and chrome://tracing open. When no trace
  *  is being recorded every recording call costs one atomic load. Setting DS_TRACE=path in the
  *  environment starts a trace at context creation (unless DS_CONTEXT_NO_ENV; a path that cannot
- *  be opened only logs a warning); it is written at ds_context_destroy().
+ *  be opened only logs a warning; from the environment the path must not be a symbolic link
+ *  and an existing file must be a regular file of this user with one link); it is written at
+ *  ds_context_destroy().
  *  Names and categories are copied (truncated to 47 and 15 bytes), so any string may be passed.
  *  All functions are thread-safe.
  *  @{ */

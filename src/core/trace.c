@@ -15,11 +15,13 @@
  * Buffer headers live until context destroy (a recorder may still hold a pointer to one after
  * stop); only their event chunks are freed at stop. */
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <linux/membarrier.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -187,7 +189,35 @@ static void ds__trace_full_barrier(struct ds__trace *tr) {
     ds__fence_seq_cst();
 }
 
+/* Opens a trace file named by the environment: the final component must not be a symbolic
+ * link (O_NOFOLLOW), and an existing file must be a regular file of ours with one link, so a
+ * planted link cannot make a process truncate someone else's file. Created 0600. NULL with
+ * errno set (EPERM for a file that fails the checks). O_NONBLOCK: a FIFO without a reader
+ * fails (ENXIO) instead of blocking context creation; a regular file ignores it. */
+static FILE *ds__trace_open_checked(const char *path) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0600);
+  if (fd < 0) return NULL;
+  struct stat st;
+  int e = EPERM;
+  if (fstat(fd, &st) != 0) {
+    e = errno;
+  } else if (S_ISREG(st.st_mode) && st.st_uid == geteuid() && st.st_nlink == 1) {
+    FILE *f = ftruncate(fd, 0) == 0 ? fdopen(fd, "w") : NULL;
+    if (f) return f;
+    e = errno;
+  }
+  close(fd);
+  errno = e;
+  return NULL;
+}
+
+static ds_status ds__trace_start(ds_context *ctx, const char *path, int from_env);
+
 ds_status ds_trace_start(ds_context *ctx, const char *path) {
+  return ds__trace_start(ctx, path, 0);
+}
+
+static ds_status ds__trace_start(ds_context *ctx, const char *path, int from_env) {
   if (!ctx || !path || !*path)
     return ds__error(ctx, DS_ERR_INVALID_ARG, "trace", "ds_trace_start: %s is NULL or empty",
                      ctx ? "path" : "ctx");
@@ -201,9 +231,13 @@ ds_status ds_trace_start(ds_context *ctx, const char *path) {
     st = ds__error(ctx, DS_ERR_STATE, "trace", "already recording to %s", tr->path);
   } else if (!(copy = ds__strdup(ctx, path))) {
     st = ds__error(ctx, DS_ERR_NO_MEMORY, "trace", "cannot copy the path");
-  } else if (!(f = fopen(path, "we"))) {
+  } else if (!(f = from_env ? ds__trace_open_checked(path) : fopen(path, "we"))) {
     /* Opened now, kept until stop: an unwritable path fails here, not after a long run. */
-    st = ds__error(ctx, DS_ERR_IO, "trace", "cannot open %s for writing: %s", path, strerror(errno));
+    st = ds__error(ctx, DS_ERR_IO, "trace", "cannot open %s for writing: %s%s", path,
+                   strerror(errno),
+                   from_env ? " (DS_TRACE must name a regular file of this user with one link,"
+                              " not a symbolic link)"
+                            : "");
     ds__free(ctx, copy);
   } else {
     tr->out = f;
@@ -269,7 +303,7 @@ ds_status ds__trace_create(ds_context *ctx) {
   ctx->trace = tr;
   const char *path = (ctx->flags & DS_CONTEXT_NO_ENV) ? NULL : secure_getenv("DS_TRACE");
   /* A trace is a diagnostic: a bad DS_TRACE path is worth a warning, not a failed creation. */
-  if (path && *path && ds_trace_start(ctx, path) != DS_OK)
+  if (path && *path && ds__trace_start(ctx, path, 1) != DS_OK)
     ds__log(ctx, DS_LOG_WARN, "trace", "DS_TRACE ignored: %s", ds_context_last_error(ctx));
   return DS_OK;
 }
