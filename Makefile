@@ -67,16 +67,16 @@ fuzz:
 # The whole suite under ThreadSanitizer. Only third-party libraries that are not built with
 # TSan are suppressed (tests/tsan.supp says why for each), never our code. The long tests
 # (crash consistency) detect a sanitizer build and run a smaller size. The Fashion-MNIST demo
-# (label demo: 2 minutes in the release build) is left out: under TSan it runs past its
-# timeout, and the scheduler, batcher and cache it drives are covered by their own tests and
-# by test_soak here.
+# test (label demo) runs too: ~35 s under TSan on an idle 2-core machine, 400 s timeout.
+# Only the packaging tests are left out (they link the instrumented library into plain
+# programs).
 test-tsan: deps
 	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDS_WERROR=ON \
 	  -DDS_SANITIZE=thread -DDS_WITH_CUDA=OFF -DDS_BUILD_BENCH=OFF $(CMAKE_ARGS)
 	cmake --build $(TSAN_BUILD) -j $(JOBS)
 	cd $(TSAN_BUILD) && \
 	  TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/tsan.supp" \
-	  ctest --output-on-failure -j $(JOBS) -LE 'packaging|demo' $(CTEST_ARGS)
+	  ctest --output-on-failure -j $(JOBS) -LE packaging $(CTEST_ARGS)
 
 # The main job: what the library sees on this machine, then training and serving a real model
 # (checkpoints in $(BUILD)/demo-checkpoint; `--resume` continues an interrupted run).
