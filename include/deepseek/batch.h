@@ -155,7 +155,8 @@ DS_EXTERN_C_BEGIN
 
 /** Creates a batcher on @p ctx (its scheduler runs the batches).
  *  @return DS_OK; DS_ERR_INVALID_ARG (NULL, no handler, sizes out of range, a list not
- *  ascending or too long, a bad dtype, output -1 where the input dim is fixed); DS_ERR_ABI;
+ *  ascending or too long, a bad dtype, output -1 at an index the input does not have; -1 over
+ *  a fixed input dim is allowed and means that fixed size); DS_ERR_ABI;
  *  DS_ERR_NO_MEMORY (memory or the timer thread). */
 DS_API ds_status ds_batcher_create(ds_batcher **out, ds_context *ctx,
                                    const ds_batcher_options *opts);
