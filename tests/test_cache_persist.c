@@ -52,6 +52,15 @@ static const char *tmp_dir(const char *name) {
   return b;
 }
 
+/* Group teardown: the directories tmp_dir() named for this process. */
+static int remove_tmp_dirs(void **state) {
+  (void)state;
+  const char *dir = getenv("DS_TEST_TMP");
+  char cmd[1200];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'/persist_*.%d", dir ? dir : "/tmp", (int)getpid());
+  return system(cmd) == 0 ? 0 : -1;
+}
+
 static ds_cache *open_cache(ds_context *ctx, const char *dir, uint64_t max, int durability,
                             uint32_t read_only) {
   ds_cache_persist_options o = DS_CACHE_PERSIST_OPTIONS_INIT;
@@ -492,5 +501,5 @@ int main(void) {
       cmocka_unit_test(test_kill9),             cmocka_unit_test(test_garbage_segments),
       cmocka_unit_test(test_bad_input),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return cmocka_run_group_tests(tests, NULL, remove_tmp_dirs);
 }
