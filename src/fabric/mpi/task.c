@@ -165,7 +165,9 @@ static ds_status ds__check_submit(ds_mpi *m, const char *name, const void *args,
   if (o->struct_size != sizeof *o)
     return ds__error(m->ctx, DS_ERR_ABI, "mpi", "ds_mpi_task_submit: struct_size %u unknown",
                      o->struct_size);
-  if (o->task && o->task->struct_size != sizeof(ds_task_options))
+  /* The scheduler also accepts the struct as built before its last field ('data'). */
+  if (o->task && o->task->struct_size != sizeof(ds_task_options) &&
+      o->task->struct_size != offsetof(ds_task_options, data))
     return ds__error(m->ctx, DS_ERR_ABI, "mpi", "ds_mpi_task_submit: task options struct_size %u "
                      "unknown", o->task->struct_size);
   if (o->rank < -1 || o->rank >= m->size)
@@ -204,7 +206,8 @@ ds_status ds_mpi_task_submit(ds_task **out, ds_mpi *m, const char *name, const v
   ds_task_options to = DS_TASK_OPTIONS_INIT;
   to.prio = DS_PRIO_LOW;
   to.name = e->name;
-  if (o.task) to = *o.task;
+  if (o.task) memcpy(&to, o.task, o.task->struct_size); /* a shorter struct keeps the defaults */
+  to.struct_size = sizeof to;
   *cs = (struct ds__mpi_call_state){m, e, copy, args_len, result, result_cap, result_len, o.rank,
                                     to.prio, o.buffer, to.on_done, to.on_done_user, NULL};
   to.on_done = ds__local_done;
