@@ -11,8 +11,8 @@ names.
         mpi.register(1, owner=0, array=a, size=1024)     # rank 0 owns buffer 1
         v = mpi.fetch(1, np.float32)                     # every rank: rank 0's bytes
         mpi.register_task("twice", lambda args: args * 2)
-        mpi.submit("twice", b"ab", rank=1 - mpi.rank)    # -> b"abab", computed on the other rank
         mpi.arrive(1); mpi.wait(1)                       # every rank passed timestamp 1
+        mpi.submit("twice", b"ab", rank=1 - mpi.rank)    # -> b"abab", computed on the other rank
 
 Tasks: a registered Python callable runs on a library thread (the scheduler's worker, or the
 executor thread serving another rank's request) with the GIL held, so it must not block on

@@ -223,7 +223,7 @@ def run_ranks():
     except ds.InternalError:
         pass
     sync()
-    migrated, ran_for_others = mpi.task_counts()
+    _migrated, ran_for_others = mpi.task_counts()
     assert ran_for_others >= 1, ran_for_others  # at least whoami ran here for the other
 
     # barriers: arrive/wait, and bridged to a fabric Barrier
