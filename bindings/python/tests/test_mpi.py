@@ -206,6 +206,16 @@ def run_ranks():
     assert mpi.fetch(1, np.float64, timeout=30)[0] == 42.0
     sync()
 
+    # a fabric Buffer attached on every rank, owned by rank 0: its host replica travels
+    fab = np.full(32, 7.5 if rank == 0 else 0.0, np.float32)
+    fbuf = ds.Buffer.register(ctx, fab)
+    mpi.attach(4, owner=0, buffer=fbuf)
+    sync()
+    np.testing.assert_array_equal(mpi.fetch(4, np.float32, timeout=30), np.full(32, 7.5))
+    sync()
+    mpi.unregister(4)
+    fbuf.close()
+
     # Python tasks on the other rank, and owner-computes on buffer 1's owner
     mpi.register_task("whoami", lambda b: b + b":%d" % rank)
     mpi.register_task("sum1", lambda args, data: np.float64(data.view(np.float64).sum())
