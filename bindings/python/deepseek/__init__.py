@@ -7,6 +7,7 @@
         cache.put_array("w", a); cache.get_array("w")
         ds.fabric.devices(ctx)                 # compute fabric: devices, ds.Buffer, ds.Barrier
         ds.Graph(ctx)                          # task graphs of ds.Kernel nodes, ds.Plan
+        ds.Mpi(ctx)                            # MPI transport (under mpirun): ranks, tasks
 
 Errors raise a DeepseekError subclass per ds_status (ds.ShapeError, ds.NotFoundError, ...).
 Set DEEPSEEK_LIBRARY to the .so to use a particular build.
@@ -21,9 +22,10 @@ from .errors import *  # noqa: F401,F403 - one class per ds_status
 from .errors import BY_STATUS, DeepseekError, check
 from .fabric import Barrier, Buffer, ReplicaState
 from .graph import Graph, Kernel, Plan
+from .mpi import Mpi, MpiTask
 from .precision import (DynamicPrecision, LossScaler, Optimizer, convert, convert_tensor, gemm,
                         stability_score)
-from . import fabric, graph, precision, sched
+from . import fabric, graph, mpi, precision, sched
 from .predict import Predictor
 from .tensor import DTYPES, Tensor, tensor
 

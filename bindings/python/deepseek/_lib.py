@@ -141,7 +141,7 @@ class TaskOptions(Structure):
                 ("deps", POINTER(c_void_p)), ("ndeps", c_size_t), ("group", c_void_p),
                 ("on_done", TASK_DONE_FN), ("on_done_user", c_void_p),
                 ("deadline_ns", c_uint64), ("cost_ns", c_uint64), ("device", c_int32),
-                ("worker", c_int32)]
+                ("worker", c_int32), ("data", c_void_p)]
 
 
 # ---------------------------------------------------------------- cache
@@ -330,6 +330,26 @@ class PlanInfo(Structure):
 
 class GraphRunInfo(Structure):
     _fields_ = [("struct_size", c_uint32), ("makespan_s", c_double), ("bytes_moved", c_uint64)]
+
+
+# ---------------------------------------------------------------- fabric: MPI transport
+
+class MpiOptions(Structure):
+    _fields_ = [("struct_size", c_uint32), ("finalize", c_int32), ("migrate", c_int32)]
+
+
+class MpiCall(Structure):
+    _fields_ = [("args", c_void_p), ("args_len", c_size_t), ("result", c_void_p),
+                ("result_cap", c_size_t), ("result_len", c_size_t), ("data", c_void_p),
+                ("data_len", c_size_t), ("rank", c_int32)]
+
+
+MPI_TASK_FN = CFUNCTYPE(c_int, c_void_p, POINTER(MpiCall))
+
+
+class MpiSubmitOptions(Structure):
+    _fields_ = [("struct_size", c_uint32), ("rank", c_int32), ("buffer", c_uint64),
+                ("task", POINTER(TaskOptions))]
 
 
 # ---------------------------------------------------------------- prototypes
@@ -546,6 +566,25 @@ PROTOTYPES = {
     "ds_plan_destroy": (None, [_vp]),
     "ds_plan_device": (_st, [_vp, c_int32, _P(c_int32)]),
     "ds_plan_get_info": (_st, [_vp, _P(PlanInfo)]),
+    # compute fabric: MPI transport
+    "ds_mpi_create": (_st, [_P(_vp), _vp, _P(MpiOptions)]),
+    "ds_mpi_destroy": (None, [_vp]),
+    "ds_mpi_rank": (c_int32, [_vp]),
+    "ds_mpi_size": (c_int32, [_vp]),
+    "ds_mpi_thread_level": (c_int32, [_vp]),
+    "ds_mpi_rank_alive": (c_int, [_vp, c_int32]),
+    "ds_mpi_buffer_register": (_st, [_vp, c_uint64, c_int32, _vp, c_size_t]),
+    "ds_mpi_buffer_attach": (_st, [_vp, c_uint64, c_int32, _vp]),
+    "ds_mpi_buffer_unregister": (_st, [_vp, c_uint64]),
+    "ds_mpi_buffer_fetch": (_st, [_vp, c_uint64, _P(_vp), c_int64]),
+    "ds_mpi_buffer_flush": (_st, [_vp, c_uint64]),
+    "ds_mpi_task_register": (_st, [_vp, c_char_p, MPI_TASK_FN, _vp]),
+    "ds_mpi_task_submit": (_st, [_P(_vp), _vp, c_char_p, _vp, c_size_t, _vp, c_size_t,
+                                 _P(c_size_t), _P(MpiSubmitOptions)]),
+    "ds_mpi_task_counts": (_st, [_vp, _P(c_uint64), _P(c_uint64)]),
+    "ds_mpi_barrier_arrive": (_st, [_vp, c_uint64]),
+    "ds_mpi_barrier_wait": (_st, [_vp, c_uint64, c_int64]),
+    "ds_mpi_barrier_bridge": (_st, [_vp, _vp, c_uint32]),
 }
 
 # Exported functions deliberately left unbound, with the reason (checked by the tests).
@@ -557,16 +596,6 @@ UNBOUND = {
                                   "events, launches); backends belong in C, next to the "
                                   "device driver they wrap",
 }
-# The MPI transport (fabric_mpi.h): its endpoints live in ranks started by mpirun, its task
-# registry holds C functions that another rank's process finds by name, and Python programs
-# there normally use mpi4py; binding it (with Python tasks run from the progress thread under
-# the GIL) is future work, listed here so the export check stays exact.
-UNBOUND.update({name: "MPI transport: not bound yet (see the comment above)" for name in (
-    "ds_mpi_barrier_arrive", "ds_mpi_barrier_bridge", "ds_mpi_barrier_wait",
-    "ds_mpi_buffer_attach", "ds_mpi_buffer_fetch", "ds_mpi_buffer_flush",
-    "ds_mpi_buffer_register", "ds_mpi_buffer_unregister", "ds_mpi_create", "ds_mpi_destroy",
-    "ds_mpi_rank", "ds_mpi_rank_alive", "ds_mpi_size", "ds_mpi_task_counts",
-    "ds_mpi_task_register", "ds_mpi_task_submit", "ds_mpi_thread_level")})
 
 
 class _Lib:

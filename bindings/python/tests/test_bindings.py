@@ -20,6 +20,7 @@ from test_fabric import (FabricBarrierTest, FabricBufferTest,  # noqa: E402,F401
                          FabricDevicesTest)
 from test_graph import (CostModelTest, GraphErrorsTest,  # noqa: E402,F401
                         GraphGemmTest)
+from test_mpi import MpiSingleProcessTest  # noqa: E402,F401 - a one-rank MPI world
 
 DSTENSOR = sys.modules["deepseek.tensor"]  # the module (ds.tensor is the function)
 
