@@ -717,8 +717,8 @@ static void plot_curves(const char *path, const double *curve, int first, int la
   FILE *g = popen(cmd, "w");
   if (!g) return;
   fprintf(g,
-          "set terminal png size 900,450\nset output '%s'\nset datafile separator ','\n"
-          "set key autotitle columnhead\nset multiplot layout 1,2\nset xlabel 'epoch'\n"
+          "set terminal png noenhanced size 900,450\nset output '%s'\nset datafile separator ','\n"
+          "set key autotitle columnhead below\nset multiplot layout 1,2\nset xlabel 'epoch'\n"
           "set title 'training loss'\nplot '%s' using 1:2 with linespoints\n"
           "set title 'accuracy (%%)'\nplot '%s' using 1:3 with linespoints, '' using 1:4 with "
           "linespoints\nunset multiplot\n", path, csv, csv);

@@ -59,6 +59,10 @@ grep -q '^precision: embedding runs in .* (rule bf16)' "$tmp/out" || fail "embed
 grep -q '^loss scaler: scale' "$tmp/out" || fail "no loss scaler line"
 grep -q '^memory by dtype: f32 .* f16 ' "$tmp/out" || fail "no memory-by-dtype line with f16"
 [ "$(wc -l < "$tmp/curves.png.csv")" -eq 2 ] || fail "curves csv does not have one epoch"
+if command -v gnuplot > /dev/null 2>&1; then
+  [ "$(head -c 4 "$tmp/curves.png" | od -An -c | tr -d ' ')" = '211PNG' ] || fail "no PNG plot written"
+  echo "PNG plot written"
+fi
 acc4=$(sed -n 's/^test accuracy \([0-9.]*\)%.*/\1/p' "$tmp/out")
 awk -v a="$acc4" 'BEGIN { exit !(a > 30) }' || fail "vit test accuracy '$acc4' is not above 30%"
 echo "vit run: test accuracy $acc4%"
