@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "test_util.h"
 
 static char warn_seen[512];
 static void capture_log(void *user, int level, const char *module, const char *msg) {
@@ -40,19 +41,8 @@ static ds_context *new_ctx(void) {
   return ctx;
 }
 
-static const char *tmp_dir(const char *name) {
-  static char buf[4][1024];
-  static int k;
-  char *b = buf[k++ & 3];
-  const char *dir = getenv("DS_TEST_TMP");
-  snprintf(b, 1024, "%s/%s.%d", dir ? dir : "/tmp", name, (int)getpid());
-  char cmd[1200];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", b);
-  assert_int_equal(system(cmd), 0);
-  return b;
-}
 
-/* Group teardown: the directories tmp_dir() named for this process. */
+/* Group teardown: the directories ds_test_path() named for this process. */
 static int remove_tmp_dirs(void **state) {
   (void)state;
   const char *dir = getenv("DS_TEST_TMP");
@@ -116,7 +106,7 @@ static ds_cache_tier_stats l3(ds_cache *c) {
 static void test_reopen_modes_lock(void **state) {
   (void)state;
   ds_context *ctx = new_ctx();
-  const char *dir = tmp_dir("persist_reopen");
+  const char *dir = ds_test_path("persist_reopen");
   ds_cache *c = NULL;
   assert_int_equal(ds_cache_open_persistent(&c, ctx, dir, 8 << 20, DS_CACHE_CODEC_ZSTD), DS_OK);
   uint8_t v[3000];
@@ -179,7 +169,7 @@ static void test_reopen_modes_lock(void **state) {
 static void test_max_bytes_exact(void **state) {
   (void)state;
   ds_context *ctx = new_ctx();
-  const char *dir = tmp_dir("persist_max");
+  const char *dir = ds_test_path("persist_max");
   ds_cache_persist_options o = DS_CACHE_PERSIST_OPTIONS_INIT;
   o.max_bytes = 1 << 20;
   o.codec = DS_CACHE_CODEC_NONE;
@@ -205,7 +195,7 @@ static void test_max_bytes_exact(void **state) {
 static void test_corrupt_and_torn(void **state) {
   (void)state;
   ds_context *ctx = new_ctx();
-  const char *dir = tmp_dir("persist_corrupt");
+  const char *dir = ds_test_path("persist_corrupt");
   ds_cache *c = open_cache(ctx, dir, 8 << 20, DS_CACHE_SYNC_BATCHED, 0);
   uint8_t v[1000];
   for (uint32_t k = 0; k < 50; k++) {
@@ -253,7 +243,7 @@ static void test_corrupt_and_torn(void **state) {
  * stays usable, and the segment stays valid for the next open. */
 static void test_disk_full(void **state) {
   (void)state;
-  const char *dir = tmp_dir("persist_full");
+  const char *dir = ds_test_path("persist_full");
   pid_t pid = fork();
   assert_true(pid >= 0);
   if (pid == 0) {
@@ -298,7 +288,7 @@ static void test_kill9(void **state) {
   (void)state;
   srand((unsigned)time(NULL));
   for (int round = 0; round < 3; round++) {
-    const char *dir = tmp_dir("persist_kill");
+    const char *dir = ds_test_path("persist_kill");
     int fds[2];
     assert_int_equal(pipe(fds), 0);
     pid_t pid = fork();
@@ -343,7 +333,7 @@ static void test_garbage_segments(void **state) {
   ds_context *ctx = new_ctx();
   uint64_t s = 0x1234567;
   for (int round = 0; round < 30; round++) {
-    const char *dir = tmp_dir("persist_garbage");
+    const char *dir = ds_test_path("persist_garbage");
     ds_cache *c = open_cache(ctx, dir, 4 << 20, DS_CACHE_SYNC_BATCHED, 0);
     uint8_t v[300];
     for (uint32_t k = 0; k < 20; k++) {
@@ -387,7 +377,7 @@ static void test_bad_input(void **state) {
   (void)state;
   ds_context *ctx = new_ctx();
   ds_cache *c = NULL;
-  const char *dir = tmp_dir("persist_bad");
+  const char *dir = ds_test_path("persist_bad");
   assert_int_equal(ds_cache_open_persistent(NULL, ctx, dir, 1 << 20, 0), DS_ERR_INVALID_ARG);
   assert_int_equal(ds_cache_open_persistent(&c, ctx, NULL, 1 << 20, 0), DS_ERR_INVALID_ARG);
   assert_int_equal(ds_cache_open_persistent(&c, ctx, dir, 1000, 0), DS_ERR_INVALID_ARG);
@@ -418,7 +408,7 @@ static void test_verify_reads(void **state) {
   for (int mode = 2; mode >= 0; mode--) {
     ds_context *ctx = new_ctx();
     assert_int_equal(ds_context_set_param(ctx, DS_PARAM_CACHE_VERIFY_READS, mode), DS_OK);
-    const char *dir = tmp_dir("persist_verify");
+    const char *dir = ds_test_path("persist_verify");
     ds_cache_persist_options o = DS_CACHE_PERSIST_OPTIONS_INIT;
     o.max_bytes = 8 << 20;
     o.codec = DS_CACHE_CODEC_NONE;
@@ -474,7 +464,7 @@ static void test_persist_tunables(void **state) {
                    DS_OK);
   assert_int_equal(ds_context_set_param(ctx, DS_PARAM_CACHE_CODEC, DS_CACHE_CODEC_ZSTD), DS_OK);
   assert_int_equal(ds_context_set_param(ctx, DS_PARAM_CACHE_DURABILITY, 2), DS_ERR_INVALID_ARG);
-  const char *dir = tmp_dir("persist_tunables");
+  const char *dir = ds_test_path("persist_tunables");
   ds_cache *c = NULL;
   assert_int_equal(ds_cache_open_persistent(&c, ctx, dir, 4 << 20, -1), DS_OK);
   uint8_t v[4000];

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "barrier_internal.h"
+#include "test_util.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define SANITIZED 1
@@ -30,16 +31,7 @@
 
 #define SEC 1000000000LL
 
-static ds_context *new_ctx(void) {
-  ds_context_options o = DS_CONTEXT_OPTIONS_INIT;
-  o.flags = DS_CONTEXT_NO_ENV;
-  ds_param_value quiet[] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0}, {DS_PARAM_STATS_FILE, 0, 0}};
-  o.params = quiet;
-  o.nparams = 2;
-  ds_context *ctx = NULL;
-  assert_int_equal(ds_context_create(&ctx, &o), DS_OK);
-  return ctx;
-}
+static ds_context *new_ctx(void) { return ds_test_context(NULL, 0); }
 
 static ds_fabric_barrier *new_barrier(ds_context *ctx, uint32_t n, int64_t spin_ns) {
   ds_fabric_barrier_options o = DS_FABRIC_BARRIER_OPTIONS_INIT;

@@ -15,6 +15,7 @@
 
 #include "barrier_internal.h"
 #include "build_config.h"
+#include "test_util.h"
 
 #if DS_HAVE_OPENCL
 #define CL_TARGET_OPENCL_VERSION 120
@@ -23,16 +24,7 @@
 
 #define SEC 1000000000LL
 
-static ds_context *new_ctx(void) {
-  ds_context_options o = DS_CONTEXT_OPTIONS_INIT;
-  o.flags = DS_CONTEXT_NO_ENV;
-  ds_param_value quiet[] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0}, {DS_PARAM_STATS_FILE, 0, 0}};
-  o.params = quiet;
-  o.nparams = 2;
-  ds_context *ctx = NULL;
-  assert_int_equal(ds_context_create(&ctx, &o), DS_OK);
-  return ctx;
-}
+static ds_context *new_ctx(void) { return ds_test_context(NULL, 0); }
 
 static ds_fabric_barrier *new_barrier(ds_context *ctx, uint32_t n) {
   ds_fabric_barrier_options o = DS_FABRIC_BARRIER_OPTIONS_INIT;

@@ -15,19 +15,11 @@
 #include <unistd.h>
 
 #include "graph_internal.h"
+#include "test_util.h"
 
 static ds_context *new_ctx(void) {
-  ds_param_value pv[] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0},
-                         {DS_PARAM_STATS_FILE, 0, 0},
-                         {DS_PARAM_SCHED_WORKERS, 0, 2},
-                         {DS_PARAM_SCHED_BIND, 0, 0}};
-  ds_context_options o = DS_CONTEXT_OPTIONS_INIT;
-  o.flags = DS_CONTEXT_NO_ENV;
-  o.params = pv;
-  o.nparams = sizeof pv / sizeof pv[0];
-  ds_context *ctx = NULL;
-  assert_int_equal(ds_context_create(&ctx, &o), DS_OK);
-  return ctx;
+  ds_param_value pv[] = {{DS_PARAM_SCHED_WORKERS, 0, 2}, {DS_PARAM_SCHED_BIND, 0, 0}};
+  return ds_test_context(pv, 2);
 }
 
 static ds_status noop_cpu(void *const *b, const size_t *s, size_t n, const void *a, size_t l) {
@@ -282,9 +274,7 @@ static void test_cost_model_persists_across_contexts(void **state) {
     ds_cache_destroy(c);
     ds_context_destroy(ctx);
   }
-  char cmd[600];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-  assert_int_equal(system(cmd), 0);
+  ds_test_remove(dir);
 }
 
 /* ---- the partitioner on synthetic device views ---- */

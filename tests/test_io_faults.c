@@ -18,29 +18,13 @@
 
 #include "internal.h"
 #include "io.h"
+#include "test_util.h"
 
 static ds_context *new_ctx(void) {
-  ds_context_options o = DS_CONTEXT_OPTIONS_INIT;
-  o.flags = DS_CONTEXT_NO_ENV;
-  ds_param_value quiet[] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0},
-                            {DS_PARAM_STATS_FILE, 0, 0},
-                            {DS_PARAM_LOG_LEVEL, 0, DS_LOG_OFF}};
-  o.params = quiet;
-  o.nparams = 3;
-  ds_context *ctx = NULL;
-  assert_int_equal(ds_context_create(&ctx, &o), DS_OK);
-  return ctx;
+  ds_param_value quiet[] = {{DS_PARAM_LOG_LEVEL, 0, DS_LOG_OFF}};
+  return ds_test_context(quiet, 1);
 }
 
-static const char *fresh_dir(const char *name) {
-  static char buf[1024];
-  const char *dir = getenv("DS_TEST_TMP");
-  snprintf(buf, sizeof buf, "%s/%s.%d", dir ? dir : "/tmp", name, (int)getpid());
-  char cmd[1200];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", buf);
-  assert_int_equal(system(cmd), 0);
-  return buf;
-}
 
 static ds_status open_cache(ds_cache **c, ds_context *ctx, const char *dir, int durability,
                             uint64_t max_bytes, uint32_t sync_ms) {
@@ -86,7 +70,7 @@ static void test_put_errors(void **state) {
   ds_context *ctx = new_ctx();
   for (size_t ci = 0; ci < 3; ci++)
     for (size_t ei = 0; ei < 2; ei++) {
-      const char *dir = fresh_dir("io_put");
+      const char *dir = ds_test_path("io_put");
       ds_cache *c = NULL;
       assert_int_equal(open_cache(&c, ctx, dir, DS_CACHE_SYNC_EVERY_PUT, 8 << 20, 1000), DS_OK);
       for (uint32_t k = 0; k < 50; k++) assert_int_equal(put(c, k, 1000), DS_OK);
@@ -120,7 +104,7 @@ static void test_put_errors(void **state) {
 static void test_open_errors(void **state) {
   (void)state;
   ds_context *ctx = new_ctx();
-  const char *dir = fresh_dir("io_open");
+  const char *dir = ds_test_path("io_open");
   ds_cache *c = NULL;
   assert_int_equal(open_cache(&c, ctx, dir, DS_CACHE_SYNC_EVERY_PUT, 8 << 20, 1000), DS_OK);
   for (uint32_t k = 0; k < 30; k++) assert_int_equal(put(c, k, 2000), DS_OK);
@@ -149,7 +133,7 @@ static void test_open_errors(void **state) {
   /* a fresh directory: creating it, the MANIFEST (write, fsync, rename) and the first
    * segment */
   for (uint64_t n = 1; n < 20; n++) {
-    const char *fresh = fresh_dir("io_open_new");
+    const char *fresh = ds_test_path("io_open_new");
     ds__io_fault_set(DS__IO_ALL, n, ENOSPC, 0);
     ds_status st = open_cache(&c, ctx, fresh, DS_CACHE_SYNC_EVERY_PUT, 8 << 20, 1000);
     int hit = ds__io_fault_hits() > 0;
@@ -171,7 +155,7 @@ static void test_open_errors(void **state) {
 static void test_roll_sync_error(void **state) {
   (void)state;
   ds_context *ctx = new_ctx();
-  const char *dir = fresh_dir("io_roll");
+  const char *dir = ds_test_path("io_roll");
   ds_cache *c = NULL;
   /* max 2 MiB: 256 KiB segments; no timed syncs (60 s) */
   assert_int_equal(open_cache(&c, ctx, dir, DS_CACHE_SYNC_BATCHED, 2 << 20, 60000), DS_OK);
@@ -195,7 +179,7 @@ static void test_roll_sync_error(void **state) {
 static void test_background_sync_error(void **state) {
   (void)state;
   ds_context *ctx = new_ctx();
-  const char *dir = fresh_dir("io_flusher");
+  const char *dir = ds_test_path("io_flusher");
   ds_cache *c = NULL;
   assert_int_equal(open_cache(&c, ctx, dir, DS_CACHE_SYNC_BATCHED, 8 << 20, 5), DS_OK);
   ds__io_fault_set(DS__IO_SYNC, 1, EIO, 0);
@@ -217,7 +201,7 @@ static void test_background_sync_error(void **state) {
 static void test_flush_error(void **state) {
   (void)state;
   ds_context *ctx = new_ctx();
-  const char *dir = fresh_dir("io_flush");
+  const char *dir = ds_test_path("io_flush");
   ds_cache *c = NULL;
   assert_int_equal(open_cache(&c, ctx, dir, DS_CACHE_SYNC_BATCHED, 8 << 20, 60000), DS_OK);
   assert_int_equal(put(c, 1, 500), DS_OK);

@@ -18,18 +18,8 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "test_util.h"
 
-static const char *fresh(const char *name) {
-  static char buf[4][1024];
-  static int k;
-  char *b = buf[k++ & 3];
-  const char *dir = getenv("DS_TEST_TMP");
-  snprintf(b, 1024, "%s/%s.%d", dir ? dir : "/tmp", name, (int)getpid());
-  char cmd[1200];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", b);
-  assert_int_equal(system(cmd), 0);
-  return b;
-}
 
 static unsigned mode_of(const char *path) {
   struct stat st;
@@ -53,7 +43,7 @@ static void test_cache_files_private(void **state) {
   (void)state;
   mode_t old = umask(0); /* the most permissive umask a caller could have */
   ds_context *ctx = ctx_with_stats(0);
-  const char *dir = fresh("sec_cache");
+  const char *dir = ds_test_path("sec_cache");
   ds_cache *c = NULL;
   assert_int_equal(ds_cache_open_persistent(&c, ctx, dir, 8 << 20, 0), DS_OK);
   assert_int_equal(ds_cache_put(c, "k", 1, "v", 1), DS_OK);
@@ -80,13 +70,13 @@ static void test_cache_files_private(void **state) {
   ds_cache_destroy(c);
   ds_context_destroy(ctx);
   umask(old);
-  fresh("sec_cache");
+  ds_test_path("sec_cache");
 }
 
 static void test_stats_file_private(void **state) {
   (void)state;
   mode_t old = umask(0);
-  const char *dir = fresh("sec_stats");
+  const char *dir = ds_test_path("sec_stats");
   setenv("DS_STATS_DIR", dir, 1);
   ds_context *ctx = ctx_with_stats(1);
   const char *path = ds_stats_file_path(ctx);
@@ -101,7 +91,7 @@ static void test_stats_file_private(void **state) {
   ds_context_destroy(ctx);
   /* a symbolic link in place of the directory: refused too */
   assert_int_equal(chmod(dir, 0700), 0);
-  const char *link = fresh("sec_stats_link");
+  const char *link = ds_test_path("sec_stats_link");
   assert_int_equal(symlink(dir, link), 0);
   setenv("DS_STATS_DIR", link, 1);
   ctx = ctx_with_stats(1);
@@ -109,8 +99,8 @@ static void test_stats_file_private(void **state) {
   ds_context_destroy(ctx);
   unsetenv("DS_STATS_DIR");
   umask(old);
-  fresh("sec_stats");
-  fresh("sec_stats_link");
+  ds_test_path("sec_stats");
+  ds_test_path("sec_stats_link");
 }
 
 static void write_text(const char *path, const char *text) {
@@ -135,10 +125,10 @@ static int file_is(const char *path, const char *text) {
 static void test_trace_env_path_checked(void **state) {
   (void)state;
   mode_t old = umask(0);
-  const char *victim = fresh("sec_trace_victim");
-  const char *sym = fresh("sec_trace_link");
-  const char *hard = fresh("sec_trace_hard");
-  const char *plain = fresh("sec_trace_plain");
+  const char *victim = ds_test_path("sec_trace_victim");
+  const char *sym = ds_test_path("sec_trace_link");
+  const char *hard = ds_test_path("sec_trace_hard");
+  const char *plain = ds_test_path("sec_trace_plain");
   write_text(victim, "keep");
   assert_int_equal(symlink(victim, sym), 0);
   assert_int_equal(link(victim, hard), 0);
@@ -160,10 +150,10 @@ static void test_trace_env_path_checked(void **state) {
   assert_int_equal(stat(plain, &st), 0);
   assert_true(st.st_size > 0);
   umask(old);
-  fresh("sec_trace_victim");
-  fresh("sec_trace_link");
-  fresh("sec_trace_hard");
-  fresh("sec_trace_plain");
+  ds_test_path("sec_trace_victim");
+  ds_test_path("sec_trace_link");
+  ds_test_path("sec_trace_hard");
+  ds_test_path("sec_trace_plain");
 }
 
 int main(void) {
