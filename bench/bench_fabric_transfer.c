@@ -6,7 +6,7 @@
  *               zero-copy (CL_MEM_USE_HOST_PTR) against the copy path (goal: <= 1);
  *   acquire     an acquire/release pair with nothing to move, against two mutex pairs.
  * Medians of several repetitions. Skips (exit 0) without an OpenCL device. */
-#include "bench_common.h"
+#include "bench_fabric_common.h"
 
 #if DS_BENCH_OPENCL
 #define CL_TARGET_OPENCL_VERSION 120
@@ -37,26 +37,6 @@ static int raw_open(struct raw *r, cl_mem fabric_mem, size_t size) {
 static void raw_close(struct raw *r) {
   clReleaseMemObject(r->mem);
   clReleaseCommandQueue(r->queue);
-}
-
-static void check(ds_status st, const char *what) {
-  if (st == DS_OK) return;
-  fprintf(stderr, "bench_fabric_transfer: %s: %s\n", what, ds_context_last_error(NULL));
-  exit(1);
-}
-
-/* Seconds to make the host-written buffer valid on the device (to_device) or the
- * device-written one valid on the host. */
-static double fabric_once(ds_buffer *b, int32_t dev, int to_device) {
-  void *p = NULL;
-  int32_t writer = to_device ? 0 : dev, reader = to_device ? dev : 0;
-  check(ds_buffer_acquire(&p, b, writer, DS_ACCESS_WRITE), "acquire write");
-  check(ds_buffer_release(b, writer), "release");
-  double t0 = bench_now_s();
-  check(ds_buffer_acquire(&p, b, reader, DS_ACCESS_READ), "acquire read");
-  double t = bench_now_s() - t0;
-  check(ds_buffer_release(b, reader), "release");
-  return t;
 }
 
 static double raw_once(struct raw *r, void *host, size_t size, int to_device) {

@@ -6,31 +6,13 @@
  *                  mapped pinned memory (DS_BUFFER_MAP_HOST, no copy) against copy-then-compute
  *                  through the fabric (goal: <= 1).
  * Medians of several repetitions. Skips (exit 0) without CUDA or a GPU. */
-#include "bench_common.h"
+#include "bench_fabric_common.h"
 
 #if DS_BENCH_HAVE_CUDA
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
 enum { REPS = 11 };
-
-static void check(ds_status st, const char *what) {
-  if (st == DS_OK) return;
-  fprintf(stderr, "bench_fabric_transfer_gpu: %s: %s\n", what, ds_context_last_error(NULL));
-  exit(1);
-}
-
-static double fabric_once(ds_buffer *b, int32_t dev, int to_device) {
-  void *p = NULL;
-  int32_t writer = to_device ? 0 : dev, reader = to_device ? dev : 0;
-  check(ds_buffer_acquire(&p, b, writer, DS_ACCESS_WRITE), "acquire write");
-  check(ds_buffer_release(b, writer), "release");
-  double t0 = bench_now_s();
-  check(ds_buffer_acquire(&p, b, reader, DS_ACCESS_READ), "acquire read");
-  double t = bench_now_s() - t0;
-  check(ds_buffer_release(b, reader), "release");
-  return t;
-}
 
 static double raw_once(void *dmem, void *host, size_t size, int to_device) {
   double t0 = bench_now_s();
