@@ -165,9 +165,9 @@ static void test_create_bad_options(void **state) {
   o = vec_opts(4, 8, 0);
   o.handler = NULL;
   assert_int_equal(ds_batcher_create(&b, ctx, &o), DS_ERR_INVALID_ARG);
-  o = vec_opts(4, 0, 0);
+  o = vec_opts(4, -1, 0);
   assert_int_equal(ds_batcher_create(&b, ctx, &o), DS_ERR_INVALID_ARG);
-  o = vec_opts(4, 8, -1);
+  o = vec_opts(4, 8, -2);
   assert_int_equal(ds_batcher_create(&b, ctx, &o), DS_ERR_INVALID_ARG);
   o = vec_opts(0, 8, 0);
   assert_int_equal(ds_batcher_create(&b, ctx, &o), DS_ERR_INVALID_ARG);
@@ -929,9 +929,65 @@ static void test_stats_and_handler_error(void **state) {
   ds_context_destroy(ctx);
 }
 
+/* ---------------------------------------------------------------- tunables */
+
+/* max_batch_size 0, max_queue_delay_us -1 and max_inflight 0 take the context's batch_*
+ * tunables; explicit values win over them. */
+static void test_tunables(void **state) {
+  (void)state;
+  ds_param_value pv[5] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0},
+                          {DS_PARAM_STATS_FILE, 0, 0},
+                          {DS_PARAM_BATCH_MAX_SIZE, 0, 3},
+                          {DS_PARAM_BATCH_MAX_DELAY_US, 0, 150000},
+                          {DS_PARAM_BATCH_MAX_INFLIGHT, 0, 1}};
+  ds_context_options co = DS_CONTEXT_OPTIONS_INIT;
+  co.flags = DS_CONTEXT_NO_ENV;
+  co.params = pv;
+  co.nparams = 5;
+  ds_context *ctx = NULL;
+  assert_int_equal(ds_context_create(&ctx, &co), DS_OK);
+  ds_batcher_options o = DS_BATCHER_OPTIONS_INIT;
+  assert_int_equal(o.max_batch_size, 0);
+  assert_int_equal(o.max_queue_delay_us, -1);
+  o = vec_opts(1, 0, -1);
+  ds_batcher *b = NULL;
+  assert_int_equal(ds_batcher_create(&b, ctx, &o), DS_OK);
+  float in[6] = {0}, out[6];
+  ds_batch_request *r[6];
+  for (int i = 0; i < 6; i++)
+    assert_int_equal(submit_vec(&r[i], b, &in[i], &out[i], 1, 0), DS_OK);
+  for (int i = 0; i < 6; i++) {
+    assert_int_equal(ds_batch_request_wait(r[i], -1), DS_OK);
+    ds_batch_request_release(r[i]);
+  }
+  uint64_t hist[5]; /* no batch above the tunable's max of 3 (sizes >= 4 land in hist[4]) */
+  assert_int_equal(ds_batcher_histogram(b, hist, 5), DS_OK);
+  assert_int_equal(hist[4], 0);
+  assert_int_equal(hist[1] + 2 * hist[2] + 3 * hist[3], 6);
+  ds_batcher_stats s = get_stats(b);
+  assert_true(fabs(s.fill_ratio - s.mean_batch_size / 3) < 1e-9);
+  /* one request alone waits the tunable's 150 ms for company */
+  double t0 = (double)ds__now_ns() / 1e9;
+  assert_int_equal(submit_vec(&r[0], b, &in[0], &out[0], 1, 0), DS_OK);
+  assert_int_equal(ds_batch_request_wait(r[0], -1), DS_OK);
+  ds_batch_request_release(r[0]);
+  assert_true((double)ds__now_ns() / 1e9 - t0 >= 0.14);
+  ds_batcher_destroy(b);
+  o = vec_opts(1, 8, 0); /* explicit: the tunables do not apply */
+  assert_int_equal(ds_batcher_create(&b, ctx, &o), DS_OK);
+  assert_int_equal(submit_vec(&r[0], b, &in[0], &out[0], 1, 0), DS_OK);
+  assert_int_equal(ds_batch_request_wait(r[0], -1), DS_OK);
+  ds_batch_request_release(r[0]);
+  s = get_stats(b);
+  assert_true(fabs(s.fill_ratio - 1.0 / 8) < 1e-9);
+  ds_batcher_destroy(b);
+  ds_context_destroy(ctx);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_create_bad_options),
+      cmocka_unit_test(test_tunables),
       cmocka_unit_test(test_concurrent_no_delay),
       cmocka_unit_test(test_concurrent_with_delay),
       cmocka_unit_test(test_full_preferred_and_delay),

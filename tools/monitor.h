@@ -25,12 +25,19 @@ typedef struct dsm_target {
 } dsm_target;
 
 /* Lists the stats files of live processes in @p dir into @p out (at most @p cap, sorted by pid
- * then serial); files of dead pids and names that are not "<pid>-<serial>.stats" are skipped.
+ * then serial); files of dead pids, stale files of reused pids and names that are not
+ * "<pid>-<serial>.stats" are skipped.
  * Returns the number found (possibly more than cap), or -1 when the directory cannot be read
  * (errno set; ENOENT just means no process has created it yet). */
 int dsm_list(dsm_proc *out, int cap, const char *dir);
 /* 1 while @p pid exists (also when it belongs to someone else), else 0. */
 int dsm_pid_alive(long pid);
+/* 1 when the stats file at @p path was left by an earlier process whose pid @p pid now names
+ * another one: the process (from /proc/PID/stat and /proc/stat's btime) started more than a
+ * second after the file was created (its header's creation time). 0 when it cannot tell. */
+int dsm_stale(const char *path, long pid);
+/* Files dsm_list() skipped as stale since the program started. */
+extern int dsm_stale_skipped;
 /* Picks the target's file; prints why not to stderr and returns 0 when there is none or the
  * choice is ambiguous (then it lists the candidates). */
 int dsm_attach(dsm_target *t, const char *dir);

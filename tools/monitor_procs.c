@@ -4,6 +4,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +36,43 @@ void dsm_handle_signals(void) {
 int dsm_pid_alive(long pid) {
   if (pid <= 0) return 0;
   return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
+int dsm_stale_skipped;
+
+/* When @p pid started, in seconds since the epoch: /proc/stat's btime plus the process's
+ * starttime (field 22 of /proc/PID/stat, clock ticks after boot). 0 when unknown. */
+static double dsm_start_time(long pid) {
+  char buf[1024], path[64];
+  double btime = 0;
+  FILE *f = fopen("/proc/stat", "r");
+  while (f && fgets(buf, sizeof buf, f))
+    if (sscanf(buf, "btime %lf", &btime) == 1) break;
+  if (f) fclose(f);
+  snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+  f = fopen(path, "r");
+  size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+  if (f) fclose(f);
+  buf[n] = '\0';
+  char *p = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
+  unsigned long long ticks = 0;
+  for (int field = 2; p && field < 22; field++) p = strchr(p + 1, ' ');
+  if (!p || btime <= 0 || sscanf(p + 1, "%llu", &ticks) != 1) return 0;
+  long hz = sysconf(_SC_CLK_TCK);
+  return hz > 0 ? btime + (double)ticks / (double)hz : 0;
+}
+
+int dsm_stale(const char *path, long pid) {
+  unsigned char h[128];
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  ssize_t got = fd >= 0 ? pread(fd, h, sizeof h, 0) : -1;
+  if (fd >= 0) close(fd);
+  if (got != (ssize_t)sizeof h || memcmp(h, "DSSTATS", 8) != 0) return 0;
+  int64_t created_ns;
+  memcpy(&created_ns, h + 48, sizeof created_ns); /* the header's creation time */
+  double started = dsm_start_time(pid);
+  /* btime has whole seconds and the file comes after its process's start: a second's slack */
+  return started > 0 && created_ns > 0 && started > (double)created_ns / 1e9 + 1.0;
 }
 
 /* "<pid>-<serial>.stats" with both numbers in decimal; 0 for any other name. */
@@ -79,6 +118,10 @@ int dsm_list(dsm_proc *out, int cap, const char *dir) {
     char path[sizeof out[0].path];
     snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
     if (!dsm_same_user(path, pid)) continue;
+    if (dsm_stale(path, pid)) {
+      dsm_stale_skipped++;
+      continue;
+    }
     if (n < cap) {
       out[n].pid = pid;
       out[n].serial = serial;
@@ -129,8 +172,10 @@ int dsm_attach(dsm_target *t, const char *dir) {
     }
   if (first < 0) {
     if (t->pid)
-      fprintf(stderr, "deepseek-monitor: no live process %ld with a stats file in %s\n", t->pid,
-              dir);
+      fprintf(stderr, "deepseek-monitor: no live process %ld with a stats file in %s%s\n",
+              t->pid, dir,
+              dsm_stale_skipped ? " (skipped a stale file left by an earlier process with a "
+                                  "reused pid)" : "");
     else
       fprintf(stderr, "deepseek-monitor: no process using libdeepseek found in %s\n", dir);
     return 0;
@@ -148,7 +193,9 @@ int dsm_attach(dsm_target *t, const char *dir) {
 
 ds_status dsm_read(ds_stats **out, const dsm_target *t) {
   *out = NULL;
-  if (!dsm_pid_alive(t->proc.pid) || access(t->proc.path, F_OK) != 0) return DS_ERR_NOT_FOUND;
+  if (!dsm_pid_alive(t->proc.pid) || access(t->proc.path, F_OK) != 0 ||
+      dsm_stale(t->proc.path, t->proc.pid))
+    return DS_ERR_NOT_FOUND;
   ds_status st = ds_stats_file_read(out, t->proc.path);
   /* The file may vanish between the checks and the read when the process exits. */
   if (st == DS_ERR_IO && access(t->proc.path, F_OK) != 0) return DS_ERR_NOT_FOUND;

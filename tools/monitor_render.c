@@ -86,10 +86,16 @@ static void dsm_prom_label(FILE *f, const char *s) {
   }
 }
 
-static void dsm_prom_labels(FILE *f, long long pid, const char *label) {
+/* {pid="..",label=".."} and, for a histogram bucket, le=".." */
+static void dsm_prom_labels_le(FILE *f, long long pid, const char *label, const char *le) {
   fprintf(f, "{pid=\"%lld\",label=\"", pid);
   dsm_prom_label(f, label);
+  if (le) fprintf(f, "\",le=\"%s", le);
   fputs("\"}", f);
+}
+
+static void dsm_prom_labels(FILE *f, long long pid, const char *label) {
+  dsm_prom_labels_le(f, pid, label, NULL);
 }
 
 static void dsm_prom_value(FILE *f, double v) {
@@ -99,6 +105,54 @@ static void dsm_prom_value(FILE *f, double v) {
     fputs(v > 0 ? " +Inf\n" : " -Inf\n", f);
   else
     fprintf(f, " %.17g\n", v);
+}
+
+/* A histogram the library publishes as cumulative counters <base>.le_<bound>, ...,
+ * <base>.le_inf and <base>.sum (the scheduler's sched.wait_ns.<class>): 1 with the base when
+ * @p name is one of them and the snapshot has <base>.le_inf. */
+static int dsm_hist_member(const ds_stats *s, const char *name, char *base, size_t cap) {
+  const char *dot = strrchr(name, '.');
+  if (!dot || (size_t)(dot - name) + 8 > cap) return 0;
+  const char *tail = dot + 1;
+  int le = !strncmp(tail, "le_", 3) && tail[3] &&
+           (!strcmp(tail + 3, "inf") || strspn(tail + 3, "0123456789") == strlen(tail + 3));
+  if (!le && strcmp(tail, "sum") != 0) return 0;
+  memcpy(base, name, (size_t)(dot - name));
+  strcpy(base + (dot - name), ".le_inf");
+  double v;
+  int found = ds_stats_find(&v, s, base) == DS_OK;
+  base[dot - name] = '\0';
+  return found;
+}
+
+/* The family of histogram @p base: _bucket lines in the snapshot's order, _sum, _count. */
+static void dsm_prom_histogram(FILE *f, const ds_stats *s, const char *base, const char *family,
+                               long long pid, const char *label) {
+  fprintf(f, "# HELP %s libdeepseek histogram ", family);
+  dsm_prom_label(f, base);
+  fprintf(f, "\n# TYPE %s histogram\n", family);
+  size_t n = ds_stats_count(s), len = strlen(base);
+  double sum = NAN, count = NAN;
+  for (size_t i = 0; i < n; i++) {
+    ds_stat st;
+    if (ds_stats_at(&st, s, i) != DS_OK || strncmp(st.name, base, len) != 0 ||
+        st.name[len] != '.')
+      continue;
+    const char *tail = st.name + len + 1;
+    if (!strcmp(tail, "sum")) sum = st.value;
+    if (strncmp(tail, "le_", 3) != 0) continue;
+    int inf = !strcmp(tail + 3, "inf");
+    if (inf) count = st.value;
+    fprintf(f, "%s_bucket", family);
+    dsm_prom_labels_le(f, pid, label, inf ? "+Inf" : tail + 3);
+    dsm_prom_value(f, st.value);
+  }
+  fprintf(f, "%s_sum", family);
+  dsm_prom_labels(f, pid, label);
+  dsm_prom_value(f, sum);
+  fprintf(f, "%s_count", family);
+  dsm_prom_labels(f, pid, label);
+  dsm_prom_value(f, count);
 }
 
 void dsm_print_prometheus(FILE *f, const ds_stats *s, const dsm_target *t) {
@@ -112,13 +166,19 @@ void dsm_print_prometheus(FILE *f, const ds_stats *s, const dsm_target *t) {
   char(*names)[160] = calloc(n + 1, sizeof *names);
   for (size_t i = 0; names && i < n; i++) {
     ds_stat st;
-    char *name = names[i];
+    char *name = names[i], base[160];
     if (ds_stats_at(&st, s, i) != DS_OK) continue;
-    dsm_prom_name(name, sizeof names[i], st.name, st.kind);
+    int hist = dsm_hist_member(s, st.name, base, sizeof base);
+    dsm_prom_name(name, sizeof names[i], hist ? base : st.name, hist ? DS_STAT_GAUGE : st.kind);
     int seen = 0; /* "a.b" and "a_b" map to one name: a family may appear once per scrape */
     for (size_t j = 0; j < i && !seen; j++) seen = !strcmp(names[j], name);
+    if (seen && hist) continue; /* a later member of a histogram already written */
     if (seen) {
       fprintf(f, "# skipped %s: its name is taken by an earlier stat\n", name);
+      continue;
+    }
+    if (hist) {
+      dsm_prom_histogram(f, s, base, name, (long long)t->proc.pid, label);
       continue;
     }
     const char *type = st.kind == DS_STAT_COUNTER ? "counter" : "gauge";

@@ -99,6 +99,27 @@ static void dsm_bar(int y, const char *label, double frac, int width) {
     printw("] %5.1f%%", 100.0 * frac);
 }
 
+/* Per GPU (telemetry.gpu<N>.* from NVML): utilisation, and memory used with the bytes. */
+static int dsm_draw_gpu_bars(const dsm_view *v, int y, int width, int height) {
+  char name[48], label[16];
+  double util, used, total;
+  for (int g = 0; g < 16 && y < height - 2; g++) {
+    snprintf(name, sizeof name, "telemetry.gpu%d.util_pct", g);
+    if (ds_stats_find(&util, v->cur, name) != DS_OK) break;
+    snprintf(label, sizeof label, "gpu%d", g);
+    dsm_bar(y++, label, util / 100.0, width);
+    snprintf(name, sizeof name, "telemetry.gpu%d.mem_used_bytes", g);
+    if (ds_stats_find(&used, v->cur, name) != DS_OK) used = NAN;
+    snprintf(name, sizeof name, "telemetry.gpu%d.mem_total_bytes", g);
+    if (ds_stats_find(&total, v->cur, name) != DS_OK) total = NAN;
+    snprintf(label, sizeof label, "gpu%d-mem", g);
+    dsm_bar(y, label, total > 0 ? used / total : NAN, width - 20); /* room for the GiB */
+    if (total > 0) printw(" %.1f/%.1f GiB", used / 1073741824.0, total / 1073741824.0);
+    y++;
+  }
+  return y;
+}
+
 /* Bars for the utilisation gauges (fractions 0..1), per CPU when the library publishes
  * telemetry.cpu.N. Returns the next free line. */
 static int dsm_draw_bars(const dsm_view *v, int y, int width, int height) {
@@ -109,14 +130,14 @@ static int dsm_draw_bars(const dsm_view *v, int y, int width, int height) {
   double x;
   for (size_t i = 0; i < sizeof bars / sizeof *bars && y < height - 1; i++)
     if (ds_stats_find(&x, v->cur, bars[i].stat) == DS_OK) dsm_bar(y++, bars[i].label, x, width);
-  char name[32], label[16];
+  char name[48], label[16];
   for (int c = 0; c < 1024 && y < height - 1; c++) {
     snprintf(name, sizeof name, "telemetry.cpu.%d", c);
     if (ds_stats_find(&x, v->cur, name) != DS_OK) break;
     snprintf(label, sizeof label, "cpu%d", c);
     dsm_bar(y++, label, x, width);
   }
-  return y;
+  return dsm_draw_gpu_bars(v, y, width, height);
 }
 
 static void dsm_draw_row(int y, int x, int w, const dsm_row *r) {

@@ -55,8 +55,14 @@ static void dtu_child(char *const *argv, const dtu_space *s, const int *idx, int
   _exit(127);
 }
 
+static void dtu_metric_lines(const char *line, const char *const *metrics, int n, int *found,
+                             double *values) {
+  for (int k = 0; k < n; k++) found[k] |= dtu_metric_line(line, metrics[k], &values[k]);
+}
+
 /* Reads the child's stdout until end of file or the deadline; returns 1 on a timeout. */
-static int dtu_read_output(int fd, const char *metric, double deadline, int *found, double *value) {
+static int dtu_read_output(int fd, const char *const *metrics, int n, double deadline,
+                           int *found, double *values) {
   char line[DTU_LINE_MAX], buf[4096];
   size_t len = 0;
   for (;;) {
@@ -76,17 +82,17 @@ static int dtu_read_output(int fd, const char *metric, double deadline, int *fou
       }
       if (buf[i] != '\n') continue; /* an over-long line: the rest is dropped */
       line[len] = '\0';
-      *found |= dtu_metric_line(line, metric, value);
+      dtu_metric_lines(line, metrics, n, found, values);
       len = 0;
     }
   }
   line[len] = '\0';
-  *found |= dtu_metric_line(line, metric, value);
+  dtu_metric_lines(line, metrics, n, found, values);
   return 0;
 }
 
-int dtu_run(double *value, char *why, size_t why_cap, char *const *argv, const dtu_space *s,
-            const int *idx, const char *metric, double timeout_s) {
+int dtu_run(double *values, char *why, size_t why_cap, char *const *argv, const dtu_space *s,
+            const int *idx, const char *const *metrics, int nmetrics, double timeout_s) {
   int fds[2];
   if (pipe(fds) != 0) {
     snprintf(why, why_cap, "pipe: %s", strerror(errno));
@@ -105,8 +111,11 @@ int dtu_run(double *value, char *why, size_t why_cap, char *const *argv, const d
     snprintf(why, why_cap, "fork: %s", strerror(errno));
     return -1;
   }
-  int found = 0, status = 0;
-  int timed_out = dtu_read_output(fds[0], metric, dtu_now() + timeout_s, &found, value);
+  int found[DST_MAX_METRICS] = {0}, status = 0, missing = -1;
+  int timed_out =
+      dtu_read_output(fds[0], metrics, nmetrics, dtu_now() + timeout_s, found, values);
+  for (int k = nmetrics - 1; k >= 0; k--)
+    if (!found[k]) missing = k;
   close(fds[0]);
   if (timed_out) kill(-pid, SIGKILL); /* the process group this run started */
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
@@ -114,8 +123,8 @@ int dtu_run(double *value, char *why, size_t why_cap, char *const *argv, const d
   if (timed_out) snprintf(why, why_cap, "timed out after %.0f s", timeout_s);
   else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
     snprintf(why, why_cap, "exited with status %d", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-  else if (!found)
-    snprintf(why, why_cap, "no line \"%s VALUE\" in its output", metric);
+  else if (missing >= 0)
+    snprintf(why, why_cap, "no line \"%s VALUE\" in its output", metrics[missing]);
   else
     return 0;
   return -1;

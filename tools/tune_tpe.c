@@ -17,7 +17,8 @@
  *        with the group's size n), never below half a grid step;
  *      - any other parameter (a list of choices) is categorical: (1 + count) / (m + n);
  *   3. draws DTU_TPE_CANDIDATES settings from l (each parameter from its own distribution) and
- *      returns the untried one with the largest sum over parameters of log l - log g.
+ *      returns the untried one that satisfies the constraints with the largest sum over
+ *      parameters of log l - log g.
  * When every candidate was tried already it returns a random untried setting. The caller runs
  * the first trials (the start-up) at random, as the model needs data. All randomness comes
  * from the caller's xorshift state, so a seed reproduces the search, and a resumed search
@@ -110,12 +111,12 @@ static void dtu_random_untried(const dtu_space *s, const dtu_obs *obs, size_t n,
                                int *idx) {
   for (int tries = 0; tries < 1000; tries++) {
     for (int i = 0; i < s->n; i++) idx[i] = (int)(dtu_rand(rng) % (uint64_t)s->p[i].nvalues);
-    if (!dtu_tried(s, obs, n, idx)) return;
+    if (dtu_space_feasible(s, idx) && !dtu_tried(s, obs, n, idx)) return;
   }
   size_t size = dtu_space_size(s);
   for (size_t g = 0; g < size; g++) {
     dtu_grid_point(s, g, idx);
-    if (!dtu_tried(s, obs, n, idx)) return;
+    if (dtu_space_feasible(s, idx) && !dtu_tried(s, obs, n, idx)) return;
   }
 }
 
@@ -143,7 +144,7 @@ int dtu_tpe_suggest(const dtu_space *s, const dtu_obs *obs, size_t n, uint64_t *
       cand[i] = dtu_draw(l[i], s->p[i].nvalues, rng);
       score += log(l[i][cand[i]]) - log(g[i][cand[i]]);
     }
-    if (score > best && !dtu_tried(s, obs, n, cand)) {
+    if (score > best && dtu_space_feasible(s, cand) && !dtu_tried(s, obs, n, cand)) {
       best = score;
       memcpy(idx, cand, (size_t)s->n * sizeof *idx);
     }

@@ -80,11 +80,14 @@ typedef struct ds_batcher_options {
   ds_batch_handler_fn handler; /**< required */
   void *handler_user;
   const char *name;               /**< stats prefix "batch.<name>."; NULL: "batcher" */
-  int32_t max_batch_size;         /**< requests per batch, >= 1; default 32 */
-  int64_t max_queue_delay_us;     /**< longest wait of the oldest request for a fuller batch;
-                                       0 (default): do not wait */
-  int32_t max_inflight;           /**< batches running at once; 0 (default): the number of
-                                       scheduler workers */
+  int32_t max_batch_size;         /**< requests per batch, 1..65536; 0 (default): the
+                                       context's DS_PARAM_BATCH_MAX_SIZE (default 32) */
+  int64_t max_queue_delay_us;     /**< longest wait of the oldest request for a fuller batch,
+                                       0 (do not wait) .. 1 h; -1 (default): the context's
+                                       DS_PARAM_BATCH_MAX_DELAY_US (default 0) */
+  int32_t max_inflight;           /**< batches running at once; 0 (default): the context's
+                                       DS_PARAM_BATCH_MAX_INFLIGHT, whose default 0 means the
+                                       number of scheduler workers */
   int32_t max_queue_size;         /**< queued requests; 0 (default): unlimited */
   int32_t full_policy;            /**< a ds_batch_full_policy; default DS_BATCH_REJECT */
   int32_t dtype;                  /**< input dtype (a ds_dtype); default DS_DTYPE_F32 */
@@ -106,7 +109,7 @@ typedef struct ds_batcher_options {
 
 #define DS_BATCHER_OPTIONS_INIT                                                          \
   {                                                                                      \
-    sizeof(ds_batcher_options), NULL, NULL, NULL, 32, 0, 0, 0, DS_BATCH_REJECT,          \
+    sizeof(ds_batcher_options), NULL, NULL, NULL, 0, -1, 0, 0, DS_BATCH_REJECT,          \
         DS_DTYPE_F32, 0, {0}, {0}, DS_DTYPE_F32, 0, {0}, NULL, 0, NULL, 0, NULL, 0        \
   }
 

@@ -188,7 +188,16 @@ typedef enum ds_param {
   DS_PARAM_MPI_POLL_US = 554,
   /** Fabric MPI: a LOW task is migrated only to a rank whose load (percent of its workers) is
    *  at least this many points below this rank's (0..10000). Default 25. */
-  DS_PARAM_MPI_MIGRATE_MARGIN_PCT = 555
+  DS_PARAM_MPI_MIGRATE_MARGIN_PCT = 555,
+  /** Batcher: max_batch_size of a batcher created with max_batch_size 0 (1..65536). Default 32.
+   *  Read at ds_batcher_create(). */
+  DS_PARAM_BATCH_MAX_SIZE = 600,
+  /** Batcher: max_queue_delay_us of a batcher created with max_queue_delay_us -1 (us,
+   *  0..3600000000). Default 0 (do not wait). Read at ds_batcher_create(). */
+  DS_PARAM_BATCH_MAX_DELAY_US = 601,
+  /** Batcher: max_inflight of a batcher created with max_inflight 0 (0..65536; 0: the number
+   *  of scheduler workers). Default 0. Read at ds_batcher_create(). */
+  DS_PARAM_BATCH_MAX_INFLIGHT = 602
 } ds_param;
 
 /** One tunable set at creation (see ds_context_options.params). */

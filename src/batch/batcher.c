@@ -45,9 +45,6 @@ static ds_status check_shapes(ds_context *ctx, const ds_batcher_options *o) {
 }
 
 static ds_status check_options(ds_context *ctx, const ds_batcher_options *o) {
-  if (o->struct_size != sizeof(ds_batcher_options))
-    return ds__error(ctx, DS_ERR_ABI, M, "options struct_size %u, expected %zu", o->struct_size,
-                     sizeof(ds_batcher_options));
   if (!o->handler) return ds__error(ctx, DS_ERR_INVALID_ARG, M, "no handler");
   if (o->max_batch_size < 1 || o->max_batch_size > 65536 || o->max_queue_delay_us < 0 ||
       o->max_queue_delay_us > 3600000000LL || o->max_inflight < 0 || o->max_queue_size < 0 ||
@@ -68,6 +65,18 @@ static ds_status check_options(ds_context *ctx, const ds_batcher_options *o) {
   if (st == DS_OK)
     st = check_sizes(ctx, "bucket_bounds", o->bucket_bounds, o->nbuckets, 1, 1, INT64_MAX, 1);
   return st;
+}
+
+/* The fields left to the context (max_batch_size 0, max_queue_delay_us -1, max_inflight 0)
+ * take the batch_* tunables, so that a program can be tuned through DS_* variables or a config
+ * file without code for it. */
+static void resolve_tunables(ds_context *ctx, ds_batcher_options *o) {
+  if (o->max_batch_size == 0)
+    o->max_batch_size = (int32_t)ds__param(ctx, DS_PARAM_BATCH_MAX_SIZE);
+  if (o->max_queue_delay_us == -1)
+    o->max_queue_delay_us = ds__param(ctx, DS_PARAM_BATCH_MAX_DELAY_US);
+  if (o->max_inflight == 0)
+    o->max_inflight = (int32_t)ds__param(ctx, DS_PARAM_BATCH_MAX_INFLIGHT);
 }
 
 static void copy_options(ds_batcher *b, const ds_batcher_options *o) {
@@ -113,14 +122,20 @@ ds_status ds_batcher_create(ds_batcher **out, ds_context *ctx, const ds_batcher_
   if (out) *out = NULL;
   if (!out || !ctx || !opts)
     return ds__error(ctx, DS_ERR_INVALID_ARG, M, "ds_batcher_create: NULL argument");
-  ds_status st = check_options(ctx, opts);
+  ds_batcher_options o;
+  if (opts->struct_size != sizeof o)
+    return ds__error(ctx, DS_ERR_ABI, M, "options struct_size %u, expected %zu",
+                     opts->struct_size, sizeof o);
+  o = *opts;
+  resolve_tunables(ctx, &o);
+  ds_status st = check_options(ctx, &o);
   if (st != DS_OK) return st;
-  int32_t workers = opts->max_inflight;
+  int32_t workers = o.max_inflight;
   if (!workers && (st = ds_sched_workers(ctx, &workers)) != DS_OK) return st;
   ds_batcher *b = ds__calloc(ctx, 1, sizeof *b);
   if (!b) return ds__error(ctx, DS_ERR_NO_MEMORY, M, "batcher");
   b->ctx = ctx;
-  copy_options(b, opts);
+  copy_options(b, &o);
   b->o.max_inflight = workers;
   pthread_mutex_init(&b->mu, NULL);
   ds__bcond_init(&b->timer_cv);

@@ -65,6 +65,9 @@ static const ds__param_def ds__params[] = {
     {DS_PARAM_MPI_SPIN_US, "mpi_spin_us", 0, 1000000, 2000, 0, NULL},
     {DS_PARAM_MPI_POLL_US, "mpi_poll_us", 10, 100000, 200, 0, NULL},
     {DS_PARAM_MPI_MIGRATE_MARGIN_PCT, "mpi_migrate_margin_pct", 0, 10000, 25, 0, NULL},
+    {DS_PARAM_BATCH_MAX_SIZE, "batch_max_size", 1, 65536, 32, 0, NULL},
+    {DS_PARAM_BATCH_MAX_DELAY_US, "batch_max_delay_us", 0, 3600000000LL, 0, 0, NULL},
+    {DS_PARAM_BATCH_MAX_INFLIGHT, "batch_max_inflight", 0, 65536, 0, 0, NULL},
 };
 
 #define DS__NPARAMS ((int)(sizeof ds__params / sizeof ds__params[0]))

@@ -34,6 +34,10 @@ enum {
 /* Per-CPU gauges published for deepseek-monitor's bars: the first 64 CPUs only, so a large
  * machine does not fill the 512-entry registry. ds_telemetry_cores() has them all. */
 #define DS__TSTAT_MAX_CPUS 64
+/* Per-GPU gauges telemetry.gpu<N>.util_pct, .mem_used_bytes, .mem_total_bytes (NVML), for the
+ * first 16 devices. */
+#define DS__TSTAT_MAX_GPUS 16
+#define DS__TSTAT_GPU_FIELDS 3
 
 static const char *const ds__tstat_names[DS__TSTAT_COUNT] = {
     "telemetry.cpu_util",   "telemetry.mem_used",     "telemetry.mem_pressure",
@@ -64,6 +68,8 @@ struct ds__telemetry {
   int stat_id[DS__TSTAT_COUNT];
   int cpu_stat_id[DS__TSTAT_MAX_CPUS]; /* "telemetry.cpu.N" for the first CPUs */
   int ncpu_stats;
+  int gpu_stat_id[DS__TSTAT_MAX_GPUS][DS__TSTAT_GPU_FIELDS];
+  int ngpu_stats;
 
   /* under hook_mu */
   double (*queue_fn)(void *user);
@@ -117,6 +123,11 @@ static void ds__sample_publish(ds_context *ctx, struct ds__telemetry *t,
   ds__stat_add(ctx, t->stat_id[DS__TSTAT_SAMPLES], 1.0);
   for (int c = 0; (s->valid & DS_TELEMETRY_CPU) && c < t->ncpu_stats; c++)
     if (!isnan(t->scratch_cores[c])) ds__stat_set(ctx, t->cpu_stat_id[c], t->scratch_cores[c]);
+  for (int g = 0; g < t->ngpu_stats; g++) {
+    double d[DS__TSTAT_GPU_FIELDS];
+    if (!ds__gpu_src_device(t->gpu, (unsigned)g, &d[0], &d[1], &d[2])) continue;
+    for (int f = 0; f < DS__TSTAT_GPU_FIELDS; f++) ds__stat_set(ctx, t->gpu_stat_id[g][f], d[f]);
+  }
   ds__stats_publish(ctx);
 }
 
@@ -244,6 +255,16 @@ static ds_status ds__telemetry_setup(ds_context *ctx, struct ds__telemetry *t) {
     snprintf(name, sizeof name, "telemetry.cpu.%d", c);
     t->cpu_stat_id[c] = ds__stat_register(ctx, name, DS_STAT_GAUGE);
   }
+  static const char *const gpu_fields[DS__TSTAT_GPU_FIELDS] = {"util_pct", "mem_used_bytes",
+                                                               "mem_total_bytes"};
+  unsigned ngpu = ds__gpu_src_count(t->gpu);
+  t->ngpu_stats = ngpu < DS__TSTAT_MAX_GPUS ? (int)ngpu : DS__TSTAT_MAX_GPUS;
+  for (int g = 0; g < t->ngpu_stats; g++)
+    for (int f = 0; f < DS__TSTAT_GPU_FIELDS; f++) {
+      char name[48];
+      snprintf(name, sizeof name, "telemetry.gpu%d.%s", g, gpu_fields[f]);
+      t->gpu_stat_id[g][f] = ds__stat_register(ctx, name, DS_STAT_GAUGE);
+    }
   return DS_OK;
 }
 

@@ -195,13 +195,19 @@ typedef struct ds__nvml_device_st *ds__nvml_device;
 typedef struct { unsigned int gpu, memory; } ds__nvml_utilization;
 typedef struct { unsigned long long total, free, used; } ds__nvml_memory;
 
+typedef struct ds__gpu_dev {
+  ds__nvml_device handle; /* fetched once */
+  int ok;                 /* answered at the last read */
+  double util_pct, used_bytes, total_bytes;
+} ds__gpu_dev;
+
 struct ds__gpu_src {
   void *lib;
   ds__nvml_ret (*shutdown)(void);
   ds__nvml_ret (*utilization)(ds__nvml_device, ds__nvml_utilization *);
   ds__nvml_ret (*memory)(ds__nvml_device, ds__nvml_memory *);
   unsigned ndev;
-  ds__nvml_device dev[]; /* one handle per device, fetched once */
+  ds__gpu_dev dev[];
 };
 
 /* dlsym returns an object pointer; POSIX guarantees it converts to a function pointer. */
@@ -236,7 +242,7 @@ static ds__gpu_src *ds__gpu_src_devices(ds_context *ctx, void *lib, const ds__nv
   ds__gpu_src *g = ds__calloc(ctx, 1, sizeof *g + n * sizeof g->dev[0]);
   if (!g) return NULL;
   for (unsigned int i = 0; i < n; i++)
-    if (a->handle(i, &g->dev[g->ndev]) == 0) g->ndev++;
+    if (a->handle(i, &g->dev[g->ndev].handle) == 0) g->ndev++;
   if (g->ndev == 0) {
     ds__free(ctx, g);
     return NULL;
@@ -283,7 +289,13 @@ int ds__gpu_src_read(ds__gpu_src *g, float *util, float *mem_used) {
   for (unsigned i = 0; i < g->ndev; i++) {
     ds__nvml_utilization u;
     ds__nvml_memory m;
-    if (g->utilization(g->dev[i], &u) != 0 || g->memory(g->dev[i], &m) != 0) continue;
+    ds__gpu_dev *d = &g->dev[i];
+    d->ok = g->utilization(d->handle, &u) == 0 && g->memory(d->handle, &m) == 0 &&
+            u.gpu <= 100 && m.used <= m.total;
+    if (!d->ok) continue;
+    d->util_pct = u.gpu;
+    d->used_bytes = (double)m.used;
+    d->total_bytes = (double)m.total;
     util_sum += u.gpu / 100.0;
     used += (double)m.used;
     total += (double)m.total;
@@ -292,6 +304,17 @@ int ds__gpu_src_read(ds__gpu_src *g, float *util, float *mem_used) {
   if (answered == 0 || total <= 0.0) return 0;
   *util = ds__clamp01(util_sum / answered);
   *mem_used = ds__clamp01(used / total);
+  return 1;
+}
+
+unsigned ds__gpu_src_count(const ds__gpu_src *g) { return g ? g->ndev : 0; }
+
+int ds__gpu_src_device(const ds__gpu_src *g, unsigned i, double *util_pct, double *used_bytes,
+                       double *total_bytes) {
+  if (!g || i >= g->ndev || !g->dev[i].ok) return 0;
+  *util_pct = g->dev[i].util_pct;
+  *used_bytes = g->dev[i].used_bytes;
+  *total_bytes = g->dev[i].total_bytes;
   return 1;
 }
 

@@ -45,6 +45,11 @@ ds__gpu_src *ds__gpu_src_open(ds_context *ctx);
 void ds__gpu_src_close(ds_context *ctx, ds__gpu_src *g);
 /* Mean utilisation and used/total memory over the devices that answered. Returns 1 if valid. */
 int ds__gpu_src_read(ds__gpu_src *g, float *util, float *mem_used);
+/* Devices NVML reported (0 for NULL), and device @p i's figures of the last read: utilisation
+ * 0..100, used and total memory in bytes. Returns 0 when it did not answer. */
+unsigned ds__gpu_src_count(const ds__gpu_src *g);
+int ds__gpu_src_device(const ds__gpu_src *g, unsigned i, double *util_pct, double *used_bytes,
+                       double *total_bytes);
 
 /* ---- network: TCP connect round trip to a peer ---- */
 typedef struct ds__net_src {

@@ -14,7 +14,28 @@ static int ds__hist_bucket(uint64_t ns) {
   return b; /* bucket b holds [2^b, 2^(b+1)) ns */
 }
 
-void ds__hist_add(ds__hist *h, uint64_t ns) { ds__fetch_add_relaxed(&h->n[ds__hist_bucket(ns)], 1); }
+void ds__hist_add(ds__hist *h, uint64_t ns) {
+  ds__fetch_add_relaxed(&h->n[ds__hist_bucket(ns)], 1);
+  ds__fetch_add_relaxed(&h->sum_ns, ns);
+}
+
+void ds__hist_cumulative_n(const ds__hist *h, int count, size_t stride, uint64_t *cum,
+                           uint64_t *sum) {
+  uint64_t n[DS__SCHED_HIST_BUCKETS] = {0};
+  *sum = 0;
+  for (int i = 0; i < count; i++) {
+    const ds__hist *hi = (const ds__hist *)((const char *)h + (size_t)i * stride);
+    for (int b = 0; b < DS__SCHED_HIST_BUCKETS; b++) n[b] += ds__load_relaxed(&hi->n[b]);
+    *sum += ds__load_relaxed(&hi->sum_ns);
+  }
+  uint64_t below = 0;
+  int b = 0;
+  for (int i = 0; i <= DS__SCHED_HIST_LE; i++) { /* bucket b holds [2^b, 2^(b+1)) */
+    int end = i < DS__SCHED_HIST_LE ? DS__SCHED_HIST_LE0 + 3 * i : DS__SCHED_HIST_BUCKETS;
+    for (; b < end; b++) below += n[b];
+    cum[i] = below;
+  }
+}
 
 double ds__hist_quantile(const ds__hist *h, double q) { return ds__hist_quantile_n(h, 1, 0, q); }
 

@@ -386,6 +386,11 @@ static void ds__sched_publish(struct ds__sched *s, double util) {
                  ds__hist_quantile_n(h, s->nslots, sizeof(ds__worker), 0.50) / 1000.0);
     ds__stat_set(ctx, s->stat.wait_p99[c],
                  ds__hist_quantile_n(h, s->nslots, sizeof(ds__worker), 0.99) / 1000.0);
+    uint64_t cum[DS__SCHED_HIST_LE + 1], sum;
+    ds__hist_cumulative_n(h, s->nslots, sizeof(ds__worker), cum, &sum);
+    for (int i = 0; i <= DS__SCHED_HIST_LE; i++)
+      ds__stat_set(ctx, s->stat.wait_le[c][i], (double)cum[i]);
+    ds__stat_set(ctx, s->stat.wait_sum[c], (double)sum);
   }
 }
 
@@ -497,6 +502,18 @@ static void ds__sched_register_stats(struct ds__sched *s) {
     s->stat.wait_p50[c] = ds__stat_register(ctx, name, DS_STAT_GAUGE);
     snprintf(name, sizeof name, "sched.wait_p99_us.%s", ds__class_names[c]);
     s->stat.wait_p99[c] = ds__stat_register(ctx, name, DS_STAT_GAUGE);
+    /* The queue-wait histogram as cumulative counters <base>.le_<bound>, .le_inf (the count)
+     * and .sum, which deepseek-monitor serves as a Prometheus histogram. */
+    for (int i = 0; i <= DS__SCHED_HIST_LE; i++) {
+      if (i < DS__SCHED_HIST_LE)
+        snprintf(name, sizeof name, "sched.wait_ns.%s.le_%llu", ds__class_names[c],
+                 1ull << (DS__SCHED_HIST_LE0 + 3 * i));
+      else
+        snprintf(name, sizeof name, "sched.wait_ns.%s.le_inf", ds__class_names[c]);
+      s->stat.wait_le[c][i] = ds__stat_register(ctx, name, DS_STAT_COUNTER);
+    }
+    snprintf(name, sizeof name, "sched.wait_ns.%s.sum", ds__class_names[c]);
+    s->stat.wait_sum[c] = ds__stat_register(ctx, name, DS_STAT_COUNTER);
   }
 }
 

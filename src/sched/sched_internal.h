@@ -129,7 +129,15 @@ int64_t ds__ring_size(ds__ring *r);
 
 typedef struct ds__hist {
   ds__atomic_u64 n[DS__SCHED_HIST_BUCKETS];
+  ds__atomic_u64 sum_ns; /* for the published histogram's _sum */
 } ds__hist;
+/* Published cumulative buckets: waits below 2^(DS__SCHED_HIST_LE0 + 3i) ns, i < DS__SCHED_HIST_LE
+ * (1 us, 8 us, 66 us, 0.5 ms, 4 ms, 34 ms, 0.27 s, 2.1 s), then all. */
+#define DS__SCHED_HIST_LE0 10
+#define DS__SCHED_HIST_LE 8
+/* Over n histograms (stride: bytes between them): cum[i] waits below the i-th bound,
+ * cum[DS__SCHED_HIST_LE] all of them, and their sum in ns. */
+void ds__hist_cumulative_n(const ds__hist *h, int n, size_t stride, uint64_t *cum, uint64_t *sum);
 void ds__hist_add(ds__hist *h, uint64_t ns);
 /* q-quantile (0..1) in ns, interpolated inside the log2 bucket; 0 when empty. */
 double ds__hist_quantile(const ds__hist *h, double q);
@@ -241,6 +249,7 @@ struct ds__sched {
     int run, steals, preempt, util, depth, predicted, low_cap, low_duty, done_stddev, migrated;
     int failovers, failover_tasks, pools_stalled;
     int wait_p50[3], wait_p99[3];
+    int wait_le[3][DS__SCHED_HIST_LE + 1], wait_sum[3]; /* sched.wait_ns.<class>.le_N/.sum */
   } stat;
 };
 

@@ -65,7 +65,45 @@ def wait_until(fn, seconds=10):
     return False
 
 
+def write_stats(path, pid, label, stats, created_ns):
+    """A synthetic stats file (the layout src/core/stats_file.c documents): header, then
+    {name[64], kind, reserved, value} per stat."""
+    import struct
+    head = struct.pack("<8sIIIIQIIqqq64s", b"DSSTATS\0", 1, 128, 80, len(stats), 0, len(stats), 0,
+                       pid, created_ns, created_ns, label.encode())
+    body = b"".join(struct.pack("<64siId", n.encode(), k, 0, v) for n, k, v in stats)
+    with open(path, "wb") as f:
+        f.write(head + body)
+    os.chmod(path, 0o600)
+
+
+GIB = 1 << 30
+GPU_STATS = [("core.uptime_s", 1, 5.0), ("telemetry.gpu0.util_pct", 1, 30.0),
+             ("telemetry.gpu0.mem_used_bytes", 1, 1.0 * GIB), ("telemetry.gpu0.mem_total_bytes", 1, 4.0 * GIB),
+             ("telemetry.gpu1.util_pct", 1, 70.0), ("telemetry.gpu1.mem_used_bytes", 1, 3.0 * GIB),
+             ("telemetry.gpu1.mem_total_bytes", 1, 4.0 * GIB)]
+
+
+def test_synthetic(env):
+    """GPU rows of a synthetic file under this test's own pid, and a stale file of a reused pid."""
+    path = os.path.join(env["DS_STATS_DIR"], "%d-7.stats" % os.getpid())
+    write_stats(path, os.getpid(), "synthetic", GPU_STATS, time.time_ns())
+    r = run(["-p", str(os.getpid()), "--once", "--json"], env)
+    snap = json.loads(r.stdout) if r.returncode == 0 else {"stats": {}}
+    check(snap["stats"].get("telemetry.gpu1.util_pct") == 70 and
+          snap["stats"].get("telemetry.gpu0.mem_total_bytes") == 4 * GIB, "GPU rows in --once --json")
+    # the same file created an hour before this process started: left by an earlier process
+    # that had this pid, so not this process's
+    write_stats(path, os.getpid(), "synthetic", GPU_STATS, time.time_ns() - 3600 * 10**9)
+    r = run(["-p", str(os.getpid()), "--once"], env)
+    check(r.returncode == 1 and "stale file" in r.stderr and "reused pid" in r.stderr,
+          "a stale file of a reused pid is detected: %s" % r.stderr.strip())
+    check(str(os.getpid()) not in run(["--list"], env).stdout, "--list skips the stale file")
+    os.unlink(path)
+
+
 def test_monitor(env):
+    test_synthetic(env)
     r = run(["--once", "--json"], env)
     check(r.returncode == 1 and "no process" in r.stderr, "no process: says so and fails")
     p, pid = start_demo(env)
@@ -142,8 +180,34 @@ def parse_prometheus(text):
             check_name = all(c.isalnum() or c == "_" for c in name)
             if not check_name:
                 fail("bad metric name %r" % name)
+            for suffix in ("_bucket", "_sum", "_count"):  # a histogram's samples: its family
+                if name.endswith(suffix) and types.get(name[:-len(suffix)]) == "histogram":
+                    name = name[:-len(suffix)]
             samples[name] = (name_labels, float(value))
     return samples, types, helps
+
+
+def check_histogram(text):
+    """The scheduler's queue-wait histogram of the NORMAL class as a Prometheus histogram."""
+    fam = "deepseek_sched_wait_ns_normal"
+    check("# TYPE %s histogram" % fam in text, "TYPE histogram for %s" % fam)
+    buckets, sums, counts = [], [], []
+    for line in text.splitlines():
+        if line.startswith(fam + "_bucket{"):
+            le = line.split('le="')[1].split('"')[0]
+            buckets.append((float("inf") if le == "+Inf" else float(le), float(line.rsplit(" ", 1)[1])))
+        elif line.startswith(fam + "_sum{"):
+            sums.append(float(line.rsplit(" ", 1)[1]))
+        elif line.startswith(fam + "_count{"):
+            counts.append(float(line.rsplit(" ", 1)[1]))
+    les = [b[0] for b in buckets]
+    check(len(buckets) == 9 and les == sorted(les) and les[-1] == float("inf") and les[0] == 1024,
+          "9 buckets, le ascending from 1024 ns to +Inf: %s" % les)
+    check(all(buckets[i][1] <= buckets[i + 1][1] for i in range(8)), "cumulative bucket counts")
+    check(len(counts) == 1 and counts[0] == buckets[-1][1] and counts[0] >= 1, "_count = the +Inf bucket")
+    check(len(sums) == 1 and sums[0] > 0, "_sum > 0")
+    check("sched_wait_ns_normal_le_inf" not in text and "sched_wait_ns_normal_sum_total" not in text,
+          "the histogram's stats are not also served as counters")
 
 
 def test_prometheus(env):
@@ -172,6 +236,7 @@ def test_prometheus(env):
         check(wait_until(lambda: parse_prometheus(scrape(port)[1])[0]
                          ["deepseek_sched_tasks_run_total"][1] >= 25), "tasks_run >= 25")
         check(scrape(port, "/other")[0] == 404, "404 for another path")
+        check_histogram(scrape(port)[1])
         # a request larger than the bound gets an error, and the server keeps serving
         import socket
         with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
@@ -287,6 +352,21 @@ def test_tui(env):
         subprocess.run(t + ["send-keys", "q"], timeout=30)
         check(wait_until(lambda: subprocess.run(t + ["has-session"], capture_output=True).returncode
                          != 0), "q quits")
+        # per-GPU bars, from a synthetic file with GPU rows under this test's pid
+        path = os.path.join(env["DS_STATS_DIR"], "%d-7.stats" % os.getpid())
+        write_stats(path, os.getpid(), "synthetic", GPU_STATS, time.time_ns())
+        cmd = ("env DS_STATS_DIR=%s ASAN_OPTIONS=log_path=%s UBSAN_OPTIONS=log_path=%s %s -p %d"
+               % (env["DS_STATS_DIR"], san_log, san_log, MONITOR, os.getpid()))
+        subprocess.run(t + ["new-session", "-d", "-x", "120", "-y", "40", cmd], check=True,
+                       env=env, timeout=30)
+        check(wait_until(lambda: "synthetic" in screen()), "view of the synthetic file")
+        bars = {l.split()[0]: l for l in screen().splitlines() if l.startswith("gpu")}
+        print("\n".join(bars.values()))
+        check("30.0%" in bars.get("gpu0", "") and "70.0%" in bars.get("gpu1", ""), "per-GPU utilisation bars")
+        check("25.0%" in bars.get("gpu0-mem", "") and "1.0/4.0 GiB" in bars.get("gpu0-mem", "") and
+              "75.0%" in bars.get("gpu1-mem", ""), "per-GPU memory bars with bytes")
+        subprocess.run(t + ["send-keys", "q"], timeout=30)
+        os.unlink(path)
         import glob
         reports = glob.glob(san_log + "*")
         check(not reports, "no sanitizer report from the view %s" %
@@ -354,6 +434,113 @@ def test_tune(env):
                            capture_output=True, text=True, timeout=30)
         check(r.returncode == 2 and why in r.stderr, "refuses --param %s" % bad)
     test_tune_tpe(env)
+    test_tune_constraints(env)
+    test_tune_workloads(env)
+
+
+# A deterministic two-metric command: thr and p99 from the two parameters.
+TWO_METRICS = ["sh", "-c", "echo thr $((DS_TELEMETRY_PERIOD_MS * DS_TRACE_MAX_EVENTS / 1024)); "
+               "echo p99 $((DS_TELEMETRY_PERIOD_MS + DS_TRACE_MAX_EVENTS / 100))"]
+TWO_SPACE = ["--param", "telemetry_period_ms=100:500:100", "--param", "trace_max_events=2048,4096,8192"]
+
+
+def tune_two(env, extra, name, strategy="grid", fresh=True):
+    log, out = os.path.join(SCRATCH, name + ".jsonl"), os.path.join(SCRATCH, name + ".conf")
+    for f in (log, out):
+        if fresh and os.path.exists(f):
+            os.unlink(f)
+    r = subprocess.run([MONITOR] + TWO_SPACE + extra + ["--repeats", "1", "--strategy", strategy,
+                        "--log", log, "--out", out, "--"] + TWO_METRICS, env=env,
+                       capture_output=True, text=True, timeout=100)
+    trials = [json.loads(l) for l in open(log)] if os.path.exists(log) else []
+    return r, trials, out
+
+
+def test_tune_constraints(env):
+    points = [(a, b) for a in range(100, 501, 100) for b in (2048, 4096, 8192)]
+    thr = {p: p[0] * p[1] // 1024 for p in points}
+    p99 = {p: p[0] + p[1] // 100 for p in points}
+    # constraint: only points with telemetry_period_ms * 20 <= trace_max_events are tried
+    feasible = [p for p in points if p[0] * 20 <= p[1]]
+    r, trials, _ = tune_two(env, ["--constraint", "telemetry_period_ms * 20 <= DS_TRACE_MAX_EVENTS",
+                                  "--metric", "thr"], "tune_con")
+    seen = {(t["params"]["telemetry_period_ms"], t["params"]["trace_max_events"]) for t in trials}
+    check(r.returncode == 0 and seen == set(feasible) and len(trials) == len(feasible),
+          "grid tries exactly the %d points that satisfy the constraint" % len(feasible))
+    best = max(feasible, key=lambda p: thr[p])
+    check("best thr %d with telemetry_period_ms=%d,trace_max_events=%d" % (thr[best], best[0], best[1])
+          in r.stdout, "the best feasible point: %s" % r.stdout.strip())
+    check("%d of the 15 grid points satisfy the constraints" % len(feasible) in r.stderr, "says how many")
+    r, trials, _ = tune_two(env, ["--constraint", "(telemetry_period_ms >= 300 && trace_max_events != 4096) "
+                                  "|| !(telemetry_period_ms % 200)", "--metric", "thr", "--trials", "6",
+                                  "--seed", "3"], "tune_con_tpe", "tpe")
+    ok = all((t["params"]["telemetry_period_ms"] >= 300 and t["params"]["trace_max_events"] != 4096) or
+             t["params"]["telemetry_period_ms"] % 200 == 0 for t in trials)
+    check(r.returncode == 0 and len(trials) == 6 and ok, "tpe and its start-up propose feasible points only")
+    for bad, why in (("nosuch < 3", "not a --param"), ("telemetry_period_ms <", "unexpected end"),
+                     ("(telemetry_period_ms", "missing )"), ("telemetry_period_ms 3", "trailing text")):
+        r, _, _ = tune_two(env, ["--constraint", bad, "--metric", "thr"], "tune_bad")
+        check(r.returncode == 2 and why in r.stderr, "refuses --constraint %r (%s)" % (bad, why))
+    r, _, _ = tune_two(env, ["--constraint", "telemetry_period_ms > 1000", "--metric", "thr"], "tune_none")
+    check(r.returncode == 2 and "no point of the 15" in r.stderr, "an empty feasible set is refused")
+    # maximise thr subject to p99 <= 150: infeasible trials are logged, never the best
+    r, trials, out = tune_two(env, ["--metric", "thr", "--limit", "p99<=150"], "tune_lim")
+    within = [p for p in points if p99[p] <= 150]
+    best = max(within, key=lambda p: thr[p])
+    check(r.returncode == 0 and "best thr %d with telemetry_period_ms=%d,trace_max_events=%d" %
+          (thr[best], best[0], best[1]) in r.stdout and "%d over the limit" % (15 - len(within)) in r.stdout,
+          "throughput subject to p99 <= 150: %s" % r.stdout.strip())
+    bykey = {(t["params"]["telemetry_period_ms"], t["params"]["trace_max_events"]): t for t in trials}
+    check(all(bykey[p]["feasible"] == (p99[p] <= 150) and bykey[p]["limit_median"] == p99[p] for p in points),
+          "each trial logs its limited metric and whether it is feasible")
+    check("# subject to p99 <= 150" in open(out).read(), "the config says the limit")
+    r, _, _ = tune_two(env, ["--metric", "thr", "--limit", "p99<=150"], "tune_lim", fresh=False)
+    check("(0 trials run, 15 resumed" in r.stdout and "best thr %d" % thr[best] in r.stdout,
+          "a resumed search keeps the limit")
+    r, _, _ = tune_two(env, ["--metric", "thr", "--limit", "p99<=1"], "tune_lim_none")
+    check(r.returncode == 1 and "no trial succeeded within the limit" in r.stderr, "nothing within the limit")
+    r, _, _ = tune_two(env, ["--metric", "thr", "--limit", "p99<150"], "tune_bad")
+    check(r.returncode == 2 and "want METRIC<=VALUE" in r.stderr, "refuses a bad --limit")
+    # the model ranks infeasible trials below feasible ones: tpe within the limit
+    r, trials, _ = tune_two(env, ["--metric", "thr", "--limit", "p99>=250", "--trials", "12",
+                                  "--startup", "4"], "tune_lim_tpe", "tpe")
+    check(r.returncode == 0 and len(trials) == 12 and "best thr" in r.stdout, "tpe with a limit runs")
+    # minimise p99
+    r, _, _ = tune_two(env, ["--metric", "p99", "--minimize"], "tune_min")
+    low = min(points, key=lambda p: p99[p])
+    check("best p99 %d with telemetry_period_ms=%d,trace_max_events=%d" % (p99[low], low[0], low[1])
+          in r.stdout, "minimise p99: %s" % r.stdout.strip())
+
+
+def test_tune_workloads(env):
+    for wl, space, metric, extra in (
+            ("batch", ["--param", "batch_max_size=1,16", "--param", "sched_workers=2"], "p99_us",
+             ["--minimize", "--limit", "throughput>=1"]),
+            ("sched", ["--param", "sched_spin_us=0,50"], "throughput", []),
+            ("cache", ["--param", "cache_l1_bytes=1048576,16777216"], "hit_ratio", [])):
+        log = os.path.join(SCRATCH, "tune_wl_%s.jsonl" % wl)
+        if os.path.exists(log):
+            os.unlink(log)
+        r = subprocess.run([MONITOR] + space + ["--metric", metric, "--repeats", "1", "--log", log,
+                            "--out", os.path.join(SCRATCH, "tune_wl.conf"), "--workload", wl] + extra,
+                           env=env, capture_output=True, text=True, timeout=100)
+        trials = [json.loads(l) for l in open(log)] if os.path.exists(log) else []
+        check(r.returncode == 0 and len(trials) == 2 and all(t["status"] == "ok" and t["median"] > 0
+                                                              for t in trials) and "Sanitizer" not in r.stderr,
+              "--workload %s runs in-process (%s)" % (wl, r.stderr[-300:]))
+        if wl == "batch":  # batching serves the same load with a far lower tail than one by one
+            p99 = {t["params"]["batch_max_size"]: t["median"] for t in trials}
+            check(p99[16] < p99[1], "batch: p99 with batches of 16 (%g us) < one by one (%g us)" %
+                  (p99[16], p99[1]))
+        if wl == "cache":  # a 16 MiB L1 holds every key; 1 MiB about an eighth
+            hit = {t["params"]["cache_l1_bytes"]: t["median"] for t in trials}
+            check(hit[16777216] > hit[1048576], "cache: hit ratio grows with L1 (%s)" % hit)
+    for args, why in ((["--workload", "nosuch"], "one of batch"),
+                      (["--workload", "batch", "--metric", "hit_ratio"], "has no metric hit_ratio")):
+        r = subprocess.run([MONITOR, "--param", "sched_workers=1"] + (["--metric", "p99_us"] if
+                           "--metric" not in args else []) + args, env=env, capture_output=True,
+                           text=True, timeout=30)
+        check(r.returncode == 2 and why in r.stderr, "refuses %s" % " ".join(args))
 
 
 # The batcher-like space of tune_objective (3,200 grid points). Its exhaustive grid's best,
