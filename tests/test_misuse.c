@@ -404,8 +404,8 @@ static void batch_rows(ds_context *ctx) {
   o.struct_size = 8;
   row("ds_batcher_create", "struct_size 8", DS_ERR_ABI, ds_batcher_create(&b, ctx, &o));
   o.struct_size = sizeof o;
-  o.max_batch_size = 0;
-  row("ds_batcher_create", "max_batch_size 0", DS_ERR_INVALID_ARG, ds_batcher_create(&b, ctx, &o));
+  o.max_batch_size = -1; /* 0 means the context's batch_max_size */
+  row("ds_batcher_create", "max_batch_size -1", DS_ERR_INVALID_ARG, ds_batcher_create(&b, ctx, &o));
   o.max_batch_size = 4;
   o.output_ndim = 2;
   o.output_shape[1] = -1; /* -1 where the input has no dim */

@@ -54,9 +54,9 @@ int dtu_run(double *values, char *why, size_t why_cap, char *const *argv, const 
             const int *idx, const char *const *metrics, int nmetrics, double timeout_s);
 
 /* The built-in workloads (tune_workload.c), run in-process on a context created with the
- * point's tunables: "batch", "sched", "cache". dtu_workload_check() returns 0 when @p name is
- * one and offers @p metric (else -1, with the choices on stderr). dtu_workload_run() is
- * dtu_run() for a workload. */
+ * point's tunables: "batch", "batch_peak", "sched", "cache". dtu_workload_check() returns 0
+ * when @p name is one and offers @p metric (else -1, with the choices on stderr).
+ * dtu_workload_run() is dtu_run() for a workload. */
 int dtu_workload_check(const char *name, const char *metric);
 int dtu_workload_run(double *values, char *why, size_t why_cap, const char *name,
                      const dtu_space *s, const int *idx, const char *const *metrics,

@@ -5,7 +5,7 @@
  *                      [--limit METRIC<=VALUE | METRIC>=VALUE]
  *                      [--strategy grid|random|tpe] [--trials N] [--startup K] [--repeats R]
  *                      [--seed S] [--timeout-s T] [--log FILE] [--out FILE]
- *                      (--workload batch|sched|cache | -- COMMAND [ARGS...])
+ *                      (--workload batch|batch_peak|sched|cache | -- COMMAND [ARGS...])
  * Each trial runs COMMAND R times with the setting as DS_* environment variables (or the
  * built-in workload in-process, tune_workload.c), takes the median of its metric lines, and
  * appends one JSON line to the log; an existing log is resumed (trials that succeeded in it
@@ -57,13 +57,14 @@ static void dtu_usage(FILE *f) {
         "         [--constraint EXPR ...] --metric NAME [--minimize]\n"
         "         [--limit METRIC<=VALUE|METRIC>=VALUE] [--strategy grid|random|tpe]\n"
         "         [--trials N] [--startup K] [--repeats R] [--seed S] [--timeout-s T]\n"
-        "         [--log FILE] [--out FILE] (--workload batch|sched|cache | -- COMMAND...)\n"
+        "         [--log FILE] [--out FILE] (--workload NAME | -- COMMAND...)\n"
         "NAME is a libdeepseek parameter (config key or DS_ variable). EXPR is over the\n"
         "parameters given before it: \"batch_max_inflight <= sched_workers\", with + - * / %\n"
         "( ) < <= > >= == != && || !. COMMAND must print a line \"METRIC VALUE\" (or\n"
         "METRIC=VALUE, METRIC: VALUE) for the metric and the limited one. Built-in workloads\n"
-        "and their metrics: batch (throughput, p50_us, p99_us, mean_batch), sched\n"
-        "(throughput, wait_p99_us), cache (throughput, hit_ratio). Defaults: grid, 3 repeats,\n"
+        "and their metrics: batch (throughput, p50_us, p99_us, mean_batch), batch_peak\n"
+        "(throughput, p99_us, mean_batch), sched (throughput, wait_p99_us), cache\n"
+        "(throughput, hit_ratio). Defaults: grid, 3 repeats,\n"
         "20 trials (random, tpe), tpe start-up 10 random trials, seed 1,\n"
         "60 s timeout, log deepseek-tune.jsonl,\n"
         "out deepseek-tune.conf.\n",

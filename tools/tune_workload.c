@@ -8,6 +8,10 @@
  *          call would be (so the figures depend little on the host's other load). Arrivals
  *          are the same sequence in every trial. Metrics: throughput (requests completed within
  *          the window per second), p50_us, p99_us (completion minus submission), mean_batch.
+ *   batch_peak: the same batcher and batch cost under a closed loop instead: PEAK_CLIENTS
+ *          requests always outstanding (each completion submits the next) for BATCH_SECONDS, so
+ *          the metric is the batcher's peak throughput, which batch size and concurrency
+ *          trade against each other. Metrics: throughput, p99_us, mean_batch.
  *   sched: SCHED_TASKS tasks of about SCHED_WORK_US of arithmetic each, submitted from one
  *          thread. Metrics: throughput (tasks/s), wait_p99_us (submit to start).
  *   cache: SCHED-free gets on a cache made from the cache_* tunables (ds_cache_create with
@@ -16,6 +20,7 @@
  *          hit_ratio. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +32,7 @@
 #define BATCH_SECONDS 0.25
 #define BATCH_BASE_US 400
 #define BATCH_ROW_US 25
+#define PEAK_CLIENTS 128
 #define SCHED_TASKS 4000
 #define SCHED_WORK_US 10
 #define CACHE_GETS 40000
@@ -40,10 +46,11 @@ typedef struct dtu_result {
 
 static const dtu_result dtu_metric_names[] = {
     {{"throughput", "p50_us", "p99_us", "mean_batch"}, {0}},
+    {{"throughput", "p99_us", "mean_batch", NULL}, {0}},
     {{"throughput", "wait_p99_us", NULL, NULL}, {0}},
     {{"throughput", "hit_ratio", NULL, NULL}, {0}},
 };
-static const char *const dtu_workloads[] = {"batch", "sched", "cache"};
+static const char *const dtu_workloads[] = {"batch", "batch_peak", "sched", "cache"};
 
 static double dtu_now(void) {
   struct timespec ts;
@@ -106,16 +113,20 @@ static void dtu_batch_done(void *user, ds_batch_request *req, ds_status st) {
   r->t_done = st == DS_OK ? dtu_now() : -1;
 }
 
-static ds_status dtu_batch_submit(ds_batcher *b, dtu_breq *r) {
+static ds_status dtu_batch_submit_cb(ds_batcher *b, dtu_breq *r, ds_batch_done_fn done) {
   int64_t shape[1] = {1};
   ds_tensor in, out;
   ds_tensor_init(&in, NULL, &r->in, DS_DTYPE_F32, 1, shape, NULL, (ds_device){DS_DEVICE_CPU, 0});
   ds_tensor_init(&out, NULL, &r->out, DS_DTYPE_F32, 1, shape, NULL,
                  (ds_device){DS_DEVICE_CPU, 0});
   ds_batch_submit_options so = DS_BATCH_SUBMIT_OPTIONS_INIT;
-  so.on_done = dtu_batch_done;
+  so.on_done = done;
   so.user = r;
   return ds_batcher_submit(NULL, b, &in, &out, &so);
+}
+
+static ds_status dtu_batch_submit(ds_batcher *b, dtu_breq *r) {
+  return dtu_batch_submit_cb(b, r, dtu_batch_done);
 }
 
 /* The load, then a draining shutdown: what is queued at the end of the window runs at once
@@ -163,6 +174,77 @@ static int dtu_batch(ds_context *ctx, dtu_result *res, char *why, size_t why_cap
   res->v[2] = dtu_quantile(lat, ok, 0.99);
   res->v[3] = st.mean_batch_size;
   free(r), free(lat);
+  return 0;
+}
+
+/* The closed loop: each completion within the window records its latency and submits the
+ * same slot again (from the worker that completed it: submit never blocks here, the queue is
+ * unbounded and REJECT). */
+typedef struct dtu_peak {
+  pthread_mutex_t mu;
+  ds_batcher *b;
+  double end;
+  size_t n, cap;
+  double *lat;
+  dtu_breq slot[PEAK_CLIENTS];
+} dtu_peak;
+
+static dtu_peak *dtu_peak_state; /* the one trial running (trials run one at a time) */
+
+static void dtu_peak_done(void *user, ds_batch_request *req, ds_status st) {
+  (void)req;
+  dtu_breq *r = user;
+  dtu_peak *p = dtu_peak_state;
+  double now = dtu_now();
+  int again = 0;
+  pthread_mutex_lock(&p->mu);
+  if (st == DS_OK && now <= p->end && p->n < p->cap) {
+    p->lat[p->n++] = (now - r->t_arrival) * 1e6;
+    again = 1;
+  }
+  pthread_mutex_unlock(&p->mu);
+  if (!again) return;
+  r->t_arrival = dtu_now();
+  dtu_batch_submit_cb(p->b, r, dtu_peak_done); /* refused only by the final shutdown */
+}
+
+static int dtu_batch_peak(ds_context *ctx, dtu_result *res, char *why, size_t why_cap) {
+  static dtu_peak p;
+  ds_batcher_options o = DS_BATCHER_OPTIONS_INIT;
+  o.handler = dtu_batch_handler;
+  o.ndim = 1;
+  o.shape[0] = 1;
+  o.output_ndim = 1;
+  o.output_shape[0] = 1;
+  memset(&p, 0, sizeof p);
+  pthread_mutex_init(&p.mu, NULL);
+  p.cap = 1u << 20;
+  p.lat = malloc(p.cap * sizeof *p.lat);
+  dtu_peak_state = &p;
+  if (!p.lat || ds_batcher_create(&p.b, ctx, &o) != DS_OK) {
+    snprintf(why, why_cap, "batcher: %s", p.lat ? ds_context_last_error(ctx) : "memory");
+    free(p.lat);
+    pthread_mutex_destroy(&p.mu);
+    return -1;
+  }
+  double t0 = dtu_now();
+  p.end = t0 + BATCH_SECONDS;
+  for (int k = 0; k < PEAK_CLIENTS; k++) {
+    p.slot[k].t_arrival = dtu_now();
+    dtu_batch_submit_cb(p.b, &p.slot[k], dtu_peak_done);
+  }
+  dtu_sleep_until(p.end);
+  ds_batcher_shutdown(p.b, 1);
+  ds_batcher_stats st;
+  memset(&st, 0, sizeof st);
+  st.struct_size = sizeof st;
+  ds_batcher_stats_get(p.b, &st);
+  ds_batcher_destroy(p.b);
+  res->v[0] = (double)p.n / BATCH_SECONDS;
+  res->v[1] = dtu_quantile(p.lat, p.n, 0.99);
+  res->v[2] = st.mean_batch_size;
+  free(p.lat);
+  pthread_mutex_destroy(&p.mu);
   return 0;
 }
 
@@ -246,7 +328,8 @@ static int dtu_workload_index(const char *name) {
 int dtu_workload_check(const char *name, const char *metric) {
   int w = dtu_workload_index(name);
   if (w < 0) {
-    fprintf(stderr, "deepseek-tune: --workload %s: one of batch, sched, cache\n", name);
+    fprintf(stderr, "deepseek-tune: --workload %s: one of batch, batch_peak, sched, cache\n",
+            name);
     return -1;
   }
   const dtu_result *m = &dtu_metric_names[w];
@@ -268,8 +351,9 @@ int dtu_workload_run(double *values, char *why, size_t why_cap, const char *name
     snprintf(why, why_cap, "context: %s", ds_context_last_error(NULL));
     return -1;
   }
-  int rc = w == 0 ? dtu_batch(ctx, &res, why, why_cap)
-           : w == 1 ? dtu_sched(ctx, &res, why, why_cap)
+  int rc = w == 0   ? dtu_batch(ctx, &res, why, why_cap)
+           : w == 1 ? dtu_batch_peak(ctx, &res, why, why_cap)
+           : w == 2 ? dtu_sched(ctx, &res, why, why_cap)
                     : dtu_cache(ctx, &res, why, why_cap);
   ds_context_destroy(ctx);
   for (int k = 0; rc == 0 && k < nmetrics; k++)

@@ -516,6 +516,8 @@ def test_tune_workloads(env):
     for wl, space, metric, extra in (
             ("batch", ["--param", "batch_max_size=1,16", "--param", "sched_workers=2"], "p99_us",
              ["--minimize", "--limit", "throughput>=1"]),
+            ("batch_peak", ["--param", "batch_max_size=1,16", "--param", "sched_workers=2"], "throughput",
+             []),
             ("sched", ["--param", "sched_spin_us=0,50"], "throughput", []),
             ("cache", ["--param", "cache_l1_bytes=1048576,16777216"], "hit_ratio", [])):
         log = os.path.join(SCRATCH, "tune_wl_%s.jsonl" % wl)
@@ -532,6 +534,10 @@ def test_tune_workloads(env):
             p99 = {t["params"]["batch_max_size"]: t["median"] for t in trials}
             check(p99[16] < p99[1], "batch: p99 with batches of 16 (%g us) < one by one (%g us)" %
                   (p99[16], p99[1]))
+        if wl == "batch_peak":  # 128 requests outstanding: batches of 16 serve far more
+            thr = {t["params"]["batch_max_size"]: t["median"] for t in trials}
+            check(thr[16] > 2 * thr[1], "batch_peak: throughput with batches of 16 (%g/s) > 2x one by one "
+                  "(%g/s)" % (thr[16], thr[1]))
         if wl == "cache":  # a 16 MiB L1 holds every key; 1 MiB about an eighth
             hit = {t["params"]["cache_l1_bytes"]: t["median"] for t in trials}
             check(hit[16777216] > hit[1048576], "cache: hit ratio grows with L1 (%s)" % hit)
