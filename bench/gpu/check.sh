@@ -15,6 +15,15 @@ cmake --build build-gpu -j "$(nproc)" > "$out/build.log" 2>&1 || { tail -50 "$ou
 (cd build-gpu && DS_REQUIRE_GPU=1 ctest --output-on-failure -j 4 -LE packaging --timeout 240) 2>&1 | tee "$out/ctest.log"
 grep -q "tests failed out of" "$out/ctest.log" && grep -q " 0 tests failed" "$out/ctest.log" || { echo "gpu-check: FAIL (ctest)"; exit 1; }
 ./build-gpu/examples/deepseek_info 2>&1 | tee "$out/deepseek_info.txt"
+# Per-GPU telemetry from the real NVML as deepseek-monitor sees it (telemetry.gpu0.util_pct,
+# mem_used_bytes, mem_total_bytes), from a small program using the library.
+sd=$(mktemp -d)
+(sleep 8 | DS_STATS_DIR=$sd ./build-gpu/tools/ds_tools_demo --serve 6 > /dev/null) &
+sleep 3
+DS_STATS_DIR=$sd ./build-gpu/tools/deepseek-monitor --once --json > "$out/monitor_gpu.json" || true
+wait
+rm -rf "$sd"
+grep -o '"telemetry.gpu0[^,]*' "$out/monitor_gpu.json" || { echo "gpu-check: FAIL (no per-GPU stats)"; exit 1; }
 # The GPU benchmarks only (the CPU ones are run by `make bench`), to stay within a few minutes:
 # every bench_*_gpu, e.g. bench_precision_gemm_gpu (cuBLAS) and bench_fabric_transfer_gpu
 # (host<->GPU bandwidth through the fabric vs raw cudaMemcpy on pinned memory, and zero-copy vs

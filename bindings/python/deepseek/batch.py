@@ -93,13 +93,15 @@ class Batcher(Child):
 
     Shapes: ``input_shape`` per request without the batch dim, -1 for a varying dim;
     ``output_shape`` likewise, -1 meaning "the input's dim here". Other options follow
-    ds_batcher_options. Thread-safe except close().
+    ds_batcher_options: ``max_batch_size`` 0, ``max_queue_delay_us`` -1 and ``max_inflight`` 0
+    (the defaults) take the context's batch_max_size (32), batch_max_delay_us (0) and
+    batch_max_inflight (0: the workers) tunables. Thread-safe except close().
     """
 
     _destroy = lib.ds_batcher_destroy
 
     def __init__(self, ctx, handler, input_shape, output_shape, dtype="f32",
-                 output_dtype="f32", max_batch_size=32, max_queue_delay_us=0, max_inflight=0,
+                 output_dtype="f32", max_batch_size=0, max_queue_delay_us=-1, max_inflight=0,
                  max_queue_size=0, block_when_full=False, name=None, max_shape=None,
                  preferred_batch_sizes=None, allowed_batch_sizes=None, bucket_bounds=None,
                  inplace=False):
