@@ -232,6 +232,38 @@ ds_status ds_mpi_buffer_flush(ds_mpi *m, uint64_t id) {
   return DS_OK;
 }
 
+void ds__mpi_buf_stale(ds__mpi_buf *b) {
+  b->valid = 0;
+  if (b->fetching) b->stale = 1; /* the copy arriving may predate the write */
+}
+
+void ds__mpi_buf_written(ds_mpi *m, ds__mpi_buf *b) {
+  ds__mpi_hdr h;
+  ds__mpi_hdr_init(&h, DS__MSG_INVALIDATE);
+  h.a = b->id;
+  /* Sent on the control channel, so it reaches each rank before anything this rank sends
+   * later (a barrier arrival, say): a fetch after that sees the write. */
+  for (int r = 0; r < m->size; r++)
+    if (r != m->rank && ds_mpi_rank_alive(m, r)) (void)ds__mpi_post(m, r, &h, NULL, NULL, 0);
+}
+
+ds_status ds_mpi_buffer_written(ds_mpi *m, uint64_t id) {
+  if (!m) return ds__error(NULL, DS_ERR_INVALID_ARG, "mpi", "ds_mpi_buffer_written: m is NULL");
+  pthread_mutex_lock(&m->mu);
+  ds__mpi_buf *b = ds__mpi_buf_find(m, id);
+  int32_t owner = b ? b->owner : -1;
+  pthread_mutex_unlock(&m->mu);
+  if (!b)
+    return ds__error(m->ctx, DS_ERR_NOT_FOUND, "mpi", "buffer %llu is not registered",
+                     (unsigned long long)id);
+  if (owner != m->rank)
+    return ds__error(m->ctx, DS_ERR_INVALID_ARG, "mpi", "buffer %llu is owned by rank %d, not "
+                     "this rank (%d): only its owner's writes count", (unsigned long long)id,
+                     owner, m->rank);
+  ds__mpi_buf_written(m, b);
+  return DS_OK;
+}
+
 /* Owner side: sends the memory, or says why not. */
 void ds__mpi_on_fetch(ds_mpi *m, int32_t peer, const ds__mpi_hdr *h) {
   char msg[160] = "";
