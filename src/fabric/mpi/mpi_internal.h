@@ -142,6 +142,8 @@ struct ds_mpi {
   uint64_t next_op;
   ds__mpi_op *submitted;  /* new ops for the progress thread (LIFO; order does not matter) */
   ds__mpi_op *pending;    /* progress thread: sent, awaiting an answer */
+  ds__mpi_op *direct;     /* fetches whose calling thread makes its own MPI calls (under
+                             MPI_THREAD_MULTIPLE); the progress thread only fails them */
   ds__mpi_send *outbox;   /* replies queued by other threads (progress thread sends them) */
   ds__mpi_send *sends;    /* progress thread: in flight */
   ds__mpi_peer *peers;
@@ -168,6 +170,9 @@ ds_status ds__mpi_op_wait(ds_mpi *m, ds__mpi_op *op, const char *what);
 /* Queues a control message (copies header, name and payload) to rank peer. Any thread. */
 ds_status ds__mpi_post(ds_mpi *m, int32_t peer, const ds__mpi_hdr *h, const char *name,
                        const void *payload, size_t len);
+/* Progress thread: fails the direct fetch with this id (peer < 0), or every direct fetch
+ * from peer (peer >= 0), with st and msg; its calling thread sees op->done. */
+void ds__mpi_direct_fail(ds_mpi *m, uint64_t id, int32_t peer, ds_status st, const char *msg);
 /* Marks a waited op done with st and message and wakes its waiter. */
 void ds__mpi_op_finish(ds_mpi *m, ds__mpi_op *op, ds_status st, const char *msg);
 /* One of this rank's ops is over (outstanding count, for destroy). */

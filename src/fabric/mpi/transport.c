@@ -53,6 +53,17 @@ void ds__mpi_op_finish(ds_mpi *m, ds__mpi_op *op, ds_status st, const char *msg)
   pthread_mutex_unlock(&m->mu);
 }
 
+void ds__mpi_direct_fail(ds_mpi *m, uint64_t id, int32_t peer, ds_status st, const char *msg) {
+  pthread_mutex_lock(&m->mu);
+  for (ds__mpi_op *op = m->direct; op; op = op->next) {
+    if (ds__load(&op->done) || (peer >= 0 ? op->peer != peer : op->id != id)) continue;
+    op->status = st;
+    snprintf(op->msg, sizeof op->msg, "%s", msg);
+    ds__store(&op->done, 1);
+  }
+  pthread_mutex_unlock(&m->mu);
+}
+
 void ds__mpi_op_over(ds_mpi *m) {
   pthread_mutex_lock(&m->mu);
   m->outstanding--;
@@ -346,6 +357,8 @@ static void ds__on_message(ds_mpi *m, int32_t peer, const ds__mpi_hdr *h, char *
   case DS__MSG_FETCH_ERR:
   case DS__MSG_TASK_DONE: {
     ds__mpi_op *op = ds__take_pending(m, h->id);
+    if (!op && h->type == DS__MSG_FETCH_ERR) /* a fetching thread's own request, maybe */
+      ds__mpi_direct_fail(m, h->id, -1, (ds_status)h->status, payload);
     if (!op) break; /* timed out meanwhile */
     if (h->type == DS__MSG_FETCH_ERR)
       ds__op_fail(m, op, (ds_status)h->status, payload);
@@ -466,6 +479,9 @@ static void ds__check_peers(ds_mpi *m, uint64_t now) {
       snprintf(why, sizeof why, "died (nothing heard for %llu ms)",
                (unsigned long long)((now - p->last_heard_ns) / 1000000u));
       ds__fail_pending(m, r, now, DS_ERR_IO, why);
+      char msg[160];
+      snprintf(msg, sizeof msg, "rank %d %s", r, why);
+      ds__mpi_direct_fail(m, 0, r, DS_ERR_IO, msg);
       continue;
     }
     if (m->fin_sent || now - p->last_sent_ns < hb_ns) continue;
@@ -502,7 +518,7 @@ static void ds__send_barrier(ds_mpi *m) {
 static void ds__idle(ds_mpi *m, uint64_t now, uint64_t last_active) {
   uint64_t spin_ns = (uint64_t)ds__param(m->ctx, DS_PARAM_MPI_SPIN_US) * 1000u;
   if (now - last_active < spin_ns) {
-    sched_yield();
+    if (now - last_active > 50000u) sched_yield(); /* the next request of a burst comes soon */
     return;
   }
   uint64_t poll_ns = (uint64_t)ds__param(m->ctx, DS_PARAM_MPI_POLL_US) * 1000u;
@@ -572,11 +588,15 @@ static void *ds__mpi_progress(void *arg) {
     if (ds__finish(m, now)) break;
     if (!m->fin_sent) ds__send_barrier(m);
     ds__mpi_sched_tick(m);
-    if (active) last_active = now;
-    ds__idle(m, now, last_active);
+    if (active) /* more may follow at once (a burst of requests): poll again without yielding */
+      last_active = now;
+    else
+      ds__idle(m, now, last_active);
   }
   ds__start_queued(m);
   ds__fail_pending(m, -2, 0, DS_ERR_SHUTDOWN, "did not answer before shutdown");
+  for (int r = 0; r < m->size; r++)
+    ds__mpi_direct_fail(m, 0, r, DS_ERR_SHUTDOWN, "the endpoint is shutting down");
   ds__drain_sends(m);
   return NULL;
 }
