@@ -1,7 +1,9 @@
 /* Tests of the fabric's MPI transport, run by ctest under mpirun with 2 and 3 ranks (and alone
  * as one rank): endpoint creation, buffers fetched from their owner and flushed, owner-computes
- * and explicitly placed tasks, LOW-task migration to idle ranks, the cross-rank timestamp
- * barrier, and a rank that dies mid-run (the others fail with DS_ERR_IO naming it, in bounded
+ * and explicitly placed tasks (which hold no local worker while they wait), LOW-task migration
+ * to idle ranks, the cross-rank timestamp barrier, owners' writes invalidating other ranks'
+ * copies, fabric graphs run across the ranks (owner-computes, automatic transfers), and a rank
+ * that dies mid-run (the others fail with DS_ERR_IO naming it, in bounded
  * time). Every rank runs every test in the same order: each test is collective. Without MPI in
  * the build, the functions must say so (DS_ERR_UNSUPPORTED). */
 #include <stdarg.h>
@@ -433,6 +435,275 @@ static void test_destroying_rank_still_serves(void **state) {
   close_fixture(&f);
 }
 
+/* ---- item: the owner's writes invalidate other ranks' copies ---- */
+
+static ds_status fn_add_one(void *user, ds_mpi_call *c) {
+  (void)user;
+  if (!c->data) return DS_ERR_STATE;
+  for (size_t i = 0; i < c->data_len; i++) ((unsigned char *)c->data)[i]++;
+  c->result_len = 0;
+  return DS_OK;
+}
+
+static void test_owner_writes_invalidate_copies(void **state) {
+  (void)state;
+  fixture f = open_fixture(5000);
+  static unsigned char mem[4096];
+  memset(mem, 1, sizeof mem);
+  assert_int_equal(ds_mpi_task_register(f.m, "add_one", fn_add_one, NULL), DS_OK);
+  assert_int_equal(ds_mpi_buffer_register(f.m, 50, 0, f.rank == 0 ? mem : NULL, sizeof mem), DS_OK);
+  assert_int_equal(ds_mpi_buffer_written(f.m, 51), DS_ERR_NOT_FOUND);
+  if (f.rank != 0) assert_int_equal(ds_mpi_buffer_written(f.m, 50), DS_ERR_INVALID_ARG);
+  sync_all(f.m, 1);
+  const void *p = NULL;
+  assert_int_equal(ds_mpi_buffer_fetch(f.m, 50, &p, -1), DS_OK);
+  assert_int_equal(((const unsigned char *)p)[4095], 1);
+  sync_all(f.m, 2);
+  if (f.rank == 0) { /* the owner writes by itself and says so */
+    memset(mem, 2, sizeof mem);
+    assert_int_equal(ds_mpi_buffer_written(f.m, 50), DS_OK);
+  }
+  sync_all(f.m, 3); /* the invalidation travels ahead of rank 0's arrival */
+  assert_int_equal(ds_mpi_buffer_fetch(f.m, 50, &p, -1), DS_OK); /* no flush */
+  assert_int_equal(((const unsigned char *)p)[0], 2);
+  assert_int_equal(((const unsigned char *)p)[4095], 2);
+  sync_all(f.m, 4);
+  if (f.rank == f.size - 1) { /* an owner-computes task writes: copies are dropped too */
+    reply out;
+    ds_mpi_submit_options so = DS_MPI_SUBMIT_OPTIONS_INIT;
+    so.buffer = 50;
+    ds_task_options to = DS_TASK_OPTIONS_INIT;
+    so.task = &to;
+    ds_task *t = NULL;
+    assert_int_equal(ds_mpi_task_submit(&t, f.m, "add_one", NULL, 0, &out, sizeof out, NULL, &so),
+                     DS_OK);
+    assert_int_equal(ds_task_wait(t, 30000), DS_OK);
+    ds_task_release(t);
+  }
+  sync_all(f.m, 5);
+  if (f.rank == 0) assert_int_equal(mem[7], 3);
+  sync_all(f.m, 6); /* rank 0 arrived after it ran the task and sent the invalidation */
+  assert_int_equal(ds_mpi_buffer_fetch(f.m, 50, &p, -1), DS_OK);
+  assert_int_equal(((const unsigned char *)p)[7], 3);
+  sync_all(f.m, 7);
+  assert_int_equal(ds_mpi_buffer_unregister(f.m, 50), DS_OK);
+  close_fixture(&f);
+}
+
+/* ---- item: a task placed on another rank holds no local worker while it waits ---- */
+
+static ds_status fn_sleep(void *user, ds_mpi_call *c) {
+  (void)user, (void)c;
+  usleep(400000);
+  return DS_OK;
+}
+
+static ds_status local_mark(void *arg) {
+  *(int *)arg = 1;
+  return DS_OK;
+}
+
+static void test_placed_task_frees_worker(void **state) {
+  (void)state;
+  fixture f = open_fixture(5000); /* 2 workers */
+  assert_int_equal(ds_mpi_task_register(f.m, "sleep", fn_sleep, NULL), DS_OK);
+  sync_all(f.m, 1);
+  if (f.size > 1 && f.rank == 0) {
+    enum { NP = 4 }; /* more than the workers */
+    ds_task *placed[NP];
+    ds_mpi_submit_options so = DS_MPI_SUBMIT_OPTIONS_INIT;
+    ds_task_options to = DS_TASK_OPTIONS_INIT;
+    so.task = &to;
+    for (int i = 0; i < NP; i++) {
+      so.rank = 1 + i % (f.size - 1);
+      assert_int_equal(ds_mpi_task_submit(&placed[i], f.m, "sleep", NULL, 0, NULL, 0, NULL, &so),
+                       DS_OK);
+    }
+    usleep(50000); /* the placed tasks have started: before, they held both workers */
+    int ran = 0;
+    ds_task *local = NULL;
+    assert_int_equal(ds_task_submit(&local, f.ctx, local_mark, &ran, NULL), DS_OK);
+    assert_int_equal(ds_task_wait(local, 30000), DS_OK);
+    assert_int_equal(ran, 1);
+    int still = 0; /* the remote ones sleep 400 ms each (the peer runs 2 at a time) */
+    for (int i = 0; i < NP; i++) still += ds_task_state(placed[i]) != DS_TASK_DONE;
+    assert_true(still > 0);
+    for (int i = 0; i < NP; i++) {
+      assert_int_equal(ds_task_wait(placed[i], 30000), DS_OK);
+      ds_task_release(placed[i]);
+    }
+    ds_task_release(local);
+  }
+  sync_all(f.m, 2);
+  close_fixture(&f);
+}
+
+/* ---- item: graph nodes run on the owner of what they write; transfers are automatic ---- */
+
+enum { GT = 6, GN = 64 }; /* tiles, floats per tile */
+
+static ds_status k_scale2(void *const *bufs, const size_t *sizes, size_t nbufs, const void *args,
+                          size_t args_len) {
+  (void)args, (void)args_len;
+  if (nbufs != 1) return DS_ERR_INVALID_ARG;
+  float *x = bufs[0];
+  for (size_t i = 0; i < sizes[0] / sizeof *x; i++) x[i] *= 2.0f;
+  return DS_OK;
+}
+
+static ds_status k_add(void *const *bufs, const size_t *sizes, size_t nbufs, const void *args,
+                       size_t args_len) { /* bufs[n-1] (+)= sum of the others */
+  int32_t accumulate = 0;
+  if (nbufs < 2 || args_len != sizeof accumulate) return DS_ERR_INVALID_ARG;
+  memcpy(&accumulate, args, sizeof accumulate);
+  float *y = bufs[nbufs - 1];
+  for (size_t i = 0; i < sizes[0] / sizeof *y; i++) {
+    float s = accumulate ? y[i] : 0.0f;
+    for (size_t b = 0; b + 1 < nbufs; b++) s += ((const float *)bufs[b])[i];
+    y[i] = s;
+  }
+  return DS_OK;
+}
+
+typedef struct gfix {
+  ds_kernel *scale, *add;
+  ds_buffer *x[GT], *y[GT];
+  ds_graph *g;
+  int32_t cpu;
+} gfix;
+
+static int xo(const fixture *f, int i) { return i % f->size; }       /* owner of X[i] */
+static int yo(const fixture *f, int i) { return (i + 1) % f->size; } /* owner of Y[i] */
+
+/* X[i] *= 2 (owner); Y[i] = X[i] + X[i+1] (owner of Y[i]); X[0] += Y[GT-1] placed on the last
+ * rank (not X[0]'s owner when there are several): its result goes back to rank 0. */
+static void graph_build(fixture *f, gfix *G, int32_t *placement) {
+  ds_kernel_options ko = DS_KERNEL_OPTIONS_INIT;
+  ko.name = "scale2";
+  ko.cpu = k_scale2;
+  assert_int_equal(ds_kernel_create(&G->scale, f->ctx, &ko), DS_OK);
+  ko.name = "add";
+  ko.cpu = k_add;
+  assert_int_equal(ds_kernel_create(&G->add, f->ctx, &ko), DS_OK);
+  assert_int_equal(ds_fabric_device_find(&G->cpu, f->ctx, DS_FABRIC_DEVICE_CPU, 0), DS_OK);
+  for (int i = 0; i < GT; i++) {
+    assert_int_equal(ds_buffer_create(&G->x[i], f->ctx, GN * sizeof(float), NULL), DS_OK);
+    assert_int_equal(ds_buffer_create(&G->y[i], f->ctx, GN * sizeof(float), NULL), DS_OK);
+    assert_int_equal(ds_mpi_buffer_attach(f->m, 100 + (uint64_t)i, xo(f, i), G->x[i]), DS_OK);
+    assert_int_equal(ds_mpi_buffer_attach(f->m, 200 + (uint64_t)i, yo(f, i), G->y[i]), DS_OK);
+  }
+  assert_int_equal(ds_graph_create(&G->g, f->ctx), DS_OK);
+  int32_t node = 0, zero = 0, one = 1;
+  for (int i = 0; i < GT; i++) {
+    ds_graph_access a = {G->x[i], DS_ACCESS_RW};
+    assert_int_equal(ds_graph_add(&node, G->g, G->scale, &a, 1, NULL), DS_OK);
+    placement[node] = -1;
+  }
+  for (int i = 0; i < GT; i++) {
+    ds_graph_access a[3] = {{G->x[i], DS_ACCESS_READ}, {G->x[(i + 1) % GT], DS_ACCESS_READ},
+                            {G->y[i], DS_ACCESS_WRITE}};
+    ds_node_options no = DS_NODE_OPTIONS_INIT;
+    no.args = &zero;
+    no.args_len = sizeof zero;
+    assert_int_equal(ds_graph_add(&node, G->g, G->add, a, 3, &no), DS_OK);
+    placement[node] = -1;
+  }
+  ds_graph_access a[2] = {{G->y[GT - 1], DS_ACCESS_READ}, {G->x[0], DS_ACCESS_RW}};
+  ds_node_options no = DS_NODE_OPTIONS_INIT;
+  no.args = &one;
+  no.args_len = sizeof one;
+  assert_int_equal(ds_graph_add(&node, G->g, G->add, a, 2, &no), DS_OK);
+  placement[node] = f->size - 1;
+}
+
+static void set_tile(gfix *G, ds_buffer *b, float v) {
+  float *p = NULL;
+  assert_int_equal(ds_buffer_acquire((void **)&p, b, G->cpu, DS_ACCESS_WRITE), DS_OK);
+  for (int k = 0; k < GN; k++) p[k] = v;
+  assert_int_equal(ds_buffer_release(b, G->cpu), DS_OK);
+}
+
+static float get_tile(gfix *G, ds_buffer *b) {
+  float *p = NULL;
+  assert_int_equal(ds_buffer_acquire((void **)&p, b, G->cpu, DS_ACCESS_READ), DS_OK);
+  float v = p[0];
+  for (int k = 1; k < GN; k++) assert_true(p[k] == v);
+  assert_int_equal(ds_buffer_release(b, G->cpu), DS_OK);
+  return v;
+}
+
+static void test_graph_owner_computes(void **state) {
+  (void)state;
+  fixture f = open_fixture(5000);
+  gfix G;
+  int32_t placement[2 * GT + 1];
+  graph_build(&f, &G, placement);
+  for (int i = 0; i < GT; i++) { /* owners hold the data; other ranks' copies are garbage */
+    set_tile(&G, G.x[i], xo(&f, i) == f.rank ? (float)(i + 1) : -99.0f);
+    set_tile(&G, G.y[i], -77.0f);
+  }
+  ds_mpi_graph_options go = DS_MPI_GRAPH_OPTIONS_INIT;
+  go.placement = placement;
+  ds_mpi_graph_info info = {sizeof info, 0, 0, 0, 0, 0, 0.0};
+  assert_int_equal(ds_mpi_graph_run(f.m, G.g, &go, &info), DS_OK);
+  uint32_t mine = 0;
+  for (int i = 0; i < GT; i++) mine += (xo(&f, i) == f.rank) + (yo(&f, i) == f.rank);
+  mine += f.rank == f.size - 1;
+  assert_int_equal(info.nodes_here, mine);
+  if (f.size == 1) assert_int_equal(info.sends + info.recvs, 0);
+  else assert_true(info.recvs > 0 && info.bytes_received == info.recvs * GN * sizeof(float));
+  /* Owners check theirs: X[i] = 2(i+1), Y[i] = X[i] + X[i+1], X[0] = 2 + Y[GT-1]. */
+  float y_last = 2.0f * GT + 2.0f;
+  for (int i = 0; i < GT; i++) {
+    if (xo(&f, i) == f.rank)
+      assert_true(get_tile(&G, G.x[i]) == (i == 0 ? 2.0f + y_last : 2.0f * (i + 1)));
+    if (yo(&f, i) == f.rank)
+      assert_true(get_tile(&G, G.y[i]) == 2.0f * (i + 1) + 2.0f * ((i + 1) % GT + 1));
+  }
+  sync_all(f.m, 1);
+  const void *p = NULL; /* anyone reads any tile through a fetch */
+  assert_int_equal(ds_mpi_buffer_fetch(f.m, 200 + GT - 2, &p, -1), DS_OK);
+  assert_true(((const float *)p)[GN - 1] == 2.0f * (GT - 1) + 2.0f * GT);
+  sync_all(f.m, 2);
+  /* Again: the data changed on the owners, so fetched copies must not be served stale. */
+  assert_int_equal(ds_mpi_graph_run(f.m, G.g, &go, NULL), DS_OK);
+  sync_all(f.m, 3);
+  assert_int_equal(ds_mpi_buffer_fetch(f.m, 200 + GT - 2, &p, -1), DS_OK);
+  assert_true(((const float *)p)[0] == 4.0f * (GT - 1) + 4.0f * GT);
+  /* Bad calls. */
+  int32_t bad[2 * GT + 1];
+  memcpy(bad, placement, sizeof bad);
+  bad[3] = f.size;
+  go.placement = bad;
+  assert_int_equal(ds_mpi_graph_run(f.m, G.g, &go, NULL), DS_ERR_INVALID_ARG);
+  assert_non_null(strstr(ds_context_last_error(f.ctx), "rank"));
+  ds_mpi_graph_options abi = DS_MPI_GRAPH_OPTIONS_INIT;
+  abi.struct_size = 4;
+  assert_int_equal(ds_mpi_graph_run(f.m, G.g, &abi, NULL), DS_ERR_ABI);
+  assert_int_equal(ds_mpi_graph_run(f.m, NULL, NULL, NULL), DS_ERR_INVALID_ARG);
+  ds_buffer *loose = NULL;
+  assert_int_equal(ds_buffer_create(&loose, f.ctx, 16, NULL), DS_OK);
+  ds_graph *g2 = NULL;
+  assert_int_equal(ds_graph_create(&g2, f.ctx), DS_OK);
+  ds_graph_access la = {loose, DS_ACCESS_RW};
+  assert_int_equal(ds_graph_add(NULL, g2, G.scale, &la, 1, NULL), DS_OK);
+  assert_int_equal(ds_mpi_graph_run(f.m, g2, NULL, NULL), DS_ERR_INVALID_ARG);
+  assert_non_null(strstr(ds_context_last_error(f.ctx), "not attached"));
+  ds_graph_destroy(g2);
+  assert_int_equal(ds_buffer_destroy(loose), DS_OK);
+  sync_all(f.m, 4);
+  ds_graph_destroy(G.g);
+  for (int i = 0; i < GT; i++) {
+    assert_int_equal(ds_mpi_buffer_unregister(f.m, 100 + (uint64_t)i), DS_OK);
+    assert_int_equal(ds_mpi_buffer_unregister(f.m, 200 + (uint64_t)i), DS_OK);
+    assert_int_equal(ds_buffer_destroy(G.x[i]), DS_OK);
+    assert_int_equal(ds_buffer_destroy(G.y[i]), DS_OK);
+  }
+  ds_kernel_destroy(G.scale);
+  ds_kernel_destroy(G.add);
+  close_fixture(&f);
+}
+
 /* Exits the process when run on the victim rank (*user): the migrated task's rank dies. */
 static ds_status fn_die_on_victim(void *user, ds_mpi_call *c) {
   if (c->rank == *(const int *)user) {
@@ -558,6 +829,9 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_barrier_timestamps),
       cmocka_unit_test(test_destroying_rank_still_serves),
       cmocka_unit_test(test_fabric_buffer_attach),
+      cmocka_unit_test(test_owner_writes_invalidate_copies),
+      cmocka_unit_test(test_placed_task_frees_worker),
+      cmocka_unit_test(test_graph_owner_computes),
       cmocka_unit_test(test_dead_rank_fails_cleanly), /* last: a rank dies */
   };
   int failed = cmocka_run_group_tests(tests, NULL, NULL);

@@ -143,7 +143,11 @@ DS_API ds_status ds_mpi_buffer_unregister(ds_mpi *m, uint64_t id);
 /** A readable copy of buffer @p id: on the owner its memory; elsewhere the cached copy,
  *  fetched from the owner first if there is none (concurrent fetches of one buffer share one
  *  transfer). The data is sent straight from the owner's memory into the copy (no staging).
- *  The pointer is valid until ds_mpi_buffer_flush() or unregister of @p id.
+ *  The pointer is valid until ds_mpi_buffer_flush() or unregister of @p id. The copy is dropped
+ *  (the next fetch transfers again) when the owner writes the buffer through the library (an
+ *  owner-computes task, a ds_mpi_graph_run() node, or ds_mpi_buffer_written()): the owner's
+ *  invalidation travels ahead of its later messages, so after a ds_mpi_barrier_wait() for a
+ *  timestamp the owner arrived at after writing, a fetch returns the new data.
  *  @param timeout_ms -1: DS_PARAM_MPI_TIMEOUT_MS.
  *  @return DS_OK; DS_ERR_NOT_FOUND (not registered here; or not on the owner, named in the
  *  message); DS_ERR_FORMAT (sizes differ between ranks); DS_ERR_TIMEOUT; DS_ERR_IO (the owner
@@ -156,6 +160,13 @@ DS_API ds_status ds_mpi_buffer_fetch(ds_mpi *m, uint64_t id, const void **data,
  *  @return DS_OK; DS_ERR_NOT_FOUND; DS_ERR_BUSY (a fetch of it is in flight). */
 DS_API ds_status ds_mpi_buffer_flush(ds_mpi *m, uint64_t id);
 
+/** Says that this rank, the owner of buffer @p id, has written its memory by itself (not
+ *  through an owner-computes task or a graph run, which say so on their own): every other
+ *  rank drops its cached copy (see ds_mpi_buffer_fetch()). Does not wait.
+ *  @return DS_OK; DS_ERR_NOT_FOUND (not registered); DS_ERR_INVALID_ARG (this rank is not the
+ *  owner); DS_ERR_NO_MEMORY. Thread-safe. */
+DS_API ds_status ds_mpi_buffer_written(ds_mpi *m, uint64_t id);
+
 /** Registers @p fn under @p name (at most 63 bytes; the same on every rank).
  *  @return DS_OK; DS_ERR_INVALID_ARG; DS_ERR_BUSY (name taken); DS_ERR_NO_MEMORY. */
 DS_API ds_status ds_mpi_task_register(ds_mpi *m, const char *name, ds_mpi_task_fn fn, void *user);
@@ -164,9 +175,10 @@ DS_API ds_status ds_mpi_task_register(ds_mpi *m, const char *name, ds_mpi_task_f
  *  of @p args. Where it runs: see ds_mpi_submit_options. Its result bytes are written to
  *  @p result (capacity @p result_cap) and their count to @p result_len (may be NULL) before
  *  the task completes, so ds_task_wait() and callbacks work as for any task. A task sent to
- *  another rank occupies no local worker when migrated; with an explicit rank or buffer, a
- *  worker waits for the answer (bounded by DS_PARAM_MPI_TIMEOUT_MS). A migrated task whose
- *  rank dies runs here instead.
+ *  another rank (migrated, or placed with an explicit rank or buffer) occupies no local
+ *  worker while it waits for the answer (bounded by DS_PARAM_MPI_TIMEOUT_MS): its worker is
+ *  released once the request is queued, and the answer completes the task. A migrated task
+ *  whose rank dies runs here instead; a placed one fails with DS_ERR_IO.
  *  @param out as ds_task_submit() (NULL: fire-and-forget; @p result must then outlive it).
  *  @return as ds_task_submit(); DS_ERR_NOT_FOUND (name not registered); DS_ERR_INVALID_ARG
  *  (rank out of range, unknown buffer). The task itself completes with the function's status,
@@ -176,6 +188,51 @@ DS_API ds_status ds_mpi_task_submit(ds_task **out, ds_mpi *m, const char *name,
                                     const void *args, size_t args_len, void *result,
                                     size_t result_cap, size_t *result_len,
                                     const ds_mpi_submit_options *opts);
+
+/** Options of ds_mpi_graph_run(). Initialise with DS_MPI_GRAPH_OPTIONS_INIT. */
+typedef struct ds_mpi_graph_options {
+  uint32_t struct_size;       /**< sizeof(ds_mpi_graph_options) */
+  const int32_t *placement;   /**< per graph node: the rank that runs it, or -1 for
+                                   owner-computes (the owner of the first buffer it writes);
+                                   NULL: owner-computes for all. The same on every rank. */
+  const ds_plan_options *plan; /**< how each rank places its own nodes on its devices (NULL:
+                                    HEFT); DS_PLAN_EXPLICIT is refused */
+  int64_t timeout_ms;         /**< bound on each transfer; -1: DS_PARAM_MPI_TIMEOUT_MS */
+} ds_mpi_graph_options;
+#define DS_MPI_GRAPH_OPTIONS_INIT { sizeof(ds_mpi_graph_options), NULL, NULL, -1 }
+
+/** What one rank did in ds_mpi_graph_run(). The caller sets struct_size. */
+typedef struct ds_mpi_graph_info {
+  uint32_t struct_size;    /**< sizeof(ds_mpi_graph_info) */
+  uint32_t nodes_here;     /**< graph nodes this rank ran */
+  uint32_t sends, recvs;   /**< buffer transfers this rank made */
+  uint64_t bytes_sent, bytes_received;
+  double makespan_s;       /**< this rank's part, from its first node to its last completion */
+} ds_mpi_graph_info;
+
+/** Runs a fabric graph (fabric.h) across the ranks. Collective: every rank builds the same
+ *  graph (same kernels, nodes in the same order, same accesses and arguments) over its own
+ *  ds_buffer objects, each attached with ds_mpi_buffer_attach() under the same id and owner
+ *  on every rank, and calls this with the same options. Each node runs on one rank: the
+ *  owner of the first buffer it writes (owner-computes), or opts->placement[node]. Transfers
+ *  are derived from the graph: a rank that runs a node reading a buffer whose latest data is
+ *  elsewhere receives it from the rank of its last writer (once per version); after the run
+ *  every written buffer's latest data is on its owner (sent back if a placed node wrote it
+ *  elsewhere), and other ranks' fetched copies of written buffers are dropped. Each rank runs
+ *  its nodes and its transfers as one local graph (planned with opts->plan on its devices),
+ *  non-blocking: waiting transfers hold no worker. Explicit dependencies (ds_graph_add_dep())
+ *  are kept between nodes of one rank; across ranks only data orders nodes.
+ *  Contents of non-owner ranks' buffers after the run are unspecified.
+ *  @param info this rank's counts and time, or NULL.
+ *  @return DS_OK; DS_ERR_INVALID_ARG (NULL, graph of another context, a buffer not attached,
+ *  a placement out of range, DS_PLAN_EXPLICIT); DS_ERR_STATE (empty graph); DS_ERR_ABI;
+ *  DS_ERR_NO_SPACE (more transfers than MPI tags); DS_ERR_NO_MEMORY; a node's failure (as
+ *  ds_graph_run()); DS_ERR_IO (a peer died during a transfer, named) or DS_ERR_TIMEOUT (a
+ *  transfer did not complete in time, e.g. its peer failed before sending). A failed run may
+ *  leave other ranks waiting up to their timeout. One thread per endpoint at a time; the
+ *  graph as in ds_graph_run(). */
+DS_API ds_status ds_mpi_graph_run(ds_mpi *m, ds_graph *g, const ds_mpi_graph_options *opts,
+                                  ds_mpi_graph_info *info);
 
 /** Tasks this rank sent to others by migration, and ran for others (since create). */
 DS_API ds_status ds_mpi_task_counts(ds_mpi *m, uint64_t *migrated_out, uint64_t *run_for_others);

@@ -82,6 +82,17 @@ ds_status ds_mpi_barrier_bridge(ds_mpi *m, ds_fabric_barrier *b, uint32_t first)
   (void)m, (void)b, (void)first;
   return ds__no_mpi(NULL, "ds_mpi_barrier_bridge");
 }
+
+ds_status ds_mpi_buffer_written(ds_mpi *m, uint64_t id) {
+  (void)m, (void)id;
+  return ds__no_mpi(NULL, "ds_mpi_buffer_written");
+}
+
+ds_status ds_mpi_graph_run(ds_mpi *m, ds_graph *g, const ds_mpi_graph_options *opts,
+                           ds_mpi_graph_info *info) {
+  (void)m, (void)g, (void)opts, (void)info;
+  return ds__no_mpi(NULL, "ds_mpi_graph_run");
+}
 #else
 typedef int ds__mpi_stub_unused; /* ISO C: a translation unit must not be empty */
 #endif

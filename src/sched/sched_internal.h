@@ -40,6 +40,7 @@ struct ds_task {
   uint64_t ready_ns; /* when last queued: queue wait and ready-to-done times start here */
   int32_t prio, device, worker_hint;
   int timed; /* its queue wait and completion time are measured (a sample of NORMAL tasks) */
+  int detached; /* ds__task_detach() was called: ds__task_complete() finishes it (detach.c) */
 
   ds__atomic_int state;  /* ds_task_state_t; leaving WAITING/READY is claimed by CAS */
   ds__atomic_int refs;   /* handle + life + one per queue entry + one per predecessor edge */
@@ -307,6 +308,16 @@ typedef int (*ds__sched_migrate_fn)(void *user, struct ds_task *t);
 void ds__sched_set_migrate_hook(ds_context *ctx, ds__sched_migrate_fn fn, void *user);
 void ds__sched_migrated_done(struct ds_task *t, ds_status st);
 void ds__sched_migrate_tick(struct ds__sched *s);
+
+/* "Complete later" (detach.c). Called by a task's function on its worker: the task does not
+ * complete when the function returns, but when someone calls ds__task_complete(t, st) (any
+ * thread, exactly once, possibly before the function has returned). The worker is free as soon
+ * as the function returns; successors, groups, waiters and on_done see the task done only at
+ * ds__task_complete. Returns the task, or NULL outside a scheduler task (or inside a core work
+ * item), where nothing is detached. The task must be completed before its context is
+ * destroyed. */
+struct ds_task *ds__task_detach(void);
+void ds__task_complete(struct ds_task *t, ds_status st);
 
 /* Replaces the load predictor (NULL restores the EWMA). For the predict module and tests. */
 void ds__sched_set_predictor(ds_context *ctx, ds__sched_predict_fn fn, void *state);

@@ -347,6 +347,17 @@ class MpiCall(Structure):
 MPI_TASK_FN = CFUNCTYPE(c_int, c_void_p, POINTER(MpiCall))
 
 
+class MpiGraphOptions(Structure):
+    _fields_ = [("struct_size", c_uint32), ("placement", POINTER(c_int32)),
+                ("plan", POINTER(PlanOptions)), ("timeout_ms", c_int64)]
+
+
+class MpiGraphInfo(Structure):
+    _fields_ = [("struct_size", c_uint32), ("nodes_here", c_uint32), ("sends", c_uint32),
+                ("recvs", c_uint32), ("bytes_sent", c_uint64), ("bytes_received", c_uint64),
+                ("makespan_s", c_double)]
+
+
 class MpiSubmitOptions(Structure):
     _fields_ = [("struct_size", c_uint32), ("rank", c_int32), ("buffer", c_uint64),
                 ("task", POINTER(TaskOptions))]
@@ -578,6 +589,8 @@ PROTOTYPES = {
     "ds_mpi_buffer_unregister": (_st, [_vp, c_uint64]),
     "ds_mpi_buffer_fetch": (_st, [_vp, c_uint64, _P(_vp), c_int64]),
     "ds_mpi_buffer_flush": (_st, [_vp, c_uint64]),
+    "ds_mpi_buffer_written": (_st, [_vp, c_uint64]),
+    "ds_mpi_graph_run": (_st, [_vp, _vp, _P(MpiGraphOptions), _P(MpiGraphInfo)]),
     "ds_mpi_task_register": (_st, [_vp, c_char_p, MPI_TASK_FN, _vp]),
     "ds_mpi_task_submit": (_st, [_P(_vp), _vp, c_char_p, _vp, c_size_t, _vp, c_size_t,
                                  _P(c_size_t), _P(MpiSubmitOptions)]),

@@ -1,5 +1,6 @@
 """The fabric's MPI transport (include/deepseek/fabric_mpi.h): ranks, buffers with an owner
-rank, Python tasks run by name on other ranks, timestamp barriers across ranks.
+rank, Python tasks run by name on other ranks, fabric graphs run across the ranks
+(owner-computes), timestamp barriers across ranks.
 
 Every rank runs the same program (SPMD, started by mpirun) and makes the same calls in the
 same order: the same Mpi endpoints, the same buffer ids with the same owner, the same task
@@ -26,6 +27,7 @@ Timeouts are in seconds; None uses the context's mpi_timeout_ms. In a build with
 call raises UnsupportedError. Methods are thread-safe except close(), as in C.
 """
 
+import collections
 import ctypes
 import threading
 
@@ -34,7 +36,7 @@ import numpy as np
 from . import _lib
 from .context import Child
 from .errors import DeepseekError, error_for
-from .fabric import _timestamp
+from .fabric import _index, _timestamp
 from ._lib import lib
 
 _DS_ERR_FULL, _DS_ERR_INTERNAL = 14, 17
@@ -49,6 +51,11 @@ def _ms(timeout):
     if timeout < 0:
         raise ValueError("timeout must be >= 0 seconds, or None for the default")
     return int(timeout * 1000)
+
+
+GraphInfo = collections.namedtuple(
+    "GraphInfo", "nodes_here sends recvs bytes_sent bytes_received makespan_s")
+GraphInfo.__doc__ = "ds_mpi_graph_info: what this rank did in Mpi.run_graph()."
 
 
 def _buffer_id(buf_id):
@@ -242,6 +249,51 @@ class Mpi(Child):
         if buf_id < 0 or buf_id > _U64_MAX:
             raise ValueError("buffer id must be in 0 .. 2**64-1, not %d" % buf_id)
         self.ctx.check(lib.ds_mpi_buffer_flush(self.handle, buf_id))
+
+    def written(self, buf_id):
+        """Says that this rank, the owner of ``buf_id``, changed its memory by itself: every
+        other rank drops its cached copy, so its next fetch() transfers again (ordered before
+        this rank's later messages, e.g. a barrier arrival). InvalidArgError on a rank that
+        is not the owner."""
+        self.ctx.check(lib.ds_mpi_buffer_written(self.handle, _buffer_id(buf_id)))
+
+    # -- graphs
+    def run_graph(self, graph, placement=None, device=None, timeout=None):
+        """Runs the fabric ``graph`` (a deepseek.Graph built the same way on every rank,
+        over Buffers attached with attach()) across the ranks (ds_mpi_graph_run; collective).
+        A node runs on the owner of the first buffer it writes, or on ``placement[node]``
+        (a rank, or -1 for that default); the needed transfers are made automatically and
+        written buffers end on their owners. ``device``: run this rank's nodes on that
+        device (default: HEFT over this rank's devices). Returns GraphInfo for this rank.
+        The GIL is released while it runs."""
+        o = _lib.MpiGraphOptions()
+        o.struct_size = ctypes.sizeof(o)
+        o.timeout_ms = _ms(timeout)
+        pl = None
+        if placement is not None:
+            ranks = [int(r) for r in placement]
+            if len(ranks) != len(graph):
+                raise ValueError("placement needs one rank per node (%d), got %d"
+                                 % (len(graph), len(ranks)))
+            pl = (ctypes.c_int32 * max(len(ranks), 1))(*ranks)
+            o.placement = pl
+        po = None
+        if device is not None:
+            po = _lib.PlanOptions()
+            po.struct_size = ctypes.sizeof(po)
+            po.policy, po.device, po.seed, po.calibrate = 1, _index(device), 1, 1
+            o.plan = ctypes.pointer(po)
+        info = _lib.MpiGraphInfo()
+        info.struct_size = ctypes.sizeof(info)
+        st = lib.ds_mpi_graph_run(self.handle, graph.handle, ctypes.byref(o), ctypes.byref(info))
+        errs = []
+        for k in {id(k): k for k in graph._kernels}.values():
+            errs.extend(k._take_errors())
+        if st:
+            detail = lib.ds_context_last_error(self.ctx.handle) or b""
+            raise error_for(st, detail.decode(errors="replace")) from (errs[0] if errs else None)
+        return GraphInfo(info.nodes_here, info.sends, info.recvs, info.bytes_sent,
+                         info.bytes_received, info.makespan_s)
 
     # -- tasks
     def register_task(self, name, fn, with_data=False):

@@ -216,6 +216,56 @@ def run_ranks():
     mpi.unregister(4)
     fbuf.close()
 
+    # the owner's own writes, announced, drop the others' copies (no flush)
+    if rank == 0:
+        mine[1] = 43.0
+        mpi.written(1)
+    else:
+        try:
+            mpi.written(1)
+            raise AssertionError("only the owner may say it wrote")
+        except ds.InvalidArgError:
+            pass
+    sync()
+    assert mpi.fetch(1, np.float64, timeout=30)[1] == 43.0
+    want[1] = 43.0
+    sync()
+
+    # a graph across the ranks: x[r] *= 2 on its owner r, then y = sum of all x on rank 0
+    def twice(views, args):
+        views[0] *= 2
+
+    def total(views, args):
+        views[-1][:] = sum(v for v in views[:-1])
+
+    k2 = ds.Kernel(ctx, "py_twice", cpu=twice, dtypes=np.float32)
+    ks = ds.Kernel(ctx, "py_total", cpu=total, dtypes=np.float32)
+    xa = [np.full(4, r + 1 if r == rank else -1, np.float32) for r in range(size)]
+    xs = [ds.Buffer.register(ctx, a) for a in xa]
+    ys = ds.Buffer.register(ctx, np.zeros(4, np.float32))
+    for r, xb in enumerate(xs):
+        mpi.attach(300 + r, owner=r, buffer=xb)
+    mpi.attach(399, owner=0, buffer=ys)
+    g = ds.Graph(ctx)
+    for xb in xs:
+        g.add(k2, [(xb, "rw")])
+    g.add(ks, [(xb, "r") for xb in xs] + [(ys, "w")])
+    info = mpi.run_graph(g, device=ds.fabric.find_device(ctx, "cpu"), timeout=30)
+    assert info.nodes_here == 1 + (rank == 0), info
+    assert info.recvs == (size - 1 if rank == 0 else 0), info
+    sync()
+    np.testing.assert_array_equal(mpi.fetch(399, np.float32, timeout=30),
+                                  np.full(4, float(size * (size + 1)), np.float32))
+    sync()
+    g.close()
+    for r in range(size):
+        mpi.unregister(300 + r)
+    mpi.unregister(399)
+    for b in xs + [ys]:
+        b.close()
+    k2.close()
+    ks.close()
+
     # Python tasks on the other rank, and owner-computes on buffer 1's owner
     mpi.register_task("whoami", lambda b: b + b":%d" % rank)
     mpi.register_task("sum1", lambda args, data: np.float64(data.view(np.float64).sum())

@@ -1,5 +1,6 @@
 /* Buffers with an owner rank: registration, fetching a cached copy from the owner (the data
  * goes straight from the owner's memory into the copy) and flushing copies. */
+#include <sched.h>
 #include <string.h>
 
 #include "mpi_internal.h"
@@ -146,8 +147,110 @@ ds_status ds__mpi_buf_acquire_wait(ds_mpi *m, ds__mpi_buf *b, ds_access mode, ui
   return st;
 }
 
+/* Ends a direct fetch's requests that did not complete: the receive is cancelled; the
+ * request's send (to a dead or silent owner) is cancelled if MPI can, else let go. */
+static void ds__direct_cancel(MPI_Request *rq, const int *flag) {
+  if (!flag[0]) {
+    MPI_Cancel(&rq[0]);
+    MPI_Wait(&rq[0], MPI_STATUS_IGNORE);
+  }
+  if (!flag[1]) {
+    int f = 0;
+    MPI_Cancel(&rq[1]);
+    MPI_Test(&rq[1], &f, MPI_STATUS_IGNORE);
+    if (!f) MPI_Request_free(&rq[1]);
+  }
+}
+
+/* Polls a direct fetch's two requests until both completed, the progress thread failed the op
+ * (the owner refused, died, or the endpoint stops) or the deadline. Polls busily for the first
+ * 100 us, as MPI's own blocking receive does (a small answer comes in a few microseconds, and
+ * yielding then hands the core to another process for a whole time slice), then yields the
+ * CPU between polls. */
+static ds_status ds__direct_poll(ds__mpi_op *op, MPI_Request *rq, int *flag, uint64_t deadline,
+                                 char *msg, size_t cap) {
+  uint64_t busy_until = ds__now_ns() + 100000u;
+  for (;;) {
+    for (int i = 0; i < 2; i++)
+      if (!flag[i] && MPI_Test(&rq[i], &flag[i], MPI_STATUS_IGNORE) != MPI_SUCCESS) {
+        snprintf(msg, cap, "MPI error with rank %d", op->peer);
+        return DS_ERR_IO;
+      }
+    if (flag[0] && flag[1]) return DS_OK;
+    if (ds__load(&op->done)) return DS_ERR_STATE; /* the status is op->status, under mu */
+    uint64_t now = ds__now_ns();
+    if (now > deadline) {
+      snprintf(msg, cap, "rank %d did not answer in time (DS_PARAM_MPI_TIMEOUT_MS)", op->peer);
+      return DS_ERR_TIMEOUT;
+    }
+    if (now > busy_until) sched_yield();
+  }
+}
+
+/* One fetch made by the calling thread itself (MPI_THREAD_MULTIPLE): it posts the receive,
+ * sends the request and polls both, so a small fetch costs about what a hand-written pull
+ * does; the owner answers from its progress thread. The op sits in m->direct only so that the
+ * progress thread can fail it (refusal, death, shutdown). */
+static ds_status ds__fetch_direct(ds_mpi *m, ds__mpi_buf *b, uint64_t deadline) {
+  ds__mpi_op *op = ds__calloc(m->ctx, 1, sizeof *op);
+  if (!op) return ds__error(m->ctx, DS_ERR_NO_MEMORY, "mpi", "no memory to fetch buffer %llu",
+                            (unsigned long long)b->id);
+  op->kind = DS__OP_FETCH;
+  op->peer = b->owner;
+  ds__mpi_hdr_init(&op->hdr, DS__MSG_FETCH);
+  op->hdr.a = b->id;
+  op->hdr.b = b->size;
+  pthread_mutex_lock(&m->mu);
+  op->id = op->hdr.id = ++m->next_op;
+  int dead = m->peers[op->peer].dead;
+  if (!dead) {
+    m->outstanding++;
+    op->next = m->direct;
+    m->direct = op;
+  }
+  pthread_mutex_unlock(&m->mu);
+  if (dead) {
+    ds__free(m->ctx, op);
+    return ds__error(m->ctx, DS_ERR_IO, "mpi", "fetch of buffer %llu: rank %d is dead (not "
+                     "heard from)", (unsigned long long)b->id, b->owner);
+  }
+  MPI_Request rq[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
+  int flag[2] = {1, 1};
+  int tag = DS__MPI_TAG_DATA0 + (int)(op->id % DS__MPI_DATA_TAGS);
+  ds_status st = DS_ERR_IO;
+  char msg[160]; /* op->msg belongs to the progress thread while op is listed */
+  snprintf(msg, sizeof msg, "MPI_Irecv/MPI_Isend with rank %d failed", op->peer);
+  if (MPI_Irecv(b->ptr, (int)b->size, MPI_BYTE, op->peer, tag, m->comm, &rq[0]) == MPI_SUCCESS &&
+      (flag[0] = 0, MPI_Isend(&op->hdr, (int)sizeof op->hdr, MPI_BYTE, op->peer, DS__MPI_TAG_CTRL,
+                              m->comm, &rq[1]) == MPI_SUCCESS)) {
+    flag[1] = 0;
+    st = ds__direct_poll(op, rq, flag, deadline, msg, sizeof msg);
+  }
+  ds__direct_cancel(rq, flag);
+  pthread_mutex_lock(&m->mu);
+  for (ds__mpi_op **pp = &m->direct; *pp; pp = &(*pp)->next)
+    if (*pp == op) {
+      *pp = op->next;
+      break;
+    }
+  if (st == DS_ERR_STATE) { /* failed by the progress thread */
+    st = op->status;
+    snprintf(msg, sizeof msg, "%s", op->msg);
+  }
+  b->valid = st == DS_OK && !b->stale; /* stale: the owner wrote meanwhile */
+  b->stale = 0;
+  m->outstanding--;
+  pthread_cond_broadcast(&m->cv);
+  pthread_mutex_unlock(&m->mu);
+  if (st != DS_OK)
+    ds__error(m->ctx, st, "mpi", "fetch of buffer %llu: %s", (unsigned long long)b->id, msg);
+  ds__free(m->ctx, op);
+  return st;
+}
+
 /* One FETCH request to the owner, waited for. */
 static ds_status ds__fetch_once(ds_mpi *m, ds__mpi_buf *b, uint64_t deadline) {
+  if (m->level >= MPI_THREAD_MULTIPLE) return ds__fetch_direct(m, b, deadline);
   ds__mpi_op *op = ds__calloc(m->ctx, 1, sizeof *op);
   if (!op) return ds__error(m->ctx, DS_ERR_NO_MEMORY, "mpi", "no memory to fetch buffer %llu",
                             (unsigned long long)b->id);
@@ -229,6 +332,38 @@ ds_status ds_mpi_buffer_flush(ds_mpi *m, uint64_t id) {
   if (st != DS_OK)
     return ds__error(m->ctx, st, "mpi", "flush: a fetch of buffer %llu is in flight",
                      (unsigned long long)id);
+  return DS_OK;
+}
+
+void ds__mpi_buf_stale(ds__mpi_buf *b) {
+  b->valid = 0;
+  if (b->fetching) b->stale = 1; /* the copy arriving may predate the write */
+}
+
+void ds__mpi_buf_written(ds_mpi *m, ds__mpi_buf *b) {
+  ds__mpi_hdr h;
+  ds__mpi_hdr_init(&h, DS__MSG_INVALIDATE);
+  h.a = b->id;
+  /* Sent on the control channel, so it reaches each rank before anything this rank sends
+   * later (a barrier arrival, say): a fetch after that sees the write. */
+  for (int r = 0; r < m->size; r++)
+    if (r != m->rank && ds_mpi_rank_alive(m, r)) (void)ds__mpi_post(m, r, &h, NULL, NULL, 0);
+}
+
+ds_status ds_mpi_buffer_written(ds_mpi *m, uint64_t id) {
+  if (!m) return ds__error(NULL, DS_ERR_INVALID_ARG, "mpi", "ds_mpi_buffer_written: m is NULL");
+  pthread_mutex_lock(&m->mu);
+  ds__mpi_buf *b = ds__mpi_buf_find(m, id);
+  int32_t owner = b ? b->owner : -1;
+  pthread_mutex_unlock(&m->mu);
+  if (!b)
+    return ds__error(m->ctx, DS_ERR_NOT_FOUND, "mpi", "buffer %llu is not registered",
+                     (unsigned long long)id);
+  if (owner != m->rank)
+    return ds__error(m->ctx, DS_ERR_INVALID_ARG, "mpi", "buffer %llu is owned by rank %d, not "
+                     "this rank (%d): only its owner's writes count", (unsigned long long)id,
+                     owner, m->rank);
+  ds__mpi_buf_written(m, b);
   return DS_OK;
 }
 

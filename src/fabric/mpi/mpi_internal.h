@@ -16,6 +16,7 @@
 #define DS__MPI_TAG_CTRL 1
 #define DS__MPI_TAG_DATA0 100 /* a fetch's data uses tag DATA0 + op id % DATA_TAGS */
 #define DS__MPI_DATA_TAGS 20000
+#define DS__MPI_TAG_GRAPH0 (DS__MPI_TAG_DATA0 + DS__MPI_DATA_TAGS) /* graph transfers, to MPI_TAG_UB */
 #define DS__MPI_NAME_MAX 64
 #define DS__MPI_MAGIC 0x44534d50u /* "DSMP" */
 
@@ -28,7 +29,8 @@ enum {
   DS__MSG_TASK,          /* id = op; a = buffer (0 none); b = result cap; prio; name; payload = args */
   DS__MSG_TASK_DONE,     /* id = op; status; payload = result (or message when failed) */
   DS__MSG_BARRIER,       /* a = timestamp passed */
-  DS__MSG_FIN            /* the sender's last message on this communicator */
+  DS__MSG_FIN,           /* the sender's last message on this communicator */
+  DS__MSG_INVALIDATE     /* a = buffer: the owner wrote it, drop the cached copy */
 };
 
 /* Every control message starts with this header, then name_len name bytes, then payload. */
@@ -52,6 +54,7 @@ typedef struct ds__mpi_buf {
   int owned_copy;    /* ptr was allocated by the library */
   int valid;         /* the copy holds the owner's data */
   int fetching;      /* a fetch is in flight */
+  int stale;         /* invalidated while a fetch was in flight: that copy may be old */
   int inflight_sends; /* owner: data sends not yet completed */
   ds_buffer *dsbuf;  /* attached fabric buffer (ptr is its host replica), or NULL */
   int32_t cpu_dev;   /* the fabric device through which dsbuf's host replica is acquired */
@@ -66,9 +69,11 @@ typedef struct ds__mpi_entry {
 } ds__mpi_entry;
 
 /* Operation kinds awaiting an answer from a peer. */
-enum { DS__OP_FETCH = 1, DS__OP_TASK };
+enum { DS__OP_FETCH = 1, DS__OP_TASK, DS__OP_XFER };
 
 struct ds__mpi_call_state;
+struct ds__mpi_grun;
+struct ds_task;
 
 /* A request to a peer that waits for its answer. Created by a calling thread, owned by the
  * progress thread while pending; 'done' (under mu, with cv) hands it back. */
@@ -77,18 +82,27 @@ typedef struct ds__mpi_op {
   int kind;
   int32_t peer;
   uint64_t deadline_ns;
-  int waited;        /* a calling thread waits for it (else: a migrated task, completed by
-                        the progress thread) */
+  int waited;        /* a calling thread waits for it (else: a migrated or placed task,
+                        completed by the progress thread) */
+  int placed;        /* TASK placed on this peer explicitly: its local task is detached (not
+                        holding a worker) and completed with the answer; never failed over */
   ds__atomic_int done; /* set under mu (waiters may also poll it without mu) */
   ds_status status;
   char msg[160];     /* failure detail */
-  MPI_Request recv;  /* FETCH: the data receive (MPI_REQUEST_NULL otherwise) */
+  MPI_Request recv;  /* FETCH: the data receive; XFER: its send or receive; else NULL */
   ds__mpi_buf *buf;  /* FETCH */
   struct ds__mpi_call_state *call; /* TASK */
   ds__mpi_hdr hdr;   /* the request to send */
   const void *payload; /* not owned (its submitter keeps it alive); sent after the header */
   size_t payload_len;
   const char *name;
+  /* XFER: one transfer of a distributed graph run (graph.c) */
+  struct ds__mpi_grun *xrun;
+  struct ds_task *xtask; /* the detached transfer node, completed with the transfer */
+  void *xptr;
+  size_t xlen;
+  uint64_t xid;
+  int xtag, xsend;
   struct ds__mpi_op *next;
 } ds__mpi_op;
 
@@ -128,6 +142,8 @@ struct ds_mpi {
   uint64_t next_op;
   ds__mpi_op *submitted;  /* new ops for the progress thread (LIFO; order does not matter) */
   ds__mpi_op *pending;    /* progress thread: sent, awaiting an answer */
+  ds__mpi_op *direct;     /* fetches whose calling thread makes its own MPI calls (under
+                             MPI_THREAD_MULTIPLE); the progress thread only fails them */
   ds__mpi_send *outbox;   /* replies queued by other threads (progress thread sends them) */
   ds__mpi_send *sends;    /* progress thread: in flight */
   ds__mpi_peer *peers;
@@ -141,6 +157,9 @@ struct ds_mpi {
   int outstanding;         /* this rank's ops submitted and not yet done */
   uint64_t migrated, ran_for_others;
   int dead_seen;           /* a peer died: skip MPI_Finalize's wait on it */
+  int tag_ub;              /* MPI_TAG_UB of comm */
+  uint64_t graph_tag_next; /* graph runs (collective): tags used so far, the same everywhere */
+  ds_kernel *xfer_kernel;  /* graph runs' transfer nodes; created by the first run */
 };
 
 /* ---- transport.c ---- */
@@ -151,6 +170,9 @@ ds_status ds__mpi_op_wait(ds_mpi *m, ds__mpi_op *op, const char *what);
 /* Queues a control message (copies header, name and payload) to rank peer. Any thread. */
 ds_status ds__mpi_post(ds_mpi *m, int32_t peer, const ds__mpi_hdr *h, const char *name,
                        const void *payload, size_t len);
+/* Progress thread: fails the direct fetch with this id (peer < 0), or every direct fetch
+ * from peer (peer >= 0), with st and msg; its calling thread sees op->done. */
+void ds__mpi_direct_fail(ds_mpi *m, uint64_t id, int32_t peer, ds_status st, const char *msg);
 /* Marks a waited op done with st and message and wakes its waiter. */
 void ds__mpi_op_finish(ds_mpi *m, ds__mpi_op *op, ds_status st, const char *msg);
 /* One of this rank's ops is over (outstanding count, for destroy). */
@@ -171,6 +193,16 @@ ds_status ds__mpi_buf_acquire_wait(ds_mpi *m, ds__mpi_buf *b, ds_access mode, ui
 /* Progress thread: a FETCH request arrived from peer. */
 void ds__mpi_on_fetch(ds_mpi *m, int32_t peer, const ds__mpi_hdr *h);
 void ds__mpi_bufs_free(ds_mpi *m);
+
+/* Under mu: the cached copy of b (not its owner's) is out of date. */
+void ds__mpi_buf_stale(ds__mpi_buf *b);
+/* The owner wrote b: tells every other live rank to drop its copy. */
+void ds__mpi_buf_written(ds_mpi *m, ds__mpi_buf *b);
+
+/* ---- graph.c ---- */
+/* Progress thread: an XFER op ended with st; completes its transfer node and frees op. */
+void ds__mpi_xfer_done(ds_mpi *m, ds__mpi_op *op, ds_status st, const char *msg);
+void ds__mpi_graph_free(ds_mpi *m);
 
 /* ---- barrier.c ---- */
 /* Passes rank r's timestamp ts (or, ts 0 and dead, its death) to the bridged barrier. */

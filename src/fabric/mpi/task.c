@@ -20,7 +20,7 @@ struct ds__mpi_call_state {
   uint64_t buffer;
   ds_task_done_fn user_done;
   void *user_done_arg;
-  struct ds_task *task; /* set when migrated */
+  struct ds_task *task; /* set when migrated, or detached while placed on another rank */
 };
 
 /* A task run here for another rank. */
@@ -88,23 +88,31 @@ static ds_status ds__call_here(ds_mpi *m, ds__mpi_entry *e, const void *args, si
 }
 
 /* Runs e on buffer b's memory here (its owner); an attached ds_buffer's host replica is
- * acquired read-write meanwhile, so the function sees and leaves the latest data. */
+ * acquired read-write meanwhile, so the function sees and leaves the latest data. Other
+ * ranks' cached copies are invalidated afterwards. */
 static ds_status ds__call_on_buf(ds_mpi *m, ds__mpi_buf *b, ds__mpi_entry *e, const void *args,
                                  size_t args_len, void *result, size_t cap, size_t *len) {
   ds_status st = ds__mpi_buf_acquire_wait(m, b, DS_ACCESS_RW, ds__mpi_deadline(m, -1));
   if (st != DS_OK) return st;
   st = ds__call_here(m, e, args, args_len, result, cap, len, b->ptr, b->size);
   ds__mpi_buf_release(b);
+  ds__mpi_buf_written(m, b); /* the function may have written: other ranks' copies are old */
   return st;
 }
 
 /* ---------------------------------------------------------------- the local task */
 
-static ds_status ds__remote_wait(ds_mpi *m, struct ds__mpi_call_state *cs, int32_t target) {
+/* Sends the task to rank target. The local task is detached from its worker and completed
+ * by the answer (ds__mpi_on_task_done), so waiting for a remote rank holds no local worker;
+ * outside a scheduler task (cannot happen today) the calling thread waits instead. */
+static ds_status ds__remote_run_later(ds_mpi *m, struct ds__mpi_call_state *cs, int32_t target) {
   ds__mpi_op *op = ds__calloc(m->ctx, 1, sizeof *op);
   if (!op) return ds__error(m->ctx, DS_ERR_NO_MEMORY, "mpi", "no memory for task '%s'", cs->e->name);
+  cs->task = ds__task_detach();
+  int waited = cs->task == NULL;
   op->kind = DS__OP_TASK;
-  op->waited = 1;
+  op->waited = waited;
+  op->placed = 1;
   op->peer = target;
   op->call = cs;
   op->recv = MPI_REQUEST_NULL;
@@ -117,6 +125,7 @@ static ds_status ds__remote_wait(ds_mpi *m, struct ds__mpi_call_state *cs, int32
   op->payload = cs->args;
   op->payload_len = cs->args_len;
   ds__mpi_op_submit(m, op);
+  if (!waited) return DS_OK; /* ignored: the answer completes the task (op may be gone) */
   char what[96];
   snprintf(what, sizeof what, "task '%s' on rank %d", cs->e->name, target);
   return ds__mpi_op_wait(m, op, what);
@@ -138,7 +147,7 @@ static ds_status ds__mpi_task_run(void *arg) {
       return ds__error(m->ctx, DS_ERR_NOT_FOUND, "mpi", "task '%s': buffer %llu is not registered",
                        cs->e->name, (unsigned long long)cs->buffer);
   }
-  if (target >= 0 && target != m->rank) return ds__remote_wait(m, cs, target);
+  if (target >= 0 && target != m->rank) return ds__remote_run_later(m, cs, target);
   size_t len = 0;
   ds_status st = mine ? ds__call_on_buf(m, mine, cs->e, cs->args, cs->args_len, cs->result,
                                         cs->result_cap, &len)
@@ -360,6 +369,16 @@ void ds__mpi_on_task_done(ds_mpi *m, ds__mpi_op *op, const void *payload, size_t
   }
   if (op->waited) {
     ds__mpi_op_finish(m, op, st, msg);
+    return;
+  }
+  if (op->placed) {
+    if (st != DS_OK)
+      ds__log(m->ctx, DS_LOG_WARN, "mpi", "task '%s' on rank %d failed with %s: %s", cs->e->name,
+              op->peer, ds_status_str(st), msg);
+    struct ds_task *t = cs->task;
+    ds__free(m->ctx, op);
+    ds__task_complete(t, st); /* its on_done frees cs */
+    ds__mpi_op_over(m);
     return;
   }
   pthread_mutex_lock(&m->mu);

@@ -53,6 +53,17 @@ void ds__mpi_op_finish(ds_mpi *m, ds__mpi_op *op, ds_status st, const char *msg)
   pthread_mutex_unlock(&m->mu);
 }
 
+void ds__mpi_direct_fail(ds_mpi *m, uint64_t id, int32_t peer, ds_status st, const char *msg) {
+  pthread_mutex_lock(&m->mu);
+  for (ds__mpi_op *op = m->direct; op; op = op->next) {
+    if (ds__load(&op->done) || (peer >= 0 ? op->peer != peer : op->id != id)) continue;
+    op->status = st;
+    snprintf(op->msg, sizeof op->msg, "%s", msg);
+    ds__store(&op->done, 1);
+  }
+  pthread_mutex_unlock(&m->mu);
+}
+
 void ds__mpi_op_over(ds_mpi *m) {
   pthread_mutex_lock(&m->mu);
   m->outstanding--;
@@ -171,15 +182,34 @@ static void ds__fail_fetch_recv(ds__mpi_op *op) {
   MPI_Wait(&op->recv, MPI_STATUS_IGNORE); /* a cancelled receive completes at once */
 }
 
+/* A graph transfer that will not complete: a receive is cancelled; a send to a dead or silent
+ * peer is cancelled if MPI can, else left to MPI (its memory stays the caller's buffer). */
+static void ds__cancel_xfer(ds__mpi_op *op) {
+  if (op->recv == MPI_REQUEST_NULL) return;
+  MPI_Cancel(&op->recv);
+  int flag = 0;
+  if (!op->xsend) {
+    MPI_Wait(&op->recv, MPI_STATUS_IGNORE); /* a cancelled receive completes at once */
+    return;
+  }
+  MPI_Test(&op->recv, &flag, MPI_STATUS_IGNORE);
+  if (!flag) MPI_Request_free(&op->recv);
+}
+
 /* Completes a pending op with a failure: FETCH's receive is cancelled, a migrated TASK runs
  * locally instead when its rank died. */
 static void ds__op_fail(ds_mpi *m, ds__mpi_op *op, ds_status st, const char *msg) {
+  if (op->kind == DS__OP_XFER) {
+    ds__cancel_xfer(op);
+    ds__mpi_xfer_done(m, op, st, msg);
+    return;
+  }
   if (op->kind == DS__OP_FETCH) {
     ds__fail_fetch_recv(op);
     pthread_mutex_lock(&m->mu);
     op->buf->fetching = 0;
     pthread_mutex_unlock(&m->mu);
-  } else if (op->call && !op->waited && st == DS_ERR_IO) {
+  } else if (op->call && !op->waited && !op->placed && st == DS_ERR_IO) {
     ds__mpi_task_failover(m, op);
     return;
   }
@@ -200,12 +230,35 @@ static ds__mpi_op *ds__take_pending(ds_mpi *m, uint64_t id) {
   return NULL;
 }
 
+/* A graph transfer: its data moves with its own tag, no request message is needed (both
+ * ranks derived it from the same graph). */
+static void ds__start_xfer(ds_mpi *m, ds__mpi_op *op) {
+  int rc = op->xsend ? MPI_Isend(op->xptr, (int)op->xlen, MPI_BYTE, op->peer, op->xtag, m->comm,
+                                 &op->recv)
+                     : MPI_Irecv(op->xptr, (int)op->xlen, MPI_BYTE, op->peer, op->xtag, m->comm,
+                                 &op->recv);
+  if (rc != MPI_SUCCESS) {
+    char msg[96];
+    op->recv = MPI_REQUEST_NULL;
+    snprintf(msg, sizeof msg, "MPI error %d", rc);
+    ds__op_fail(m, op, DS_ERR_IO, msg);
+    return;
+  }
+  if (op->xsend) m->peers[op->peer].last_sent_ns = ds__now_ns();
+  op->next = m->pending;
+  m->pending = op;
+}
+
 static void ds__start_op(ds_mpi *m, ds__mpi_op *op) {
   char msg[160];
   /* A rank that said BYE still serves until every rank has: only the dead are refused. */
   if (m->peers[op->peer].dead) {
     snprintf(msg, sizeof msg, "rank %d is dead (not heard from)", op->peer);
     ds__op_fail(m, op, DS_ERR_IO, msg);
+    return;
+  }
+  if (op->kind == DS__OP_XFER) {
+    ds__start_xfer(m, op);
     return;
   }
   if (op->kind == DS__OP_FETCH) {
@@ -240,9 +293,15 @@ static int ds__start_queued(ds_mpi *m) {
     ds__start_op(m, op);
   }
   pthread_mutex_lock(&m->mu);
-  ds__mpi_send *out = m->outbox;
+  ds__mpi_send *lifo = m->outbox, *out = NULL;
   m->outbox = NULL;
   pthread_mutex_unlock(&m->mu);
+  while (lifo) { /* in posting order: an invalidation must not overtake what followed it */
+    ds__mpi_send *s = lifo;
+    lifo = s->next;
+    s->next = out;
+    out = s;
+  }
   any |= out != NULL;
   while (out) {
     ds__mpi_send *s = out;
@@ -287,10 +346,19 @@ static void ds__on_message(ds_mpi *m, int32_t peer, const ds__mpi_hdr *h, char *
     ds__mpi_bridge_publish(m, peer, h->a, 0);
     break;
   case DS__MSG_FETCH: ds__mpi_on_fetch(m, peer, h); break;
+  case DS__MSG_INVALIDATE: {
+    pthread_mutex_lock(&m->mu);
+    ds__mpi_buf *b = ds__mpi_buf_find(m, h->a);
+    if (b && b->owner == peer) ds__mpi_buf_stale(b);
+    pthread_mutex_unlock(&m->mu);
+    break;
+  }
   case DS__MSG_TASK: ds__mpi_on_task(m, peer, h, name, payload, plen); break;
   case DS__MSG_FETCH_ERR:
   case DS__MSG_TASK_DONE: {
     ds__mpi_op *op = ds__take_pending(m, h->id);
+    if (!op && h->type == DS__MSG_FETCH_ERR) /* a fetching thread's own request, maybe */
+      ds__mpi_direct_fail(m, h->id, -1, (ds_status)h->status, payload);
     if (!op) break; /* timed out meanwhile */
     if (h->type == DS__MSG_FETCH_ERR)
       ds__op_fail(m, op, (ds_status)h->status, payload);
@@ -345,7 +413,7 @@ static int ds__test_fetches(ds_mpi *m) {
   for (ds__mpi_op **pp = &m->pending; *pp;) {
     ds__mpi_op *op = *pp;
     int flag = 0;
-    if (op->kind != DS__OP_FETCH || op->recv == MPI_REQUEST_NULL) {
+    if ((op->kind != DS__OP_FETCH && op->kind != DS__OP_XFER) || op->recv == MPI_REQUEST_NULL) {
       pp = &op->next;
       continue;
     }
@@ -356,12 +424,17 @@ static int ds__test_fetches(ds_mpi *m) {
     }
     *pp = op->next;
     any = 1;
+    char msg[96];
+    snprintf(msg, sizeof msg, "MPI error %d with rank %d", rc, op->peer);
+    if (op->kind == DS__OP_XFER) {
+      ds__mpi_xfer_done(m, op, rc == MPI_SUCCESS ? DS_OK : DS_ERR_IO, msg);
+      continue;
+    }
     pthread_mutex_lock(&m->mu);
     op->buf->fetching = 0;
-    op->buf->valid = rc == MPI_SUCCESS;
+    op->buf->valid = rc == MPI_SUCCESS && !op->buf->stale; /* stale: the owner wrote meanwhile */
+    op->buf->stale = 0;
     pthread_mutex_unlock(&m->mu);
-    char msg[96];
-    snprintf(msg, sizeof msg, "MPI error %d receiving from rank %d", rc, op->peer);
     ds__mpi_op_finish(m, op, rc == MPI_SUCCESS ? DS_OK : DS_ERR_IO, rc == MPI_SUCCESS ? NULL : msg);
   }
   return any;
@@ -406,6 +479,9 @@ static void ds__check_peers(ds_mpi *m, uint64_t now) {
       snprintf(why, sizeof why, "died (nothing heard for %llu ms)",
                (unsigned long long)((now - p->last_heard_ns) / 1000000u));
       ds__fail_pending(m, r, now, DS_ERR_IO, why);
+      char msg[160];
+      snprintf(msg, sizeof msg, "rank %d %s", r, why);
+      ds__mpi_direct_fail(m, 0, r, DS_ERR_IO, msg);
       continue;
     }
     if (m->fin_sent || now - p->last_sent_ns < hb_ns) continue;
@@ -442,7 +518,7 @@ static void ds__send_barrier(ds_mpi *m) {
 static void ds__idle(ds_mpi *m, uint64_t now, uint64_t last_active) {
   uint64_t spin_ns = (uint64_t)ds__param(m->ctx, DS_PARAM_MPI_SPIN_US) * 1000u;
   if (now - last_active < spin_ns) {
-    sched_yield();
+    if (now - last_active > 50000u) sched_yield(); /* the next request of a burst comes soon */
     return;
   }
   uint64_t poll_ns = (uint64_t)ds__param(m->ctx, DS_PARAM_MPI_POLL_US) * 1000u;
@@ -512,11 +588,15 @@ static void *ds__mpi_progress(void *arg) {
     if (ds__finish(m, now)) break;
     if (!m->fin_sent) ds__send_barrier(m);
     ds__mpi_sched_tick(m);
-    if (active) last_active = now;
-    ds__idle(m, now, last_active);
+    if (active) /* more may follow at once (a burst of requests): poll again without yielding */
+      last_active = now;
+    else
+      ds__idle(m, now, last_active);
   }
   ds__start_queued(m);
   ds__fail_pending(m, -2, 0, DS_ERR_SHUTDOWN, "did not answer before shutdown");
+  for (int r = 0; r < m->size; r++)
+    ds__mpi_direct_fail(m, 0, r, DS_ERR_SHUTDOWN, "the endpoint is shutting down");
   ds__drain_sends(m);
   return NULL;
 }
@@ -559,6 +639,9 @@ static ds_status ds__mpi_open(ds_mpi *m, const ds_mpi_options *o) {
   MPI_Comm_set_errhandler(m->comm, MPI_ERRORS_RETURN);
   MPI_Comm_rank(m->comm, &m->rank);
   MPI_Comm_size(m->comm, &m->size);
+  int *ub = NULL, has_ub = 0;
+  MPI_Comm_get_attr(m->comm, MPI_TAG_UB, &ub, &has_ub);
+  m->tag_ub = has_ub && ub && *ub > DS__MPI_TAG_GRAPH0 ? *ub : 32767; /* 32767: MPI's minimum */
   return DS_OK;
 }
 
@@ -677,6 +760,7 @@ void ds_mpi_destroy(ds_mpi *m) {
   ds__mpi_close_process(m);
   ds__mpi_bufs_free(m);
   ds__mpi_entries_free(m);
+  ds__mpi_graph_free(m);
   while (m->outbox) { /* answers queued after the thread stopped */
     ds__mpi_send *s = m->outbox;
     m->outbox = s->next;

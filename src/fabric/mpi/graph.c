@@ -1,0 +1,325 @@
+/* Distributed runs of fabric graphs (ds_mpi_graph_run). Every rank holds the same graph over
+ * attached buffers. A node runs on the rank that owns the first buffer it writes (owner-
+ * computes, as StarPU-MPI) unless the caller places it. Every rank walks the graph in the same
+ * topological order, tracking which ranks hold each buffer's latest data, and so derives the
+ * same list of transfers (rank of the last writer -> rank of a reader lacking that version;
+ * written buffers back to their owner at the end). Each rank then builds a local graph of its
+ * own nodes plus one send or receive node per transfer it takes part in, and runs it with
+ * the ordinary graph executor: the buffer accesses order transfers and nodes locally (a
+ * receive writes the buffer, a send reads it). Transfer nodes detach from their worker
+ * (ds__task_detach) once the progress thread has their request, and the progress thread
+ * completes them, so a rank's workers never wait for the network and the run cannot deadlock
+ * on workers. */
+#include <string.h>
+
+#include "mpi_internal.h"
+#include "fabric/graph_internal.h"
+#include "sched/sched_internal.h"
+
+/* One run's shared state (the transfer nodes' arguments point at it). */
+struct ds__mpi_grun {
+  ds_mpi *m;
+  int64_t timeout_ms;
+  pthread_mutex_t mu;
+  ds_status first; /* first transfer failure */
+  char msg[DS__ERRMSG_MAX];
+};
+
+/* By-value arguments of a transfer node. */
+typedef struct ds__xfer_args {
+  struct ds__mpi_grun *run;
+  uint64_t id; /* the buffer's id, for messages */
+  int32_t peer, tag, send;
+} ds__xfer_args;
+
+/* The transfer kernel: hands the send or receive to the progress thread and detaches. */
+static ds_status ds__xfer_kernel(void *const *bufs, const size_t *sizes, size_t nbufs,
+                                 const void *args, size_t args_len) {
+  ds__xfer_args a;
+  if (nbufs != 1 || args_len != sizeof a) return DS_ERR_INTERNAL;
+  memcpy(&a, args, sizeof a);
+  ds_mpi *m = a.run->m;
+  ds__mpi_op *op = ds__calloc(m->ctx, 1, sizeof *op);
+  if (!op) return ds__error(m->ctx, DS_ERR_NO_MEMORY, "mpi", "graph: no memory for a transfer");
+  op->xtask = ds__task_detach();
+  if (!op->xtask) {
+    ds__free(m->ctx, op);
+    return ds__error(m->ctx, DS_ERR_INTERNAL, "mpi", "graph: a transfer ran outside a task");
+  }
+  op->kind = DS__OP_XFER;
+  op->peer = a.peer;
+  op->recv = MPI_REQUEST_NULL;
+  op->deadline_ns = ds__mpi_deadline(m, a.run->timeout_ms);
+  op->xptr = bufs[0];
+  op->xlen = sizes[0];
+  op->xtag = a.tag;
+  op->xsend = a.send;
+  op->xid = a.id;
+  op->xrun = a.run;
+  ds__mpi_op_submit(m, op);
+  return DS_OK; /* the progress thread completes the task (ds__mpi_xfer_done) */
+}
+
+void ds__mpi_xfer_done(ds_mpi *m, ds__mpi_op *op, ds_status st, const char *msg) {
+  struct ds__mpi_grun *run = op->xrun;
+  if (st != DS_OK) {
+    pthread_mutex_lock(&run->mu);
+    if (run->first == DS_OK) {
+      run->first = st;
+      snprintf(run->msg, sizeof run->msg, "graph: %s buffer %llu %s rank %d: %s",
+               op->xsend ? "sending" : "receiving", (unsigned long long)op->xid,
+               op->xsend ? "to" : "from", op->peer, msg ? msg : ds_status_str(st));
+    }
+    pthread_mutex_unlock(&run->mu);
+  }
+  struct ds_task *t = op->xtask;
+  ds__free(m->ctx, op);
+  ds__task_complete(t, st);
+  ds__mpi_op_over(m);
+}
+
+void ds__mpi_graph_free(ds_mpi *m) {
+  ds_kernel_destroy(m->xfer_kernel);
+  m->xfer_kernel = NULL;
+}
+
+/* ---------------------------------------------------------------- planning the transfers */
+
+/* What the walk over the graph knows and builds. */
+struct walk {
+  ds_mpi *m;
+  ds_graph *g, *lg;      /* the caller's graph; this rank's local graph */
+  struct ds__mpi_grun *run;
+  int32_t cpu;           /* the CPU device transfer nodes run on */
+  ds__mpi_buf **mb;      /* per graph buffer: its registration */
+  int32_t *latest;       /* per graph buffer: the rank holding its latest data */
+  uint8_t *has;          /* [buffer * size + rank]: that rank holds the latest data */
+  uint8_t *written;      /* per graph buffer: some node writes it */
+  int32_t *local;        /* per node: its index in lg, or -1 */
+  uint64_t tag_base, nxfer, tag_range;
+  ds_mpi_graph_info info;
+};
+
+static ds_status walk_xfer(struct walk *w, uint32_t bi, int32_t from, int32_t to) {
+  ds_mpi *m = w->m;
+  int32_t tag = (int32_t)(DS__MPI_TAG_GRAPH0 + (w->tag_base + w->nxfer) % w->tag_range);
+  w->nxfer++;
+  w->has[(size_t)bi * (size_t)m->size + (size_t)to] = 1;
+  if (m->rank != from && m->rank != to) return DS_OK;
+  int send = m->rank == from;
+  ds__xfer_args a = {w->run, w->mb[bi]->id, send ? to : from, tag, send};
+  ds_graph_access acc = {w->g->bufs[bi].buf, send ? DS_ACCESS_READ : DS_ACCESS_WRITE};
+  ds_node_options o = DS_NODE_OPTIONS_INIT;
+  o.name = send ? "mpi_send" : "mpi_recv";
+  o.args = &a;
+  o.args_len = sizeof a;
+  o.device = w->cpu;
+  if (send) {
+    w->info.sends++;
+    w->info.bytes_sent += w->mb[bi]->size;
+  } else {
+    w->info.recvs++;
+    w->info.bytes_received += w->mb[bi]->size;
+  }
+  return ds_graph_add(NULL, w->lg, m->xfer_kernel, &acc, 1, &o);
+}
+
+/* Adds node v (which this rank runs) to the local graph, with its explicit predecessors
+ * among this rank's nodes. */
+static ds_status walk_add_local(struct walk *w, int32_t v) {
+  const struct ds__gnode *n = &w->g->nodes[v];
+  ds_node_options o = DS_NODE_OPTIONS_INIT;
+  o.name = n->name;
+  o.args = n->args_len ? n->args : NULL;
+  o.args_len = n->args_len;
+  o.size = n->size;
+  memcpy(o.global, n->global, sizeof o.global);
+  o.device = n->device;
+  ds_status st = ds_graph_add(&w->local[v], w->lg, n->k, n->acc, n->nacc, &o);
+  for (uint32_t j = 0; st == DS_OK && j < n->npred; j++)
+    if (w->local[n->pred[j]] >= 0) st = ds_graph_add_dep(w->lg, w->local[n->pred[j]], w->local[v]);
+  if (st == DS_OK) w->info.nodes_here++;
+  return st;
+}
+
+static int32_t node_rank(const struct walk *w, int32_t v, const int32_t *placement) {
+  if (placement && placement[v] >= 0) return placement[v];
+  const struct ds__gnode *n = &w->g->nodes[v];
+  for (uint32_t a = 0; a < n->nacc; a++) /* owner-computes: the first buffer it writes */
+    if (n->acc[a].mode & DS_ACCESS_WRITE)
+      return w->mb[ds__graph_buf_find(w->g, n->acc[a].buf)]->owner;
+  return n->nacc ? w->mb[ds__graph_buf_find(w->g, n->acc[0].buf)]->owner : 0;
+}
+
+/* Node v on rank e: bring the buffers it reads, run it (if here), record what it wrote. */
+static ds_status walk_node(struct walk *w, int32_t v, int32_t e) {
+  const struct ds__gnode *n = &w->g->nodes[v];
+  size_t size = (size_t)w->m->size;
+  ds_status st = DS_OK;
+  for (uint32_t a = 0; a < n->nacc && st == DS_OK; a++) {
+    uint32_t bi = (uint32_t)ds__graph_buf_find(w->g, n->acc[a].buf);
+    if ((n->acc[a].mode & DS_ACCESS_READ) && !w->has[bi * size + (size_t)e])
+      st = walk_xfer(w, bi, w->latest[bi], e);
+  }
+  if (st == DS_OK && e == w->m->rank) st = walk_add_local(w, v);
+  for (uint32_t a = 0; a < n->nacc && st == DS_OK; a++) {
+    if (!(n->acc[a].mode & DS_ACCESS_WRITE)) continue;
+    uint32_t bi = (uint32_t)ds__graph_buf_find(w->g, n->acc[a].buf);
+    memset(&w->has[bi * size], 0, size);
+    w->has[bi * size + (size_t)e] = 1;
+    w->latest[bi] = e;
+    w->written[bi] = 1;
+  }
+  return st;
+}
+
+/* Walks the whole graph: the local graph and this rank's transfers. */
+static ds_status walk_graph(struct walk *w, const int32_t *placement) {
+  ds_graph *g = w->g;
+  int32_t *order = ds__alloc(g->ctx, g->nnodes * sizeof *order);
+  if (!order) return ds__error(g->ctx, DS_ERR_NO_MEMORY, "mpi", "graph: out of memory");
+  ds_status st = ds__graph_topo(g, order);
+  for (uint32_t i = 0; i < g->nnodes && st == DS_OK; i++) {
+    int32_t v = order[i], e = node_rank(w, v, placement);
+    if (e < 0 || e >= w->m->size)
+      st = ds__error(g->ctx, DS_ERR_INVALID_ARG, "mpi", "graph: node '%s' placed on rank %d "
+                     "(ranks are 0..%d)", g->nodes[v].name, e, w->m->size - 1);
+    else
+      st = walk_node(w, v, e);
+  }
+  ds__free(g->ctx, order);
+  /* Owner-computes leaves data on its owner; a placed writer's result goes back there. */
+  for (uint32_t bi = 0; bi < g->nbufs && st == DS_OK; bi++)
+    if (w->written[bi] && !w->has[bi * (size_t)w->m->size + (size_t)w->mb[bi]->owner])
+      st = walk_xfer(w, bi, w->latest[bi], w->mb[bi]->owner);
+  if (st == DS_OK && w->nxfer > w->tag_range)
+    st = ds__error(g->ctx, DS_ERR_NO_SPACE, "mpi", "graph: %llu transfers exceed the %llu MPI "
+                   "tags available", (unsigned long long)w->nxfer,
+                   (unsigned long long)w->tag_range);
+  return st;
+}
+
+/* ---------------------------------------------------------------- the run */
+
+/* Every graph buffer must be attached (the same id and owner on every rank). */
+static ds_status find_buffers(struct walk *w) {
+  ds_mpi *m = w->m;
+  ds_status st = DS_OK;
+  uint32_t bad = 0;
+  pthread_mutex_lock(&m->mu);
+  for (uint32_t bi = 0; bi < w->g->nbufs && st == DS_OK; bi++) {
+    ds__mpi_buf *b = m->bufs;
+    while (b && b->dsbuf != w->g->bufs[bi].buf) b = b->next;
+    w->mb[bi] = b;
+    w->latest[bi] = b ? b->owner : 0;
+    if (b) w->has[(size_t)bi * (size_t)m->size + (size_t)b->owner] = 1;
+    else
+      st = DS_ERR_INVALID_ARG, bad = bi;
+  }
+  if (st == DS_OK && !m->xfer_kernel) {
+    ds_kernel_options ko = DS_KERNEL_OPTIONS_INIT;
+    ko.name = "mpi_transfer";
+    ko.cpu = ds__xfer_kernel;
+    st = ds_kernel_create(&m->xfer_kernel, m->ctx, &ko);
+  }
+  pthread_mutex_unlock(&m->mu);
+  if (st == DS_ERR_INVALID_ARG)
+    return ds__error(m->ctx, st, "mpi", "graph: buffer '%s' is not attached "
+                     "(ds_mpi_buffer_attach)", ds_buffer_name(w->g->bufs[bad].buf));
+  return st;
+}
+
+/* Buffers the run wrote: other ranks' fetched copies are stale now (every rank knows which,
+ * from the same graph, so no message is needed). */
+static void invalidate_written(struct walk *w) {
+  pthread_mutex_lock(&w->m->mu);
+  for (uint32_t bi = 0; bi < w->g->nbufs; bi++)
+    if (w->written[bi] && w->mb[bi]->owner != w->m->rank) ds__mpi_buf_stale(w->mb[bi]);
+  pthread_mutex_unlock(&w->m->mu);
+}
+
+static ds_status run_local(struct walk *w, const ds_plan_options *popts) {
+  uint32_t nodes = 0;
+  ds_graph_size(w->lg, &nodes, NULL);
+  if (!nodes) return DS_OK; /* nothing here for this rank */
+  ds_plan *p = NULL;
+  ds_status st = ds_graph_plan(&p, w->lg, popts);
+  ds_graph_run_info ri = {sizeof ri, 0.0, 0};
+  if (st == DS_OK) st = ds_graph_run(w->lg, p, &ri);
+  ds_plan_destroy(p);
+  if (st == DS_OK) w->info.makespan_s = ri.makespan_s;
+  pthread_mutex_lock(&w->run->mu);
+  ds_status xst = w->run->first;
+  pthread_mutex_unlock(&w->run->mu);
+  if (xst != DS_OK) /* a transfer failed: its message says more than the cancelled successors' */
+    st = ds__error(w->m->ctx, xst, "mpi", "%s", w->run->msg);
+  return st;
+}
+
+static ds_status check_args(ds_mpi *m, ds_graph *g, const ds_mpi_graph_options *o,
+                            const ds_mpi_graph_info *info) {
+  if (!m || !g)
+    return ds__error(m ? m->ctx : NULL, DS_ERR_INVALID_ARG, "mpi", "ds_mpi_graph_run: %s is NULL",
+                     m ? "g" : "m");
+  if ((o && o->struct_size != sizeof *o) || (info && info->struct_size != sizeof *info))
+    return ds__error(m->ctx, DS_ERR_ABI, "mpi", "ds_mpi_graph_run: %s struct_size unknown",
+                     o && o->struct_size != sizeof *o ? "options" : "info");
+  if (g->ctx != m->ctx)
+    return ds__error(m->ctx, DS_ERR_INVALID_ARG, "mpi", "ds_mpi_graph_run: the graph belongs to "
+                     "another context");
+  if (o && o->plan && o->plan->struct_size == sizeof(ds_plan_options) &&
+      o->plan->policy == DS_PLAN_EXPLICIT)
+    return ds__error(m->ctx, DS_ERR_INVALID_ARG, "mpi", "ds_mpi_graph_run: DS_PLAN_EXPLICIT "
+                     "cannot be used (each rank plans its own part)");
+  if (!g->nnodes) return ds__error(m->ctx, DS_ERR_STATE, "mpi", "ds_mpi_graph_run: empty graph");
+  return DS_OK;
+}
+
+static ds_status walk_alloc(struct walk *w) {
+  ds_context *ctx = w->m->ctx;
+  size_t nb = w->g->nbufs ? w->g->nbufs : 1;
+  w->mb = ds__calloc(ctx, nb, sizeof *w->mb);
+  w->latest = ds__calloc(ctx, nb, sizeof *w->latest);
+  w->has = ds__calloc(ctx, nb * (size_t)w->m->size, 1);
+  w->written = ds__calloc(ctx, nb, 1);
+  w->local = ds__alloc(ctx, w->g->nnodes * sizeof *w->local);
+  if (!w->mb || !w->latest || !w->has || !w->written || !w->local)
+    return ds__error(ctx, DS_ERR_NO_MEMORY, "mpi", "graph: out of memory");
+  for (uint32_t v = 0; v < w->g->nnodes; v++) w->local[v] = -1;
+  return ds_graph_create(&w->lg, ctx);
+}
+
+static void walk_free(struct walk *w) {
+  ds_context *ctx = w->m->ctx;
+  ds_graph_destroy(w->lg);
+  ds__free(ctx, w->mb);
+  ds__free(ctx, w->latest);
+  ds__free(ctx, w->has);
+  ds__free(ctx, w->written);
+  ds__free(ctx, w->local);
+}
+
+ds_status ds_mpi_graph_run(ds_mpi *m, ds_graph *g, const ds_mpi_graph_options *opts,
+                           ds_mpi_graph_info *info) {
+  ds_status st = check_args(m, g, opts, info);
+  if (st != DS_OK) return st;
+  ds_mpi_graph_options o = DS_MPI_GRAPH_OPTIONS_INIT;
+  if (opts) o = *opts;
+  struct ds__mpi_grun run = {.m = m, .timeout_ms = o.timeout_ms, .first = DS_OK};
+  pthread_mutex_init(&run.mu, NULL);
+  struct walk w = {.m = m, .g = g, .run = &run};
+  w.info.struct_size = sizeof w.info;
+  w.tag_range = (uint64_t)(m->tag_ub - DS__MPI_TAG_GRAPH0 + 1);
+  w.tag_base = m->graph_tag_next; /* the same on every rank: runs are collective */
+  st = ds_fabric_device_find(&w.cpu, m->ctx, DS_FABRIC_DEVICE_CPU, 0);
+  if (st == DS_OK) st = walk_alloc(&w);
+  if (st == DS_OK) st = find_buffers(&w);
+  if (st == DS_OK) st = walk_graph(&w, o.placement);
+  m->graph_tag_next += w.nxfer;
+  if (st == DS_OK) st = run_local(&w, o.plan);
+  if (st == DS_OK) invalidate_written(&w);
+  if (st == DS_OK && info) *info = w.info;
+  walk_free(&w);
+  pthread_mutex_destroy(&run.mu);
+  return st;
+}
