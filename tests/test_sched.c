@@ -19,6 +19,7 @@
 
 #include "internal.h"
 #include "sched_internal.h"
+#include "topology_internal.h"
 
 static ds_context *new_ctx_workers(int workers, const ds_param_value *extra, size_t nextra) {
   ds_param_value pv[16] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0},
@@ -795,6 +796,118 @@ static void test_numa_placement(void **state) {
   ds_context_destroy(ctx);
 }
 
+/* ---------------------------------------------------------------- device hint, worker records */
+
+static ds__atomic_int g_meet;
+
+/* Waits (at most 10 s) until two tasks run at once: afterwards both workers have started. */
+static ds_status meet_two(void *arg) {
+  (void)arg;
+  ds__fetch_add(&g_meet, 1);
+  for (int i = 0; i < 10000 && ds__load(&g_meet) < 2; i++) sleep_ms(1);
+  return ds__load(&g_meet) >= 2 ? DS_OK : DS_ERR_TIMEOUT;
+}
+
+/* Submits fn with the given device hint, worker and class from outside the pool; returns the
+ * worker the submit chose (the task's hint) after it ran. */
+static int hint_for(ds_context *ctx, int32_t device, int32_t worker, int32_t prio) {
+  ds__atomic_int n = 0;
+  ds_task *t = NULL;
+  ds_task_options o = DS_TASK_OPTIONS_INIT;
+  o.device = device;
+  o.worker = worker;
+  o.prio = prio;
+  assert_int_equal(ds_task_submit(&t, ctx, add_one, &n, &o), DS_OK);
+  assert_int_equal(ds_task_wait(t, -1), DS_OK);
+  int hint = t->worker_hint;
+  ds_task_release(t);
+  assert_int_equal(ds__load(&n), 1);
+  return hint;
+}
+
+/* The device hint: bad values are refused with a message; a real device is accepted (on this
+ * one-node machine it changes nothing); and, with a made-up two-node map and device nodes put
+ * in the scheduler's cache, a NORMAL task goes to a worker on its device's node, an explicit
+ * worker wins, a device of unknown node and other classes get no preference. */
+static void test_device_hint(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx_workers(2, NULL, 0);
+  ds_task *t = NULL;
+  ds__atomic_int n = 0;
+  ds_task_options o = DS_TASK_OPTIONS_INIT;
+  o.device = -2;
+  assert_int_equal(ds_task_submit(&t, ctx, add_one, &n, &o), DS_ERR_INVALID_ARG);
+  assert_null(t);
+  o.device = 100000;
+  assert_int_equal(ds_task_submit(&t, ctx, add_one, &n, &o), DS_ERR_INVALID_ARG);
+  assert_non_null(strstr(ds_context_last_error(ctx), "device hint 100000"));
+  struct ds__sched *s = ds__sched_get(ctx);
+  int expect0 = s->numa_nodes > 1 ? -2 : -1; /* several nodes: some worker of device 0's node */
+  int h = hint_for(ctx, 0, -1, DS_PRIO_NORMAL); /* device 0: the CPU of node 0 */
+  if (expect0 == -1) assert_int_equal(h, -1);
+  else assert_true(h >= 0 && s->worker_node[h] == s->worker_node[0]);
+
+  /* Both workers past their start (they read the node map there) before it is replaced. */
+  ds__store(&g_meet, 0);
+  ds_task *m[2];
+  for (int i = 0; i < 2; i++) assert_int_equal(ds_task_submit(&m[i], ctx, meet_two, NULL, NULL), DS_OK);
+  for (int i = 0; i < 2; i++) { /* with a time limit this thread runs no task itself */
+    assert_int_equal(ds_task_wait(m[i], 60000), DS_OK);
+    ds_task_release(m[i]);
+  }
+  int saved_nodes = s->numa_nodes, saved_map[2] = {s->worker_node[0], s->worker_node[1]};
+  s->numa_nodes = 2;
+  s->worker_node[0] = 0;
+  s->worker_node[1] = 1;
+  ds__store(&s->device_node[0], 1 + 2); /* device 0 on node 1 */
+  ds__store(&s->device_node[1], 0 + 2); /* device 1 on node 0 */
+  ds__store(&s->device_node[2], 1);     /* device 2: node unknown */
+  for (int i = 0; i < 4; i++) {
+    assert_int_equal(hint_for(ctx, 0, -1, DS_PRIO_NORMAL), 1);
+    assert_int_equal(hint_for(ctx, 1, -1, DS_PRIO_NORMAL), 0);
+  }
+  assert_int_equal(hint_for(ctx, 2, -1, DS_PRIO_NORMAL), -1);
+  assert_int_equal(hint_for(ctx, 0, 0, DS_PRIO_NORMAL), 0);  /* the explicit worker wins */
+  assert_int_equal(hint_for(ctx, 0, -1, DS_PRIO_LOW), -1);   /* NORMAL only */
+  assert_int_equal(hint_for(ctx, 0, -1, DS_PRIO_URGENT), -1);
+  s->numa_nodes = saved_nodes;
+  s->worker_node[0] = saved_map[0];
+  s->worker_node[1] = saved_map[1];
+  ds_context_destroy(ctx);
+}
+
+/* Worker records: each on its own aligned pages (so it can be bound to its worker's node),
+ * and, where hwloc can tell where memory lies, on the node of the worker's processing unit
+ * once the worker has started. */
+static void test_worker_records_on_node(void **state) {
+  (void)state;
+  assert_int_equal(sizeof(ds__worker) % DS__WORKER_ALIGN, 0);
+  ds_context *ctx = new_ctx_workers(2, NULL, 0);
+  struct ds__sched *s = ds__sched_get(ctx);
+  ds__store(&g_meet, 0);
+  ds_task *m[2];
+  for (int i = 0; i < 2; i++) assert_int_equal(ds_task_submit(&m[i], ctx, meet_two, NULL, NULL), DS_OK);
+  for (int i = 0; i < 2; i++) { /* with a time limit this thread runs no task itself */
+    assert_int_equal(ds_task_wait(m[i], 60000), DS_OK);
+    ds_task_release(m[i]);
+  }
+  int located = 0, placed = 0;
+  for (int i = 0; i < s->nslots; i++) {
+    assert_int_equal((uintptr_t)&s->workers[i] % DS__WORKER_ALIGN, 0);
+    if (i == s->nworkers) continue; /* the helper slot belongs to no node */
+    placed += s->worker_node[i] >= 0;
+    if (s->worker_node[i] >= 0 && s->workers[i].record_node >= 0) {
+      assert_int_equal(s->workers[i].record_node, s->worker_node[i]);
+      located++;
+    }
+  }
+  printf("worker records located on their node: %d of %d (nodes: %d)\n", located, s->nworkers,
+         s->numa_nodes);
+  const struct hwloc_topology_support *sup = s->topo ? hwloc_topology_get_support(s->topo) : NULL;
+  if (sup && sup->membind->get_area_memlocation) assert_int_equal(located, placed);
+  ds_context_destroy(ctx);
+}
+
 /* ---------------------------------------------------------------- dual-active pools */
 
 static ds__atomic_int g_pool1_blocked, g_pool1_release;
@@ -1018,6 +1131,8 @@ int main(void) {
       cmocka_unit_test(test_pool_failover),
       cmocka_unit_test(test_deadline_and_cost_order),
       cmocka_unit_test(test_numa_placement),
+      cmocka_unit_test(test_device_hint),
+      cmocka_unit_test(test_worker_records_on_node),
       cmocka_unit_test(test_ewma_and_histogram),
       cmocka_unit_test(test_executor_routed_and_stats),
       cmocka_unit_test(test_idle_cpu_below_one_percent),

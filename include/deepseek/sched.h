@@ -75,7 +75,12 @@ typedef struct ds_task_options {
                              start earliest deadline first, before those without one. 0: none */
   uint64_t cost_ns;     /**< expected run time (hint): queued LOW tasks without a deadline
                              start longest first. 0: unknown */
-  int32_t device;       /**< device hint, -1 any (recorded, not yet used) */
+  int32_t device;       /**< fabric device the task works for (an index of
+                             ds_fabric_device_info()), -1: any. NORMAL only, with worker -1:
+                             on a machine with several NUMA nodes the task goes to a worker on
+                             the device's node (a CPU device's node; for other devices the node
+                             the fabric reports, none when unknown), before the data hint. Any
+                             class: below -1 or not a fabric device is DS_ERR_INVALID_ARG. */
   int32_t worker;       /**< NORMAL only: worker whose deque receives the task (its cache or
                              NUMA node holds the data); -1: the submitting worker's deque, or
                              from outside the pool a FIFO all workers take from */
@@ -105,7 +110,7 @@ DS_API ds_status ds_sched_workers(ds_context *ctx, int32_t *out);
  *  fire-and-forget. Set to NULL on failure.
  *  @param opts NULL for defaults.
  *  @return DS_OK; DS_ERR_INVALID_ARG (ctx or fn NULL, bad prio, a dep NULL or of another
- *  context); DS_ERR_ABI; DS_ERR_NO_MEMORY; DS_ERR_SHUTDOWN (context being destroyed).
+ *  context, a device hint that names no fabric device); DS_ERR_ABI; DS_ERR_NO_MEMORY; DS_ERR_SHUTDOWN (context being destroyed).
  *  A dependency that already failed makes the new task complete with DS_ERR_CANCELLED. */
 DS_API ds_status ds_task_submit(ds_task **out, ds_context *ctx, ds_task_fn fn, void *arg,
                                 const ds_task_options *opts);

@@ -21,9 +21,6 @@ struct ds__stripe *ds__stripe_of(struct ds__sched *s, const void *p) {
   return &s->stripes[(h >> 32) % DS__SCHED_STRIPES];
 }
 
-ds__worker *ds__sched_self(const struct ds__sched *s) {
-  return ds__tl_worker && ds__tl_worker->s == s ? ds__tl_worker : NULL;
-}
 
 /* ---------------------------------------------------------------- LOW throttling */
 
@@ -57,6 +54,38 @@ int ds__sched_runnable(struct ds__sched *s) {
   if (ds__load(&s->urgent.len) > 0 || ds__sched_normal_queued(s) > 0) return 1;
   return ds__load(&s->low.len) > 0 && ds__load_relaxed(&s->low_running) <
          ds__load_relaxed(&s->low_cap) && ds__low_duty_open(s);
+}
+
+/* ---------------------------------------------------------------- live tasks */
+
+/* Live tasks are counted without a shared line on the task path: each worker counts what it
+ * submits and completes in its own record (release stores), other threads in two shared
+ * counters. ds__sched_live reads every completion count first, then every submission count:
+ * a completion it sees happened after its submission, whose count it therefore sees too, so
+ * the difference never reads 0 while a task is live. */
+void ds__sched_count_submit(struct ds__sched *s) {
+  ds__worker *w = ds__sched_self(s);
+  if (w) ds__store(&w->submitted, ds__load_relaxed(&w->submitted) + 1);
+  else ds__fetch_add(&s->outside_submitted, 1);
+}
+
+void ds__sched_count_complete(struct ds__sched *s) {
+  ds__worker *w = ds__sched_self(s);
+  if (w) ds__store(&w->completed, ds__load_relaxed(&w->completed) + 1);
+  else ds__fetch_add(&s->outside_completed, 1);
+  if (DS__UNLIKELY(ds__load(&s->draining)) && ds__sched_live(s) == 0) {
+    pthread_mutex_lock(&s->park_mu); /* destroy also polls, should this read miss the end */
+    pthread_cond_broadcast(&s->drain_cv);
+    pthread_mutex_unlock(&s->park_mu);
+  }
+}
+
+int64_t ds__sched_live(struct ds__sched *s) {
+  uint64_t done = ds__load(&s->outside_completed), sub = 0;
+  for (int i = 0; i < s->nslots; i++) done += ds__load(&s->workers[i].completed);
+  for (int i = 0; i < s->nslots; i++) sub += ds__load(&s->workers[i].submitted);
+  sub += ds__load(&s->outside_submitted);
+  return (int64_t)(sub - done);
 }
 
 /* ---------------------------------------------------------------- queues and wakeups */
@@ -296,6 +325,7 @@ static void *ds__worker_main(void *arg) {
   struct ds__sched *s = w->s;
   ds__tl_worker = w;
   ds__worker_bind(w);
+  ds__sched_place_record(w);
   /* After binding: the deque's buffer is first touched here, so it lies on the worker's NUMA
    * node. Without it the worker's own submits go to its mailbox. */
   if (!ds__deque_init(&w->deque, s->ctx))
@@ -548,17 +578,20 @@ static void ds__sched_free(struct ds__sched *s) {
   pthread_mutex_destroy(&s->tick_mu);
   ds__pool_fini(s);
   ds__free(ctx, s->worker_node);
-  ds__free(ctx, s->workers);
+  ds__free(ctx, s->workers_mem);
   ds__free(ctx, s);
 }
 
 static struct ds__sched *ds__sched_alloc(ds_context *ctx, hwloc_topology_t topo) {
   int n = ds__sched_worker_count(ctx, topo);
   struct ds__sched *s = ds__calloc(ctx, 1, sizeof *s);
-  ds__worker *w = s ? ds__calloc(ctx, (size_t)n + 1, sizeof *w) : NULL; /* + the helper slot */
+  /* + the helper slot; aligned by hand (the allocator hook promises less) */
+  void *wmem = s ? ds__calloc(ctx, (size_t)n + 2, sizeof(ds__worker)) : NULL;
+  ds__worker *w = wmem ? (ds__worker *)(((uintptr_t)wmem + DS__WORKER_ALIGN - 1) &
+                                        ~(uintptr_t)(DS__WORKER_ALIGN - 1)) : NULL;
   int *nodes = w ? ds__calloc(ctx, 2 * ((size_t)n + 1), sizeof *nodes) : NULL;
   if (w && !nodes) {
-    ds__free(ctx, w);
+    ds__free(ctx, wmem);
     w = NULL;
   }
   int npools = (int)ds__param(ctx, DS_PARAM_SCHED_POOLS);
@@ -568,7 +601,7 @@ static struct ds__sched *ds__sched_alloc(ds_context *ctx, hwloc_topology_t topo)
   if (!w || rings < npools) {
     for (int p = 0; p < rings; p++) ds__ring_fini(&s->pools[p].inject, ctx);
     if (w) ds__free(ctx, nodes);
-    if (s) ds__free(ctx, w);
+    if (s) ds__free(ctx, w ? wmem : NULL);
     ds__free(ctx, s);
     return NULL;
   }
@@ -583,6 +616,7 @@ static struct ds__sched *ds__sched_alloc(ds_context *ctx, hwloc_topology_t topo)
   s->nworkers = n;
   s->nslots = n + 1;
   s->workers = w;
+  s->workers_mem = wmem;
   s->worker_node = nodes;
   s->worker_reserved = nodes + n + 1;
   pthread_mutex_init(&s->helper_mu, NULL);
@@ -609,6 +643,7 @@ static struct ds__sched *ds__sched_alloc(ds_context *ctx, hwloc_topology_t topo)
     w[i].reserved = i < n && i >= n - reserve;
     w[i].pool = i < n ? npools * i / n : 0;
     w[i].pu = -1;
+    w[i].record_node = -1;
     w[i].rng = 0x9E3779B97F4A7C15ull * (uint64_t)(i + 1);
     ds__queue_init(&w[i].mailbox);
   }
@@ -684,7 +719,7 @@ void ds__sched_destroy(ds_context *ctx) {
   ds__store(&s->draining, 1);
   pthread_mutex_lock(&s->park_mu);
   pthread_cond_broadcast(&s->park_cv);
-  while (ds__load(&s->unfinished) > 0) {
+  while (ds__sched_live(s) > 0) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_nsec += 10000000;

@@ -8,6 +8,7 @@
 #define DS__SCHED_NAME_MAX 32
 #define DS__SCHED_STRIPES 64 /* mutex+condvar pairs that guard task/group completion */
 #define DS__SCHED_HIST_BUCKETS 40 /* log2 buckets of queue wait in ns: up to ~550 s */
+#define DS__SCHED_DEVICES 64 /* fabric devices whose NUMA node is cached (others asked each time) */
 #define DS__TIMED_EVERY 8 /* one NORMAL task in 8 has its wait and completion time measured */
 
 struct ds__sched;
@@ -29,6 +30,7 @@ typedef struct ds__edge {
 enum { DS__WHY_NONE = 0, DS__WHY_USER, DS__WHY_PRED, DS__WHY_SHUTDOWN };
 
 struct ds_task {
+  /* Hot part: zeroed at allocation (see ds__task_alloc), written at submit and completion. */
   struct ds__sched *s;
   ds_task_fn fn;
   ds__work_fn work; /* core executor work item instead of fn: runs even during shutdown */
@@ -47,17 +49,20 @@ struct ds_task {
   ds__atomic_int npred;  /* unfinished predecessors + 1 while submitting */
   ds__atomic_int cancel; /* ds_task_cancel() was called */
   ds__atomic_u64 failed_pred_id; /* first failed predecessor (root cause), 0 none */
-  char failed_pred_name[DS__SCHED_NAME_MAX];
-  ds_status failed_pred_status;
   ds_status status; /* final; written before state becomes DONE */
   int why;          /* DS__WHY_* for a cancelled task */
-  char name[DS__SCHED_NAME_MAX];
-
   ds__atomic_ptr succ;   /* ds__edge list, lock-free push; DS__SUCC_CLOSED once done */
   ds__atomic_int waiters; /* threads sleeping on the stripe for this task (see task.c) */
-  ds__edge inline_edges[DS__SCHED_INLINE_EDGES]; /* this task's first edges (no allocation) */
   struct ds_task *qprev, *qnext;  /* queue links, under the queue's mutex */
+
+  /* Cold part: not zeroed; each field is written before it is read. */
+  char name[DS__SCHED_NAME_MAX]; /* written at submit */
+  char failed_pred_name[DS__SCHED_NAME_MAX]; /* both written before failed_pred_id is read */
+  ds_status failed_pred_status;
+  ds__edge inline_edges[DS__SCHED_INLINE_EDGES]; /* this task's first edges (no allocation) */
 };
+/* Bytes of a task zeroed at allocation: the hot part. */
+#define DS__TASK_ZEROED offsetof(struct ds_task, name)
 /* The successor list of a completed task: new successors see it and do not link. */
 extern char ds__succ_closed;
 #define DS__SUCC_CLOSED ((void *)&ds__succ_closed)
@@ -145,12 +150,16 @@ double ds__hist_quantile(const ds__hist *h, double q);
 /* The same over n histograms taken as one (stride: bytes between them). */
 double ds__hist_quantile_n(const ds__hist *h, int n, size_t stride, double q);
 
+/* Worker records are aligned to and sized in multiples of a 4 KiB page, so that each can be
+ * bound to its worker's NUMA node on its own (ds__sched_place_record). */
+#define DS__WORKER_ALIGN 4096
 typedef struct ds__worker {
-  struct ds__sched *s;
+  _Alignas(DS__WORKER_ALIGN) struct ds__sched *s;
   int index;
   int pu; /* os index of the processing unit it is bound to, -1 if unbound */
   int reserved; /* takes only URGENT tasks (DS_PARAM_SCHED_URGENT_RESERVE) */
   int pool;     /* index of its pool in ds__sched.pools */
+  int record_node; /* NUMA node holding this record once the worker runs, -1 unknown */
   pthread_t thread;
   ds__deque deque;   /* NORMAL tasks submitted by this worker's tasks (lock-free) */
   ds__queue mailbox; /* NORMAL tasks sent here by others (ds_task_options.worker) */
@@ -160,6 +169,8 @@ typedef struct ds__worker {
   /* Written by this worker only (relaxed atomics so the tick may read them): tasks run,
    * steals, and completion time (ready to done) count, sum and sum of squares in us. */
   ds__atomic_u64 run, steals, done_n, done_sum_us, done_sumsq_us2;
+  /* Tasks submitted and completed by this worker (release stores by it, see ds__sched_live). */
+  ds__atomic_u64 submitted, completed;
   ds__atomic_int nonlow; /* URGENT/NORMAL tasks running on it (nested runs counted), for the tick */
   /* Free tasks of this worker (task_pool.c). This worker only. */
   struct ds_task *cache;
@@ -202,12 +213,15 @@ struct ds__sched {
   void *topo; /* hwloc_topology_t held by the context's reference, or NULL */
   int nworkers;
   int nslots;          /* nworkers + 1: workers[nworkers] is the helper slot (task.c) */
-  ds__worker *workers;
+  ds__worker *workers; /* DS__WORKER_ALIGN-aligned, inside workers_mem */
+  void *workers_mem;
   pthread_mutex_t helper_mu; /* held by the outside thread using the helper slot */
   int numa_nodes;            /* NUMA nodes of the machine (0: no topology) */
   int *worker_node;          /* per slot: NUMA node os index of its PU, -1 unknown */
   int *worker_reserved;      /* per slot: 1 if URGENT-only (a copy for ds__sched_place) */
   ds__atomic_int numa_rotor; /* spreads data-placed tasks over a node's workers */
+  ds__atomic_int device_node[DS__SCHED_DEVICES]; /* per fabric device: 0 not asked yet, else
+                                                    its NUMA node + 2 (1: unknown) */
   ds__queue urgent, low;
   ds__pool pools[DS__SCHED_MAX_POOLS];
   int npools;
@@ -222,8 +236,12 @@ struct ds__sched {
   ds__atomic_int waking; /* signals sent to sleepers that have not left the park yet (park_mu) */
   ds__atomic_int draining; /* destroy began: no submits, queued user tasks are cancelled */
   ds__atomic_int stop;     /* workers exit */
-  char pad_unfinished[64];
-  ds__atomic_i64 unfinished; /* on its own line: every submit and completion touches it */
+  /* Tasks submitted and completed by threads that are not workers (each on its own line);
+   * workers count theirs in their records, so no shared line is touched per task. */
+  char pad_outside[64];
+  ds__atomic_u64 outside_submitted;
+  char pad_outside2[56];
+  ds__atomic_u64 outside_completed;
   char pad_next_id[56];
   ds__atomic_u64 next_id;
   char pad_after[56];
@@ -262,6 +280,12 @@ extern _Thread_local struct ds_task *ds__tl_task;
 struct ds__sched *ds__sched_get(ds_context *ctx);
 struct ds__stripe *ds__stripe_of(struct ds__sched *s, const void *p);
 
+/* Counts a task submitted or completed by the calling thread. */
+void ds__sched_count_submit(struct ds__sched *s);
+void ds__sched_count_complete(struct ds__sched *s);
+/* Tasks submitted and not yet completed (0 exactly when none is live; see sched.c). */
+int64_t ds__sched_live(struct ds__sched *s);
+
 /* Queues a READY task (holding a ref for the queue entry) and wakes a worker if one sleeps. */
 void ds__sched_enqueue(struct ds__sched *s, struct ds_task *t, int worker_hint);
 /* Takes the next entry this worker should run (it may be a cancelled one); NULL if none. */
@@ -274,7 +298,11 @@ int64_t ds__sched_normal_queued(struct ds__sched *s);
 int ds__sched_runnable(struct ds__sched *s);
 void ds__sched_wake(struct ds__sched *s);
 void ds__sched_maybe_tick(struct ds__sched *s);
-ds__worker *ds__sched_self(const struct ds__sched *s);
+/* The calling thread's worker record in s (the helper slot included), NULL if none. */
+static inline ds__worker *ds__sched_self(const struct ds__sched *s) {
+  ds__worker *w = ds__tl_worker;
+  return w && w->s == s ? w : NULL;
+}
 
 /* pool.c: the pool an outside NORMAL task goes to, and the stall watchdog (from the tick). */
 ds__pool *ds__sched_route(struct ds__sched *s, uint64_t id);
@@ -286,13 +314,20 @@ int ds__sched_pools_stalled(struct ds__sched *s);
  * (reserved workers excluded); -1 if none. */
 void ds__sched_numa_init(struct ds__sched *s);
 int ds__sched_worker_for_data(struct ds__sched *s, const void *data);
+/* The worker for a NORMAL task with device hint dev into *worker (-1: no preference: dev is
+ * -1, or its node is unknown, or the machine has one node). DS_ERR_INVALID_ARG (recorded) if
+ * dev is below -1 or not a fabric device. */
+ds_status ds__sched_worker_for_device(struct ds__sched *s, int32_t dev, int *worker);
+/* Binds worker w's record to its node (called by w after binding); sets w->record_node. */
+void ds__sched_place_record(ds__worker *w);
 int ds__sched_place(const int *worker_node, const int *reserved, int nworkers, int node,
                     unsigned rotor, int self);
 
 /* task_pool.c: task memory (see there). ds__pool_fini frees every task at once. */
 void ds__pool_init(struct ds__sched *s);
 void ds__pool_fini(struct ds__sched *s);
-struct ds_task *ds__task_alloc(struct ds__sched *s); /* zeroed; NULL if out of memory */
+/* DS__TASK_ZEROED bytes zeroed; NULL if out of memory */
+struct ds_task *ds__task_alloc(struct ds__sched *s);
 void ds__task_free(struct ds__sched *s, struct ds_task *t);
 
 /* task.c */

@@ -88,11 +88,7 @@ static void ds__task_complete_one(struct ds_task *t, ds_status st, int why, stru
   }
   if (t->group) ds__group_done_one(s, t->group, st);
   ds__task_unref(t);
-  if (ds__fetch_sub(&s->unfinished, 1) == 1 && ds__load(&s->draining)) {
-    pthread_mutex_lock(&s->park_mu);
-    pthread_cond_broadcast(&s->drain_cv);
-    pthread_mutex_unlock(&s->park_mu);
-  }
+  ds__sched_count_complete(s);
 }
 
 /* Completes t, then successors it cancels, iteratively (a failed head of a long chain must
@@ -123,7 +119,8 @@ static uint64_t ds__task_id(struct ds__sched *s) {
   return w->id_next++;
 }
 
-static struct ds_task *ds__task_new(struct ds__sched *s, const ds_task_options *o, int handle) {
+static struct ds_task *ds__task_new(struct ds__sched *s, const ds_task_options *o, int handle,
+                                    int worker_hint) {
   struct ds_task *t = ds__task_alloc(s);
   if (!t) return NULL;
   t->s = s;
@@ -133,16 +130,19 @@ static struct ds_task *ds__task_new(struct ds__sched *s, const ds_task_options *
    * sampled (one in DS__TIMED_EVERY) for the wait and completion-time stats. */
   t->timed = o->prio != DS_PRIO_NORMAL || o->deadline_ns || t->id % DS__TIMED_EVERY == 0;
   t->device = o->device;
-  t->worker_hint = o->worker;
-  if (o->prio == DS_PRIO_NORMAL && o->worker < 0 && o->data)
-    t->worker_hint = ds__sched_worker_for_data(s, o->data);
+  t->worker_hint = worker_hint;
   t->deadline_ns = o->deadline_ns;
   t->cost_ns = o->cost_ns;
   t->group = o->group;
   t->on_done = o->on_done;
   t->on_done_user = o->on_done_user;
-  const char *name = o->name ? o->name : "task"; /* calloc left the terminator */
-  memcpy(t->name, name, strnlen(name, sizeof t->name - 1));
+  if (o->name) {
+    size_t n = strnlen(o->name, sizeof t->name - 1);
+    memcpy(t->name, o->name, n);
+    t->name[n] = '\0';
+  } else {
+    memcpy(t->name, "task", 5);
+  }
   ds__store_relaxed(&t->state, DS_TASK_WAITING);
   ds__store_relaxed(&t->refs, 1 + handle);
   ds__store_relaxed(&t->npred, 1);
@@ -171,7 +171,7 @@ static int ds__task_link(struct ds_task *d, struct ds_task *t, ds__edge *e) {
  * pending. After this, t may already be running or done. */
 static void ds__task_publish(struct ds_task *t, ds_task *const *deps, size_t ndeps, ds__edge **edges) {
   struct ds__sched *s = t->s;
-  ds__fetch_add(&s->unfinished, 1);
+  ds__sched_count_submit(s);
   if (t->group) ds__fetch_add(&t->group->pending, 1);
   for (size_t i = 0; i < ndeps; i++)
     if (!ds__task_link(deps[i], t, edges[i]) && edges[i]->heap)
@@ -218,8 +218,13 @@ static ds_status ds__submit(ds_task **out, ds_context *ctx, const ds_task_option
   if (ds__load(&s->draining))
     return ds__error(ctx, DS_ERR_SHUTDOWN, "sched", "task '%s' not accepted: the context is being "
                      "destroyed", o->name ? o->name : "task");
+  /* Placement of a NORMAL task: the explicit worker, else the device's node, else the data's. */
+  int hint = o->worker, dev_hint = -1;
+  if (o->device != -1 && (st = ds__sched_worker_for_device(s, o->device, &dev_hint)) != DS_OK) return st;
+  if (o->prio == DS_PRIO_NORMAL && hint < 0)
+    hint = dev_hint >= 0 ? dev_hint : o->data ? ds__sched_worker_for_data(s, o->data) : -1;
   ds__edge *stack_edges[8], **edges = o->ndeps <= 8 ? stack_edges : ds__calloc(ctx, o->ndeps, sizeof *edges);
-  struct ds_task *t = edges ? ds__task_new(s, o, out != NULL) : NULL;
+  struct ds_task *t = edges ? ds__task_new(s, o, out != NULL, hint) : NULL;
   size_t got = 0;
   for (; t && got < o->ndeps; got++) {
     edges[got] = got < DS__SCHED_INLINE_EDGES ? &t->inline_edges[got] : ds__alloc(ctx, sizeof **edges);
@@ -307,7 +312,8 @@ static int ds__wait(struct ds__sched *s, const void *key, ds__done_fn done, ds__
   struct ds__stripe *sp = ds__stripe_of(s, key);
   for (;;) {
     if (done(key)) return 1;
-    uint64_t now = ds__now_ns();
+    /* No clock read without a deadline: a fork-join parent passes here once per child. */
+    uint64_t now = deadline == UINT64_MAX ? 0 : ds__now_ns();
     if (now >= deadline) return done(key); /* a 0 timeout only tests, even on a worker */
     struct ds_task *t = w ? ds__sched_next(w) : NULL;
     if (t) {

@@ -88,7 +88,7 @@ struct ds_task *ds__task_alloc(struct ds__sched *s) {
   } else {
     ds__pool_take(s, &t, 1);
   }
-  if (t) memset(t, 0, sizeof *t);
+  if (t) memset(t, 0, DS__TASK_ZEROED); /* the rest is written before it is read */
   return t;
 }
 
