@@ -1,4 +1,5 @@
-/* cache_tiers: keep tensors in a two-tier memory cache, then in a persistent disk cache.
+/* cache_tiers: keep tensors in a GPU tier (when there is a GPU) and two memory tiers, read
+ * them back as a data loader stream with prefetch, then keep one in a persistent disk cache.
  * build: part of the project (examples/); run: ./cache_tiers [DIR]  (DIR default: ./cache_demo) */
 #include <deepseek.h>
 #include <stdio.h>
@@ -11,8 +12,13 @@ int main(int argc, char **argv) {
     return 1;
   }
 
-  /* 1. Memory tiers: 1 MiB uncompressed (L1) in front of 8 MiB zstd-compressed (L2). */
+  /* 1. Memory tiers: 1 MiB uncompressed (L1) in front of 8 MiB zstd-compressed (L2), behind
+   *    2 MiB of GPU memory: puts land on the GPU and move down when it is full. Without a CUDA
+   *    GPU there is no GPU tier (gpu_device -1), not an error. */
   ds_cache_options o = DS_CACHE_OPTIONS_INIT;
+  o.gpu_bytes = 2 << 20;
+  o.gpu_device = -1;       /* the first CUDA GPU; any fabric device index with its own memory */
+  o.prefetch_depth = 2;    /* predict each stream's next keys, move them up ahead of the read */
   o.l1_bytes = 1 << 20;
   o.l2_bytes = 8 << 20;
   o.codec = DS_CACHE_CODEC_ZSTD;
@@ -28,7 +34,12 @@ int main(int argc, char **argv) {
     if (ds_cache_put(mem, key, strlen(key), batch, sizeof batch) != DS_OK) goto fail;
   }
   size_t len = 0;
-  if (ds_cache_get(mem, "act/layer3/step0", 16, batch, sizeof batch, &len) != DS_OK) goto fail;
+  for (int step = 0; step < 64; step += 2) { /* a loader reading every other step: stream 1 */
+    char key[32];
+    snprintf(key, sizeof key, "act/layer3/step%d", step);
+    if (ds_cache_get_stream(mem, 1, key, strlen(key), batch, sizeof batch, &len) != DS_OK)
+      goto fail;
+  }
 
   /* Zero-copy read: the pointer stays valid (the entry is not evicted) until released. */
   const void *data;
@@ -37,12 +48,13 @@ int main(int argc, char **argv) {
     printf("step1: %zu bytes, first value %g\n", len, (double)((const float *)data)[0]);
     ds_cache_release(mem, ref);
   }
-  for (int tier = DS_CACHE_L1; tier <= DS_CACHE_L2; tier++) {
+  for (int tier = DS_CACHE_L1; tier <= DS_CACHE_GPU; tier++) {
     ds_cache_tier_stats s;
     memset(&s, 0, sizeof s);
     s.struct_size = sizeof s;
-    ds_cache_stats(mem, tier, &s);
-    printf("L%d: %llu entries, %llu bytes, ratio %.2f, hits %llu, evictions %llu, declined %llu\n", tier,
+    if (tier == DS_CACHE_L3 || ds_cache_stats(mem, tier, &s) != DS_OK) continue; /* no GPU */
+    printf("%s: %llu entries, %llu bytes, ratio %.2f, hits %llu, evictions %llu, declined %llu\n",
+           tier == DS_CACHE_GPU ? "GPU" : tier == DS_CACHE_L1 ? "L1" : "L2",
            (unsigned long long)s.entries, (unsigned long long)s.bytes, s.compression_ratio,
            (unsigned long long)s.hits, (unsigned long long)s.evictions,
            (unsigned long long)s.rejected);

@@ -1,4 +1,4 @@
-/* libdeepseek: the multi-level cache (memory tier, compressed memory tier). */
+/* libdeepseek: the multi-level cache (GPU tier, memory tier, compressed memory tier, disk). */
 #ifndef DEEPSEEK_CACHE_H
 #define DEEPSEEK_CACHE_H
 
@@ -13,6 +13,16 @@
  *  optionally fp32 stored as bf16 — lossy, opt-in) within its own byte budget. An entry evicted
  *  from L1 moves down to L2; an L2 hit moves it back up. Either tier may be absent (budget 0).
  *  Each tier's eviction policy is chosen by name (default "lruk+", see docs/architecture.md).
+ *
+ *  **GPU tier** (optional, above L1; ds_cache_options.gpu_bytes > 0): values kept in one
+ *  device's memory (a CUDA GPU, or any fabric device with its own memory: an OpenCL device,
+ *  a registered backend's), within its own byte budget. With it, a put lands in device memory;
+ *  an entry evicted from it is copied back down to L1 (and from there to L2); a hit in L1 or
+ *  L2 moves the entry up to it (a promotion competes for admission, as into L1). A get of a
+ *  GPU entry copies it from the device (ds_cache_get_ref gives a host copy). When the device
+ *  allocation or copy fails (device memory full), the entry stays in the tier below: nothing
+ *  is lost and the put still succeeds (counted in ds_cache_tier_stats.io_errors and
+ *  .rejected of DS_CACHE_GPU). On CUDA, copies go through a pinned host staging buffer.
  *  Admission: a value given to ds_cache_put / ds_cache_put_owned, or moved up by prefetch,
  *  always enters L1 (policies with an admission filter, lruk+ and wtinylfu, evict other
  *  entries instead of declining it); the filter only decides whether an older entry leaving
@@ -59,18 +69,24 @@ typedef struct ds_cache_options {
                              larger budget per shard) */
   uint32_t prefetch_depth; /**< 0: no prefetch. n (1..16): on each get, up to n predicted next
                                 keys are moved from L2 to L1 in a background task. Predictors,
-                                over all threads' gets as one sequence: a constant stride in a
-                                key's trailing number (ASCII digits, or a 4/8-byte integer
-                                key), else the key that followed this one last time. */
+                                per stream (ds_cache_get_stream; ds_cache_get is stream 0): a
+                                constant stride in a key's trailing number (ASCII digits, or a
+                                4/8-byte integer key; sequential is stride 1), else the key
+                                that followed this one in its stream last time (Markov). */
+  uint64_t gpu_bytes;   /**< GPU tier budget (device memory); 0: no GPU tier (default) */
+  int32_t gpu_device;   /**< fabric device index of the GPU tier (see ds_fabric_device_find;
+                             not a CPU device); -1 (default): the first CUDA device, and no
+                             GPU tier, without an error, when there is none */
 } ds_cache_options;
 
 #define DS_CACHE_OPTIONS_INIT \
-  { sizeof(ds_cache_options), 0u, (uint64_t)64 << 20, 0u, 0, 3, NULL, 0u, 0u }
+  { sizeof(ds_cache_options), 0u, (uint64_t)64 << 20, 0u, 0, 3, NULL, 0u, 0u, 0u, -1 }
 
 /** Tiers, for ds_cache_stats(). */
 #define DS_CACHE_L1 1
 #define DS_CACHE_L2 2
 #define DS_CACHE_L3 3 /**< the disk tier of a persistent cache */
+#define DS_CACHE_GPU 4 /**< the GPU tier (device memory) of a memory cache */
 
 /** Durability of a persistent cache's puts. */
 typedef enum ds_cache_durability {
@@ -107,7 +123,8 @@ typedef struct ds_cache_tier_stats {
   double compression_ratio; /**< raw_bytes / (bytes - key bytes), 1 for L1 */
   double p50_ns, p99_ns;  /**< hit latency of sampled gets in this tier (bucket upper bounds) */
   uint64_t corrupt;       /**< L3: records found torn or corrupt (skipped) */
-  uint64_t io_errors;     /**< L3: failed writes or reads */
+  uint64_t io_errors;     /**< L3: failed writes or reads; GPU: failed device allocations or
+                               copies (those entries stayed in a lower tier) */
   uint64_t prefetched;    /**< L1: entries moved up from L2 by prefetch */
 } ds_cache_tier_stats;
 
@@ -115,9 +132,12 @@ DS_EXTERN_C_BEGIN
 
 /** Creates a cache. @param out receives it (NULL on failure). @param opts NULL: every option
  *  from the context's cache tunables (DS_PARAM_CACHE_POLICY, _L1_BYTES, _L2_BYTES, _SHARDS,
- *  _CODEC, _ZSTD_LEVEL, _PREFETCH_DEPTH; config keys cache_*, environment DS_CACHE_*), whose
- *  defaults are those of DS_CACHE_OPTIONS_INIT.
- *  @return DS_OK; DS_ERR_INVALID_ARG (NULL out/ctx, bad policy name, codec, level, shards);
+ *  _CODEC, _ZSTD_LEVEL, _PREFETCH_DEPTH, _GPU_BYTES, _GPU_DEVICE; config keys cache_*,
+ *  environment DS_CACHE_*), whose defaults are those of DS_CACHE_OPTIONS_INIT. A struct_size
+ *  of the options struct before gpu_bytes was added (this library's 1.x callers) is accepted:
+ *  the missing fields take their defaults.
+ *  @return DS_OK; DS_ERR_INVALID_ARG (NULL out/ctx, bad policy name, codec, level, shards,
+ *  gpu_device a CPU device or out of range); DS_ERR_NOT_FOUND (no device gpu_device);
  *  DS_ERR_ABI (unknown struct_size); DS_ERR_NO_MEMORY. Thread-safe. */
 DS_API ds_status ds_cache_create(ds_cache **out, ds_context *ctx, const ds_cache_options *opts);
 
@@ -172,9 +192,21 @@ DS_API ds_status ds_cache_put_owned(ds_cache *c, const void *key, size_t klen, v
 /** Copies the value of @p key into @p buf (capacity @p cap); *len receives its size.
  *  @return DS_OK; DS_ERR_NOT_FOUND; DS_ERR_FULL when cap is too small (*len tells the size,
  *  nothing copied); DS_ERR_INVALID_ARG; DS_ERR_CORRUPT (L2 data failed to decompress);
+ *  DS_ERR_DEVICE (the copy from the GPU tier failed; the entry was dropped);
  *  DS_ERR_NO_MEMORY. Thread-safe. */
 DS_API ds_status ds_cache_get(ds_cache *c, const void *key, size_t klen, void *buf, size_t cap,
                               size_t *len);
+
+/** ds_cache_get() as part of access stream @p stream (any id, e.g. one per data loader or
+ *  thread): with prefetch on, each stream has its own stride detector and learns its own
+ *  key successors, so interleaved streams do not hide each other's patterns. ds_cache_get()
+ *  is stream 0. Up to 64 streams are tracked at once (more share detectors, which then
+ *  restart). Counters in the context's stats: cache.prefetch.predicted_stride and
+ *  .predicted_markov (keys predicted), cache.prefetch.correct (gets of a key predicted at
+ *  its stream's previous get). A persistent cache ignores @p stream.
+ *  @return as ds_cache_get(). Thread-safe. */
+DS_API ds_status ds_cache_get_stream(ds_cache *c, uint64_t stream, const void *key, size_t klen,
+                                     void *buf, size_t cap, size_t *len);
 
 /** Gives a read-only pointer to the value of @p key, valid until ds_cache_release(*ref); the
  *  entry is not evicted meanwhile (a remove or replace hides it at once but frees it only at
@@ -209,8 +241,10 @@ DS_API ds_status ds_cache_unpin(ds_cache *c, const void *key, size_t klen);
  *  Thread-safe. */
 DS_API ds_status ds_cache_flush(ds_cache *c);
 
-/** Fills @p out (out->struct_size set by the caller) for tier DS_CACHE_L1 or DS_CACHE_L2 and
- *  publishes the stats to the context. @return DS_OK; DS_ERR_INVALID_ARG (bad tier, NULL);
+/** Fills @p out (out->struct_size set by the caller) for tier DS_CACHE_L1, DS_CACHE_L2 or
+ *  (when the cache has one) DS_CACHE_GPU of a memory cache, DS_CACHE_L3 of a persistent one,
+ *  and publishes the stats to the context ("cache.l1.hits", "cache.gpu.hits", ...).
+ *  @return DS_OK; DS_ERR_INVALID_ARG (bad tier, NULL);
  *  DS_ERR_ABI. Thread-safe. */
 DS_API ds_status ds_cache_stats(ds_cache *c, int tier, ds_cache_tier_stats *out);
 

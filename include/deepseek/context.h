@@ -138,6 +138,12 @@ typedef enum ds_param {
    *  about half the speed of a get from the page cache). Config/env take the name. Default 1.
    *  Read when a persistent cache is opened. */
   DS_PARAM_CACHE_VERIFY_READS = 209,
+  /** Cache: GPU tier budget in bytes of a cache created with NULL options (0..2^50; 0: no GPU
+   *  tier). Default 0. */
+  DS_PARAM_CACHE_GPU_BYTES = 210,
+  /** Cache: fabric device index of that GPU tier (-1..63; -1: the first CUDA device, none
+   *  without a GPU). Default -1. */
+  DS_PARAM_CACHE_GPU_DEVICE = 211,
   /** Highest CPU kernel level the precision module may use, a ds_precision_isa: 0 auto
    *  (best detected), 1 scalar, 2 avx2, 3 avx512; capped to what the CPU supports. Default 0. */
   DS_PARAM_PRECISION_ISA = 300,

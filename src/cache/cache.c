@@ -1,13 +1,14 @@
 /* The tiered cache: shards (mutex + chained hash table of byte keys + one policy per tier),
- * the L1 (uncompressed) and L2 (compressed) tiers, moves between them, pins and references,
- * and per-tier counters. Policies track entries by their address (a u64 key). */
+ * the GPU (device memory), L1 (uncompressed) and L2 (compressed) tiers, moves between them,
+ * pins and references, and per-tier counters. Policies track entries by their address (a u64
+ * key). */
 #include <string.h>
 
 #include "cache_internal.h"
 
 /* ---- tier bookkeeping ---- */
 static uint64_t ds__centry_weight(const ds__centry *e) {
-  return (uint64_t)e->klen + (e->tier == 1 ? e->vlen + e->keep_len : e->slen);
+  return (uint64_t)e->klen + (e->tier == 2 ? e->slen : e->vlen + e->keep_len);
 }
 
 void ds__tier_add(ds__shard *sh, ds__centry *e) {
@@ -32,11 +33,13 @@ static void ds__centry_free_data(ds_cache *c, ds__centry *e) {
   e->keep = NULL;
   e->keep_len = 0;
   if (!e->data) return;
-  if (e->free_fn) e->free_fn(e->free_user, e->data);
+  if (e->dev) ds__gpu_free(c->gpu, e->data);
+  else if (e->free_fn) e->free_fn(e->free_user, e->data);
   else if (!e->inl) ds__free(c->ctx, e->data);
   e->data = NULL;
   e->free_fn = NULL;
   e->inl = 0;
+  e->dev = 0;
 }
 
 void ds__centry_free(ds_cache *c, ds__centry *e) {
@@ -173,6 +176,72 @@ void ds__evict_l2(void *user, uint64_t key) {
   ds__centry_drop(sh->cache, sh, (ds__centry *)(uintptr_t)key);
 }
 
+/* Puts e (plain bytes in host memory, in no tier) into the GPU tier; when there is none, its
+ * policy declines e (admission, with force 0) or the device allocation or copy fails, e goes
+ * to L1 (admitted there when l1_force) and below instead. The policy makes room first, so the
+ * evicted entries' device memory is free before the allocation. */
+void ds__place_top(ds_cache *c, ds__shard *sh, ds__centry *e, int force, int l1_force) {
+  ds__policy *p = sh->pol[2];
+  if (!p) {
+    ds__place_l1(c, sh, e, l1_force);
+    return;
+  }
+  ds__free(c->ctx, e->keep); /* the GPU tier keeps no encoding */
+  e->keep = NULL;
+  e->keep_len = 0;
+  e->tier = 3;
+  uint64_t w = ds__centry_weight(e);
+  ds__tier_add(sh, e);
+  p->force = force;
+  int r = w <= UINT32_MAX ? ds__policy_insert(p, (uintptr_t)e, (uint32_t)w, -1) : 0;
+  p->force = 0;
+  void *mem = NULL;
+  if (r == 1 && ds__gpu_store(c->gpu, e->data, e->vlen, &mem) == DS_OK) {
+    e->pnode = p->last_node;
+    ds__centry_free_data(c, e); /* the host copy (an owned value goes back to its owner) */
+    e->data = mem;
+    e->dev = 1;
+    return;
+  }
+  if (r == 1) {
+    ds__policy_remove(p, (uintptr_t)e);
+    sh->t[2].failed++;
+  }
+  ds__tier_sub(sh, e);
+  sh->t[2].rejected++;
+  ds__place_l1(c, sh, e, l1_force);
+}
+
+/* Moves the GPU entry e down: its bytes are copied back to host memory and it enters L1
+ * (admitted) and below; when the copy fails it is dropped. */
+void ds__evict_gpu(void *user, uint64_t key) {
+  ds__shard *sh = user;
+  ds_cache *c = sh->cache;
+  ds__centry *e = (ds__centry *)(uintptr_t)key;
+  sh->t[2].evictions++;
+  void *host = ds__alloc(c->ctx, e->vlen ? e->vlen : 1);
+  if (!host || ds__gpu_load(c->gpu, e->data, host, e->vlen) != DS_OK) {
+    ds__free(c->ctx, host);
+    sh->t[2].failed++;
+    ds__centry_drop(c, sh, e);
+    return;
+  }
+  ds__tier_sub(sh, e);
+  ds__gpu_free(c->gpu, e->data);
+  e->data = host;
+  e->dev = 0;
+  e->tier = 0;
+  ds__place_l1(c, sh, e, 1);
+}
+
+/* An L1 hit with a GPU tier: e (in L1's policy, not held) moves up. */
+void ds__promote_l1(ds_cache *c, ds__shard *sh, ds__centry *e) {
+  ds__policy_remove(sh->pol[0], (uintptr_t)e);
+  ds__tier_sub(sh, e);
+  e->pend = 0;
+  ds__place_top(c, sh, e, 0, 1);
+}
+
 uint32_t ds__pending_l1(void *user, uint64_t key) {
   (void)user;
   ds__centry *e = (ds__centry *)(uintptr_t)key;
@@ -221,6 +290,12 @@ void ds__centry_unhold(ds_cache *c, ds__shard *sh, ds__centry *e) {
   if (e->tier == 1) {
     ds__tier_sub(sh, e);
     ds__place_l1(c, sh, e, 1);
+  } else if (e->tier == 3) {
+    sh->pol[2]->force = 1;
+    int r = ds__policy_insert(sh->pol[2], (uintptr_t)e, (uint32_t)ds__centry_weight(e), -1);
+    sh->pol[2]->force = 0;
+    if (r == 1) e->pnode = sh->pol[2]->last_node;
+    else ds__evict_gpu(sh, (uintptr_t)e);
   } else if (ds__policy_insert(sh->pol[1], (uintptr_t)e, (uint32_t)ds__centry_weight(e), -1) != 1) {
     ds__centry_drop(c, sh, e);
   } else {

@@ -1,5 +1,5 @@
 /* The public calls of the tiered cache: argument checks, shard locking, and the get paths
- * (L1 hit, L2 hit with promotion, references). */
+ * (GPU hit, L1 hit, L2 hit with promotion, references). */
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,10 +17,13 @@ static ds_status ds__cache_check(ds_cache *c, const void *key, size_t klen) {
   return DS_OK;
 }
 
+/* ds_cache_options up to prefetch_depth: the size before the GPU tier's fields */
+#define DS__CACHE_OPTIONS_V1 (offsetof(ds_cache_options, prefetch_depth) + sizeof(uint32_t))
+
 static ds_status ds__cache_check_opts(ds_context *ctx, const ds_cache_options *o) {
-  if (o->struct_size != sizeof *o)
-    return ds__error(ctx, DS_ERR_ABI, "cache", "ds_cache_options.struct_size %u is unknown",
-                     o->struct_size);
+  if (o->gpu_device < -1 || o->gpu_device > 63)
+    return ds__error(ctx, DS_ERR_INVALID_ARG, "cache", "gpu_device %d is not in -1..63",
+                     (int)o->gpu_device);
   if (o->codec < DS_CACHE_CODEC_LZ4 || o->codec > DS_CACHE_CODEC_NONE)
     return ds__error(ctx, DS_ERR_INVALID_ARG, "cache", "unknown codec %d", (int)o->codec);
   if (o->zstd_level < 1 || o->zstd_level > 19)
@@ -45,10 +48,11 @@ static const char *const ds__stat_names[8] = {"bytes",     "entries",  "hits",  
                                               "evictions", "rejected", "ratio_x1000", "raw_bytes"};
 
 static void ds__cache_register_stats(ds_cache *c) {
-  for (int t = 0; t < (c->disk ? 1 : 2); t++)
+  for (int t = 0; t < (c->disk ? 1 : c->gpu ? 3 : 2); t++)
     for (int k = 0; k < 8; k++) {
       char name[64];
-      snprintf(name, sizeof name, "cache.l%d.%s", c->disk ? 3 : t + 1, ds__stat_names[k]);
+      if (t == 2) snprintf(name, sizeof name, "cache.gpu.%s", ds__stat_names[k]);
+      else snprintf(name, sizeof name, "cache.l%d.%s", c->disk ? 3 : t + 1, ds__stat_names[k]);
       c->stat_ids[t][k] = ds__stat_register(c->ctx, name, k >= 2 && k <= 5 ? DS_STAT_COUNTER
                                                                            : DS_STAT_GAUGE);
     }
@@ -61,9 +65,9 @@ static ds_status ds__shard_init(ds_cache *c, ds__shard *sh, const ds_cache_optio
   if (!sh->buckets) return DS_ERR_NO_MEMORY;
   pthread_mutex_init(&sh->mu, NULL);
   const char *pol = o->policy ? o->policy : "lruk+";
-  uint64_t budget[2] = {o->l1_bytes / c->nshards, o->l2_bytes / c->nshards};
-  ds__policy_evict_fn fn[2] = {ds__evict_l1, ds__evict_l2};
-  for (int t = 0; t < 2; t++) {
+  uint64_t budget[3] = {o->l1_bytes / c->nshards, o->l2_bytes / c->nshards, c->shard_cap[2]};
+  ds__policy_evict_fn fn[3] = {ds__evict_l1, ds__evict_l2, ds__evict_gpu};
+  for (int t = 0; t < 3; t++) {
     if (!budget[t]) continue;
     /* sketches and ghosts are sized for 4 KiB entries on average */
     ds_status st = ds__policy_create(&sh->pol[t], c->ctx, pol, budget[t], budget[t] / 4096 + 64,
@@ -91,6 +95,20 @@ static void ds__cache_opts_from_ctx(ds_context *ctx, ds_cache_options *o) {
   o->codec = (int32_t)ds__param(ctx, DS_PARAM_CACHE_CODEC);
   o->zstd_level = (int32_t)ds__param(ctx, DS_PARAM_CACHE_ZSTD_LEVEL);
   o->prefetch_depth = (uint32_t)ds__param(ctx, DS_PARAM_CACHE_PREFETCH_DEPTH);
+  o->gpu_bytes = (uint64_t)ds__param(ctx, DS_PARAM_CACHE_GPU_BYTES);
+  o->gpu_device = (int32_t)ds__param(ctx, DS_PARAM_CACHE_GPU_DEVICE);
+}
+
+/* Copies the caller's options: the current struct, or one from before the GPU tier's fields
+ * (which then keep their defaults). */
+static ds_status ds__cache_copy_opts(ds_context *ctx, const ds_cache_options *opts,
+                                    ds_cache_options *o) {
+  if (opts->struct_size != sizeof *o && opts->struct_size != DS__CACHE_OPTIONS_V1)
+    return ds__error(ctx, DS_ERR_ABI, "cache", "ds_cache_options.struct_size %u is unknown",
+                     opts->struct_size);
+  memcpy(o, opts, opts->struct_size);
+  o->struct_size = sizeof *o;
+  return DS_OK;
 }
 
 ds_status ds_cache_create(ds_cache **out, ds_context *ctx, const ds_cache_options *opts) {
@@ -98,14 +116,14 @@ ds_status ds_cache_create(ds_cache **out, ds_context *ctx, const ds_cache_option
   *out = NULL;
   if (!ctx) return ds__error(NULL, DS_ERR_INVALID_ARG, "cache", "context is NULL");
   ds_cache_options o = DS_CACHE_OPTIONS_INIT;
-  if (opts && opts->struct_size != sizeof o)
-    return ds__error(ctx, DS_ERR_ABI, "cache", "ds_cache_options.struct_size %u is unknown",
-                     opts->struct_size);
-  if (opts) o = *opts;
-  else ds__cache_opts_from_ctx(ctx, &o);
-  if (!o.policy) o.policy = ds__cache_param_name(ctx, DS_PARAM_CACHE_POLICY);
-  ds_status st = ds__cache_check_opts(ctx, &o);
+  ds_status st = opts ? ds__cache_copy_opts(ctx, opts, &o) : DS_OK;
   if (st != DS_OK) return st;
+  if (!opts) ds__cache_opts_from_ctx(ctx, &o);
+  if (!o.policy) o.policy = ds__cache_param_name(ctx, DS_PARAM_CACHE_POLICY);
+  st = ds__cache_check_opts(ctx, &o);
+  if (st != DS_OK) return st;
+  ds__cache_gpu *gpu = NULL;
+  if (o.gpu_bytes && (st = ds__gpu_open(&gpu, ctx, o.gpu_device)) != DS_OK) return st;
   uint32_t n = o.shards;
   if (!n) { /* up to 16 shards, each with at least 4 MiB of the larger tier's budget */
     uint64_t big = o.l1_bytes > o.l2_bytes ? o.l1_bytes : o.l2_bytes;
@@ -113,9 +131,14 @@ ds_status ds_cache_create(ds_cache **out, ds_context *ctx, const ds_cache_option
     }
   }
   ds_cache *c = ds__calloc(ctx, 1, sizeof *c + n * sizeof(ds__shard));
-  if (!c) return ds__error(ctx, DS_ERR_NO_MEMORY, "cache", "out of memory creating a cache");
+  if (!c) {
+    ds__gpu_close(gpu);
+    return ds__error(ctx, DS_ERR_NO_MEMORY, "cache", "out of memory creating a cache");
+  }
   c->ctx = ctx;
   c->nshards = n;
+  c->gpu = gpu;
+  c->shard_cap[2] = gpu ? o.gpu_bytes / n : 0;
   /* inline values only without L2: an entry moved down would keep the raw bytes besides its
    * encoding, uncounted */
   c->inline_max = o.l2_bytes ? 0 : 256;
@@ -158,11 +181,11 @@ void ds_cache_destroy(ds_cache *c) {
         nx = e->next;
         ds__centry_free(c, e);
       }
-    ds__policy_destroy(sh->pol[0]);
-    ds__policy_destroy(sh->pol[1]);
+    for (int t = 0; t < 3; t++) ds__policy_destroy(sh->pol[t]);
     ds__free(c->ctx, sh->buckets);
     pthread_mutex_destroy(&sh->mu);
   }
+  ds__gpu_close(c->gpu);
   ds__free(c->ctx, c);
 }
 
@@ -171,14 +194,13 @@ void ds_cache_destroy(ds_cache *c) {
  * allocation per put and one cache-line run per hit. */
 static ds_status ds__cache_insert(ds_cache *c, const void *key, size_t klen, const void *src,
                                   void *data, size_t vlen, ds_cache_free_fn fn, void *user) {
-  uint64_t w = (uint64_t)klen + vlen;
-  if (w > c->shard_cap[0] && w > c->shard_cap[1])
+  uint64_t w = (uint64_t)klen + vlen, cap = 0;
+  for (int t = 0; t < 3; t++) cap = c->shard_cap[t] > cap ? c->shard_cap[t] : cap;
+  if (w > cap)
     return ds__error(c->ctx, DS_ERR_FULL, "cache",
                      "value of %zu bytes exceeds the per-shard budget of every tier "
                      "(%llu bytes; budgets are split over %u shards)",
-                     vlen, (unsigned long long)(c->shard_cap[0] > c->shard_cap[1]
-                                                    ? c->shard_cap[0] : c->shard_cap[1]),
-                     c->nshards);
+                     vlen, (unsigned long long)cap, c->nshards);
   int inl = src && vlen <= c->inline_max;
   /* an inline value starts 16-byte aligned from the (16-byte aligned) allocation */
   size_t voff = (offsetof(ds__centry, key) + klen + 15) & ~(size_t)15;
@@ -208,7 +230,7 @@ static ds_status ds__cache_insert(ds_cache *c, const void *key, size_t klen, con
   ds__centry *old = ds__shard_find(sh, e->hash, key, klen);
   if (old) ds__centry_kill(c, sh, old);
   ds__shard_link(c, sh, e);
-  ds__place_l1(c, sh, e, 1);
+  ds__place_top(c, sh, e, 1, 1);
   pthread_mutex_unlock(&sh->mu);
   return DS_OK;
 }
@@ -253,7 +275,20 @@ static ds_status ds__cache_get_l2(ds_cache *c, ds__shard *sh, ds__centry *e, voi
     return st;
   }
   if (e->vlen) memcpy(buf, e->data, e->vlen);
-  ds__place_l1(c, sh, e, 0); /* a promotion competes for admission; declined, it goes back */
+  ds__place_top(c, sh, e, 0, 0); /* a promotion competes for admission; declined, it goes back */
+  return DS_OK;
+}
+
+/* A GPU entry found by a get: copied from the device. A failed copy drops the entry (its
+ * device memory is not trusted any more). */
+static ds_status ds__cache_get_gpu(ds_cache *c, ds__shard *sh, ds__centry *e, void *buf) {
+  ds_status st = ds__gpu_load(c->gpu, e->data, buf, e->vlen);
+  if (st != DS_OK) {
+    sh->t[2].failed++;
+    ds__centry_kill(c, sh, e);
+    return st;
+  }
+  if (!e->holds) ds__policy_touch_node(sh->pol[2], e->pnode, (uintptr_t)e, -1);
   return DS_OK;
 }
 
@@ -270,8 +305,8 @@ static inline void ds__cache_touch_l1(ds__shard *sh, ds__centry *e) {
   ds__policy_touch_node(sh->pol[0], e->pnode, (uintptr_t)e, -1);
 }
 
-ds_status ds_cache_get(ds_cache *c, const void *key, size_t klen, void *buf, size_t cap,
-                       size_t *len) {
+static ds_status ds__cache_get(ds_cache *c, uint64_t stream, const void *key, size_t klen,
+                               void *buf, size_t cap, size_t *len) {
   ds_status st = ds__cache_check(c, key, klen);
   if (st != DS_OK) return st;
   if (!len || (!buf && cap))
@@ -286,8 +321,9 @@ ds_status ds_cache_get(ds_cache *c, const void *key, size_t klen, void *buf, siz
   if (!e) {
     sh->t[0].misses++;
     sh->t[1].misses++;
+    sh->t[2].misses++;
     pthread_mutex_unlock(&sh->mu);
-    if (c->pf_learn) ds__prefetch_observe(c, key, klen, h);
+    if (c->pf_learn) ds__prefetch_observe(c, stream, key, klen, h);
     return DS_ERR_NOT_FOUND;
   }
   *len = e->vlen;
@@ -297,21 +333,41 @@ ds_status ds_cache_get(ds_cache *c, const void *key, size_t klen, void *buf, siz
   }
   int tier = e->tier;
   if (tier == 1) {
-    if (!e->holds) ds__cache_touch_l1(sh, e);
     if (e->vlen) memcpy(buf, e->data, e->vlen);
     sh->t[0].hits++;
+    if (sh->pol[2]) {
+      sh->t[2].misses++;
+      if (!e->holds) ds__promote_l1(c, sh, e);
+    } else if (!e->holds) {
+      ds__cache_touch_l1(sh, e);
+    }
+  } else if (tier == 3) {
+    sh->t[2].hits++;
+    st = ds__cache_get_gpu(c, sh, e, buf);
   } else {
     sh->t[0].misses++;
     sh->t[1].hits++;
+    sh->t[2].misses++;
     st = ds__cache_get_l2(c, sh, e, buf);
   }
   if (timed) ds__lat_record(&sh->t[tier - 1], ds__now_ns() - t0);
   pthread_mutex_unlock(&sh->mu);
-  if (c->pf_learn) ds__prefetch_observe(c, key, klen, h);
+  if (c->pf_learn) ds__prefetch_observe(c, stream, key, klen, h);
   if (st == DS_ERR_CORRUPT)
     return ds__error(c->ctx, st, "cache", "L2 value failed to decompress (dropped)");
+  if (tier == 3 && st != DS_OK) return st; /* reported by the GPU glue */
   if (st != DS_OK) return ds__error(c->ctx, st, "cache", "out of memory decoding an L2 value");
   return DS_OK;
+}
+
+ds_status ds_cache_get(ds_cache *c, const void *key, size_t klen, void *buf, size_t cap,
+                       size_t *len) {
+  return ds__cache_get(c, 0, key, klen, buf, cap, len);
+}
+
+ds_status ds_cache_get_stream(ds_cache *c, uint64_t stream, const void *key, size_t klen,
+                              void *buf, size_t cap, size_t *len) {
+  return ds__cache_get(c, stream, key, klen, buf, cap, len);
 }
 
 ds_status ds_cache_get_ref(ds_cache *c, const void *key, size_t klen, const void **data,
@@ -340,10 +396,21 @@ ds_status ds_cache_get_ref(ds_cache *c, const void *key, size_t klen, const void
   if (!e) {
     sh->t[0].misses++;
     sh->t[1].misses++;
+    sh->t[2].misses++;
     st = DS_ERR_NOT_FOUND;
   } else if (e->tier == 1) {
     sh->t[0].hits++;
     ds__centry_hold(sh, e);
+  } else if (e->tier == 3) { /* device memory: the reference holds a host copy */
+    sh->t[2].hits++;
+    r->copy = ds__alloc(c->ctx, e->vlen ? e->vlen : 1);
+    st = r->copy ? ds__cache_get_gpu(c, sh, e, r->copy) : DS_ERR_NO_MEMORY;
+    if (st == DS_OK) {
+      *data = r->copy;
+      *len = e->vlen;
+      *ref = r;
+      e = NULL;
+    }
   } else {
     /* decode in place and hold it as an L1 entry; it enters L1's policy at release */
     sh->t[0].misses++;
@@ -358,7 +425,7 @@ ds_status ds_cache_get_ref(ds_cache *c, const void *key, size_t klen, const void
       ds__centry_kill(c, sh, e); /* undecodable and not pinned: drop it */
     }
   }
-  if (st == DS_OK) {
+  if (st == DS_OK && e) {
     r->e = e;
     r->sh = sh;
     *data = e->data;
@@ -367,8 +434,9 @@ ds_status ds_cache_get_ref(ds_cache *c, const void *key, size_t klen, const void
   }
   pthread_mutex_unlock(&sh->mu);
   if (st != DS_OK) {
+    ds__free(c->ctx, r->copy);
     ds__free(c->ctx, r);
-    if (st == DS_ERR_NOT_FOUND) return st;
+    if (st == DS_ERR_NOT_FOUND || st == DS_ERR_DEVICE || st == DS_ERR_NO_SPACE) return st;
     return ds__error(c->ctx, st, "cache", "could not decode an L2 value");
   }
   return DS_OK;
@@ -452,6 +520,7 @@ static void ds__cache_sum(ds_cache *c, int tier, ds__tier_counters *sum) {
     sum->evictions += t->evictions;
     sum->rejected += t->rejected;
     sum->prefetched += t->prefetched;
+    sum->failed += t->failed;
     for (int b = 0; b < 64; b++) sum->lat[b] += t->lat[b];
     pthread_mutex_unlock(&sh->mu);
   }
@@ -469,7 +538,7 @@ static double ds__lat_quantile(const ds__tier_counters *t, double q) {
 }
 
 static void ds__cache_publish(ds_cache *c, int tier, const ds__tier_counters *s, double ratio) {
-  const int *id = c->stat_ids[c->disk ? 0 : tier - 1];
+  const int *id = c->stat_ids[c->disk ? 0 : tier == DS_CACHE_GPU ? 2 : tier - 1];
   double v[8] = {(double)s->bytes,     (double)s->entries,  (double)s->hits,
                  (double)s->misses,    (double)s->evictions, (double)s->rejected,
                  ratio * 1000.0,       (double)s->raw_bytes};
@@ -477,16 +546,20 @@ static void ds__cache_publish(ds_cache *c, int tier, const ds__tier_counters *s,
 }
 
 ds_status ds_cache_stats(ds_cache *c, int tier, ds_cache_tier_stats *out) {
-  if (!c || !out || (c->disk ? tier != DS_CACHE_L3 : tier != DS_CACHE_L1 && tier != DS_CACHE_L2))
+  if (!c || !out ||
+      (c->disk ? tier != DS_CACHE_L3
+               : tier != DS_CACHE_L1 && tier != DS_CACHE_L2 && (tier != DS_CACHE_GPU || !c->gpu)))
     return ds__error(c ? c->ctx : NULL, DS_ERR_INVALID_ARG, "cache",
-                     "stats need a cache, an output and a tier it has (1 or 2; 3 if persistent)");
+                     "stats need a cache, an output and a tier it has (1 or 2; 4 with a GPU "
+                     "tier; 3 if persistent)");
   if (out->struct_size != sizeof *out)
     return ds__error(c->ctx, DS_ERR_ABI, "cache", "ds_cache_tier_stats.struct_size %u is unknown",
                      out->struct_size);
   ds__tier_counters s;
   out->corrupt = out->io_errors = 0;
   if (c->disk) ds__disk_stats(c->disk, &s, &out->corrupt, &out->io_errors);
-  else ds__cache_sum(c, tier, &s);
+  else ds__cache_sum(c, tier == DS_CACHE_GPU ? 3 : tier, &s);
+  if (tier == DS_CACHE_GPU) out->io_errors = s.failed;
   out->tier = (uint32_t)tier;
   out->bytes = s.bytes;
   out->raw_bytes = s.raw_bytes;
@@ -524,7 +597,8 @@ ds_status ds_cache_flush(ds_cache *c) {
       }
     pthread_mutex_unlock(&sh->mu);
   }
-  for (int t = DS_CACHE_L1; t <= DS_CACHE_L2; t++) {
+  for (int t = DS_CACHE_L1; t <= DS_CACHE_GPU; t++) {
+    if (t == DS_CACHE_L3 || (t == DS_CACHE_GPU && !c->gpu)) continue;
     ds_cache_tier_stats s;
     memset(&s, 0, sizeof s);
     s.struct_size = sizeof s;

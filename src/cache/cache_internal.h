@@ -9,21 +9,23 @@
 #include <xxhash.h>
 
 #include "codec.h"
+#include "gpu.h"
 #include "policy.h"
 
 typedef struct ds__centry {
   /* the fields a hit reads come first */
   struct ds__centry *next; /* hash chain */
   uint64_t hash;
-  void *data;              /* tier 1: the value; tier 2: its encoding */
+  void *data;              /* tier 1: the value; tier 2: its encoding; tier 3: device memory */
   size_t vlen;             /* value length */
   uint16_t klen;
-  uint8_t tier;            /* 1 or 2 (0 while moving) */
+  uint8_t tier;            /* 1 L1, 2 L2, 3 GPU (0 while moving) */
   uint8_t dead;            /* removed while referenced: freed at the last release */
   uint32_t holds;          /* pins + live references; held entries are in no policy */
   uint32_t pnode;          /* node in its tier's policy (a hint, see ds__policy_touch_node) */
   uint8_t pend;            /* L1 hits not yet seen by a lazy L1 policy (saturating) */
   uint8_t inl;             /* data lies in this allocation, after the key (not freed alone) */
+  uint8_t dev;             /* data is device memory of the GPU tier (tier 3) */
   uint32_t pins;
   uint32_t enc;            /* DS__ENC_* of tier-2 data */
   size_t slen;             /* stored length (tier 2) */
@@ -39,6 +41,7 @@ typedef struct ds__centry {
 typedef struct ds__tier_counters {
   uint64_t bytes, raw_bytes, key_bytes, entries;
   uint64_t hits, misses, evictions, rejected, prefetched;
+  uint64_t failed; /* GPU tier: device allocations or copies that failed */
   uint64_t lat[64];
 } ds__tier_counters;
 
@@ -47,8 +50,8 @@ typedef struct ds__shard {
   struct ds_cache *cache;
   ds__centry **buckets;
   size_t nb, count;
-  ds__policy *pol[2]; /* L1, L2 (NULL when the tier is absent) */
-  ds__tier_counters t[2];
+  ds__policy *pol[3]; /* L1, L2, GPU (NULL when the tier is absent): index tier - 1 */
+  ds__tier_counters t[3];
   uint32_t sample;    /* every 64th get is timed */
   uint32_t lazy_l1;   /* 1: L1's policy is lazy (ds__policy_ops.lazy): a hit only counts in
                          the entry (pend), which the policy reads back at its list tail */
@@ -66,8 +69,9 @@ struct ds_cache {
   ds__codec_cfg codec;
   uint32_t nshards;
   uint32_t inline_max;   /* copying puts of values up to this size keep them in the entry */
-  uint64_t shard_cap[2]; /* per-shard budget of L1, L2 (0: tier absent) */
-  int stat_ids[2][8];
+  ds__cache_gpu *gpu;    /* the GPU tier's device, or NULL */
+  uint64_t shard_cap[3]; /* per-shard budget of L1, L2, GPU (0: tier absent) */
+  int stat_ids[3][8];
   ds__shard shards[];
 };
 
@@ -86,6 +90,9 @@ void ds__shard_link(struct ds_cache *c, ds__shard *sh, ds__centry *e);
 void ds__place_l1(struct ds_cache *c, ds__shard *sh, ds__centry *e, int force);
 void ds__evict_l1(void *user, uint64_t key);
 void ds__evict_l2(void *user, uint64_t key);
+void ds__evict_gpu(void *user, uint64_t key);
+void ds__place_top(struct ds_cache *c, ds__shard *sh, ds__centry *e, int force, int l1_force);
+void ds__promote_l1(struct ds_cache *c, ds__shard *sh, ds__centry *e);
 uint32_t ds__pending_l1(void *user, uint64_t key);
 void ds__centry_adopt_plain(ds__shard *sh, ds__centry *e, void *plain);
 ds_status ds__centry_decode(struct ds_cache *c, ds__shard *sh, ds__centry *e);
@@ -94,7 +101,8 @@ void ds__centry_unhold(struct ds_cache *c, ds__shard *sh, ds__centry *e);
 void ds__centry_kill(struct ds_cache *c, ds__shard *sh, ds__centry *e);
 ds_status ds__prefetch_create(struct ds_cache *c, uint32_t depth);
 void ds__prefetch_destroy(struct ds_cache *c);
-void ds__prefetch_observe(struct ds_cache *c, const void *key, size_t klen, uint64_t h);
+void ds__prefetch_observe(struct ds_cache *c, uint64_t stream, const void *key, size_t klen,
+                          uint64_t h);
 void ds__tier_add(ds__shard *sh, ds__centry *e);
 void ds__centry_free(struct ds_cache *c, ds__centry *e);
 void ds__lat_record(ds__tier_counters *t, uint64_t ns);

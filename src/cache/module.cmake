@@ -1,8 +1,12 @@
-# The cache module: eviction policies, trace loading, the tiered cache.
+# The cache module: eviction policies, trace loading, the tiered cache (its GPU tier reaches
+# device memory through the fabric's backend table).
 # Required: zlib (zlib1g-dev, gzip traces), zstd (libzstd-dev), lz4 (liblz4-dev),
 # xxHash (libxxhash-dev). Optional: liblzma (liblzma-dev, .xz traces).
 file(GLOB _cache_c CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/*.c)
 list(APPEND DS_SOURCES ${_cache_c})
+# the GPU tier's pinned staging memory (cudaHostAlloc), compiled when CUDA is found
+file(GLOB _cache_cu CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/*.cu)
+list(APPEND DS_CUDA_SOURCES ${_cache_cu})
 ds_require_library(DS_ZLIB z zlib.h zlib1g-dev)
 list(APPEND DS_PRIVATE_INCLUDES ${DS_ZLIB_INCLUDE})
 list(APPEND DS_PRIVATE_LIBS $<BUILD_INTERFACE:${DS_ZLIB_LIB}> $<INSTALL_INTERFACE:z>)

@@ -1,9 +1,12 @@
-/* Prefetch: two predictors over the sequence of gets — a stride detector for keys that end in
- * a number (ASCII digits, or a whole 4- or 8-byte little-endian integer key), and a Markov
- * successor table (key -> the key read right after it) for any repeated order — and background
+/* Prefetch: two predictors per stream of gets (ds_cache_get is stream 0; ds_cache_get_stream
+ * names one) — a stride detector for keys that end in a number (ASCII digits, or a whole 4- or
+ * 8-byte little-endian integer key; sequential is stride 1), and a Markov successor table
+ * (key -> the key its stream read right after it) for any repeated order — and background
  * tasks on the context's executor that move predicted keys (or hinted ones) from L2 up to L1
- * before they are read. The table is direct-mapped by key hash (a collision overwrites), keys
- * up to DS__PF_KEY bytes; one mutex guards the predictors. */
+ * before they are read. Streams live in a direct-mapped table of DS__PF_STREAMS detectors (a
+ * new stream in a taken slot restarts it); the successor table is shared by the streams but
+ * learns each key's successor within its own stream. It is direct-mapped by key hash (a
+ * collision overwrites), keys up to DS__PF_KEY bytes; one mutex guards the predictors. */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -12,6 +15,7 @@
 
 #define DS__PF_SLOTS 4096u
 #define DS__PF_INFLIGHT 64
+#define DS__PF_STREAMS 64
 
 typedef struct {
   uint64_t hash;      /* key this slot describes (0: empty) */
@@ -28,14 +32,23 @@ typedef struct {
   uint64_t num, prefix_hash;
 } ds__numkey;
 
+/* One stream's detector. */
+typedef struct {
+  uint64_t id;        /* stream id + 1 (0: slot unused) */
+  uint64_t last_hash; /* the stream's previous key (Markov: its successor is learned) */
+  ds__numkey last;    /* stride detector: the previous key, */
+  int64_t stride;     /* the last difference, */
+  int confirmed;      /* and whether it repeated */
+  uint32_t npred;     /* the hashes of the keys predicted at the previous get */
+  uint64_t pred[16];
+} ds__pf_stream;
+
 struct ds__prefetch {
   pthread_mutex_t mu;
   uint32_t depth;
-  uint64_t last_hash;
-  ds__numkey last;   /* stride detector: the previous key, */
-  int64_t stride;    /* the last difference, */
-  int confirmed;     /* and whether it repeated */
+  int stat[3];        /* cache.prefetch.predicted_stride, _markov, .correct */
   ds__atomic_i64 inflight;
+  ds__pf_stream streams[DS__PF_STREAMS];
   ds__pf_slot slots[DS__PF_SLOTS];
 };
 
@@ -50,6 +63,9 @@ ds_status ds__prefetch_create(ds_cache *c, uint32_t depth) {
   if (!c->pf) return DS_ERR_NO_MEMORY;
   pthread_mutex_init(&c->pf->mu, NULL);
   c->pf->depth = depth;
+  static const char *const names[3] = {"cache.prefetch.predicted_stride",
+                                       "cache.prefetch.predicted_markov", "cache.prefetch.correct"};
+  for (int i = 0; i < 3; i++) c->pf->stat[i] = ds__stat_register(c->ctx, names[i], DS_STAT_COUNTER);
   return DS_OK;
 }
 
@@ -179,8 +195,8 @@ static size_t ds__numkey_render(const ds__numkey *n, const unsigned char *key, u
 
 /* Stride detector: once two successive gets of the same key shape differ by the same non-zero
  * stride, predicts the next depth keys along it. Returns how many it wrote. */
-static uint32_t ds__prefetch_strided(ds__prefetch *pf, const unsigned char *key, size_t klen,
-                                     char keys[][DS__PF_KEY], uint16_t *lens) {
+static uint32_t ds__prefetch_strided(ds__pf_stream *pf, uint32_t depth, const unsigned char *key,
+                                     size_t klen, char keys[][DS__PF_KEY], uint16_t *lens) {
   ds__numkey cur = ds__numkey_parse(key, klen);
   int same = cur.kind && cur.kind == pf->last.kind && cur.prefix_hash == pf->last.prefix_hash;
   int64_t stride = (int64_t)(cur.num - pf->last.num);
@@ -188,7 +204,7 @@ static uint32_t ds__prefetch_strided(ds__prefetch *pf, const unsigned char *key,
   pf->stride = same ? stride : 0;
   pf->last = cur;
   uint32_t n = 0;
-  for (uint32_t i = 1; pf->confirmed && i <= pf->depth; i++) {
+  for (uint32_t i = 1; pf->confirmed && i <= depth; i++) {
     int64_t v = (int64_t)cur.num + stride * (int64_t)i;
     if (v < 0) break;
     size_t len = ds__numkey_render(&cur, key, (uint64_t)v, keys[n]);
@@ -198,25 +214,21 @@ static uint32_t ds__prefetch_strided(ds__prefetch *pf, const unsigned char *key,
   return n;
 }
 
-/* Called after each get of a memory cache with prefetch on: learns (previous -> key), and
- * submits the predicted successors of key (strided when a stride holds, else Markov). */
-void ds__prefetch_observe(ds_cache *c, const void *key, size_t klen, uint64_t h) {
-  ds__prefetch *pf = c->pf;
-  char keys[16][DS__PF_KEY];
-  uint16_t lens[16];
-  uint32_t n = 0;
-  pthread_mutex_lock(&pf->mu);
-  n = ds__prefetch_strided(pf, key, klen, keys, lens);
-  if (pf->last_hash && klen <= DS__PF_KEY) {
-    ds__pf_slot *s = &pf->slots[pf->last_hash % DS__PF_SLOTS];
-    s->hash = pf->last_hash;
-    s->next_klen = (uint16_t)klen;
-    memcpy(s->next_key, key, klen);
+/* The detector of stream id (a new stream takes over its slot). */
+static ds__pf_stream *ds__prefetch_stream(ds__prefetch *pf, uint64_t id) {
+  ds__pf_stream *st = &pf->streams[(id * 0x9E3779B97F4A7C15ull) >> 58];
+  if (st->id != id + 1) {
+    memset(st, 0, sizeof *st);
+    st->id = id + 1;
   }
-  pf->last_hash = h;
-  uint64_t cur = h;
-  int markov = n == 0;
-  while (markov && n < pf->depth) {
+  return st;
+}
+
+/* Follows the successor table from hash cur for up to depth keys. */
+static uint32_t ds__prefetch_markov(ds__prefetch *pf, uint64_t cur, char keys[][DS__PF_KEY],
+                                    uint16_t *lens) {
+  uint32_t n = 0;
+  while (n < pf->depth) {
     ds__pf_slot *s = &pf->slots[cur % DS__PF_SLOTS];
     if (s->hash != cur || !s->next_klen) break;
     lens[n] = s->next_klen;
@@ -224,6 +236,35 @@ void ds__prefetch_observe(ds_cache *c, const void *key, size_t klen, uint64_t h)
     cur = ds__cache_hash(keys[n], lens[n]);
     n++;
   }
+  return n;
+}
+
+/* Called after each get of a memory cache with prefetch on: learns (the stream's previous key
+ * -> key), scores the stream's last predictions, and submits the predicted successors of key
+ * (strided when a stride holds, else Markov). */
+void ds__prefetch_observe(ds_cache *c, uint64_t stream, const void *key, size_t klen,
+                          uint64_t h) {
+  ds__prefetch *pf = c->pf;
+  char keys[16][DS__PF_KEY];
+  uint16_t lens[16];
+  pthread_mutex_lock(&pf->mu);
+  ds__pf_stream *st = ds__prefetch_stream(pf, stream);
+  int correct = 0;
+  for (uint32_t i = 0; i < st->npred && !correct; i++) correct = st->pred[i] == h;
+  uint32_t n = ds__prefetch_strided(st, pf->depth, key, klen, keys, lens);
+  int strided = n > 0;
+  if (st->last_hash && klen <= DS__PF_KEY) {
+    ds__pf_slot *s = &pf->slots[st->last_hash % DS__PF_SLOTS];
+    s->hash = st->last_hash;
+    s->next_klen = (uint16_t)klen;
+    memcpy(s->next_key, key, klen);
+  }
+  st->last_hash = h;
+  if (!strided) n = ds__prefetch_markov(pf, h, keys, lens);
+  st->npred = n;
+  for (uint32_t i = 0; i < n; i++) st->pred[i] = ds__cache_hash(keys[i], lens[i]);
   pthread_mutex_unlock(&pf->mu);
+  if (n) ds__stat_add(c->ctx, pf->stat[strided ? 0 : 1], n);
+  if (correct) ds__stat_add(c->ctx, pf->stat[2], 1);
   for (uint32_t i = 0; i < n; i++) ds__prefetch_submit(c, keys[i], lens[i]);
 }

@@ -49,6 +49,8 @@ static const ds__param_def ds__params[] = {
     {DS_PARAM_CACHE_SYNC_INTERVAL_MS, "cache_sync_interval_ms", 1, 60000, 1000, 0, NULL},
     {DS_PARAM_CACHE_PREFETCH_DEPTH, "cache_prefetch_depth", 0, 16, 0, 0, NULL},
     {DS_PARAM_CACHE_VERIFY_READS, "cache_verify_reads", 0, 2, 1, 0, ds__cache_verify_names},
+    {DS_PARAM_CACHE_GPU_BYTES, "cache_gpu_bytes", 0, (int64_t)1 << 50, 0, 0, NULL},
+    {DS_PARAM_CACHE_GPU_DEVICE, "cache_gpu_device", -1, 63, -1, 0, NULL},
     {DS_PARAM_PRECISION_ISA, "precision_isa", 0, 3, 0, 0, ds__precision_isa_names},
     {DS_PARAM_PRECISION_SKINNY_MAX_M, "precision_skinny_max_m", 0, 64, 32, 0, NULL},
     {DS_PARAM_PREDICT_ONLINE_INTERVAL, "predict_online_interval", 0, 1000000, 0, 0, NULL},

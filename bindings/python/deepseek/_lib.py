@@ -152,7 +152,8 @@ CACHE_FREE_FN = CFUNCTYPE(None, c_void_p, c_void_p)
 class CacheOptions(Structure):
     _fields_ = [("struct_size", c_uint32), ("flags", c_uint32), ("l1_bytes", c_uint64),
                 ("l2_bytes", c_uint64), ("codec", c_int32), ("zstd_level", c_int32),
-                ("policy", c_char_p), ("shards", c_uint32), ("prefetch_depth", c_uint32)]
+                ("policy", c_char_p), ("shards", c_uint32), ("prefetch_depth", c_uint32),
+                ("gpu_bytes", c_uint64), ("gpu_device", c_int32)]
 
 
 class CachePersistOptions(Structure):
@@ -454,6 +455,8 @@ PROTOTYPES = {
     "ds_cache_destroy": (None, [_vp]),
     "ds_cache_put": (_st, [_vp, c_char_p, c_size_t, _vp, c_size_t]),
     "ds_cache_get": (_st, [_vp, c_char_p, c_size_t, _vp, c_size_t, _P(c_size_t)]),
+    "ds_cache_get_stream": (_st, [_vp, c_uint64, c_char_p, c_size_t, _vp, c_size_t,
+                                  _P(c_size_t)]),
     "ds_cache_get_ref": (_st, [_vp, c_char_p, c_size_t, _P(_vp), _P(c_size_t), _P(_vp)]),
     "ds_cache_release": (None, [_vp, _vp]),
     "ds_cache_prefetch": (_st, [_vp, c_char_p, c_size_t]),

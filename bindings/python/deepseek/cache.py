@@ -12,7 +12,7 @@ from .context import Child
 
 CODEC_LZ4, CODEC_ZSTD, CODEC_NONE = 0, 1, 2
 SHUFFLE, LOSSY_BF16 = 0x1, 0x2
-L1, L2, L3 = 1, 2, 3
+L1, L2, L3, GPU = 1, 2, 3, 4
 SYNC_EVERY_PUT, SYNC_BATCHED = 0, 1
 
 # Arrays are stored as a small header then the raw C-order bytes, so get_array() gives back
@@ -22,7 +22,7 @@ _MAGIC = b"DSNP"
 _HEAD = struct.Struct("<4sHH")
 
 _CODECS = {"lz4": CODEC_LZ4, "zstd": CODEC_ZSTD, "none": CODEC_NONE, None: CODEC_LZ4}
-_TIERS = {"l1": L1, "l2": L2, "l3": L3}
+_TIERS = {"l1": L1, "l2": L2, "l3": L3, "gpu": GPU}
 
 
 def _key(key):
@@ -56,18 +56,22 @@ def decode_array(buf):
 
 class Cache(Child):
     """A ds_cache. ``Cache(ctx, l1_bytes=64<<20, l2_bytes=0, codec="lz4", zstd_level=3,
-    policy=None, shards=0, prefetch_depth=0, flags=0)`` makes memory tiers;
+    policy=None, shards=0, prefetch_depth=0, flags=0, gpu_bytes=0, gpu_device=-1)`` makes
+    memory tiers (gpu_bytes > 0: a GPU tier on fabric device gpu_device, -1 the first CUDA
+    GPU);
     ``Cache.persistent(ctx, path, max_bytes, codec="lz4", ...)`` opens a directory.
     Every method is thread-safe except close(). Keys are bytes or str."""
 
     _destroy = lib.ds_cache_destroy
 
     def __init__(self, ctx, l1_bytes=64 << 20, l2_bytes=0, codec="lz4", zstd_level=3,
-                 policy=None, shards=0, prefetch_depth=0, flags=0, _handle=None):
+                 policy=None, shards=0, prefetch_depth=0, flags=0, gpu_bytes=0, gpu_device=-1,
+                 _handle=None):
         if _handle is None:
             o = _lib.CacheOptions(ctypes.sizeof(_lib.CacheOptions), flags, l1_bytes, l2_bytes,
                                   _CODECS[codec], zstd_level,
-                                  policy.encode() if policy else None, shards, prefetch_depth)
+                                  policy.encode() if policy else None, shards, prefetch_depth,
+                                  gpu_bytes, gpu_device)
             _handle = ctypes.c_void_p()
             ctx.check(lib.ds_cache_create(ctypes.byref(_handle), ctx.handle, ctypes.byref(o)))
         super().__init__(ctx, _handle)
@@ -130,14 +134,21 @@ class Cache(Child):
             self.ctx.check(st)
             return buf.raw[:n.value]
 
-    def get_into(self, key, buffer):
+    def get_into(self, key, buffer, stream=None):
         """Copies the value into a writable buffer (bytearray, NumPy array); returns its
-        length. Raises NotFoundError, or FullError when the buffer is too small."""
+        length. ``stream``: an access stream id (int) whose own prefetch detector learns this
+        read (ds_cache_get_stream); None is stream 0. Raises NotFoundError, or FullError when
+        the buffer is too small."""
         k = _key(key)
         mv = memoryview(buffer).cast("B")
         cbuf = (ctypes.c_char * len(mv)).from_buffer(mv)
         n = ctypes.c_size_t()
-        self.ctx.check(lib.ds_cache_get(self.handle, k, len(k), cbuf, len(mv), ctypes.byref(n)))
+        if stream is None:
+            st = lib.ds_cache_get(self.handle, k, len(k), cbuf, len(mv), ctypes.byref(n))
+        else:
+            st = lib.ds_cache_get_stream(self.handle, int(stream), k, len(k), cbuf, len(mv),
+                                         ctypes.byref(n))
+        self.ctx.check(st)
         return n.value
 
     # -- arrays

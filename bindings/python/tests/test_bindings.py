@@ -144,6 +144,38 @@ class CacheTest(unittest.TestCase):
             l2 = c.stats("l2")
             self.assertGreater(l2["hits"] + l2["evictions"], 0)
 
+    def test_gpu_tier(self):
+        # The GPU tier on the first OpenCL device (PoCL exposes the CPU as one) or CUDA GPU.
+        with new_context() as ctx:
+            dev = ds.fabric.find_device(ctx, "cuda")
+            if dev is None:
+                dev = ds.fabric.find_device(ctx, "opencl")
+            if dev is None:
+                self.skipTest("no CUDA or OpenCL device")
+            with ds.Cache(ctx, l1_bytes=1 << 20, shards=1, policy="lru", gpu_bytes=3 * 1100,
+                          gpu_device=dev) as c:
+                for i in range(6):
+                    c.put("g%d" % i, bytes([i]) * 1000)
+                g = c.stats("gpu")
+                self.assertEqual((g["entries"], g["evictions"]), (3, 3))
+                self.assertEqual(c.stats("l1")["entries"], 3)
+                for i in range(6):
+                    self.assertEqual(c.get("g%d" % i), bytes([i]) * 1000)
+
+    def test_get_stream(self):
+        # Two interleaved strided streams: each stream's own detector predicts its keys.
+        with new_context() as ctx, ds.Cache(ctx, l1_bytes=1 << 20, shards=1,
+                                            prefetch_depth=2) as c:
+            for i in range(10):
+                c.put("a/%03d" % i, b"a")
+                c.put("b/%03d" % (3 * i), b"b")
+            buf = bytearray(4)
+            for i in range(10):
+                self.assertEqual(c.get_into("a/%03d" % i, buf, stream=1), 1)
+                self.assertEqual(c.get_into("b/%03d" % (3 * i), buf, stream=2), 1)
+            self.assertEqual(ctx.stat("cache.prefetch.predicted_stride"), 2 * 2 * 8)
+            self.assertEqual(ctx.stat("cache.prefetch.correct"), 2 * 7)
+
     def test_persistent_reopen(self):
         tmp = tempfile.mkdtemp()
         try:
