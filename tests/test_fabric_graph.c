@@ -289,8 +289,8 @@ static void two_devices(struct ds__gplat *pl, double *rate) {
   memset(pl, 0, sizeof *pl);
   pl->ndev = 2;
   pl->nmem = 2;
-  pl->dev[0] = (struct ds__gdev){DS__GKIND_CPU, 2, 0, "cpu"};
-  pl->dev[1] = (struct ds__gdev){DS__GKIND_OPENCL, 1, 1, "accel"};
+  pl->dev[0] = (struct ds__gdev){DS__GKIND_CPU, 2, 0, "cpu", 0};
+  pl->dev[1] = (struct ds__gdev){DS__GKIND_OPENCL, 1, 1, "accel", 0};
   pl->xfer_s = xfer_linear;
   pl->user = rate;
 }

@@ -174,6 +174,14 @@ typedef enum ds_param {
    *  its cost model; until then HEFT plans send its nodes to the least-measured device
    *  (0..1000; 0 turns calibration off). Default 2. */
   DS_PARAM_FABRIC_CALIBRATE_RUNS = 520,
+  /** Fabric graphs: HEFT plans model that devices computing on the host's cores (CPU workers,
+   *  an OpenCL CPU device such as PoCL) share them, so nodes on such devices do not overlap
+   *  beyond the host's cores (0 off: every device is independent hardware, plain HEFT; 1 on).
+   *  Default 1. */
+  DS_PARAM_FABRIC_PLAN_SHARED_CORES = 521,
+  /** Fabric graphs: a HEFT plan is compared with every single-device plan in the same
+   *  simulation and the best is kept (0 off, 1 on). Default 1. */
+  DS_PARAM_FABRIC_PLAN_GUARD = 522,
   /** Fabric timestamp barriers: nanoseconds a waiter spins re-checking progress before it
    *  sleeps on a futex (0..10000000); the budget adapts down while spins end in sleep.
    *  Default 10000. */

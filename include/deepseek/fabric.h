@@ -65,6 +65,9 @@ typedef enum ds_fabric_device_kind {
 /** Using host memory in place is slower than a copy for data read more than once (a discrete
  *  GPU over PCIe): zero-copy only for buffers created with DS_BUFFER_MAP_HOST. */
 #define DS_DEVICE_CAP_PREFER_COPY 0x20u
+/** Computes on the host's cores (an OpenCL CPU device such as PoCL): it competes with the CPU
+ *  devices' workers for the same cores, which the graph partitioner takes into account. */
+#define DS_DEVICE_CAP_HOST_CORES 0x40u
 
 /** Description of one device. */
 typedef struct ds_device_info {

@@ -59,6 +59,41 @@ static int32_t buf_home(ds_buffer *b) {
   return (int32_t)__builtin_ctzll(valid);
 }
 
+/* Whether device d computes on the host's cores: a CPU device, or an OpenCL CPU device
+ * (PoCL: its kernels run on threads over the same cores the CPU workers use). */
+static int on_host_cores(const ds_device_info *in) {
+  return in->kind == DS_FABRIC_DEVICE_CPU || (in->caps & DS_DEVICE_CAP_HOST_CORES);
+}
+
+/* Execution units per device and the host-core pool. A device task blocks a worker while its
+ * device computes, so a CPU device runs one node per worker less one per device of its own
+ * hardware (a GPU). Devices on the host's cores instead hold their share of the core pool
+ * (sized by the CPU devices' cores): a CPU worker 1, an OpenCL CPU device its compute units. */
+static void plat_units(ds_context *ctx, struct ds__fabric *fab, struct ds__gplat *plat,
+                       int32_t workers) {
+  int ndev = plat->ndev, ncpu = 0, nown = 0, cores = 0;
+  int shared = ds__param(ctx, DS_PARAM_FABRIC_PLAN_SHARED_CORES) != 0;
+  for (int d = 0; d < ndev; d++) {
+    const ds_device_info *in = &fab->dev[d].info;
+    if (in->kind == DS_FABRIC_DEVICE_CPU) ncpu++, cores += in->compute_units;
+    else if (!shared || !on_host_cores(in)) nown++;
+  }
+  if (cores <= 0) cores = workers;
+  plat->host_pus = shared ? cores : 0;
+  for (int d = 0; d < ndev; d++) {
+    const ds_device_info *in = &fab->dev[d].info;
+    struct ds__gdev *gd = &plat->dev[d];
+    gd->units = 1;
+    gd->host_pus = shared && on_host_cores(in) ? 1 : 0;
+    if (in->kind == DS_FABRIC_DEVICE_CPU) {
+      int u = (workers - nown) / (ncpu ? ncpu : 1);
+      gd->units = u > 1 ? u : 1;
+    } else if (gd->host_pus) {
+      gd->host_pus = in->compute_units > 0 ? in->compute_units : cores;
+    }
+  }
+}
+
 ds_status ds__gfab_platform(ds_context *ctx, struct ds__gplat *plat, ds_graph *g,
                             int32_t *home, uint8_t *copy) {
   struct ds__fabric *fab = ds__fabric_get(ctx);
@@ -67,24 +102,17 @@ ds_status ds__gfab_platform(ds_context *ctx, struct ds__gplat *plat, ds_graph *g
   ds_status st = ds_sched_workers(ctx, &workers);
   if (st != DS_OK) return st;
   memset(plat, 0, sizeof *plat);
-  int ndev = ds__fabric_ndev(fab), ncpu = 0;
+  int ndev = ds__fabric_ndev(fab);
   if (ndev > DS__GRAPH_MAX_DEV) ndev = DS__GRAPH_MAX_DEV; /* the planner's bitmasks */
-  for (int d = 0; d < ndev; d++) ncpu += fab->dev[d].info.kind == DS_FABRIC_DEVICE_CPU;
   for (int d = 0; d < ndev; d++) {
     const ds_device_info *in = &fab->dev[d].info;
-    struct ds__gdev *gd = &plat->dev[d];
-    gd->kind = kind_of(in->kind);
-    gd->memspace = in->memory_space;
-    /* A CPU device runs one node per worker, less one worker per other device (its task
-     * blocks a worker while the device computes). */
-    gd->units = 1;
-    if (in->kind == DS_FABRIC_DEVICE_CPU) {
-      int u = (workers - (ndev - ncpu)) / (ncpu ? ncpu : 1);
-      gd->units = u > 1 ? u : 1;
-    }
-    snprintf(gd->key, sizeof gd->key, "%s", in->name);
+    plat->dev[d].kind = kind_of(in->kind);
+    plat->dev[d].memspace = in->memory_space;
+    snprintf(plat->dev[d].key, sizeof plat->dev[d].key, "%s", in->name);
   }
   plat->ndev = ndev;
+  plat_units(ctx, fab, plat, workers);
+  plat->guard = ds__param(ctx, DS_PARAM_FABRIC_PLAN_GUARD) != 0;
   plat->nmem = fab->nspaces > 0 ? fab->nspaces : 1;
   plat->xfer_s = xfer_s;
   plat->user = ctx;

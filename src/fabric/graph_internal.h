@@ -111,6 +111,10 @@ struct ds__gdev {
   int units;    /* how many nodes it runs at once in the model (CPU: workers) */
   int memspace; /* memory space index; devices sharing one need no transfer */
   char key[DS__NAME_MAX];
+  /* Host processing units one node on this device keeps busy while it runs (0: the device
+   * computes on its own resources). A CPU worker holds 1; an OpenCL CPU device (PoCL) spreads
+   * each kernel over all its compute units, i.e. over the same cores the CPU workers use. */
+  int host_pus;
 };
 struct ds__gplat {
   int ndev;
@@ -127,6 +131,11 @@ struct ds__gplat {
    * no such buffer. */
   const uint8_t *buf_copy;
   double (*copy_s)(void *user, int from_ms, int to_ms, uint64_t bytes);
+  /* Host processing units the devices with host_pus > 0 share (0: no contention modelled).
+   * The simulation never lets their running nodes hold more than this at once. */
+  int host_pus;
+  /* After HEFT, also simulate every single-device plan and keep the best (see partition.c). */
+  int guard;
 };
 
 /* ---- plans (partition.c) ---- */

@@ -1,7 +1,9 @@
 /* The partitioner: which devices can run each node, its predicted cost there (cost model, with
  * calibration placements for kernels not yet measured), HEFT upward ranks, and list scheduling
  * over the planning simulation by HEFT (earliest finish time, ties to fewer bytes moved),
- * one device, a random placement or an explicit one. Also the plan's public accessors. */
+ * one device, a random placement or an explicit one; then HEFT's guard against its own
+ * greed (every single-device plan simulated too, the best kept). Also the plan's public
+ * accessors. */
 #include <math.h>
 #include <string.h>
 
@@ -179,20 +181,37 @@ static void choose(struct planner *P, struct ds__psim *s, int32_t v, uint64_t *r
   for (int d = 0; d < nd; d++) {
     if (!(P->mask[v] >> d & 1) || (fixed >= 0 && d != fixed)) continue;
     struct ds__pchoice c;
-    ds__psim_eval(s, v, d, P->cost[(size_t)v * (size_t)nd + (size_t)d], &c);
     double tol = 1e-3 * (best->eft < INFINITY ? best->eft : 0);
+    ds__psim_eval(s, v, d, P->cost[(size_t)v * (size_t)nd + (size_t)d], best->eft + tol, &c);
     if (c.eft < best->eft - tol || (c.eft <= best->eft + tol && c.bytes < best->bytes))
       *best = c;
   }
 }
 
+/* Successor lists (CSR: node v's successors are succ[first[v] .. first[v + 1])). */
+static ds_status successors(ds_graph *g, uint32_t **first, int32_t **succ) {
+  uint32_t n = g->nnodes, e = 0;
+  for (uint32_t w = 0; w < n; w++) e += g->nodes[w].npred;
+  *first = ds__calloc(g->ctx, n + 1, sizeof **first);
+  *succ = ds__alloc(g->ctx, (e ? e : 1) * sizeof **succ);
+  if (!*first || !*succ) return DS_ERR_NO_MEMORY;
+  for (uint32_t w = 0; w < n; w++)
+    for (uint32_t j = 0; j < g->nodes[w].npred; j++) (*first)[g->nodes[w].pred[j] + 1]++;
+  for (uint32_t v = 0; v < n; v++) (*first)[v + 1] += (*first)[v];
+  for (uint32_t w = 0; w < n; w++) /* each list filled from its start, which moves to its end */
+    for (uint32_t j = 0; j < g->nodes[w].npred; j++)
+      (*succ)[(*first)[g->nodes[w].pred[j]]++] = (int32_t)w;
+  for (uint32_t v = n; v > 0; v--) (*first)[v] = (*first)[v - 1]; /* ends back to starts */
+  (*first)[0] = 0;
+  return DS_OK;
+}
+
 /* List scheduling: repeatedly take the ready node of highest rank. */
 static ds_status list_schedule(struct planner *P, struct ds__psim *s, ds_plan *plan) {
   ds_graph *g = P->g;
-  uint32_t n = g->nnodes, nready = 0, *left = ds__calloc(g->ctx, n, sizeof *left);
-  int32_t *ready = ds__alloc(g->ctx, n * sizeof *ready);
-  ds_status st = DS_OK;
-  if (!left || !ready) st = DS_ERR_NO_MEMORY;
+  uint32_t n = g->nnodes, nready = 0, *left = ds__calloc(g->ctx, n, sizeof *left), *first = NULL;
+  int32_t *ready = ds__alloc(g->ctx, n * sizeof *ready), *succ = NULL;
+  ds_status st = left && ready ? successors(g, &first, &succ) : DS_ERR_NO_MEMORY;
   uint64_t rng = P->o->seed;
   for (uint32_t i = 0; st == DS_OK && i < n; i++)
     if (!(left[i] = g->nodes[i].npred)) ready[nready++] = (int32_t)i;
@@ -209,13 +228,13 @@ static ds_status list_schedule(struct planner *P, struct ds__psim *s, ds_plan *p
     if ((st = ds__psim_commit(s, v, &c)) != DS_OK) break;
     plan->dev[v] = c.dev;
     plan->order[placed] = v;
-    /* Successors whose last predecessor this was become ready (scan: graphs are small). */
-    for (uint32_t w = 0; w < n; w++)
-      for (uint32_t j = 0; j < g->nodes[w].npred; j++)
-        if (g->nodes[w].pred[j] == v && --left[w] == 0) ready[nready++] = (int32_t)w;
+    for (uint32_t j = first[v]; j < first[v + 1]; j++) /* last predecessor done: ready */
+      if (--left[succ[j]] == 0) ready[nready++] = succ[j];
   }
   ds__free(g->ctx, left);
   ds__free(g->ctx, ready);
+  ds__free(g->ctx, first);
+  ds__free(g->ctx, succ);
   return st == DS_OK ? DS_OK : ds__error(g->ctx, st, MOD, "plan: out of memory");
 }
 
@@ -281,6 +300,62 @@ static ds_status plan_alloc(ds_plan **out, struct planner *P) {
   return DS_OK;
 }
 
+/* One list schedule on a fresh simulation: the plan's placement, order, makespan, bytes. */
+static ds_status simulate(struct planner *P, ds_plan *plan) {
+  struct ds__psim sim;
+  ds_status st = ds__psim_init(&sim, P->g, P->plat);
+  if (st != DS_OK) return ds__error(P->g->ctx, st, MOD, "plan: out of memory");
+  st = list_schedule(P, &sim, plan);
+  plan->makespan_s = sim.makespan;
+  plan->bytes_moved = sim.bytes_moved;
+  ds__psim_fini(&sim);
+  return st;
+}
+
+/* a beats b: a shorter makespan, or one within 0.1% that moves fewer bytes. */
+static int plan_better(const ds_plan *a, const ds_plan *b) {
+  double tol = 1e-3 * b->makespan_s;
+  return a->makespan_s < b->makespan_s - tol ||
+         (a->makespan_s <= b->makespan_s + tol && a->bytes_moved < b->bytes_moved);
+}
+
+/* HEFT places each node greedily at its earliest finish; a few fast slots on a second device
+ * can drag data there and back and end later than keeping everything on one device. So the
+ * same simulation also runs each single-device plan (nodes forced by themselves or by
+ * calibration stay where they are) and the plan keeps whichever finishes first: it is never
+ * predicted worse than the best single device. Costs ndev more simulations. */
+static ds_status guard_single(struct planner *P, ds_plan *plan) {
+  ds_context *ctx = P->g->ctx;
+  uint32_t n = P->g->nnodes;
+  int32_t *forced = P->forced, *alt_forced = ds__alloc(ctx, n * sizeof *alt_forced);
+  ds_plan alt = *plan;
+  alt.dev = ds__alloc(ctx, n * sizeof *alt.dev);
+  alt.order = ds__alloc(ctx, n * sizeof *alt.order);
+  ds_status st = alt_forced && alt.dev && alt.order ? DS_OK : DS_ERR_NO_MEMORY;
+  if (st != DS_OK) st = ds__error(ctx, st, MOD, "plan: out of memory");
+  for (int d = 0; st == DS_OK && d < P->plat->ndev; d++) {
+    int all = 1;
+    for (uint32_t i = 0; i < n && all; i++) {
+      alt_forced[i] = forced[i] >= 0 ? forced[i] : d;
+      all = forced[i] >= 0 || (P->mask[i] >> d & 1);
+    }
+    if (!all) continue;
+    P->forced = alt_forced;
+    st = simulate(P, &alt);
+    P->forced = forced;
+    if (st == DS_OK && plan_better(&alt, plan)) {
+      memcpy(plan->dev, alt.dev, n * sizeof *alt.dev);
+      memcpy(plan->order, alt.order, n * sizeof *alt.order);
+      plan->makespan_s = alt.makespan_s;
+      plan->bytes_moved = alt.bytes_moved;
+    }
+  }
+  ds__free(ctx, alt_forced);
+  ds__free(ctx, alt.dev);
+  ds__free(ctx, alt.order);
+  return st;
+}
+
 ds_status ds__graph_plan_on(ds_plan **out, ds_graph *g, const struct ds__gplat *plat,
                             const ds_plan_options *opts) {
   ds_plan_options def = DS_PLAN_OPTIONS_INIT;
@@ -290,29 +365,20 @@ ds_status ds__graph_plan_on(ds_plan **out, ds_graph *g, const struct ds__gplat *
   if (st != DS_OK) return st;
   struct planner P = {.g = g, .plat = plat, .o = o};
   ds_plan *plan = NULL;
-  struct ds__psim sim;
-  int sim_ok = 0;
   if ((st = plan_alloc(&plan, &P)) != DS_OK) goto fail;
   if ((st = ds__graph_topo(g, P.topo)) != DS_OK) goto fail;
   if ((st = node_masks(&P)) != DS_OK) goto fail;
   if ((st = policy_force(&P)) != DS_OK) goto fail;
   if ((st = node_costs(&P, o->policy == DS_PLAN_HEFT && o->calibrate)) != DS_OK) goto fail;
   node_ranks(&P);
-  if ((st = ds__psim_init(&sim, g, plat)) != DS_OK) {
-    st = ds__error(g->ctx, st, MOD, "plan: out of memory");
+  if ((st = simulate(&P, plan)) != DS_OK) goto fail;
+  if (o->policy == DS_PLAN_HEFT && plat->guard && (st = guard_single(&P, plan)) != DS_OK)
     goto fail;
-  }
-  sim_ok = 1;
-  if ((st = list_schedule(&P, &sim, plan)) != DS_OK) goto fail;
-  plan->makespan_s = sim.makespan;
-  plan->bytes_moved = sim.bytes_moved;
   plan->calibrating = P.calibrating;
-  ds__psim_fini(&sim);
   planner_free(&P);
   *out = plan;
   return DS_OK;
 fail:
-  if (sim_ok) ds__psim_fini(&sim);
   planner_free(&P);
   ds_plan_destroy(plan);
   return st;

@@ -18,6 +18,7 @@ struct ds__psim {
   int nunits;
   int dev_unit0[DS__GRAPH_MAX_DEV]; /* first unit of each device */
   struct ds__punit *units;
+  int *unit_pus;    /* per unit: host processing units its device's nodes hold (0: none) */
   double *valid;    /* [buffer][memspace]: time the replica became valid; INFINITY: invalid */
   uint64_t *bytes;  /* per graph buffer */
   double *aft;      /* per node: finish time once placed */
@@ -34,9 +35,11 @@ struct ds__pchoice {
 
 ds_status ds__psim_init(struct ds__psim *s, ds_graph *g, const struct ds__gplat *plat);
 void ds__psim_fini(struct ds__psim *s);
-/* Best unit of device dev for node (all its predecessors placed), given its compute time. */
+/* Best unit of device dev for node (all its predecessors placed), given its compute time.
+ * A slot finishing at or after bound is not searched for (INFINITY: no bound); c->eft is
+ * INFINITY when no unit finishes before it. */
 void ds__psim_eval(const struct ds__psim *s, int32_t node, int dev, double compute_s,
-                   struct ds__pchoice *c);
+                   double bound, struct ds__pchoice *c);
 ds_status ds__psim_commit(struct ds__psim *s, int32_t node, const struct ds__pchoice *c);
 
 #endif /* DS_FABRIC_PARTITION_INTERNAL_H */

@@ -33,11 +33,11 @@ _KIND_NAMES = {CPU: "cpu", CUDA: "cuda", OPENCL: "opencl", OTHER: "other"}
 _KINDS = {v: k for k, v in _KIND_NAMES.items()}
 
 # DS_DEVICE_CAP_* bits
-CAP_HOST_MEMORY, CAP_MAP_HOST, CAP_UNIFIED, CAP_ASYNC, CAP_LAUNCH, CAP_PREFER_COPY = (
-    0x1, 0x2, 0x4, 0x8, 0x10, 0x20)
+(CAP_HOST_MEMORY, CAP_MAP_HOST, CAP_UNIFIED, CAP_ASYNC, CAP_LAUNCH, CAP_PREFER_COPY,
+ CAP_HOST_CORES) = (0x1, 0x2, 0x4, 0x8, 0x10, 0x20, 0x40)
 _CAP_NAMES = {CAP_HOST_MEMORY: "host_memory", CAP_MAP_HOST: "map_host",
               CAP_UNIFIED: "unified", CAP_ASYNC: "async", CAP_LAUNCH: "launch",
-              CAP_PREFER_COPY: "prefer_copy"}
+              CAP_PREFER_COPY: "prefer_copy", CAP_HOST_CORES: "host_cores"}
 
 # ds_buffer_options.flags
 NO_ZERO_COPY, MAP_HOST = 0x1, 0x2

@@ -49,6 +49,7 @@ static ds_status ds__cl_describe(void *user, int32_t dev, ds_device_info *info) 
   info->compute_units = (int32_t)cu;
   info->caps = DS_DEVICE_CAP_ASYNC | DS_DEVICE_CAP_LAUNCH;
   if (d->is_cpu || d->host_unified) info->caps |= DS_DEVICE_CAP_MAP_HOST;
+  if (d->is_cpu) info->caps |= DS_DEVICE_CAP_HOST_CORES;
   snprintf(info->name, sizeof info->name, "opencl:%d.%d %s", d->platform, d->index, devname);
   return DS_OK;
 }
