@@ -1,7 +1,8 @@
 /* Tests of ds_gemm: every mix of f32/f16/bf16 operands, transposes, alpha/beta, padded rows,
  * batches with broadcast operands, the skinny and oneDNN paths and their fallbacks, against an
  * fp64 reference within the bound the header states; shape, dtype and stride errors; the
- * primitive cache under concurrent callers and eviction. */
+ * primitive cache under concurrent callers and eviction; the BLAS thread cap inside scheduler
+ * tasks. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -14,7 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <dlfcn.h>
+
+#include "deepseek/sched.h"
 #include "precision_internal.h"
+
+int openblas_get_num_threads(void); /* OpenBLAS, linked through the library */
 
 static ds_context *new_ctx(void) {
   ds_context_options o = DS_CONTEXT_OPTIONS_INIT;
@@ -329,6 +335,82 @@ static void test_gemm_cache_concurrent(void **state) {
   ds_context_destroy(ctx);
 }
 
+/* What a task saw: OpenBLAS's count while inside the cap, the worker's OpenMP count after a
+ * ds_gemm, and whether its GEMM was right. */
+typedef struct blas_task_arg {
+  ds_context *ctx;
+  int inside, omp_after, entered, gemm_ok;
+} blas_task_arg;
+
+static ds_status blas_task(void *p) {
+  blas_task_arg *t = p;
+  int e = ds__prec_blas_enter(t->ctx);
+  t->entered = e;
+  t->inside = openblas_get_num_threads();
+  ds__prec_blas_leave(e);
+  float a[48 * 40], b[40 * 36], c[48 * 36];
+  for (int i = 0; i < 48 * 40; i++) a[i] = (float)(i % 7) - 3.0f;
+  for (int i = 0; i < 40 * 36; i++) b[i] = (float)(i % 5) - 2.0f;
+  ds_tensor ta, tb, tc;
+  ds_device cpu = {DS_DEVICE_CPU, 0};
+  ds_tensor_init(&ta, t->ctx, a, DS_DTYPE_F32, 2, (int64_t[]){48, 40}, NULL, cpu);
+  ds_tensor_init(&tb, t->ctx, b, DS_DTYPE_F32, 2, (int64_t[]){40, 36}, NULL, cpu);
+  ds_tensor_init(&tc, t->ctx, c, DS_DTYPE_F32, 2, (int64_t[]){48, 36}, NULL, cpu);
+  t->gemm_ok = ds_gemm(t->ctx, &tc, &ta, &tb, 0, 1.0f, 0.0f) == DS_OK;
+  for (int i = 0; i < 48 && t->gemm_ok; i++)
+    for (int j = 0; j < 36; j++) {
+      double r = 0;
+      for (int k = 0; k < 40; k++) r += (double)a[i * 40 + k] * b[k * 36 + j];
+      if (c[i * 36 + j] != (float)r) t->gemm_ok = 0;
+    }
+  int (*omp_get)(void) = NULL;
+  *(void **)&omp_get = dlsym(RTLD_DEFAULT, "omp_get_max_threads");
+  t->omp_after = omp_get ? omp_get() : -1;
+  return DS_OK;
+}
+
+static void run_blas_tasks(int64_t cap, blas_task_arg *args, int n) {
+  ds_param_value pv[] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0}, {DS_PARAM_STATS_FILE, 0, 0},
+                         {DS_PARAM_PRECISION_TASK_BLAS_THREADS, 0, cap}};
+  ds_context_options o = DS_CONTEXT_OPTIONS_INIT;
+  o.flags = DS_CONTEXT_NO_ENV;
+  o.params = pv;
+  o.nparams = 3;
+  ds_context *ctx = NULL;
+  assert_int_equal(ds_context_create(&ctx, &o), DS_OK);
+  ds_task *tasks[8];
+  for (int i = 0; i < n; i++) {
+    args[i] = (blas_task_arg){ctx, -1, -1, -1, 0};
+    assert_int_equal(ds_task_submit(&tasks[i], ctx, blas_task, &args[i], NULL), DS_OK);
+  }
+  for (int i = 0; i < n; i++) {
+    assert_int_equal(ds_task_wait(tasks[i], -1), DS_OK);
+    ds_task_release(tasks[i]);
+  }
+  ds_context_destroy(ctx);
+}
+
+static void test_gemm_blas_threads_in_tasks(void **state) {
+  (void)state;
+  int before = openblas_get_num_threads();
+  assert_int_equal(ds__prec_blas_enter(NULL), 0); /* not in a task: nothing changes */
+  blas_task_arg args[8];
+  run_blas_tasks(1, args, 8); /* default cap 1: every task sees one BLAS thread */
+  for (int i = 0; i < 8; i++) {
+    assert_int_equal(args[i].entered, 1);
+    assert_int_equal(args[i].inside, 1);
+    assert_true(args[i].gemm_ok);
+    if (args[i].omp_after != -1) assert_int_equal(args[i].omp_after, 1);
+  }
+  assert_int_equal(openblas_get_num_threads(), before); /* restored after the last task */
+  run_blas_tasks(0, args, 2); /* 0: the libraries are left alone */
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(args[i].entered, 0);
+    assert_int_equal(args[i].inside, before);
+    assert_true(args[i].gemm_ok);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_gemm_all_dtypes_and_transposes),
@@ -338,6 +420,7 @@ int main(void) {
       cmocka_unit_test(test_gemm_errors),
       cmocka_unit_test(test_gemm_onednn_path),
       cmocka_unit_test(test_gemm_cache_concurrent),
+      cmocka_unit_test(test_gemm_blas_threads_in_tasks),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -151,6 +151,13 @@ typedef enum ds_param {
    *  weights directly (0..64; 0 disables it). Above it, compute dominates and widening the
    *  weights for sgemm is faster. Default 32. */
   DS_PARAM_PRECISION_SKINNY_MAX_M = 301,
+  /** Threads OpenBLAS and oneDNN may use for a ds_gemm() called inside a scheduler task
+   *  (0..1024; 0 leaves the libraries' own settings alone). The calling worker's OpenMP count
+   *  (oneDNN, an OpenMP OpenBLAS) is set to it and stays so on that worker; OpenBLAS's pthread
+   *  pool has only a process-wide count, lowered to it while any task is inside a GEMM and
+   *  restored when the last one leaves. Keeps concurrent GEMM tasks from oversubscribing the
+   *  cores. Default 1. */
+  DS_PARAM_PRECISION_TASK_BLAS_THREADS = 302,
   /** Load predictor: observations between two online fine-tunes of a predictor, run at LOW
    *  priority on the context's executor (0..1000000); 0 turns online adaptation off. Read when
    *  a predictor is created or loaded. Default 0. */

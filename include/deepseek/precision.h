@@ -1,4 +1,5 @@
-/* libdeepseek: mixed-precision kernels (fp32/fp16/bf16 conversion, GEMM) on CPU. */
+/* libdeepseek: mixed-precision kernels (fp32/fp16/bf16 conversion, GEMM, training kernels) on
+ * CPU and CUDA, the DynamicPrecision policy, loss scaling and optimisers. */
 #ifndef DEEPSEEK_PRECISION_H
 #define DEEPSEEK_PRECISION_H
 
@@ -102,10 +103,11 @@ DS_API ds_status ds_gemm(ds_context *ctx, ds_tensor *c, const ds_tensor *a, cons
  *  Forward and backward kernels on contiguous row-major fp32 buffers of @p rows x @p cols
  *  (the layout of a [batch, features] activation). Reductions inside a row (softmax sums,
  *  norm statistics, losses) accumulate in fp64, so each result is within a few fp32 ulps of
- *  the fp64 reference (the tests check 1e-5 relative on typical data). 16-bit activations
- *  are widened with ds_precision_convert() first. All of them: DS_OK; DS_ERR_INVALID_ARG
+ *  the fp64 reference (the tests check 1e-5 relative on typical data). (For 16-bit
+ *  activations or CUDA memory use the *_tensor forms below.) All of them: DS_OK; DS_ERR_INVALID_ARG
  *  (NULL ctx or required buffer, negative sizes, a label or id out of range).
  *  Output buffers may alias their matching input (in-place) unless stated otherwise.
+ *  The *_tensor forms below take 16-bit activations directly and run on CUDA too.
  *  Thread-safe (calls on disjoint outputs may run concurrently).
  *  @{ */
 
@@ -190,6 +192,78 @@ typedef enum ds_reduce_op {
  *  amax) or 1 (all-finite). @return also DS_ERR_DTYPE. */
 DS_API ds_status ds_reduce(ds_context *ctx, double *out, ds_reduce_op op, const void *x,
                            ds_dtype dtype, int64_t n);
+
+/** @} */
+
+/** @name Training kernels on tensors (fp32, fp16, bf16; CPU or CUDA)
+ *  The kernels above on ds_tensor operands, with 16-bit activations and the same numerics:
+ *  every value is widened to fp32 on load (exactly), computed as the fp32 kernel computes it
+ *  (row statistics and sums in fp64 on the CPU and on CUDA), and rounded once to the output's
+ *  dtype on store (to nearest, ties to even). So a 16-bit output is the fp32 result rounded:
+ *  within half an ulp of the output format of it (2^-11 relative for fp16, 2^-8 for bf16)
+ *  plus the fp32 kernel's own error, and a 16-bit input costs nothing beyond its own
+ *  rounding. The tests check each kernel and dtype against an fp64 reference within
+ *  (2^-11 | 2^-8) relative-to-row-scale bounds.
+ *
+ *  Operands:
+ *  - row tensors (x, y, dx, dy, logits, dlogits, table, the embedding output): contiguous,
+ *    dtype F32, F16 or BF16 (each its own), viewed as [rows, cols] with cols the last
+ *    dimension; all row tensors of one call have the same rows and cols (the embedding: rows
+ *    of ids and table's cols).
+ *  - vectors (bias, gamma, beta and their gradients, mean, rstd): contiguous F32, of cols
+ *    elements (rows for mean and rstd); optional ones may be NULL as above.
+ *  - labels and ids: contiguous I32 of rows elements.
+ *  All operands in host memory (CPU or CUDA_HOST), or all on one CUDA device (DS_DEVICE_CUDA
+ *  or CUDA_MANAGED), where the CUDA kernels run (same formulas, fp32 math with fp64 row
+ *  statistics; results agree with the CPU within the bounds above) and the call returns when
+ *  the result is in place. An output may be its matching input (same tensor) as above.
+ *
+ *  All of them: DS_OK; DS_ERR_INVALID_ARG (NULL ctx or required tensor, not contiguous, a
+ *  label or id out of range, unknown op or activation); DS_ERR_SHAPE (sizes disagree; the
+ *  message gives the shapes); DS_ERR_DTYPE (a dtype other than the above);
+ *  DS_ERR_UNSUPPORTED (mixed devices, another device type, or CUDA tensors in a build
+ *  without CUDA); DS_ERR_UNAVAILABLE (CUDA tensors but no CUDA device); DS_ERR_DEVICE (a
+ *  CUDA error); DS_ERR_NO_MEMORY (the CPU path widens 16-bit rows in blocks of about 32 KiB
+ *  of fp32). Thread-safety as the fp32 kernels.
+ *  @{ */
+DS_API ds_status ds_bias_act_forward_tensor(ds_context *ctx, ds_tensor *y, const ds_tensor *x,
+                                            const ds_tensor *bias, ds_activation act);
+DS_API ds_status ds_bias_act_backward_tensor(ds_context *ctx, ds_tensor *dx, ds_tensor *dbias,
+                                             const ds_tensor *dy, const ds_tensor *x,
+                                             const ds_tensor *bias, ds_activation act);
+DS_API ds_status ds_softmax_forward_tensor(ds_context *ctx, ds_tensor *y, const ds_tensor *x,
+                                           int log_softmax);
+DS_API ds_status ds_softmax_backward_tensor(ds_context *ctx, ds_tensor *dx, const ds_tensor *dy,
+                                            const ds_tensor *y, int log_softmax);
+DS_API ds_status ds_layernorm_forward_tensor(ds_context *ctx, ds_tensor *y, ds_tensor *mean,
+                                             ds_tensor *rstd, const ds_tensor *x,
+                                             const ds_tensor *gamma, const ds_tensor *beta,
+                                             float eps);
+DS_API ds_status ds_layernorm_backward_tensor(ds_context *ctx, ds_tensor *dx, ds_tensor *dgamma,
+                                              ds_tensor *dbeta, const ds_tensor *dy,
+                                              const ds_tensor *x, const ds_tensor *mean,
+                                              const ds_tensor *rstd, const ds_tensor *gamma);
+DS_API ds_status ds_rmsnorm_forward_tensor(ds_context *ctx, ds_tensor *y, ds_tensor *rstd,
+                                           const ds_tensor *x, const ds_tensor *gamma, float eps);
+DS_API ds_status ds_rmsnorm_backward_tensor(ds_context *ctx, ds_tensor *dx, ds_tensor *dgamma,
+                                            const ds_tensor *dy, const ds_tensor *x,
+                                            const ds_tensor *rstd, const ds_tensor *gamma);
+/** @p loss is host memory whatever the device; @p dlogits may be NULL. */
+DS_API ds_status ds_cross_entropy_tensor(ds_context *ctx, float *loss, ds_tensor *dlogits,
+                                         const ds_tensor *logits, const ds_tensor *labels);
+/** @p y is [n, dim] for n ids; @p table is [vocab, dim]. */
+DS_API ds_status ds_embedding_forward_tensor(ds_context *ctx, ds_tensor *y, const ds_tensor *table,
+                                             const ds_tensor *ids);
+/** @p dtable must be F32 (gradients accumulate there; zero it first). Not thread-safe on a
+ *  shared dtable; on CUDA the adds are atomic, so their order (and the last bits) may vary. */
+DS_API ds_status ds_embedding_backward_tensor(ds_context *ctx, ds_tensor *dtable,
+                                              const ds_tensor *dy, const ds_tensor *ids);
+/** Elementwise over equal element counts (shapes may differ); @p b unused by DS_EW_SCALE. */
+DS_API ds_status ds_elementwise_tensor(ds_context *ctx, ds_elementwise_op op, ds_tensor *y,
+                                       const ds_tensor *a, const ds_tensor *b, float s);
+/** *@p out (host) = op over all elements of @p x, as ds_reduce(). */
+DS_API ds_status ds_reduce_tensor(ds_context *ctx, double *out, ds_reduce_op op,
+                                  const ds_tensor *x);
 /** @} */
 
 /** @name DynamicPrecision policy

@@ -1,5 +1,5 @@
-/* The CUDA path of the precision module, C side: device presence, tensor conversions through
- * the nvcc-compiled kernels, and GEMM through cuBLAS loaded with dlopen at first use (no link
+/* The CUDA path of the precision module, C side: device presence, tensor conversions and
+ * training kernels through the nvcc-compiled kernels, and GEMM through cuBLAS loaded with dlopen at first use (no link
  * dependency: the library still loads and runs its CPU paths where cuBLAS, the driver or a GPU
  * is missing). One cuBLAS handle per context, used under the module mutex. */
 #include <dlfcn.h>
@@ -113,6 +113,18 @@ ds_status ds__gemm_cuda(ds_context *ctx, const ds__gemm_2d *g, int64_t batch, in
   return s == DS_OK ? DS_OK : ds__error(ctx, s, "precision", "gemm on CUDA: %s", msg);
 #else
   (void)g, (void)batch, (void)sa, (void)sb, (void)sc;
+  return DS_ERR_UNSUPPORTED;
+#endif
+}
+
+ds_status ds__cuda_train(ds_context *ctx, struct ds__tk_args *a, const char *what) {
+  if (!ds__cuda_present(ctx)) return no_device(ctx, what);
+#if DS_HAVE_CUDA
+  char msg[256] = "";
+  ds_status s = ds__cuda_train_run(a, msg, sizeof msg);
+  return s == DS_OK ? DS_OK : ds__error(ctx, s, "precision", "%s on CUDA: %s", what, msg);
+#else
+  (void)a;
   return DS_ERR_UNSUPPORTED;
 #endif
 }

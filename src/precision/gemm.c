@@ -41,7 +41,7 @@ static int where(const ds_tensor *t) {
   return -1;
 }
 
-static void shape_str(char *buf, size_t n, const ds_tensor *t) {
+void ds__prec_shape_str(char *buf, size_t n, const ds_tensor *t) {
   size_t o = (size_t)snprintf(buf, n, "[");
   for (int i = 0; i < t->ndim && i < DS_TENSOR_MAX_DIMS && o < n; i++)
     o += (size_t)snprintf(buf + o, n - o, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
@@ -51,9 +51,9 @@ static void shape_str(char *buf, size_t n, const ds_tensor *t) {
 static ds_status shape_error(ds_context *ctx, const ds_tensor *c, const ds_tensor *a,
                              const ds_tensor *b, uint32_t flags, const char *what) {
   char sa[128], sb[128], sc[128];
-  shape_str(sa, sizeof sa, a);
-  shape_str(sb, sizeof sb, b);
-  shape_str(sc, sizeof sc, c);
+  ds__prec_shape_str(sa, sizeof sa, a);
+  ds__prec_shape_str(sb, sizeof sb, b);
+  ds__prec_shape_str(sc, sizeof sc, c);
   return ds__error(ctx, DS_ERR_SHAPE, "precision", "gemm: %s: A %s%s, B %s%s, C %s", what, sa,
                    flags & DS_GEMM_TRANS_A ? " (transposed)" : "", sb,
                    flags & DS_GEMM_TRANS_B ? " (transposed)" : "", sc);
@@ -246,11 +246,13 @@ ds_status ds_gemm(ds_context *ctx, ds_tensor *c, const ds_tensor *a, const ds_te
     return st;
   }
   size_t sa = ds_dtype_size(g.ta), sb = ds_dtype_size(g.tb), sc = ds_dtype_size(g.tc);
-  for (int64_t i = 0; i < vc.batch; i++) {
+  int pinned = ds__prec_blas_enter(ctx);
+  for (int64_t i = 0; i < vc.batch && st == DS_OK; i++) {
     g.a = (const char *)a->data + (size_t)(i * va.bstride) * sa;
     g.b = (const char *)b->data + (size_t)(i * vb.bstride) * sb;
     g.c = (char *)c->data + (size_t)(i * vc.bstride) * sc;
-    if ((st = run_2d(ctx, p, kern, &g)) != DS_OK) return st;
+    st = run_2d(ctx, p, kern, &g);
   }
-  return DS_OK;
+  ds__prec_blas_leave(pinned);
+  return st;
 }

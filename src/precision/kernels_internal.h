@@ -20,4 +20,12 @@ static inline ds_status ds__kcheck(ds_context *ctx, const char *kernel, int64_t 
   return DS_OK;
 }
 
+/* Cross-entropy of @p rows rows (kernels_loss.c), no checks: adds each row's loss term to
+ * *total in order and writes dlogits (may be NULL) divided by @p denom. */
+void ds__ce_rows(double *total, float *dlogits, const float *logits, const int32_t *labels,
+                 int64_t rows, int64_t cols, int64_t denom);
+/* DS_ERR_INVALID_ARG naming kernel @p k when an id/label is outside [0, bound). */
+ds_status ds__check_labels(ds_context *ctx, const char *k, const int32_t *ids, int64_t n,
+                           int64_t bound);
+
 #endif /* DS_PRECISION_KERNELS_INTERNAL_H */

@@ -4,6 +4,33 @@
 
 #include "kernels_internal.h"
 
+void ds__ce_rows(double *total, float *dlogits, const float *logits, const int32_t *labels,
+                 int64_t rows, int64_t cols, int64_t denom) {
+  for (int64_t i = 0; i < rows; i++) {
+    const float *l = logits + i * cols;
+    float mx = l[0];
+    for (int64_t j = 1; j < cols; j++) mx = l[j] > mx ? l[j] : mx;
+    double sum = 0;
+    for (int64_t j = 0; j < cols; j++) sum += exp((double)l[j] - mx);
+    double lse = mx + log(sum);
+    *total += lse - l[labels[i]];
+    if (dlogits)
+      for (int64_t j = 0; j < cols; j++)
+        dlogits[i * cols + j] =
+            (float)((exp((double)l[j] - lse) - (j == labels[i])) / (double)denom);
+  }
+}
+
+ds_status ds__check_labels(ds_context *ctx, const char *k, const int32_t *ids, int64_t n,
+                           int64_t bound) {
+  for (int64_t i = 0; i < n; i++)
+    if (ids[i] < 0 || ids[i] >= bound)
+      return ds__error(ctx, DS_ERR_INVALID_ARG, "precision", "%s: %s %d at %lld is outside [0, %lld)",
+                       k, strstr(k, "entropy") ? "label" : "id", (int)ids[i], (long long)i,
+                       (long long)bound);
+  return DS_OK;
+}
+
 ds_status ds_cross_entropy(ds_context *ctx, float *loss, float *dlogits, const float *logits,
                            const int32_t *labels, int64_t rows, int64_t cols) {
   const void *p[] = {loss, logits, labels};
@@ -18,29 +45,8 @@ ds_status ds_cross_entropy(ds_context *ctx, float *loss, float *dlogits, const f
                        "cross_entropy: label %d of row %lld is outside [0, %lld)", (int)labels[i],
                        (long long)i, (long long)cols);
   double total = 0;
-  for (int64_t i = 0; i < rows; i++) {
-    const float *l = logits + i * cols;
-    float mx = l[0];
-    for (int64_t j = 1; j < cols; j++) mx = l[j] > mx ? l[j] : mx;
-    double sum = 0;
-    for (int64_t j = 0; j < cols; j++) sum += exp((double)l[j] - mx);
-    double lse = mx + log(sum);
-    total += lse - l[labels[i]];
-    if (dlogits)
-      for (int64_t j = 0; j < cols; j++)
-        dlogits[i * cols + j] =
-            (float)((exp((double)l[j] - lse) - (j == labels[i])) / (double)rows);
-  }
+  ds__ce_rows(&total, dlogits, logits, labels, rows, cols, rows);
   *loss = rows ? (float)(total / (double)rows) : 0.0f;
-  return DS_OK;
-}
-
-static ds_status check_ids(ds_context *ctx, const char *k, const int32_t *ids, int64_t n,
-                           int64_t vocab) {
-  for (int64_t i = 0; i < n; i++)
-    if (ids[i] < 0 || ids[i] >= vocab)
-      return ds__error(ctx, DS_ERR_INVALID_ARG, "precision", "%s: id %d at %lld is outside [0, %lld)",
-                       k, (int)ids[i], (long long)i, (long long)vocab);
   return DS_OK;
 }
 
@@ -48,7 +54,7 @@ ds_status ds_embedding_forward(ds_context *ctx, float *y, const float *table, co
                                int64_t n, int64_t vocab, int64_t dim) {
   const void *p[] = {y, table, ids};
   ds_status st = ds__kcheck(ctx, "embedding_forward", n, dim, p, 3);
-  if (st || n == 0 || dim == 0 || (st = check_ids(ctx, "embedding_forward", ids, n, vocab)))
+  if (st || n == 0 || dim == 0 || (st = ds__check_labels(ctx, "embedding_forward", ids, n, vocab)))
     return st;
   for (int64_t i = 0; i < n; i++)
     memcpy(y + i * dim, table + (int64_t)ids[i] * dim, (size_t)dim * sizeof(float));
@@ -59,7 +65,7 @@ ds_status ds_embedding_backward(ds_context *ctx, float *dtable, const float *dy,
                                 const int32_t *ids, int64_t n, int64_t vocab, int64_t dim) {
   const void *p[] = {dtable, dy, ids};
   ds_status st = ds__kcheck(ctx, "embedding_backward", n, dim, p, 3);
-  if (st || n == 0 || dim == 0 || (st = check_ids(ctx, "embedding_backward", ids, n, vocab)))
+  if (st || n == 0 || dim == 0 || (st = ds__check_labels(ctx, "embedding_backward", ids, n, vocab)))
     return st;
   for (int64_t i = 0; i < n; i++) {
     float *row = dtable + (int64_t)ids[i] * dim;

@@ -50,6 +50,9 @@ void ds__skinny_avx2(float *c, int64_t ldc, const float *a, int64_t lda, const u
                      int64_t ldw, int w_nk, int is_f16, int64_t m, int64_t n, int64_t k,
                      float alpha, float beta);
 
+/* "[2, 3]" into buf (gemm.c), for shape messages. */
+void ds__prec_shape_str(char *buf, size_t n, const ds_tensor *t);
+
 /* 1 for the three dtypes this module computes with: f32, f16, bf16. */
 static inline int ds__prec_dtype_ok(int t) {
   return t == DS_DTYPE_F32 || t == DS_DTYPE_F16 || t == DS_DTYPE_BF16;
@@ -115,6 +118,10 @@ ds_status ds__gemm_dnnl(ds_context *ctx, const ds__gemm_2d *g);
  * the oneDNN code (strides, attributes, cache) on a CPU without native bf16/fp16 kernels. */
 extern int ds__gemm_dnnl_test_mode;
 void ds__gemm_cache_destroy(ds_context *ctx, struct ds__gemm_cache *cache);
+/* Inside a scheduler task, caps the BLAS/oneDNN threads (cpu/blas_threads.c); returns what
+ * to pass to ds__prec_blas_leave after the GEMM. Outside a task: 0, nothing changes. */
+int ds__prec_blas_enter(ds_context *ctx);
+void ds__prec_blas_leave(int entered);
 
 /* ---- CUDA path (cuda_glue.c): DS_ERR_UNAVAILABLE without a device, DS_ERR_UNSUPPORTED in a
  * build without CUDA ---- */
@@ -125,5 +132,12 @@ ds_status ds__cuda_convert(ds_context *ctx, void *dst, ds_dtype dt, const void *
 ds_status ds__gemm_cuda(ds_context *ctx, const ds__gemm_2d *g, int64_t batch, int64_t sa,
                         int64_t sb, int64_t sc);
 void ds__cuda_state_destroy(ds_context *ctx, struct ds__cuda_state *c);
+/* One training kernel (a struct ds__tk_args of cuda_backend.h) on the CUDA device; @p what
+ * names it in messages. */
+struct ds__tk_args;
+ds_status ds__cuda_train(ds_context *ctx, struct ds__tk_args *a, const char *what);
+/* Test hook (kernels_tensor.c): non-zero sends host tensors of the *_tensor kernels through
+ * the CUDA kernel code run on the host (builds with CUDA only), to test it without a GPU. */
+extern int ds__tk_host_emulation;
 
 #endif /* DS_PRECISION_INTERNAL_H */

@@ -370,6 +370,7 @@ _P = POINTER
 _st = c_int  # ds_status
 _vp = c_void_p
 _fp = _P(c_float)
+_T = _P(CTensor)
 
 # name: (restype, [argtypes]). Every function listed here is bound; the module-level check in
 # tests/test_exports.py compares this table (plus UNBOUND) with the library's exports.
@@ -498,6 +499,20 @@ PROTOTYPES = {
     "ds_embedding_backward": (_st, [_vp, _fp, _fp, _P(c_int32), c_int64, c_int64, c_int64]),
     "ds_elementwise": (_st, [_vp, c_int, _fp, _fp, _fp, c_float, c_int64]),
     "ds_reduce": (_st, [_vp, _P(c_double), c_int, _vp, c_int, c_int64]),
+    # precision: the kernels on tensors (f32/f16/bf16, CPU or CUDA)
+    "ds_bias_act_forward_tensor": (_st, [_vp, _T, _T, _T, c_int]),
+    "ds_bias_act_backward_tensor": (_st, [_vp, _T, _T, _T, _T, _T, c_int]),
+    "ds_softmax_forward_tensor": (_st, [_vp, _T, _T, c_int]),
+    "ds_softmax_backward_tensor": (_st, [_vp, _T, _T, _T, c_int]),
+    "ds_layernorm_forward_tensor": (_st, [_vp, _T, _T, _T, _T, _T, _T, c_float]),
+    "ds_layernorm_backward_tensor": (_st, [_vp, _T, _T, _T, _T, _T, _T, _T, _T]),
+    "ds_rmsnorm_forward_tensor": (_st, [_vp, _T, _T, _T, _T, c_float]),
+    "ds_rmsnorm_backward_tensor": (_st, [_vp, _T, _T, _T, _T, _T, _T]),
+    "ds_cross_entropy_tensor": (_st, [_vp, _fp, _T, _T, _T]),
+    "ds_embedding_forward_tensor": (_st, [_vp, _T, _T, _T]),
+    "ds_embedding_backward_tensor": (_st, [_vp, _T, _T, _T]),
+    "ds_elementwise_tensor": (_st, [_vp, c_int, _T, _T, _T, c_float]),
+    "ds_reduce_tensor": (_st, [_vp, _P(c_double), c_int, _T]),
     # precision: policy, loss scaler, optimiser
     "ds_precision_policy_create": (_st, [_P(_vp), _vp, _P(PrecisionPolicyOptions)]),
     "ds_precision_policy_destroy": (None, [_vp]),

@@ -213,6 +213,38 @@ def reduce(ctx, x, op="sum", dtype=None):
 
 # ---------------------------------------------------------------- policy, scaler, optimiser
 
+# ------------------------------------------------ kernels on tensors (16-bit, CPU or CUDA)
+
+def _out_like(t, dtype):
+    """A new NumPy array shaped as Tensor ``t``, of ``dtype`` (default ``t``'s), and its Tensor."""
+    code = t.c.dtype if dtype is None else dtype_number(dtype)
+    arr = np.empty(tuple(t.shape), dtype=numpy_dtype(code))
+    return arr, Tensor.from_numpy(arr, DTYPE_NAMES[code])
+
+
+def softmax_tensor(ctx, x, log=False, out_dtype=None):
+    """Row-wise (log-)softmax of Tensor-like ``x`` (f32, f16 or bf16 bits as uint16 with a
+    Tensor made by ``Tensor.from_numpy(a, "bf16")``), computed in fp32 and rounded once to
+    ``out_dtype`` (default x's) (ds_softmax_forward_tensor). Returns a NumPy array."""
+    tx = tensor(x)
+    y, ty = _out_like(tx, out_dtype)
+    ctx.check(lib.ds_softmax_forward_tensor(ctx.handle, ctypes.byref(ty.c), ctypes.byref(tx.c),
+                                            1 if log else 0))
+    return y
+
+
+def cross_entropy_tensor(ctx, logits, labels, grad_dtype=None):
+    """(loss, dlogits) of Tensor-like ``logits`` (f32/f16/bf16) against int32 ``labels``;
+    dlogits in ``grad_dtype`` (default the logits' dtype) (ds_cross_entropy_tensor)."""
+    tl = tensor(logits)
+    tlab = tensor(np.ascontiguousarray(labels, dtype=np.int32))
+    d, td = _out_like(tl, grad_dtype)
+    loss = ctypes.c_float()
+    ctx.check(lib.ds_cross_entropy_tensor(ctx.handle, ctypes.byref(loss), ctypes.byref(td.c),
+                                          ctypes.byref(tl.c), ctypes.byref(tlab.c)))
+    return loss.value, d
+
+
 class DynamicPrecision(Child):
     """The DynamicPrecision policy: ``DynamicPrecision(ctx, fp16_layers=['attention','ffn'],
     bf16_layers=['embedding'], fallback_threshold=0.95)``. Names are fnmatch patterns;

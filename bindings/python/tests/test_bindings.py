@@ -297,6 +297,26 @@ class GemmConvertTest(unittest.TestCase):
             self.assertTrue(P.reduce(ctx, x, "all_finite"))
             self.assertIn(P.isa(ctx), ("scalar", "avx2", "avx512"))
 
+    def test_kernels_16bit(self):
+        with new_context() as ctx:
+            x = RNG.standard_normal((6, 40)).astype(np.float16)
+            e = np.exp(x.astype(np.float64) - x.max(axis=1, keepdims=True))
+            ref = e / e.sum(1, keepdims=True)
+            y = P.softmax_tensor(ctx, x)
+            self.assertEqual(y.dtype, np.float16)
+            np.testing.assert_allclose(y.astype(np.float64), ref, rtol=2 ** -11, atol=1e-7)
+            y32 = P.softmax_tensor(ctx, x, out_dtype="f32")
+            np.testing.assert_allclose(y32, ref, rtol=1e-6)
+            bf = ds.convert(ctx, x.astype(np.float32), "bf16")
+            loss, d = P.cross_entropy_tensor(ctx, ds.Tensor.from_numpy(bf, "bf16"),
+                                             [0, 1, 2, 3, 4, 5], grad_dtype="f32")
+            xb = ds.convert(ctx, bf, "f32", src_dtype="bf16").astype(np.float64)
+            lse = np.log(np.exp(xb).sum(1))
+            self.assertAlmostEqual(loss, float((lse - xb[range(6), range(6)]).mean()), places=5)
+            self.assertEqual(d.dtype, np.float32)
+            with self.assertRaises(ds.ShapeError):
+                P.cross_entropy_tensor(ctx, x, [0, 1])
+
 
 @unittest.skipIf(torch is None, "torch not importable: DLPack tests skipped")
 class DLPackTest(unittest.TestCase):
