@@ -789,6 +789,14 @@ static void test_dead_rank_fails_cleanly(void **state) {
   assert_int_equal(ds_mpi_barrier_arrive(f.m, 2), DS_OK);
   assert_int_equal(ds_mpi_barrier_wait(f.m, 2, -1), DS_ERR_IO);
   assert_non_null(strstr(ds_context_last_error(f.ctx), want));
+  /* The survivors go on together: a barrier bridged after the death does not wait for it. */
+  bo.participants = (uint32_t)f.size;
+  assert_int_equal(ds_fabric_barrier_create(&fb, f.ctx, &bo), DS_OK);
+  assert_int_equal(ds_mpi_barrier_bridge(f.m, fb, 0), DS_OK);
+  assert_int_equal(ds_mpi_barrier_arrive(f.m, 3), DS_OK);
+  assert_int_equal(ds_fabric_barrier_wait(fb, 3, 30000000000LL), DS_OK);
+  assert_int_equal(ds_mpi_barrier_bridge(f.m, NULL, 0), DS_OK);
+  ds_fabric_barrier_destroy(fb);
   double s = (double)(ds__now_ns() - t0) / 1e9;
   g_peer_died = 1;
   assert_int_equal(ds_mpi_rank_alive(f.m, victim), 0);

@@ -252,7 +252,12 @@ DS_API ds_status ds_mpi_barrier_wait(ds_mpi *m, uint64_t ts, int64_t timeout_ms)
  *  timestamp rank r publishes with ds_mpi_barrier_arrive() (this rank included) is published
  *  to participant @p first + r of @p b, so this process's threads can wait on @p b for "every
  *  rank has passed T" together with local participants (CPU threads, streams, queues). A rank
- *  declared dead cancels @p b (its waiters return DS_ERR_SHUTDOWN instead of hanging). @p b
+ *  declared dead while @p b is bridged cancels @p b (its waiters return DS_ERR_SHUTDOWN instead
+ *  of hanging: a timestamp barrier promises every participant's progress, which a dead rank can
+ *  never make, and the fabric barrier has no per-participant failure to report; find the rank
+ *  with ds_mpi_rank_alive() or ds_mpi_barrier_wait(), which names it). To go on without the
+ *  dead, bridge a new barrier: ranks already dead when a barrier is bridged count as having
+ *  passed every timestamp, so it synchronises the survivors. @p b
  *  needs at least @p first + size participants and must outlive the bridge: call again with
  *  NULL (or destroy @p m) before destroying it. One bridge per endpoint; a new one replaces it.
  *  @return DS_OK; DS_ERR_INVALID_ARG (m NULL). Thread-safe. */
