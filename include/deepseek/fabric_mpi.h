@@ -220,7 +220,9 @@ typedef struct ds_mpi_graph_info {
  *  every written buffer's latest data is on its owner (sent back if a placed node wrote it
  *  elsewhere), and other ranks' fetched copies of written buffers are dropped. Each rank runs
  *  its nodes and its transfers as one local graph (planned with opts->plan on its devices),
- *  non-blocking: waiting transfers hold no worker. Explicit dependencies (ds_graph_add_dep())
+ *  non-blocking: waiting transfers hold no worker. It returns when every rank's part is done
+ *  (each rank tells the others), so on return the owners hold the final data everywhere and
+ *  a fetch sees it. Explicit dependencies (ds_graph_add_dep())
  *  are kept between nodes of one rank; across ranks only data orders nodes.
  *  Contents of non-owner ranks' buffers after the run are unspecified.
  *  @param info this rank's counts and time, or NULL.
@@ -228,8 +230,9 @@ typedef struct ds_mpi_graph_info {
  *  a placement out of range, DS_PLAN_EXPLICIT); DS_ERR_STATE (empty graph); DS_ERR_ABI;
  *  DS_ERR_NO_SPACE (more transfers than MPI tags); DS_ERR_NO_MEMORY; a node's failure (as
  *  ds_graph_run()); DS_ERR_IO (a peer died during a transfer, named) or DS_ERR_TIMEOUT (a
- *  transfer did not complete in time, e.g. its peer failed before sending). A failed run may
- *  leave other ranks waiting up to their timeout. One thread per endpoint at a time; the
+ *  transfer or another rank's part did not complete in time); another rank's failure (its
+ *  status, the rank named; transfers waiting for it are cancelled at once). One thread per
+ *  endpoint at a time; the
  *  graph as in ds_graph_run(). */
 DS_API ds_status ds_mpi_graph_run(ds_mpi *m, ds_graph *g, const ds_mpi_graph_options *opts,
                                   ds_mpi_graph_info *info);
