@@ -660,16 +660,16 @@ static void test_graph_owner_computes(void **state) {
     if (yo(&f, i) == f.rank)
       assert_true(get_tile(&G, G.y[i]) == 2.0f * (i + 1) + 2.0f * ((i + 1) % GT + 1));
   }
-  sync_all(f.m, 1);
-  const void *p = NULL; /* anyone reads any tile through a fetch */
+  /* The run returned when every rank's part was done: any rank reads any tile at once. */
+  const void *p = NULL;
   assert_int_equal(ds_mpi_buffer_fetch(f.m, 200 + GT - 2, &p, -1), DS_OK);
   assert_true(((const float *)p)[GN - 1] == 2.0f * (GT - 1) + 2.0f * GT);
-  sync_all(f.m, 2);
+  sync_all(f.m, 2); /* the owners do not write while others still read */
   /* Again: the data changed on the owners, so fetched copies must not be served stale. */
   assert_int_equal(ds_mpi_graph_run(f.m, G.g, &go, NULL), DS_OK);
-  sync_all(f.m, 3);
   assert_int_equal(ds_mpi_buffer_fetch(f.m, 200 + GT - 2, &p, -1), DS_OK);
   assert_true(((const float *)p)[0] == 4.0f * (GT - 1) + 4.0f * GT);
+  sync_all(f.m, 3);
   /* Bad calls. */
   int32_t bad[2 * GT + 1];
   memcpy(bad, placement, sizeof bad);
@@ -789,6 +789,14 @@ static void test_dead_rank_fails_cleanly(void **state) {
   assert_int_equal(ds_mpi_barrier_arrive(f.m, 2), DS_OK);
   assert_int_equal(ds_mpi_barrier_wait(f.m, 2, -1), DS_ERR_IO);
   assert_non_null(strstr(ds_context_last_error(f.ctx), want));
+  /* The survivors go on together: a barrier bridged after the death does not wait for it. */
+  bo.participants = (uint32_t)f.size;
+  assert_int_equal(ds_fabric_barrier_create(&fb, f.ctx, &bo), DS_OK);
+  assert_int_equal(ds_mpi_barrier_bridge(f.m, fb, 0), DS_OK);
+  assert_int_equal(ds_mpi_barrier_arrive(f.m, 3), DS_OK);
+  assert_int_equal(ds_fabric_barrier_wait(fb, 3, 30000000000LL), DS_OK);
+  assert_int_equal(ds_mpi_barrier_bridge(f.m, NULL, 0), DS_OK);
+  ds_fabric_barrier_destroy(fb);
   double s = (double)(ds__now_ns() - t0) / 1e9;
   g_peer_died = 1;
   assert_int_equal(ds_mpi_rank_alive(f.m, victim), 0);

@@ -220,7 +220,9 @@ typedef struct ds_mpi_graph_info {
  *  every written buffer's latest data is on its owner (sent back if a placed node wrote it
  *  elsewhere), and other ranks' fetched copies of written buffers are dropped. Each rank runs
  *  its nodes and its transfers as one local graph (planned with opts->plan on its devices),
- *  non-blocking: waiting transfers hold no worker. Explicit dependencies (ds_graph_add_dep())
+ *  non-blocking: waiting transfers hold no worker. It returns when every rank's part is done
+ *  (each rank tells the others), so on return the owners hold the final data everywhere and
+ *  a fetch sees it. Explicit dependencies (ds_graph_add_dep())
  *  are kept between nodes of one rank; across ranks only data orders nodes.
  *  Contents of non-owner ranks' buffers after the run are unspecified.
  *  @param info this rank's counts and time, or NULL.
@@ -228,8 +230,9 @@ typedef struct ds_mpi_graph_info {
  *  a placement out of range, DS_PLAN_EXPLICIT); DS_ERR_STATE (empty graph); DS_ERR_ABI;
  *  DS_ERR_NO_SPACE (more transfers than MPI tags); DS_ERR_NO_MEMORY; a node's failure (as
  *  ds_graph_run()); DS_ERR_IO (a peer died during a transfer, named) or DS_ERR_TIMEOUT (a
- *  transfer did not complete in time, e.g. its peer failed before sending). A failed run may
- *  leave other ranks waiting up to their timeout. One thread per endpoint at a time; the
+ *  transfer or another rank's part did not complete in time); another rank's failure (its
+ *  status, the rank named; transfers waiting for it are cancelled at once). One thread per
+ *  endpoint at a time; the
  *  graph as in ds_graph_run(). */
 DS_API ds_status ds_mpi_graph_run(ds_mpi *m, ds_graph *g, const ds_mpi_graph_options *opts,
                                   ds_mpi_graph_info *info);
@@ -252,7 +255,12 @@ DS_API ds_status ds_mpi_barrier_wait(ds_mpi *m, uint64_t ts, int64_t timeout_ms)
  *  timestamp rank r publishes with ds_mpi_barrier_arrive() (this rank included) is published
  *  to participant @p first + r of @p b, so this process's threads can wait on @p b for "every
  *  rank has passed T" together with local participants (CPU threads, streams, queues). A rank
- *  declared dead cancels @p b (its waiters return DS_ERR_SHUTDOWN instead of hanging). @p b
+ *  declared dead while @p b is bridged cancels @p b (its waiters return DS_ERR_SHUTDOWN instead
+ *  of hanging: a timestamp barrier promises every participant's progress, which a dead rank can
+ *  never make, and the fabric barrier has no per-participant failure to report; find the rank
+ *  with ds_mpi_rank_alive() or ds_mpi_barrier_wait(), which names it). To go on without the
+ *  dead, bridge a new barrier: ranks already dead when a barrier is bridged count as having
+ *  passed every timestamp, so it synchronises the survivors. @p b
  *  needs at least @p first + size participants and must outlive the bridge: call again with
  *  NULL (or destroy @p m) before destroying it. One bridge per endpoint; a new one replaces it.
  *  @return DS_OK; DS_ERR_INVALID_ARG (m NULL). Thread-safe. */

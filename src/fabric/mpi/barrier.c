@@ -2,7 +2,9 @@
  * message to every rank, sent by the progress thread) and a waiter blocks until every rank's
  * published timestamp reaches T. A dead rank that has not passed T fails the wait. This is the
  * cross-rank half; the fabric's in-process timestamp barrier (CPU workers, streams, queues) is
- * separate until the two are unified. */
+ * separate until the two are unified, joined by the bridge: a death cancels the barrier bridged
+ * at that moment (fail-stop: its waiters were promised that rank's progress), and a barrier
+ * bridged afterwards counts the dead as having passed everything (the survivors' way on). */
 #include "mpi_internal.h"
 
 void ds__mpi_bridge_publish(ds_mpi *m, int32_t r, uint64_t ts, int dead) {
@@ -22,11 +24,14 @@ ds_status ds_mpi_barrier_bridge(ds_mpi *m, ds_fabric_barrier *b, uint32_t first)
   int dead = 0;
   for (int r = 0; b && r < m->size; r++) { /* what is already known */
     uint64_t ts = r == m->rank ? m->barrier_mine : m->peers[r].barrier_ts;
-    dead |= r != m->rank && m->peers[r].dead;
+    /* Bridged after a death: the survivors go on among themselves (see the header). */
+    if (r != m->rank && m->peers[r].dead) ts = UINT64_MAX, dead++;
     if (ts) (void)ds_fabric_barrier_publish(b, first + (uint32_t)r, ts);
   }
-  if (dead) ds_fabric_barrier_cancel(b);
   pthread_mutex_unlock(&m->mu);
+  if (dead)
+    ds__log(m->ctx, DS_LOG_INFO, "mpi", "barrier bridge: %d dead rank(s) count as having passed "
+            "every timestamp", dead);
   return DS_OK;
 }
 

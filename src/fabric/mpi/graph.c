@@ -11,6 +11,7 @@
  * completes them, so a rank's workers never wait for the network and the run cannot deadlock
  * on workers. */
 #include <string.h>
+#include <time.h>
 
 #include "mpi_internal.h"
 #include "fabric/graph_internal.h"
@@ -81,6 +82,64 @@ void ds__mpi_xfer_done(ds_mpi *m, ds__mpi_op *op, ds_status st, const char *msg)
 void ds__mpi_graph_free(ds_mpi *m) {
   ds_kernel_destroy(m->xfer_kernel);
   m->xfer_kernel = NULL;
+}
+
+/* ---------------------------------------------------------------- completion across ranks */
+
+void ds__mpi_on_graph_done(ds_mpi *m, int32_t peer, const ds__mpi_hdr *h) {
+  pthread_mutex_lock(&m->mu);
+  ds__mpi_peer *p = &m->peers[peer];
+  if (h->a > p->graph_done) {
+    p->graph_done = h->a;
+    p->graph_status = (ds_status)h->status;
+  }
+  pthread_cond_broadcast(&m->cv);
+  pthread_mutex_unlock(&m->mu);
+  if (h->status != DS_OK) { /* data it owed will not come: do not wait for the timeout */
+    char msg[96];
+    snprintf(msg, sizeof msg, "rank %d failed its part of the graph (%s)", peer,
+             ds_status_str((ds_status)h->status));
+    ds__mpi_fail_xfers(m, DS_ERR_CANCELLED, msg);
+  }
+}
+
+/* Tells every rank this rank's part of run @p run is over (with @p st), then waits until every
+ * live rank's is: a graph run returns when the whole graph has run, so the owners' data is
+ * final everywhere. Returns @p st if it failed, else the first other rank's failure. */
+static ds_status finish_run(ds_mpi *m, uint64_t run, ds_status st, int64_t timeout_ms) {
+  ds__mpi_hdr h;
+  ds__mpi_hdr_init(&h, DS__MSG_GRAPH_DONE);
+  h.a = run;
+  h.status = st;
+  for (int r = 0; r < m->size; r++)
+    if (r != m->rank && ds_mpi_rank_alive(m, r)) (void)ds__mpi_post(m, r, &h, NULL, NULL, 0);
+  uint64_t deadline = ds__mpi_deadline(m, timeout_ms);
+  struct timespec at = {(time_t)(deadline / 1000000000u), (long)(deadline % 1000000000u)};
+  int bad = -1, waiting = 1;
+  ds_status other = DS_OK;
+  pthread_mutex_lock(&m->mu);
+  while (waiting && ds__now_ns() < deadline) {
+    waiting = 0;
+    for (int r = 0; r < m->size && bad < 0; r++) {
+      ds__mpi_peer *p = &m->peers[r];
+      if (r == m->rank) continue;
+      if (p->dead || (p->graph_done >= run && p->graph_status != DS_OK))
+        bad = r, other = p->dead ? DS_ERR_IO : p->graph_status;
+      else if (p->graph_done < run)
+        waiting = 1;
+    }
+    if (bad >= 0) break;
+    if (waiting) pthread_cond_timedwait(&m->cv, &m->mu, &at); /* cv uses CLOCK_MONOTONIC */
+  }
+  pthread_mutex_unlock(&m->mu);
+  if (st != DS_OK) return st;
+  if (bad >= 0)
+    return ds__error(m->ctx, other, "mpi", "graph: rank %d %s", bad,
+                     other == DS_ERR_IO ? "died" : "failed its part of the run");
+  if (waiting)
+    return ds__error(m->ctx, DS_ERR_TIMEOUT, "mpi", "graph: not every rank finished its part "
+                     "within the timeout");
+  return DS_OK;
 }
 
 /* ---------------------------------------------------------------- planning the transfers */
@@ -311,12 +370,14 @@ ds_status ds_mpi_graph_run(ds_mpi *m, ds_graph *g, const ds_mpi_graph_options *o
   w.info.struct_size = sizeof w.info;
   w.tag_range = (uint64_t)(m->tag_ub - DS__MPI_TAG_GRAPH0 + 1);
   w.tag_base = m->graph_tag_next; /* the same on every rank: runs are collective */
+  uint64_t run_no = ++m->graph_runs;
   st = ds_fabric_device_find(&w.cpu, m->ctx, DS_FABRIC_DEVICE_CPU, 0);
   if (st == DS_OK) st = walk_alloc(&w);
   if (st == DS_OK) st = find_buffers(&w);
   if (st == DS_OK) st = walk_graph(&w, o.placement);
   m->graph_tag_next += w.nxfer;
   if (st == DS_OK) st = run_local(&w, o.plan);
+  st = finish_run(m, run_no, st, o.timeout_ms);
   if (st == DS_OK) invalidate_written(&w);
   if (st == DS_OK && info) *info = w.info;
   walk_free(&w);

@@ -30,7 +30,8 @@ enum {
   DS__MSG_TASK_DONE,     /* id = op; status; payload = result (or message when failed) */
   DS__MSG_BARRIER,       /* a = timestamp passed */
   DS__MSG_FIN,           /* the sender's last message on this communicator */
-  DS__MSG_INVALIDATE     /* a = buffer: the owner wrote it, drop the cached copy */
+  DS__MSG_INVALIDATE,    /* a = buffer: the owner wrote it, drop the cached copy */
+  DS__MSG_GRAPH_DONE     /* a = graph run number; status: the sender's part is over */
 };
 
 /* Every control message starts with this header, then name_len name bytes, then payload. */
@@ -125,6 +126,8 @@ typedef struct ds__mpi_peer {
   int workers;        /* its scheduler's workers (0: not yet known) */
   int sent;           /* tasks migrated to it and not yet answered */
   uint64_t barrier_ts;
+  uint64_t graph_done;   /* the last graph run whose part it finished */
+  ds_status graph_status; /* and how */
 } ds__mpi_peer;
 
 struct ds_mpi {
@@ -159,6 +162,7 @@ struct ds_mpi {
   int dead_seen;           /* a peer died: skip MPI_Finalize's wait on it */
   int tag_ub;              /* MPI_TAG_UB of comm */
   uint64_t graph_tag_next; /* graph runs (collective): tags used so far, the same everywhere */
+  uint64_t graph_runs;     /* graph runs started (collective: the same everywhere) */
   ds_kernel *xfer_kernel;  /* graph runs' transfer nodes; created by the first run */
 };
 
@@ -183,6 +187,9 @@ void ds__mpi_send_data(ds_mpi *m, int32_t peer, int tag, ds__mpi_buf *b);
 uint64_t ds__mpi_deadline(ds_mpi *m, int64_t timeout_ms);
 void ds__mpi_hdr_init(ds__mpi_hdr *h, int type);
 
+/* Progress thread: fails every pending graph transfer (a rank failed its part of the run). */
+void ds__mpi_fail_xfers(ds_mpi *m, ds_status st, const char *msg);
+
 /* ---- buffer.c ---- */
 ds__mpi_buf *ds__mpi_buf_find(ds_mpi *m, uint64_t id); /* under mu */
 /* For an attached ds_buffer: acquires (mode) / releases its host replica; no-op for memory. */
@@ -203,6 +210,8 @@ void ds__mpi_buf_written(ds_mpi *m, ds__mpi_buf *b);
 /* Progress thread: an XFER op ended with st; completes its transfer node and frees op. */
 void ds__mpi_xfer_done(ds_mpi *m, ds__mpi_op *op, ds_status st, const char *msg);
 void ds__mpi_graph_free(ds_mpi *m);
+/* Progress thread: rank peer finished its part of graph run h->a with h->status. */
+void ds__mpi_on_graph_done(ds_mpi *m, int32_t peer, const ds__mpi_hdr *h);
 
 /* ---- barrier.c ---- */
 /* Passes rank r's timestamp ts (or, ts 0 and dead, its death) to the bridged barrier. */

@@ -346,6 +346,7 @@ static void ds__on_message(ds_mpi *m, int32_t peer, const ds__mpi_hdr *h, char *
     ds__mpi_bridge_publish(m, peer, h->a, 0);
     break;
   case DS__MSG_FETCH: ds__mpi_on_fetch(m, peer, h); break;
+  case DS__MSG_GRAPH_DONE: ds__mpi_on_graph_done(m, peer, h); break;
   case DS__MSG_INVALIDATE: {
     pthread_mutex_lock(&m->mu);
     ds__mpi_buf *b = ds__mpi_buf_find(m, h->a);
@@ -454,6 +455,18 @@ static void ds__fail_pending(ds_mpi *m, int32_t peer, uint64_t now, ds_status st
     *pp = op->next;
     char msg[160];
     snprintf(msg, sizeof msg, "rank %d %s", op->peer, why);
+    ds__op_fail(m, op, st, msg);
+  }
+}
+
+void ds__mpi_fail_xfers(ds_mpi *m, ds_status st, const char *msg) {
+  for (ds__mpi_op **pp = &m->pending; *pp;) {
+    ds__mpi_op *op = *pp;
+    if (op->kind != DS__OP_XFER) {
+      pp = &op->next;
+      continue;
+    }
+    *pp = op->next;
     ds__op_fail(m, op, st, msg);
   }
 }
