@@ -391,7 +391,7 @@ class SchedTest(unittest.TestCase):
 
     def test_submit_batch(self):
         import ctypes
-        from deepseek._lib import TASK_FN, TaskOptions, lib
+        from deepseek._lib import TASK_DONE_FN, TASK_FN, TaskOptions, lib
         with new_context() as ctx:
             hits = []
             lock = threading.Lock()
@@ -404,8 +404,8 @@ class SchedTest(unittest.TestCase):
             body = TASK_FN(run)
             g = ds.sched.TaskGroup(ctx)
             args = (ctypes.c_void_p * 5)(*range(1, 6))
-            o = TaskOptions(ctypes.sizeof(TaskOptions), 1, None, None, 0, g.handle, None, None,
-                            0, 0, -1, -1)
+            o = TaskOptions(ctypes.sizeof(TaskOptions), 1, None, None, 0, g.handle, TASK_DONE_FN(),
+                            None, 0, 0, -1, -1, None)
             n = ctypes.c_size_t(99)
             st = lib.ds_task_submit_batch(ctypes.byref(n), ctx.handle, body, args, 5, ctypes.byref(o))
             self.assertEqual(st, 0)
