@@ -4,6 +4,8 @@
  * count, median of 5 repetitions (StarPU: 3). Cases:
  *   flat   — the main thread submits N empty tasks, then waits for all (a task group; StarPU:
  *            starpu_task_wait_for_all)
+ *   flat_batch — ours submits the same N tasks with one ds_task_submit_batch call (oneTBB's
+ *            figure is its flat loop of task_group::run: it has no batch submit)
  *   nested — a binary tree of tasks spawned from inside tasks (each node spawns two children
  *            and waits for them), N nodes
  * C++ only for the anchor; the library is used through its C API.
@@ -42,6 +44,20 @@ static double ours_flat(ds_context *ctx) {
   o.group = g;
   double t0 = bench_now_s();
   for (int i = 0; i < FLAT_N; i++) ds_task_submit(NULL, ctx, empty_task, NULL, &o);
+  ds_task_group_wait(g, -1);
+  double dt = bench_now_s() - t0;
+  ds_task_group_destroy(g);
+  return dt * 1e9 / FLAT_N;
+}
+
+/* The same N empty tasks through ds_task_submit_batch (the API for many independent tasks). */
+static double ours_flat_batch(ds_context *ctx) {
+  ds_task_group *g = NULL;
+  ds_task_group_create(&g, ctx);
+  ds_task_options o = DS_TASK_OPTIONS_INIT;
+  o.group = g;
+  double t0 = bench_now_s();
+  ds_task_submit_batch(NULL, ctx, empty_task, NULL, FLAT_N, &o);
   ds_task_group_wait(g, -1);
   double dt = bench_now_s() - t0;
   ds_task_group_destroy(g);
@@ -141,7 +157,7 @@ int main(int argc, char **argv) {
   ds_context *ctx = bench_context("bench_sched_overhead", NULL, 0);
   int32_t workers = 0;
   ds_sched_workers(ctx, &workers);
-  double of[REPS], ot[REPS], af[REPS] = {0}, at[REPS] = {0};
+  double of[REPS], ob[REPS], ot[REPS], af[REPS] = {0}, at[REPS] = {0};
 #ifdef DS_HAVE_TBB
   tbb::global_control limit(tbb::global_control::max_allowed_parallelism, (size_t)workers);
   const char *anchor = "oneTBB task_group";
@@ -150,6 +166,7 @@ int main(int argc, char **argv) {
 #endif
   for (int r = 0; r < REPS; r++) {
     of[r] = ours_flat(ctx);
+    ob[r] = ours_flat_batch(ctx);
     ot[r] = ours_tree(ctx);
 #ifdef DS_HAVE_TBB
     af[r] = tbb_flat();
@@ -159,6 +176,8 @@ int main(int argc, char **argv) {
   if (!json) printf("threads: %d (ours: workers; oneTBB: max_allowed_parallelism)\n", (int)workers);
   bench_row rows[] = {
       {"bench_sched_overhead", "flat_200k_empty", "ns_per_task", bench_median(of, REPS), anchor,
+       bench_median(af, REPS), 1.0, "lower"},
+      {"bench_sched_overhead", "flat_200k_batch", "ns_per_task", bench_median(ob, REPS), anchor,
        bench_median(af, REPS), 1.0, "lower"},
       {"bench_sched_overhead", "nested_tree_131k", "ns_per_task", bench_median(ot, REPS), anchor,
        bench_median(at, REPS), 1.0, "lower"},

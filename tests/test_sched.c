@@ -796,6 +796,94 @@ static void test_numa_placement(void **state) {
   ds_context_destroy(ctx);
 }
 
+/* ---------------------------------------------------------------- batches */
+
+static ds_status add_to(void *arg) {
+  ds__fetch_add((ds__atomic_int *)arg, 1);
+  return DS_OK;
+}
+
+static ds_status fail_if_odd(void *arg) {
+  return ((uintptr_t)arg & 1) ? DS_ERR_IO : DS_OK;
+}
+
+/* Fans out a batch from inside a task (it goes to the worker's deque). */
+static ds_status batch_from_task(void *arg) {
+  ds_task_group *g = arg;
+  static ds__atomic_int inner;
+  void *args[300];
+  for (int i = 0; i < 300; i++) args[i] = &inner;
+  ds_task_options o = DS_TASK_OPTIONS_INIT;
+  o.group = g;
+  size_t n = 0;
+  ds_status st = ds_task_submit_batch(&n, ds__tl_task->s->ctx, add_to, args, 300, &o);
+  return st == DS_OK && n == 300 ? DS_OK : DS_ERR_INTERNAL;
+}
+
+/* ds_task_submit_batch: every task runs once with its own argument (more than one chunk,
+ * from outside and from inside a task, each class), failures reach the group, bad input is
+ * refused with a message. */
+static void test_submit_batch(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx_workers(2, NULL, 0);
+  enum { N = 1000 };
+  static ds__atomic_int hits[N];
+  void *args[N];
+  for (int i = 0; i < N; i++) {
+    ds__store(&hits[i], 0);
+    args[i] = &hits[i];
+  }
+  ds_task_group *g;
+  assert_int_equal(ds_task_group_create(&g, ctx), DS_OK);
+  ds_task_options o = DS_TASK_OPTIONS_INIT;
+  o.group = g;
+  size_t n = 7;
+  for (int prio = DS_PRIO_URGENT; prio <= DS_PRIO_LOW; prio++) {
+    o.prio = prio;
+    assert_int_equal(ds_task_submit_batch(&n, ctx, add_to, args, N, &o), DS_OK);
+    assert_int_equal(n, N);
+  }
+  o.prio = DS_PRIO_NORMAL;
+  assert_int_equal(ds_task_group_wait(g, -1), DS_OK);
+  for (int i = 0; i < N; i++) assert_int_equal(ds__load(&hits[i]), 3);
+
+  /* From inside a task, and args NULL. */
+  ds_task *t;
+  assert_int_equal(ds_task_submit(&t, ctx, batch_from_task, g, &o), DS_OK);
+  assert_int_equal(ds_task_wait(t, -1), DS_OK);
+  ds_task_release(t);
+  assert_int_equal(ds_task_submit_batch(&n, ctx, fail_if_odd, NULL, 10, &o), DS_OK);
+  assert_int_equal(ds_task_group_wait(g, -1), DS_OK);
+  void *odd[4] = {(void *)(uintptr_t)0, (void *)(uintptr_t)1, (void *)(uintptr_t)2, (void *)(uintptr_t)4};
+  assert_int_equal(ds_task_submit_batch(NULL, ctx, fail_if_odd, odd, 4, &o), DS_OK);
+  assert_int_equal(ds_task_group_wait(g, -1), DS_ERR_IO);
+  ds_task_group_destroy(g);
+
+  /* Bad input. */
+  assert_int_equal(ds_task_submit_batch(&n, ctx, NULL, args, 1, NULL), DS_ERR_INVALID_ARG);
+  assert_int_equal(n, 0);
+  assert_int_equal(ds_task_submit_batch(&n, NULL, add_to, args, 1, NULL), DS_ERR_INVALID_ARG);
+  ds_task *dep = NULL;
+  assert_int_equal(ds_task_submit(&dep, ctx, add_to, &hits[0], NULL), DS_OK);
+  o.deps = &dep;
+  o.ndeps = 1;
+  assert_int_equal(ds_task_submit_batch(&n, ctx, add_to, args, 1, &o), DS_ERR_INVALID_ARG);
+  assert_non_null(strstr(ds_context_last_error(ctx), "ndeps 1"));
+  o.ndeps = 0;
+  o.deps = NULL;
+  o.group = NULL;
+  o.struct_size = 8;
+  assert_int_equal(ds_task_submit_batch(&n, ctx, add_to, args, 1, &o), DS_ERR_ABI);
+  o.struct_size = sizeof o;
+  o.device = 100000;
+  assert_int_equal(ds_task_submit_batch(&n, ctx, add_to, args, 1, &o), DS_ERR_INVALID_ARG);
+  assert_int_equal(ds_task_submit_batch(&n, ctx, add_to, args, 0, NULL), DS_OK); /* empty */
+  assert_int_equal(n, 0);
+  assert_int_equal(ds_task_wait(dep, -1), DS_OK);
+  ds_task_release(dep);
+  ds_context_destroy(ctx);
+}
+
 /* ---------------------------------------------------------------- device hint, worker records */
 
 static ds__atomic_int g_meet;
@@ -1132,6 +1220,7 @@ int main(void) {
       cmocka_unit_test(test_deadline_and_cost_order),
       cmocka_unit_test(test_numa_placement),
       cmocka_unit_test(test_device_hint),
+      cmocka_unit_test(test_submit_batch),
       cmocka_unit_test(test_worker_records_on_node),
       cmocka_unit_test(test_ewma_and_histogram),
       cmocka_unit_test(test_executor_routed_and_stats),

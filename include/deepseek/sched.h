@@ -115,6 +115,20 @@ DS_API ds_status ds_sched_workers(ds_context *ctx, int32_t *out);
 DS_API ds_status ds_task_submit(ds_task **out, ds_context *ctx, ds_task_fn fn, void *arg,
                                 const ds_task_options *opts);
 
+/** Submits @p n independent tasks fn(args[i]) with the same options, at a lower cost per task
+ *  than n calls of ds_task_submit() (the counts a submit raises are raised once per 64 tasks,
+ *  and sleeping workers are woken once per 64 rather than checked per task). No handles are
+ *  returned: give @p opts a group to wait for them (ds_task_group_wait()). Outside the pool
+ *  NORMAL tasks are queued in order (FIFO); from inside a task they go to its worker's deque.
+ *  @param submitted receives how many tasks were submitted (all of them on DS_OK); may be NULL.
+ *  @param args n arguments; NULL: every task gets NULL.
+ *  @param opts as ds_task_submit(), except that deps must be empty (ndeps 0); NULL: defaults.
+ *  @return DS_OK; DS_ERR_INVALID_ARG (ctx or fn NULL, bad prio, ndeps not 0, group of another
+ *  context, bad device hint); DS_ERR_ABI; DS_ERR_SHUTDOWN; DS_ERR_NO_MEMORY (the first
+ *  *submitted tasks were submitted and will run, the others not). Thread-safe. */
+DS_API ds_status ds_task_submit_batch(size_t *submitted, ds_context *ctx, ds_task_fn fn,
+                                      void *const *args, size_t n, const ds_task_options *opts);
+
 /** Waits until @p task is done. Called from a worker, it runs other tasks while it waits (a
  *  task must not wait for itself or for a task that depends on it).
  *  @param timeout_ms -1: no limit; 0: just test.

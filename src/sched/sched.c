@@ -63,10 +63,10 @@ int ds__sched_runnable(struct ds__sched *s) {
  * counters. ds__sched_live reads every completion count first, then every submission count:
  * a completion it sees happened after its submission, whose count it therefore sees too, so
  * the difference never reads 0 while a task is live. */
-void ds__sched_count_submit(struct ds__sched *s) {
+void ds__sched_count_submit_n(struct ds__sched *s, uint64_t n) {
   ds__worker *w = ds__sched_self(s);
-  if (w) ds__store(&w->submitted, ds__load_relaxed(&w->submitted) + 1);
-  else ds__fetch_add(&s->outside_submitted, 1);
+  if (w) ds__store(&w->submitted, ds__load_relaxed(&w->submitted) + n);
+  else ds__fetch_add(&s->outside_submitted, n);
 }
 
 void ds__sched_count_complete(struct ds__sched *s) {
@@ -109,7 +109,7 @@ void ds__sched_wake(struct ds__sched *s) {
 
 /* URGENT work: a sleeping reserved worker (it takes nothing else), and any other sleeper too,
  * so that a burst is not left to the reserved workers alone. */
-static void ds__sched_wake_urgent(struct ds__sched *s) {
+void ds__sched_wake_urgent(struct ds__sched *s) {
   ds__fence_seq_cst();
   if (ds__load(&s->urgent_sleepers) > 0) {
     pthread_mutex_lock(&s->park_mu);
@@ -120,12 +120,17 @@ static void ds__sched_wake_urgent(struct ds__sched *s) {
 }
 
 void ds__sched_enqueue(struct ds__sched *s, struct ds_task *t, int worker_hint) {
+  int urgent = t->prio == DS_PRIO_URGENT; /* once queued, t may run and be freed at once */
+  ds__sched_enqueue_nowake(s, t, worker_hint);
+  if (urgent) ds__sched_wake_urgent(s);
+  else ds__sched_wake(s);
+}
+
+void ds__sched_enqueue_nowake(struct ds__sched *s, struct ds_task *t, int worker_hint) {
   ds__fetch_add(&t->refs, 1); /* the queue entry's */
   if (t->timed) t->ready_ns = ds__now_ns();
   if (t->prio == DS_PRIO_URGENT) {
     ds__queue_insert(&s->urgent, t);
-    ds__sched_wake_urgent(s);
-    return;
   } else if (t->prio == DS_PRIO_LOW) {
     ds__queue_insert(&s->low, t);
   } else {
@@ -138,7 +143,6 @@ void ds__sched_enqueue(struct ds__sched *s, struct ds_task *t, int worker_hint) 
     else if (&s->workers[w] != self || !ds__deque_push(&self->deque, s->ctx, t))
       ds__queue_push_tail(&s->workers[w].mailbox, t);
   }
-  ds__sched_wake(s);
 }
 
 static uint64_t ds__xorshift(uint64_t *x) {

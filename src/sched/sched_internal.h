@@ -60,7 +60,9 @@ struct ds_task {
   char failed_pred_name[DS__SCHED_NAME_MAX]; /* both written before failed_pred_id is read */
   ds_status failed_pred_status;
   ds__edge inline_edges[DS__SCHED_INLINE_EDGES]; /* this task's first edges (no allocation) */
+  char pad[32]; /* to a whole number of cache lines: pooled tasks are line-aligned */
 };
+_Static_assert(sizeof(struct ds_task) % 64 == 0, "struct ds_task: adjust pad to whole cache lines");
 /* Bytes of a task zeroed at allocation: the hot part. */
 #define DS__TASK_ZEROED offsetof(struct ds_task, name)
 /* The successor list of a completed task: new successors see it and do not link. */
@@ -259,6 +261,8 @@ struct ds__sched {
 
   struct ds__stripe stripes[DS__SCHED_STRIPES];
 
+  uint64_t serial;           /* unique per scheduler of the process (task_pool.c) */
+  struct ds__sched *live_next; /* the process's list of live schedulers (task_pool.c) */
   pthread_mutex_t pool_mu; /* guards pool and slabs (task_pool.c) */
   struct ds_task *pool;    /* free tasks, linked by qnext */
   struct ds__slab *slabs;
@@ -281,13 +285,16 @@ struct ds__sched *ds__sched_get(ds_context *ctx);
 struct ds__stripe *ds__stripe_of(struct ds__sched *s, const void *p);
 
 /* Counts a task submitted or completed by the calling thread. */
-void ds__sched_count_submit(struct ds__sched *s);
+void ds__sched_count_submit_n(struct ds__sched *s, uint64_t n);
+#define ds__sched_count_submit(s) ds__sched_count_submit_n((s), 1)
 void ds__sched_count_complete(struct ds__sched *s);
 /* Tasks submitted and not yet completed (0 exactly when none is live; see sched.c). */
 int64_t ds__sched_live(struct ds__sched *s);
 
 /* Queues a READY task (holding a ref for the queue entry) and wakes a worker if one sleeps. */
 void ds__sched_enqueue(struct ds__sched *s, struct ds_task *t, int worker_hint);
+/* The same without waking anyone (the caller wakes once for several). */
+void ds__sched_enqueue_nowake(struct ds__sched *s, struct ds_task *t, int worker_hint);
 /* Takes the next entry this worker should run (it may be a cancelled one); NULL if none. */
 struct ds_task *ds__sched_next(ds__worker *w);
 /* Runs a popped queue entry on the calling worker (or completes/drops it) and drops the
@@ -297,6 +304,8 @@ int64_t ds__sched_normal_queued(struct ds__sched *s);
 /* Nonzero while something a worker could start now is queued. */
 int ds__sched_runnable(struct ds__sched *s);
 void ds__sched_wake(struct ds__sched *s);
+/* Wakes a reserved worker (if one sleeps) and any other sleeper, for queued URGENT work. */
+void ds__sched_wake_urgent(struct ds__sched *s);
 void ds__sched_maybe_tick(struct ds__sched *s);
 /* The calling thread's worker record in s (the helper slot included), NULL if none. */
 static inline ds__worker *ds__sched_self(const struct ds__sched *s) {
@@ -329,6 +338,9 @@ void ds__pool_fini(struct ds__sched *s);
 /* DS__TASK_ZEROED bytes zeroed; NULL if out of memory */
 struct ds_task *ds__task_alloc(struct ds__sched *s);
 void ds__task_free(struct ds__sched *s, struct ds_task *t);
+/* A task id for the calling thread outside the pool, from its own block of ids of s. */
+#define DS__ID_BLOCK 256
+uint64_t ds__sched_outside_id(struct ds__sched *s);
 
 /* task.c */
 void ds__task_finish(struct ds_task *t, ds_status st, int why);

@@ -106,12 +106,11 @@ void ds__task_finish(struct ds_task *t, ds_status st, int why) {
 
 /* ---------------------------------------------------------------- submission */
 
-/* A unique task id. Workers take blocks of DS__ID_BLOCK from the shared counter, so that a
- * task spawned by a task touches no shared line for it. */
-#define DS__ID_BLOCK 256
+/* A unique task id. Workers and outside threads take blocks of DS__ID_BLOCK from the shared
+ * counter, so that a submit touches no shared line for it. */
 static uint64_t ds__task_id(struct ds__sched *s) {
   ds__worker *w = ds__sched_self(s);
-  if (!w) return ds__fetch_add_relaxed(&s->next_id, 1) + 1;
+  if (!w) return ds__sched_outside_id(s);
   if (w->id_next == w->id_end) {
     w->id_next = ds__fetch_add_relaxed(&s->next_id, DS__ID_BLOCK) + 1;
     w->id_end = w->id_next + DS__ID_BLOCK;
@@ -262,6 +261,73 @@ ds_status ds_task_submit(ds_task **out, ds_context *ctx, ds_task_fn fn, void *ar
   }
   ds_status st = ds__check_submit(ctx, fn, o);
   return st != DS_OK ? st : ds__submit(out, ctx, o, fn, NULL, arg);
+}
+
+/* ---------------------------------------------------------------- batches */
+
+#define DS__BATCH_CHUNK 64 /* tasks published per wake-up */
+
+/* Publishes k new tasks without dependencies: the live and group counts raised once, each
+ * queued without a wake-up, then one wake-up (a woken worker that finds more wakes the next). */
+static void ds__publish_chunk(struct ds__sched *s, struct ds_task **ts, size_t k, ds_task_group *g,
+                              int prio) {
+  ds__sched_count_submit_n(s, (uint64_t)k);
+  if (g) ds__fetch_add(&g->pending, (int)k);
+  for (size_t i = 0; i < k; i++) {
+    ds__store_relaxed(&ts[i]->state, DS_TASK_READY);
+    ds__sched_enqueue_nowake(s, ts[i], ts[i]->worker_hint);
+  }
+  if (prio == DS_PRIO_URGENT) ds__sched_wake_urgent(s);
+  else ds__sched_wake(s);
+}
+
+ds_status ds_task_submit_batch(size_t *submitted, ds_context *ctx, ds_task_fn fn, void *const *args,
+                               size_t n, const ds_task_options *opts) {
+  if (submitted) *submitted = 0;
+  if (!ctx) return ds__error(NULL, DS_ERR_INVALID_ARG, "sched", "ds_task_submit_batch: ctx is NULL");
+  ds_task_options defaults = DS_TASK_OPTIONS_INIT;
+  const ds_task_options *o = opts ? opts : &defaults;
+  if (opts && opts->struct_size == DS__TASK_OPTIONS_V1_SIZE) { /* built before 'data' */
+    memcpy(&defaults, opts, DS__TASK_OPTIONS_V1_SIZE);
+    defaults.struct_size = sizeof defaults;
+    o = &defaults;
+  }
+  ds_status st = ds__check_submit(ctx, fn, o);
+  if (st != DS_OK) return st;
+  if (o->ndeps)
+    return ds__error(ctx, DS_ERR_INVALID_ARG, "sched", "ds_task_submit_batch: dependencies are not "
+                     "supported in a batch (ndeps %zu); use ds_task_submit", o->ndeps);
+  struct ds__sched *s = ds__sched_get(ctx);
+  if (!s) return DS_ERR_NO_MEMORY;
+  if ((st = ds__check_deps(s, o)) != DS_OK) return st;
+  if (ds__load(&s->draining))
+    return ds__error(ctx, DS_ERR_SHUTDOWN, "sched", "batch of %zu tasks not accepted: the context is "
+                     "being destroyed", n);
+  int dev_hint = -1;
+  if (o->device != -1 && (st = ds__sched_worker_for_device(s, o->device, &dev_hint)) != DS_OK) return st;
+  struct ds_task *chunk[DS__BATCH_CHUNK];
+  size_t done = 0;
+  while (done < n) {
+    size_t k = 0;
+    for (; k < DS__BATCH_CHUNK && done + k < n; k++) {
+      void *arg = args ? args[done + k] : NULL;
+      int hint = o->worker;
+      if (o->prio == DS_PRIO_NORMAL && hint < 0)
+        hint = dev_hint >= 0 ? dev_hint : o->data ? ds__sched_worker_for_data(s, o->data) : -1;
+      struct ds_task *t = ds__task_new(s, o, 0, hint);
+      if (!t) break;
+      t->fn = fn;
+      t->arg = arg;
+      chunk[k] = t;
+    }
+    if (k) ds__publish_chunk(s, chunk, k, o->group, o->prio);
+    done += k;
+    if (submitted) *submitted = done;
+    if (done < n && k < DS__BATCH_CHUNK)
+      return ds__error(ctx, DS_ERR_NO_MEMORY, "sched", "ds_task_submit_batch: out of memory after "
+                       "%zu of %zu tasks (those were submitted)", done, n);
+  }
+  return DS_OK;
 }
 
 ds_status ds__sched_executor_submit(ds_context *ctx, ds__work_fn fn, void *arg, int prio) {

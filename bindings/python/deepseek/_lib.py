@@ -443,6 +443,7 @@ PROTOTYPES = {
     "ds_task_state": (c_int, [_vp]),
     "ds_task_status": (_st, [_vp]),
     "ds_task_release": (None, [_vp]),
+    "ds_task_submit_batch": (_st, [_P(c_size_t), _vp, TASK_FN, _P(_vp), c_size_t, _P(TaskOptions)]),
     "ds_task_cancelled": (c_int, []),
     "ds_task_should_yield": (c_int, []),
     "ds_task_yield": (c_int, []),

@@ -441,6 +441,32 @@ class SchedTest(unittest.TestCase):
             kept = ds.sched.submit(ctx, lambda: None)
         kept.release()  # released by the context's close already: harmless
 
+    def test_submit_batch(self):
+        import ctypes
+        from deepseek._lib import TASK_DONE_FN, TASK_FN, TaskOptions, lib
+        with new_context() as ctx:
+            hits = []
+            lock = threading.Lock()
+
+            def run(arg):
+                with lock:
+                    hits.append(arg)
+                return 0
+
+            body = TASK_FN(run)
+            g = ds.sched.TaskGroup(ctx)
+            args = (ctypes.c_void_p * 5)(*range(1, 6))
+            o = TaskOptions(ctypes.sizeof(TaskOptions), 1, None, None, 0, g.handle, TASK_DONE_FN(),
+                            None, 0, 0, -1, -1, None)
+            n = ctypes.c_size_t(99)
+            st = lib.ds_task_submit_batch(ctypes.byref(n), ctx.handle, body, args, 5, ctypes.byref(o))
+            self.assertEqual(st, 0)
+            self.assertEqual(n.value, 5)
+            g.wait(60)
+            self.assertEqual(sorted(hits), [1, 2, 3, 4, 5])
+            self.assertNotEqual(lib.ds_task_submit_batch(None, ctx.handle, TASK_FN(), args, 5, None), 0)
+            g.close()
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
