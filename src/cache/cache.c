@@ -7,8 +7,8 @@
 #include "cache_internal.h"
 
 /* ---- tier bookkeeping ---- */
-static uint64_t ds__centry_weight(const ds__centry *e) {
-  return (uint64_t)e->klen + (e->tier == 2 ? e->slen : e->vlen + e->keep_len);
+static uint64_t ds__centry_weight(ds__centry *e) {
+  return (uint64_t)e->klen + (e->tier == 2 ? ds__cold(e)->slen : e->vlen + ds__cold(e)->keep_len);
 }
 
 void ds__tier_add(ds__shard *sh, ds__centry *e) {
@@ -29,22 +29,22 @@ static void ds__tier_sub(ds__shard *sh, ds__centry *e) {
 
 /* ---- entries and the hash table ---- */
 static void ds__centry_free_data(ds_cache *c, ds__centry *e) {
-  ds__free(c->ctx, e->keep);
-  e->keep = NULL;
-  e->keep_len = 0;
+  ds__free(c->ctx, ds__cold(e)->keep);
+  ds__cold(e)->keep = NULL;
+  ds__cold(e)->keep_len = 0;
   if (!e->data) return;
   if (e->dev) ds__gpu_free(c->gpu, e->data);
-  else if (e->free_fn) e->free_fn(e->free_user, e->data);
+  else if (ds__cold(e)->free_fn) ds__cold(e)->free_fn(ds__cold(e)->free_user, e->data);
   else if (!e->inl) ds__free(c->ctx, e->data);
   e->data = NULL;
-  e->free_fn = NULL;
+  ds__cold(e)->free_fn = NULL;
   e->inl = 0;
   e->dev = 0;
 }
 
 void ds__centry_free(ds_cache *c, ds__centry *e) {
   ds__centry_free_data(c, e);
-  ds__free(c->ctx, e);
+  ds__free(c->ctx, ds__cold(e));
 }
 
 /* Key equality; keys of 8..16 bytes (the common ids) as two overlapping 8-byte words, without
@@ -131,13 +131,13 @@ void ds__place_l1(ds_cache *c, ds__shard *sh, ds__centry *e, int force) {
 /* Compresses e (uncompressed, in no tier) into L2 (or reuses the encoding it kept); drops it
  * when L2 is absent, declines it, or compression runs out of memory. */
 static void ds__place_l2(ds_cache *c, ds__shard *sh, ds__centry *e) {
-  void *enc_data = e->keep;
-  size_t enc_len = e->keep_len;
-  uint32_t enc = e->keep_enc;
-  e->keep = NULL;
-  e->keep_len = 0;
+  void *enc_data = ds__cold(e)->keep;
+  size_t enc_len = ds__cold(e)->keep_len;
+  uint32_t enc = ds__cold(e)->keep_enc;
+  ds__cold(e)->keep = NULL;
+  ds__cold(e)->keep_len = 0;
   e->tier = 2;
-  e->slen = e->vlen;
+  ds__cold(e)->slen = e->vlen;
   ds__tier_add(sh, e); /* so drop can subtract */
   if (!sh->pol[1] ||
       (!enc_data &&
@@ -149,8 +149,8 @@ static void ds__place_l2(ds_cache *c, ds__shard *sh, ds__centry *e) {
   ds__tier_sub(sh, e);
   ds__centry_free_data(c, e);
   e->data = enc_data;
-  e->slen = enc_len;
-  e->enc = enc;
+  ds__cold(e)->slen = enc_len;
+  ds__cold(e)->enc = enc;
   ds__tier_add(sh, e);
   uint64_t w = ds__centry_weight(e);
   int r = w <= UINT32_MAX ? ds__policy_insert(sh->pol[1], (uintptr_t)e, (uint32_t)w, -1) : 0;
@@ -186,9 +186,9 @@ void ds__place_top(ds_cache *c, ds__shard *sh, ds__centry *e, int force, int l1_
     ds__place_l1(c, sh, e, l1_force);
     return;
   }
-  ds__free(c->ctx, e->keep); /* the GPU tier keeps no encoding */
-  e->keep = NULL;
-  e->keep_len = 0;
+  ds__free(c->ctx, ds__cold(e)->keep); /* the GPU tier keeps no encoding */
+  ds__cold(e)->keep = NULL;
+  ds__cold(e)->keep_len = 0;
   e->tier = 3;
   uint64_t w = ds__centry_weight(e);
   ds__tier_add(sh, e);
@@ -254,12 +254,12 @@ uint32_t ds__pending_l1(void *user, uint64_t key) {
  * counters; tier 0 until placed). */
 void ds__centry_adopt_plain(ds__shard *sh, ds__centry *e, void *plain) {
   ds__tier_sub(sh, e);
-  e->keep = e->data; /* encoded data is always ours (ds__alloc), never an owned value */
-  e->keep_len = e->slen;
-  e->keep_enc = e->enc;
+  ds__cold(e)->keep = e->data; /* encoded data is always ours (ds__alloc), never an owned value */
+  ds__cold(e)->keep_len = ds__cold(e)->slen;
+  ds__cold(e)->keep_enc = ds__cold(e)->enc;
   e->data = plain;
-  e->slen = e->vlen;
-  e->enc = 0;
+  ds__cold(e)->slen = e->vlen;
+  ds__cold(e)->enc = 0;
   e->tier = 0;
 }
 
@@ -267,7 +267,7 @@ void ds__centry_adopt_plain(ds__shard *sh, ds__centry *e, void *plain) {
 ds_status ds__centry_decode(ds_cache *c, ds__shard *sh, ds__centry *e) {
   void *plain = ds__alloc(c->ctx, e->vlen ? e->vlen : 1);
   if (!plain) return DS_ERR_NO_MEMORY;
-  ds_status st = ds__codec_decode(c->ctx, e->enc, e->data, e->slen, plain, e->vlen);
+  ds_status st = ds__codec_decode(c->ctx, ds__cold(e)->enc, e->data, ds__cold(e)->slen, plain, e->vlen);
   if (st != DS_OK) {
     ds__free(c->ctx, plain);
     return st;
@@ -305,8 +305,8 @@ void ds__centry_unhold(ds_cache *c, ds__shard *sh, ds__centry *e) {
 
 /* Hides e from lookups; frees it now, or at the last release when references remain. */
 void ds__centry_kill(ds_cache *c, ds__shard *sh, ds__centry *e) {
-  e->holds -= e->pins;
-  e->pins = 0;
+  e->holds -= ds__cold(e)->pins;
+  ds__cold(e)->pins = 0;
   if (e->holds == 0) {
     if (e->tier) ds__policy_remove(sh->pol[e->tier - 1], (uintptr_t)e);
     ds__centry_drop(c, sh, e);

@@ -205,14 +205,16 @@ static ds_status ds__cache_insert(ds_cache *c, const void *key, size_t klen, con
   /* an inline value starts 16-byte aligned from the (16-byte aligned) allocation */
   size_t voff = (offsetof(ds__centry, key) + klen + 15) & ~(size_t)15;
   size_t size = inl ? voff + vlen : offsetof(ds__centry, key) + klen;
-  ds__centry *e = ds__alloc(c->ctx, size > sizeof *e ? size : sizeof *e);
-  if (!e) return ds__error(c->ctx, DS_ERR_NO_MEMORY, "cache", "out of memory for an entry");
-  memset(e, 0, sizeof *e);
+  if (size < sizeof(ds__centry)) size = sizeof(ds__centry);
+  ds__centry_cold *cold = ds__alloc(c->ctx, sizeof *cold + size);
+  if (!cold) return ds__error(c->ctx, DS_ERR_NO_MEMORY, "cache", "out of memory for an entry");
+  memset(cold, 0, sizeof *cold + sizeof(ds__centry));
+  ds__centry *e = (ds__centry *)(cold + 1);
   memcpy(e->key, key, klen);
   if (src && !inl) {
     data = ds__alloc(c->ctx, vlen ? vlen : 1);
     if (!data) {
-      ds__free(c->ctx, e);
+      ds__free(c->ctx, cold);
       return ds__error(c->ctx, DS_ERR_NO_MEMORY, "cache", "out of memory for a value");
     }
   }
@@ -222,9 +224,9 @@ static ds_status ds__cache_insert(ds_cache *c, const void *key, size_t klen, con
   e->klen = (uint16_t)klen;
   e->hash = ds__cache_hash(key, klen);
   e->data = data;
-  e->vlen = e->slen = vlen;
-  e->free_fn = fn;
-  e->free_user = user;
+  e->vlen = ds__cold(e)->slen = vlen;
+  ds__cold(e)->free_fn = fn;
+  ds__cold(e)->free_user = user;
   ds__shard *sh = ds__cache_shard(c, e->hash);
   pthread_mutex_lock(&sh->mu);
   ds__centry *old = ds__shard_find(sh, e->hash, key, klen);
@@ -264,7 +266,7 @@ ds_status ds_cache_put_owned(ds_cache *c, const void *key, size_t klen, void *va
 static ds_status ds__cache_get_l2(ds_cache *c, ds__shard *sh, ds__centry *e, void *buf) {
   if (e->vlen == 0) return DS_OK;
   if (e->holds || !sh->pol[0]) {
-    ds_status st = ds__codec_decode(c->ctx, e->enc, e->data, e->slen, buf, e->vlen);
+    ds_status st = ds__codec_decode(c->ctx, ds__cold(e)->enc, e->data, ds__cold(e)->slen, buf, e->vlen);
     if (st == DS_OK && !e->holds) ds__policy_touch_node(sh->pol[1], e->pnode, (uintptr_t)e, -1);
     return st;
   }
@@ -480,12 +482,12 @@ static ds_status ds__cache_with_entry(ds_cache *c, const void *key, size_t klen,
   if (!e) st = DS_ERR_NOT_FOUND;
   else if (op == 0) ds__centry_kill(c, sh, e);
   else if (op == 1) {
-    e->pins++;
+    ds__cold(e)->pins++;
     ds__centry_hold(sh, e);
-  } else if (e->pins == 0) {
+  } else if (ds__cold(e)->pins == 0) {
     st = DS_ERR_STATE;
   } else {
-    e->pins--;
+    ds__cold(e)->pins--;
     ds__centry_unhold(c, sh, e);
   }
   pthread_mutex_unlock(&sh->mu);

@@ -12,8 +12,23 @@
 #include "gpu.h"
 #include "policy.h"
 
+/* An entry is one allocation: its cold fields (ds__centry_cold: read by moves, pins, owned
+ * values), then the fields a hit reads and the key, so a lookup of a 16-byte key reads 64
+ * bytes from the entry pointer (the inline value follows). ds__cold(e) reaches the cold part. */
+typedef struct ds__centry_cold {
+  size_t slen;              /* stored length (tier 2) */
+  ds_cache_free_fn free_fn; /* owned value (ds_cache_put_owned); NULL: ds__free */
+  void *free_user;
+  void *keep;               /* tier 1: the L2 encoding it came up with (values never change), so
+                               moving it down again costs no compression; counted in L1 */
+  size_t keep_len;
+  uint32_t keep_enc;
+  uint32_t enc;             /* DS__ENC_* of tier-2 data */
+  uint32_t pins;
+  char pad[12];             /* 64 bytes: the entry after it stays 16-byte aligned */
+} ds__centry_cold;
+
 typedef struct ds__centry {
-  /* the fields a hit reads come first */
   struct ds__centry *next; /* hash chain */
   uint64_t hash;
   void *data;              /* tier 1: the value; tier 2: its encoding; tier 3: device memory */
@@ -21,22 +36,17 @@ typedef struct ds__centry {
   uint16_t klen;
   uint8_t tier;            /* 1 L1, 2 L2, 3 GPU (0 while moving) */
   uint8_t dead;            /* removed while referenced: freed at the last release */
-  uint32_t holds;          /* pins + live references; held entries are in no policy */
-  uint32_t pnode;          /* node in its tier's policy (a hint, see ds__policy_touch_node) */
   uint8_t pend;            /* L1 hits not yet seen by a lazy L1 policy (saturating) */
   uint8_t inl;             /* data lies in this allocation, after the key (not freed alone) */
   uint8_t dev;             /* data is device memory of the GPU tier (tier 3) */
-  uint32_t pins;
-  uint32_t enc;            /* DS__ENC_* of tier-2 data */
-  size_t slen;             /* stored length (tier 2) */
-  ds_cache_free_fn free_fn; /* owned value (ds_cache_put_owned); NULL: ds__free */
-  void *free_user;
-  void *keep;              /* tier 1: the L2 encoding it came up with (values never change), so
-                              moving it down again costs no compression; counted in L1 */
-  size_t keep_len;
-  uint32_t keep_enc;
+  uint8_t pad;
+  uint32_t holds;          /* pins + live references; held entries are in no policy */
+  uint32_t pnode;          /* node in its tier's policy (a hint, see ds__policy_touch_node) */
   char key[];
 } ds__centry;
+
+_Static_assert(sizeof(ds__centry_cold) % 16 == 0, "entries must stay 16-byte aligned");
+static inline ds__centry_cold *ds__cold(ds__centry *e) { return (ds__centry_cold *)e - 1; }
 
 typedef struct ds__tier_counters {
   uint64_t bytes, raw_bytes, key_bytes, entries;

@@ -93,8 +93,8 @@ static void ds__prefetch_run(void *arg) {
   if (e && e->tier == 2 && sh->pol[0]) {
     ds__centry_hold(sh, e);
     void *src = e->data;
-    size_t slen = e->slen, vlen = e->vlen;
-    uint32_t enc = e->enc;
+    size_t slen = ds__cold(e)->slen, vlen = e->vlen;
+    uint32_t enc = ds__cold(e)->enc;
     pthread_mutex_unlock(&sh->mu);
     void *plain = ds__alloc(c->ctx, vlen ? vlen : 1);
     ds_status st = plain ? ds__codec_decode(c->ctx, enc, src, slen, plain, vlen) : DS_ERR_NO_MEMORY;
