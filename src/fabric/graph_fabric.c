@@ -72,24 +72,23 @@ static int on_host_cores(const ds_device_info *in) {
 static void plat_units(ds_context *ctx, struct ds__fabric *fab, struct ds__gplat *plat,
                        int32_t workers) {
   int ndev = plat->ndev, ncpu = 0, nown = 0, cores = 0;
-  int shared = ds__param(ctx, DS_PARAM_FABRIC_PLAN_SHARED_CORES) != 0;
+  plat->shared = ds__param(ctx, DS_PARAM_FABRIC_PLAN_SHARED_CORES) != 0;
   for (int d = 0; d < ndev; d++) {
     const ds_device_info *in = &fab->dev[d].info;
     if (in->kind == DS_FABRIC_DEVICE_CPU) ncpu++, cores += in->compute_units;
-    else if (!shared || !on_host_cores(in)) nown++;
+    else if (!plat->shared || !on_host_cores(in)) nown++;
   }
-  if (cores <= 0) cores = workers;
-  plat->host_pus = shared ? cores : 0;
+  plat->host_pus = cores > 0 ? cores : workers;
   for (int d = 0; d < ndev; d++) {
     const ds_device_info *in = &fab->dev[d].info;
     struct ds__gdev *gd = &plat->dev[d];
     gd->units = 1;
-    gd->host_pus = shared && on_host_cores(in) ? 1 : 0;
+    gd->host_pus = on_host_cores(in) ? 1 : 0;
     if (in->kind == DS_FABRIC_DEVICE_CPU) {
       int u = (workers - nown) / (ncpu ? ncpu : 1);
       gd->units = u > 1 ? u : 1;
     } else if (gd->host_pus) {
-      gd->host_pus = in->compute_units > 0 ? in->compute_units : cores;
+      gd->host_pus = in->compute_units > 0 ? in->compute_units : plat->host_pus;
     }
   }
 }

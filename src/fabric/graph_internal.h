@@ -131,9 +131,11 @@ struct ds__gplat {
    * no such buffer. */
   const uint8_t *buf_copy;
   double (*copy_s)(void *user, int from_ms, int to_ms, uint64_t bytes);
-  /* Host processing units the devices with host_pus > 0 share (0: no contention modelled).
-   * The simulation never lets their running nodes hold more than this at once. */
+  /* Host processing units the devices with host_pus > 0 share (0: unknown). With shared set
+   * the simulation never lets their running nodes hold more than this at once; either way
+   * the executor uses it to take contention out of measured times. */
   int host_pus;
+  int shared;
   /* After HEFT, also simulate every single-device plan and keep the best (see partition.c). */
   int guard;
 };
@@ -149,6 +151,10 @@ struct ds_plan {
   double makespan_s;
   uint64_t bytes_moved;
   uint32_t calibrating;
+  /* The shared host-core pool as planned (see ds__gplat.host_pus): the executor uses it to
+   * correct measured times for contention before they reach the cost models. */
+  int pool_cap;
+  int dev_pus[DS__GRAPH_MAX_DEV];
 };
 /* Plans on an explicit device view (tests drive the partitioner through this). */
 ds_status ds__graph_plan_on(ds_plan **out, ds_graph *g, const struct ds__gplat *plat,

@@ -1,7 +1,15 @@
 /* Running a plan: one scheduler task per node, submitted in the plan's order with its
  * predecessors' tasks as dependencies, all in one task group. A node's task runs it on its
  * device and feeds the measured time to the kernel's cost model; the first failure is kept
- * with its message (the scheduler cancels the failed node's successors). */
+ * with its message (the scheduler cancels the failed node's successors).
+ *
+ * Contention: nodes on devices that share the host's cores (CPU workers, PoCL) slow each other
+ * down when together they hold more than the cores there are, e.g. while calibration or a plan
+ * made without the shared-core model overlaps them. The run keeps the time integral of the
+ * cores its running nodes hold; a node whose average load exceeded the pool had its time
+ * stretched by about load / cores (processor sharing), so that factor is taken out before the
+ * time is recorded. Otherwise the models learn contended times and the planner, which already
+ * keeps such nodes apart, would price them twice. */
 #include <stdio.h>
 #include <string.h>
 
@@ -13,23 +21,49 @@ struct run;
 struct run_node {
   struct run *r;
   int32_t node, dev;
+  int pus; /* host cores the node holds (0: its device has its own) */
 };
 struct run {
   ds_graph *g;
   pthread_mutex_t mu;
+  int pool_cap;      /* host cores of the pool; 0: no correction */
+  int load;          /* cores held by running nodes (under mu) */
+  uint64_t load_t;   /* when load last changed, ns */
+  double load_int;   /* integral of load over time, core-ns */
   ds_status first; /* first node failure */
   char msg[DS__ERRMSG_MAX];
   struct run_node *rn;
   ds_task **tasks;
 };
 
+/* Adds delta cores to the pool's load; *integral and *t: the load integral and time just
+ * before the change. */
+static void pool_change(struct run *r, int delta, double *integral, uint64_t *t) {
+  pthread_mutex_lock(&r->mu);
+  uint64_t now = ds__now_ns();
+  if (r->load_t) r->load_int += (double)r->load * (double)(now - r->load_t);
+  r->load_t = now;
+  r->load += delta;
+  *integral = r->load_int;
+  *t = now;
+  pthread_mutex_unlock(&r->mu);
+}
+
 static ds_status node_task(void *arg) {
   struct run_node *rn = arg;
   struct run *r = rn->r;
   ds_graph *g = r->g;
   const struct ds__gnode *n = &g->nodes[rn->node];
-  double s = 0;
+  double s = 0, i0 = 0, i1 = 0;
+  uint64_t t0 = 0, t1 = 0;
+  int pool = r->pool_cap > 0 && rn->pus > 0;
+  if (pool) pool_change(r, rn->pus, &i0, &t0);
   ds_status st = ds__gfab_exec(g, n, rn->dev, &s);
+  if (pool) {
+    pool_change(r, -rn->pus, &i1, &t1);
+    double avg = t1 > t0 ? (i1 - i0) / (double)(t1 - t0) : 0; /* includes this node's cores */
+    if (avg > r->pool_cap) s *= r->pool_cap / avg;
+  }
   if (st == DS_OK) {
     char key[DS__NAME_MAX];
     uint64_t size = n->size;
@@ -60,7 +94,8 @@ static ds_status submit_all(struct run *r, const ds_plan *p, ds_task_group *grp)
     int32_t v = p->order[i];
     const struct ds__gnode *n = &g->nodes[v];
     for (uint32_t j = 0; j < n->npred; j++) deps[j] = r->tasks[n->pred[j]];
-    r->rn[v] = (struct run_node){r, v, p->dev[v]};
+    r->rn[v] = (struct run_node){r, v, p->dev[v],
+                                 p->dev[v] < DS__GRAPH_MAX_DEV ? p->dev_pus[p->dev[v]] : 0};
     ds_task_options o = DS_TASK_OPTIONS_INIT;
     o.name = n->name;
     o.deps = deps;
@@ -81,7 +116,7 @@ ds_status ds_graph_run(ds_graph *g, const ds_plan *p, ds_graph_run_info *info) {
   if (p->g != g || p->version != g->version || p->nnodes != g->nnodes)
     return ds__error(g->ctx, DS_ERR_INVALID_ARG, MOD,
                      "run: the plan is for another graph or the graph changed since");
-  struct run r = {.g = g, .first = DS_OK};
+  struct run r = {.g = g, .first = DS_OK, .pool_cap = p->pool_cap};
   r.rn = ds__calloc(g->ctx, g->nnodes, sizeof *r.rn);
   r.tasks = ds__calloc(g->ctx, g->nnodes, sizeof *r.tasks);
   ds_task_group *grp = NULL;

@@ -375,6 +375,11 @@ ds_status ds__graph_plan_on(ds_plan **out, ds_graph *g, const struct ds__gplat *
   if (o->policy == DS_PLAN_HEFT && plat->guard && (st = guard_single(&P, plan)) != DS_OK)
     goto fail;
   plan->calibrating = P.calibrating;
+  plan->pool_cap = plat->host_pus;
+  for (int d = 0; d < plat->ndev; d++) { /* a device cannot hold more cores than exist */
+    int pus = plat->host_pus > 0 && plat->dev[d].host_pus > 0 ? plat->dev[d].host_pus : 0;
+    plan->dev_pus[d] = pus < plat->host_pus ? pus : plat->host_pus;
+  }
   planner_free(&P);
   *out = plan;
   return DS_OK;

@@ -36,7 +36,7 @@ ds_status ds__psim_init(struct ds__psim *s, ds_graph *g, const struct ds__gplat 
   for (int d = 0, u = 0; d < plat->ndev; d++) {
     s->dev_unit0[d] = u;
     int nu = plat->dev[d].units > 0 ? plat->dev[d].units : 1, pus = plat->dev[d].host_pus;
-    if (plat->host_pus <= 0 || pus < 0) pus = 0;
+    if (!plat->shared || plat->host_pus <= 0 || pus < 0) pus = 0;
     if (pus > plat->host_pus) pus = plat->host_pus; /* it cannot hold more than exist */
     for (int k = 0; k < nu; k++) s->unit_pus[u + k] = pus;
     u += nu;
