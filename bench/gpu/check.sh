@@ -16,7 +16,8 @@ cmake --build build-gpu -j "$(nproc)" > "$out/build.log" 2>&1 || { tail -50 "$ou
 grep -q "tests failed out of" "$out/ctest.log" && grep -q " 0 tests failed" "$out/ctest.log" || { echo "gpu-check: FAIL (ctest)"; exit 1; }
 ./build-gpu/examples/deepseek_info 2>&1 | tee "$out/deepseek_info.txt"
 # The GPU benchmarks only (the CPU ones are run by `make bench`), to stay within a few minutes:
-# every bench_*_gpu, e.g. bench_precision_gemm_gpu (cuBLAS) and bench_fabric_transfer_gpu
+# every bench_*_gpu, e.g. bench_precision_gemm_gpu (cuBLAS), bench_precision_kernels_gpu (the
+# training kernels on bf16 tensors vs device-to-device copy bandwidth) and bench_fabric_transfer_gpu
 # (host<->GPU bandwidth through the fabric vs raw cudaMemcpy on pinned memory, and zero-copy vs
 # copy-then-compute).
 for b in build-gpu/bench/bench_*_gpu; do
