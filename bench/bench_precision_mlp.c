@@ -18,7 +18,7 @@
 
 #include "bench_common.h"
 
-#define REPS 5
+#define REPS 7
 static const int64_t dims[4] = {784, 1024, 1024, 10};
 static int64_t B = 256;
 
@@ -146,15 +146,18 @@ static float net_step(net *n) {
   return loss;
 }
 
-static double time_net(net *n, float *loss) {
-  double t[REPS];
-  *loss = net_step(n);
-  for (int r = 0; r < REPS; r++) {
-    double t0 = bench_now_s();
-    net_step(n);
-    t[r] = bench_now_s() - t0;
-  }
-  return bench_median(t, REPS) * 1e3;
+/* Median step time of each net, the nets' steps interleaved so a change of machine load
+ * hits all of them alike (the first step of each is a warm-up). */
+static void time_nets(net **nets, int n, double *ms, float *loss) {
+  double t[3][REPS];
+  for (int k = 0; k < n; k++) loss[k] = net_step(nets[k]);
+  for (int r = 0; r < REPS; r++)
+    for (int k = 0; k < n; k++) {
+      double t0 = bench_now_s();
+      net_step(nets[k]);
+      t[k][r] = bench_now_s() - t0;
+    }
+  for (int k = 0; k < n; k++) ms[k] = bench_median(t[k], REPS) * 1e3;
 }
 
 static uint64_t total(const net *n, const ds_optimizer_memory *m) {
@@ -195,8 +198,12 @@ int main(int argc, char **argv) {
   ds_optimizer_memory_get(f32.opt, &m32);
   ds_optimizer_memory_get(mixed.opt, &mmx);
   ds_optimizer_memory_get(act16.opt, &m16);
-  float l32, lmx, l16;
-  double t32 = time_net(&f32, &l32), tmx = time_net(&mixed, &lmx), t16 = time_net(&act16, &l16);
+  net *nets[3] = {&f32, &mixed, &act16};
+  double ms[3];
+  float loss[3];
+  time_nets(nets, 3, ms, loss);
+  double t32 = ms[0], tmx = ms[1], t16 = ms[2];
+  float l32 = loss[0], lmx = loss[1], l16 = loss[2];
   printf("# one thread, batch %lld; step fp32 %.1f ms, mixed (bf16 weights+activations) %.1f ms, "
          "act16 (fp32 weights, bf16 activations) %.1f ms; first-step loss %.5f / %.5f / %.5f\n",
          (long long)B, t32, tmx, t16, l32, lmx, l16);

@@ -17,3 +17,12 @@ if(TARGET bench_precision_gemm_gpu)
     target_compile_definitions(bench_precision_gemm_gpu PRIVATE DS_BENCH_HAVE_CUDA)
   endif()
 endif()
+
+# The GPU training-kernel benchmark needs the CUDA runtime (device buffers); the anchor is a
+# device-to-device cudaMemcpy. Builds only with CUDA; skips at run time without a device.
+if(TARGET bench_precision_kernels_gpu)
+  if(DS_HAVE_CUDA AND TARGET CUDA::cudart)
+    ds_bench_link(bench_precision_kernels_gpu CUDA::cudart)
+    target_compile_definitions(bench_precision_kernels_gpu PRIVATE DS_BENCH_HAVE_CUDA)
+  endif()
+endif()

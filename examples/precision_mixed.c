@@ -1,5 +1,6 @@
 /* precision_mixed: one linear layer y = x W^T with bf16/fp16 weights under the DynamicPrecision
- * policy and a loss scaler, the way a training loop would use them.
+ * policy, its activation stored in bf16, and a loss scaler, the way a training loop would use
+ * them.
  *   build: part of the project (examples/), or: cc precision_mixed.c $(pkg-config --cflags --libs deepseek)
  *   run:   ./precision_mixed */
 #include <deepseek.h>
@@ -67,6 +68,20 @@ int main(void) {
              layer, ds_dtype_name(next), score);
     }
   }
+
+  /* 16-bit activations: GELU of the layer output kept in bf16 for the backward pass (computed
+   * in fp32, rounded once), half the bytes of fp32. The same call runs on CUDA tensors. */
+  static uint16_t act16[BATCH * OUT];
+  ds_tensor tyf, ta16;
+  int64_t as[2] = {BATCH, OUT};
+  ds_tensor_init(&tyf, ctx, y, DS_DTYPE_F32, 2, as, NULL, cpu);
+  ds_tensor_init(&ta16, ctx, act16, DS_DTYPE_BF16, 2, as, NULL, cpu);
+  if (check(ctx, ds_bias_act_forward_tensor(ctx, &ta16, &tyf, NULL, DS_ACT_GELU), "gelu"))
+    return 1;
+  double amax = 0;
+  ds_reduce_tensor(ctx, &amax, DS_REDUCE_AMAX, &ta16);
+  printf("bf16 activations: %zu bytes instead of %zu, max |gelu(y)| %.4f\n", sizeof act16,
+         sizeof y, amax);
 
   /* Loss scaling: scale the loss, unscale the gradients in one fused pass, update. */
   ds_loss_scaler *scaler = NULL;

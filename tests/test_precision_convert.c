@@ -222,6 +222,12 @@ static void test_vector_levels_match_scalar(void **state) {
     tested++;
   }
   assert_int_equal(tested, (int)best);
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  /* the AVX-512 table is compiled in and distinct whether or not this CPU can run it */
+  assert_int_equal(ds__prec_kernels_avx512.isa, DS_PRECISION_ISA_AVX512);
+  assert_true(ds__prec_kernels_avx512.f32_to_f16 != ds__prec_kernels_scalar.f32_to_f16);
+  assert_true(ds__prec_kernels_avx512.bf16_to_f32 != ds__prec_kernels_avx2.bf16_to_f32);
+#endif
   free(pat);
 }
 

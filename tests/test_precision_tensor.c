@@ -4,8 +4,8 @@
  * the element, plus the fp32 kernel's error relative to the row's scale), on a problem large
  * enough that the CPU path works in several row blocks. The same suite runs three ways: the
  * CPU kernels; the CUDA kernel code executed on the host (builds with CUDA); and the CUDA
- * kernels on a GPU when there is one (skipped with a message otherwise; DS_REQUIRE_GPU=1
- * makes that a failure). Also shape, dtype, device and label errors. */
+ * kernels on a GPU when there is one, softmax through cuDNN and then through our own kernels
+ * (skipped with a message otherwise; DS_REQUIRE_GPU=1 makes that a failure). Also shape, dtype, device and label errors. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -395,7 +395,9 @@ static void test_cuda_kernels_on_gpu(void **state) {
     return;
   }
   on_gpu = 1;
-  run_suite();
+  run_suite(); /* softmax through cuDNN where it loads */
+  assert_int_equal(ds_context_set_param(ctx, DS_PARAM_PRECISION_CUDNN, 0), DS_OK);
+  run_suite(); /* the library's own kernels for all */
   /* a bad label is found on the device */
   double lab[R] = {0}, v[N] = {0};
   lab[3] = C;

@@ -25,8 +25,9 @@ wait
 rm -rf "$sd"
 grep -o '"telemetry.gpu0[^,]*' "$out/monitor_gpu.json" || { echo "gpu-check: FAIL (no per-GPU stats)"; exit 1; }
 # The GPU benchmarks only (the CPU ones are run by `make bench`), to stay within a few minutes:
-# every bench_*_gpu, e.g. bench_precision_gemm_gpu (cuBLAS), bench_cache_gpu (the cache's GPU
-# tier: put/get of 4 MiB values vs fabric buffer transfers) and bench_fabric_transfer_gpu
+# every bench_*_gpu, e.g. bench_precision_gemm_gpu (cuBLAS), bench_precision_kernels_gpu (the
+# training kernels on bf16 tensors vs device-to-device copy bandwidth), bench_cache_gpu (the
+# cache's GPU tier: put/get of 4 MiB values vs fabric buffer transfers) and bench_fabric_transfer_gpu
 # (host<->GPU bandwidth through the fabric vs raw cudaMemcpy on pinned memory, and zero-copy vs
 # copy-then-compute).
 for b in build-gpu/bench/bench_*_gpu; do

@@ -158,6 +158,11 @@ typedef enum ds_param {
    *  restored when the last one leaves. Keeps concurrent GEMM tasks from oversubscribing the
    *  cores. Default 1. */
   DS_PARAM_PRECISION_TASK_BLAS_THREADS = 302,
+  /** 1: softmax / log-softmax (forward and backward) on CUDA tensors go to cuDNN when it can
+   *  be loaded (libcudnn.so.9) and all operands share one dtype (fp32 accumulation inside
+   *  cuDNN; counted in the stat "precision.cudnn.softmax"); 0: always the library's own CUDA
+   *  kernels (fp64 row sums). Default 1. */
+  DS_PARAM_PRECISION_CUDNN = 303,
   /** Load predictor: observations between two online fine-tunes of a predictor, run at LOW
    *  priority on the context's executor (0..1000000); 0 turns online adaptation off. Read when
    *  a predictor is created or loaded. Default 0. */

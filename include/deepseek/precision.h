@@ -95,7 +95,9 @@ DS_API const char *ds_precision_isa_name(ds_precision_isa isa);
  *  cuBLAS lacks); DS_ERR_UNSUPPORTED (operands on different devices, or CUDA operands in a
  *  build without CUDA); DS_ERR_UNAVAILABLE (CUDA operands, no CUDA device or no cuBLAS);
  *  DS_ERR_DEVICE (a CUDA error); DS_ERR_NO_MEMORY.
- *  Thread-safe; concurrent calls may share A and B, not C. */
+ *  Thread-safe; concurrent calls may share A and B, not C. Called inside a scheduler task,
+ *  the OpenBLAS/oneDNN threads it uses are capped at DS_PARAM_PRECISION_TASK_BLAS_THREADS
+ *  (default 1) so concurrent GEMM tasks do not oversubscribe the cores. */
 DS_API ds_status ds_gemm(ds_context *ctx, ds_tensor *c, const ds_tensor *a, const ds_tensor *b,
                          uint32_t flags, float alpha, float beta);
 

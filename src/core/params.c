@@ -54,6 +54,7 @@ static const ds__param_def ds__params[] = {
     {DS_PARAM_PRECISION_ISA, "precision_isa", 0, 3, 0, 0, ds__precision_isa_names},
     {DS_PARAM_PRECISION_SKINNY_MAX_M, "precision_skinny_max_m", 0, 64, 32, 0, NULL},
     {DS_PARAM_PRECISION_TASK_BLAS_THREADS, "precision_task_blas_threads", 0, 1024, 1, 0, NULL},
+    {DS_PARAM_PRECISION_CUDNN, "precision_cudnn", 0, 1, 1, 0, NULL},
     {DS_PARAM_PREDICT_ONLINE_INTERVAL, "predict_online_interval", 0, 1000000, 0, 0, NULL},
     {DS_PARAM_PREDICT_ONLINE_HISTORY, "predict_online_history", 16, 1048576, 2048, 0, NULL},
     {DS_PARAM_PREDICT_ONLINE_EPOCHS, "predict_online_epochs", 1, 100, 2, 0, NULL},

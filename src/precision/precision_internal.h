@@ -88,6 +88,7 @@ struct ds__precision {
   size_t scratch_size;
   int scratch_busy;
   int stat_gemm[DS__GEMM_PATHS]; /* "precision.gemm.<path>" counters of 2-D problems */
+  int stat_cudnn;                /* "precision.cudnn.softmax": softmax calls cuDNN ran */
 };
 /* The context's state, created on first use; NULL when out of memory. */
 struct ds__precision *ds__precision_get(ds_context *ctx);

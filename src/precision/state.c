@@ -14,6 +14,7 @@ struct ds__precision *ds__precision_get(ds_context *ctx) {
       pthread_mutex_init(&p->mu, NULL);
       for (int i = 0; i < DS__GEMM_PATHS; i++)
         p->stat_gemm[i] = ds__stat_register(ctx, names[i], DS_STAT_COUNTER);
+      p->stat_cudnn = ds__stat_register(ctx, "precision.cudnn.softmax", DS_STAT_COUNTER);
       ctx->precision = p;
     }
   }
