@@ -255,9 +255,9 @@ static ds_predictor *fine_tune(ds_context *ctx, const ds_predictor *p, const ev_
   return q;
 }
 
-/* The forecasts of every model for step e of series s, into f[M_*] and (LSTM overload
- * probability) *prob, for horizon index hi; v/pr and vq/prq are the pooled and fine-tuned
- * models' outputs at e. */
+/* The baselines' per-series state, and the clamped forecasts of every model for step e of
+ * series s at horizon index hi into f[M_*]; v and vq are the pooled and fine-tuned models'
+ * values at e (vq NULL: no fine-tune, the pooled model stands in). */
 typedef struct base_fc {
   double *le[NH], *lh[NH], *bh[NH], coef[AR_P + 1];
   int ar_ok;
