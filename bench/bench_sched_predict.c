@@ -6,8 +6,15 @@
  *   threshold  the reactive method: predicted load = the load just observed (EWMA alpha 100%)
  *   lstm       the LSTM + attention model (ds_sched_set_predictor), trained beforehand on the
  *              scheduler's own observed-load history from replaying the trace's first part
- * Reported on the trace's second part: URGENT start latency p50/p99 and LOW throughput.
- * usage: bench_sched_predict [--json] [--trace machine_usage.csv] [--steps N]
+ * Reported on the trace's second part: URGENT start latency p50/p99 and LOW throughput,
+ * medians over repetitions that run the three configurations back to back in a rotating
+ * order (the model is trained once and loaded into each repetition's fresh context), plus
+ * each repetition's ratio to "none", so that machine-load noise shows as spread.
+ * With LOW tasks that yield every 50 us (the default) URGENT work preempts them at once, so
+ * throttling LOW can only cost; --no-yield makes each LOW task hold its worker for 2 ms, the
+ * case where keeping a worker free before a burst could shorten URGENT waits.
+ * usage: bench_sched_predict [--json] [--trace machine_usage.csv] [--steps N] [--reps R]
+ *                            [--no-yield]
  * Default trace: $DS_SHARED_DATA/loadtrace/alibaba2018/machine_usage.csv (skips if absent). */
 #define _POSIX_C_SOURCE 200809L
 #include <deepseek.h>
@@ -40,11 +47,12 @@ static ds_status normal_task(void *arg) {
 }
 
 static volatile long low_done;
+static int low_yields = 1; /* --no-yield: LOW tasks hold their worker for LOW_US */
 static ds_status low_task(void *arg) {
   (void)arg;
   for (int i = 0; i < LOW_US / 50; i++) {
     spin_us(50);
-    ds_task_yield(); /* a yield point: URGENT work waiting runs here */
+    if (low_yields) ds_task_yield(); /* a yield point: URGENT work waiting runs here */
   }
   __atomic_add_fetch(&low_done, 1, __ATOMIC_RELAXED);
   return DS_OK;
@@ -194,13 +202,94 @@ static ds_predictor *train_on_history(ds_context *ctx, const float *trace, int h
   return p;
 }
 
+/* The trained model as bytes, so that every repetition starts from the same weights in a
+ * fresh context. */
+static void *train_model(const float *trace, int half, size_t *size) {
+  ds_context *ctx = new_ctx(THROTTLE_PCT, 100);
+  ds_predictor *p = train_on_history(ctx, trace, half);
+  void *buf = NULL;
+  *size = 0;
+  if (p && ds_predictor_save_buffer(p, NULL, 0, size) == DS_OK && (buf = malloc(*size)) &&
+      ds_predictor_save_buffer(p, buf, *size, size) != DS_OK) {
+    free(buf);
+    buf = NULL;
+  }
+  ds_predictor_destroy(p);
+  ds_context_destroy(ctx);
+  if (!buf) {
+    fprintf(stderr, "bench_sched_predict: cannot train the model\n");
+    exit(1);
+  }
+  return buf;
+}
+
+enum { NCFG = 3, MAXREP = 64 };
+static const char *names[NCFG] = {"none", "threshold", "lstm"};
+
+/* One replay of rows [half, n) under configuration c (0 none, 1 threshold, 2 lstm). */
+static void run_config(int c, const float *trace, int half, int n, const void *model,
+                       size_t msize, double *p50, double *p99, double *low) {
+  ds_context *ctx = new_ctx(c == 0 ? 100000 : THROTTLE_PCT, 100);
+  ds_predictor *p = NULL;
+  if (c == 2) {
+    if (ds_predictor_load_buffer(&p, ctx, model, msize) != DS_OK) {
+      fprintf(stderr, "bench_sched_predict: %s\n", ds_context_last_error(ctx));
+      exit(1);
+    }
+    ds_sched_set_predictor(ctx, p);
+  }
+  replay r = {ctx, trace, half, n, NULL, 0, 0};
+  run_replay(&r, p50, p99, low);
+  if (p) {
+    ds_sched_set_predictor(ctx, NULL);
+    ds_predictor_destroy(p);
+  }
+  ds_context_destroy(ctx);
+}
+
+static void print_rows(int json, double p50[NCFG][MAXREP], double p99[NCFG][MAXREP],
+                       double low[NCFG][MAXREP], int reps) {
+  int header = 0;
+  double m50[NCFG], m99[NCFG], mlow[NCFG], tmp[MAXREP];
+  for (int c = 0; c < NCFG; c++) {
+    memcpy(tmp, p50[c], reps * sizeof(double)), m50[c] = bench_median(tmp, reps);
+    memcpy(tmp, p99[c], reps * sizeof(double)), m99[c] = bench_median(tmp, reps);
+    memcpy(tmp, low[c], reps * sizeof(double)), mlow[c] = bench_median(tmp, reps);
+  }
+  for (int c = 1; c < NCFG; c++) {
+    char c50[64], c99[64], clow[64];
+    snprintf(c50, sizeof c50, "%s_urgent_p50", names[c]);
+    snprintf(c99, sizeof c99, "%s_urgent_p99", names[c]);
+    snprintf(clow, sizeof clow, "%s_low_throughput", names[c]);
+    bench_row rows[3] = {
+        {"bench_sched_predict", c50, "us", m50[c], "no prediction", m50[0], 1.0, "lower"},
+        {"bench_sched_predict", c99, "us", m99[c], "no prediction", m99[0], 1.0, "lower"},
+        {"bench_sched_predict", clow, "tasks_per_s", mlow[c], "no prediction", mlow[0], 1.0,
+         "higher"}};
+    for (int i = 0; i < 3; i++) bench_print(&rows[i], json, &header);
+  }
+  if (json) return;
+  /* Paired ratios: each repetition's configurations ran back to back, so their ratio cancels
+   * most of the machine's slow load drift; the spread shows whether an effect is real. */
+  for (int c = 1; c < NCFG; c++) {
+    double r99[MAXREP], rlow[MAXREP];
+    printf("%-9s per-repetition ratio to none: URGENT p99", names[c]);
+    for (int k = 0; k < reps; k++) printf(" %.2f", r99[k] = p99[c][k] / p99[0][k]);
+    printf(" (median %.2f); LOW", bench_median(r99, reps));
+    for (int k = 0; k < reps; k++) printf(" %.2f", rlow[k] = low[c][k] / low[0][k]);
+    printf(" (median %.2f)\n", bench_median(rlow, reps));
+  }
+}
+
 int main(int argc, char **argv) {
-  int json = bench_json_mode(argc, argv), header = 0, steps = 300;
+  int json = bench_json_mode(argc, argv), steps = 300, reps = 5;
   char defpath[4096] = "";
   const char *path = NULL, *data = getenv("DS_SHARED_DATA");
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--trace") && i + 1 < argc) path = argv[++i];
     else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--no-yield")) low_yields = 0;
   }
   if (!path && data) {
     snprintf(defpath, sizeof defpath, "%s/loadtrace/alibaba2018/machine_usage.csv", data);
@@ -209,42 +298,28 @@ int main(int argc, char **argv) {
   static float trace[100000];
   if (steps < 40) steps = 40;
   if (steps > 100000) steps = 100000;
+  if (reps < 1) reps = 1;
+  if (reps > MAXREP) reps = MAXREP;
   int n = path ? load_trace(path, trace, steps) : -1;
   if (n < 40) {
     printf("bench_sched_predict: skipped: no trace (give --trace machine_usage.csv or set DS_SHARED_DATA)\n");
     return 0;
   }
   int half = n / 2;
-  const char *names[3] = {"none", "threshold", "lstm"};
-  double p50[3], p99[3], low[3];
-  for (int c = 0; c < 3; c++) {
-    ds_context *ctx = new_ctx(c == 0 ? 100000 : THROTTLE_PCT, 100);
-    ds_predictor *p = NULL;
-    if (c == 2) {
-      p = train_on_history(ctx, trace, half);
-      ds_sched_set_predictor(ctx, p);
+  size_t msize;
+  void *model = train_model(trace, half, &msize);
+  static double p50[NCFG][MAXREP], p99[NCFG][MAXREP], low[NCFG][MAXREP];
+  for (int k = 0; k < reps; k++) /* interleaved, the order rotating per repetition */
+    for (int j = 0; j < NCFG; j++) {
+      int c = (j + k) % NCFG;
+      run_config(c, trace, half, n, model, msize, &p50[c][k], &p99[c][k], &low[c][k]);
     }
-    replay r = {ctx, trace, half, n, NULL, 0, 0};
-    run_replay(&r, &p50[c], &p99[c], &low[c]);
-    if (p) {
-      ds_sched_set_predictor(ctx, NULL);
-      ds_predictor_destroy(p);
-    }
-    ds_context_destroy(ctx);
-  }
-  for (int c = 1; c < 3; c++) {
-    char c50[64], c99[64], clow[64];
-    snprintf(c50, sizeof c50, "%s_urgent_p50", names[c]);
-    snprintf(c99, sizeof c99, "%s_urgent_p99", names[c]);
-    snprintf(clow, sizeof clow, "%s_low_throughput", names[c]);
-    bench_row rows[3] = {
-        {"bench_sched_predict", c50, "us", p50[c], "no prediction", p50[0], 1.0, "lower"},
-        {"bench_sched_predict", c99, "us", p99[c], "no prediction", p99[0], 1.0, "lower"},
-        {"bench_sched_predict", clow, "tasks_per_s", low[c], "no prediction", low[0], 1.0, "higher"}};
-    for (int i = 0; i < 3; i++) bench_print(&rows[i], json, &header);
-  }
+  free(model);
+  print_rows(json, p50, p99, low, reps);
   if (!json)
-    printf("(trace %s, %d rows, replayed rows %d..%d at %d ms per row; LSTM vs threshold: p99 %.3gx, LOW %.3gx)\n",
-           path, n, half, n, STEP_MS, p99[2] / p99[1], low[2] / low[1]);
+    printf("(trace %s, %d rows, replayed rows %d..%d at %d ms per row, %d interleaved "
+           "repetitions, medians; LOW tasks %s)\n",
+           path, n, half, n, STEP_MS, reps,
+           low_yields ? "yield every 50 us" : "never yield (--no-yield)");
   return 0;
 }

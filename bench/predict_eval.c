@@ -2,8 +2,9 @@
  * resampled to a fixed step and split chronologically into train (70%), validation (15%) and
  * test (15%). Baselines (last value, EWMA, AR(16), Holt, the threshold method) and the
  * LSTM+attention predictor (one model per trace family, trained on the training parts of all
- * its series, early-stopped on the validation parts) are scored on the test parts only, at
- * horizons 1, 5 and 10 steps, on steps that hold a real measurement.
+ * its series, early-stopped on the validation parts; then fine-tuned per series) and the
+ * ensemble stacked on all of them (weights fitted on the validation parts) are scored on the
+ * test parts only, at horizons 1, 5 and 10 steps, on steps that hold a real measurement.
  * usage: deepseek-predict-eval [options] TRACE...   (see --help) */
 #define _POSIX_C_SOURCE 200809L
 #include <deepseek.h>
@@ -15,9 +16,10 @@
 #include "bench_common.h"
 #include "predict_eval.h"
 
-enum { M_LAST, M_EWMA, M_AR, M_HOLT, M_THRESH, M_LSTM, M_LSTM_FT, NM };
-static const char *model_names[NM] = {"last_value", "ewma",           "ar16",          "holt",
-                                      "threshold",  "lstm_attention", "lstm_attn_ft"};
+enum { M_LAST, M_EWMA, M_AR, M_HOLT, M_THRESH, M_LSTM, M_LSTM_FT, M_ENS, NM };
+static const char *model_names[NM] = {"last_value", "ewma",           "ar16",
+                                      "holt",       "threshold",      "lstm_attention",
+                                      "lstm_attn_ft", "ensemble"};
 static const int horizons[] = {1, 5, 10};
 #define NH 3
 #define KMAX 10
@@ -67,6 +69,14 @@ static void print_definitions(double thr) {
       "  acc      overload classification accuracy (tp+tn)/n, in %%\n"
       "lstm_attention is one model per trace family; lstm_attn_ft is that model fine-tuned on "
       "each series' own training part (early-stopped on its validation part).\n"
+      "ensemble: per horizon, intercept + weights on the forecasts of last_value, ewma, ar16, "
+      "holt, lstm_attention and lstm_attn_ft,\n"
+      "           fitted on the validation split by least absolute deviations; its overload "
+      "rule (forecast > cut, probability > cut,\n"
+      "           the threshold method's rule or/and probability > cut, or the threshold "
+      "method's rule alone) is the one with the best F1\n"
+      "           on the training and validation splits together (validation alone holds too "
+      "few overloaded steps).\n"
       "Predictions are clamped to [0, 100] for every model. The threshold method predicts no "
       "value (only overload).\n\n",
       thr, thr, thr, thr);
@@ -245,63 +255,146 @@ static ds_predictor *fine_tune(ds_context *ctx, const ds_predictor *p, const ev_
   return q;
 }
 
+/* The baselines' per-series state, and the clamped forecasts of every model for step e of
+ * series s at horizon index hi into f[M_*]; v and vq are the pooled and fine-tuned models'
+ * values at e (vq NULL: no fine-tune, the pooled model stands in). */
+typedef struct base_fc {
+  double *le[NH], *lh[NH], *bh[NH], coef[AR_P + 1];
+  int ar_ok;
+} base_fc;
+
+static void forecasts(const ev_series *s, size_t e, int hi, const base_fc *b, const float *v,
+                      const float *vq, double f[NM]) {
+  int h = horizons[hi];
+  double cur = s->x[e * EV_F];
+  f[M_LAST] = cur;
+  f[M_EWMA] = b->le[hi][e];
+  f[M_AR] = b->ar_ok ? ev_ar_forecast(s->x, e, AR_P, b->coef, h) : cur;
+  f[M_HOLT] = b->lh[hi][e] + h * b->bh[hi][e];
+  f[M_THRESH] = cur;
+  f[M_LSTM] = v[h - 1];
+  f[M_LSTM_FT] = vq ? vq[h - 1] : v[h - 1];
+  f[M_ENS] = NAN; /* fitted after every series is seen */
+  for (int m = 0; m < M_ENS; m++) f[m] = clamp100(f[m]);
+}
+
+/* One stacking row: the base forecasts the ensemble weighs, the actual, current, probability. */
+static void push_row(ev_rows *r, const double f[NM], double y, double cur, float prob) {
+  static const int base[EV_NBASE] = {M_LAST, M_EWMA, M_AR, M_HOLT, M_LSTM, M_LSTM_FT};
+  float row[EV_ROW];
+  for (int i = 0; i < EV_NBASE; i++) row[i] = (float)f[base[i]];
+  row[EV_Y] = (float)y, row[EV_CUR] = (float)cur, row[EV_PROB] = prob;
+  if (ev_rows_push(r, row) != 0) {
+    fprintf(stderr, "deepseek-predict-eval: out of memory\n");
+    exit(1);
+  }
+}
+
+/* Scores every model on the test part of s into res, and collects the stacking rows of its
+ * training, validation and test parts (rows[0..2]; a row's target lies in its step's part). */
+static void evaluate_series(ds_context *ctx, ds_predictor *p, const ev_series *s, const cfg *c,
+                            const double ewma_a[NH], double holt_ab[NH][2], const float cut[NH],
+                            acc res[NM][NH], ev_rows rows[3][NH]) {
+  split sp = split_of(s);
+  size_t vend = sp.ntr + sp.nva;
+  base_fc b;
+  b.ar_ok = ev_ar_fit(s->x, sp.ntr, AR_P, b.coef) == 0;
+  for (int hi = 0; hi < NH; hi++) {
+    b.le[hi] = malloc(s->n * sizeof(double));
+    b.lh[hi] = malloc(s->n * sizeof(double));
+    b.bh[hi] = malloc(s->n * sizeof(double));
+    ev_ewma(s->x, s->n, ewma_a[hi], b.le[hi]);
+    ev_holt(s->x, s->n, holt_ab[hi][0], holt_ab[hi][1], b.lh[hi], b.bh[hi]);
+  }
+  ds_predictor *q = c->ft_epochs > 0 ? fine_tune(ctx, p, s, c) : NULL;
+  for (size_t e = (size_t)c->window - 1; e + KMAX < s->n; e++) {
+    if (!s->real[e]) continue;
+    int part = e < sp.ntr ? 0 : (e < vend ? 1 : 2);
+    size_t pend = part == 0 ? sp.ntr : (part == 1 ? vend : s->n);
+    float v[KMAX], pr[KMAX], vq[KMAX], prq[KMAX];
+    const float *win = s->x + (e + 1 - (size_t)c->window) * EV_F;
+    ds_predictor_forward(p, win, v, pr);
+    if (q) ds_predictor_forward(q, win, vq, prq);
+    double cur = s->x[e * EV_F], thr = c->threshold;
+    const float *prob = q ? prq : pr, *vft = q ? vq : NULL;
+    for (int hi = 0; hi < NH; hi++) {
+      int h = horizons[hi];
+      if (!s->real[e + h] || e + (size_t)h >= pend) continue;
+      double y = s->x[(e + h) * EV_F], f[NM];
+      forecasts(s, e, hi, &b, v, vft, f);
+      push_row(&rows[part][hi], f, y, cur, prob[h - 1]);
+      if (part < 2) continue;
+      for (int m = 0; m < M_ENS; m++) {
+        if (m == M_LSTM_FT && !q) continue;
+        const float *prm = m == M_LSTM ? pr : prq;
+        int over = m >= M_LSTM ? (cut[hi] > 0 ? prm[h - 1] > cut[hi] : f[m] > thr)
+                               : (m == M_THRESH ? cur > thr : f[m] > thr);
+        acc_add(&res[m][hi], f[m], y, over, thr);
+      }
+    }
+  }
+  for (int hi = 0; hi < NH; hi++) free(b.le[hi]), free(b.lh[hi]), free(b.bh[hi]);
+  ds_predictor_destroy(q);
+}
+
+/* Fits the ensemble per horizon (weights on the validation rows, overload rule on the
+ * training and validation rows) and scores it on the test rows. */
+static void evaluate_ensemble(ev_rows rows[3][NH], const cfg *c, acc res[NM][NH]) {
+  static const char *rules[EV_NRULES] = {"value > cut", "probability > cut",
+                                         "current > threshold or probability > cut",
+                                         "current > threshold and probability > cut",
+                                         "current > threshold (the threshold method)"};
+  for (int hi = 0; hi < NH; hi++) {
+    ev_ensemble m;
+    const ev_rows *test = &rows[2][hi];
+    if (ev_ens_fit(&m, &rows[1][hi], &rows[0][hi], c->threshold) != 0) {
+      fprintf(stderr, "  ensemble h=%d: cannot fit on %zu validation rows\n", horizons[hi],
+              rows[1][hi].n);
+      continue;
+    }
+    double mae[EV_NBASE + 1] = {0};
+    for (size_t i = 0; i < rows[1][hi].n; i++) {
+      const float *row = rows[1][hi].v + i * EV_ROW;
+      for (int k = 0; k < EV_NBASE; k++) mae[k] += fabs(row[k] - row[EV_Y]);
+      mae[EV_NBASE] += fabs(ev_ens_value(&m, row) - row[EV_Y]);
+    }
+    for (int k = 0; k <= EV_NBASE; k++) mae[k] /= (double)rows[1][hi].n;
+    fprintf(stderr,
+            "  validation MAE h=%d: last %.3f ewma %.3f ar %.3f holt %.3f lstm %.3f lstm_ft %.3f "
+            "ensemble %.3f\n",
+            horizons[hi], mae[0], mae[1], mae[2], mae[3], mae[4], mae[5], mae[6]);
+    fprintf(stderr,
+            "  ensemble h=%d (validation): %.2f + %.2f last + %.2f ewma + %.2f ar + %.2f holt + "
+            "%.2f lstm + %.2f lstm_ft; overload: %s, cut %.3g (train+validation F1 %.3f)\n",
+            horizons[hi], m.w[0], m.w[1], m.w[2], m.w[3], m.w[4], m.w[5], m.w[6], rules[m.rule],
+            m.cut, m.val_f1);
+    for (size_t i = 0; i < test->n; i++) {
+      const float *row = test->v + i * EV_ROW;
+      acc_add(&res[M_ENS][hi], ev_ens_value(&m, row), row[EV_Y],
+              ev_ens_over(&m, row, c->threshold), c->threshold);
+    }
+  }
+}
+
 static void evaluate_group(ds_context *ctx, ev_series *ss, size_t ns, const cfg *c,
                            acc res[NM][NH]) {
   double ewma_a[NH], holt_ab[NH][2];
   tune(ss, ns, ewma_a, holt_ab);
   fprintf(stderr,
-          "  tuned on validation: ewma alpha %.1f/%.1f/%.1f, holt (alpha,beta) "
-          "(%.1f,%.2f)/(%.1f,%.2f)/(%.1f,%.2f) for h=1/5/10\n",
+          "  tuned on validation: ewma alpha %.2f/%.2f/%.2f, holt (alpha,beta) "
+          "(%.2f,%.2f)/(%.2f,%.2f)/(%.2f,%.2f) for h=1/5/10\n",
           ewma_a[0], ewma_a[1], ewma_a[2], holt_ab[0][0], holt_ab[0][1], holt_ab[1][0],
           holt_ab[1][1], holt_ab[2][0], holt_ab[2][1]);
   ds_predictor *p = train_lstm(ctx, ss, ns, c);
   float cut[NH];
   tune_cut(p, ss, ns, c, cut);
-  for (size_t k = 0; k < ns; k++) {
-    ev_series *s = &ss[k];
-    split sp = split_of(s);
-    double coef[AR_P + 1];
-    int ar_ok = ev_ar_fit(s->x, sp.ntr, AR_P, coef) == 0;
-    double *le[NH], *lh[NH], *bh[NH];
-    for (int hi = 0; hi < NH; hi++) {
-      le[hi] = malloc(s->n * sizeof(double));
-      lh[hi] = malloc(s->n * sizeof(double));
-      bh[hi] = malloc(s->n * sizeof(double));
-      ev_ewma(s->x, s->n, ewma_a[hi], le[hi]);
-      ev_holt(s->x, s->n, holt_ab[hi][0], holt_ab[hi][1], lh[hi], bh[hi]);
-    }
-    ds_predictor *q = c->ft_epochs > 0 ? fine_tune(ctx, p, s, c) : NULL;
-    for (size_t e = sp.ntr + sp.nva; e + KMAX < s->n; e++) {
-      if (!s->real[e] || e + 1 < (size_t)c->window) continue;
-      float v[KMAX], pr[KMAX], vq[KMAX], prq[KMAX];
-      const float *win = s->x + (e + 1 - (size_t)c->window) * EV_F;
-      ds_predictor_forward(p, win, v, pr);
-      if (q) ds_predictor_forward(q, win, vq, prq);
-      double cur = s->x[e * EV_F];
-      for (int hi = 0; hi < NH; hi++) {
-        int h = horizons[hi];
-        if (!s->real[e + h]) continue;
-        double y = s->x[(e + h) * EV_F], thr = c->threshold, f[NM];
-        f[M_LAST] = cur;
-        f[M_EWMA] = le[hi][e];
-        f[M_AR] = ar_ok ? ev_ar_forecast(s->x, e, AR_P, coef, h) : cur;
-        f[M_HOLT] = lh[hi][e] + h * bh[hi][e];
-        f[M_THRESH] = cur;
-        f[M_LSTM] = v[h - 1];
-        f[M_LSTM_FT] = q ? vq[h - 1] : NAN;
-        for (int m = 0; m < NM; m++) {
-          if (m == M_LSTM_FT && !q) continue;
-          double fv = clamp100(f[m]);
-          const float *prm = m == M_LSTM ? pr : prq;
-          int over = m >= M_LSTM ? (cut[hi] > 0 ? prm[h - 1] > cut[hi] : fv > thr)
-                                 : (m == M_THRESH ? cur > thr : fv > thr);
-          acc_add(&res[m][hi], fv, y, over, thr);
-        }
-      }
-    }
-    for (int hi = 0; hi < NH; hi++) free(le[hi]), free(lh[hi]), free(bh[hi]);
-    ds_predictor_destroy(q);
-  }
+  ev_rows rows[3][NH];
+  memset(rows, 0, sizeof rows);
+  for (size_t k = 0; k < ns; k++)
+    evaluate_series(ctx, p, &ss[k], c, ewma_a, holt_ab, cut, res, rows);
+  evaluate_ensemble(rows, c, res);
+  for (int k = 0; k < 3; k++)
+    for (int hi = 0; hi < NH; hi++) free(rows[k][hi].v);
   ds_predictor_destroy(p);
 }
 
@@ -347,6 +440,28 @@ static void print_rows(const char *trace, acc res[NM][NH], const cfg *c, size_t 
     }
 }
 
+/* One model's reading of the seed's claim at horizon index hi. */
+static void claim_line(acc res[NM][NH], int m, int hi) {
+  const acc *o = &res[m][hi], *t = &res[M_THRESH][hi], *l = &res[M_LAST][hi];
+  double ao = (double)(o->tp + o->tn) / (double)o->n, at = (double)(t->tp + t->tn) / (double)t->n;
+  double Po, Ro, Fo, Pt, Rt, Ft;
+  prf(o, &Po, &Ro, &Fo);
+  prf(t, &Pt, &Rt, &Ft);
+  int best = M_LAST; /* the best value baseline on this horizon's test MAE */
+  for (int k = M_EWMA; k <= M_HOLT; k++)
+    if (res[k][hi].ae / (double)res[k][hi].n < res[best][hi].ae / (double)res[best][hi].n) best = k;
+  const acc *b = &res[best][hi];
+  printf(
+      "  %-14s h=%-2d overload accuracy %.1f%% vs threshold %.1f%% -> error-rate reduction "
+      "%.1f%%; overload F1 %.3f vs %.3f;\n       within+-5 %.1f%% (last value %.1f%%); MAE vs "
+      "last value %+.1f%%, vs the best baseline (%s) %+.1f%%\n",
+      model_names[m], horizons[hi], 100 * ao, 100 * at,
+      at < 1 ? 100 * (1 - (1 - ao) / (1 - at)) : NAN, Fo, Ft,
+      100.0 * (double)o->within / (double)o->n, 100.0 * (double)l->within / (double)l->n,
+      100 * (o->ae / l->ae - 1), model_names[best],
+      100 * ((o->ae / (double)o->n) / (b->ae / (double)b->n) - 1));
+}
+
 /* The seed's "92.3% accuracy, 37% better than the threshold method": the honest readings. */
 static void print_claim(const char *trace, acc res[NM][NH], const cfg *c) {
   if (c->json) return;
@@ -354,25 +469,10 @@ static void print_claim(const char *trace, acc res[NM][NH], const cfg *c) {
       "\nSeed claim \"92.3%% accuracy, 37%% better than the threshold method\" on %s, "
       "our figures (test split):\n",
       trace);
-  for (int hi = 0; hi < NH; hi++) {
-    const acc *o = &res[M_LSTM][hi], *t = &res[M_THRESH][hi], *l = &res[M_LAST][hi];
-    double ao = (double)(o->tp + o->tn) / (double)o->n, at = (double)(t->tp + t->tn) / (double)t->n;
-    double Po, Ro, Fo, Pt, Rt, Ft;
-    prf(o, &Po, &Ro, &Fo);
-    prf(t, &Pt, &Rt, &Ft);
-    int best = M_LAST; /* the best value baseline on this horizon's test MAE */
-    for (int m = M_EWMA; m <= M_HOLT; m++)
-      if (res[m][hi].ae / (double)res[m][hi].n < res[best][hi].ae / (double)res[best][hi].n) best = m;
-    const acc *b = &res[best][hi];
-    printf(
-        "  h=%-2d overload accuracy %.1f%% vs threshold %.1f%% -> error-rate reduction %.1f%%;"
-        " overload F1 %.3f vs %.3f;\n       within+-5 %.1f%% (last value %.1f%%); MAE vs last "
-        "value %+.1f%%, vs the best baseline (%s) %+.1f%%\n",
-        horizons[hi], 100 * ao, 100 * at, at < 1 ? 100 * (1 - (1 - ao) / (1 - at)) : NAN, Fo, Ft,
-        100.0 * (double)o->within / (double)o->n, 100.0 * (double)l->within / (double)l->n,
-        100 * (o->ae / l->ae - 1), model_names[best],
-        100 * ((o->ae / (double)o->n) / (b->ae / (double)b->n) - 1));
-  }
+  static const int ours[] = {M_LSTM, M_ENS};
+  for (int k = 0; k < 2; k++)
+    for (int hi = 0; hi < NH; hi++)
+      if (res[ours[k]][hi].n) claim_line(res, ours[k], hi);
   printf(
       "  An honest \"accuracy\" must name its definition: overload classification accuracy "
       "(dominated by the majority 'not overloaded' class) or share within +-5 points (trivial "
@@ -453,8 +553,9 @@ int main(int argc, char **argv) {
           ss[k].n * 15 / 100 > (size_t)(c.window + KMAX))
         gs[n++] = ss[k], steps += ss[k].n;
     if (n) {
-      fprintf(stderr, "%s: %zu series, %zu steps; features: %s\n", ev_group_name(g), n, steps,
-              ev_feature_names(g));
+      fprintf(stderr, "%s: %zu series, %zu steps; features: %s%s\n", ev_group_name(g), n, steps,
+              ev_feature_names(g),
+              EV_NDERIVED ? "; derived from cpu: EWMA a=0.1, EWMA a=0.02, max of 10 steps" : "");
       acc res[NM][NH];
       memset(res, 0, sizeof res);
       evaluate_group(ctx, gs, n, &c, res);

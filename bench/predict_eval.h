@@ -6,7 +6,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define EV_F 4 /* features per step; feature 0 (CPU %) is the target */
+#define EV_NRAW 4 /* measured features per step; feature 0 (CPU %) is the target */
+#ifndef EV_NDERIVED
+/* derived from the target: EWMA a=0.1, EWMA a=0.02, max of 10 steps (-DEV_NDERIVED=0: none,
+ * the comparison in docs/architecture.md) */
+#define EV_NDERIVED 3
+#endif
+#define EV_F (EV_NRAW + EV_NDERIVED) /* features per step */
 enum { EV_BITBRAINS = 0, EV_ALIBABA = 1, EV_NGROUPS = 2 };
 
 typedef struct ev_series {
@@ -34,5 +40,43 @@ void ev_holt(const float *x, size_t n, double alpha, double beta, double *level,
 int ev_ar_fit(const float *x, size_t n, int p, double *coef);
 /* Iterated forecast of y[e+h] from y[..e]. */
 double ev_ar_forecast(const float *x, size_t e, int p, const double *coef, int h);
+
+/* Solves the m x m system a x = b in place (x into b) by Gaussian elimination with partial
+ * pivoting. Returns 0, or -1 if singular. */
+int ev_solve(double *a, double *b, int m);
+
+/* The stacked forecaster (predict_eval_ensemble.c). A row holds the base forecasts for one
+ * step and horizon (last value, EWMA, AR, Holt, LSTM, fine-tuned LSTM), the actual value, the
+ * current value and the model's overload probability. */
+enum { EV_NBASE = 6, EV_Y = EV_NBASE, EV_CUR, EV_PROB, EV_ROW };
+enum {
+  EV_RULE_VALUE,
+  EV_RULE_PROB,
+  EV_RULE_CUR_OR_PROB,
+  EV_RULE_CUR_AND_PROB,
+  EV_RULE_CUR,
+  EV_NRULES
+};
+
+typedef struct ev_rows {
+  float *v; /* [n][EV_ROW] */
+  size_t n, cap;
+} ev_rows;
+
+typedef struct ev_ensemble {
+  double w[EV_NBASE + 1]; /* intercept, then one weight per base forecast */
+  int rule;               /* EV_RULE_*: how overload is predicted */
+  float cut;              /* the rule's cut: a value (EV_RULE_VALUE) or a probability */
+  double val_f1;          /* the rule's F1 on the rows it was chosen on */
+} ev_ensemble;
+
+int ev_rows_push(ev_rows *r, const float *row);
+/* Fits the weights (least absolute deviations) on the validation rows and picks the overload
+ * rule on the training and validation rows. Returns 0, or -1 (too few rows, singular, out of
+ * memory). */
+int ev_ens_fit(ev_ensemble *m, const ev_rows *val, const ev_rows *train, double thr);
+/* The stacked forecast clamped to [0, 100], and the overload decision, for one row. */
+double ev_ens_value(const ev_ensemble *m, const float *row);
+int ev_ens_over(const ev_ensemble *m, const float *row, double thr);
 
 #endif /* DS_PREDICT_EVAL_H */

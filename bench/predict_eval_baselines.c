@@ -22,8 +22,8 @@ void ev_holt(const float *x, size_t n, double alpha, double beta, double *level,
   }
 }
 
-/* Solves the (p+1)x(p+1) normal equations by Gaussian elimination with partial pivoting. */
-static int ev_solve(double *a, double *b, int m) {
+/* Normal equations (AR fit, ensemble) by Gaussian elimination with partial pivoting. */
+int ev_solve(double *a, double *b, int m) {
   for (int c = 0; c < m; c++) {
     int piv = c;
     for (int r = c + 1; r < m; r++)

@@ -1,7 +1,8 @@
 /* deepseek-predict-eval: readers for the Bitbrains (GWA-T-12, ";\t"-separated, timestamps in
  * seconds) and Alibaba cluster-trace-v2018 machine_usage CSV formats, and resampling of each
  * series to a fixed step (mean of the samples in a step; an empty step carries the previous
- * values forward and is marked not real, so it is never scored). */
+ * values forward and is marked not real, so it is never scored), and the inputs derived from
+ * the target series. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
@@ -12,7 +13,7 @@
 
 typedef struct ev_raw {
   double ts;
-  float f[EV_F];
+  float f[EV_NRAW];
 } ev_raw;
 
 typedef struct ev_rawvec {
@@ -45,6 +46,23 @@ static int ev_cmp_ts(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+/* Inputs derived from the target's past only (causal), for what a 32-step window cannot see
+ * or the model would have to learn: slow levels and the recent peak. */
+static void ev_derive(ev_series *s) {
+#if EV_NDERIVED == 3
+  double fast = s->x[0], slow = s->x[0];
+  for (size_t t = 0; t < s->n; t++) {
+    float *row = s->x + t * EV_F, peak = row[0];
+    fast += 0.1 * (row[0] - fast);
+    slow += 0.02 * (row[0] - slow);
+    for (size_t k = 1; k < 10 && k <= t; k++) peak = fmaxf(peak, s->x[(t - k) * EV_F]);
+    row[EV_NRAW] = (float)fast, row[EV_NRAW + 1] = (float)slow, row[EV_NRAW + 2] = peak;
+  }
+#else
+  (void)s;
+#endif
+}
+
 static int ev_resample(ev_rawvec *r, double step, int group, const char *name, ev_series **list,
                        size_t *count) {
   if (r->n < 2) return 0;
@@ -65,17 +83,18 @@ static int ev_resample(ev_rawvec *r, double step, int group, const char *name, e
   for (size_t i = 0; i < r->n; i++) {
     size_t b = (size_t)((r->v[i].ts - t0) / step);
     s.real[b] = 1;
-    for (int f = 0; f < EV_F; f++)
+    for (int f = 0; f < EV_NRAW; f++)
       if (isfinite(r->v[i].f[f])) sum[b * EV_F + f] += r->v[i].f[f], cnt[b * EV_F + f]++;
   }
-  float prev[EV_F] = {0};
+  float prev[EV_NRAW] = {0};
   for (size_t b = 0; b < n; b++)
-    for (int f = 0; f < EV_F; f++) {
+    for (int f = 0; f < EV_NRAW; f++) {
       if (cnt[b * EV_F + f]) prev[f] = (float)(sum[b * EV_F + f] / cnt[b * EV_F + f]);
       s.x[b * EV_F + f] = prev[f];
     }
   free(sum);
   free(cnt);
+  ev_derive(&s);
   (*list)[(*count)++] = s;
   return 0;
 }
@@ -113,8 +132,8 @@ static int ev_parse_alibaba(char *line, char *id, size_t idcap, ev_raw *out) {
   if (n < 9 || !*fld[1]) return -1;
   snprintf(id, idcap, "%s", fld[0]);
   out->ts = strtod(fld[1], NULL);
-  int cols[EV_F] = {2, 3, 6, 8};
-  for (int f = 0; f < EV_F; f++) {
+  int cols[EV_NRAW] = {2, 3, 6, 8};
+  for (int f = 0; f < EV_NRAW; f++) {
     char *end;
     double v = strtod(fld[cols[f]], &end);
     out->f[f] = end == fld[cols[f]] ? NAN : (float)v;
