@@ -7,9 +7,10 @@
  * steps right after its gradient is ready. Mixed: bf16 working weights from fp32 masters,
  * bf16 stored activations and bf16 activation gradients (the *_tensor kernels compute in
  * fp32 and round once), fp32 weight gradients; and "act16": fp32 weights with bf16
- * activations, the better choice where the CPU has no bf16 arithmetic. Reports the median step time and the bytes
- * by dtype and role. Goals from the issue: mixed >= 1.5x faster, >= 35% less memory; on a
- * CPU without bf16 arithmetic the GEMMs widen 16-bit operands to fp32, so expect neither.
+ * activations, the better choice where the CPU has no bf16 arithmetic. Reports the median
+ * step time and the bytes by dtype and role. Goals from the issue: mixed >= 1.5x faster,
+ * >= 35% less memory; on a CPU without bf16 arithmetic the GEMMs widen 16-bit operands to
+ * fp32, so expect neither.
  * usage: bench_precision_mlp [--json] [--batch N]   */
 #define _POSIX_C_SOURCE 200809L
 #include <deepseek.h>

@@ -5,7 +5,8 @@
  * enough that the CPU path works in several row blocks. The same suite runs three ways: the
  * CPU kernels; the CUDA kernel code executed on the host (builds with CUDA); and the CUDA
  * kernels on a GPU when there is one, softmax through cuDNN and then through our own kernels
- * (skipped with a message otherwise; DS_REQUIRE_GPU=1 makes that a failure). Also shape, dtype, device and label errors. */
+ * (skipped with a message otherwise; DS_REQUIRE_GPU=1 makes that a failure). Also shape,
+ * dtype, device and label errors. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -86,7 +87,8 @@ static void mk(opnd *o, ds_dtype dt, int64_t rows, int64_t cols, double *v) {
 /* The operand's values now (copied back from the device). */
 static double at(opnd *o, int64_t i) {
 #if DS_HAVE_CUDA
-  if (on_gpu && i == 0) assert_int_equal(ds__cuda_test_copy(o->host, o->t.data, o->bytes, 1), DS_OK);
+  if (on_gpu && i == 0)
+    assert_int_equal(ds__cuda_test_copy(o->host, o->t.data, o->bytes, 1), DS_OK);
 #endif
   return get((ds_dtype)o->t.dtype, o->host, i);
 }

@@ -1,7 +1,7 @@
 /* The CUDA path of the precision module, C side: device presence, tensor conversions and
- * training kernels through the nvcc-compiled kernels, and GEMM through cuBLAS loaded with dlopen at first use (no link
- * dependency: the library still loads and runs its CPU paths where cuBLAS, the driver or a GPU
- * is missing), and softmax through cuDNN loaded likewise. One cuBLAS and one cuDNN handle per
+ * training kernels through the nvcc-compiled kernels, and GEMM through cuBLAS loaded with
+ * dlopen at first use (no link dependency: the library still loads and runs its CPU paths
+ * where cuBLAS, the driver or a GPU is missing), and softmax through cuDNN loaded likewise. One cuBLAS and one cuDNN handle per
  * context, used under the module mutex. */
 #include <dlfcn.h>
 
@@ -125,9 +125,14 @@ static ds_status softmax_cudnn(ds_context *ctx, const ds__tk_args *a) {
              : ds__cudnn.bwd(c->cudnn, algo, CUDNN_SOFTMAX_MODE_INSTANCE_, &one, c->desc[0],
                              a->in[1], c->desc[0], a->in[0], &zero, c->desc[0], a->out[0]);
   pthread_mutex_unlock(&p->mu);
-  if (!c) return DS_ERR_UNSUPPORTED;
+  /* no handle, or a case this cuDNN does not support (statuses 2000-3999: bad or unsupported
+   * parameters, e.g. a dtype on this GPU): our own kernel takes it */
+  if (!c || (rc >= 2000 && rc < 4000)) return DS_ERR_UNSUPPORTED;
   if (rc != 0)
     return ds__error(ctx, DS_ERR_DEVICE, "precision", "softmax on CUDA: cuDNN status %d", rc);
+  char msg[256] = "";
+  ds_status s = ds__cuda_sync_run(msg, sizeof msg); /* cuDNN queued it on the default stream */
+  if (s != DS_OK) return ds__error(ctx, s, "precision", "softmax on CUDA (cuDNN): %s", msg);
   ds__stat_add(ctx, p->stat_cudnn, 1.0);
   return DS_OK;
 }

@@ -25,8 +25,9 @@ ds_status ds__check_labels(ds_context *ctx, const char *k, const int32_t *ids, i
                            int64_t bound) {
   for (int64_t i = 0; i < n; i++)
     if (ids[i] < 0 || ids[i] >= bound)
-      return ds__error(ctx, DS_ERR_INVALID_ARG, "precision", "%s: %s %d at %lld is outside [0, %lld)",
-                       k, strstr(k, "entropy") ? "label" : "id", (int)ids[i], (long long)i,
+      return ds__error(ctx, DS_ERR_INVALID_ARG, "precision",
+                       "%s: %s %d at %lld is outside [0, %lld)", k,
+                       strstr(k, "entropy") ? "label" : "id", (int)ids[i], (long long)i,
                        (long long)bound);
   return DS_OK;
 }

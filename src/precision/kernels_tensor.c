@@ -44,6 +44,10 @@ static ds_status tk_device(tk_call *c, const ds_tensor *t, const char *what) {
   return DS_OK;
 }
 
+static ds_status tk_no_ctx(const tk_call *c) {
+  return ds__error(NULL, DS_ERR_INVALID_ARG, "precision", "%s: ctx is NULL", c->name);
+}
+
 static ds_status tk_missing(tk_call *c, const char *what) {
   return ds__error(c->ctx, DS_ERR_INVALID_ARG, "precision", "%s: %s is NULL", c->name, what);
 }
@@ -228,7 +232,7 @@ ds_status ds_bias_act_forward_tensor(ds_context *ctx, ds_tensor *y, const ds_ten
                                      const ds_tensor *bias, ds_activation act) {
   tk_call c;
   tk_begin(&c, ctx, "bias_act_forward", DS__TK_BIAS_ACT_FWD);
-  if (!ctx) return ds__error(NULL, DS_ERR_INVALID_ARG, "precision", "bias_act_forward: ctx is NULL");
+  if (!ctx) return tk_no_ctx(&c);
   ds_status st;
   if ((st = tk_row(&c, x, "x", 1)) || (st = tk_row(&c, y, "y", 1)) ||
       (st = tk_vec(&c, bias, "bias", 0, c.cols, DS_DTYPE_F32)))
@@ -257,7 +261,7 @@ ds_status ds_bias_act_backward_tensor(ds_context *ctx, ds_tensor *dx, ds_tensor 
                                       const ds_tensor *bias, ds_activation act) {
   tk_call c;
   tk_begin(&c, ctx, "bias_act_backward", DS__TK_BIAS_ACT_BWD);
-  if (!ctx) return ds__error(NULL, DS_ERR_INVALID_ARG, "precision", "bias_act_backward: ctx is NULL");
+  if (!ctx) return tk_no_ctx(&c);
   ds_status st;
   if ((st = tk_row(&c, dy, "dy", 1)) || (st = tk_row(&c, x, "x", 1)) ||
       (st = tk_row(&c, dx, "dx", 1)) || (st = tk_vec(&c, bias, "bias", 0, c.cols, DS_DTYPE_F32)) ||
@@ -299,7 +303,7 @@ ds_status ds_softmax_forward_tensor(ds_context *ctx, ds_tensor *y, const ds_tens
                                     int log_softmax) {
   tk_call c;
   tk_begin(&c, ctx, "softmax_forward", DS__TK_SOFTMAX_FWD);
-  if (!ctx) return ds__error(NULL, DS_ERR_INVALID_ARG, "precision", "softmax_forward: ctx is NULL");
+  if (!ctx) return tk_no_ctx(&c);
   ds_status st;
   if ((st = tk_row(&c, x, "x", 1)) || (st = tk_row(&c, y, "y", 1))) return st;
   tk_out(&c, 0, y), tk_in(&c, 0, x), c.a.flag = !!log_softmax;
@@ -313,7 +317,7 @@ ds_status ds_softmax_backward_tensor(ds_context *ctx, ds_tensor *dx, const ds_te
                                      const ds_tensor *y, int log_softmax) {
   tk_call c;
   tk_begin(&c, ctx, "softmax_backward", DS__TK_SOFTMAX_BWD);
-  if (!ctx) return ds__error(NULL, DS_ERR_INVALID_ARG, "precision", "softmax_backward: ctx is NULL");
+  if (!ctx) return tk_no_ctx(&c);
   ds_status st;
   if ((st = tk_row(&c, dy, "dy", 1)) || (st = tk_row(&c, y, "y", 1)) ||
       (st = tk_row(&c, dx, "dx", 1)))
@@ -361,7 +365,7 @@ ds_status ds_layernorm_forward_tensor(ds_context *ctx, ds_tensor *y, ds_tensor *
                                       const ds_tensor *gamma, const ds_tensor *beta, float eps) {
   tk_call c;
   tk_begin(&c, ctx, "layernorm_forward", DS__TK_LN_FWD);
-  if (!ctx) return ds__error(NULL, DS_ERR_INVALID_ARG, "precision", "layernorm_forward: ctx is NULL");
+  if (!ctx) return tk_no_ctx(&c);
   ds_status st;
   if ((st = tk_row(&c, x, "x", 1)) || (st = tk_row(&c, y, "y", 1)) ||
       (st = tk_vec(&c, mean, "mean", 0, c.rows, DS_DTYPE_F32)) ||
@@ -384,7 +388,7 @@ ds_status ds_layernorm_backward_tensor(ds_context *ctx, ds_tensor *dx, ds_tensor
                                        const ds_tensor *gamma) {
   tk_call c;
   tk_begin(&c, ctx, "layernorm_backward", DS__TK_LN_BWD);
-  if (!ctx) return ds__error(NULL, DS_ERR_INVALID_ARG, "precision", "layernorm_backward: ctx is NULL");
+  if (!ctx) return tk_no_ctx(&c);
   ds_status st;
   if ((st = tk_row(&c, dy, "dy", 1)) || (st = tk_row(&c, x, "x", 1)) ||
       (st = tk_row(&c, dx, "dx", 1)) || (st = tk_vec(&c, mean, "mean", 1, c.rows, DS_DTYPE_F32)) ||
@@ -418,7 +422,7 @@ ds_status ds_rmsnorm_forward_tensor(ds_context *ctx, ds_tensor *y, ds_tensor *rs
                                     const ds_tensor *x, const ds_tensor *gamma, float eps) {
   tk_call c;
   tk_begin(&c, ctx, "rmsnorm_forward", DS__TK_RMS_FWD);
-  if (!ctx) return ds__error(NULL, DS_ERR_INVALID_ARG, "precision", "rmsnorm_forward: ctx is NULL");
+  if (!ctx) return tk_no_ctx(&c);
   ds_status st;
   if ((st = tk_row(&c, x, "x", 1)) || (st = tk_row(&c, y, "y", 1)) ||
       (st = tk_vec(&c, rstd, "rstd", 0, c.rows, DS_DTYPE_F32)) ||
@@ -437,7 +441,7 @@ ds_status ds_rmsnorm_backward_tensor(ds_context *ctx, ds_tensor *dx, ds_tensor *
                                      const ds_tensor *rstd, const ds_tensor *gamma) {
   tk_call c;
   tk_begin(&c, ctx, "rmsnorm_backward", DS__TK_RMS_BWD);
-  if (!ctx) return ds__error(NULL, DS_ERR_INVALID_ARG, "precision", "rmsnorm_backward: ctx is NULL");
+  if (!ctx) return tk_no_ctx(&c);
   ds_status st;
   if ((st = tk_row(&c, dy, "dy", 1)) || (st = tk_row(&c, x, "x", 1)) ||
       (st = tk_row(&c, dx, "dx", 1)) || (st = tk_vec(&c, rstd, "rstd", 1, c.rows, DS_DTYPE_F32)) ||
@@ -473,7 +477,7 @@ ds_status ds_cross_entropy_tensor(ds_context *ctx, float *loss, ds_tensor *dlogi
                                   const ds_tensor *logits, const ds_tensor *labels) {
   tk_call c;
   tk_begin(&c, ctx, "cross_entropy", DS__TK_CE);
-  if (!ctx) return ds__error(NULL, DS_ERR_INVALID_ARG, "precision", "cross_entropy: ctx is NULL");
+  if (!ctx) return tk_no_ctx(&c);
   if (!loss) return tk_missing(&c, "loss");
   ds_status st;
   if ((st = tk_row(&c, logits, "logits", 1)) || (st = tk_row(&c, dlogits, "dlogits", 0)) ||
@@ -529,7 +533,7 @@ ds_status ds_embedding_forward_tensor(ds_context *ctx, ds_tensor *y, const ds_te
                                       const ds_tensor *ids) {
   tk_call c;
   tk_begin(&c, ctx, "embedding_forward", DS__TK_EMB_FWD);
-  if (!ctx) return ds__error(NULL, DS_ERR_INVALID_ARG, "precision", "embedding_forward: ctx is NULL");
+  if (!ctx) return tk_no_ctx(&c);
   ds_status st = tk_embedding(&c, table, "table", y, "y", ids, 0);
   if (st) return st;
   tk_out(&c, 0, y), tk_in(&c, 0, table), tk_in(&c, 1, ids);
@@ -553,7 +557,7 @@ ds_status ds_embedding_backward_tensor(ds_context *ctx, ds_tensor *dtable, const
                                        const ds_tensor *ids) {
   tk_call c;
   tk_begin(&c, ctx, "embedding_backward", DS__TK_EMB_BWD);
-  if (!ctx) return ds__error(NULL, DS_ERR_INVALID_ARG, "precision", "embedding_backward: ctx is NULL");
+  if (!ctx) return tk_no_ctx(&c);
   ds_status st = tk_embedding(&c, dtable, "dtable", dy, "dy", ids, 1);
   if (st) return st;
   tk_out(&c, 0, dtable), tk_in(&c, 0, dy), tk_in(&c, 1, ids);
@@ -575,7 +579,7 @@ ds_status ds_elementwise_tensor(ds_context *ctx, ds_elementwise_op op, ds_tensor
                                 const ds_tensor *a, const ds_tensor *b, float s) {
   tk_call c;
   tk_begin(&c, ctx, "elementwise", DS__TK_EW);
-  if (!ctx) return ds__error(NULL, DS_ERR_INVALID_ARG, "precision", "elementwise: ctx is NULL");
+  if (!ctx) return tk_no_ctx(&c);
   if ((unsigned)op > DS_EW_SCALE)
     return ds__error(ctx, DS_ERR_INVALID_ARG, "precision", "elementwise: unknown op %d", (int)op);
   ds_status st;
@@ -598,7 +602,7 @@ ds_status ds_elementwise_tensor(ds_context *ctx, ds_elementwise_op op, ds_tensor
 ds_status ds_reduce_tensor(ds_context *ctx, double *out, ds_reduce_op op, const ds_tensor *x) {
   tk_call c;
   tk_begin(&c, ctx, "reduce", DS__TK_REDUCE);
-  if (!ctx) return ds__error(NULL, DS_ERR_INVALID_ARG, "precision", "reduce: ctx is NULL");
+  if (!ctx) return tk_no_ctx(&c);
   if (!out) return tk_missing(&c, "out");
   if ((unsigned)op > DS_REDUCE_ALL_FINITE)
     return ds__error(ctx, DS_ERR_INVALID_ARG, "precision", "reduce: unknown op %d", (int)op);

@@ -62,6 +62,14 @@ __host__ __device__ float vec(const void *p, int64_t i, float dflt) {
   return p ? ((const float *)p)[i] : dflt;
 }
 
+// Slot s of a call's inputs, element k; and element k of its first output.
+__host__ __device__ float in(const ds__tk_args &a, int s, int64_t k) {
+  return ld(a.in[s], a.in_dt[s], k);
+}
+__host__ __device__ void out0(const ds__tk_args &a, int64_t k, float v) {
+  st(a.out[0], a.out_dt[0], k, v);
+}
+
 __host__ __device__ float act_f(float v, int act) {
   switch (act) {
   case kActRelu: return v > 0.0f ? v : 0.0f;
@@ -149,11 +157,11 @@ template <class T> __host__ __device__ void softmax_fwd(T &t, const ds__tk_args 
   int64_t c = a.cols, b = i * c;
   float mx = row_max(t, a.in[0], a.in_dt[0], b, c);
   double s = 0;
-  for (int64_t j = t.tid(); j < c; j += t.size()) s += exp((double)ld(a.in[0], a.in_dt[0], b + j) - mx);
+  for (int64_t j = t.tid(); j < c; j += t.size()) s += exp((double)in(a, 0, b + j) - mx);
   double sum = t.sum(s), lse = log(sum);
   for (int64_t j = t.tid(); j < c; j += t.size()) {
-    double z = (double)ld(a.in[0], a.in_dt[0], b + j) - mx;
-    st(a.out[0], a.out_dt[0], b + j, (float)(a.flag ? z - lse : exp(z) / sum));
+    double z = (double)in(a, 0, b + j) - mx;
+    out0(a, b + j, (float)(a.flag ? z - lse : exp(z) / sum));
   }
 }
 
@@ -162,13 +170,13 @@ template <class T> __host__ __device__ void softmax_bwd(T &t, const ds__tk_args 
   int64_t c = a.cols, b = i * c;
   double s = 0;
   for (int64_t j = t.tid(); j < c; j += t.size()) {
-    double g = ld(a.in[0], a.in_dt[0], b + j);
-    s += a.flag ? g : g * ld(a.in[1], a.in_dt[1], b + j);
+    double g = in(a, 0, b + j);
+    s += a.flag ? g : g * in(a, 1, b + j);
   }
   s = t.sum(s);
   for (int64_t j = t.tid(); j < c; j += t.size()) {
-    float g = ld(a.in[0], a.in_dt[0], b + j), y = ld(a.in[1], a.in_dt[1], b + j);
-    st(a.out[0], a.out_dt[0], b + j, (float)(a.flag ? g - exp((double)y) * s : y * ((double)g - s)));
+    float g = in(a, 0, b + j), y = in(a, 1, b + j);
+    out0(a, b + j, (float)(a.flag ? g - exp((double)y) * s : y * ((double)g - s)));
   }
 }
 
@@ -176,16 +184,16 @@ template <class T> __host__ __device__ void softmax_bwd(T &t, const ds__tk_args 
 template <class T> __host__ __device__ void ln_fwd(T &t, const ds__tk_args &a, int64_t i) {
   int64_t c = a.cols, b = i * c;
   double s = 0, s2 = 0;
-  for (int64_t j = t.tid(); j < c; j += t.size()) s += ld(a.in[0], a.in_dt[0], b + j);
+  for (int64_t j = t.tid(); j < c; j += t.size()) s += in(a, 0, b + j);
   double mu = t.sum(s) / (double)c;
   for (int64_t j = t.tid(); j < c; j += t.size()) {
-    double d = (double)ld(a.in[0], a.in_dt[0], b + j) - mu;
+    double d = (double)in(a, 0, b + j) - mu;
     s2 += d * d;
   }
   double r = 1.0 / sqrt(t.sum(s2) / (double)c + a.eps);
   for (int64_t j = t.tid(); j < c; j += t.size()) {
-    double v = ((double)ld(a.in[0], a.in_dt[0], b + j) - mu) * r;
-    st(a.out[0], a.out_dt[0], b + j, (float)(v * vec(a.in[1], j, 1.0f) + vec(a.in[2], j, 0.0f)));
+    double v = ((double)in(a, 0, b + j) - mu) * r;
+    out0(a, b + j, (float)(v * vec(a.in[1], j, 1.0f) + vec(a.in[2], j, 0.0f)));
   }
   if (t.tid() == 0 && a.out[1]) ((float *)a.out[1])[i] = (float)mu;
   if (t.tid() == 0 && a.out[2]) ((float *)a.out[2])[i] = (float)r;
@@ -196,15 +204,15 @@ template <class T> __host__ __device__ void ln_bwd(T &t, const ds__tk_args &a, i
   int64_t c = a.cols, b = i * c;
   double mu = ((const float *)a.in[2])[i], r = ((const float *)a.in[3])[i], sd = 0, sdx = 0;
   for (int64_t j = t.tid(); j < c; j += t.size()) {
-    float g = ld(a.in[0], a.in_dt[0], b + j);
-    double xh = ((double)ld(a.in[1], a.in_dt[1], b + j) - mu) * r, d = (double)g * vec(a.in[4], j, 1.0f);
+    float g = in(a, 0, b + j);
+    double xh = ((double)in(a, 1, b + j) - mu) * r, d = (double)g * vec(a.in[4], j, 1.0f);
     sd += d, sdx += d * xh;
   }
   sd = t.sum(sd) / (double)c, sdx = t.sum(sdx) / (double)c;
   for (int64_t j = t.tid(); j < c; j += t.size()) {
-    float g = ld(a.in[0], a.in_dt[0], b + j);
-    double xh = ((double)ld(a.in[1], a.in_dt[1], b + j) - mu) * r, d = (double)g * vec(a.in[4], j, 1.0f);
-    st(a.out[0], a.out_dt[0], b + j, (float)(r * (d - sd - xh * sdx)));
+    float g = in(a, 0, b + j);
+    double xh = ((double)in(a, 1, b + j) - mu) * r, d = (double)g * vec(a.in[4], j, 1.0f);
+    out0(a, b + j, (float)(r * (d - sd - xh * sdx)));
   }
 }
 
@@ -213,12 +221,12 @@ template <class T> __host__ __device__ void rms_fwd(T &t, const ds__tk_args &a, 
   int64_t c = a.cols, b = i * c;
   double s2 = 0;
   for (int64_t j = t.tid(); j < c; j += t.size()) {
-    double v = ld(a.in[0], a.in_dt[0], b + j);
+    double v = in(a, 0, b + j);
     s2 += v * v;
   }
   double r = 1.0 / sqrt(t.sum(s2) / (double)c + a.eps);
   for (int64_t j = t.tid(); j < c; j += t.size())
-    st(a.out[0], a.out_dt[0], b + j, (float)((double)ld(a.in[0], a.in_dt[0], b + j) * r * vec(a.in[1], j, 1.0f)));
+    out0(a, b + j, (float)((double)in(a, 0, b + j) * r * vec(a.in[1], j, 1.0f)));
   if (t.tid() == 0 && a.out[1]) ((float *)a.out[1])[i] = (float)r;
 }
 
@@ -227,12 +235,12 @@ template <class T> __host__ __device__ void rms_bwd(T &t, const ds__tk_args &a, 
   int64_t c = a.cols, b = i * c;
   double r = ((const float *)a.in[2])[i], sdx = 0;
   for (int64_t j = t.tid(); j < c; j += t.size())
-    sdx += (double)ld(a.in[0], a.in_dt[0], b + j) * vec(a.in[3], j, 1.0f) * ld(a.in[1], a.in_dt[1], b + j);
+    sdx += (double)in(a, 0, b + j) * vec(a.in[3], j, 1.0f) * in(a, 1, b + j);
   sdx = t.sum(sdx) / (double)c;
   for (int64_t j = t.tid(); j < c; j += t.size()) {
-    double d = (double)ld(a.in[0], a.in_dt[0], b + j) * vec(a.in[3], j, 1.0f);
-    double x = ld(a.in[1], a.in_dt[1], b + j);
-    st(a.out[0], a.out_dt[0], b + j, (float)(r * d - x * r * r * r * sdx));
+    double d = (double)in(a, 0, b + j) * vec(a.in[3], j, 1.0f);
+    double x = in(a, 1, b + j);
+    out0(a, b + j, (float)(r * d - x * r * r * r * sdx));
   }
 }
 
@@ -248,13 +256,13 @@ template <class T> __host__ __device__ void ce_row(T &t, const ds__tk_args &a, i
   }
   float mx = row_max(t, a.in[0], a.in_dt[0], b, c);
   double s = 0;
-  for (int64_t j = t.tid(); j < c; j += t.size()) s += exp((double)ld(a.in[0], a.in_dt[0], b + j) - mx);
+  for (int64_t j = t.tid(); j < c; j += t.size()) s += exp((double)in(a, 0, b + j) - mx);
   double lse = mx + log(t.sum(s));
-  if (t.tid() == 0) row_loss[i] = lse - ld(a.in[0], a.in_dt[0], b + lab);
+  if (t.tid() == 0) row_loss[i] = lse - in(a, 0, b + lab);
   if (a.out[0])
     for (int64_t j = t.tid(); j < c; j += t.size())
-      st(a.out[0], a.out_dt[0], b + j,
-         (float)((exp((double)ld(a.in[0], a.in_dt[0], b + j) - lse) - (j == lab)) / (double)a.rows));
+      out0(a, b + j,
+         (float)((exp((double)in(a, 0, b + j) - lse) - (j == lab)) / (double)a.rows));
 }
 
 // The elementwise ops of row i (bias_act, embedding) or of flat chunk i (EW).
@@ -262,11 +270,11 @@ __host__ __device__ void elem(const ds__tk_args &a, int64_t i, int64_t j, int *b
   int64_t c = a.cols, k = i * c + j;
   switch (a.op) {
   case DS__TK_BIAS_ACT_FWD:
-    st(a.out[0], a.out_dt[0], k, act_f(ld(a.in[0], a.in_dt[0], k) + vec(a.in[1], j, 0.0f), a.flag));
+    out0(a, k, act_f(in(a, 0, k) + vec(a.in[1], j, 0.0f), a.flag));
     return;
   case DS__TK_BIAS_ACT_BWD: {
-    float v = ld(a.in[1], a.in_dt[1], k) + vec(a.in[2], j, 0.0f);
-    st(a.out[0], a.out_dt[0], k, ld(a.in[0], a.in_dt[0], k) * act_grad(v, a.flag));
+    float v = in(a, 1, k) + vec(a.in[2], j, 0.0f);
+    out0(a, k, in(a, 0, k) * act_grad(v, a.flag));
     return;
   }
   case DS__TK_EMB_FWD:
@@ -277,14 +285,14 @@ __host__ __device__ void elem(const ds__tk_args &a, int64_t i, int64_t j, int *b
       return;
     }
     if (a.op == DS__TK_EMB_FWD) {
-      st(a.out[0], a.out_dt[0], k, ld(a.in[0], a.in_dt[0], (int64_t)id * c + j));
+      out0(a, k, in(a, 0, (int64_t)id * c + j));
       return;
     }
     float *d = (float *)a.out[0] + (int64_t)id * c + j;
 #ifdef __CUDA_ARCH__
-    atomicAdd(d, ld(a.in[0], a.in_dt[0], k));
+    atomicAdd(d, in(a, 0, k));
 #else
-    *d += ld(a.in[0], a.in_dt[0], k);
+    *d += in(a, 0, k);
 #endif
     return;
   }
@@ -293,11 +301,11 @@ __host__ __device__ void elem(const ds__tk_args &a, int64_t i, int64_t j, int *b
 }
 
 __host__ __device__ void ew(const ds__tk_args &a, int64_t k) {
-  float x = ld(a.in[0], a.in_dt[0], k);
+  float x = in(a, 0, k);
   float v = a.flag == kEwScale ? a.s * x
-          : a.flag == kEwAdd   ? x + ld(a.in[1], a.in_dt[1], k)
-                               : x * ld(a.in[1], a.in_dt[1], k);
-  st(a.out[0], a.out_dt[0], k, v);
+          : a.flag == kEwAdd   ? x + in(a, 1, k)
+                               : x * in(a, 1, k);
+  out0(a, k, v);
 }
 
 // Column j's parameter gradients, summed over the rows in order in fp32 as the CPU does.
@@ -306,15 +314,15 @@ __host__ __device__ void col_sums(const ds__tk_args &a, int64_t j) {
   float s0 = 0.0f, s1 = 0.0f;
   for (int64_t i = 0; i < a.rows; i++) {
     int64_t k = i * c + j;
-    float g = ld(a.in[0], a.in_dt[0], k);
+    float g = in(a, 0, k);
     if (a.op == DS__TK_BIAS_ACT_BWD) {
-      s0 += g * act_grad(ld(a.in[1], a.in_dt[1], k) + vec(a.in[2], j, 0.0f), a.flag);
+      s0 += g * act_grad(in(a, 1, k) + vec(a.in[2], j, 0.0f), a.flag);
     } else if (a.op == DS__TK_LN_BWD) {
       double mu = ((const float *)a.in[2])[i], r = ((const float *)a.in[3])[i];
-      s0 += (float)(g * (((double)ld(a.in[1], a.in_dt[1], k) - mu) * r));
+      s0 += (float)(g * (((double)in(a, 1, k) - mu) * r));
       s1 += g;
     } else { // RMS_BWD
-      s0 += (float)((double)g * ld(a.in[1], a.in_dt[1], k) * ((const float *)a.in[2])[i]);
+      s0 += (float)((double)g * in(a, 1, k) * ((const float *)a.in[2])[i]);
     }
   }
   if (a.out[1]) ((float *)a.out[1])[j] = s0;
@@ -330,7 +338,7 @@ struct Partial {
 __host__ __device__ Partial reduce_part(const ds__tk_args &a, int64_t start, int64_t stride) {
   Partial p = {0.0, 0.0f, 0, 0};
   for (int64_t k = start; k < a.cols; k += stride) {
-    float v = ld(a.in[0], a.in_dt[0], k), av = fabsf(v);
+    float v = in(a, 0, k), av = fabsf(v);
     p.sum += v;
     p.amax = av > p.amax ? av : p.amax;
     p.bad |= !(av <= 3.40282347e38f);
