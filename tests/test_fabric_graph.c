@@ -610,6 +610,40 @@ static void test_gemm_identical_whatever_the_placement(void **state) {
   ds_context_destroy(ctx);
 }
 
+/* With every replica a real copy (zero-copy off), runs that prefetch each ready node's inputs
+ * to its device give the exact product under mixed placements, as runs that do not; the
+ * copies really happen. */
+static void test_prefetch_with_copies_forced(void **state) {
+  (void)state;
+  ds_param_value pv[] = {{DS_PARAM_SCHED_WORKERS, 0, 2}, {DS_PARAM_SCHED_BIND, 0, 0},
+                         {DS_PARAM_FABRIC_ZERO_COPY, 0, 0}};
+  ds_context *ctx = ds_test_context(pv, 3);
+  struct gemm *G = malloc(sizeof *G);
+  assert_non_null(G);
+  gemm_setup(G, ctx);
+  int32_t cl = opencl_device(ctx);
+  ds_plan_options po = DS_PLAN_OPTIONS_INIT;
+  po.policy = DS_PLAN_RANDOM;
+  for (int prefetch = 1; prefetch >= 0; prefetch--) {
+    assert_int_equal(ds_context_set_param(ctx, DS_PARAM_FABRIC_GRAPH_PREFETCH, prefetch), DS_OK);
+    unsigned used = 0;
+    for (uint64_t seed = 1; seed <= 3; seed++) {
+      po.seed = seed;
+      used |= run_plan(G, &po, prefetch ? "random, prefetch" : "random, no prefetch");
+    }
+    if (cl >= 0) assert_int_equal(used, 1u | 1u << cl);
+  }
+  ds_stats *st = NULL;
+  double copies = 0;
+  assert_int_equal(ds_stats_snapshot(&st, ctx), DS_OK);
+  assert_int_equal(ds_stats_find(&copies, st, "fabric.copies"), DS_OK);
+  ds_stats_free(st);
+  if (cl >= 0) assert_true(copies > 0);
+  gemm_free(G);
+  free(G);
+  ds_context_destroy(ctx);
+}
+
 /* On the real fabric: reaching PoCL costs nothing for a zero-copy buffer (it uses the host
  * bytes in place) and a copy for a DS_BUFFER_NO_ZERO_COPY one; plans predict both. */
 static void test_plan_prices_zero_copy_and_copies(void **state) {
@@ -737,6 +771,7 @@ int main(void) {
       cmocka_unit_test(test_heft_keeps_chains_local_and_calibrates),
       cmocka_unit_test(test_gemm_identical_whatever_the_placement),
       cmocka_unit_test(test_plan_prices_zero_copy_and_copies),
+      cmocka_unit_test(test_prefetch_with_copies_forced),
       cmocka_unit_test(test_failure_cancels_successors),
       cmocka_unit_test(test_gpu_placement),
   };

@@ -194,6 +194,10 @@ typedef enum ds_param {
   /** Fabric graphs: a HEFT plan is compared with every single-device plan in the same
    *  simulation and the best is kept (0 off, 1 on). Default 1. */
   DS_PARAM_FABRIC_PLAN_GUARD = 522,
+  /** Fabric graphs: when a node's last predecessor finishes, the run starts moving the node's
+   *  inputs to its device, overlapping the copies with the compute still running (0 off,
+   *  1 on). Default 1. */
+  DS_PARAM_FABRIC_GRAPH_PREFETCH = 523,
   /** Fabric timestamp barriers: nanoseconds a waiter spins re-checking progress before it
    *  sleeps on a futex (0..10000000); the budget adapts down while spins end in sleep.
    *  Default 10000. */

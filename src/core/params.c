@@ -64,6 +64,7 @@ static const ds__param_def ds__params[] = {
     {DS_PARAM_FABRIC_CALIBRATE_RUNS, "fabric_calibrate_runs", 0, 1000, 2, 0, NULL},
     {DS_PARAM_FABRIC_PLAN_SHARED_CORES, "fabric_plan_shared_cores", 0, 1, 1, 0, NULL},
     {DS_PARAM_FABRIC_PLAN_GUARD, "fabric_plan_guard", 0, 1, 1, 0, NULL},
+    {DS_PARAM_FABRIC_GRAPH_PREFETCH, "fabric_graph_prefetch", 0, 1, 1, 0, NULL},
     {DS_PARAM_FABRIC_BARRIER_SPIN_NS, "fabric_barrier_spin_ns", 0, 10000000, 10000, 0, NULL},
     {DS_PARAM_MPI_TIMEOUT_MS, "mpi_timeout_ms", 1, 86400000, 30000, 0, NULL},
     {DS_PARAM_MPI_HEARTBEAT_MS, "mpi_heartbeat_ms", 1, 60000, 100, 0, NULL},

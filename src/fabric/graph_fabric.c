@@ -126,6 +126,15 @@ ds_status ds__gfab_platform(ds_context *ctx, struct ds__gplat *plat, ds_graph *g
   return DS_OK;
 }
 
+void ds__gfab_prefetch(ds_graph *g, const struct ds__gnode *n, int32_t dev) {
+  for (uint32_t a = 0; a < n->nacc; a++) {
+    if (!(n->acc[a].mode & DS_ACCESS_READ)) continue;
+    void *ev = NULL;
+    if (ds__buffer_prefetch(n->acc[a].buf, dev, &ev) == DS_OK && ev)
+      ds__fabric_event_release(g->ctx, dev, ev); /* the replica is marked pending instead */
+  }
+}
+
 uint64_t ds__gfab_bytes_moved(ds_context *ctx) {
   ds_stats *s = NULL;
   double v = 0;

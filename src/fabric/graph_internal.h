@@ -99,6 +99,9 @@ struct ds_graph {
   uint32_t *hash;
   uint64_t version; /* bumped by every change; plans remember it */
 };
+/* Successor lists (CSR: node v's successors are succ[first[v] .. first[v + 1]), ascending);
+ * both arrays are the caller's to free with ds__free, also on DS_ERR_NO_MEMORY. */
+ds_status ds__graph_successors(ds_graph *g, uint32_t **first, int32_t **succ);
 /* Index of buf in g->bufs, or -1. */
 int32_t ds__graph_buf_find(const ds_graph *g, const ds_buffer *buf);
 /* A topological order into order[nnodes] (Kahn, ties by index). On a cycle returns
@@ -170,6 +173,10 @@ ds_status ds__gfab_platform(ds_context *ctx, struct ds__gplat *plat, ds_graph *g
 const char *ds__gfab_device_key(ds_context *ctx, int32_t device, char *buf, size_t cap);
 /* Runs node n of g on device dev: acquires, executes, releases; *seconds = execution time. */
 ds_status ds__gfab_exec(ds_graph *g, const struct ds__gnode *n, int32_t dev, double *seconds);
+/* Starts moving node n's read inputs to device dev ahead of its task, so the copies overlap
+ * the compute still running; best effort (a failure only loses the overlap: the node's own
+ * acquire moves or reports). The acquire awaits copies still in flight. */
+void ds__gfab_prefetch(ds_graph *g, const struct ds__gnode *n, int32_t dev);
 /* Total bytes moved by the fabric so far (for run info). */
 uint64_t ds__gfab_bytes_moved(ds_context *ctx);
 

@@ -9,10 +9,17 @@
  * cores its running nodes hold; a node whose average load exceeded the pool had its time
  * stretched by about load / cores (processor sharing), so that factor is taken out before the
  * time is recorded. Otherwise the models learn contended times and the planner, which already
- * keeps such nodes apart, would price them twice. */
+ * keeps such nodes apart, would price them twice.
+ *
+ * Prefetch: each node counts its unfinished predecessors; the task that finishes the last one
+ * starts the node's input copies to its device (ds__gfab_prefetch) before returning, so they
+ * run while the scheduler dispatches the node and other nodes compute. The node cannot have
+ * started yet (its predecessor's task has not completed), and no writer of its inputs can run
+ * meanwhile: every writer of a buffer is ordered with every reader by the graph. */
 #include <stdio.h>
 #include <string.h>
 
+#include "atomic.h"
 #include "graph_internal.h"
 
 #define MOD "fabric"
@@ -30,6 +37,10 @@ struct run {
   int load;          /* cores held by running nodes (under mu) */
   uint64_t load_t;   /* when load last changed, ns */
   double load_int;   /* integral of load over time, core-ns */
+  const ds_plan *plan;
+  uint32_t *succ0;    /* successor lists (NULL: no prefetch) */
+  int32_t *succ;
+  ds__atomic_int *left; /* per node: predecessors not finished yet */
   ds_status first; /* first node failure */
   char msg[DS__ERRMSG_MAX];
   struct run_node *rn;
@@ -64,6 +75,11 @@ static ds_status node_task(void *arg) {
     double avg = t1 > t0 ? (i1 - i0) / (double)(t1 - t0) : 0; /* includes this node's cores */
     if (avg > r->pool_cap) s *= r->pool_cap / avg;
   }
+  if (st == DS_OK && r->left)
+    for (uint32_t j = r->succ0[rn->node]; j < r->succ0[rn->node + 1]; j++) {
+      int32_t w = r->succ[j];
+      if (ds__fetch_sub(&r->left[w], 1) == 1) ds__gfab_prefetch(g, &g->nodes[w], r->plan->dev[w]);
+    }
   if (st == DS_OK) {
     char key[DS__NAME_MAX];
     uint64_t size = n->size;
@@ -108,6 +124,21 @@ static ds_status submit_all(struct run *r, const ds_plan *p, ds_task_group *grp)
   return st;
 }
 
+/* Successor lists and predecessor counts for prefetching; without memory the run simply
+ * does not prefetch. */
+static void prefetch_init(struct run *r) {
+  ds_graph *g = r->g;
+  r->left = ds__alloc(g->ctx, g->nnodes * sizeof *r->left);
+  if (!r->left || ds__graph_successors(g, &r->succ0, &r->succ) != DS_OK) {
+    ds__free(g->ctx, (void *)r->left);
+    ds__free(g->ctx, r->succ0);
+    ds__free(g->ctx, r->succ);
+    r->left = NULL, r->succ0 = NULL, r->succ = NULL;
+    return;
+  }
+  for (uint32_t i = 0; i < g->nnodes; i++) ds__store_relaxed(&r->left[i], (int)g->nodes[i].npred);
+}
+
 ds_status ds_graph_run(ds_graph *g, const ds_plan *p, ds_graph_run_info *info) {
   if (!g || !p) return ds__error(g ? g->ctx : NULL, DS_ERR_INVALID_ARG, MOD, "run: NULL argument");
   if (info && info->struct_size != sizeof *info)
@@ -116,13 +147,14 @@ ds_status ds_graph_run(ds_graph *g, const ds_plan *p, ds_graph_run_info *info) {
   if (p->g != g || p->version != g->version || p->nnodes != g->nnodes)
     return ds__error(g->ctx, DS_ERR_INVALID_ARG, MOD,
                      "run: the plan is for another graph or the graph changed since");
-  struct run r = {.g = g, .first = DS_OK, .pool_cap = p->pool_cap};
+  struct run r = {.g = g, .first = DS_OK, .pool_cap = p->pool_cap, .plan = p};
   r.rn = ds__calloc(g->ctx, g->nnodes, sizeof *r.rn);
   r.tasks = ds__calloc(g->ctx, g->nnodes, sizeof *r.tasks);
   ds_task_group *grp = NULL;
   ds_status st = !r.rn || !r.tasks ? ds__error(g->ctx, DS_ERR_NO_MEMORY, MOD, "run: out of memory")
                                    : ds_task_group_create(&grp, g->ctx);
   pthread_mutex_init(&r.mu, NULL);
+  if (st == DS_OK && ds__param(g->ctx, DS_PARAM_FABRIC_GRAPH_PREFETCH)) prefetch_init(&r);
   uint64_t bytes0 = info ? ds__gfab_bytes_moved(g->ctx) : 0, t0 = ds__now_ns();
   if (st == DS_OK) st = submit_all(&r, p, grp);
   ds_status wst = grp ? ds_task_group_wait(grp, -1) : DS_OK; /* also after a failed submit */
@@ -140,6 +172,9 @@ ds_status ds_graph_run(ds_graph *g, const ds_plan *p, ds_graph_run_info *info) {
     info->bytes_moved = ds__gfab_bytes_moved(g->ctx) - bytes0;
   }
   pthread_mutex_destroy(&r.mu);
+  ds__free(g->ctx, r.succ0);
+  ds__free(g->ctx, r.succ);
+  ds__free(g->ctx, (void *)r.left);
   ds__free(g->ctx, r.rn);
   ds__free(g->ctx, r.tasks);
   return st;

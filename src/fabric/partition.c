@@ -188,8 +188,8 @@ static void choose(struct planner *P, struct ds__psim *s, int32_t v, uint64_t *r
   }
 }
 
-/* Successor lists (CSR: node v's successors are succ[first[v] .. first[v + 1])). */
-static ds_status successors(ds_graph *g, uint32_t **first, int32_t **succ) {
+/* Successor lists (graph_internal.h): here for the list schedule, also used by the executor. */
+ds_status ds__graph_successors(ds_graph *g, uint32_t **first, int32_t **succ) {
   uint32_t n = g->nnodes, e = 0;
   for (uint32_t w = 0; w < n; w++) e += g->nodes[w].npred;
   *first = ds__calloc(g->ctx, n + 1, sizeof **first);
@@ -211,7 +211,7 @@ static ds_status list_schedule(struct planner *P, struct ds__psim *s, ds_plan *p
   ds_graph *g = P->g;
   uint32_t n = g->nnodes, nready = 0, *left = ds__calloc(g->ctx, n, sizeof *left), *first = NULL;
   int32_t *ready = ds__alloc(g->ctx, n * sizeof *ready), *succ = NULL;
-  ds_status st = left && ready ? successors(g, &first, &succ) : DS_ERR_NO_MEMORY;
+  ds_status st = left && ready ? ds__graph_successors(g, &first, &succ) : DS_ERR_NO_MEMORY;
   uint64_t rng = P->o->seed;
   for (uint32_t i = 0; st == DS_OK && i < n; i++)
     if (!(left[i] = g->nodes[i].npred)) ready[nready++] = (int32_t)i;
