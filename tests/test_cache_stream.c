@@ -102,7 +102,8 @@ static void test_sequential_and_strided_streams(void **state) {
   assert_int_equal((int)correct, 0);
 }
 
-/* Key i of stream s: "A-k-" or "B-k-" + two letters (6 bytes: not an integer key), no trailing number (Markov only). */
+/* Key i of stream s: "A-k-" or "B-k-" + two letters: 6 bytes (not an integer key) and no
+ * trailing number, so only the Markov predictor applies. */
 static void letter_key(char *key, int s, int i) {
   snprintf(key, 8, "%c-k-%c%c", s ? 'B' : 'A', 'a' + i / 26, 'a' + i % 26);
 }

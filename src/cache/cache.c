@@ -8,7 +8,8 @@
 
 /* ---- tier bookkeeping ---- */
 static uint64_t ds__centry_weight(ds__centry *e) {
-  return (uint64_t)e->klen + (e->tier == 2 ? ds__cold(e)->slen : e->vlen + ds__cold(e)->keep_len);
+  ds__centry_cold *k = ds__cold(e);
+  return (uint64_t)e->klen + (e->tier == 2 ? k->slen : e->vlen + k->keep_len);
 }
 
 void ds__tier_add(ds__shard *sh, ds__centry *e) {
@@ -29,15 +30,16 @@ static void ds__tier_sub(ds__shard *sh, ds__centry *e) {
 
 /* ---- entries and the hash table ---- */
 static void ds__centry_free_data(ds_cache *c, ds__centry *e) {
-  ds__free(c->ctx, ds__cold(e)->keep);
-  ds__cold(e)->keep = NULL;
-  ds__cold(e)->keep_len = 0;
+  ds__centry_cold *k = ds__cold(e);
+  ds__free(c->ctx, k->keep);
+  k->keep = NULL;
+  k->keep_len = 0;
   if (!e->data) return;
   if (e->dev) ds__gpu_free(c->gpu, e->data);
-  else if (ds__cold(e)->free_fn) ds__cold(e)->free_fn(ds__cold(e)->free_user, e->data);
+  else if (k->free_fn) k->free_fn(k->free_user, e->data);
   else if (!e->inl) ds__free(c->ctx, e->data);
   e->data = NULL;
-  ds__cold(e)->free_fn = NULL;
+  k->free_fn = NULL;
   e->inl = 0;
   e->dev = 0;
 }
@@ -176,16 +178,14 @@ void ds__evict_l2(void *user, uint64_t key) {
   ds__centry_drop(sh->cache, sh, (ds__centry *)(uintptr_t)key);
 }
 
-/* Puts e (plain bytes in host memory, in no tier) into the GPU tier; when there is none, its
- * policy declines e (admission, with force 0) or the device allocation or copy fails, e goes
- * to L1 (admitted there when l1_force) and below instead. The policy makes room first, so the
- * evicted entries' device memory is free before the allocation. */
-void ds__place_top(ds_cache *c, ds__shard *sh, ds__centry *e, int force, int l1_force) {
+/* Tries to put e (in no tier) into the GPU tier with its bytes copied from src (its host
+ * value, or the caller's bytes of a put that has no host copy yet). The policy makes room
+ * first, so the evicted entries' device memory is free before the allocation. Returns 1 when
+ * placed (the host value, if any, is freed: an owned one goes back to its owner); 0 when the
+ * policy declines e (admission, with force 0) or the device allocation or copy fails: e is
+ * then in no tier, unchanged. */
+int ds__place_gpu(ds_cache *c, ds__shard *sh, ds__centry *e, const void *src, int force) {
   ds__policy *p = sh->pol[2];
-  if (!p) {
-    ds__place_l1(c, sh, e, l1_force);
-    return;
-  }
   ds__free(c->ctx, ds__cold(e)->keep); /* the GPU tier keeps no encoding */
   ds__cold(e)->keep = NULL;
   ds__cold(e)->keep_len = 0;
@@ -196,20 +196,33 @@ void ds__place_top(ds_cache *c, ds__shard *sh, ds__centry *e, int force, int l1_
   int r = w <= UINT32_MAX ? ds__policy_insert(p, (uintptr_t)e, (uint32_t)w, -1) : 0;
   p->force = 0;
   void *mem = NULL;
-  if (r == 1 && ds__gpu_store(c->gpu, e->data, e->vlen, &mem) == DS_OK) {
+  if (r == 1 && ds__gpu_store(c->gpu, src, e->vlen, &mem) == DS_OK) {
     e->pnode = p->last_node;
-    ds__centry_free_data(c, e); /* the host copy (an owned value goes back to its owner) */
+    ds__centry_free_data(c, e);
     e->data = mem;
     e->dev = 1;
-    return;
+    return 1;
   }
   if (r == 1) {
     ds__policy_remove(p, (uintptr_t)e);
     sh->t[2].failed++;
   }
   ds__tier_sub(sh, e);
+  e->tier = 0;
   sh->t[2].rejected++;
-  ds__place_l1(c, sh, e, l1_force);
+  return 0;
+}
+
+/* Puts e (plain bytes in host memory, in no tier) into the GPU tier; when there is none or it
+ * does not take e (ds__place_gpu), into L1 (admitted there when l1_force) and below. */
+void ds__place_top(ds_cache *c, ds__shard *sh, ds__centry *e, int force, int l1_force) {
+  if (!sh->pol[2] || !ds__place_gpu(c, sh, e, e->data, force)) ds__place_l1(c, sh, e, l1_force);
+}
+
+/* Takes e (in no tier and no tier's counters) out of the table and frees it. */
+void ds__centry_unlink_free(ds_cache *c, ds__shard *sh, ds__centry *e) {
+  ds__shard_unlink(sh, e);
+  ds__centry_free(c, e);
 }
 
 /* Moves the GPU entry e down: its bytes are copied back to host memory and it enters L1
@@ -254,12 +267,13 @@ uint32_t ds__pending_l1(void *user, uint64_t key) {
  * counters; tier 0 until placed). */
 void ds__centry_adopt_plain(ds__shard *sh, ds__centry *e, void *plain) {
   ds__tier_sub(sh, e);
-  ds__cold(e)->keep = e->data; /* encoded data is always ours (ds__alloc), never an owned value */
-  ds__cold(e)->keep_len = ds__cold(e)->slen;
-  ds__cold(e)->keep_enc = ds__cold(e)->enc;
+  ds__centry_cold *k = ds__cold(e);
+  k->keep = e->data; /* encoded data is always ours (ds__alloc), never an owned value */
+  k->keep_len = k->slen;
+  k->keep_enc = k->enc;
   e->data = plain;
-  ds__cold(e)->slen = e->vlen;
-  ds__cold(e)->enc = 0;
+  k->slen = e->vlen;
+  k->enc = 0;
   e->tier = 0;
 }
 
@@ -267,7 +281,8 @@ void ds__centry_adopt_plain(ds__shard *sh, ds__centry *e, void *plain) {
 ds_status ds__centry_decode(ds_cache *c, ds__shard *sh, ds__centry *e) {
   void *plain = ds__alloc(c->ctx, e->vlen ? e->vlen : 1);
   if (!plain) return DS_ERR_NO_MEMORY;
-  ds_status st = ds__codec_decode(c->ctx, ds__cold(e)->enc, e->data, ds__cold(e)->slen, plain, e->vlen);
+  ds__centry_cold *k = ds__cold(e);
+  ds_status st = ds__codec_decode(c->ctx, k->enc, e->data, k->slen, plain, e->vlen);
   if (st != DS_OK) {
     ds__free(c->ctx, plain);
     return st;

@@ -189,6 +189,22 @@ void ds_cache_destroy(ds_cache *c) {
   ds__free(c->ctx, c);
 }
 
+/* A put the GPU tier did not take (e linked, in no tier, no value yet): copies src into a
+ * host value and places e in L1 and below. Called with sh->mu locked; unlocks it. */
+static ds_status ds__cache_insert_host(ds_cache *c, ds__shard *sh, ds__centry *e,
+                                       const void *src) {
+  e->data = ds__alloc(c->ctx, e->vlen ? e->vlen : 1);
+  if (!e->data) {
+    ds__centry_unlink_free(c, sh, e);
+    pthread_mutex_unlock(&sh->mu);
+    return ds__error(c->ctx, DS_ERR_NO_MEMORY, "cache", "out of memory for a value");
+  }
+  if (e->vlen) memcpy(e->data, src, e->vlen);
+  ds__place_l1(c, sh, e, 1);
+  pthread_mutex_unlock(&sh->mu);
+  return DS_OK;
+}
+
 /* Links a new entry (replacing any old one) and places it in L1 (or below). A copying put
  * (src != NULL) of a small value stores it in the entry's own allocation, after the key: one
  * allocation per put and one cache-line run per hit. */
@@ -202,6 +218,9 @@ static ds_status ds__cache_insert(ds_cache *c, const void *key, size_t klen, con
                      "(%llu bytes; budgets are split over %u shards)",
                      vlen, (unsigned long long)cap, c->nshards);
   int inl = src && vlen <= c->inline_max;
+  /* with a GPU tier, a copying put goes from the caller's bytes straight to the device; a host
+   * copy is made only when the device does not take the value */
+  int direct = src && !inl && c->gpu;
   /* an inline value starts 16-byte aligned from the (16-byte aligned) allocation */
   size_t voff = (offsetof(ds__centry, key) + klen + 15) & ~(size_t)15;
   size_t size = inl ? voff + vlen : offsetof(ds__centry, key) + klen;
@@ -211,7 +230,7 @@ static ds_status ds__cache_insert(ds_cache *c, const void *key, size_t klen, con
   memset(cold, 0, sizeof *cold + sizeof(ds__centry));
   ds__centry *e = (ds__centry *)(cold + 1);
   memcpy(e->key, key, klen);
-  if (src && !inl) {
+  if (src && !inl && !direct) {
     data = ds__alloc(c->ctx, vlen ? vlen : 1);
     if (!data) {
       ds__free(c->ctx, cold);
@@ -219,7 +238,7 @@ static ds_status ds__cache_insert(ds_cache *c, const void *key, size_t klen, con
     }
   }
   if (inl) data = (char *)e + voff;
-  if (src && vlen) memcpy(data, src, vlen);
+  if (src && vlen && !direct) memcpy(data, src, vlen);
   e->inl = (uint8_t)inl;
   e->klen = (uint16_t)klen;
   e->hash = ds__cache_hash(key, klen);
@@ -232,7 +251,9 @@ static ds_status ds__cache_insert(ds_cache *c, const void *key, size_t klen, con
   ds__centry *old = ds__shard_find(sh, e->hash, key, klen);
   if (old) ds__centry_kill(c, sh, old);
   ds__shard_link(c, sh, e);
-  ds__place_top(c, sh, e, 1, 1);
+  if (direct && !ds__place_gpu(c, sh, e, src, 1))
+    return ds__cache_insert_host(c, sh, e, src);
+  if (!direct) ds__place_top(c, sh, e, 1, 1);
   pthread_mutex_unlock(&sh->mu);
   return DS_OK;
 }
@@ -266,7 +287,8 @@ ds_status ds_cache_put_owned(ds_cache *c, const void *key, size_t klen, void *va
 static ds_status ds__cache_get_l2(ds_cache *c, ds__shard *sh, ds__centry *e, void *buf) {
   if (e->vlen == 0) return DS_OK;
   if (e->holds || !sh->pol[0]) {
-    ds_status st = ds__codec_decode(c->ctx, ds__cold(e)->enc, e->data, ds__cold(e)->slen, buf, e->vlen);
+    ds__centry_cold *k = ds__cold(e);
+    ds_status st = ds__codec_decode(c->ctx, k->enc, e->data, k->slen, buf, e->vlen);
     if (st == DS_OK && !e->holds) ds__policy_touch_node(sh->pol[1], e->pnode, (uintptr_t)e, -1);
     return st;
   }

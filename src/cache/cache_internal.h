@@ -102,6 +102,8 @@ void ds__evict_l1(void *user, uint64_t key);
 void ds__evict_l2(void *user, uint64_t key);
 void ds__evict_gpu(void *user, uint64_t key);
 void ds__place_top(struct ds_cache *c, ds__shard *sh, ds__centry *e, int force, int l1_force);
+int ds__place_gpu(struct ds_cache *c, ds__shard *sh, ds__centry *e, const void *src, int force);
+void ds__centry_unlink_free(struct ds_cache *c, ds__shard *sh, ds__centry *e);
 void ds__promote_l1(struct ds_cache *c, ds__shard *sh, ds__centry *e);
 uint32_t ds__pending_l1(void *user, uint64_t key);
 void ds__centry_adopt_plain(ds__shard *sh, ds__centry *e, void *plain);
