@@ -11,7 +11,8 @@
  *      over the parameter's values:
  *      - a numeric parameter (at least 3 values, strictly increasing) puts a Gaussian kernel on
  *        each observed value, in the parameter's domain scaled to [0, 1] (log-scaled when the
- *        values span more than two decades), plus a broad prior kernel (centre 0.5, width 1);
+ *        values span more than two decades or form a geometric progression such as 1, 2, 4, ...
+ *        64), plus a broad prior kernel (centre 0.5, width 1);
  *        the kernels are evaluated at the grid values and normalised over them, which is the
  *        exact truncation to the domain. Kernel width: 0.25 * n^(-1/5) (Scott-like shrinking
  *        with the group's size n), never below half a grid step;
@@ -48,11 +49,21 @@ static int dtu_numeric(const dtu_param *p) {
   return 1;
 }
 
-/* The parameter's values mapped into [0, 1], log-scaled when they span over two decades. */
+/* Values given as a geometric progression (each at least 1.5 times the one before, e.g. batch
+ * sizes 1, 2, 4, ..., 64): the user thinks of them on a log scale, and so should the kernels,
+ * or the values at the low end look like one point. */
+static int dtu_geometric(const dtu_param *p) {
+  for (int j = 1; j < p->nvalues; j++)
+    if (p->values[j - 1] <= 0 || (double)p->values[j] < 1.5 * (double)p->values[j - 1]) return 0;
+  return 1;
+}
+
+/* The parameter's values mapped into [0, 1], log-scaled when they span over two decades or
+ * form a geometric progression. */
 static void dtu_positions(const dtu_param *p, double *x) {
   double lo = (double)p->values[0], hi = (double)p->values[p->nvalues - 1];
   double d = lo > 0 ? lo : 1; /* log(v - lo + d): log(v) when lo > 0, log(v + 1) from 0 */
-  int logs = lo >= 0 && (hi - lo + d) / d > 100;
+  int logs = lo >= 0 && ((hi - lo + d) / d > 100 || dtu_geometric(p));
   for (int j = 0; j < p->nvalues; j++) {
     double v = (double)p->values[j];
     x[j] = logs ? log(v - lo + d) : v;

@@ -11,12 +11,14 @@
 # just before it, the grid's best setting are measured again, CONFIRM times each (median), and
 # the ratio of those two re-measurements decides "within 10%"; the ratio of the searches' own
 # bests is printed too.
-# usage: tune_batch_goal.sh BUILD_DIR [SCRATCH_DIR]   (TUNE=path overrides the binary)
+# usage: tune_batch_goal.sh BUILD_DIR [SCRATCH_DIR]   (TUNE=path overrides the binary;
+# SEED_FROM=K starts the seeds at K; OBJECTIVES="A B C" and STRATEGIES="tpe random" pick)
 set -eu
 b=$1
 tmp=${2:-$(mktemp -d)}
 tune=${TUNE:-$b/tools/deepseek-tune}
 seeds=${SEEDS:-5}
+first=${SEED_FROM:-1}
 confirm=${CONFIRM:-7}
 space="--param batch_max_size=1,2,4,8,16,32,64 --param batch_max_delay_us=0,200,500,1000,2000
        --param batch_max_inflight=1,2,4,8 --param sched_workers=1,2,4,8
@@ -52,9 +54,9 @@ goal() { # name workload metric lower(0/1) objective-args
   gconf=$(remeasure "$wl" "$metric" "$gkey")
   echo "$name grid: 350 evaluations ($(($(date +%s) - t0)) s), best $grid at $gkey;" \
        "re-measured $gconf"
-  for strategy in tpe random; do
+  for strategy in ${STRATEGIES:-tpe random}; do
     within=0 within_raw=0
-    for seed in $(seq 1 "$seeds"); do
+    for seed in $(seq "$first" $((first + seeds - 1))); do
       set -- $(search "$wl" "$args" $strategy $budget "$seed") 0 none
       best=$1 key=$2
       # the grid's best again, just before: the two re-measurements see the same load
@@ -73,7 +75,11 @@ goal() { # name workload metric lower(0/1) objective-args
 }
 
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
-goal A batch_peak throughput 0 "--metric throughput"
-goal B batch_peak throughput 0 "--metric throughput --limit p99_us<=${BUDGET_US:-10000}"
-goal C batch p99_us 1 "--metric p99_us --minimize"
+for o in ${OBJECTIVES:-A B C}; do
+  case $o in
+    A) goal A batch_peak throughput 0 "--metric throughput" ;;
+    B) goal B batch_peak throughput 0 "--metric throughput --limit p99_us<=${BUDGET_US:-10000}" ;;
+    C) goal C batch p99_us 1 "--metric p99_us --minimize" ;;
+  esac
+done
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
