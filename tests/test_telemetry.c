@@ -117,6 +117,9 @@ static void test_cpu_reader_deltas(void **state) {
   ds__cpu_src s;
   assert_int_equal(ds__cpu_src_open(ctx, &s, path, 2), DS_OK);
   float m, c[2];
+  /* The first reading is the baseline: no utilisation without a delta. */
+  assert_int_equal(ds__cpu_src_read(&s, &m, c), 0);
+  assert_true(isnan(m) && isnan(c[0]) && isnan(c[1]));
 
   /* machine: +100 ticks, 30 busy (iowait counts as idle); cpu0: 10 of 50; cpu1 offline. */
   write_file(path, "cpu  120 0 110 860 10 0 0 0 99 99\ncpu0 60 0 50 440 0 0 0 0 0 0\n");

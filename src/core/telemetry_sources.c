@@ -125,8 +125,9 @@ ds_status ds__cpu_src_open(ds_context *ctx, ds__cpu_src *s, const char *path, ui
   s->buf = ds__alloc(ctx, s->bufsize);
   if (!s->prev || !s->buf)
     return ds__error(ctx, DS_ERR_NO_MEMORY, "telemetry", "cannot allocate the CPU reader");
-  float machine;
-  ds__cpu_src_read(s, &machine, NULL); /* the baseline: no utilisation without a delta */
+  /* No baseline here: the first ds__cpu_src_read() takes it and reports NaN, so the sample taken
+   * at context creation has no CPU figure however much time passed since this open (a 10 ms
+   * tick could pass on a loaded machine and give a figure over a few ms, against the header). */
   return DS_OK;
 }
 

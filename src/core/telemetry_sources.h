@@ -24,7 +24,7 @@ typedef struct ds__cpu_src {
   size_t bufsize;
 } ds__cpu_src;
 
-/* Sizes the buffers for @p ncpu CPUs and takes the baseline reading. */
+/* Sizes the buffers for @p ncpu CPUs; the first ds__cpu_src_read() takes the baseline (NaN). */
 ds_status ds__cpu_src_open(ds_context *ctx, ds__cpu_src *s, const char *path, uint32_t ncpu);
 void ds__cpu_src_close(ds_context *ctx, ds__cpu_src *s);
 /* Utilisation since the previous reading: *machine and cores[0..ncpu) get 0..1 or NaN.
