@@ -871,6 +871,8 @@ static void test_without_mpi_says_unsupported(void **state) {
   assert_null(m);
   assert_non_null(strstr(ds_context_last_error(ctx), "libopenmpi-dev"));
   assert_int_equal(ds_mpi_buffer_fetch(NULL, 1, NULL, 0), DS_ERR_UNSUPPORTED);
+  assert_int_equal(ds_mpi_buffer_written(NULL, 1), DS_ERR_UNSUPPORTED);
+  assert_int_equal(ds_mpi_graph_run(NULL, NULL, NULL, NULL), DS_ERR_UNSUPPORTED);
   assert_int_equal(ds_mpi_rank(NULL), -1);
   ds_mpi_destroy(NULL);
   ds_context_destroy(ctx);
