@@ -124,9 +124,13 @@ static ds_status finish_run(ds_mpi *m, uint64_t run, ds_status st, int64_t timeo
     for (int r = 0; r < m->size && bad < 0; r++) {
       ds__mpi_peer *p = &m->peers[r];
       if (r == m->rank) continue;
-      if (p->dead || p->graph_failed == run)
-        bad = r, other = p->dead ? DS_ERR_IO : p->graph_status;
-      else if (p->graph_done < run)
+      if (p->graph_failed == run)
+        bad = r, other = p->graph_status;
+      else if (p->graph_done >= run)
+        continue; /* done, even if it died since */
+      else if (p->dead)
+        bad = r, other = DS_ERR_IO;
+      else
         waiting = 1;
     }
     if (bad >= 0) break;
