@@ -6,7 +6,8 @@
  * rank 0 alone, with the same workers per rank and with as many workers as all ranks have
  * together. The distributed C (fetched tile by tile on rank 0) is checked against the
  * single-rank result. Medians of --reps runs (default 5) after one warm-up.
- * Run: mpirun -np 2 bench_fabric_mpi_dag [--json] [--tiles N] [--tile-size N] [--workers N] */
+ * Run: mpirun -np 2 bench_fabric_mpi_dag [--json] [--tiles N] [--tile-size N] [--workers N]
+ *      [--mpi-spin-us N] (the progress threads' polling after activity; default the tunable's) */
 #include "bench_common.h"
 
 #ifdef DS_BENCH_NO_MPI
@@ -18,7 +19,7 @@ int main(void) {
 #include <math.h>
 #include <mpi.h>
 
-static int NT = 4, TS = 128, REPS = 5, WORKERS = 1;
+static int NT = 4, TS = 128, REPS = 5, WORKERS = 1, SPIN_US = -1;
 
 static ds_status tile_gemm(void *const *bufs, const size_t *sizes, size_t nbufs,
                            const void *args, size_t args_len) {
@@ -196,6 +197,7 @@ static void parse(int argc, char **argv) {
     if (!strcmp(argv[i], "--tile-size")) TS = atoi(argv[i + 1]);
     if (!strcmp(argv[i], "--reps")) REPS = atoi(argv[i + 1]);
     if (!strcmp(argv[i], "--workers")) WORKERS = atoi(argv[i + 1]);
+    if (!strcmp(argv[i], "--mpi-spin-us")) SPIN_US = atoi(argv[i + 1]);
   }
   if (NT < 1 || TS < 1 || REPS < 1 || REPS > 50 || WORKERS < 1) {
     fprintf(stderr, "bench_fabric_mpi_dag: bad options\n");
@@ -204,8 +206,9 @@ static void parse(int argc, char **argv) {
 }
 
 static ds_context *make_ctx(int workers) {
-  ds_param_value pv[] = {{DS_PARAM_SCHED_WORKERS, 0, workers}, {DS_PARAM_SCHED_BIND, 0, 0}};
-  return bench_context("bench_fabric_mpi_dag", pv, 2);
+  ds_param_value pv[] = {{DS_PARAM_SCHED_WORKERS, 0, workers}, {DS_PARAM_SCHED_BIND, 0, 0},
+                         {DS_PARAM_MPI_SPIN_US, 0, SPIN_US}};
+  return bench_context("bench_fabric_mpi_dag", pv, SPIN_US >= 0 ? 3 : 2);
 }
 
 int main(int argc, char **argv) {

@@ -90,6 +90,45 @@ static void test_failure_status(void **state) {
   ds_context_destroy(ctx);
 }
 
+/* Completed before its function returned: the task (and so its successor) waits for the
+ * function's return. */
+static ds__atomic_int returned;
+
+static ds_status complete_early_fn(void *arg) {
+  (void)arg;
+  struct ds_task *t = ds__task_detach();
+  ds__task_complete(t, DS_OK);
+  struct timespec d = {0, 50000000L};
+  nanosleep(&d, NULL);
+  ds__store(&returned, 1);
+  return DS_OK;
+}
+
+static ds_status check_returned(void *arg) {
+  *(int *)arg = ds__load(&returned);
+  return DS_OK;
+}
+
+static void test_completion_before_return_waits(void **state) {
+  (void)state;
+  ds_param_value pv[] = {{DS_PARAM_SCHED_WORKERS, 0, 2}};
+  ds_context *ctx = ds_test_context(pv, 1);
+  ds__store(&returned, 0);
+  ds_task *a = NULL, *b = NULL;
+  int seen = -1;
+  assert_int_equal(ds_task_submit(&a, ctx, complete_early_fn, NULL, NULL), DS_OK);
+  ds_task_options o = DS_TASK_OPTIONS_INIT;
+  o.deps = &a;
+  o.ndeps = 1;
+  assert_int_equal(ds_task_submit(&b, ctx, check_returned, &seen, &o), DS_OK);
+  assert_int_equal(ds_task_wait(b, 10000), DS_OK);
+  assert_int_equal(seen, 1); /* the other worker did not start it before the return */
+  assert_int_equal(ds_task_wait(a, 10000), DS_OK);
+  ds_task_release(a);
+  ds_task_release(b);
+  ds_context_destroy(ctx);
+}
+
 /* Completed by other threads while (or before) the function returns; on_done runs once. */
 enum { N_RACE = 300 };
 static ds__atomic_ptr race_slots[N_RACE];
@@ -148,6 +187,7 @@ int main(void) {
       cmocka_unit_test(test_outside_a_task),
       cmocka_unit_test(test_worker_freed_successor_waits),
       cmocka_unit_test(test_failure_status),
+      cmocka_unit_test(test_completion_before_return_waits),
       cmocka_unit_test(test_concurrent_completion),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -209,7 +209,10 @@ static void ds__run_claimed(ds__worker *w, struct ds_task *t) {
     st = t->fn(t->arg);
   ds__tl_task = outer;
   ds__own_add(&w->run, 1);
-  if (t->detached) return; /* completed later by ds__task_complete (detach.c) */
+  if (t->detached) { /* completed by ds__task_complete, maybe already (detach.c) */
+    ds__task_detached_returned(t);
+    return;
+  }
   if (t->timed) {
     uint64_t us = (ds__now_ns() - t->ready_ns) / 1000u;
     ds__own_add(&w->done_n, 1);

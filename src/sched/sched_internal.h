@@ -43,6 +43,8 @@ struct ds_task {
   int32_t prio, device, worker_hint;
   int timed; /* its queue wait and completion time are measured (a sample of NORMAL tasks) */
   int detached; /* ds__task_detach() was called: ds__task_complete() finishes it (detach.c) */
+  ds__atomic_int detach_step; /* detach.c: the function returned / the completion came */
+  ds_status detach_status;    /* the completion's status, published by detach_step */
 
   ds__atomic_int state;  /* ds_task_state_t; leaving WAITING/READY is claimed by CAS */
   ds__atomic_int refs;   /* handle + life + one per queue entry + one per predecessor edge */
@@ -358,13 +360,15 @@ void ds__sched_migrate_tick(struct ds__sched *s);
 
 /* "Complete later" (detach.c). Called by a task's function on its worker: the task does not
  * complete when the function returns, but when someone calls ds__task_complete(t, st) (any
- * thread, exactly once, possibly before the function has returned). The worker is free as soon
- * as the function returns; successors, groups, waiters and on_done see the task done only at
- * ds__task_complete. Returns the task, or NULL outside a scheduler task (or inside a core work
- * item), where nothing is detached. The task must be completed before its context is
- * destroyed. */
+ * thread, exactly once, possibly before the function has returned: the task then completes
+ * when the function returns, so successors never overlap any part of it). The worker is free
+ * as soon as the function returns; successors, groups, waiters and on_done see the task done
+ * only then. Returns the task, or NULL outside a scheduler task (or inside a core work item),
+ * where nothing is detached. The task must be completed before its context is destroyed. */
 struct ds_task *ds__task_detach(void);
 void ds__task_complete(struct ds_task *t, ds_status st);
+/* The worker, after a detached task's function returned. */
+void ds__task_detached_returned(struct ds_task *t);
 
 /* Replaces the load predictor (NULL restores the EWMA). For the predict module and tests. */
 void ds__sched_set_predictor(ds_context *ctx, ds__sched_predict_fn fn, void *state);

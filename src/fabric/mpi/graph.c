@@ -89,8 +89,9 @@ void ds__mpi_graph_free(ds_mpi *m) {
 void ds__mpi_on_graph_done(ds_mpi *m, int32_t peer, const ds__mpi_hdr *h) {
   pthread_mutex_lock(&m->mu);
   ds__mpi_peer *p = &m->peers[peer];
-  if (h->a > p->graph_done) {
-    p->graph_done = h->a;
+  if (h->a > p->graph_done) p->graph_done = h->a;
+  if (h->status != DS_OK) { /* kept by run number: it may already be on the next run */
+    p->graph_failed = h->a;
     p->graph_status = (ds_status)h->status;
   }
   pthread_cond_broadcast(&m->cv);
@@ -123,9 +124,13 @@ static ds_status finish_run(ds_mpi *m, uint64_t run, ds_status st, int64_t timeo
     for (int r = 0; r < m->size && bad < 0; r++) {
       ds__mpi_peer *p = &m->peers[r];
       if (r == m->rank) continue;
-      if (p->dead || (p->graph_done >= run && p->graph_status != DS_OK))
-        bad = r, other = p->dead ? DS_ERR_IO : p->graph_status;
-      else if (p->graph_done < run)
+      if (p->graph_failed == run)
+        bad = r, other = p->graph_status;
+      else if (p->graph_done >= run)
+        continue; /* done, even if it died since */
+      else if (p->dead)
+        bad = r, other = DS_ERR_IO;
+      else
         waiting = 1;
     }
     if (bad >= 0) break;

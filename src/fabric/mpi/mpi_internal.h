@@ -127,6 +127,7 @@ typedef struct ds__mpi_peer {
   int sent;           /* tasks migrated to it and not yet answered */
   uint64_t barrier_ts;
   uint64_t graph_done;   /* the last graph run whose part it finished */
+  uint64_t graph_failed; /* the last graph run whose part failed (0: none) */
   ds_status graph_status; /* and how */
 } ds__mpi_peer;
 
