@@ -119,15 +119,24 @@ void ds__sched_wake_urgent(struct ds__sched *s) {
   ds__sched_wake(s);
 }
 
-void ds__sched_enqueue(struct ds__sched *s, struct ds_task *t, int worker_hint) {
+static void ds__sched_enqueue_wake(struct ds__sched *s, struct ds_task *t, int worker_hint) {
   int urgent = t->prio == DS_PRIO_URGENT; /* once queued, t may run and be freed at once */
-  ds__sched_enqueue_nowake(s, t, worker_hint);
+  ds__sched_enqueue_owned(s, t, worker_hint);
   if (urgent) ds__sched_wake_urgent(s);
   else ds__sched_wake(s);
 }
 
-void ds__sched_enqueue_nowake(struct ds__sched *s, struct ds_task *t, int worker_hint) {
+void ds__sched_enqueue(struct ds__sched *s, struct ds_task *t, int worker_hint) {
   ds__fetch_add(&t->refs, 1); /* the queue entry's */
+  ds__sched_enqueue_wake(s, t, worker_hint);
+}
+
+void ds__sched_enqueue_new(struct ds__sched *s, struct ds_task *t, int worker_hint) {
+  ds__store_relaxed(&t->refs, ds__load_relaxed(&t->refs) + 1); /* no other thread sees t yet */
+  ds__sched_enqueue_wake(s, t, worker_hint);
+}
+
+void ds__sched_enqueue_owned(struct ds__sched *s, struct ds_task *t, int worker_hint) {
   if (t->timed) t->ready_ns = ds__now_ns();
   if (t->prio == DS_PRIO_URGENT) {
     ds__queue_insert(&s->urgent, t);

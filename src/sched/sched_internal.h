@@ -295,8 +295,11 @@ int64_t ds__sched_live(struct ds__sched *s);
 
 /* Queues a READY task (holding a ref for the queue entry) and wakes a worker if one sleeps. */
 void ds__sched_enqueue(struct ds__sched *s, struct ds_task *t, int worker_hint);
-/* The same without waking anyone (the caller wakes once for several). */
-void ds__sched_enqueue_nowake(struct ds__sched *s, struct ds_task *t, int worker_hint);
+/* The same for a task no other thread can see yet (its refs raised without an atomic RMW). */
+void ds__sched_enqueue_new(struct ds__sched *s, struct ds_task *t, int worker_hint);
+/* Queues t without waking anyone (the caller wakes once for several); the caller has already
+ * raised t's refs for the queue entry. */
+void ds__sched_enqueue_owned(struct ds__sched *s, struct ds_task *t, int worker_hint);
 /* Takes the next entry this worker should run (it may be a cancelled one); NULL if none. */
 struct ds_task *ds__sched_next(ds__worker *w);
 /* Runs a popped queue entry on the calling worker (or completes/drops it) and drops the

@@ -175,8 +175,12 @@ static void ds__task_publish(struct ds_task *t, ds_task *const *deps, size_t nde
   for (size_t i = 0; i < ndeps; i++)
     if (!ds__task_link(deps[i], t, edges[i]) && edges[i]->heap)
       ds__free(s->ctx, edges[i]); /* unused: dependency done */
-  /* Without edges no other thread sees npred: skip the atomic. */
-  if (ndeps == 0 || ds__fetch_sub(&t->npred, 1) == 1) {
+  /* Without edges no other thread can see t yet (its handle is not returned): queue it without
+   * the atomics. */
+  if (ndeps == 0) {
+    ds__store_relaxed(&t->state, DS_TASK_READY);
+    ds__sched_enqueue_new(s, t, t->worker_hint);
+  } else if (ds__fetch_sub(&t->npred, 1) == 1) {
     struct ds_task *todo = NULL;
     ds__task_release_ready(t, &todo);
     if (todo) ds__task_finish(todo, DS_ERR_CANCELLED, todo->why);
@@ -275,7 +279,8 @@ static void ds__publish_chunk(struct ds__sched *s, struct ds_task **ts, size_t k
   if (g) ds__fetch_add(&g->pending, (int)k);
   for (size_t i = 0; i < k; i++) {
     ds__store_relaxed(&ts[i]->state, DS_TASK_READY);
-    ds__sched_enqueue_nowake(s, ts[i], ts[i]->worker_hint);
+    ds__store_relaxed(&ts[i]->refs, ds__load_relaxed(&ts[i]->refs) + 1); /* the queue entry's */
+    ds__sched_enqueue_owned(s, ts[i], ts[i]->worker_hint);
   }
   if (prio == DS_PRIO_URGENT) ds__sched_wake_urgent(s);
   else ds__sched_wake(s);
