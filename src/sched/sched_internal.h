@@ -62,7 +62,7 @@ struct ds_task {
   char failed_pred_name[DS__SCHED_NAME_MAX]; /* both written before failed_pred_id is read */
   ds_status failed_pred_status;
   ds__edge inline_edges[DS__SCHED_INLINE_EDGES]; /* this task's first edges (no allocation) */
-  char pad[24]; /* to a whole number of cache lines: pooled tasks are line-aligned */
+  char pad[16]; /* to a whole number of cache lines: pooled tasks are line-aligned */
 };
 _Static_assert(sizeof(struct ds_task) % 64 == 0, "struct ds_task: adjust pad to whole cache lines");
 /* Bytes of a task zeroed at allocation: the hot part. */
