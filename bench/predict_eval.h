@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define EV_NRAW 4 /* measured features per step; feature 0 (CPU %) is the target */
 #ifndef EV_NDERIVED
@@ -27,6 +28,13 @@ typedef struct ev_series {
  * step seconds (0: 300 s for Bitbrains, 60 s for Alibaba) and appends them to *list.
  * Returns 0, or -1 with a message on stderr. */
 int ev_read_trace(const char *path, double step, ev_series **list, size_t *count);
+/* Most resampled steps one trace file may yield, all its series together (the shared traces
+ * need well under 1/100 of it; ~30 bytes per step are kept). */
+#define EV_MAX_STEPS ((size_t)1 << 24)
+/* The same from an open stream (name labels the series and the messages); at most max_steps
+ * steps in all, else -1 (a timestamp far from the others). Bad lines are skipped, never fatal. */
+int ev_read_trace_stream(FILE *f, const char *name, double step, size_t max_steps,
+                         ev_series **list, size_t *count);
 void ev_free_series(ev_series *s, size_t n);
 const char *ev_group_name(int g);
 const char *ev_feature_names(int g);

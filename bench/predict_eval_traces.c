@@ -4,6 +4,7 @@
  * values forward and is marked not real, so it is never scored), and the inputs derived from
  * the target series. */
 #define _POSIX_C_SOURCE 200809L
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,12 +64,16 @@ static void ev_derive(ev_series *s) {
 #endif
 }
 
+/* Appends the series in r; -1: out of memory, -2: it would take the file past *budget steps
+ * (a bad timestamp far from the others, which would otherwise ask for gigabytes). */
 static int ev_resample(ev_rawvec *r, double step, int group, const char *name, ev_series **list,
-                       size_t *count) {
+                       size_t *count, size_t *budget) {
   if (r->n < 2) return 0;
   qsort(r->v, r->n, sizeof *r->v, ev_cmp_ts);
-  double t0 = r->v[0].ts;
-  size_t n = (size_t)((r->v[r->n - 1].ts - t0) / step) + 1;
+  double t0 = r->v[0].ts, span = (r->v[r->n - 1].ts - t0) / step;
+  if (!(span < (double)*budget)) return -2; /* also catches an infinite span */
+  size_t n = (size_t)span + 1;
+  *budget -= n;
   ev_series s = {{0}, group, n, calloc(n * EV_F, sizeof(float)), calloc(n, 1)};
   double *sum = calloc(n * EV_F, sizeof(double));
   unsigned *cnt = calloc(n * EV_F, sizeof(unsigned));
@@ -99,6 +104,12 @@ static int ev_resample(ev_rawvec *r, double step, int group, const char *name, e
   return 0;
 }
 
+/* A measurement as float; NAN (missing) when it is not finite or out of float's range. */
+static float ev_float(double v) { return isfinite(v) && fabs(v) <= FLT_MAX ? (float)v : NAN; }
+
+/* Timestamps must be finite (strtod accepts "nan" and "inf"). */
+static int ev_bad_ts(double ts) { return !isfinite(ts); }
+
 /* "v1;\tv2;\t..." */
 static int ev_parse_bitbrains(const char *line, ev_raw *out) {
   double c[11];
@@ -110,11 +121,12 @@ static int ev_parse_bitbrains(const char *line, ev_raw *out) {
     if (end == p) return -1;
     p = end;
   }
+  if (ev_bad_ts(c[0])) return -1;
   out->ts = c[0];
-  out->f[0] = (float)c[4];
-  out->f[1] = c[5] > 0 ? (float)(100.0 * c[6] / c[5]) : NAN;
-  out->f[2] = (float)log1p(fmax(0, c[7] + c[8]));
-  out->f[3] = (float)log1p(fmax(0, c[9] + c[10]));
+  out->f[0] = ev_float(c[4]);
+  out->f[1] = c[5] > 0 ? ev_float(100.0 * c[6] / c[5]) : NAN;
+  out->f[2] = ev_float(log1p(fmax(0, c[7] + c[8])));
+  out->f[3] = ev_float(log1p(fmax(0, c[9] + c[10])));
   return 0;
 }
 
@@ -132,11 +144,12 @@ static int ev_parse_alibaba(char *line, char *id, size_t idcap, ev_raw *out) {
   if (n < 9 || !*fld[1]) return -1;
   snprintf(id, idcap, "%s", fld[0]);
   out->ts = strtod(fld[1], NULL);
+  if (ev_bad_ts(out->ts)) return -1;
   int cols[EV_NRAW] = {2, 3, 6, 8};
   for (int f = 0; f < EV_NRAW; f++) {
     char *end;
     double v = strtod(fld[cols[f]], &end);
-    out->f[f] = end == fld[cols[f]] ? NAN : (float)v;
+    out->f[f] = end == fld[cols[f]] ? NAN : ev_float(v);
   }
   if (out->f[3] < 0 || out->f[3] > 100) out->f[3] = NAN;
   return 0;
@@ -148,13 +161,20 @@ int ev_read_trace(const char *path, double step, ev_series **list, size_t *count
     fprintf(stderr, "deepseek-predict-eval: cannot open %s\n", path);
     return -1;
   }
+  int rc = ev_read_trace_stream(f, path, step, EV_MAX_STEPS, list, count);
+  fclose(f);
+  return rc;
+}
+
+int ev_read_trace_stream(FILE *f, const char *name, double step, size_t max_steps,
+                         ev_series **list, size_t *count) {
   char *line = NULL;
-  size_t cap = 0;
+  size_t cap = 0, budget = max_steps;
   ssize_t len = getline(&line, &cap, f);
   int group = len > 0 && strstr(line, "Timestamp") && strchr(line, ';') ? EV_BITBRAINS : EV_ALIBABA;
-  if (step <= 0) step = group == EV_BITBRAINS ? 300 : 60;
+  if (!(step > 0)) step = group == EV_BITBRAINS ? 300 : 60;
   ev_rawvec r = {0};
-  char id[64] = "", cur[64] = "", name[128];
+  char id[64] = "", cur[64] = "", sname[128];
   int rc = 0, bad = 0;
   if (group == EV_ALIBABA) rewind(f);
   while (rc == 0 && (len = getline(&line, &cap, f)) > 0) {
@@ -166,8 +186,8 @@ int ev_read_trace(const char *path, double step, ev_series **list, size_t *count
       continue;
     }
     if (group == EV_ALIBABA && strcmp(id, cur) != 0) { /* a new machine starts */
-      snprintf(name, sizeof name, "%s:%s", path, cur);
-      if (cur[0]) rc = ev_resample(&r, step, group, name, list, count);
+      snprintf(sname, sizeof sname, "%s:%s", name, cur);
+      if (cur[0]) rc = ev_resample(&r, step, group, sname, list, count, &budget);
       r.n = 0;
       snprintf(cur, sizeof cur, "%s", id);
     }
@@ -175,18 +195,21 @@ int ev_read_trace(const char *path, double step, ev_series **list, size_t *count
   }
   if (rc == 0) {
     if (group == EV_ALIBABA)
-      snprintf(name, sizeof name, "%s:%s", path, cur);
+      snprintf(sname, sizeof sname, "%s:%s", name, cur);
     else
-      snprintf(name, sizeof name, "%s", path);
-    rc = ev_resample(&r, step, group, name, list, count);
+      snprintf(sname, sizeof sname, "%s", name);
+    rc = ev_resample(&r, step, group, sname, list, count, &budget);
   }
   if (bad > 1)
-    fprintf(stderr, "deepseek-predict-eval: %s: %d unparsable lines skipped\n", path, bad);
+    fprintf(stderr, "deepseek-predict-eval: %s: %d unparsable lines skipped\n", name, bad);
   free(r.v);
   free(line);
-  fclose(f);
-  if (rc != 0) fprintf(stderr, "deepseek-predict-eval: %s: out of memory\n", path);
-  return rc;
+  if (rc == -2)
+    fprintf(stderr, "deepseek-predict-eval: %s: time span over %zu steps of %g s (bad timestamp?)\n",
+            name, max_steps, step);
+  else if (rc != 0)
+    fprintf(stderr, "deepseek-predict-eval: %s: out of memory\n", name);
+  return rc ? -1 : 0;
 }
 
 void ev_free_series(ev_series *s, size_t n) {

@@ -198,6 +198,53 @@ static void test_bad_input(void **state) {
   ds_context_destroy(ctx);
 }
 
+static void write_bytes(const char *path, const void *p, size_t n) {
+  FILE *f = fopen(path, "wb");
+  assert_non_null(f);
+  assert_int_equal(fwrite(p, 1, n, f), n);
+  fclose(f);
+}
+
+/* Regressions from fuzz_cachetrace: an empty file, and a gzip stream that decompresses to
+ * nothing, reached the text parser with a NULL buffer (UBSan: offset on a null pointer). */
+static void test_trace_empty_and_memory(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx();
+  ds__cachetrace t;
+  char path[4096];
+  const char *tmp = getenv("DS_TEST_TMP");
+  static const unsigned char gz[] = {0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02,
+                                     0x03, 0x0d, 0xca, 0xb9, 0x0d, 0xc0, 0x30, 0x00, 0xc3, 0xc0,
+                                     0x5e, 0x00, 0x77, 0xb1, 0xe2, 0x2f, 0xd9, 0x7f, 0x00, 0x00};
+  snprintf(path, sizeof path, "%s/empty.trace.gz", tmp ? tmp : "/tmp");
+  write_bytes(path, gz, sizeof gz);
+  ds_status st = ds__cachetrace_load(&t, ctx, path);
+  assert_true(st == DS_ERR_FORMAT);
+  assert_null(t.keys);
+  write_bytes(path, "", 0);
+  assert_int_equal(ds__cachetrace_load(&t, ctx, path), DS_ERR_FORMAT);
+  remove(path);
+  snprintf(path, sizeof path, "%s/empty.trace", tmp ? tmp : "/tmp");
+  write_bytes(path, "", 0);
+  assert_int_equal(ds__cachetrace_load(&t, ctx, path), DS_ERR_FORMAT);
+  remove(path);
+  /* from memory: no terminating NUL needed; the format follows the name's suffix */
+  static const char text[3] = {'7', '\n', '7'};
+  assert_int_equal(ds__cachetrace_parse(&t, ctx, "m.trace", text, sizeof text), DS_OK);
+  assert_int_equal(t.n, 2);
+  assert_int_equal(t.unique, 1);
+  assert_int_equal(t.next[0], 1);
+  assert_string_equal(t.name, "m");
+  ds__cachetrace_free(&t, ctx);
+  assert_int_equal(ds__cachetrace_parse(&t, ctx, "m.csv", "h\n1,2,3,4,99\n", 13), DS_OK);
+  assert_int_equal(t.keys[0], 99);
+  ds__cachetrace_free(&t, ctx);
+  assert_int_equal(ds__cachetrace_parse(&t, ctx, "m.trace", NULL, 0), DS_ERR_FORMAT);
+  assert_int_equal(ds__cachetrace_parse(&t, ctx, "m.oracleGeneral.bin", "x", 1), DS_ERR_FORMAT);
+  assert_int_equal(ds__cachetrace_parse(&t, ctx, NULL, "x", 1), DS_ERR_INVALID_ARG);
+  ds_context_destroy(ctx);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_reference_cpp_gzip),
@@ -205,6 +252,7 @@ int main(void) {
       cmocka_unit_test(test_reference_cloudphysics_bin),
       cmocka_unit_test(test_invariants_all_policies),
       cmocka_unit_test(test_bad_input),
+      cmocka_unit_test(test_trace_empty_and_memory),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -211,6 +211,23 @@ void ds__cachetrace_name(char *out, size_t cap, const char *path) {
     }
 }
 
+/* Parses b (decompressed, NUL-terminated) by path's suffix into t, then the next indices. */
+static ds_status ds__cachetrace_from_buf(ds__cachetrace *t, ds_context *ctx, const char *path,
+                                         const ds__buf *b) {
+  ds_status st = DS_OK;
+  if (b->n == 0) /* an empty file or gzip stream: b->p is NULL, nothing to parse (found by fuzzing) */
+    ;
+  else if (ds__ends_with(path, ".bin")) st = ds__parse_oracle(ctx, t, b);
+  else if (ds__ends_with(path, ".csv")) st = ds__parse_text(ctx, t, b, 4, 1);
+  else if (ds__ends_with(path, ".xz")) st = ds__parse_text(ctx, t, b, 1, 0);
+  else st = ds__parse_text(ctx, t, b, 0, 0);
+  if (st == DS_OK && t->n == 0)
+    st = ds__error(ctx, DS_ERR_FORMAT, "cache", "trace %s: no requests", path);
+  if (st == DS_OK) st = ds__compute_next(ctx, t);
+  if (st != DS_OK) ds__cachetrace_free(t, ctx);
+  return st;
+}
+
 ds_status ds__cachetrace_load(ds__cachetrace *t, ds_context *ctx, const char *path) {
   memset(t, 0, sizeof *t);
   if (!path) return ds__error(ctx, DS_ERR_INVALID_ARG, "cache", "trace path is NULL");
@@ -220,17 +237,22 @@ ds_status ds__cachetrace_load(ds__cachetrace *t, ds_context *ctx, const char *pa
   if (ds__ends_with(path, ".gz")) st = ds__read_gz(ctx, path, &b);
   else if (ds__ends_with(path, ".xz")) st = ds__read_xz(ctx, path, &b);
   else st = ds__read_plain(ctx, path, &b);
-  if (st == DS_OK) {
-    if (ds__ends_with(path, ".bin")) st = ds__parse_oracle(ctx, t, &b);
-    else if (ds__ends_with(path, ".csv")) st = ds__parse_text(ctx, t, &b, 4, 1);
-    else if (ds__ends_with(path, ".xz")) st = ds__parse_text(ctx, t, &b, 1, 0);
-    else st = ds__parse_text(ctx, t, &b, 0, 0);
-  }
+  if (st == DS_OK) st = ds__cachetrace_from_buf(t, ctx, path, &b);
   ds__free(ctx, b.p);
-  if (st == DS_OK && t->n == 0)
-    st = ds__error(ctx, DS_ERR_FORMAT, "cache", "trace %s: no requests", path);
-  if (st == DS_OK) st = ds__compute_next(ctx, t);
-  if (st != DS_OK) ds__cachetrace_free(t, ctx);
+  return st;
+}
+
+ds_status ds__cachetrace_parse(ds__cachetrace *t, ds_context *ctx, const char *path,
+                               const void *data, size_t n) {
+  memset(t, 0, sizeof *t);
+  if (!path || (!data && n))
+    return ds__error(ctx, DS_ERR_INVALID_ARG, "cache", "trace path or data is NULL");
+  ds__cachetrace_name(t->name, sizeof t->name, path);
+  ds__buf b = {0}; /* a NUL-terminated copy: the text parser's strtoull stops at the NUL */
+  ds_status st = ds__buf_add(ctx, &b, n ? data : "", n)
+                     ? ds__error(ctx, DS_ERR_NO_MEMORY, "cache", "trace %s: out of memory", path)
+                     : ds__cachetrace_from_buf(t, ctx, path, &b);
+  ds__free(ctx, b.p);
   return st;
 }
 

@@ -22,6 +22,11 @@ typedef struct ds__cachetrace {
  * without liblzma), anything else as plain text with the key in the first column.
  * Returns DS_OK, DS_ERR_IO, DS_ERR_FORMAT, DS_ERR_UNSUPPORTED or DS_ERR_NO_MEMORY. */
 ds_status ds__cachetrace_load(ds__cachetrace *t, ds_context *ctx, const char *path);
+/* The same from bytes already in memory (decompressed: path only names the trace and picks
+ * the format by its suffix, a .gz or .xz one as the text inside). Returns DS_OK,
+ * DS_ERR_INVALID_ARG, DS_ERR_FORMAT or DS_ERR_NO_MEMORY. */
+ds_status ds__cachetrace_parse(ds__cachetrace *t, ds_context *ctx, const char *path,
+                               const void *data, size_t n);
 void ds__cachetrace_free(ds__cachetrace *t, ds_context *ctx);
 /* Trace name derived from a path ("lirs/loop.trace.gz" -> "loop"). */
 void ds__cachetrace_name(char *out, size_t cap, const char *path);
