@@ -139,8 +139,9 @@ DS_API ds_status ds_task_submit_batch(size_t *submitted, ds_context *ctx, ds_tas
 DS_API ds_status ds_task_wait(ds_task *task, int64_t timeout_ms);
 
 /** Cancels @p task. @return DS_OK: it had not started and is now done with DS_ERR_CANCELLED
- *  (its successors are cancelled); DS_ERR_BUSY: it is running, and ds_task_cancelled() now
- *  returns 1 inside it; DS_ERR_STATE: already done; DS_ERR_INVALID_ARG. */
+ *  (its successors are cancelled); DS_ERR_BUSY: a worker has claimed it: ds_task_cancelled()
+ *  now returns 1 inside it, and it may still be stopped before its function starts;
+ *  DS_ERR_STATE: it was already done (this call changed nothing); DS_ERR_INVALID_ARG. */
 DS_API ds_status ds_task_cancel(ds_task *task);
 
 /** A ds_task_state_t. Thread-safe. */

@@ -451,12 +451,18 @@ void ds_task_release(ds_task *task) {
 
 ds_status ds_task_cancel(ds_task *task) {
   if (!task) return ds__error(NULL, DS_ERR_INVALID_ARG, "sched", "ds_task_cancel: task is NULL");
-  ds__store(&task->cancel, 1);
+  /* The state is read before the flag is raised: raised first, a worker that had just claimed
+   * the task could see the flag and complete it cancelled before the state is read here, so
+   * DONE would be read and DS_ERR_STATE returned for a task this very call stopped (a caller
+   * would then expect it to have run). Claiming a WAITING or READY task needs no flag. */
+  int st = ds__load(&task->state);
   for (;;) {
-    int st = ds__load(&task->state);
-    if (st == DS_TASK_RUNNING) return DS_ERR_BUSY;
     if (st == DS_TASK_DONE) return DS_ERR_STATE;
-    if (ds__cas(&task->state, &st, DS_TASK_RUNNING)) break;
+    if (st == DS_TASK_RUNNING) {
+      ds__store(&task->cancel, 1); /* seen before its function starts, or by ds_task_cancelled() */
+      return DS_ERR_BUSY;
+    }
+    if (ds__cas(&task->state, &st, DS_TASK_RUNNING)) break; /* on failure st is reloaded */
   }
   /* A READY task's queue entry stays until a worker drops it. */
   ds__task_finish(task, DS_ERR_CANCELLED, DS__WHY_USER);
