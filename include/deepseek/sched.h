@@ -171,7 +171,9 @@ DS_API int ds_task_yield(void);
 DS_API ds_status ds_task_group_create(ds_task_group **out, ds_context *ctx);
 
 /** Waits until every task submitted to the group so far is done. Not from a task of the same
- *  group (it would wait for itself).
+ *  group (it would wait for itself). As ds_task_wait: a worker, or an outside thread waiting
+ *  with no time limit, runs queued tasks while it waits (so such a wait can change the order in
+ *  which queued tasks start; wait with a limit to leave them to the workers).
  *  @return DS_OK if all succeeded; else the first failure status recorded; DS_ERR_TIMEOUT if
  *  some are still pending after @p timeout_ms (-1: no limit); DS_ERR_INVALID_ARG. */
 DS_API ds_status ds_task_group_wait(ds_task_group *group, int64_t timeout_ms);
