@@ -1139,6 +1139,79 @@ static void test_executor_routed_and_stats(void **state) {
 }
 
 /* An idle pool parks: over 2 s its process uses < 1% of a core (worker 0 wakes once a tick). */
+/* ---------------------------------------------------------------- task memory */
+
+static ds_status wait_open(void *arg) {
+  while (!ds__load((ds__atomic_int *)arg)) sleep_ms(1);
+  return DS_OK;
+}
+
+static double task_mem_bytes(ds_context *ctx) {
+  ds_stats *st = NULL;
+  double v = -1;
+  assert_int_equal(ds_stats_snapshot(&st, ctx), DS_OK);
+  assert_int_equal(ds_stats_find(&v, st, "sched.task_mem_bytes"), DS_OK);
+  ds_stats_free(st);
+  return v;
+}
+
+/* Polls the gauge (published every tick) until it is at least (above) or at most bound, for
+ * about 5 s at most. */
+static double task_mem_until(ds_context *ctx, int above, double bound) {
+  double v = task_mem_bytes(ctx);
+  for (int i = 0; i < 1000 && (above ? v < bound : v > bound); i++) {
+    sleep_ms(5);
+    v = task_mem_bytes(ctx);
+  }
+  return v;
+}
+
+/* A peak of 40000 live tasks (all waiting for a gate) grows the task memory; once they are
+ * done and the workers idle, the tick gives most of it back, and tasks still run after. */
+static void test_task_memory_trimmed(void **state) {
+  (void)state;
+  enum { N = 40000 };
+  ds_param_value pv[] = {{DS_PARAM_SCHED_TICK_MS, 0, 5}};
+  ds_context *ctx = new_ctx_workers(2, pv, 1);
+  ds__atomic_int open = 0, n = 0;
+  ds_task *gate = NULL;
+  assert_int_equal(ds_task_submit(&gate, ctx, wait_open, &open, NULL), DS_OK);
+  ds_task_group *g = NULL;
+  assert_int_equal(ds_task_group_create(&g, ctx), DS_OK);
+  ds_task_options o = DS_TASK_OPTIONS_INIT;
+  o.group = g;
+  o.deps = &gate;
+  o.ndeps = 1;
+  for (int i = 0; i < N; i++) assert_int_equal(ds_task_submit(NULL, ctx, add_one, &n, &o), DS_OK);
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  /* Sanitizer builds allocate every task on its own (task_pool.c): no slabs to give back. */
+  assert_true(task_mem_bytes(ctx) == 0);
+  double peak = 0;
+#else
+  double peak = task_mem_until(ctx, 1, (double)N * sizeof(struct ds_task));
+  if (peak < (double)N * sizeof(struct ds_task))
+    fail_msg("task memory at the peak: %g bytes", peak);
+#endif
+  ds__store(&open, 1);
+  assert_int_equal(ds_task_group_wait(g, 20000), DS_OK);
+  assert_int_equal(ds_task_wait(gate, 20000), DS_OK);
+  ds_task_release(gate);
+  assert_int_equal(ds__load(&n), N);
+  double after = task_mem_until(ctx, 0, peak / 4);
+  if (after > peak / 4)
+    fail_msg("task memory %g bytes after the peak of %g: not given back", after, peak);
+  print_message("task memory: %.0f bytes at the peak, %.0f after\n", peak, after);
+  /* The memory left is reused and grows again on demand. */
+  ds_task_options o2 = DS_TASK_OPTIONS_INIT;
+  o2.group = g;
+  for (int i = 0; i < 5000; i++)
+    assert_int_equal(ds_task_submit(NULL, ctx, add_one, &n, &o2), DS_OK);
+  assert_int_equal(ds_task_group_wait(g, 20000), DS_OK);
+  assert_int_equal(ds__load(&n), N + 5000);
+  ds_task_group_destroy(g);
+  ds_context_destroy(ctx);
+}
+
 static void test_idle_cpu_below_one_percent(void **state) {
   (void)state;
   ds_context *ctx = new_ctx_workers(0, NULL, 0); /* one per hardware thread */
@@ -1226,6 +1299,7 @@ int main(void) {
       cmocka_unit_test(test_worker_records_on_node),
       cmocka_unit_test(test_ewma_and_histogram),
       cmocka_unit_test(test_executor_routed_and_stats),
+      cmocka_unit_test(test_task_memory_trimmed),
       cmocka_unit_test(test_idle_cpu_below_one_percent),
       cmocka_unit_test(test_shutdown_cancels_pending),
   };

@@ -63,21 +63,11 @@ int ds__sched_runnable(struct ds__sched *s) {
  * counters. ds__sched_live reads every completion count first, then every submission count:
  * a completion it sees happened after its submission, whose count it therefore sees too, so
  * the difference never reads 0 while a task is live. */
-void ds__sched_count_submit_n(struct ds__sched *s, uint64_t n) {
-  ds__worker *w = ds__sched_self(s);
-  if (w) ds__store(&w->submitted, ds__load_relaxed(&w->submitted) + n);
-  else ds__fetch_add(&s->outside_submitted, n);
-}
-
-void ds__sched_count_complete(struct ds__sched *s) {
-  ds__worker *w = ds__sched_self(s);
-  if (w) ds__store(&w->completed, ds__load_relaxed(&w->completed) + 1);
-  else ds__fetch_add(&s->outside_completed, 1);
-  if (DS__UNLIKELY(ds__load(&s->draining)) && ds__sched_live(s) == 0) {
-    pthread_mutex_lock(&s->park_mu); /* destroy also polls, should this read miss the end */
-    pthread_cond_broadcast(&s->drain_cv);
-    pthread_mutex_unlock(&s->park_mu);
-  }
+void ds__sched_drain_notify(struct ds__sched *s) {
+  if (ds__sched_live(s) != 0) return;
+  pthread_mutex_lock(&s->park_mu); /* destroy also polls, should this read miss the end */
+  pthread_cond_broadcast(&s->drain_cv);
+  pthread_mutex_unlock(&s->park_mu);
 }
 
 int64_t ds__sched_live(struct ds__sched *s) {
@@ -197,17 +187,27 @@ struct ds_task *ds__sched_next(ds__worker *w) {
 
 /* ---------------------------------------------------------------- running */
 
-static void ds__run_claimed(ds__worker *w, struct ds_task *t) {
+/* Finishes t on its worker: a solo task keeps its life ref for the caller (returns 2, the refs
+ * the caller drops), any other task goes the general way (returns 1: the queue entry's). */
+static int ds__run_finish(struct ds_task *t, ds_status st, int why) {
+  if (t->solo && !t->detached) {
+    ds__task_finish_solo(t, st, why);
+    return 2;
+  }
+  ds__task_finish(t, st, why);
+  return 1;
+}
+
+/* Runs a claimed task; returns the refs the caller drops (see ds__run_finish). */
+static int ds__run_claimed(ds__worker *w, struct ds_task *t) {
   struct ds__sched *s = w->s;
   uint64_t now = t->timed ? ds__now_ns() : 0;
   if (t->timed) ds__hist_add(&w->wait_hist[t->prio], now - t->ready_ns);
-  if (t->deadline_ns && now > t->deadline_ns) {
-    ds__task_finish(t, DS_ERR_TIMEOUT, DS__WHY_NONE);
-    return;
-  }
+  if (t->deadline_ns && now > t->deadline_ns)
+    return ds__run_finish(t, DS_ERR_TIMEOUT, DS__WHY_NONE);
   if (!t->work && (ds__load(&t->cancel) || ds__load(&s->draining))) {
-    ds__task_finish(t, DS_ERR_CANCELLED, ds__load(&t->cancel) ? DS__WHY_USER : DS__WHY_SHUTDOWN);
-    return;
+    int why = ds__load(&t->cancel) ? DS__WHY_USER : DS__WHY_SHUTDOWN;
+    return ds__run_finish(t, DS_ERR_CANCELLED, why);
   }
   struct ds_task *outer = ds__tl_task;
   ds__tl_task = t;
@@ -220,7 +220,7 @@ static void ds__run_claimed(ds__worker *w, struct ds_task *t) {
   ds__own_add(&w->run, 1);
   if (t->detached) { /* completed by ds__task_complete, maybe already (detach.c) */
     ds__task_detached_returned(t);
-    return;
+    return 1;
   }
   if (t->timed) {
     uint64_t us = (ds__now_ns() - t->ready_ns) / 1000u;
@@ -228,23 +228,29 @@ static void ds__run_claimed(ds__worker *w, struct ds_task *t) {
     ds__own_add(&w->done_sum_us, us);
     ds__own_add(&w->done_sumsq_us2, us * us);
   }
-  ds__task_finish(t, st, st == DS_ERR_CANCELLED ? DS__WHY_USER : DS__WHY_NONE);
+  return ds__run_finish(t, st, st == DS_ERR_CANCELLED ? DS__WHY_USER : DS__WHY_NONE);
 }
 
 void ds__sched_run_entry(ds__worker *w, struct ds_task *t) {
   struct ds__sched *s = w->s;
-  int prio = t->prio;
+  int prio = t->prio, drop = 1;
   int expected = DS_TASK_READY;
   if (prio != DS_PRIO_LOW) ds__own_add(&w->nonlow, 1);
-  /* A task cancelled while queued was completed by the canceller; only our ref remains. */
-  if (ds__cas(&t->state, &expected, DS_TASK_RUNNING)) ds__run_claimed(w, t);
+  /* A task cancelled while queued was completed by the canceller; only our ref remains. A solo
+   * task has no other claimer: the holder of its queue entry (this worker) takes it. */
+  if (t->solo) {
+    ds__store_relaxed(&t->state, DS_TASK_RUNNING);
+    drop = ds__run_claimed(w, t);
+  } else if (ds__cas(&t->state, &expected, DS_TASK_RUNNING)) {
+    drop = ds__run_claimed(w, t);
+  }
   if (prio == DS_PRIO_LOW) {
     ds__fetch_sub(&s->low_running, 1);
     if (ds__load_relaxed(&s->low.len) > 0) ds__sched_wake(s);
   } else {
     ds__own_add(&w->nonlow, -1);
   }
-  ds__task_unref(t);
+  ds__task_unref_n(t, drop);
 }
 
 /* ---------------------------------------------------------------- worker threads */
@@ -280,6 +286,7 @@ static void ds__worker_park_reserved(ds__worker *w) {
 
 static void ds__worker_park(ds__worker *w) {
   struct ds__sched *s = w->s;
+  ds__pool_park(w); /* an idle worker's free tasks must not pin their slabs (task_pool.c) */
   if (w->reserved) {
     ds__worker_park_reserved(w);
     return;
@@ -350,7 +357,11 @@ static void *ds__worker_main(void *arg) {
   while (!ds__load(&s->stop)) {
     struct ds_task *t = ds__sched_next(w);
     if (t) {
-      if (ds__load_relaxed(&s->sleepers) > 0 && ds__sched_runnable(s)) ds__sched_wake(s);
+      /* A sleeper not already being woken may help with what is left (a hint: every submit
+       * wakes properly; this only spreads a burst). Checked before scanning the queues, which
+       * otherwise ran once per task while one worker slept. */
+      if (ds__load_relaxed(&s->sleepers) > ds__load_relaxed(&s->waking) && ds__sched_runnable(s))
+        ds__sched_wake(s);
       ds__worker_busy(w, 1);
       ds__sched_run_entry(w, t);
       after_task = 1;
@@ -415,6 +426,7 @@ static void ds__sched_publish(struct ds__sched *s, double util) {
   ds__stat_set(ctx, s->stat.run, (double)run);
   ds__stat_set(ctx, s->stat.steals, (double)steals);
   ds__stat_set(ctx, s->stat.done_stddev, stddev);
+  ds__stat_set(ctx, s->stat.task_mem, (double)ds__pool_bytes(s));
   ds__stat_set(ctx, s->stat.preempt, (double)ds__load_relaxed(&s->preemptions));
   ds__stat_set(ctx, s->stat.migrated, (double)ds__load_relaxed(&s->migrated));
   ds__stat_set(ctx, s->stat.failovers, (double)ds__load_relaxed(&s->failovers));
@@ -465,6 +477,7 @@ static void ds__sched_tick(struct ds__sched *s, uint64_t now) {
   ds__sched_throttle(s);
   ds__sched_migrate_tick(s);
   ds__sched_watchdog(s, now);
+  ds__pool_trim(s);
   uint64_t busy = 0;
   for (int i = 0; i < s->nworkers; i++) { /* racy against a stretch ending: util is clamped */
     uint64_t since = ds__load_relaxed(&s->workers[i].busy_since);
@@ -538,6 +551,7 @@ static void ds__sched_register_stats(struct ds__sched *s) {
   s->stat.failovers = ds__stat_register(ctx, "sched.failovers", DS_STAT_COUNTER);
   s->stat.failover_tasks = ds__stat_register(ctx, "sched.failover_tasks", DS_STAT_COUNTER);
   s->stat.pools_stalled = ds__stat_register(ctx, "sched.pools_stalled", DS_STAT_GAUGE);
+  s->stat.task_mem = ds__stat_register(ctx, "sched.task_mem_bytes", DS_STAT_GAUGE);
   s->stat.depth = ds__stat_register(ctx, "sched.queue_depth", DS_STAT_GAUGE);
   s->stat.predicted = ds__stat_register(ctx, "sched.predicted_load", DS_STAT_GAUGE);
   s->stat.low_cap = ds__stat_register(ctx, "sched.low_cap", DS_STAT_GAUGE);
@@ -711,9 +725,9 @@ static struct ds__sched *ds__sched_start_locked(ds_context *ctx, hwloc_topology_
   return s;
 }
 
-struct ds__sched *ds__sched_get(ds_context *ctx) {
+struct ds__sched *ds__sched_start_lazy(ds_context *ctx) {
   struct ds__sched *s = ds__load(&ctx->sched);
-  if (DS__LIKELY(s != NULL)) return s;
+  if (s) return s;
   /* Outside lazy_mu, which the topology reference takes too. NULL: unbound workers. */
   hwloc_topology_t topo = ds__topology_acquire(ctx);
   pthread_mutex_lock(&ctx->lazy_mu);

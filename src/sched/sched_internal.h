@@ -9,7 +9,9 @@
 #define DS__SCHED_STRIPES 64 /* mutex+condvar pairs that guard task/group completion */
 #define DS__SCHED_HIST_BUCKETS 40 /* log2 buckets of queue wait in ns: up to ~550 s */
 #define DS__SCHED_DEVICES 64 /* fabric devices whose NUMA node is cached (others asked each time) */
-#define DS__TIMED_EVERY 8 /* one NORMAL task in 8 has its wait and completion time measured */
+/* One NORMAL task in 32 has its wait and completion time measured: three clock reads for a
+ * timed task cost more than the rest of an empty task on a virtual machine. */
+#define DS__TIMED_EVERY 32
 
 struct ds__sched;
 
@@ -43,6 +45,10 @@ struct ds_task {
   int32_t prio, device, worker_hint;
   int timed; /* its queue wait and completion time are measured (a sample of NORMAL tasks) */
   int detached; /* ds__task_detach() was called: ds__task_complete() finishes it (detach.c) */
+  /* Submitted without a handle and without dependencies: no other thread can name it, so only
+   * the holder of its queue entry claims it, nobody links to it or waits on it, and the worker
+   * that runs it holds its last two refs (see ds__sched_run_entry). */
+  int solo;
   ds__atomic_int detach_step; /* detach.c: the function returned / the completion came */
   ds_status detach_status;    /* the completion's status, published by detach_step */
 
@@ -62,7 +68,8 @@ struct ds_task {
   char failed_pred_name[DS__SCHED_NAME_MAX]; /* both written before failed_pred_id is read */
   ds_status failed_pred_status;
   ds__edge inline_edges[DS__SCHED_INLINE_EDGES]; /* this task's first edges (no allocation) */
-  char pad[16]; /* to a whole number of cache lines: pooled tasks are line-aligned */
+  struct ds__slab *slab; /* the slab holding this task (task_pool.c), set when it is carved */
+  char pad[8]; /* to a whole number of cache lines: pooled tasks are line-aligned */
 };
 _Static_assert(sizeof(struct ds_task) % 64 == 0, "struct ds_task: adjust pad to whole cache lines");
 /* Bytes of a task zeroed at allocation: the hot part. */
@@ -71,10 +78,14 @@ _Static_assert(sizeof(struct ds_task) % 64 == 0, "struct ds_task: adjust pad to 
 extern char ds__succ_closed;
 #define DS__SUCC_CLOSED ((void *)&ds__succ_closed)
 
+/* s (read by every submit to the group) sits apart from pending (written by every submit and
+ * completion, from every worker): on one line, each submit missed twice on it. */
 struct ds_task_group {
   struct ds__sched *s;
+  char pad0[56];
   ds__atomic_int pending;
   ds__atomic_int first_error; /* ds_status, DS_OK until a task fails */
+  char pad1[56];
 };
 
 /* A mutex-guarded intrusive list (queue.c): ordered for the URGENT and LOW classes, FIFO for
@@ -98,7 +109,8 @@ int ds__queue_before(const struct ds_task *a, const struct ds_task *b);
 #define DS__DEQUE_INITIAL 1024
 struct ds__deque_buf;
 typedef struct ds__deque {
-  ds__atomic_i64 top; /* next entry a thief takes */
+  _Alignas(64) ds__atomic_i64 top; /* next entry a thief takes; on a line of its own, apart
+                                      from the record fields its owner reads per task */
   char pad0[56];
   ds__atomic_i64 bottom; /* next free slot of the owner */
   ds__atomic_ptr buf;    /* struct ds__deque_buf *, older ones linked from it */
@@ -236,8 +248,12 @@ struct ds__sched {
   pthread_cond_t park_cv, drain_cv, urgent_cv; /* urgent_cv: reserved workers sleep there */
   pthread_cond_t ticker_cv; /* the ticker's timed wait (under park_mu); signalled at stop */
   pthread_t ticker;
+  /* Written when a worker spins or parks: 64 bytes apart from the flags every submit reads
+   * (pads, not _Alignas: the allocator hook promises less than 64-byte alignment). */
+  char pad_park[64];
   ds__atomic_int sleepers, spinning, urgent_sleepers;
   ds__atomic_int waking; /* signals sent to sleepers that have not left the park yet (park_mu) */
+  char pad_flags[64];
   ds__atomic_int draining; /* destroy began: no submits, queued user tasks are cancelled */
   ds__atomic_int stop;     /* workers exit */
   /* Tasks submitted and completed by threads that are not workers (each on its own line);
@@ -268,28 +284,54 @@ struct ds__sched {
   pthread_mutex_t pool_mu; /* guards pool and slabs (task_pool.c) */
   struct ds_task *pool;    /* free tasks, linked by qnext */
   struct ds__slab *slabs;
+  ds__atomic_u64 nslabs;   /* slabs allocated (written under pool_mu, read by the tick) */
+  ds__atomic_i64 pool_free; /* tasks in pool (written under pool_mu, read by the tick) */
+  int trim_wait, trim_backoff; /* ticks before the next trim may run, and its factor (tick_mu) */
 
   ds__atomic_u64 preemptions, throttled_ticks, migrated, failovers, failover_tasks;
   struct {
     int run, steals, preempt, util, depth, predicted, low_cap, low_duty, done_stddev, migrated;
-    int failovers, failover_tasks, pools_stalled;
+    int failovers, failover_tasks, pools_stalled, task_mem;
     int wait_p50[3], wait_p99[3];
     int wait_le[3][DS__SCHED_HIST_LE + 1], wait_sum[3]; /* sched.wait_ns.<class>.le_N/.sum */
   } stat;
 };
 
-/* The worker the calling thread is, and the task it runs (NULL outside). */
-extern _Thread_local ds__worker *ds__tl_worker;
-extern _Thread_local struct ds_task *ds__tl_task;
 
-/* The scheduler of ctx, started on first call; NULL with the error recorded on failure. */
-struct ds__sched *ds__sched_get(ds_context *ctx);
+/* The scheduler of ctx, started on first call; NULL with the error recorded on failure. The
+ * check for a started one is inline: it is on every submit. */
+struct ds__sched *ds__sched_start_lazy(ds_context *ctx);
+static inline struct ds__sched *ds__sched_get(ds_context *ctx) {
+  struct ds__sched *s = ds__load(&ctx->sched);
+  return DS__LIKELY(s != NULL) ? s : ds__sched_start_lazy(ctx);
+}
 struct ds__stripe *ds__stripe_of(struct ds__sched *s, const void *p);
 
-/* Counts a task submitted or completed by the calling thread. */
-void ds__sched_count_submit_n(struct ds__sched *s, uint64_t n);
+/* The worker the calling thread is, and the task it runs (NULL outside). */
+extern _Thread_local struct ds__worker *ds__tl_worker;
+extern _Thread_local struct ds_task *ds__tl_task;
+/* The calling thread's worker record in s (the helper slot included), NULL if none. */
+static inline struct ds__worker *ds__sched_self(const struct ds__sched *s) {
+  struct ds__worker *w = ds__tl_worker;
+  return w && w->s == s ? w : NULL;
+}
+
+/* Counts a task submitted or completed by the calling thread (inline: twice per task). See
+ * ds__sched_live in sched.c for why the worker's own counts are release stores. */
+static inline void ds__sched_count_submit_n(struct ds__sched *s, uint64_t n) {
+  struct ds__worker *w = ds__sched_self(s);
+  if (w) ds__store(&w->submitted, ds__load_relaxed(&w->submitted) + n);
+  else ds__fetch_add(&s->outside_submitted, n);
+}
 #define ds__sched_count_submit(s) ds__sched_count_submit_n((s), 1)
-void ds__sched_count_complete(struct ds__sched *s);
+/* Tells a destroy waiting for the last task (sched.c). */
+void ds__sched_drain_notify(struct ds__sched *s);
+static inline void ds__sched_count_complete(struct ds__sched *s) {
+  struct ds__worker *w = ds__sched_self(s);
+  if (w) ds__store(&w->completed, ds__load_relaxed(&w->completed) + 1);
+  else ds__fetch_add(&s->outside_completed, 1);
+  if (DS__UNLIKELY(ds__load(&s->draining))) ds__sched_drain_notify(s);
+}
 /* Tasks submitted and not yet completed (0 exactly when none is live; see sched.c). */
 int64_t ds__sched_live(struct ds__sched *s);
 
@@ -312,11 +354,6 @@ void ds__sched_wake(struct ds__sched *s);
 /* Wakes a reserved worker (if one sleeps) and any other sleeper, for queued URGENT work. */
 void ds__sched_wake_urgent(struct ds__sched *s);
 void ds__sched_maybe_tick(struct ds__sched *s);
-/* The calling thread's worker record in s (the helper slot included), NULL if none. */
-static inline ds__worker *ds__sched_self(const struct ds__sched *s) {
-  ds__worker *w = ds__tl_worker;
-  return w && w->s == s ? w : NULL;
-}
 
 /* pool.c: the pool an outside NORMAL task goes to, and the stall watchdog (from the tick). */
 ds__pool *ds__sched_route(struct ds__sched *s, uint64_t id);
@@ -343,13 +380,28 @@ void ds__pool_fini(struct ds__sched *s);
 /* DS__TASK_ZEROED bytes zeroed; NULL if out of memory */
 struct ds_task *ds__task_alloc(struct ds__sched *s);
 void ds__task_free(struct ds__sched *s, struct ds_task *t);
+/* From the tick (under tick_mu): frees the slabs whose tasks are all in the shared pool,
+ * keeping DS__POOL_KEEP free tasks there. */
+#define DS__POOL_KEEP 1024
+void ds__pool_trim(struct ds__sched *s);
+/* Bytes of task memory held (slabs), for the sched.task_mem_bytes gauge. */
+uint64_t ds__pool_bytes(struct ds__sched *s);
+/* A worker about to park hands its free list to the shared pool (so that an idle context's
+ * slabs can be trimmed); it takes a batch back when it next submits. */
+void ds__pool_park(ds__worker *w);
 /* A task id for the calling thread outside the pool, from its own block of ids of s. */
 #define DS__ID_BLOCK 256
 uint64_t ds__sched_outside_id(struct ds__sched *s);
 
 /* task.c */
 void ds__task_finish(struct ds_task *t, ds_status st, int why);
-void ds__task_unref(struct ds_task *t);
+/* The same for a solo task finished by the worker that ran it: its life ref is kept, and the
+ * caller drops it together with the queue entry's (ds__task_unref_n(t, 2)). */
+void ds__task_finish_solo(struct ds_task *t, ds_status st, int why);
+/* Drops n refs the caller holds; frees t at zero. When they are the last ones (a load sees
+ * exactly n), no other thread can take a ref any more (only holders do), so no RMW is needed. */
+void ds__task_unref_n(struct ds_task *t, int n);
+#define ds__task_unref(t) ds__task_unref_n((t), 1)
 
 /* LOW migration hook: offered, from the scheduler tick, a LOW task that the throttle keeps
  * waiting (as many LOW tasks run as the cap allows). Returning 1 takes it: the hook runs

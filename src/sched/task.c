@@ -23,8 +23,8 @@ char ds__succ_closed; /* its address marks a closed successor list */
 
 /* ---------------------------------------------------------------- lifetime */
 
-void ds__task_unref(struct ds_task *t) {
-  if (ds__fetch_sub(&t->refs, 1) == 1) ds__task_free(t->s, t);
+void ds__task_unref_n(struct ds_task *t, int n) {
+  if (ds__load(&t->refs) == n || ds__fetch_sub(&t->refs, n) == n) ds__task_free(t->s, t);
 }
 
 /* Records on u the root cause of its cancellation: the first failed predecessor. */
@@ -62,6 +62,18 @@ static void ds__group_done_one(struct ds__sched *s, struct ds_task_group *g, ds_
     pthread_cond_broadcast(&sp->cv);
     pthread_mutex_unlock(&sp->mu);
   }
+}
+
+/* A solo task finished by its worker: no successor list to close, no waiter to wake, and the
+ * life ref stays with the caller. */
+void ds__task_finish_solo(struct ds_task *t, ds_status st, int why) {
+  struct ds__sched *s = t->s;
+  t->status = st;
+  t->why = st == DS_ERR_CANCELLED ? why : DS__WHY_NONE;
+  if (t->on_done) t->on_done(t->on_done_user, t, st);
+  ds__store_relaxed(&t->state, DS_TASK_DONE);
+  if (t->group) ds__group_done_one(s, t->group, st);
+  ds__sched_count_complete(s);
 }
 
 static void ds__task_complete_one(struct ds_task *t, ds_status st, int why, struct ds_task **todo) {
@@ -135,6 +147,7 @@ static struct ds_task *ds__task_new(struct ds__sched *s, const ds_task_options *
   t->group = o->group;
   t->on_done = o->on_done;
   t->on_done_user = o->on_done_user;
+  t->solo = !handle && o->ndeps == 0;
   if (o->name) {
     size_t n = strnlen(o->name, sizeof t->name - 1);
     memcpy(t->name, o->name, n);
@@ -252,16 +265,21 @@ static ds_status ds__submit(ds_task **out, ds_context *ctx, const ds_task_option
   return DS_OK;
 }
 
+static const ds_task_options ds__task_defaults = DS_TASK_OPTIONS_INIT;
+
 ds_status ds_task_submit(ds_task **out, ds_context *ctx, ds_task_fn fn, void *arg,
                          const ds_task_options *opts) {
   if (out) *out = NULL;
   if (!ctx) return ds__error(NULL, DS_ERR_INVALID_ARG, "sched", "ds_task_submit: ctx is NULL");
-  ds_task_options defaults = DS_TASK_OPTIONS_INIT;
-  const ds_task_options *o = opts ? opts : &defaults;
+  /* The defaults are copied only for an old caller: filling a local copy on every call cost
+   * as much as queueing the task. */
+  ds_task_options v1;
+  const ds_task_options *o = opts ? opts : &ds__task_defaults;
   if (opts && opts->struct_size == DS__TASK_OPTIONS_V1_SIZE) { /* built before 'data' */
-    memcpy(&defaults, opts, DS__TASK_OPTIONS_V1_SIZE);
-    defaults.struct_size = sizeof defaults;
-    o = &defaults;
+    v1 = ds__task_defaults;
+    memcpy(&v1, opts, DS__TASK_OPTIONS_V1_SIZE);
+    v1.struct_size = sizeof v1;
+    o = &v1;
   }
   ds_status st = ds__check_submit(ctx, fn, o);
   return st != DS_OK ? st : ds__submit(out, ctx, o, fn, NULL, arg);

@@ -6,7 +6,14 @@
  * the scheduler it last used), refilled a batch at a time: one locked step per task made a
  * burst of outside submits contend with the workers on the pool's mutex. That list goes back to its scheduler's pool when the thread turns to another
  * scheduler or exits; a process-wide list of live schedulers (each with a unique serial)
- * tells whether its scheduler still exists. The memory stays at the peak number of live tasks.
+ * tells whether its scheduler still exists.
+ *
+ * Memory goes back after a peak: a worker about to park hands its list to the pool, and the
+ * tick (ds__pool_trim) frees every slab whose DS__SLAB_TASKS tasks are all in the pool, beyond
+ * DS__POOL_KEEP free tasks. It detaches the pool under the lock and sorts it outside, so
+ * workers are never held up by it (one that needs tasks meanwhile carves a new slab). What
+ * stays is DS__POOL_KEEP tasks plus the slabs pinned by the lists of running workers, the
+ * helper slot and outside threads (at most DS__CACHE_HIGH / DS__OUTSIDE_HIGH tasks each).
  *
  * The sanitizer builds allocate and free every task instead, so that a use after free stays
  * detectable. */
@@ -29,9 +36,12 @@
 struct ds__slab {
   struct ds__slab *next;
   void *raw;
-  char pad[64 - 2 * sizeof(void *)];
+  struct ds__slab *trim_next; /* ds__pool_trim's list of the slabs it saw */
+  int trim_count;             /* ds__pool_trim: its tasks in the pool; DS__SLAB_DOOMED: freed */
+  char pad[64 - 3 * sizeof(void *) - sizeof(int)];
   struct ds_task tasks[DS__SLAB_TASKS];
 };
+#define DS__SLAB_DOOMED (DS__SLAB_TASKS + 1)
 
 /* The shared pool is a stack of batches, so that taking or giving back a batch is one step
  * under pool_mu (walking a list of tasks last written by other cores there would miss the
@@ -40,12 +50,18 @@ struct ds__slab {
 #define DS__BATCH_NEXT(t) ((t)->qprev)
 #define DS__BATCH_LEN(t) ((t)->prio)
 
+/* Under pool_mu: n tasks more (or fewer) in the pool. */
+static void ds__pool_count(struct ds__sched *s, int64_t n) {
+  ds__store_relaxed(&s->pool_free, ds__load_relaxed(&s->pool_free) + n);
+}
+
 /* Pushes the list head (n tasks) onto the pool as one batch. */
 static void ds__pool_put(struct ds__sched *s, struct ds_task *head, int n) {
   DS__BATCH_LEN(head) = n;
   pthread_mutex_lock(&s->pool_mu);
   DS__BATCH_NEXT(head) = s->pool;
   s->pool = head;
+  ds__pool_count(s, n);
   pthread_mutex_unlock(&s->pool_mu);
 }
 
@@ -56,12 +72,17 @@ static int ds__pool_grow(struct ds__sched *s) {
   struct ds__slab *sl = (struct ds__slab *)(((uintptr_t)raw + 63) & ~(uintptr_t)63);
   sl->raw = raw;
   sl->next = s->slabs;
+  sl->trim_count = 0;
   s->slabs = sl;
-  for (int i = 0; i < DS__SLAB_TASKS; i++)
+  ds__store_relaxed(&s->nslabs, ds__load_relaxed(&s->nslabs) + 1);
+  for (int i = 0; i < DS__SLAB_TASKS; i++) {
     sl->tasks[i].qnext = i + 1 < DS__SLAB_TASKS ? &sl->tasks[i + 1] : NULL;
+    sl->tasks[i].slab = sl;
+  }
   DS__BATCH_LEN(&sl->tasks[0]) = DS__SLAB_TASKS;
   DS__BATCH_NEXT(&sl->tasks[0]) = s->pool;
   s->pool = &sl->tasks[0];
+  ds__pool_count(s, DS__SLAB_TASKS);
   return 1;
 }
 
@@ -74,6 +95,7 @@ static int ds__pool_take(struct ds__sched *s, struct ds_task **list) {
     s->pool = DS__BATCH_NEXT(b);
     got = DS__BATCH_LEN(b);
     *list = b;
+    ds__pool_count(s, -got);
   }
   pthread_mutex_unlock(&s->pool_mu);
   return got;
@@ -122,6 +144,10 @@ void ds__pool_init(struct ds__sched *s) {
   pthread_mutex_init(&s->pool_mu, NULL);
   s->pool = NULL;
   s->slabs = NULL;
+  ds__store_relaxed(&s->nslabs, 0);
+  ds__store_relaxed(&s->pool_free, 0);
+  s->trim_wait = 0;
+  s->trim_backoff = 1;
   pthread_once(&ds__cache_key_once, ds__cache_key_init);
   pthread_mutex_lock(&ds__live_mu);
   s->serial = ++ds__live_serial;
@@ -183,6 +209,16 @@ static struct ds_task *ds__list_pop(struct ds_task **list, int *n) {
   return t;
 }
 
+/* Zeroes the hot part with plain 8-byte stores. memset (and any loop the compiler recognises
+ * as one) becomes "rep stos" here, whose start-up cost was a tenth of an empty task's cost; the
+ * volatile stores cannot be turned back into it. */
+static void ds__zero_hot(struct ds_task *t) {
+  _Static_assert(DS__TASK_ZEROED % 8 == 0, "the hot part is a whole number of words");
+  volatile uint64_t *p = (volatile uint64_t *)(void *)t;
+#pragma GCC unroll 32
+  for (size_t i = 0; i < DS__TASK_ZEROED / 8; i++) p[i] = 0;
+}
+
 struct ds_task *ds__task_alloc(struct ds__sched *s) {
   if (!DS__TASK_POOL) return ds__calloc(s->ctx, 1, sizeof(struct ds_task));
   ds__worker *w = ds__sched_self(s);
@@ -195,7 +231,7 @@ struct ds_task *ds__task_alloc(struct ds__sched *s) {
     if (!c->list) c->n = ds__pool_take(s, &c->list);
     t = ds__list_pop(&c->list, &c->n);
   }
-  if (t) memset(t, 0, DS__TASK_ZEROED); /* the rest is written before it is read */
+  if (t) ds__zero_hot(t); /* the rest is written before it is read */
   return t;
 }
 
@@ -225,4 +261,122 @@ void ds__task_free(struct ds__sched *s, struct ds_task *t) {
     ds__outside_cache *c = ds__outside_cache_for(s);
     ds__list_push(s, &c->list, &c->n, t, DS__OUTSIDE_HIGH);
   }
+}
+
+/* ---------------------------------------------------------------- giving memory back */
+
+void ds__pool_park(ds__worker *w) {
+  if (!DS__TASK_POOL || !w->cache) return;
+  ds__pool_put(w->s, w->cache, w->ncached);
+  w->cache = NULL;
+  w->ncached = 0;
+}
+
+uint64_t ds__pool_bytes(struct ds__sched *s) {
+  return ds__load_relaxed(&s->nslabs) * sizeof(struct ds__slab);
+}
+
+/* Counts the detached pool's tasks per slab; returns the total and the list of slabs seen. */
+static size_t ds__trim_count(struct ds_task *list, struct ds__slab **seen) {
+  size_t n = 0;
+  for (struct ds_task *b = list; b; b = DS__BATCH_NEXT(b)) {
+    for (struct ds_task *t = b; t; t = t->qnext, n++) {
+      struct ds__slab *sl = t->slab;
+      if (sl->trim_count++ == 0) {
+        sl->trim_next = *seen;
+        *seen = sl;
+      }
+    }
+  }
+  return n;
+}
+
+/* Appends t to the batch stack being rebuilt (*head: its top batch, filled up to
+ * DS__SLAB_TASKS; *last: its bottom batch, where the pool is spliced back on). */
+static void ds__trim_keep(struct ds_task *t, struct ds_task **head, struct ds_task **last) {
+  struct ds_task *b = *head;
+  if (b && DS__BATCH_LEN(b) < DS__SLAB_TASKS) {
+    t->qnext = b->qnext; /* after the batch's first task, which carries the batch fields */
+    b->qnext = t;
+    DS__BATCH_LEN(b)++;
+    return;
+  }
+  t->qnext = NULL;
+  DS__BATCH_LEN(t) = 1;
+  DS__BATCH_NEXT(t) = b;
+  *head = t;
+  if (!*last) *last = t;
+}
+
+/* Frees the doomed slabs of the seen list (unlinked from s->slabs under pool_mu first) and
+ * clears the counts of the others. */
+static void ds__trim_release(struct ds__sched *s, struct ds__slab *seen, uint64_t ndoomed) {
+  if (ndoomed) {
+    pthread_mutex_lock(&s->pool_mu);
+    struct ds__slab **pp = &s->slabs;
+    while (*pp) {
+      if ((*pp)->trim_count == DS__SLAB_DOOMED) *pp = (*pp)->next;
+      else pp = &(*pp)->next;
+    }
+    ds__store_relaxed(&s->nslabs, ds__load_relaxed(&s->nslabs) - ndoomed);
+    pthread_mutex_unlock(&s->pool_mu);
+  }
+  while (seen) {
+    struct ds__slab *next = seen->trim_next;
+    if (seen->trim_count == DS__SLAB_DOOMED) ds__free(s->ctx, seen->raw);
+    else seen->trim_count = 0;
+    seen = next;
+  }
+}
+
+/* The walk reads every free task of the pool once, so it runs only when the pool holds a slab
+ * beyond DS__POOL_KEEP, and then waits DS__TRIM_EVERY ticks, twice as long after each trim
+ * that freed nothing (up to 64 times: free tasks scattered over slabs still in use). */
+#define DS__TRIM_EVERY 20
+#define DS__TRIM_BACKOFF_MAX 64
+void ds__pool_trim(struct ds__sched *s) {
+  if (!DS__TASK_POOL) return;
+  if (s->trim_wait > 0) {
+    s->trim_wait--;
+    return;
+  }
+  if (ds__load_relaxed(&s->pool_free) <= DS__POOL_KEEP + DS__SLAB_TASKS) return;
+  pthread_mutex_lock(&s->pool_mu);
+  struct ds_task *list = s->pool;
+  s->pool = NULL;
+  ds__pool_count(s, -ds__load_relaxed(&s->pool_free));
+  pthread_mutex_unlock(&s->pool_mu);
+  struct ds__slab *seen = NULL;
+  size_t n = ds__trim_count(list, &seen);
+  size_t excess = n > DS__POOL_KEEP ? n - DS__POOL_KEEP : 0;
+  uint64_t ndoomed = 0;
+  struct ds_task *head = NULL, *last = NULL;
+  int64_t kept = 0;
+  for (struct ds_task *b = list, *nb; b; b = nb) {
+    nb = DS__BATCH_NEXT(b);
+    for (struct ds_task *t = b, *nt; t; t = nt) {
+      nt = t->qnext;
+      struct ds__slab *sl = t->slab;
+      if (sl->trim_count == DS__SLAB_TASKS && excess >= DS__SLAB_TASKS) {
+        sl->trim_count = DS__SLAB_DOOMED; /* every task of it is here: none is in use */
+        excess -= DS__SLAB_TASKS;
+        ndoomed++;
+      }
+      if (sl->trim_count != DS__SLAB_DOOMED) {
+        ds__trim_keep(t, &head, &last);
+        kept++;
+      }
+    }
+  }
+  if (head) {
+    pthread_mutex_lock(&s->pool_mu);
+    DS__BATCH_NEXT(last) = s->pool;
+    s->pool = head;
+    ds__pool_count(s, kept);
+    pthread_mutex_unlock(&s->pool_mu);
+  }
+  ds__trim_release(s, seen, ndoomed);
+  if (ndoomed) s->trim_backoff = 1;
+  else if (s->trim_backoff < DS__TRIM_BACKOFF_MAX) s->trim_backoff *= 2;
+  s->trim_wait = DS__TRIM_EVERY * s->trim_backoff - 1;
 }
