@@ -2,6 +2,7 @@
  * the GPU (device memory), L1 (uncompressed) and L2 (compressed) tiers, moves between them,
  * pins and references, and per-tier counters. Policies track entries by their address (a u64
  * key). */
+#include <sched.h>
 #include <string.h>
 
 #include "cache_internal.h"
@@ -122,7 +123,7 @@ void ds__place_l1(ds_cache *c, ds__shard *sh, ds__centry *e, int force) {
   sh->pol[0]->force = 0;
   if (r == 1) {
     e->pnode = sh->pol[0]->last_node;
-    e->pend = 0;
+    ds__store_relaxed(&e->pend, 0);
     return;
   }
   ds__tier_sub(sh, e);
@@ -251,15 +252,15 @@ void ds__evict_gpu(void *user, uint64_t key) {
 void ds__promote_l1(ds_cache *c, ds__shard *sh, ds__centry *e) {
   ds__policy_remove(sh->pol[0], (uintptr_t)e);
   ds__tier_sub(sh, e);
-  e->pend = 0;
+  ds__store_relaxed(&e->pend, 0);
   ds__place_top(c, sh, e, 0, 1);
 }
 
 uint32_t ds__pending_l1(void *user, uint64_t key) {
   (void)user;
   ds__centry *e = (ds__centry *)(uintptr_t)key;
-  uint32_t k = e->pend;
-  e->pend = 0;
+  uint32_t k = ds__load_relaxed(&e->pend);
+  ds__store_relaxed(&e->pend, 0);
   return k;
 }
 
@@ -337,9 +338,26 @@ ds__shard *ds__cache_shard(ds_cache *c, uint64_t h) {
   return &c->shards[c->nshards > 1 ? (size_t)(h >> 56) & (c->nshards - 1) : 0];
 }
 
+/* ---- write sections (see ds__rslot) ---- */
+void ds__shard_lock(ds__shard *sh) {
+  pthread_mutex_lock(&sh->mu);
+  ds__store_seq_cst(&sh->writer, 1);
+  /* seq_cst on both sides (Dekker): a reader either sees the flag or is seen here */
+  for (uint32_t i = 0; i < DS__RSLOTS; i++)
+    for (unsigned spin = 0; ds__load_seq_cst(&sh->rs[i].word) & DS__RS_ACTIVE; spin++)
+      if (spin > 64) sched_yield(); /* a reader preempted inside its section */
+}
+
+void ds__shard_unlock(ds__shard *sh) {
+  ds__store_seq_cst(&sh->writer, 0);
+  pthread_mutex_unlock(&sh->mu);
+}
+
 /* ---- latency histogram (log2 buckets of ns) ---- */
-void ds__lat_record(ds__tier_counters *t, uint64_t ns) {
+int ds__lat_bucket(uint64_t ns) {
   int b = 0;
   while (b < 63 && (ns >> (b + 1))) b++;
-  t->lat[b]++;
+  return b;
 }
+
+void ds__lat_record(ds__tier_counters *t, uint64_t ns) { t->lat[ds__lat_bucket(ns)]++; }
