@@ -185,6 +185,10 @@ static void check_tiers(const char *policy, int codec, uint32_t flags) {
   assert_true(s1.evictions >= 90);
   assert_int_equal(s1.entries + s2.entries, 100);
   assert_true(s1.p99_ns >= s1.p50_ns);
+  /* L1 now holds promoted entries with their L2 encoding kept: counted in its bytes (the
+   * budget), not in its compression ratio (L1 stores values uncompressed) */
+  assert_true(s1.bytes > s1.raw_bytes + 3 * s1.entries); /* keys are <= 3 bytes */
+  assert_true(s1.compression_ratio == 1.0);
   ds_cache_destroy(c);
   ds_context_destroy(ctx);
 }

@@ -114,13 +114,16 @@ typedef struct ds_cache_persist_options {
 typedef struct ds_cache_tier_stats {
   uint32_t struct_size;   /**< sizeof(ds_cache_tier_stats), set by the caller */
   uint32_t tier;
-  uint64_t bytes;         /**< stored bytes (keys + values as stored) */
+  uint64_t bytes;         /**< stored bytes (keys + values as stored; L1 also counts the kept
+                               L2 encoding of entries promoted from L2, so that moving them
+                               down again costs no compression) */
   uint64_t raw_bytes;     /**< the same values uncompressed */
   uint64_t entries;
   uint64_t hits, misses;  /**< misses: lookups that reached this tier and missed */
   uint64_t evictions;     /**< entries pushed out of this tier (down, or out of the cache) */
   uint64_t rejected;      /**< puts the tier's admission policy declined */
-  double compression_ratio; /**< raw_bytes / (bytes - key bytes), 1 for L1 */
+  double compression_ratio; /**< raw_bytes / value bytes as stored (bytes less keys and,
+                                 in L1, the kept encodings): 1 for L1 and the GPU tier */
   double p50_ns, p99_ns;  /**< hit latency of sampled gets in this tier (bucket upper bounds) */
   uint64_t corrupt;       /**< L3: records found torn or corrupt (skipped) */
   uint64_t io_errors;     /**< L3: failed writes or reads; GPU: failed device allocations or

@@ -18,6 +18,7 @@ void ds__tier_add(ds__shard *sh, ds__centry *e) {
   t->bytes += ds__centry_weight(e);
   t->raw_bytes += e->vlen;
   t->key_bytes += e->klen;
+  if (e->tier != 2) t->keep_bytes += ds__cold(e)->keep_len;
   t->entries++;
 }
 
@@ -26,6 +27,7 @@ static void ds__tier_sub(ds__shard *sh, ds__centry *e) {
   t->bytes -= ds__centry_weight(e);
   t->raw_bytes -= e->vlen;
   t->key_bytes -= e->klen;
+  if (e->tier != 2) t->keep_bytes -= ds__cold(e)->keep_len;
   t->entries--;
 }
 

@@ -604,6 +604,7 @@ static void ds__cache_sum(ds_cache *c, int tier, ds__tier_counters *sum) {
     sum->bytes += t->bytes;
     sum->raw_bytes += t->raw_bytes;
     sum->key_bytes += t->key_bytes;
+    sum->keep_bytes += t->keep_bytes;
     sum->entries += t->entries;
     sum->hits += t->hits;
     sum->misses += t->misses;
@@ -663,7 +664,7 @@ ds_status ds_cache_stats(ds_cache *c, int tier, ds_cache_tier_stats *out) {
   out->evictions = s.evictions;
   out->rejected = s.rejected;
   out->prefetched = s.prefetched;
-  uint64_t stored = s.bytes - s.key_bytes;
+  uint64_t stored = s.bytes - s.key_bytes - s.keep_bytes;
   out->compression_ratio = stored ? (double)s.raw_bytes / (double)stored : 1.0;
   out->p50_ns = ds__lat_quantile(&s, 0.5);
   out->p99_ns = ds__lat_quantile(&s, 0.99);

@@ -52,6 +52,7 @@ static inline ds__centry_cold *ds__cold(ds__centry *e) { return (ds__centry_cold
 
 typedef struct ds__tier_counters {
   uint64_t bytes, raw_bytes, key_bytes, entries;
+  uint64_t keep_bytes; /* L1: kept L2 encodings (in bytes, not in the compression ratio) */
   uint64_t hits, misses, evictions, rejected, prefetched;
   uint64_t failed; /* GPU tier: device allocations or copies that failed */
   uint64_t lat[64];
