@@ -146,15 +146,17 @@ DS_API ds_status ds_cache_create(ds_cache **out, ds_context *ctx, const ds_cache
 
 /** Opens (creating if needed) a persistent cache with only the disk tier in directory @p path
  *  (created 0700; files 0600): append-only segment files of checksummed records (XXH3), and a
- *  MANIFEST replaced by write, fsync, rename. Reopening rebuilds the index from the segments,
- *  verifying every record's checksum; a torn or corrupt record is skipped, counted
- *  (ds_cache_tier_stats.corrupt) and logged with its segment and offset. Gets read the
- *  memory-mapped segments, check the record header against the index and verify the record's
- *  checksum once after the record reached the disk (DS_PARAM_CACHE_VERIFY_READS: 1 the first
- *  get of a record written since open, default; 2 every get; 0 never; a mismatch is
- *  DS_ERR_CORRUPT, counted, logged, and the entry dropped). The directory's files (segments, MANIFEST, LOCK)
- *  never exceed @p max_bytes in total: the oldest segment is dropped (its entries evicted) to
- *  make room. Durability, sync interval and zstd
+ *  MANIFEST replaced by write, fsync, rename. A full segment is sealed with an index file of
+ *  its records (offsets, lengths, keys; checksummed; write, fsync, rename). Reopening rebuilds
+ *  the index from those files, and scans (verifying every record's checksum) the last
+ *  segment and any segment whose index file is missing, damaged or stale; a torn or corrupt
+ *  record is skipped, counted (ds_cache_tier_stats.corrupt) and logged with its segment and
+ *  offset. Gets read the memory-mapped segments, check the record header against the index
+ *  and verify the record's checksum once after open unless the scan did
+ *  (DS_PARAM_CACHE_VERIFY_READS: 1 the first get of a record not verified since open,
+ *  default; 2 every get; 0 never; a mismatch is DS_ERR_CORRUPT, counted, logged, and the
+ *  entry dropped). The directory's files (segments, index files, MANIFEST, LOCK) never exceed
+ *  @p max_bytes in total: the oldest segment is dropped (its entries evicted) to make room. Durability, sync interval and zstd
  *  level come from the context's tunables (DS_PARAM_CACHE_DURABILITY, default batched every
  *  DS_PARAM_CACHE_SYNC_INTERVAL_MS = 1000 ms; DS_PARAM_CACHE_ZSTD_LEVEL).
  *  @param compression a ds_cache_codec, or -1 for the context's DS_PARAM_CACHE_CODEC.

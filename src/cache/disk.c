@@ -82,7 +82,7 @@ struct ds__disk {
 
 /* The seed hashes header and key as one stream (the same value as hashing them back to back
  * in one buffer, without a 64 KiB stack buffer whose pages would be probed on every get). */
-static uint64_t ds__rec_sum(const ds__rec_hdr *h, const void *key, const void *data) {
+static uint64_t ds__rec_seed(const ds__rec_hdr *h, const void *key) {
   ds__rec_hdr c = *h;
   c.sum = 0;
   XXH3_state_t st;
@@ -90,7 +90,27 @@ static uint64_t ds__rec_sum(const ds__rec_hdr *h, const void *key, const void *d
   XXH3_64bits_reset(&st);
   XXH3_64bits_update(&st, &c, DS__HDR);
   XXH3_64bits_update(&st, key, h->klen);
-  return XXH3_64bits_withSeed(data, h->slen, XXH3_64bits_digest(&st));
+  return XXH3_64bits_digest(&st);
+}
+
+static uint64_t ds__rec_sum(const ds__rec_hdr *h, const void *key, const void *data) {
+  return XXH3_64bits_withSeed(data, h->slen, ds__rec_seed(h, key));
+}
+
+/* Copies the n stored bytes of a raw record to dst and returns the record's checksum, in one
+ * pass: each 64 KiB is hashed from dst right after the copy, while it is in the cache, instead
+ * of a hash pass and a copy pass over the mapping (the streaming hash equals the one-shot). */
+static uint64_t ds__rec_copy_sum(const ds__rec_hdr *h, const void *key, const unsigned char *src,
+                                 unsigned char *dst, size_t n) {
+  XXH3_state_t st;
+  XXH3_INITSTATE(&st);
+  XXH3_64bits_reset_withSeed(&st, ds__rec_seed(h, key));
+  for (size_t o = 0; o < n; o += 65536) {
+    size_t k = n - o < 65536 ? n - o : 65536;
+    memcpy(dst + o, src + o, k);
+    XXH3_64bits_update(&st, dst + o, k);
+  }
+  return XXH3_64bits_digest(&st);
 }
 
 static ds_status ds__errno_status(int e) {
@@ -713,27 +733,38 @@ static void ds__disk_lat(ds__disk *d, uint64_t t0) {
  * on every get (2), or on the first get of a record written since open (1: the scan at open
  * verified the others; this catches a write that did not reach the disk intact, at one hash
  * per record instead of one per get), or never (0). */
+static ds_status ds__disk_corrupt(ds__disk *d, ds__dent *e) {
+  d->corrupt++;
+  ds__log(d->ctx, DS_LOG_WARN, "cache",
+          "segment %u of %s: record header or checksum mismatch at offset %llu", e->seg, d->dir,
+          (unsigned long long)e->off);
+  ds__dindex_unlink(d, e);
+  return ds__error(d->ctx, DS_ERR_CORRUPT, "cache", "segment record is corrupt");
+}
+
 static ds_status ds__disk_get_mapped(ds__disk *d, ds__dent *e, const unsigned char *rec,
                                      void *buf, void **alloc_out) {
   ds__rec_hdr h;
   memcpy(&h, rec, DS__HDR);
   int check = d->verify == 2 || (d->verify == 1 && !e->verified);
+  /* a raw record is verified while it is copied out (the caller's buffer then holds the
+   * corrupt bytes when the checksum fails: the get returns DS_ERR_CORRUPT) */
+  int fused = check && e->enc == DS__ENC_RAW && e->slen == e->vlen;
   if (h.magic != DS__REC_MAGIC || h.klen != e->klen || h.slen != e->slen ||
       memcmp(rec + DS__HDR, e->key, e->klen) ||
-      (check && ds__rec_sum(&h, rec + DS__HDR, rec + DS__HDR + h.klen) != h.sum)) {
-    d->corrupt++;
-    ds__log(d->ctx, DS_LOG_WARN, "cache", "segment %u of %s: record header or checksum mismatch at offset %llu",
-            e->seg, d->dir, (unsigned long long)e->off);
-    ds__dindex_unlink(d, e);
-    return ds__error(d->ctx, DS_ERR_CORRUPT, "cache", "segment record is corrupt");
-  }
-  e->verified = 1;
+      (check && !fused && ds__rec_sum(&h, rec + DS__HDR, rec + DS__HDR + h.klen) != h.sum))
+    return ds__disk_corrupt(d, e);
   void *dst = buf;
   if (alloc_out && !(dst = ds__alloc(d->ctx, e->vlen ? e->vlen : 1)))
     return ds__error(d->ctx, DS_ERR_NO_MEMORY, "cache", "out of memory reading a record");
-  ds_status st = e->vlen ? ds__codec_decode(d->ctx, e->enc, rec + DS__HDR + e->klen, e->slen,
-                                            dst, e->vlen)
-                         : DS_OK;
+  const unsigned char *src = rec + DS__HDR + e->klen;
+  if (fused && ds__rec_copy_sum(&h, rec + DS__HDR, src, dst, e->slen) != h.sum) {
+    if (alloc_out) ds__free(d->ctx, dst);
+    return ds__disk_corrupt(d, e);
+  }
+  e->verified = 1;
+  ds_status st = e->vlen && !fused ? ds__codec_decode(d->ctx, e->enc, src, e->slen, dst, e->vlen)
+                                   : DS_OK;
   if (st != DS_OK) {
     if (alloc_out) ds__free(d->ctx, dst);
     return ds__error(d->ctx, st, "cache", "could not decode a disk record");
