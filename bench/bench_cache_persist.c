@@ -5,8 +5,9 @@
  * anywhere (values are random bytes), gets copy the value out. Median of 3 runs.
  * Our gets are timed twice: verifying each record's checksum (cache_verify_reads = 1, the
  * default) and checking only its header (0, after a reopen), to price the verification.
- * Also the time to reopen a cache of 100,000 entries / 1 GB (index rebuilt from the segments,
- * every checksum verified) against reading the same segment files with read().
+ * Also the time to reopen a cache of 100,000 entries / 1 GB (index rebuilt from the sealed
+ * segments' index files, the last segment scanned with every checksum verified) against
+ * reading the same segment files with read().
  * usage: bench_cache_persist [--json] [--dir DIR] [--no-reopen]   (DIR default: current
  * directory; it must be on a real disk, not tmpfs, for the sync costs to mean anything) */
 #define _POSIX_C_SOURCE 200809L

@@ -7,7 +7,11 @@
  * found after a record magic is read back (get, get_ref, contains, remove) and one value is
  * put, so a damaged segment must leave a usable cache. Seeds in fuzz/corpus/cache_segment/
  * are real segments, one per codec (lz4, zstd with a delete record, none), each written by
- * ds_cache_open_persistent and ds_cache_put of three values and an empty one, plus a MANIFEST. */
+ * ds_cache_open_persistent and ds_cache_put of three values and an empty one, plus a MANIFEST.
+ * An input starting with 'I' is {u32 segment length, segment, index entries}: the segment
+ * (record checksums recomputed) is sealed segment 1 with those entries as its index file
+ * (header and checksum made valid, so the entries reach the parser and the index), followed by
+ * an empty segment 2; seed index_seed is a real one (three puts and a delete). */
 #include <dirent.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -112,6 +116,42 @@ static void open_and_exercise(const char *dir, const uint8_t *seg, size_t size) 
   }
 }
 
+/* Segment 1 with an index file of the given entries (see the header comment). */
+static void index_case(const char *dir, const uint8_t *data, size_t size) {
+  uint32_t seglen = 0;
+  if (size < 4) return;
+  memcpy(&seglen, data, 4);
+  data += 4, size -= 4;
+  if (seglen > size) seglen = (uint32_t)size;
+  uint8_t *seg = malloc(seglen ? seglen : 1), *idx = malloc(32 + (size - seglen) + 8);
+  if (!seg || !idx) abort();
+  if (seglen) memcpy(seg, data, seglen);
+  fix_sums(seg, seglen);
+  const uint8_t *ents = data + seglen;
+  uint64_t elen = size - seglen, count = 0, seg_size = seglen;
+  for (uint64_t off = 0; off + 24 <= elen; count++) { /* as many entries as the reader sees */
+    uint16_t klen;
+    memcpy(&klen, ents + off + 20, 2);
+    off += 24 + (uint64_t)klen;
+  }
+  uint32_t magic = 0x31495344u, id = 1;
+  memcpy(idx, &magic, 4);
+  memcpy(idx + 4, &id, 4);
+  memcpy(idx + 8, &seg_size, 8);
+  memcpy(idx + 16, &count, 8);
+  memcpy(idx + 24, &elen, 8);
+  if (elen) memcpy(idx + 32, ents, elen);
+  uint64_t sum = XXH3_64bits(idx, 32 + elen);
+  memcpy(idx + 32 + elen, &sum, 8);
+  write_file(dir, "MANIFEST", "dscache 1\n", 10);
+  write_file(dir, "seg-00000001.log", seg, seglen);
+  write_file(dir, "seg-00000001.idx", idx, 32 + elen + 8);
+  write_file(dir, "seg-00000002.log", "", 0);
+  open_and_exercise(dir, seg, seglen);
+  free(seg);
+  free(idx);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static char dir[64];
   if (!dir[0]) { /* tmpfs when there is one: the cache fsyncs at close */
@@ -121,6 +161,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     mkdir(dir, 0700);
   }
   clear_dir(dir);
+  if (size > 0 && data[0] == 'I') { /* a sealed segment and its index file */
+    index_case(dir, data + 1, size - 1);
+    clear_dir(dir);
+    return 0;
+  }
   if (size > 0 && data[0] == 'M') { /* a MANIFEST */
     write_file(dir, "MANIFEST", data + 1, size - 1);
     open_and_exercise(dir, NULL, 0);

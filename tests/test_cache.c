@@ -185,6 +185,10 @@ static void check_tiers(const char *policy, int codec, uint32_t flags) {
   assert_true(s1.evictions >= 90);
   assert_int_equal(s1.entries + s2.entries, 100);
   assert_true(s1.p99_ns >= s1.p50_ns);
+  /* L1 now holds promoted entries with their L2 encoding kept: counted in its bytes (the
+   * budget), not in its compression ratio (L1 stores values uncompressed) */
+  assert_true(s1.bytes > s1.raw_bytes + 3 * s1.entries); /* keys are <= 3 bytes */
+  assert_true(s1.compression_ratio == 1.0);
   ds_cache_destroy(c);
   ds_context_destroy(ctx);
 }
@@ -467,6 +471,104 @@ static void test_concurrency(void **state) {
   ds_context_destroy(ctx);
 }
 
+/* The lock-free L1 hit path (lruk+, no GPU tier) racing a writer that replaces, removes and
+ * flushes the same keys: every value read is whole (one key, one version), and the L1 hit
+ * count is exact (readers count their own successful gets; no L2, so every hit is an L1 one).
+ * Values above 64 KiB take the locked path and count the same way. */
+typedef struct {
+  ds_cache *c;
+  int seed;
+  int writer;
+  long ok;
+  int errors;
+} lf_arg;
+
+#define LF_KEYS 64
+#define LF_WORDS 32
+
+static void lf_value(uint32_t *v, uint32_t key, uint32_t version) {
+  for (int k = 0; k < LF_WORDS; k++) v[k] = key * 1000003u + version * 7u + (uint32_t)k;
+}
+
+static void *lf_worker(void *p) {
+  lf_arg *a = p;
+  uint32_t s = (uint32_t)a->seed, v[LF_WORDS];
+  for (int i = 0; i < 30000; i++) {
+    s = s * 1103515245u + 12345u;
+    uint32_t key = (s >> 8) % LF_KEYS;
+    size_t len = 0;
+    if (a->writer) {
+      if ((s >> 4) % 16 == 0) ds_cache_remove(a->c, &key, sizeof key);
+      else if (i % 5000 == 4999) ds_cache_flush(a->c);
+      else {
+        lf_value(v, key, (uint32_t)i);
+        if (ds_cache_put(a->c, &key, sizeof key, v, sizeof v) != DS_OK) a->errors++;
+      }
+      continue;
+    }
+    if (ds_cache_get(a->c, &key, sizeof key, v, sizeof v, &len) != DS_OK) continue;
+    a->ok++;
+    uint32_t version = (v[0] - key * 1000003u) / 7u;
+    uint32_t want[LF_WORDS];
+    lf_value(want, key, version);
+    if (len != sizeof v || memcmp(v, want, sizeof v)) a->errors++;
+  }
+  return NULL;
+}
+
+static void test_lockfree_hits(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx();
+  ds_cache_options o = DS_CACHE_OPTIONS_INIT;
+  o.l1_bytes = 1 << 20;
+  o.shards = 4;
+  ds_cache *c = NULL;
+  assert_int_equal(ds_cache_create(&c, ctx, &o), DS_OK);
+  uint32_t v[LF_WORDS];
+  for (uint32_t k = 0; k < LF_KEYS; k++) {
+    lf_value(v, k, 0);
+    assert_int_equal(ds_cache_put(c, &k, sizeof k, v, sizeof v), DS_OK);
+  }
+  pthread_t th[3];
+  lf_arg args[3];
+  for (int i = 0; i < 3; i++) {
+    args[i] = (lf_arg){c, 7 + i, i == 2, 0, 0};
+    pthread_create(&th[i], NULL, lf_worker, &args[i]);
+  }
+  long ok = 0;
+  for (int i = 0; i < 3; i++) {
+    pthread_join(th[i], NULL);
+    assert_int_equal(args[i].errors, 0);
+    ok += args[i].ok;
+  }
+  assert_true(ok > 0);
+  ds_cache_tier_stats s = stats(c, DS_CACHE_L1);
+  assert_int_equal(s.hits, (uint64_t)ok);
+  assert_true(s.p50_ns > 0);
+  /* a value above the lock-free limit is served by the locked path, counted the same */
+  size_t big = (64u << 10) + 16;
+  uint8_t *b = calloc(1, big), *out = malloc(big);
+  assert_non_null(b);
+  assert_non_null(out);
+  b[big - 1] = 0x5a;
+  assert_int_equal(ds_cache_put(c, "big", 3, b, big), DS_OK);
+  size_t len = 0;
+  assert_int_equal(ds_cache_get(c, "big", 3, out, big, &len), DS_OK);
+  assert_int_equal(len, big);
+  assert_memory_equal(out, b, big);
+  /* a buffer too small: DS_ERR_FULL with the length, and no hit */
+  uint32_t key = 1;
+  lf_value(v, key, 1);
+  assert_int_equal(ds_cache_put(c, &key, sizeof key, v, sizeof v), DS_OK);
+  assert_int_equal(ds_cache_get(c, &key, sizeof key, out, 8, &len), DS_ERR_FULL);
+  assert_int_equal(len, sizeof v);
+  assert_int_equal(stats(c, DS_CACHE_L1).hits, (uint64_t)ok + 1);
+  free(b);
+  free(out);
+  ds_cache_destroy(c);
+  ds_context_destroy(ctx);
+}
+
 /* lruk+ counts L1 hits in the entry and applies them at the list tail: keys read often must
  * survive a scan of keys put once, and small values (stored inline) read back intact, also
  * through a reference (16-byte aligned). */
@@ -611,6 +713,7 @@ int main(void) {
       cmocka_unit_test(test_prefetch),
       cmocka_unit_test(test_prefetch_strided),
       cmocka_unit_test(test_concurrency),
+      cmocka_unit_test(test_lockfree_hits),
       cmocka_unit_test(test_lazy_hits_and_inline_values),
       cmocka_unit_test(test_admission_keeps_puts),
       cmocka_unit_test(test_tunables),

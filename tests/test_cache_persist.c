@@ -483,13 +483,122 @@ static void test_persist_tunables(void **state) {
   ds_context_destroy(ctx);
 }
 
+/* Sealed segments get an index file (seg-N.idx) that a reopen reads instead of the segment.
+ * A damaged or missing index file falls back to scanning the segment (and is written again),
+ * deletes stay deleted, a corrupt record behind a good index is caught by its first get, and
+ * the index files count in max_bytes. */
+static ds_cache *open_plain(ds_context *ctx, const char *dir) {
+  ds_cache_persist_options o = DS_CACHE_PERSIST_OPTIONS_INIT;
+  o.max_bytes = 4 << 20; /* segments of 512 KiB */
+  o.codec = DS_CACHE_CODEC_NONE;
+  o.durability = DS_CACHE_SYNC_BATCHED;
+  ds_cache *c = NULL;
+  assert_int_equal(ds_cache_open_persistent_ex(&c, ctx, dir, &o), DS_OK);
+  return c;
+}
+
+static int file_exists(const char *dir, const char *name) {
+  char p[2048];
+  struct stat st;
+  snprintf(p, sizeof p, "%s/%s", dir, name);
+  return stat(p, &st) == 0;
+}
+
+static void flip_byte(const char *dir, const char *name, off_t off) {
+  char p[2048];
+  snprintf(p, sizeof p, "%s/%s", dir, name);
+  int fd = open(p, O_RDWR);
+  assert_true(fd >= 0);
+  uint8_t b;
+  assert_int_equal(pread(fd, &b, 1, off), 1);
+  b ^= 0x5a;
+  assert_int_equal(pwrite(fd, &b, 1, off), 1);
+  close(fd);
+}
+
+/* Reopens dir and checks every key but `gone` reads back (N keys of 1000 bytes). */
+static void reopen_check(ds_context *ctx, const char *dir, uint32_t n, uint32_t gone,
+                         int expect_warn) {
+  warn_seen[0] = 0;
+  ds_cache *c = open_plain(ctx, dir);
+  if (expect_warn) assert_non_null(strstr(warn_seen, "index file"));
+  else assert_int_equal(warn_seen[0], 0);
+  assert_int_equal(l3(c).entries, n - 1);
+  assert_int_equal(l3(c).corrupt, 0);
+  for (uint32_t k = 0; k < n; k++) assert_int_equal(has_value(c, k, 1000), k != gone);
+  assert_int_equal(l3(c).corrupt, 0);
+  assert_true(dir_bytes(dir) <= (4u << 20));
+  ds_cache_destroy(c);
+}
+
+static void test_index_files(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx();
+  const char *dir = ds_test_path("persist_index");
+  ds_cache *c = open_plain(ctx, dir);
+  uint8_t v[1000];
+  const uint32_t n = 2500;
+  for (uint32_t k = 0; k < n; k++) {
+    value_of(v, sizeof v, k);
+    assert_int_equal(ds_cache_put(c, &k, sizeof k, v, sizeof v), DS_OK);
+    if (k == 600) assert_int_equal(ds_cache_remove(c, &(uint32_t){5}, sizeof(uint32_t)), DS_OK);
+  }
+  assert_true(dir_bytes(dir) <= (4u << 20));
+  ds_cache_destroy(c);
+  /* 2.5 MB in 512 KiB segments: 1..4 sealed (indexed), 5 or 6 the tail (no index) */
+  for (int id = 1; id <= 4; id++) {
+    char name[64];
+    snprintf(name, sizeof name, "seg-%08d.idx", id);
+    assert_true(file_exists(dir, name));
+  }
+  assert_false(file_exists(dir, "seg-00000006.idx"));
+  reopen_check(ctx, dir, n, 5, 0);
+  /* a damaged index file: that segment is scanned, and its index written again */
+  flip_byte(dir, "seg-00000002.idx", 100);
+  reopen_check(ctx, dir, n, 5, 1);
+  reopen_check(ctx, dir, n, 5, 0);
+  /* a missing one: scanned, written again */
+  char p[2048];
+  snprintf(p, sizeof p, "%s/seg-00000003.idx", dir);
+  assert_int_equal(unlink(p), 0);
+  reopen_check(ctx, dir, n, 5, 0);
+  assert_true(file_exists(dir, "seg-00000003.idx"));
+  /* a stale one (its segment grew): scanned; the garbage at its end is a torn record */
+  snprintf(p, sizeof p, "%s/seg-00000004.log", dir);
+  int fd = open(p, O_WRONLY | O_APPEND);
+  assert_true(fd >= 0);
+  assert_int_equal(write(fd, "DSR1junk", 8), 8);
+  close(fd);
+  warn_seen[0] = 0;
+  c = open_plain(ctx, dir);
+  assert_non_null(strstr(warn_seen, "segment 4"));
+  assert_int_equal(l3(c).corrupt, 1);
+  for (uint32_t k = 0; k < n; k++) assert_int_equal(has_value(c, k, 1000), k != 5);
+  ds_cache_destroy(c);
+  /* a corrupt value behind a good index: found by its first get, reported, dropped */
+  flip_byte(dir, "seg-00000001.log", 32 + 4 + 500); /* key 0, the first record */
+  warn_seen[0] = 0;
+  c = open_plain(ctx, dir);
+  assert_int_equal(l3(c).corrupt, 0);
+  uint8_t out[1000];
+  size_t len = 0;
+  uint32_t k0 = 0;
+  assert_int_equal(ds_cache_get(c, &k0, sizeof k0, out, sizeof out, &len), DS_ERR_CORRUPT);
+  assert_int_equal(l3(c).corrupt, 1);
+  assert_non_null(strstr(warn_seen, "offset 0"));
+  assert_false(ds_cache_contains(c, &k0, sizeof k0));
+  for (uint32_t k = 1; k < n; k++) assert_int_equal(has_value(c, k, 1000), k != 5);
+  ds_cache_destroy(c);
+  ds_context_destroy(ctx);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_reopen_modes_lock), cmocka_unit_test(test_max_bytes_exact),
       cmocka_unit_test(test_verify_reads), cmocka_unit_test(test_persist_tunables),
       cmocka_unit_test(test_corrupt_and_torn),  cmocka_unit_test(test_disk_full),
       cmocka_unit_test(test_kill9),             cmocka_unit_test(test_garbage_segments),
-      cmocka_unit_test(test_bad_input),
+      cmocka_unit_test(test_bad_input),         cmocka_unit_test(test_index_files),
   };
   return cmocka_run_group_tests(tests, NULL, remove_tmp_dirs);
 }

@@ -114,13 +114,16 @@ typedef struct ds_cache_persist_options {
 typedef struct ds_cache_tier_stats {
   uint32_t struct_size;   /**< sizeof(ds_cache_tier_stats), set by the caller */
   uint32_t tier;
-  uint64_t bytes;         /**< stored bytes (keys + values as stored) */
+  uint64_t bytes;         /**< stored bytes (keys + values as stored; L1 also counts the kept
+                               L2 encoding of entries promoted from L2, so that moving them
+                               down again costs no compression) */
   uint64_t raw_bytes;     /**< the same values uncompressed */
   uint64_t entries;
   uint64_t hits, misses;  /**< misses: lookups that reached this tier and missed */
   uint64_t evictions;     /**< entries pushed out of this tier (down, or out of the cache) */
   uint64_t rejected;      /**< puts the tier's admission policy declined */
-  double compression_ratio; /**< raw_bytes / (bytes - key bytes), 1 for L1 */
+  double compression_ratio; /**< raw_bytes / value bytes as stored (bytes less keys and,
+                                 in L1, the kept encodings): 1 for L1 and the GPU tier */
   double p50_ns, p99_ns;  /**< hit latency of sampled gets in this tier (bucket upper bounds) */
   uint64_t corrupt;       /**< L3: records found torn or corrupt (skipped) */
   uint64_t io_errors;     /**< L3: failed writes or reads; GPU: failed device allocations or
@@ -143,15 +146,17 @@ DS_API ds_status ds_cache_create(ds_cache **out, ds_context *ctx, const ds_cache
 
 /** Opens (creating if needed) a persistent cache with only the disk tier in directory @p path
  *  (created 0700; files 0600): append-only segment files of checksummed records (XXH3), and a
- *  MANIFEST replaced by write, fsync, rename. Reopening rebuilds the index from the segments,
- *  verifying every record's checksum; a torn or corrupt record is skipped, counted
- *  (ds_cache_tier_stats.corrupt) and logged with its segment and offset. Gets read the
- *  memory-mapped segments, check the record header against the index and verify the record's
- *  checksum once after the record reached the disk (DS_PARAM_CACHE_VERIFY_READS: 1 the first
- *  get of a record written since open, default; 2 every get; 0 never; a mismatch is
- *  DS_ERR_CORRUPT, counted, logged, and the entry dropped). The directory's files (segments, MANIFEST, LOCK)
- *  never exceed @p max_bytes in total: the oldest segment is dropped (its entries evicted) to
- *  make room. Durability, sync interval and zstd
+ *  MANIFEST replaced by write, fsync, rename. A full segment is sealed with an index file of
+ *  its records (offsets, lengths, keys; checksummed; write, fsync, rename). Reopening rebuilds
+ *  the index from those files, and scans (verifying every record's checksum) the last
+ *  segment and any segment whose index file is missing, damaged or stale; a torn or corrupt
+ *  record is skipped, counted (ds_cache_tier_stats.corrupt) and logged with its segment and
+ *  offset. Gets read the memory-mapped segments, check the record header against the index
+ *  and verify the record's checksum once after open unless the scan did
+ *  (DS_PARAM_CACHE_VERIFY_READS: 1 the first get of a record not verified since open,
+ *  default; 2 every get; 0 never; a mismatch is DS_ERR_CORRUPT, counted, logged, and the
+ *  entry dropped). The directory's files (segments, index files, MANIFEST, LOCK) never exceed
+ *  @p max_bytes in total: the oldest segment is dropped (its entries evicted) to make room. Durability, sync interval and zstd
  *  level come from the context's tunables (DS_PARAM_CACHE_DURABILITY, default batched every
  *  DS_PARAM_CACHE_SYNC_INTERVAL_MS = 1000 ms; DS_PARAM_CACHE_ZSTD_LEVEL).
  *  @param compression a ds_cache_codec, or -1 for the context's DS_PARAM_CACHE_CODEC.

@@ -133,9 +133,10 @@ typedef enum ds_param {
   DS_PARAM_CACHE_PREFETCH_DEPTH = 208,
   /** Cache: when a persistent cache's get verifies the record's XXH3 checksum besides its
    *  header (a mismatch is DS_ERR_CORRUPT, counted, logged, the entry dropped): 0 header (never;
-   *  the open scan still verifies every record), 1 first (the first get of a record
-   *  written since the cache was opened; the scan verified the others), 2 always (every get:
-   *  about half the speed of a get from the page cache). Config/env take the name. Default 1.
+   *  only segments scanned at open are verified, not those loaded from their index file),
+   *  1 first (the first get of a record not verified since the cache was opened: written
+   *  since, or in a segment loaded from its index file), 2 always (every get: about half the
+   *  speed of a get from the page cache). Config/env take the name. Default 1.
    *  Read when a persistent cache is opened. */
   DS_PARAM_CACHE_VERIFY_READS = 209,
   /** Cache: GPU tier budget in bytes of a cache created with NULL options (0..2^50; 0: no GPU

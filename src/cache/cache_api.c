@@ -64,6 +64,10 @@ static ds_status ds__shard_init(ds_cache *c, ds__shard *sh, const ds_cache_optio
   sh->buckets = ds__calloc(c->ctx, sh->nb, sizeof *sh->buckets);
   if (!sh->buckets) return DS_ERR_NO_MEMORY;
   pthread_mutex_init(&sh->mu, NULL);
+  /* reader slots on whole cache lines of their own */
+  sh->rs_mem = ds__calloc(c->ctx, DS__RSLOTS + 1, sizeof(ds__rslot));
+  if (!sh->rs_mem) return DS_ERR_NO_MEMORY;
+  sh->rs = (ds__rslot *)(((uintptr_t)sh->rs_mem + 63) & ~(uintptr_t)63);
   const char *pol = o->policy ? o->policy : "lruk+";
   uint64_t budget[3] = {o->l1_bytes / c->nshards, o->l2_bytes / c->nshards, c->shard_cap[2]};
   ds__policy_evict_fn fn[3] = {ds__evict_l1, ds__evict_l2, ds__evict_gpu};
@@ -149,6 +153,12 @@ ds_status ds_cache_create(ds_cache **out, ds_context *ctx, const ds_cache_option
   c->codec.level = o.zstd_level;
   c->codec.shuffle = (o.flags & DS_CACHE_SHUFFLE) != 0;
   c->codec.bf16 = (o.flags & DS_CACHE_LOSSY_BF16) != 0;
+  c->rlat = ds__calloc(ctx, DS__RSLOTS, sizeof *c->rlat);
+  if (!c->rlat) {
+    c->nshards = 0;
+    ds_cache_destroy(c);
+    return ds__error(ctx, DS_ERR_NO_MEMORY, "cache", "out of memory creating a cache");
+  }
   for (uint32_t i = 0; i < n; i++) {
     st = ds__shard_init(c, &c->shards[i], &o);
     if (st != DS_OK) {
@@ -183,9 +193,11 @@ void ds_cache_destroy(ds_cache *c) {
       }
     for (int t = 0; t < 3; t++) ds__policy_destroy(sh->pol[t]);
     ds__free(c->ctx, sh->buckets);
+    ds__free(c->ctx, sh->rs_mem);
     pthread_mutex_destroy(&sh->mu);
   }
   ds__gpu_close(c->gpu);
+  ds__free(c->ctx, c->rlat);
   ds__free(c->ctx, c);
 }
 
@@ -196,12 +208,12 @@ static ds_status ds__cache_insert_host(ds_cache *c, ds__shard *sh, ds__centry *e
   e->data = ds__alloc(c->ctx, e->vlen ? e->vlen : 1);
   if (!e->data) {
     ds__centry_unlink_free(c, sh, e);
-    pthread_mutex_unlock(&sh->mu);
+    ds__shard_unlock(sh);
     return ds__error(c->ctx, DS_ERR_NO_MEMORY, "cache", "out of memory for a value");
   }
   if (e->vlen) memcpy(e->data, src, e->vlen);
   ds__place_l1(c, sh, e, 1);
-  pthread_mutex_unlock(&sh->mu);
+  ds__shard_unlock(sh);
   return DS_OK;
 }
 
@@ -247,14 +259,14 @@ static ds_status ds__cache_insert(ds_cache *c, const void *key, size_t klen, con
   ds__cold(e)->free_fn = fn;
   ds__cold(e)->free_user = user;
   ds__shard *sh = ds__cache_shard(c, e->hash);
-  pthread_mutex_lock(&sh->mu);
+  ds__shard_lock(sh);
   ds__centry *old = ds__shard_find(sh, e->hash, key, klen);
   if (old) ds__centry_kill(c, sh, old);
   ds__shard_link(c, sh, e);
   if (direct && !ds__place_gpu(c, sh, e, src, 1))
     return ds__cache_insert_host(c, sh, e, src);
   if (!direct) ds__place_top(c, sh, e, 1, 1);
-  pthread_mutex_unlock(&sh->mu);
+  ds__shard_unlock(sh);
   return DS_OK;
 }
 
@@ -316,17 +328,67 @@ static ds_status ds__cache_get_gpu(ds_cache *c, ds__shard *sh, ds__centry *e, vo
   return DS_OK;
 }
 
-/* A hit on the L1 entry e (in L1's policy). With a lazy policy (lruk+) the hit is counted in
- * the entry, whose cache lines the lookup has just read, and in the frequency sketch (one
- * line): the policy node and its list neighbours (most of a hit's cache misses) are touched
- * only when the entry reaches a list tail, once per pass instead of once per hit. */
+/* Counts a hit on the L1 entry e for a lazy L1 policy (lruk+): only in the entry, whose cache
+ * lines the lookup has just read, and only while the count changes (it saturates at
+ * DS__PEND_MAX), so a hot key's line is not rewritten on every hit. The policy reads the
+ * count back (and feeds its sketch) when the entry reaches a list tail, once per pass. */
+static inline void ds__cache_count_hit(ds__centry *e) {
+  uint8_t p = ds__load_relaxed(&e->pend);
+  if (p < DS__PEND_MAX) ds__store_relaxed(&e->pend, (uint8_t)(p + 1));
+}
+
+/* A hit on the L1 entry e (in L1's policy), under the shard lock. */
 static inline void ds__cache_touch_l1(ds__shard *sh, ds__centry *e) {
-  if (sh->lazy_l1) {
-    if (e->pend < UINT8_MAX) e->pend++;
-    sh->pol[0]->ops->note(sh->pol[0], (uintptr_t)e);
-    return;
+  if (sh->lazy_l1) ds__cache_count_hit(e);
+  else ds__policy_touch_node(sh->pol[0], e->pnode, (uintptr_t)e, -1);
+}
+
+/* The calling thread's reader slot (threads numbered in order of their first get). */
+static ds__atomic_int ds__cache_threads;
+static _Thread_local uint32_t ds__tl_slot = UINT32_MAX;
+static _Thread_local uint32_t ds__tl_sample;
+
+static inline uint32_t ds__cache_slot(void) {
+  if (ds__tl_slot == UINT32_MAX)
+    ds__tl_slot = (uint32_t)ds__fetch_add_relaxed(&ds__cache_threads, 1) % DS__RSLOTS;
+  return ds__tl_slot;
+}
+
+/* Values up to this size are copied out inside a read section (a writer waits for it). */
+#define DS__FAST_MAX (64u << 10)
+
+/* The lock-free L1 hit (see ds__rslot): with a lazy L1 policy and no GPU tier (whose hits
+ * move entries), a hit on an L1 value of up to DS__FAST_MAX bytes is looked up, copied and
+ * counted without the shard lock. Returns 0 when the locked path must run instead (a miss, a
+ * lower tier, a writer inside, a value too large); else 1 with *st set. */
+static int ds__cache_get_fast(ds_cache *c, ds__shard *sh, uint64_t h, const void *key,
+                              size_t klen, void *buf, size_t cap, size_t *len, ds_status *st) {
+  if (!sh->lazy_l1 || sh->pol[2]) return 0;
+  uint32_t slot = ds__cache_slot();
+  ds__rslot *rs = &sh->rs[slot];
+  ds__fetch_add_seq_cst(&rs->word, 1);
+  if (ds__load_seq_cst(&sh->writer)) {
+    ds__fetch_sub(&rs->word, 1);
+    return 0;
   }
-  ds__policy_touch_node(sh->pol[0], e->pnode, (uintptr_t)e, -1);
+  int timed = (ds__tl_sample++ & 63) == 0;
+  uint64_t t0 = timed ? ds__now_ns() : 0;
+  ds__centry *e = ds__shard_find(sh, h, key, klen);
+  if (!e || e->tier != 1 || e->vlen > DS__FAST_MAX) {
+    ds__fetch_sub(&rs->word, 1);
+    return 0;
+  }
+  *len = e->vlen;
+  *st = cap < e->vlen ? DS_ERR_FULL : DS_OK;
+  if (*st == DS_OK) {
+    if (e->vlen) memcpy(buf, e->data, e->vlen);
+    if (!e->holds) ds__cache_count_hit(e);
+  }
+  /* leaves the section and counts the hit in one step (a full buffer is no hit, as locked) */
+  ds__fetch_add(&rs->word, (*st == DS_OK ? 1ull << 16 : 0) - 1);
+  if (timed && *st == DS_OK)
+    ds__fetch_add_relaxed(&c->rlat[slot].lat[ds__lat_bucket(ds__now_ns() - t0)], 1);
+  return 1;
 }
 
 static ds_status ds__cache_get(ds_cache *c, uint64_t stream, const void *key, size_t klen,
@@ -338,7 +400,11 @@ static ds_status ds__cache_get(ds_cache *c, uint64_t stream, const void *key, si
   if (c->disk) return ds__disk_get(c->disk, key, klen, buf, cap, len, NULL);
   uint64_t h = ds__cache_hash(key, klen);
   ds__shard *sh = ds__cache_shard(c, h);
-  pthread_mutex_lock(&sh->mu);
+  if (ds__cache_get_fast(c, sh, h, key, klen, buf, cap, len, &st)) {
+    if (c->pf_learn) ds__prefetch_observe(c, stream, key, klen, h);
+    return st;
+  }
+  ds__shard_lock(sh);
   int timed = (sh->sample++ & 63) == 0;
   uint64_t t0 = timed ? ds__now_ns() : 0;
   ds__centry *e = ds__shard_find(sh, h, key, klen);
@@ -346,13 +412,13 @@ static ds_status ds__cache_get(ds_cache *c, uint64_t stream, const void *key, si
     sh->t[0].misses++;
     sh->t[1].misses++;
     sh->t[2].misses++;
-    pthread_mutex_unlock(&sh->mu);
+    ds__shard_unlock(sh);
     if (c->pf_learn) ds__prefetch_observe(c, stream, key, klen, h);
     return DS_ERR_NOT_FOUND;
   }
   *len = e->vlen;
   if (cap < e->vlen) {
-    pthread_mutex_unlock(&sh->mu);
+    ds__shard_unlock(sh);
     return DS_ERR_FULL;
   }
   int tier = e->tier;
@@ -375,7 +441,7 @@ static ds_status ds__cache_get(ds_cache *c, uint64_t stream, const void *key, si
     st = ds__cache_get_l2(c, sh, e, buf);
   }
   if (timed) ds__lat_record(&sh->t[tier - 1], ds__now_ns() - t0);
-  pthread_mutex_unlock(&sh->mu);
+  ds__shard_unlock(sh);
   if (c->pf_learn) ds__prefetch_observe(c, stream, key, klen, h);
   if (st == DS_ERR_CORRUPT)
     return ds__error(c->ctx, st, "cache", "L2 value failed to decompress (dropped)");
@@ -415,7 +481,7 @@ ds_status ds_cache_get_ref(ds_cache *c, const void *key, size_t klen, const void
   }
   uint64_t h = ds__cache_hash(key, klen);
   ds__shard *sh = ds__cache_shard(c, h);
-  pthread_mutex_lock(&sh->mu);
+  ds__shard_lock(sh);
   ds__centry *e = ds__shard_find(sh, h, key, klen);
   if (!e) {
     sh->t[0].misses++;
@@ -456,7 +522,7 @@ ds_status ds_cache_get_ref(ds_cache *c, const void *key, size_t klen, const void
     *len = e->vlen;
     *ref = r;
   }
-  pthread_mutex_unlock(&sh->mu);
+  ds__shard_unlock(sh);
   if (st != DS_OK) {
     ds__free(c->ctx, r->copy);
     ds__free(c->ctx, r);
@@ -473,9 +539,9 @@ void ds_cache_release(ds_cache *c, ds_cache_ref *ref) {
     ds__free(c->ctx, ref);
     return;
   }
-  pthread_mutex_lock(&ref->sh->mu);
+  ds__shard_lock(ref->sh);
   ds__centry_unhold(c, ref->sh, ref->e);
-  pthread_mutex_unlock(&ref->sh->mu);
+  ds__shard_unlock(ref->sh);
   ds__free(c->ctx, ref);
 }
 
@@ -499,7 +565,7 @@ static ds_status ds__cache_with_entry(ds_cache *c, const void *key, size_t klen,
     return ds__error(c->ctx, DS_ERR_UNSUPPORTED, "cache", "a persistent cache has no pins");
   uint64_t h = ds__cache_hash(key, klen);
   ds__shard *sh = ds__cache_shard(c, h);
-  pthread_mutex_lock(&sh->mu);
+  ds__shard_lock(sh);
   ds__centry *e = ds__shard_find(sh, h, key, klen);
   if (!e) st = DS_ERR_NOT_FOUND;
   else if (op == 0) ds__centry_kill(c, sh, e);
@@ -512,7 +578,7 @@ static ds_status ds__cache_with_entry(ds_cache *c, const void *key, size_t klen,
     ds__cold(e)->pins--;
     ds__centry_unhold(c, sh, e);
   }
-  pthread_mutex_unlock(&sh->mu);
+  ds__shard_unlock(sh);
   if (st == DS_ERR_STATE) return ds__error(c->ctx, st, "cache", "unpin of a key that is not pinned");
   return st;
 }
@@ -538,6 +604,7 @@ static void ds__cache_sum(ds_cache *c, int tier, ds__tier_counters *sum) {
     sum->bytes += t->bytes;
     sum->raw_bytes += t->raw_bytes;
     sum->key_bytes += t->key_bytes;
+    sum->keep_bytes += t->keep_bytes;
     sum->entries += t->entries;
     sum->hits += t->hits;
     sum->misses += t->misses;
@@ -547,7 +614,11 @@ static void ds__cache_sum(ds_cache *c, int tier, ds__tier_counters *sum) {
     sum->failed += t->failed;
     for (int b = 0; b < 64; b++) sum->lat[b] += t->lat[b];
     pthread_mutex_unlock(&sh->mu);
+    for (uint32_t r = 0; tier == 1 && r < DS__RSLOTS; r++) /* lock-free hits */
+      sum->hits += ds__load_relaxed(&sh->rs[r].word) >> 16;
   }
+  for (uint32_t r = 0; tier == 1 && c->rlat && r < DS__RSLOTS; r++)
+    for (int b = 0; b < 64; b++) sum->lat[b] += ds__load_relaxed(&c->rlat[r].lat[b]);
 }
 
 static double ds__lat_quantile(const ds__tier_counters *t, double q) {
@@ -593,7 +664,7 @@ ds_status ds_cache_stats(ds_cache *c, int tier, ds_cache_tier_stats *out) {
   out->evictions = s.evictions;
   out->rejected = s.rejected;
   out->prefetched = s.prefetched;
-  uint64_t stored = s.bytes - s.key_bytes;
+  uint64_t stored = s.bytes - s.key_bytes - s.keep_bytes;
   out->compression_ratio = stored ? (double)s.raw_bytes / (double)stored : 1.0;
   out->p50_ns = ds__lat_quantile(&s, 0.5);
   out->p99_ns = ds__lat_quantile(&s, 0.99);
@@ -613,13 +684,13 @@ ds_status ds_cache_flush(ds_cache *c) {
   }
   for (uint32_t i = 0; i < c->nshards; i++) {
     ds__shard *sh = &c->shards[i];
-    pthread_mutex_lock(&sh->mu);
+    ds__shard_lock(sh);
     for (size_t b = 0; b < sh->nb; b++)
       for (ds__centry *e = sh->buckets[b], *nx; e; e = nx) {
         nx = e->next;
         if (!e->holds) ds__centry_kill(c, sh, e);
       }
-    pthread_mutex_unlock(&sh->mu);
+    ds__shard_unlock(sh);
   }
   for (int t = DS_CACHE_L1; t <= DS_CACHE_GPU; t++) {
     if (t == DS_CACHE_L3 || (t == DS_CACHE_GPU && !c->gpu)) continue;

@@ -8,6 +8,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "atomic.h"
 #include "codec.h"
 #include "gpu.h"
 #include "policy.h"
@@ -36,7 +37,8 @@ typedef struct ds__centry {
   uint16_t klen;
   uint8_t tier;            /* 1 L1, 2 L2, 3 GPU (0 while moving) */
   uint8_t dead;            /* removed while referenced: freed at the last release */
-  uint8_t pend;            /* L1 hits not yet seen by a lazy L1 policy (saturating) */
+  ds__atomic_u8 pend;      /* L1 hits not yet seen by a lazy L1 policy (saturating at
+                              DS__PEND_MAX; lock-free readers add to it, relaxed) */
   uint8_t inl;             /* data lies in this allocation, after the key (not freed alone) */
   uint8_t dev;             /* data is device memory of the GPU tier (tier 3) */
   uint8_t pad;
@@ -50,19 +52,42 @@ static inline ds__centry_cold *ds__cold(ds__centry *e) { return (ds__centry_cold
 
 typedef struct ds__tier_counters {
   uint64_t bytes, raw_bytes, key_bytes, entries;
+  uint64_t keep_bytes; /* L1: kept L2 encodings (in bytes, not in the compression ratio) */
   uint64_t hits, misses, evictions, rejected, prefetched;
   uint64_t failed; /* GPU tier: device allocations or copies that failed */
   uint64_t lat[64];
 } ds__tier_counters;
 
+/* Lock-free L1 hits (ds__cache_get_fast). Every mutation of a shard's table or entries runs in
+ * a write section (ds__shard_lock: the mutex, then the writer flag raised and the readers
+ * drained); a reader announces itself in its thread's slot of the shard (own cache line),
+ * checks the writer flag, and looks up and copies with no lock. An asymmetric reader-writer
+ * lock: readers write only their own slot, so two threads hitting the same keys share no
+ * written cache line; a writer pays a scan of the slots. Threads share a slot when there are
+ * more than DS__RSLOTS (still correct: the slot counts readers). */
+#define DS__RSLOTS 32
+#define DS__RS_ACTIVE 0xffffu /* low 16 bits of a slot word: readers inside; the rest: hits */
+#define DS__PEND_MAX 15       /* pend saturates here (the sketch's cells saturate at 15) */
+typedef struct ds__rslot {
+  ds__atomic_u64 word; /* readers inside (low 16 bits) + L1 hits served (<< 16) */
+  char pad[56];
+} ds__rslot;
+
+typedef struct ds__rlat {
+  ds__atomic_u64 lat[64]; /* latency histogram of sampled lock-free hits */
+} ds__rlat;
+
 typedef struct ds__shard {
   pthread_mutex_t mu;
+  ds__atomic_int writer; /* 1 inside a write section */
+  ds__rslot *rs;         /* DS__RSLOTS reader slots, 64-byte aligned (in rs_mem) */
+  void *rs_mem;
   struct ds_cache *cache;
   ds__centry **buckets;
   size_t nb, count;
   ds__policy *pol[3]; /* L1, L2, GPU (NULL when the tier is absent): index tier - 1 */
   ds__tier_counters t[3];
-  uint32_t sample;    /* every 64th get is timed */
+  uint32_t sample;    /* every 64th locked get is timed */
   uint32_t lazy_l1;   /* 1: L1's policy is lazy (ds__policy_ops.lazy): a hit only counts in
                          the entry (pend), which the policy reads back at its list tail */
   char pad[64];
@@ -82,6 +107,7 @@ struct ds_cache {
   ds__cache_gpu *gpu;    /* the GPU tier's device, or NULL */
   uint64_t shard_cap[3]; /* per-shard budget of L1, L2, GPU (0: tier absent) */
   int stat_ids[3][8];
+  ds__rlat *rlat;        /* per reader slot: lock-free hits' latencies (DS__RSLOTS) */
   ds__shard shards[];
 };
 
@@ -118,5 +144,8 @@ void ds__prefetch_observe(struct ds_cache *c, uint64_t stream, const void *key, 
 void ds__tier_add(ds__shard *sh, ds__centry *e);
 void ds__centry_free(struct ds_cache *c, ds__centry *e);
 void ds__lat_record(ds__tier_counters *t, uint64_t ns);
+int ds__lat_bucket(uint64_t ns);
+void ds__shard_lock(ds__shard *sh);
+void ds__shard_unlock(ds__shard *sh);
 
 #endif

@@ -1,7 +1,8 @@
 /* The persistent (disk) tier: a directory of append-only segment files of checksummed
- * records, an in-memory index rebuilt from them at open, a MANIFEST written by
- * write-fsync-rename, a writer lock (flock), the max_bytes budget (oldest segment dropped),
- * and the two durability modes (fdatasync per put, or a flusher thread every N ms).
+ * records, an in-memory index rebuilt at open (from each sealed segment's index file, see
+ * disk_index.c, or by scanning the segment), a MANIFEST written by write-fsync-rename, a
+ * writer lock (flock), the max_bytes budget (oldest segment dropped; index files count in
+ * it), and the two durability modes (fdatasync per put, or a flusher thread every N ms).
  *
  * Record: 32-byte header {u32 magic "DSR1", u8 type (1 put, 2 delete), u8 encoding, u16 0,
  * u32 key length, u32 stored length, u64 value length, u64 checksum}, then the key, then the
@@ -52,6 +53,7 @@ typedef struct {
   unsigned char *map; /* read-only mapping of map_len bytes (past EOF for the active segment:
                          only written bytes are ever read), or NULL: reads use pread */
   size_t map_len;
+  uint64_t idx_bytes; /* its index file (sealed segments), counted in total */
 } ds__seg;
 
 struct ds__disk {
@@ -71,6 +73,7 @@ struct ds__disk {
   uint64_t meta;                       /* bytes of MANIFEST and LOCK */
   ds__seg *segs;
   uint32_t nsegs, segcap, next_id;
+  ds__idxbuf ib; /* index entries of the active segment, written out when it is sealed */
   ds__dent **buckets;
   size_t nb, count;
   uint64_t raw_live, stored_live, hits, misses, evictions, corrupt, io_errors;
@@ -79,7 +82,7 @@ struct ds__disk {
 
 /* The seed hashes header and key as one stream (the same value as hashing them back to back
  * in one buffer, without a 64 KiB stack buffer whose pages would be probed on every get). */
-static uint64_t ds__rec_sum(const ds__rec_hdr *h, const void *key, const void *data) {
+static uint64_t ds__rec_seed(const ds__rec_hdr *h, const void *key) {
   ds__rec_hdr c = *h;
   c.sum = 0;
   XXH3_state_t st;
@@ -87,7 +90,27 @@ static uint64_t ds__rec_sum(const ds__rec_hdr *h, const void *key, const void *d
   XXH3_64bits_reset(&st);
   XXH3_64bits_update(&st, &c, DS__HDR);
   XXH3_64bits_update(&st, key, h->klen);
-  return XXH3_64bits_withSeed(data, h->slen, XXH3_64bits_digest(&st));
+  return XXH3_64bits_digest(&st);
+}
+
+static uint64_t ds__rec_sum(const ds__rec_hdr *h, const void *key, const void *data) {
+  return XXH3_64bits_withSeed(data, h->slen, ds__rec_seed(h, key));
+}
+
+/* Copies the n stored bytes of a raw record to dst and returns the record's checksum, in one
+ * pass: each 64 KiB is hashed from dst right after the copy, while it is in the cache, instead
+ * of a hash pass and a copy pass over the mapping (the streaming hash equals the one-shot). */
+static uint64_t ds__rec_copy_sum(const ds__rec_hdr *h, const void *key, const unsigned char *src,
+                                 unsigned char *dst, size_t n) {
+  XXH3_state_t st;
+  XXH3_INITSTATE(&st);
+  XXH3_64bits_reset_withSeed(&st, ds__rec_seed(h, key));
+  for (size_t o = 0; o < n; o += 65536) {
+    size_t k = n - o < 65536 ? n - o : 65536;
+    memcpy(dst + o, src + o, k);
+    XXH3_64bits_update(&st, dst + o, k);
+  }
+  return XXH3_64bits_digest(&st);
 }
 
 static ds_status ds__errno_status(int e) {
@@ -156,7 +179,10 @@ static ds_status ds__dindex_set(ds__disk *d, const void *key, uint16_t klen, uin
 }
 
 /* ---- segments ---- */
-static ds_status ds__seg_add(ds__disk *d, uint32_t id, int fd, uint64_t size) {
+/* populate: prefault the mapping (a get then copies without a page fault per 4 KiB; the
+ * scan at open has just read the bytes into the page cache). Segments loaded from their index
+ * file are not: that would read every value at open. */
+static ds_status ds__seg_add(ds__disk *d, uint32_t id, int fd, uint64_t size, int populate) {
   if (d->nsegs == d->segcap) {
     uint32_t cap = d->segcap ? d->segcap * 2 : 16;
     ds__seg *s = ds__alloc(d->ctx, cap * sizeof *s);
@@ -167,10 +193,8 @@ static ds_status ds__seg_add(ds__disk *d, uint32_t id, int fd, uint64_t size) {
     d->segcap = cap;
   }
   size_t len = size > d->seg_max ? (size_t)size : (size_t)d->seg_max;
-  /* prefaulted: a get then copies without a page fault per 4 KiB (the reopen scan has just
-   * read the bytes into the page cache) */
-  void *m = mmap(NULL, len, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
-  d->segs[d->nsegs++] = (ds__seg){id, fd, size, m == MAP_FAILED ? NULL : m, len};
+  void *m = mmap(NULL, len, PROT_READ, MAP_SHARED | (populate ? MAP_POPULATE : 0), fd, 0);
+  d->segs[d->nsegs++] = (ds__seg){id, fd, size, m == MAP_FAILED ? NULL : m, len, 0};
   d->total += size;
   if (id >= d->next_id) d->next_id = id + 1;
   return DS_OK;
@@ -186,6 +210,15 @@ static void ds__seg_prefault(const ds__seg *s, uint64_t off, uint64_t len) {
 #else
   (void)s, (void)off, (void)len;
 #endif
+}
+
+/* Writes the index file of segment s (complete and synced) from the entries collected while
+ * it was written or scanned; best effort (without one, the next open scans s). */
+static void ds__seg_seal(ds__disk *d, ds__seg *s) {
+  uint64_t bytes = 0;
+  if (ds__idx_write(d->ctx, d->dir, s->id, s->size, &d->ib, &bytes) != DS_OK) return;
+  s->idx_bytes = bytes;
+  d->total += bytes;
 }
 
 static int ds__seg_fd(ds__disk *d, uint32_t id) {
@@ -212,12 +245,15 @@ static ds_status ds__seg_roll(ds__disk *d) {
     return ds__error(d->ctx, ds__errno_status(errno), "cache", "cannot create %s: %s", path,
                      strerror(errno));
   }
-  ds_status st = ds__seg_add(d, id, fd, 0);
+  ds_status st = ds__seg_add(d, id, fd, 0, 1);
   if (st != DS_OK) {
     close(fd);
     unlink(path);
+    return st;
   }
-  return st;
+  if (d->nsegs > 1) ds__seg_seal(d, &d->segs[d->nsegs - 2]); /* synced above */
+  ds__idxbuf_reset(&d->ib);
+  return DS_OK;
 }
 
 /* Drops the oldest segment and evicts every entry whose record lives in it. */
@@ -235,8 +271,9 @@ static void ds__seg_drop_oldest(ds__disk *d) {
   ds__seg_path(d, s.id, path, sizeof path);
   if (s.map) munmap(s.map, s.map_len);
   close(s.fd);
+  ds__idx_unlink(d->dir, s.id); /* first: a crash in between leaves a segment to scan */
   unlink(path);
-  d->total -= s.size;
+  d->total -= s.size + s.idx_bytes;
   memmove(d->segs, d->segs + 1, (d->nsegs - 1) * sizeof *d->segs);
   d->nsegs--;
 }
@@ -269,6 +306,7 @@ static ds_status ds__seg_scan(ds__disk *d, uint32_t id, int fd, uint64_t size, i
   }
   uint64_t off = 0, end = 0;
   ds_status st = DS_OK;
+  ds__idxbuf_reset(&d->ib);
   while (off + DS__HDR <= size && st == DS_OK) {
     ds__rec_hdr h;
     memcpy(&h, buf + off, DS__HDR);
@@ -290,6 +328,8 @@ static ds_status ds__seg_scan(ds__disk *d, uint32_t id, int fd, uint64_t size, i
               id, d->dir, (unsigned long long)off);
     } else {
       st = ds__dindex_set(d, key, (uint16_t)h.klen, id, off, &h, 1);
+      ds__idx_ent ie = {off, h.vlen, h.slen, (uint16_t)h.klen, h.type, h.enc};
+      ds__idxbuf_add(d->ctx, &d->ib, &ie, key);
     }
     off += DS__HDR + h.klen + h.slen;
     end = off;
@@ -303,6 +343,50 @@ static ds_status ds__seg_scan(ds__disk *d, uint32_t id, int fd, uint64_t size, i
   else ds__free(d->ctx, buf);
   *valid_end = last ? end : size;
   return st;
+}
+
+typedef struct {
+  ds__disk *d;
+  uint32_t id;
+} ds__idx_ctx;
+
+static ds_status ds__idx_apply(void *user, const ds__idx_ent *e, const void *key) {
+  ds__idx_ctx *x = user;
+  ds__rec_hdr h = {DS__REC_MAGIC, e->type, e->enc, 0, e->klen, e->slen, e->vlen, 0};
+  /* not verified: the first get checksums the record (cache_verify_reads 1) */
+  return ds__dindex_set(x->d, key, e->klen, x->id, e->off, &h, 0);
+}
+
+/* Indexes segment id (open as fd, size bytes): from its index file when it has a good one
+ * (sealed segments), else by scanning it; a sealed segment scanned gets its index file now.
+ * The last segment is always scanned (it is the one a crash may have torn) and its entries
+ * stay in d->ib for when it is sealed. */
+static ds_status ds__seg_load(ds__disk *d, uint32_t id, int fd, const char *path, uint64_t size,
+                              int last) {
+  ds_status s = DS_ERR_NOT_FOUND;
+  uint64_t idx_bytes = 0, end = size;
+  if (!last) {
+    ds__idx_ctx x = {d, id};
+    s = ds__idx_load(d->ctx, d->dir, id, size, ds__idx_apply, &x, &idx_bytes);
+    if (s == DS_ERR_NO_MEMORY)
+      return ds__error(d->ctx, s, "cache", "out of memory loading the index of %s", path);
+  }
+  int from_idx = s == DS_OK;
+  if (!from_idx) {
+    s = ds__seg_scan(d, id, fd, size, last, &end);
+    if (s == DS_OK && end < size && !d->read_only && ds__io_ftruncate(fd, (off_t)end))
+      s = ds__error(d->ctx, DS_ERR_IO, "cache", "cannot truncate torn tail of %s", path);
+  }
+  if (s == DS_OK) s = ds__seg_add(d, id, fd, end, !from_idx);
+  if (s != DS_OK) return s;
+  ds__seg *sg = &d->segs[d->nsegs - 1];
+  if (from_idx) {
+    sg->idx_bytes = idx_bytes;
+    d->total += idx_bytes;
+  } else if (!last && !d->read_only) {
+    ds__seg_seal(d, sg);
+  }
+  return DS_OK;
 }
 
 static int ds__cmp_u32(const void *a, const void *b) {
@@ -332,12 +416,7 @@ static ds_status ds__disk_load(ds__disk *d) {
       if (fd >= 0) close(fd);
       return ds__error(d->ctx, DS_ERR_IO, "cache", "cannot open %s: %s", path, strerror(errno));
     }
-    uint64_t end = 0;
-    ds_status s = ds__seg_scan(d, ids[i], fd, (uint64_t)st.st_size, i + 1 == n, &end);
-    if (s == DS_OK && end < (uint64_t)st.st_size && !d->read_only &&
-        ds__io_ftruncate(fd, (off_t)end))
-      s = ds__error(d->ctx, DS_ERR_IO, "cache", "cannot truncate torn tail of %s", path);
-    if (s == DS_OK) s = ds__seg_add(d, ids[i], fd, end);
+    ds_status s = ds__seg_load(d, ids[i], fd, path, (uint64_t)st.st_size, i + 1 == n);
     if (s != DS_OK) {
       close(fd);
       return s;
@@ -516,6 +595,7 @@ void ds__disk_close(ds__disk *d) {
   pthread_cond_destroy(&d->cv);
   ds__free(d->ctx, d->buckets);
   ds__free(d->ctx, d->segs);
+  ds__idxbuf_free(d->ctx, &d->ib);
   ds__free(d->ctx, d->dir);
   ds__free(d->ctx, d);
 }
@@ -556,6 +636,8 @@ static ds_status ds__disk_append(ds__disk *d, ds__rec_hdr *h, const void *key, c
                      strerror(err ? err : ENOSPC));
   }
   ds__seg_prefault(a, a->size, reclen);
+  ds__idx_ent ie = {a->size, h->vlen, h->slen, (uint16_t)h->klen, h->type, h->enc};
+  ds__idxbuf_add(d->ctx, &d->ib, &ie, key);
   *seg = a->id;
   *off = a->size;
   a->size += reclen;
@@ -651,27 +733,38 @@ static void ds__disk_lat(ds__disk *d, uint64_t t0) {
  * on every get (2), or on the first get of a record written since open (1: the scan at open
  * verified the others; this catches a write that did not reach the disk intact, at one hash
  * per record instead of one per get), or never (0). */
+static ds_status ds__disk_corrupt(ds__disk *d, ds__dent *e) {
+  d->corrupt++;
+  ds__log(d->ctx, DS_LOG_WARN, "cache",
+          "segment %u of %s: record header or checksum mismatch at offset %llu", e->seg, d->dir,
+          (unsigned long long)e->off);
+  ds__dindex_unlink(d, e);
+  return ds__error(d->ctx, DS_ERR_CORRUPT, "cache", "segment record is corrupt");
+}
+
 static ds_status ds__disk_get_mapped(ds__disk *d, ds__dent *e, const unsigned char *rec,
                                      void *buf, void **alloc_out) {
   ds__rec_hdr h;
   memcpy(&h, rec, DS__HDR);
   int check = d->verify == 2 || (d->verify == 1 && !e->verified);
+  /* a raw record is verified while it is copied out (the caller's buffer then holds the
+   * corrupt bytes when the checksum fails: the get returns DS_ERR_CORRUPT) */
+  int fused = check && e->enc == DS__ENC_RAW && e->slen == e->vlen;
   if (h.magic != DS__REC_MAGIC || h.klen != e->klen || h.slen != e->slen ||
       memcmp(rec + DS__HDR, e->key, e->klen) ||
-      (check && ds__rec_sum(&h, rec + DS__HDR, rec + DS__HDR + h.klen) != h.sum)) {
-    d->corrupt++;
-    ds__log(d->ctx, DS_LOG_WARN, "cache", "segment %u of %s: record header or checksum mismatch at offset %llu",
-            e->seg, d->dir, (unsigned long long)e->off);
-    ds__dindex_unlink(d, e);
-    return ds__error(d->ctx, DS_ERR_CORRUPT, "cache", "segment record is corrupt");
-  }
-  e->verified = 1;
+      (check && !fused && ds__rec_sum(&h, rec + DS__HDR, rec + DS__HDR + h.klen) != h.sum))
+    return ds__disk_corrupt(d, e);
   void *dst = buf;
   if (alloc_out && !(dst = ds__alloc(d->ctx, e->vlen ? e->vlen : 1)))
     return ds__error(d->ctx, DS_ERR_NO_MEMORY, "cache", "out of memory reading a record");
-  ds_status st = e->vlen ? ds__codec_decode(d->ctx, e->enc, rec + DS__HDR + e->klen, e->slen,
-                                            dst, e->vlen)
-                         : DS_OK;
+  const unsigned char *src = rec + DS__HDR + e->klen;
+  if (fused && ds__rec_copy_sum(&h, rec + DS__HDR, src, dst, e->slen) != h.sum) {
+    if (alloc_out) ds__free(d->ctx, dst);
+    return ds__disk_corrupt(d, e);
+  }
+  e->verified = 1;
+  ds_status st = e->vlen && !fused ? ds__codec_decode(d->ctx, e->enc, src, e->slen, dst, e->vlen)
+                                   : DS_OK;
   if (st != DS_OK) {
     if (alloc_out) ds__free(d->ctx, dst);
     return ds__error(d->ctx, st, "cache", "could not decode a disk record");

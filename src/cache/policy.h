@@ -63,8 +63,8 @@ typedef struct ds__policy_ops {
    * (the core checks whether n is still resident). */
   void (*insert)(ds__policy *p, uint32_t n, uint32_t weight, int64_t next, int was_ghost);
   void (*unlink)(ds__policy *p, uint32_t n); /* take a resident node off its list (remove) */
-  /* lazy policies: the part of a hit on key that needs no node (lruk+: the sketch), for an
-   * owner that counts hits itself */
+  /* lazy policies: the part of a hit on key that needs no node (lruk+: the sketch), applied
+   * once per hit the owner counted (pending_fn) when the policy reads the count back */
   void (*note)(ds__policy *p, uint64_t key);
 } ds__policy_ops;
 
@@ -152,7 +152,7 @@ static inline void ds__pnode_revive(ds__policy *p, ds__plist *l, uint32_t n, uin
 }
 
 /* Lazy policies: the hits on resident node n since the policy last looked (its freq count
- * plus the owner's pending_fn), cleared. */
+ * plus the owner's pending_fn, whose hits are noted (ops->note) now), cleared. */
 uint32_t ds__policy_pending(ds__policy *p, uint32_t n);
 
 ds_status ds__pheap_push(ds__policy *p, ds__pheap *h, uint32_t n);

@@ -403,7 +403,13 @@ uint32_t ds__policy_pending(ds__policy *p, uint32_t n) {
   ds__pnode *x = &p->nodes[n];
   uint32_t k = x->freq;
   x->freq = 0;
-  if (p->pending_fn) k += p->pending_fn(p->evict_user, x->key);
+  if (p->pending_fn) {
+    /* the owner's hits reach the frequency sketch only now: its hit path writes nothing but
+     * its own entry (one saturating count), so concurrent readers share no written line */
+    uint32_t o = p->pending_fn(p->evict_user, x->key);
+    for (uint32_t i = 0; i < o && p->ops->note; i++) p->ops->note(p, x->key);
+    k += o;
+  }
   return k;
 }
 

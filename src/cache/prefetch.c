@@ -88,17 +88,17 @@ static void ds__prefetch_run(void *arg) {
   ds_cache *c = t->c;
   uint64_t h = ds__cache_hash(t->key, t->klen);
   ds__shard *sh = ds__cache_shard(c, h);
-  pthread_mutex_lock(&sh->mu);
+  ds__shard_lock(sh);
   ds__centry *e = ds__shard_find(sh, h, t->key, t->klen);
   if (e && e->tier == 2 && sh->pol[0]) {
     ds__centry_hold(sh, e);
     void *src = e->data;
     size_t slen = ds__cold(e)->slen, vlen = e->vlen;
     uint32_t enc = ds__cold(e)->enc;
-    pthread_mutex_unlock(&sh->mu);
+    ds__shard_unlock(sh);
     void *plain = ds__alloc(c->ctx, vlen ? vlen : 1);
     ds_status st = plain ? ds__codec_decode(c->ctx, enc, src, slen, plain, vlen) : DS_ERR_NO_MEMORY;
-    pthread_mutex_lock(&sh->mu);
+    ds__shard_lock(sh);
     if (st == DS_OK && !e->dead && e->tier == 2 && e->holds == 1) {
       ds__centry_adopt_plain(sh, e, plain);
       e->holds = 0;
@@ -112,7 +112,7 @@ static void ds__prefetch_run(void *arg) {
       ds__centry_unhold(c, sh, e);
     }
   }
-  pthread_mutex_unlock(&sh->mu);
+  ds__shard_unlock(sh);
   ds__free(c->ctx, t);
   ds__fetch_sub(&c->pf->inflight, 1);
 }

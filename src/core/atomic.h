@@ -9,6 +9,7 @@
 typedef _Atomic int64_t ds__atomic_i64;
 typedef _Atomic uint64_t ds__atomic_u64;
 typedef _Atomic int ds__atomic_int;
+typedef _Atomic uint8_t ds__atomic_u8;
 typedef _Atomic(void *) ds__atomic_ptr;
 
 #define ds__load(p) atomic_load_explicit((p), memory_order_acquire)
