@@ -131,7 +131,11 @@ DS_API ds_status ds_mpi_buffer_register(ds_mpi *m, uint64_t id, int32_t owner, v
  *  data; other replicas are invalidated), an owner-computes task acquires it for RW while
  *  running. ds_mpi_buffer_fetch() returns the host replica. @p buf is not owned and must
  *  outlive the registration; an acquire of it outstanding elsewhere makes those steps fail
- *  with DS_ERR_BUSY (reported to the fetching rank).
+ *  with DS_ERR_BUSY (reported to the fetching rank). On its owner, every release of a WRITE
+ *  or RW acquire of @p buf (ds_buffer_release(), by anyone, on any device) tells the other
+ *  ranks to drop their copies, as ds_mpi_buffer_written() does, except while a
+ *  ds_mpi_graph_run() of this endpoint runs (the run drops the copies of what it wrote at
+ *  its end). Attach a ds_buffer to one endpoint only.
  *  @return as ds_mpi_buffer_register(); a status of ds_buffer_acquire(). */
 DS_API ds_status ds_mpi_buffer_attach(ds_mpi *m, uint64_t id, int32_t owner, ds_buffer *buf);
 
@@ -145,9 +149,16 @@ DS_API ds_status ds_mpi_buffer_unregister(ds_mpi *m, uint64_t id);
  *  transfer). The data is sent straight from the owner's memory into the copy (no staging).
  *  The pointer is valid until ds_mpi_buffer_flush() or unregister of @p id. The copy is dropped
  *  (the next fetch transfers again) when the owner writes the buffer through the library (an
- *  owner-computes task, a ds_mpi_graph_run() node, or ds_mpi_buffer_written()): the owner's
- *  invalidation travels ahead of its later messages, so after a ds_mpi_barrier_wait() for a
- *  timestamp the owner arrived at after writing, a fetch returns the new data.
+ *  owner-computes task, a ds_mpi_graph_run() node, a WRITE or RW acquire of an attached
+ *  ds_buffer, or ds_mpi_buffer_written()): the owner's invalidation travels ahead of its later
+ *  messages, so after a ds_mpi_barrier_wait() for a timestamp the owner arrived at after
+ *  writing, a fetch returns the new data. Exactly what is not seen: a memory buffer
+ *  registered with ds_mpi_buffer_register() that its owner writes directly (a plain store,
+ *  memcpy, a device copy into it) — the owner must call ds_mpi_buffer_written() (or every
+ *  reader ds_mpi_buffer_flush()); a write into an attached ds_buffer's host memory made
+ *  without an acquire; and writes made while another rank's fetch of the buffer is already
+ *  being answered (that copy may hold bytes from before or after them; the invalidation
+ *  then drops it, so the next fetch is right).
  *  @param timeout_ms -1: DS_PARAM_MPI_TIMEOUT_MS.
  *  @return DS_OK; DS_ERR_NOT_FOUND (not registered here; or not on the owner, named in the
  *  message); DS_ERR_FORMAT (sizes differ between ranks); DS_ERR_TIMEOUT; DS_ERR_IO (the owner
@@ -162,7 +173,9 @@ DS_API ds_status ds_mpi_buffer_flush(ds_mpi *m, uint64_t id);
 
 /** Says that this rank, the owner of buffer @p id, has written its memory by itself (not
  *  through an owner-computes task or a graph run, which say so on their own): every other
- *  rank drops its cached copy (see ds_mpi_buffer_fetch()). Does not wait.
+ *  rank drops its cached copy (see ds_mpi_buffer_fetch()). Needed for memory registered with
+ *  ds_mpi_buffer_register(); an attached ds_buffer written through an acquire says so by
+ *  itself. Does not wait.
  *  @return DS_OK; DS_ERR_NOT_FOUND (not registered); DS_ERR_INVALID_ARG (this rank is not the
  *  owner); DS_ERR_NO_MEMORY. Thread-safe. */
 DS_API ds_status ds_mpi_buffer_written(ds_mpi *m, uint64_t id);

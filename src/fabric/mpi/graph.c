@@ -57,6 +57,13 @@ static ds_status ds__xfer_kernel(void *const *bufs, const size_t *sizes, size_t 
   op->xsend = a.send;
   op->xid = a.id;
   op->xrun = a.run;
+  /* Under MPI_THREAD_MULTIPLE this worker posts the transfer itself, so the data moves at
+   * once; the progress thread only completes it (else it posts it too). */
+  if (m->level >= MPI_THREAD_MULTIPLE &&
+      (a.send ? MPI_Isend(op->xptr, (int)op->xlen, MPI_BYTE, a.peer, a.tag, m->comm, &op->recv)
+              : MPI_Irecv(op->xptr, (int)op->xlen, MPI_BYTE, a.peer, a.tag, m->comm,
+                          &op->recv)) != MPI_SUCCESS)
+    op->recv = MPI_REQUEST_NULL;
   ds__mpi_op_submit(m, op);
   return DS_OK; /* the progress thread completes the task (ds__mpi_xfer_done) */
 }

@@ -236,6 +236,12 @@ static ds__mpi_op *ds__take_pending(ds_mpi *m, uint64_t id) {
 /* A graph transfer: its data moves with its own tag, no request message is needed (both
  * ranks derived it from the same graph). */
 static void ds__start_xfer(ds_mpi *m, ds__mpi_op *op) {
+  if (op->recv != MPI_REQUEST_NULL) { /* posted by the transfer node's worker */
+    if (op->xsend) m->peers[op->peer].last_sent_ns = ds__now_ns();
+    op->next = m->pending;
+    m->pending = op;
+    return;
+  }
   MPI_Comm c = op->xpush ? m->push_comm : m->comm;
   int rc = op->xsend ? MPI_Isend(op->xptr, (int)op->xlen, MPI_BYTE, op->peer, op->xtag, c,
                                  &op->recv)
