@@ -134,8 +134,8 @@ DS_API ds_status ds_mpi_buffer_register(ds_mpi *m, uint64_t id, int32_t owner, v
  *  with DS_ERR_BUSY (reported to the fetching rank). On its owner, every release of a WRITE
  *  or RW acquire of @p buf (ds_buffer_release(), by anyone, on any device) tells the other
  *  ranks to drop their copies, as ds_mpi_buffer_written() does, except while a
- *  ds_mpi_graph_run() of this endpoint runs (the run drops the copies of what it wrote at
- *  its end). Attach a ds_buffer to one endpoint only.
+ *  ds_mpi_graph_run() of this endpoint that writes @p buf runs (the run drops the copies of
+ *  what it wrote at its end). Attach a ds_buffer to one endpoint only.
  *  @return as ds_mpi_buffer_register(); a status of ds_buffer_acquire(). */
 DS_API ds_status ds_mpi_buffer_attach(ds_mpi *m, uint64_t id, int32_t owner, ds_buffer *buf);
 

@@ -44,14 +44,14 @@ static void ds__post_invalidate(ds_mpi *m, uint64_t id) {
 }
 
 /* The fabric's write hook of an attached buffer this rank owns: a WRITE or RW acquire of it
- * was released, so other ranks' copies are old. Skipped during a graph run, which drops the
- * copies of what it wrote on every rank at its end without messages. */
+ * was released, so other ranks' copies are old. Skipped while a graph run that writes the
+ * buffer runs: it drops those copies on every rank at its end without messages. */
 static void ds__on_owner_write(void *arg, ds_buffer *buf) {
   ds_mpi *m = arg;
   pthread_mutex_lock(&m->mu);
-  ds__mpi_buf *b = m->graph_active ? NULL : m->bufs;
+  ds__mpi_buf *b = m->bufs;
   while (b && b->dsbuf != buf) b = b->next;
-  uint64_t id = b && b->owner == m->rank ? b->id : 0;
+  uint64_t id = b && b->owner == m->rank && !b->graph_written ? b->id : 0;
   pthread_mutex_unlock(&m->mu);
   if (id) ds__post_invalidate(m, id);
 }

@@ -378,6 +378,14 @@ static void invalidate_written(struct walk *w) {
   pthread_mutex_unlock(&w->m->mu);
 }
 
+/* Marks (or unmarks) the buffers the run writes, whose write hooks then send nothing. */
+static void mark_written(struct walk *w, int on) {
+  pthread_mutex_lock(&w->m->mu);
+  for (uint32_t bi = 0; bi < w->g->nbufs; bi++)
+    if (w->written[bi]) w->mb[bi]->graph_written = on;
+  pthread_mutex_unlock(&w->m->mu);
+}
+
 static ds_status run_local(struct walk *w, const ds_plan_options *popts) {
   uint32_t nodes = 0;
   ds_graph_size(w->lg, &nodes, NULL);
@@ -466,13 +474,11 @@ ds_status ds_mpi_graph_run(ds_mpi *m, ds_graph *g, const ds_mpi_graph_options *o
   if (st == DS_OK) st = find_buffers(&w);
   if (st == DS_OK) st = walk_graph(&w, o.placement);
   m->graph_tag_next += w.nxfer;
-  pthread_mutex_lock(&m->mu);
-  m->graph_active = 1; /* the owners' writes need no messages: see invalidate_written */
-  pthread_mutex_unlock(&m->mu);
-  if (st == DS_OK) st = run_local(&w, o.plan);
-  pthread_mutex_lock(&m->mu);
-  m->graph_active = 0;
-  pthread_mutex_unlock(&m->mu);
+  if (st == DS_OK) {
+    mark_written(&w, 1); /* the owners' writes need no messages: see invalidate_written */
+    st = run_local(&w, o.plan);
+    mark_written(&w, 0);
+  }
   st = finish_run(m, run_no, st, o.timeout_ms);
   if (st == DS_OK) invalidate_written(&w);
   if (st == DS_OK && info) *info = w.info;

@@ -57,6 +57,7 @@ typedef struct ds__mpi_buf {
   int fetching;      /* a fetch is in flight */
   int stale;         /* invalidated while a fetch was in flight: that copy may be old */
   int inflight_sends; /* owner: data sends not yet completed */
+  int graph_written;  /* a graph run that writes it is running (its end drops the copies) */
   ds_buffer *dsbuf;  /* attached fabric buffer (ptr is its host replica), or NULL */
   int32_t cpu_dev;   /* the fabric device through which dsbuf's host replica is acquired */
   struct ds__mpi_buf *next;
@@ -167,7 +168,6 @@ struct ds_mpi {
   uint64_t graph_tag_next; /* graph runs (collective): tags used so far, the same everywhere */
   uint64_t graph_runs;     /* graph runs started (collective: the same everywhere) */
   ds_kernel *xfer_kernel;  /* graph runs' transfer nodes; created by the first run */
-  int graph_active;        /* a graph run is running its local part (under mu) */
 };
 
 /* ---- transport.c ---- */
