@@ -1,8 +1,15 @@
-/* Buffer transfer bandwidth through the fabric's MPI transport (rank 1 fetches a buffer that
- * rank 0 owns, flushing its copy before each fetch) against raw MPI of the same bytes in the
- * same run: the same pull done by hand (a small MPI_Send request, then MPI_Send/MPI_Recv of the
- * data) and a one-way stream of MPI_Send/MPI_Recv. Sizes 4 KiB .. 64 MiB, median of 5
- * repetitions, interleaved. Run: mpirun -np 2 bench_fabric_mpi_transfer [--json] [--quick] */
+/* Buffer transfer bandwidth through the fabric's MPI transport against raw MPI of the same
+ * bytes and the same messages, in the same run, each timed on rank 1 the same way:
+ *  - "push": rank 0 (the owner) ds_mpi_buffer_send()s the buffer, rank 1 ds_mpi_buffer_recv()s
+ *    it (one data message each, no request), vs the raw one-way stream MPI_Send/MPI_Recv;
+ *  - "fetch": rank 1 flushes its copy and ds_mpi_buffer_fetch()es it (a request to the owner,
+ *    whose progress thread answers with the data), vs the same pull by hand (a small MPI_Send
+ *    request, then MPI_Send/MPI_Recv of the data).
+ * Each timing: iters transfers after an MPI_Barrier, then a one-int ack from rank 1 (so rank 1's
+ * time covers every transfer). Sizes 4 KiB .. 64 MiB; 7 repetitions of up to 8 blocks,
+ * anchor and ours alternating block by block (which goes first alternates too); medians of
+ * the repetitions.
+ * Run: mpirun -np 2 bench_fabric_mpi_transfer [--json] [--quick] */
 #include "bench_common.h"
 
 #ifdef DS_BENCH_NO_MPI
@@ -12,14 +19,25 @@ int main(void) {
 }
 #else
 #include <mpi.h>
+#include <time.h>
 
-enum { REPS = 5 };
+enum { REPS = 7 };
 
+/* Transfers per timing: about 20-100 ms of data each, so that one descheduling on a loaded
+ * machine moves a timing by little. */
 static int iters_for(size_t n) {
-  if (n <= (64u << 10)) return 400;
-  if (n <= (1u << 20)) return 100;
-  if (n <= (16u << 20)) return 12;
+  if (n <= (4u << 10)) return 4000;
+  if (n <= (64u << 10)) return 2000;
+  if (n <= (1u << 20)) return 200;
+  if (n <= (16u << 20)) return 16;
   return 4;
+}
+
+/* Rank 1 tells rank 0 it is done (the last message of every timing). */
+static void ack(int rank) {
+  int a = 0;
+  if (rank == 1) MPI_Send(&a, 1, MPI_INT, 0, 10, MPI_COMM_WORLD);
+  if (rank == 0) MPI_Recv(&a, 1, MPI_INT, 1, 10, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
 }
 
 /* Rank 1's time for iters pulls of n bytes by hand; rank 0 serves them. */
@@ -36,6 +54,7 @@ static double raw_pull(int rank, char *buf, size_t n, int iters) {
       MPI_Send(buf, (int)n, MPI_BYTE, 1, 8, MPI_COMM_WORLD);
     }
   }
+  ack(rank);
   return bench_now_s() - t0;
 }
 
@@ -43,38 +62,55 @@ static double raw_pull(int rank, char *buf, size_t n, int iters) {
 static double raw_stream(int rank, char *buf, size_t n, int iters) {
   MPI_Barrier(MPI_COMM_WORLD);
   double t0 = bench_now_s();
-  int ack = 0;
   for (int i = 0; i < iters; i++) {
     if (rank == 0) MPI_Send(buf, (int)n, MPI_BYTE, 1, 9, MPI_COMM_WORLD);
     if (rank == 1) MPI_Recv(buf, (int)n, MPI_BYTE, 0, 9, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
   }
-  if (rank == 1) MPI_Send(&ack, 1, MPI_INT, 0, 10, MPI_COMM_WORLD);
-  if (rank == 0) MPI_Recv(&ack, 1, MPI_INT, 1, 10, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+  ack(rank);
   return bench_now_s() - t0;
 }
 
-/* Rank 1's time for iters fetches of buffer id through the library. */
-/* Synchronises through the library (MPI_Barrier would poll busily beside the progress thread). */
-static void ours_sync(ds_mpi *m) {
-  static uint64_t ts;
-  ds_mpi_barrier_arrive(m, ++ts);
-  if (ds_mpi_barrier_wait(m, ts, -1) != DS_OK) MPI_Abort(MPI_COMM_WORLD, 1);
+static void fail(const char *what) {
+  fprintf(stderr, "%s failed: %s\n", what, ds_context_last_error(NULL));
+  MPI_Abort(MPI_COMM_WORLD, 1);
 }
 
+/* Rank 1's time to receive iters pushes of buffer id from rank 0 (plus the ack). */
+static double ours_push(ds_mpi *m, int rank, uint64_t id, int iters) {
+  MPI_Barrier(MPI_COMM_WORLD);
+  double t0 = bench_now_s();
+  for (int i = 0; i < iters; i++) {
+    const void *p = NULL;
+    if (rank == 0 && ds_mpi_buffer_send(m, id, 1, -1) != DS_OK) fail("ds_mpi_buffer_send");
+    if (rank == 1 && ds_mpi_buffer_recv(m, id, &p, -1) != DS_OK) fail("ds_mpi_buffer_recv");
+  }
+  ack(rank);
+  return bench_now_s() - t0;
+}
+
+/* Rank 0 waits for the ack without spinning: its progress thread, not its main thread, serves
+ * the fetches, and on a machine with few cores a spinning MPI_Recv would take its core. */
+static void ack_idle(int rank) {
+  int a = 0, done = 0;
+  if (rank == 1) MPI_Send(&a, 1, MPI_INT, 0, 10, MPI_COMM_WORLD);
+  if (rank != 0) return;
+  MPI_Request rq;
+  MPI_Irecv(&a, 1, MPI_INT, 1, 10, MPI_COMM_WORLD, &rq);
+  struct timespec nap = {0, 20000};
+  while (MPI_Test(&rq, &done, MPI_STATUS_IGNORE) == MPI_SUCCESS && !done) nanosleep(&nap, NULL);
+}
+
+/* Rank 1's time for iters fetches of buffer id (rank 0's progress thread serves them). */
 static double ours_fetch(ds_mpi *m, int rank, uint64_t id, int iters) {
-  ours_sync(m);
+  MPI_Barrier(MPI_COMM_WORLD);
   double t0 = bench_now_s();
   for (int i = 0; rank == 1 && i < iters; i++) {
     const void *p = NULL;
     ds_mpi_buffer_flush(m, id);
-    if (ds_mpi_buffer_fetch(m, id, &p, -1) != DS_OK) {
-      fprintf(stderr, "fetch failed: %s\n", ds_context_last_error(NULL));
-      MPI_Abort(MPI_COMM_WORLD, 1);
-    }
+    if (ds_mpi_buffer_fetch(m, id, &p, -1) != DS_OK) fail("ds_mpi_buffer_fetch");
   }
-  double t = bench_now_s() - t0;
-  ours_sync(m); /* rank 0 serves meanwhile (its progress thread) */
-  return t;
+  ack_idle(rank);
+  return bench_now_s() - t0;
 }
 
 static void row(int json, int *hdr, const char *case_name, double ours, const char *anchor,
@@ -83,33 +119,53 @@ static void row(int json, int *hdr, const char *case_name, double ours, const ch
   bench_print(&r, json, hdr);
 }
 
+static void case_name(char *c, size_t cap, const char *what, size_t n) {
+  if (n >= (1u << 20))
+    snprintf(c, cap, "%s %zu MiB", what, n >> 20);
+  else
+    snprintf(c, cap, "%s %zu KiB", what, n >> 10);
+}
+
 static void run_size(ds_mpi *m, int rank, size_t n, uint64_t id, int json, int *hdr) {
-  char *buf = malloc(n);
+  char *buf = malloc(n), *land = malloc(n); /* both touched: no first-touch faults timed */
   memset(buf, rank + 1, n);
-  ds_mpi_buffer_register(m, id, 0, rank == 0 ? buf : NULL, n);
-  int iters = iters_for(n);
-  double pull[REPS], stream[REPS], ours[REPS];
-  for (int r = 0; r < REPS; r++) {
-    pull[r] = raw_pull(rank, buf, n, iters);
-    ours[r] = ours_fetch(m, rank, id, iters);
-    stream[r] = raw_stream(rank, buf, n, iters);
-  }
+  memset(land, 0, n);
+  if (ds_mpi_buffer_register(m, id, 0, rank == 0 ? buf : land, n) != DS_OK)
+    fail("ds_mpi_buffer_register");
+  int iters = iters_for(n), blocks = iters >= 64 ? 8 : 1, per = iters / blocks;
+  iters = per * blocks;
+  double pull[REPS] = {0}, stream[REPS] = {0}, fetch[REPS] = {0}, push[REPS] = {0};
+  /* Each repetition is made of blocks, anchor and ours alternating block by block (and which
+   * goes first alternating too), so that both see the same background load. */
+  for (int r = 0; r < REPS; r++)
+    for (int k = 0; k < blocks; k++) {
+      if ((r + k) % 2) {
+        fetch[r] += ours_fetch(m, rank, id, per);
+        pull[r] += raw_pull(rank, buf, n, per);
+        push[r] += ours_push(m, rank, id, per);
+        stream[r] += raw_stream(rank, buf, n, per);
+      } else {
+        pull[r] += raw_pull(rank, buf, n, per);
+        fetch[r] += ours_fetch(m, rank, id, per);
+        stream[r] += raw_stream(rank, buf, n, per);
+        push[r] += ours_push(m, rank, id, per);
+      }
+    }
   double bytes = (double)n * iters / 1e9;
   double gp = bytes / bench_median(pull, REPS), gs = bytes / bench_median(stream, REPS);
-  double go = bytes / bench_median(ours, REPS);
+  double gf = bytes / bench_median(fetch, REPS), gu = bytes / bench_median(push, REPS);
   if (rank == 1) {
     char c[48];
-    if (n >= (1u << 20))
-      snprintf(c, sizeof c, "fetch %zu MiB", n >> 20);
-    else
-      snprintf(c, sizeof c, "fetch %zu KiB", n >> 10);
-    row(json, hdr, c, go, "raw pull (req+Send/Recv)", gp);
-    row(json, hdr, c, go, "raw one-way Send/Recv", gs);
+    case_name(c, sizeof c, "push", n);
+    row(json, hdr, c, gu, "raw one-way Send/Recv", gs);
+    case_name(c, sizeof c, "fetch", n);
+    row(json, hdr, c, gf, "raw pull (req+Send/Recv)", gp);
     fflush(stdout);
   }
   MPI_Barrier(MPI_COMM_WORLD);
   ds_mpi_buffer_unregister(m, id);
   free(buf);
+  free(land);
 }
 
 int main(int argc, char **argv) {

@@ -1,6 +1,7 @@
 /* fabric_mpi_offload: the same program on every rank (run it with mpirun -np 2 or more).
  * Rank 0 owns a table of numbers; every rank asks for its sum with an owner-computes task (it
- * runs on rank 0, next to the data), fetches a copy of the table, and submits LOW-priority
+ * runs on rank 0, next to the data), fetches a copy of the table (rank 1 then receives a
+ * changed table that rank 0 pushes to it), and submits LOW-priority
  * background tasks that the scheduler may migrate to less loaded ranks. Results come back as
  * bytes the task function wrote. Build against libdeepseek; without MPI it says so. */
 #include <deepseek.h>
@@ -47,6 +48,10 @@ int main(void) {
   ds_mpi_task_register(m, "sum_table", sum_table, NULL);
   ds_mpi_task_register(m, "square", square, NULL);
   ds_mpi_buffer_register(m, TABLE_ID, 0, rank == 0 ? table : NULL, sizeof table);
+  /* Requests to a rank that has not registered a name yet fail (DS_ERR_NOT_FOUND): wait until
+   * every rank has passed timestamp 1, i.e. has registered everything. */
+  ds_mpi_barrier_arrive(m, 1);
+  ds_mpi_barrier_wait(m, 1, -1);
 
   /* Owner-computes: runs on rank 0 whichever rank submits it. */
   ds_mpi_submit_options on_owner = DS_MPI_SUBMIT_OPTIONS_INIT;
@@ -63,6 +68,23 @@ int main(void) {
   st = ds_mpi_buffer_fetch(m, TABLE_ID, &copy, -1);
   printf("rank %d: copy fetched (%s), last entry %d\n", rank, ds_status_str(st),
          copy ? ((const int32_t *)copy)[N - 1] : -1);
+
+  /* A push: when the owner knows who reads next, it sends and that rank receives (no
+   * request, one MPI message: the cost of a hand-written MPI_Send/MPI_Recv). Here rank 0
+   * changes the table and pushes it to rank 1, after every rank has passed timestamp 2 (so
+   * nobody still reads the old table). */
+  ds_mpi_barrier_arrive(m, 2);
+  ds_mpi_barrier_wait(m, 2, -1);
+  if (ds_mpi_size(m) > 1) {
+    if (rank == 0) {
+      table[0] = -1;
+      st = ds_mpi_buffer_send(m, TABLE_ID, 1, -1);
+    } else if (rank == 1) {
+      st = ds_mpi_buffer_recv(m, TABLE_ID, &copy, -1);
+      printf("rank 1: pushed copy (%s), first entry %d\n", ds_status_str(st),
+             copy ? ((const int32_t *)copy)[0] : 0);
+    }
+  }
 
   /* Background work: LOW tasks run here unless this rank is overloaded and another is not. */
   ds_task_group *g = NULL;

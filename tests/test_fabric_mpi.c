@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "build_config.h"
@@ -374,7 +375,8 @@ static void test_barrier_timestamps(void **state) {
 
 /* Fabric buffers (ds_buffer) as owner-ranked buffers: the owner writes through an acquire,
  * the others fetch into their buffer's host replica and read it back through an acquire;
- * owner-computes sums the owner's buffer. */
+ * owner-computes sums the owner's buffer; the owner's write through the fabric drops the
+ * other ranks' copies. */
 static void test_fabric_buffer_attach(void **state) {
   (void)state;
   fixture f = open_fixture(5000);
@@ -411,6 +413,23 @@ static void test_fabric_buffer_attach(void **state) {
   assert_int_equal(out.rank, owner);
   assert_int_equal(out.value, want);
   sync_all(f.m, 2);
+  /* The owner writes through the fabric only (acquire WRITE, release; no
+   * ds_mpi_buffer_written, no flush anywhere): the other ranks' copies are dropped, and a fetch
+   * after the owner's next barrier arrival sees the new bytes. */
+  if (f.rank == owner) {
+    assert_int_equal(ds_buffer_acquire(&p, buf, cpu, DS_ACCESS_WRITE), DS_OK);
+    for (size_t i = 0; i < n; i++) ((unsigned char *)p)[i] = (unsigned char)(i % 5);
+    assert_int_equal(ds_buffer_release(buf, cpu), DS_OK);
+  }
+  sync_all(f.m, 3);
+  assert_int_equal(ds_mpi_buffer_fetch(f.m, 40, &got, -1), DS_OK);
+  want = sum = 0;
+  for (size_t i = 0; i < n; i++) {
+    want += (int64_t)(i % 5);
+    sum += ((const unsigned char *)got)[i];
+  }
+  assert_int_equal(sum, want);
+  sync_all(f.m, 4);
   assert_int_equal(ds_mpi_buffer_unregister(f.m, 40), DS_OK);
   assert_int_equal(ds_buffer_destroy(buf), DS_OK);
   close_fixture(&f);
@@ -709,6 +728,157 @@ static void test_graph_owner_computes(void **state) {
   close_fixture(&f);
 }
 
+/* ---- item: pushed transfers (the owner sends, the reader receives; no request) ---- */
+
+static void test_buffer_push(void **state) {
+  (void)state;
+  fixture f = open_fixture(5000);
+  const size_t big = (size_t)256 << 10; /* past the eager limit: a rendezvous transfer */
+  unsigned char *mine = malloc(big), *expect = malloc(big);
+  assert_non_null(mine);
+  assert_non_null(expect);
+  uint64_t small_v = 0;
+  int last = f.size - 1;
+  assert_int_equal(ds_mpi_buffer_register(f.m, 900, 0, f.rank == 0 ? mine : NULL, big), DS_OK);
+  assert_int_equal(ds_mpi_buffer_register(f.m, 901, last, f.rank == last ? &small_v : NULL,
+                                          sizeof small_v), DS_OK);
+  /* Bad calls, on every rank. */
+  const void *p = NULL;
+  assert_int_equal(ds_mpi_buffer_send(f.m, 900, f.rank, -1), DS_ERR_INVALID_ARG); /* to self */
+  assert_non_null(strstr(ds_context_last_error(f.ctx), "buffer 900"));
+  assert_int_equal(ds_mpi_buffer_send(f.m, 900, f.size, -1), DS_ERR_INVALID_ARG);
+  assert_int_equal(ds_mpi_buffer_send(f.m, 77, 0, -1), DS_ERR_NOT_FOUND);
+  assert_int_equal(ds_mpi_buffer_recv(f.m, 77, &p, -1), DS_ERR_NOT_FOUND);
+  assert_int_equal(ds_mpi_buffer_recv(f.m, 900, NULL, -1), DS_ERR_INVALID_ARG);
+  assert_int_equal(ds_mpi_buffer_send(NULL, 900, 0, -1), DS_ERR_INVALID_ARG);
+  if (f.rank == 0) {
+    assert_int_equal(ds_mpi_buffer_recv(f.m, 900, &p, -1), DS_ERR_INVALID_ARG);
+    assert_non_null(strstr(ds_context_last_error(f.ctx), "owns it"));
+    assert_null(p);
+  }
+  if (f.size == 1) {
+    close_fixture(&f);
+    free(mine);
+    free(expect);
+    return;
+  }
+  /* Rank 0 pushes two versions to each rank in turn; each receives both, in order. The first
+   * receives on odd ranks go through the progress thread (MPI_THREAD_SERIALIZED's path). */
+  if (f.rank % 2) f.m->level = MPI_THREAD_SERIALIZED;
+  for (int r = 1; r < f.size; r++)
+    for (unsigned v = 0; v < 2; v++) {
+      if (f.rank == 0) {
+        fill(mine, big, 10u * (unsigned)r + v);
+        assert_int_equal(ds_mpi_buffer_send(f.m, 900, r, -1), DS_OK);
+      } else if (f.rank == r) {
+        assert_int_equal(ds_mpi_buffer_recv(f.m, 900, &p, -1), DS_OK);
+        fill(expect, big, 10u * (unsigned)r + v);
+        assert_memory_equal(p, expect, big);
+      }
+    }
+  f.m->level = MPI_THREAD_MULTIPLE;
+  if (f.rank != 0) { /* the pushed copy counts as fetched: no transfer, the same memory */
+    const void *q = NULL;
+    assert_int_equal(ds_mpi_buffer_fetch(f.m, 900, &q, -1), DS_OK);
+    assert_ptr_equal(q, p);
+    assert_memory_equal(q, expect, big);
+    /* Nobody sends 901 to this rank: the receive times out and is cancelled. */
+    if (f.rank != last) {
+      assert_int_equal(ds_mpi_buffer_recv(f.m, 901, &q, 100), DS_ERR_TIMEOUT);
+      assert_non_null(strstr(ds_context_last_error(f.ctx), "buffer 901"));
+    }
+  }
+  sync_all(f.m, 1);
+  /* The small buffer goes from the last rank to rank 0 (eager), after the cancelled receives. */
+  if (f.rank == last) {
+    small_v = 0x1234567890abcdefu;
+    assert_int_equal(ds_mpi_buffer_send(f.m, 901, 0, -1), DS_OK);
+  } else if (f.rank == 0) {
+    assert_int_equal(ds_mpi_buffer_recv(f.m, 901, &p, -1), DS_OK);
+    assert_true(*(const uint64_t *)p == 0x1234567890abcdefu);
+  }
+  sync_all(f.m, 2);
+  assert_int_equal(ds_mpi_buffer_unregister(f.m, 900), DS_OK);
+  assert_int_equal(ds_mpi_buffer_unregister(f.m, 901), DS_OK);
+  close_fixture(&f);
+  free(mine);
+  free(expect);
+}
+
+/* ---- item: dependencies across ranks without data are kept (zero-byte tokens) ---- */
+
+static uint64_t mono_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t); /* one clock for every process of this machine */
+  return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* Writes {start, end} in ns into its buffer, sleeping args (ms) in between. */
+static ds_status k_stamp(void *const *bufs, const size_t *sizes, size_t nbufs, const void *args,
+                         size_t args_len) {
+  int32_t ms = 0;
+  if (nbufs != 1 || sizes[0] != 2 * sizeof(uint64_t) || args_len != sizeof ms)
+    return DS_ERR_INVALID_ARG;
+  memcpy(&ms, args, sizeof ms);
+  uint64_t *t = bufs[0];
+  t[0] = mono_ns();
+  struct timespec d = {0, (long)ms * 1000000L};
+  nanosleep(&d, NULL);
+  t[1] = mono_ns();
+  return DS_OK;
+}
+
+static void test_graph_cross_rank_deps(void **state) {
+  (void)state;
+  fixture f = open_fixture(5000);
+  enum { NS = 4 };
+  ds_kernel *k = NULL;
+  ds_kernel_options ko = DS_KERNEL_OPTIONS_INIT;
+  ko.name = "stamp";
+  ko.cpu = k_stamp;
+  assert_int_equal(ds_kernel_create(&k, f.ctx, &ko), DS_OK);
+  int32_t cpu = -1;
+  assert_int_equal(ds_fabric_device_find(&cpu, f.ctx, DS_FABRIC_DEVICE_CPU, 0), DS_OK);
+  /* S[i] on rank i % size; chain S0 -> S1 -> S2 -> S3 by explicit dependencies only, and S3
+   * also after S0 (a second token edge); each node writes only its own buffer. */
+  ds_buffer *b[NS];
+  ds_graph *g = NULL;
+  assert_int_equal(ds_graph_create(&g, f.ctx), DS_OK);
+  int32_t node[NS], ms = 40;
+  for (int i = 0; i < NS; i++) {
+    assert_int_equal(ds_buffer_create(&b[i], f.ctx, 2 * sizeof(uint64_t), NULL), DS_OK);
+    assert_int_equal(ds_mpi_buffer_attach(f.m, 300 + (uint64_t)i, i % f.size, b[i]), DS_OK);
+    ds_graph_access a = {b[i], DS_ACCESS_WRITE};
+    ds_node_options no = DS_NODE_OPTIONS_INIT;
+    no.args = &ms;
+    no.args_len = sizeof ms;
+    assert_int_equal(ds_graph_add(&node[i], g, k, &a, 1, &no), DS_OK);
+    if (i) assert_int_equal(ds_graph_add_dep(g, node[i - 1], node[i]), DS_OK);
+  }
+  assert_int_equal(ds_graph_add_dep(g, node[0], node[NS - 1]), DS_OK);
+  for (int run = 0; run < 2; run++) {
+    ds_mpi_graph_info info = {sizeof info, 0, 0, 0, 0, 0, 0.0};
+    assert_int_equal(ds_mpi_graph_run(f.m, g, NULL, &info), DS_OK);
+    assert_int_equal(info.bytes_sent + info.bytes_received, 0); /* tokens carry no data */
+    uint64_t t[NS][2];
+    for (int i = 0; i < NS; i++) {
+      const void *p = NULL;
+      assert_int_equal(ds_mpi_buffer_fetch(f.m, 300 + (uint64_t)i, &p, -1), DS_OK);
+      memcpy(t[i], p, sizeof t[i]);
+      assert_true(t[i][1] >= t[i][0] + 30000000u);
+    }
+    for (int i = 1; i < NS; i++) assert_true(t[i][0] >= t[i - 1][1]); /* started after */
+    sync_all(f.m, 1 + (uint64_t)run); /* fetches done before the owners write again */
+  }
+  ds_graph_destroy(g);
+  for (int i = 0; i < NS; i++) {
+    assert_int_equal(ds_mpi_buffer_unregister(f.m, 300 + (uint64_t)i), DS_OK);
+    assert_int_equal(ds_buffer_destroy(b[i]), DS_OK);
+  }
+  ds_kernel_destroy(k);
+  close_fixture(&f);
+}
+
 /* Exits the process when run on the victim rank (*user): the migrated task's rank dies. */
 static ds_status fn_die_on_victim(void *user, ds_mpi_call *c) {
   if (c->rank == *(const int *)user) {
@@ -845,6 +1015,8 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_owner_writes_invalidate_copies),
       cmocka_unit_test(test_placed_task_frees_worker),
       cmocka_unit_test(test_graph_owner_computes),
+      cmocka_unit_test(test_buffer_push),
+      cmocka_unit_test(test_graph_cross_rank_deps),
       cmocka_unit_test(test_dead_rank_fails_cleanly), /* last: a rank dies */
   };
   int failed = cmocka_run_group_tests(tests, NULL, NULL);
@@ -872,6 +1044,10 @@ static void test_without_mpi_says_unsupported(void **state) {
   assert_non_null(strstr(ds_context_last_error(ctx), "libopenmpi-dev"));
   assert_int_equal(ds_mpi_buffer_fetch(NULL, 1, NULL, 0), DS_ERR_UNSUPPORTED);
   assert_int_equal(ds_mpi_buffer_written(NULL, 1), DS_ERR_UNSUPPORTED);
+  assert_int_equal(ds_mpi_buffer_send(NULL, 1, 0, 0), DS_ERR_UNSUPPORTED);
+  const void *p = (const void *)1;
+  assert_int_equal(ds_mpi_buffer_recv(NULL, 1, &p, 0), DS_ERR_UNSUPPORTED);
+  assert_null(p);
   assert_int_equal(ds_mpi_graph_run(NULL, NULL, NULL, NULL), DS_ERR_UNSUPPORTED);
   assert_int_equal(ds_mpi_rank(NULL), -1);
   ds_mpi_destroy(NULL);

@@ -213,7 +213,8 @@ typedef enum ds_param {
    *  Default 5000. */
   DS_PARAM_MPI_DEAD_MS = 552,
   /** Fabric MPI: the progress thread polls busily for this long after the last message, then
-   *  sleeps between polls (us, 0..1000000). Default 2000. */
+   *  sleeps between polls; a thread waiting for its own fetch or push polls busily this long,
+   *  then yields the CPU between polls (us, 0..1000000). Default 2000. */
   DS_PARAM_MPI_SPIN_US = 553,
   /** Fabric MPI: sleep between polls of an idle progress thread (us, 10..100000). Default 200. */
   DS_PARAM_MPI_POLL_US = 554,

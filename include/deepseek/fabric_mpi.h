@@ -131,7 +131,11 @@ DS_API ds_status ds_mpi_buffer_register(ds_mpi *m, uint64_t id, int32_t owner, v
  *  data; other replicas are invalidated), an owner-computes task acquires it for RW while
  *  running. ds_mpi_buffer_fetch() returns the host replica. @p buf is not owned and must
  *  outlive the registration; an acquire of it outstanding elsewhere makes those steps fail
- *  with DS_ERR_BUSY (reported to the fetching rank).
+ *  with DS_ERR_BUSY (reported to the fetching rank). On its owner, every release of a WRITE
+ *  or RW acquire of @p buf (ds_buffer_release(), by anyone, on any device) tells the other
+ *  ranks to drop their copies, as ds_mpi_buffer_written() does, except while a
+ *  ds_mpi_graph_run() of this endpoint that writes @p buf runs (the run drops the copies of
+ *  what it wrote at its end). Attach a ds_buffer to one endpoint only.
  *  @return as ds_mpi_buffer_register(); a status of ds_buffer_acquire(). */
 DS_API ds_status ds_mpi_buffer_attach(ds_mpi *m, uint64_t id, int32_t owner, ds_buffer *buf);
 
@@ -145,9 +149,16 @@ DS_API ds_status ds_mpi_buffer_unregister(ds_mpi *m, uint64_t id);
  *  transfer). The data is sent straight from the owner's memory into the copy (no staging).
  *  The pointer is valid until ds_mpi_buffer_flush() or unregister of @p id. The copy is dropped
  *  (the next fetch transfers again) when the owner writes the buffer through the library (an
- *  owner-computes task, a ds_mpi_graph_run() node, or ds_mpi_buffer_written()): the owner's
- *  invalidation travels ahead of its later messages, so after a ds_mpi_barrier_wait() for a
- *  timestamp the owner arrived at after writing, a fetch returns the new data.
+ *  owner-computes task, a ds_mpi_graph_run() node, a WRITE or RW acquire of an attached
+ *  ds_buffer, or ds_mpi_buffer_written()): the owner's invalidation travels ahead of its later
+ *  messages, so after a ds_mpi_barrier_wait() for a timestamp the owner arrived at after
+ *  writing, a fetch returns the new data. Exactly what is not seen: a memory buffer
+ *  registered with ds_mpi_buffer_register() that its owner writes directly (a plain store,
+ *  memcpy, a device copy into it) — the owner must call ds_mpi_buffer_written() (or every
+ *  reader ds_mpi_buffer_flush()); a write into an attached ds_buffer's host memory made
+ *  without an acquire; and writes made while another rank's fetch of the buffer is already
+ *  being answered (that copy may hold bytes from before or after them; the invalidation
+ *  then drops it, so the next fetch is right).
  *  @param timeout_ms -1: DS_PARAM_MPI_TIMEOUT_MS.
  *  @return DS_OK; DS_ERR_NOT_FOUND (not registered here; or not on the owner, named in the
  *  message); DS_ERR_FORMAT (sizes differ between ranks); DS_ERR_TIMEOUT; DS_ERR_IO (the owner
@@ -162,10 +173,47 @@ DS_API ds_status ds_mpi_buffer_flush(ds_mpi *m, uint64_t id);
 
 /** Says that this rank, the owner of buffer @p id, has written its memory by itself (not
  *  through an owner-computes task or a graph run, which say so on their own): every other
- *  rank drops its cached copy (see ds_mpi_buffer_fetch()). Does not wait.
+ *  rank drops its cached copy (see ds_mpi_buffer_fetch()). Needed for memory registered with
+ *  ds_mpi_buffer_register(); an attached ds_buffer written through an acquire says so by
+ *  itself. Does not wait.
  *  @return DS_OK; DS_ERR_NOT_FOUND (not registered); DS_ERR_INVALID_ARG (this rank is not the
  *  owner); DS_ERR_NO_MEMORY. Thread-safe. */
 DS_API ds_status ds_mpi_buffer_written(ds_mpi *m, uint64_t id);
+
+/** Pushes buffer @p id from this rank, its owner, to rank @p to, which takes it with
+ *  ds_mpi_buffer_recv(). No request travels (both ranks know of the transfer: the program is
+ *  the same everywhere), so the bytes move as one MPI_Isend matched by one MPI_Irecv, straight
+ *  from the owner's memory (an attached ds_buffer's host replica, acquired for READ while it
+ *  is sent) — what a hand-written MPI program pays. Use it when the reader is known in
+ *  advance; ds_mpi_buffer_fetch() serves readers the owner does not know of. Returns when the
+ *  send completed (for large buffers: when the receiver has taken the data). Under
+ *  MPI_THREAD_MULTIPLE the calling thread makes the MPI calls and polls them itself; under
+ *  SERIALIZED the progress thread makes them for it.
+ *  Matching: a rank's receives of @p id from the owner take the owner's sends of @p id to that
+ *  rank in the order both were made. Buffer ids equal modulo MPI_TAG_UB + 1 (at least 32768;
+ *  2^31 with Open MPI) share one channel: pushes of such buffers between the same two ranks
+ *  must be made in the same order on both.
+ *  @param timeout_ms -1: DS_PARAM_MPI_TIMEOUT_MS (the receiver must post its receive in time).
+ *  @return DS_OK; DS_ERR_NOT_FOUND (not registered); DS_ERR_INVALID_ARG (m NULL, this rank is
+ *  not the owner, @p to out of range or this rank); DS_ERR_TIMEOUT; DS_ERR_IO (@p to is dead
+ *  or MPI failed, the rank named); DS_ERR_SHUTDOWN; DS_ERR_NO_MEMORY; a status of
+ *  ds_buffer_acquire() (an attached buffer written elsewhere until the timeout: DS_ERR_BUSY).
+ *  Thread-safe; concurrent sends of one buffer may overlap (they only read it). */
+DS_API ds_status ds_mpi_buffer_send(ds_mpi *m, uint64_t id, int32_t to, int64_t timeout_ms);
+
+/** Receives buffer @p id pushed by its owner with ds_mpi_buffer_send() into this rank's copy
+ *  (the registered landing area, allocated on first use if NULL; an attached ds_buffer's host
+ *  replica, acquired for WRITE while it lands), which then counts as fetched: @p data is set
+ *  to it and ds_mpi_buffer_fetch() returns it without a transfer until the owner writes the
+ *  buffer or the copy is flushed. Waits for a fetch of @p id in flight on this rank first.
+ *  @param timeout_ms -1: DS_PARAM_MPI_TIMEOUT_MS.
+ *  @return DS_OK; DS_ERR_NOT_FOUND; DS_ERR_INVALID_ARG (NULL, or this rank is the owner);
+ *  DS_ERR_TIMEOUT; DS_ERR_IO (the owner is dead, named; or MPI failed, as when the owner's
+ *  buffer is larger than this rank's: sizes must match on every rank); DS_ERR_SHUTDOWN;
+ *  DS_ERR_NO_MEMORY.
+ *  Thread-safe; not while another thread reads the copy. */
+DS_API ds_status ds_mpi_buffer_recv(ds_mpi *m, uint64_t id, const void **data,
+                                    int64_t timeout_ms);
 
 /** Registers @p fn under @p name (at most 63 bytes; the same on every rank).
  *  @return DS_OK; DS_ERR_INVALID_ARG; DS_ERR_BUSY (name taken); DS_ERR_NO_MEMORY. */
@@ -222,8 +270,11 @@ typedef struct ds_mpi_graph_info {
  *  its nodes and its transfers as one local graph (planned with opts->plan on its devices),
  *  non-blocking: waiting transfers hold no worker. It returns when every rank's part is done
  *  (each rank tells the others), so on return the owners hold the final data everywhere and
- *  a fetch sees it. Explicit dependencies (ds_graph_add_dep())
- *  are kept between nodes of one rank; across ranks only data orders nodes.
+ *  a fetch sees it. Every dependency is kept across ranks too: a node that reads what a node
+ *  on another rank wrote waits for that data; any other dependency on a node of another rank
+ *  (ds_graph_add_dep(), or a write after a read) is kept by a zero-byte token message sent
+ *  after the earlier node(s) of that rank and received before the later node (one per pair
+ *  of ranks per node; counted in neither sends/recvs nor bytes).
  *  Contents of non-owner ranks' buffers after the run are unspecified.
  *  @param info this rank's counts and time, or NULL.
  *  @return DS_OK; DS_ERR_INVALID_ARG (NULL, graph of another context, a buffer not attached,

@@ -382,13 +382,26 @@ ds_status ds_buffer_release(ds_buffer *buf, int32_t device) {
   else if (buf->held[device] == 0)
     st = ds__buffer_fail(buf, device, DS_ERR_STATE, "release",
                          "no acquire outstanding on this device");
+  void (*hook)(void *, ds_buffer *) = NULL;
+  void *hook_arg = NULL;
   if (st == DS_OK) {
     buf->held[device]--;
     buf->holders--;
-    if (buf->wrote[device]) buf->wrote[device] = 0, buf->writer = 0;
+    if (buf->wrote[device]) {
+      buf->wrote[device] = 0, buf->writer = 0;
+      hook = buf->on_write, hook_arg = buf->on_write_arg;
+    }
   }
   pthread_mutex_unlock(&buf->mu);
+  if (hook) hook(hook_arg, buf); /* outside mu: it may take its own locks and send */
   return st;
+}
+
+void ds__buffer_set_write_hook(ds_buffer *buf, void (*fn)(void *arg, ds_buffer *buf), void *arg) {
+  pthread_mutex_lock(&buf->mu);
+  buf->on_write = fn;
+  buf->on_write_arg = fn ? arg : NULL;
+  pthread_mutex_unlock(&buf->mu);
 }
 
 ds_status ds_buffer_state(ds_replica_state *out, ds_buffer *buf, int32_t device) {

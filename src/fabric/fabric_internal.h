@@ -84,7 +84,15 @@ struct ds_buffer {
   int32_t held[DS__FABRIC_MAX_DEVICES];    /* outstanding acquires per device */
   uint8_t wrote[DS__FABRIC_MAX_DEVICES];   /* the outstanding acquire on that device writes */
   struct ds__replica rep[DS__FABRIC_MAX_DEVICES]; /* indexed by memory space */
+  /* Called (outside mu) after a WRITE or RW acquire is released, so a layer keeping copies
+   * elsewhere learns of the write (the MPI transport: other ranks' copies). */
+  void (*on_write)(void *arg, ds_buffer *buf);
+  void *on_write_arg;
 };
+
+/* Sets (fn NULL: clears) buffer @p buf's write hook. Thread-safe; a release already past its
+ * lock may still call the previous hook. */
+void ds__buffer_set_write_hook(ds_buffer *buf, void (*fn)(void *arg, ds_buffer *buf), void *arg);
 
 /* ---- the fabric (fabric.c) ---- */
 /* The context's fabric, created and enumerated on first call. NULL with the error recorded

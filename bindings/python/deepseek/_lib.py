@@ -609,6 +609,8 @@ PROTOTYPES = {
     "ds_mpi_buffer_fetch": (_st, [_vp, c_uint64, _P(_vp), c_int64]),
     "ds_mpi_buffer_flush": (_st, [_vp, c_uint64]),
     "ds_mpi_buffer_written": (_st, [_vp, c_uint64]),
+    "ds_mpi_buffer_send": (_st, [_vp, c_uint64, c_int32, c_int64]),
+    "ds_mpi_buffer_recv": (_st, [_vp, c_uint64, _P(_vp), c_int64]),
     "ds_mpi_graph_run": (_st, [_vp, _vp, _P(MpiGraphOptions), _P(MpiGraphInfo)]),
     "ds_mpi_task_register": (_st, [_vp, c_char_p, MPI_TASK_FN, _vp]),
     "ds_mpi_task_submit": (_st, [_P(_vp), _vp, c_char_p, _vp, c_size_t, _vp, c_size_t,

@@ -220,18 +220,9 @@ class Mpi(Child):
         with self._lock:
             self._buffers.pop(buf_id, None)
 
-    def fetch(self, buf_id, dtype=np.uint8, shape=None, timeout=None):
-        """A read-only NumPy view of buffer ``buf_id``: on the owner its memory, elsewhere the
-        cached copy, transferred from the owner first if there is none. The view is valid
-        until flush(buf_id) or unregister(buf_id). Raises NotFoundError, FormatError (sizes
-        differ between ranks), DsTimeoutError, IoError (the owner died)."""
-        buf_id = _buffer_id(buf_id)
-        dtype = np.dtype(dtype)
+    def _view(self, buf_id, data, dtype, shape):
         with self._lock:
             reg = self._buffers.get(buf_id)
-        data = ctypes.c_void_p()
-        self.ctx.check(lib.ds_mpi_buffer_fetch(self.handle, buf_id, ctypes.byref(data),
-                                               _ms(timeout)))
         if reg is None or reg.size == 0:  # not through this object: the C call already failed
             return np.empty(0, dtype)
         raw = np.ctypeslib.as_array((ctypes.c_uint8 * reg.size).from_address(data.value))
@@ -241,6 +232,34 @@ class Mpi(Child):
                              % (reg.size, dtype.name))
         view = raw.view(dtype)
         return view.reshape(shape) if shape is not None else view
+
+    def send(self, buf_id, to, timeout=None):
+        """Pushes buffer ``buf_id`` from this rank, its owner, to rank ``to``, which takes it
+        with recv() (ds_mpi_buffer_send: no request message, one MPI send). Returns when the
+        send completed. InvalidArgError when this rank is not the owner or ``to`` is bad."""
+        self.ctx.check(lib.ds_mpi_buffer_send(self.handle, _buffer_id(buf_id), int(to),
+                                              _ms(timeout)))
+
+    def recv(self, buf_id, dtype=np.uint8, shape=None, timeout=None):
+        """Receives buffer ``buf_id`` pushed by its owner with send() into this rank's copy
+        and returns a read-only view of it, as fetch() does (the copy then counts as
+        fetched). InvalidArgError on the owner; DsTimeoutError when nothing came."""
+        buf_id = _buffer_id(buf_id)
+        data = ctypes.c_void_p()
+        self.ctx.check(lib.ds_mpi_buffer_recv(self.handle, buf_id, ctypes.byref(data),
+                                              _ms(timeout)))
+        return self._view(buf_id, data, np.dtype(dtype), shape)
+
+    def fetch(self, buf_id, dtype=np.uint8, shape=None, timeout=None):
+        """A read-only NumPy view of buffer ``buf_id``: on the owner its memory, elsewhere the
+        cached copy, transferred from the owner first if there is none. The view is valid
+        until flush(buf_id) or unregister(buf_id). Raises NotFoundError, FormatError (sizes
+        differ between ranks), DsTimeoutError, IoError (the owner died)."""
+        buf_id = _buffer_id(buf_id)
+        data = ctypes.c_void_p()
+        self.ctx.check(lib.ds_mpi_buffer_fetch(self.handle, buf_id, ctypes.byref(data),
+                                               _ms(timeout)))
+        return self._view(buf_id, data, np.dtype(dtype), shape)
 
     def flush(self, buf_id=0):
         """Drops the cached copy of ``buf_id`` (0: of every buffer) so the next fetch

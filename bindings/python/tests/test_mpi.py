@@ -231,6 +231,23 @@ def run_ranks():
     want[1] = 43.0
     sync()
 
+    # pushes: rank 0 (the owner of buffer 1) sends it to every other rank, which receives it
+    if rank == 0:
+        mine[2] = 44.0
+        for r in range(1, size):
+            mpi.send(1, r, timeout=30)
+    else:
+        got = mpi.recv(1, np.float64, timeout=30)
+        assert got[2] == 44.0 and got[1] == 43.0
+        assert mpi.fetch(1, np.float64)[2] == 44.0  # the pushed copy counts as fetched
+        try:
+            mpi.send(1, 0)
+            raise AssertionError("only the owner sends")
+        except ds.InvalidArgError:
+            pass
+    want[2] = 44.0
+    sync()
+
     # a graph across the ranks: x[r] *= 2 on its owner r, then y = sum of all x on rank 0
     def twice(views, args):
         views[0] *= 2

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "mpi_internal.h"
+#include "fabric/fabric_internal.h"
 
 ds__mpi_buf *ds__mpi_buf_find(ds_mpi *m, uint64_t id) {
   for (ds__mpi_buf *b = m->bufs; b; b = b->next)
@@ -31,6 +32,35 @@ void ds__mpi_buf_release(ds__mpi_buf *b) {
 static ds_status ds__buf_add(ds_mpi *m, uint64_t id, int32_t owner, void *ptr, size_t size,
                              ds_buffer *dsbuf, int32_t cpu_dev);
 
+/* Tells every other live rank to drop its copy of buffer id. */
+static void ds__post_invalidate(ds_mpi *m, uint64_t id) {
+  ds__mpi_hdr h;
+  ds__mpi_hdr_init(&h, DS__MSG_INVALIDATE);
+  h.a = id;
+  /* Sent on the control channel, so it reaches each rank before anything this rank sends
+   * later (a barrier arrival, say): a fetch after that sees the write. */
+  for (int r = 0; r < m->size; r++)
+    if (r != m->rank && ds_mpi_rank_alive(m, r)) (void)ds__mpi_post(m, r, &h, NULL, NULL, 0);
+}
+
+/* The fabric's write hook of an attached buffer this rank owns: a WRITE or RW acquire of it
+ * was released, so other ranks' copies are old. Skipped while a graph run that writes the
+ * buffer runs: it drops those copies on every rank at its end without messages. */
+static void ds__on_owner_write(void *arg, ds_buffer *buf) {
+  ds_mpi *m = arg;
+  pthread_mutex_lock(&m->mu);
+  ds__mpi_buf *b = m->bufs;
+  while (b && b->dsbuf != buf) b = b->next;
+  uint64_t id = b && b->owner == m->rank && !b->graph_written ? b->id : 0;
+  pthread_mutex_unlock(&m->mu);
+  if (id) ds__post_invalidate(m, id);
+}
+
+/* Unhooks an attached buffer this rank owns (before its registration goes). */
+static void ds__buf_unhook(ds_mpi *m, ds__mpi_buf *b) {
+  if (b->dsbuf && b->owner == m->rank) ds__buffer_set_write_hook(b->dsbuf, NULL, NULL);
+}
+
 ds_status ds_mpi_buffer_attach(ds_mpi *m, uint64_t id, int32_t owner, ds_buffer *buf) {
   if (!m || !buf)
     return ds__error(m ? m->ctx : NULL, DS_ERR_INVALID_ARG, "mpi",
@@ -44,7 +74,11 @@ ds_status ds_mpi_buffer_attach(ds_mpi *m, uint64_t id, int32_t owner, ds_buffer 
     return ds__error(m->ctx, st, "mpi", "buffer %llu: cannot reach its host replica: %s",
                      (unsigned long long)id, ds_context_last_error(m->ctx));
   ds_buffer_release(buf, cpu);
-  return ds__buf_add(m, id, owner, host, ds_buffer_size(buf), buf, cpu);
+  st = ds__buf_add(m, id, owner, host, ds_buffer_size(buf), buf, cpu);
+  /* The owner's writes through the fabric (acquire WRITE/RW, then release) invalidate the
+   * other ranks' copies by themselves. */
+  if (st == DS_OK && owner == m->rank) ds__buffer_set_write_hook(buf, ds__on_owner_write, m);
+  return st;
 }
 
 ds_status ds_mpi_buffer_register(ds_mpi *m, uint64_t id, int32_t owner, void *ptr, size_t size) {
@@ -113,6 +147,7 @@ ds_status ds_mpi_buffer_unregister(ds_mpi *m, uint64_t id) {
   pthread_mutex_unlock(&m->mu);
   if (!b) return ds__error(m->ctx, DS_ERR_NOT_FOUND, "mpi", "buffer %llu is not registered",
                            (unsigned long long)id);
+  ds__buf_unhook(m, b);
   ds__buf_free(m, b);
   return DS_OK;
 }
@@ -121,12 +156,12 @@ void ds__mpi_bufs_free(ds_mpi *m) {
   while (m->bufs) {
     ds__mpi_buf *b = m->bufs;
     m->bufs = b->next;
+    ds__buf_unhook(m, b);
     ds__buf_free(m, b);
   }
 }
 
-/* Under mu: waits for another thread's fetch of b; returns b still registered, or NULL. */
-static ds__mpi_buf *ds__wait_other_fetch(ds_mpi *m, uint64_t id) {
+ds__mpi_buf *ds__mpi_wait_other_fetch(ds_mpi *m, uint64_t id) {
   ds__mpi_buf *b = ds__mpi_buf_find(m, id);
   while (b && b->fetching) {
     pthread_cond_wait(&m->cv, &m->mu); /* that fetch's deadline bounds this */
@@ -162,29 +197,74 @@ static void ds__direct_cancel(MPI_Request *rq, const int *flag) {
   }
 }
 
-/* Polls a direct fetch's two requests until both completed, the progress thread failed the op
- * (the owner refused, died, or the endpoint stops) or the deadline. Polls busily for the first
- * 100 us, as MPI's own blocking receive does (a small answer comes in a few microseconds, and
- * yielding then hands the core to another process for a whole time slice), then yields the
+/* Polls a direct op's requests until all completed, the progress thread failed the op (the
+ * owner refused, died, or the endpoint stops) or the deadline. Polls busily for busy_ns (as
+ * MPI's own blocking calls do, which never yield: on a loaded machine a yield hands the core
+ * to another process for a whole time slice, during which the answer waits), then yields the
  * CPU between polls. */
-static ds_status ds__direct_poll(ds__mpi_op *op, MPI_Request *rq, int *flag, uint64_t deadline,
-                                 char *msg, size_t cap) {
-  uint64_t busy_until = ds__now_ns() + 100000u;
-  for (;;) {
-    for (int i = 0; i < 2; i++)
+ds_status ds__mpi_direct_poll(ds__mpi_op *op, MPI_Request *rq, int *flag, int n,
+                              uint64_t deadline, uint64_t busy_ns, char *msg, size_t cap) {
+  uint64_t busy_until = 0; /* set at the first look at the clock: most transfers end before */
+  for (unsigned spin = 1;; spin++) {
+    int all = 1;
+    for (int i = 0; i < n; i++) {
       if (!flag[i] && MPI_Test(&rq[i], &flag[i], MPI_STATUS_IGNORE) != MPI_SUCCESS) {
         snprintf(msg, cap, "MPI error with rank %d", op->peer);
         return DS_ERR_IO;
       }
-    if (flag[0] && flag[1]) return DS_OK;
+      all &= flag[i] != 0;
+    }
+    if (all) return DS_OK;
     if (ds__load(&op->done)) return DS_ERR_STATE; /* the status is op->status, under mu */
+    if (spin % 16u) continue; /* reading the clock can cost more than a poll (VMs) */
     uint64_t now = ds__now_ns();
+    if (!busy_until) busy_until = now + busy_ns;
     if (now > deadline) {
       snprintf(msg, cap, "rank %d did not answer in time (DS_PARAM_MPI_TIMEOUT_MS)", op->peer);
       return DS_ERR_TIMEOUT;
     }
     if (now > busy_until) sched_yield();
   }
+}
+
+uint64_t ds__mpi_busy_ns(ds_mpi *m) {
+  return (uint64_t)ds__param(m->ctx, DS_PARAM_MPI_SPIN_US) * 1000u;
+}
+
+int ds__mpi_direct_link(ds_mpi *m, ds__mpi_op *op) {
+  op->id = ++m->next_op;
+  if (m->peers[op->peer].dead) return 0;
+  m->outstanding++;
+  op->next = m->direct;
+  m->direct = op;
+  return 1;
+}
+
+ds_status ds__mpi_direct_unlink(ds_mpi *m, ds__mpi_op *op, char *msg, size_t cap) {
+  for (ds__mpi_op **pp = &m->direct; *pp; pp = &(*pp)->next)
+    if (*pp == op) {
+      *pp = op->next;
+      break;
+    }
+  ds_status st = ds__load(&op->done) ? op->status : DS_OK;
+  if (st != DS_OK && msg) snprintf(msg, cap, "%s", op->msg);
+  m->outstanding--;
+  pthread_cond_broadcast(&m->cv);
+  return st;
+}
+
+int ds__mpi_direct_add(ds_mpi *m, ds__mpi_op *op) {
+  pthread_mutex_lock(&m->mu);
+  int alive = ds__mpi_direct_link(m, op);
+  pthread_mutex_unlock(&m->mu);
+  return alive;
+}
+
+ds_status ds__mpi_direct_remove(ds_mpi *m, ds__mpi_op *op, char *msg, size_t cap) {
+  pthread_mutex_lock(&m->mu);
+  ds_status st = ds__mpi_direct_unlink(m, op, msg, cap);
+  pthread_mutex_unlock(&m->mu);
+  return st;
 }
 
 /* One fetch made by the calling thread itself (MPI_THREAD_MULTIPLE): it posts the receive,
@@ -200,47 +280,31 @@ static ds_status ds__fetch_direct(ds_mpi *m, ds__mpi_buf *b, uint64_t deadline) 
   ds__mpi_hdr_init(&op->hdr, DS__MSG_FETCH);
   op->hdr.a = b->id;
   op->hdr.b = b->size;
-  pthread_mutex_lock(&m->mu);
-  op->id = op->hdr.id = ++m->next_op;
-  int dead = m->peers[op->peer].dead;
-  if (!dead) {
-    m->outstanding++;
-    op->next = m->direct;
-    m->direct = op;
-  }
-  pthread_mutex_unlock(&m->mu);
-  if (dead) {
+  if (!ds__mpi_direct_add(m, op)) {
     ds__free(m->ctx, op);
     return ds__error(m->ctx, DS_ERR_IO, "mpi", "fetch of buffer %llu: rank %d is dead (not "
                      "heard from)", (unsigned long long)b->id, b->owner);
   }
+  op->hdr.id = op->id;
   MPI_Request rq[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
   int flag[2] = {1, 1};
   int tag = DS__MPI_TAG_DATA0 + (int)(op->id % DS__MPI_DATA_TAGS);
   ds_status st = DS_ERR_IO;
-  char msg[160]; /* op->msg belongs to the progress thread while op is listed */
-  snprintf(msg, sizeof msg, "MPI_Irecv/MPI_Isend with rank %d failed", op->peer);
+  char msg[160] = ""; /* op->msg belongs to the progress thread while op is listed */
   if (MPI_Irecv(b->ptr, (int)b->size, MPI_BYTE, op->peer, tag, m->comm, &rq[0]) == MPI_SUCCESS &&
       (flag[0] = 0, MPI_Isend(&op->hdr, (int)sizeof op->hdr, MPI_BYTE, op->peer, DS__MPI_TAG_CTRL,
                               m->comm, &rq[1]) == MPI_SUCCESS)) {
     flag[1] = 0;
-    st = ds__direct_poll(op, rq, flag, deadline, msg, sizeof msg);
+    st = ds__mpi_direct_poll(op, rq, flag, 2, deadline, ds__mpi_busy_ns(m), msg, sizeof msg);
+  } else {
+    snprintf(msg, sizeof msg, "MPI_Irecv/MPI_Isend with rank %d failed", op->peer);
   }
   ds__direct_cancel(rq, flag);
+  ds_status failed = ds__mpi_direct_remove(m, op, st == DS_ERR_STATE ? msg : NULL, sizeof msg);
+  if (st == DS_ERR_STATE) st = failed; /* failed by the progress thread */
   pthread_mutex_lock(&m->mu);
-  for (ds__mpi_op **pp = &m->direct; *pp; pp = &(*pp)->next)
-    if (*pp == op) {
-      *pp = op->next;
-      break;
-    }
-  if (st == DS_ERR_STATE) { /* failed by the progress thread */
-    st = op->status;
-    snprintf(msg, sizeof msg, "%s", op->msg);
-  }
   b->valid = st == DS_OK && !b->stale; /* stale: the owner wrote meanwhile */
   b->stale = 0;
-  m->outstanding--;
-  pthread_cond_broadcast(&m->cv);
   pthread_mutex_unlock(&m->mu);
   if (st != DS_OK)
     ds__error(m->ctx, st, "mpi", "fetch of buffer %llu: %s", (unsigned long long)b->id, msg);
@@ -274,7 +338,7 @@ ds_status ds_mpi_buffer_fetch(ds_mpi *m, uint64_t id, const void **data, int64_t
     return ds__error(m ? m->ctx : NULL, DS_ERR_INVALID_ARG, "mpi", "ds_mpi_buffer_fetch: %s is NULL",
                      m ? "data" : "m");
   pthread_mutex_lock(&m->mu);
-  ds__mpi_buf *b = ds__wait_other_fetch(m, id);
+  ds__mpi_buf *b = ds__mpi_wait_other_fetch(m, id);
   if (!b || b->valid) {
     if (b) *data = b->ptr;
     pthread_mutex_unlock(&m->mu);
@@ -341,13 +405,7 @@ void ds__mpi_buf_stale(ds__mpi_buf *b) {
 }
 
 void ds__mpi_buf_written(ds_mpi *m, ds__mpi_buf *b) {
-  ds__mpi_hdr h;
-  ds__mpi_hdr_init(&h, DS__MSG_INVALIDATE);
-  h.a = b->id;
-  /* Sent on the control channel, so it reaches each rank before anything this rank sends
-   * later (a barrier arrival, say): a fetch after that sees the write. */
-  for (int r = 0; r < m->size; r++)
-    if (r != m->rank && ds_mpi_rank_alive(m, r)) (void)ds__mpi_post(m, r, &h, NULL, NULL, 0);
+  ds__post_invalidate(m, b->id);
 }
 
 ds_status ds_mpi_buffer_written(ds_mpi *m, uint64_t id) {

@@ -37,7 +37,7 @@ typedef struct ds__xfer_args {
 static ds_status ds__xfer_kernel(void *const *bufs, const size_t *sizes, size_t nbufs,
                                  const void *args, size_t args_len) {
   ds__xfer_args a;
-  if (nbufs != 1 || args_len != sizeof a) return DS_ERR_INTERNAL;
+  if (nbufs > 1 || args_len != sizeof a) return DS_ERR_INTERNAL; /* 0: an ordering token */
   memcpy(&a, args, sizeof a);
   ds_mpi *m = a.run->m;
   ds__mpi_op *op = ds__calloc(m->ctx, 1, sizeof *op);
@@ -51,12 +51,19 @@ static ds_status ds__xfer_kernel(void *const *bufs, const size_t *sizes, size_t 
   op->peer = a.peer;
   op->recv = MPI_REQUEST_NULL;
   op->deadline_ns = ds__mpi_deadline(m, a.run->timeout_ms);
-  op->xptr = bufs[0];
-  op->xlen = sizes[0];
+  op->xptr = nbufs ? bufs[0] : NULL;
+  op->xlen = nbufs ? sizes[0] : 0;
   op->xtag = a.tag;
   op->xsend = a.send;
   op->xid = a.id;
   op->xrun = a.run;
+  /* Under MPI_THREAD_MULTIPLE this worker posts the transfer itself, so the data moves at
+   * once; the progress thread only completes it (else it posts it too). */
+  if (m->level >= MPI_THREAD_MULTIPLE &&
+      (a.send ? MPI_Isend(op->xptr, (int)op->xlen, MPI_BYTE, a.peer, a.tag, m->comm, &op->recv)
+              : MPI_Irecv(op->xptr, (int)op->xlen, MPI_BYTE, a.peer, a.tag, m->comm,
+                          &op->recv)) != MPI_SUCCESS)
+    op->recv = MPI_REQUEST_NULL;
   ds__mpi_op_submit(m, op);
   return DS_OK; /* the progress thread completes the task (ds__mpi_xfer_done) */
 }
@@ -160,6 +167,9 @@ struct walk {
   uint8_t *has;          /* [buffer * size + rank]: that rank holds the latest data */
   uint8_t *written;      /* per graph buffer: some node writes it */
   int32_t *local;        /* per node: its index in lg, or -1 */
+  int32_t *rank_of;      /* per node: the rank that runs it (set in topological order) */
+  int32_t *lastw;        /* per graph buffer: the node that wrote it last, or -1 */
+  int32_t *tok;          /* per rank: the token receive node of the node being added, or -1 */
   uint64_t tag_base, nxfer, tag_range;
   ds_mpi_graph_info info;
 };
@@ -186,6 +196,68 @@ static ds_status walk_xfer(struct walk *w, uint32_t bi, int32_t from, int32_t to
     w->info.bytes_received += w->mb[bi]->size;
   }
   return ds_graph_add(NULL, w->lg, m->xfer_kernel, &acc, 1, &o);
+}
+
+/* Whether node v's dependency on node p is kept by data: v reads a buffer whose latest
+ * version p wrote, so v's rank receives it after p ran (or its local graph orders v after
+ * the receive that brought it). */
+static int dep_by_data(const struct walk *w, int32_t v, int32_t p) {
+  const struct ds__gnode *n = &w->g->nodes[v];
+  for (uint32_t a = 0; a < n->nacc; a++)
+    if ((n->acc[a].mode & DS_ACCESS_READ) &&
+        w->lastw[ds__graph_buf_find(w->g, n->acc[a].buf)] == p)
+      return 1;
+  return 0;
+}
+
+/* Node v runs on rank e after its predecessors that run on rank r (!= e) and that no data
+ * orders (an explicit dependency, or a write after a read): one zero-byte token from r to e,
+ * sent after them and received before v. Every rank derives the same tokens (and tags).
+ * On e, *recv_node is the token's receive node (else -1). */
+static ds_status walk_token(struct walk *w, int32_t v, int32_t r, int32_t e, int32_t *recv_node) {
+  const struct ds__gnode *n = &w->g->nodes[v];
+  ds_mpi *m = w->m;
+  *recv_node = -1;
+  int need = 0;
+  for (uint32_t j = 0; j < n->npred && !need; j++)
+    need = w->rank_of[n->pred[j]] == r && !dep_by_data(w, v, n->pred[j]);
+  if (!need) return DS_OK;
+  int32_t tag = (int32_t)(DS__MPI_TAG_GRAPH0 + (w->tag_base + w->nxfer) % w->tag_range);
+  w->nxfer++;
+  if (m->rank != r && m->rank != e) return DS_OK;
+  int send = m->rank == r;
+  ds__xfer_args a = {w->run, 0, send ? e : r, tag, send};
+  ds_node_options o = DS_NODE_OPTIONS_INIT;
+  o.name = send ? "mpi_token_send" : "mpi_token_recv";
+  o.args = &a;
+  o.args_len = sizeof a;
+  o.device = w->cpu;
+  int32_t t = -1;
+  ds_status st = ds_graph_add(&t, w->lg, m->xfer_kernel, NULL, 0, &o);
+  for (uint32_t j = 0; st == DS_OK && send && j < n->npred; j++) {
+    int32_t p = n->pred[j];
+    if (w->rank_of[p] == r && !dep_by_data(w, v, p)) st = ds_graph_add_dep(w->lg, w->local[p], t);
+  }
+  if (st == DS_OK && !send) *recv_node = t;
+  return st;
+}
+
+/* Tokens into node v (on rank e) from every other rank; on e, adds v's dependencies on the
+ * tokens' receive nodes (v is in the local graph by then). */
+static ds_status walk_tokens(struct walk *w, int32_t v, int32_t e, int after_add) {
+  ds_status st = DS_OK;
+  for (int32_t r = 0; r < w->m->size && st == DS_OK; r++) {
+    if (r == e) continue;
+    int32_t t = -1;
+    if (!after_add) {
+      st = walk_token(w, v, r, e, &t);
+      if (t >= 0) w->tok[r] = t;
+    } else if (w->tok[r] >= 0) {
+      st = ds_graph_add_dep(w->lg, w->tok[r], w->local[v]);
+      w->tok[r] = -1;
+    }
+  }
+  return st;
 }
 
 /* Adds node v (which this rank runs) to the local graph, with its explicit predecessors
@@ -225,13 +297,16 @@ static ds_status walk_node(struct walk *w, int32_t v, int32_t e) {
     if ((n->acc[a].mode & DS_ACCESS_READ) && !w->has[bi * size + (size_t)e])
       st = walk_xfer(w, bi, w->latest[bi], e);
   }
+  if (st == DS_OK) st = walk_tokens(w, v, e, 0);
   if (st == DS_OK && e == w->m->rank) st = walk_add_local(w, v);
+  if (st == DS_OK && e == w->m->rank) st = walk_tokens(w, v, e, 1);
   for (uint32_t a = 0; a < n->nacc && st == DS_OK; a++) {
     if (!(n->acc[a].mode & DS_ACCESS_WRITE)) continue;
     uint32_t bi = (uint32_t)ds__graph_buf_find(w->g, n->acc[a].buf);
     memset(&w->has[bi * size], 0, size);
     w->has[bi * size + (size_t)e] = 1;
     w->latest[bi] = e;
+    w->lastw[bi] = v;
     w->written[bi] = 1;
   }
   return st;
@@ -245,6 +320,7 @@ static ds_status walk_graph(struct walk *w, const int32_t *placement) {
   ds_status st = ds__graph_topo(g, order);
   for (uint32_t i = 0; i < g->nnodes && st == DS_OK; i++) {
     int32_t v = order[i], e = node_rank(w, v, placement);
+    w->rank_of[v] = e;
     if (e < 0 || e >= w->m->size)
       st = ds__error(g->ctx, DS_ERR_INVALID_ARG, "mpi", "graph: node '%s' placed on rank %d "
                      "(ranks are 0..%d)", g->nodes[v].name, e, w->m->size - 1);
@@ -302,6 +378,14 @@ static void invalidate_written(struct walk *w) {
   pthread_mutex_unlock(&w->m->mu);
 }
 
+/* Marks (or unmarks) the buffers the run writes, whose write hooks then send nothing. */
+static void mark_written(struct walk *w, int on) {
+  pthread_mutex_lock(&w->m->mu);
+  for (uint32_t bi = 0; bi < w->g->nbufs; bi++)
+    if (w->written[bi]) w->mb[bi]->graph_written = on;
+  pthread_mutex_unlock(&w->m->mu);
+}
+
 static ds_status run_local(struct walk *w, const ds_plan_options *popts) {
   uint32_t nodes = 0;
   ds_graph_size(w->lg, &nodes, NULL);
@@ -347,9 +431,15 @@ static ds_status walk_alloc(struct walk *w) {
   w->has = ds__calloc(ctx, nb * (size_t)w->m->size, 1);
   w->written = ds__calloc(ctx, nb, 1);
   w->local = ds__alloc(ctx, w->g->nnodes * sizeof *w->local);
-  if (!w->mb || !w->latest || !w->has || !w->written || !w->local)
+  w->rank_of = ds__alloc(ctx, w->g->nnodes * sizeof *w->rank_of);
+  w->lastw = ds__alloc(ctx, nb * sizeof *w->lastw);
+  w->tok = ds__alloc(ctx, (size_t)w->m->size * sizeof *w->tok);
+  if (!w->mb || !w->latest || !w->has || !w->written || !w->local || !w->rank_of || !w->lastw ||
+      !w->tok)
     return ds__error(ctx, DS_ERR_NO_MEMORY, "mpi", "graph: out of memory");
-  for (uint32_t v = 0; v < w->g->nnodes; v++) w->local[v] = -1;
+  for (uint32_t v = 0; v < w->g->nnodes; v++) w->local[v] = w->rank_of[v] = -1;
+  for (size_t bi = 0; bi < nb; bi++) w->lastw[bi] = -1;
+  for (int r = 0; r < w->m->size; r++) w->tok[r] = -1;
   return ds_graph_create(&w->lg, ctx);
 }
 
@@ -361,6 +451,9 @@ static void walk_free(struct walk *w) {
   ds__free(ctx, w->has);
   ds__free(ctx, w->written);
   ds__free(ctx, w->local);
+  ds__free(ctx, w->rank_of);
+  ds__free(ctx, w->lastw);
+  ds__free(ctx, w->tok);
 }
 
 ds_status ds_mpi_graph_run(ds_mpi *m, ds_graph *g, const ds_mpi_graph_options *opts,
@@ -381,7 +474,11 @@ ds_status ds_mpi_graph_run(ds_mpi *m, ds_graph *g, const ds_mpi_graph_options *o
   if (st == DS_OK) st = find_buffers(&w);
   if (st == DS_OK) st = walk_graph(&w, o.placement);
   m->graph_tag_next += w.nxfer;
-  if (st == DS_OK) st = run_local(&w, o.plan);
+  if (st == DS_OK) {
+    mark_written(&w, 1); /* the owners' writes need no messages: see invalidate_written */
+    st = run_local(&w, o.plan);
+    mark_written(&w, 0);
+  }
   st = finish_run(m, run_no, st, o.timeout_ms);
   if (st == DS_OK) invalidate_written(&w);
   if (st == DS_OK && info) *info = w.info;

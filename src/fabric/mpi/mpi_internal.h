@@ -57,6 +57,7 @@ typedef struct ds__mpi_buf {
   int fetching;      /* a fetch is in flight */
   int stale;         /* invalidated while a fetch was in flight: that copy may be old */
   int inflight_sends; /* owner: data sends not yet completed */
+  int graph_written;  /* a graph run that writes it is running (its end drops the copies) */
   ds_buffer *dsbuf;  /* attached fabric buffer (ptr is its host replica), or NULL */
   int32_t cpu_dev;   /* the fabric device through which dsbuf's host replica is acquired */
   struct ds__mpi_buf *next;
@@ -104,6 +105,7 @@ typedef struct ds__mpi_op {
   size_t xlen;
   uint64_t xid;
   int xtag, xsend;
+  int xpush;         /* XFER made by ds_mpi_buffer_send/recv (on push_comm), waited for */
   struct ds__mpi_op *next;
 } ds__mpi_op;
 
@@ -134,6 +136,7 @@ typedef struct ds__mpi_peer {
 struct ds_mpi {
   ds_context *ctx;
   MPI_Comm comm;
+  MPI_Comm push_comm; /* ds_mpi_buffer_send/recv's data only (tag: the buffer id) */
   int rank, size, level, inited_mpi, finalize;
   ds__atomic_int hooked; /* the migration hook is installed; read by the progress thread */
   pthread_t thread;
@@ -186,6 +189,22 @@ void ds__mpi_op_over(ds_mpi *m);
  * caller has counted it in b->inflight_sends. */
 void ds__mpi_send_data(ds_mpi *m, int32_t peer, int tag, ds__mpi_buf *b);
 uint64_t ds__mpi_deadline(ds_mpi *m, int64_t timeout_ms);
+/* A direct op (made by its calling thread under MPI_THREAD_MULTIPLE) is listed in m->direct
+ * so that the progress thread can fail it (death, refusal, shutdown): add returns 0 when its
+ * peer is already dead (nothing listed); remove unlists it and returns op->status when the
+ * progress thread failed it (its message copied to msg), else DS_OK. */
+int ds__mpi_direct_add(ds_mpi *m, ds__mpi_op *op);
+ds_status ds__mpi_direct_remove(ds_mpi *m, ds__mpi_op *op, char *msg, size_t cap); /* msg may be NULL */
+/* The same under mu (link: the op gets its id; unlink: the waiters on cv are woken). */
+int ds__mpi_direct_link(ds_mpi *m, ds__mpi_op *op);
+ds_status ds__mpi_direct_unlink(ds_mpi *m, ds__mpi_op *op, char *msg, size_t cap);
+/* Polls n requests of a direct op until all completed (DS_OK), the progress thread failed
+ * the op (DS_ERR_STATE), the deadline (DS_ERR_TIMEOUT, msg set) or an MPI error (DS_ERR_IO);
+ * busily for busy_ns, then yielding the CPU between polls. */
+ds_status ds__mpi_direct_poll(ds__mpi_op *op, MPI_Request *rq, int *flag, int n,
+                              uint64_t deadline, uint64_t busy_ns, char *msg, size_t cap);
+/* How long a calling thread polls its own transfer busily (DS_PARAM_MPI_SPIN_US). */
+uint64_t ds__mpi_busy_ns(ds_mpi *m);
 void ds__mpi_hdr_init(ds__mpi_hdr *h, int type);
 
 /* Progress thread: fails every pending graph transfer (a rank failed its part of the run). */
@@ -193,6 +212,9 @@ void ds__mpi_fail_xfers(ds_mpi *m, ds_status st, const char *msg);
 
 /* ---- buffer.c ---- */
 ds__mpi_buf *ds__mpi_buf_find(ds_mpi *m, uint64_t id); /* under mu */
+/* Under mu: waits for another thread's fetch (or push receive) of buffer id; returns it still
+ * registered, or NULL. */
+ds__mpi_buf *ds__mpi_wait_other_fetch(ds_mpi *m, uint64_t id);
 /* For an attached ds_buffer: acquires (mode) / releases its host replica; no-op for memory. */
 ds_status ds__mpi_buf_acquire(ds_mpi *m, ds__mpi_buf *b, ds_access mode);
 void ds__mpi_buf_release(ds__mpi_buf *b);

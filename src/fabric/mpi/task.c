@@ -96,7 +96,9 @@ static ds_status ds__call_on_buf(ds_mpi *m, ds__mpi_buf *b, ds__mpi_entry *e, co
   if (st != DS_OK) return st;
   st = ds__call_here(m, e, args, args_len, result, cap, len, b->ptr, b->size);
   ds__mpi_buf_release(b);
-  ds__mpi_buf_written(m, b); /* the function may have written: other ranks' copies are old */
+  /* The function may have written: other ranks' copies are old (an attached buffer's release
+   * said so already, through its write hook). */
+  if (!b->dsbuf) ds__mpi_buf_written(m, b);
   return st;
 }
 

@@ -201,7 +201,10 @@ static void ds__cancel_xfer(ds__mpi_op *op) {
 static void ds__op_fail(ds_mpi *m, ds__mpi_op *op, ds_status st, const char *msg) {
   if (op->kind == DS__OP_XFER) {
     ds__cancel_xfer(op);
-    ds__mpi_xfer_done(m, op, st, msg);
+    if (op->xpush)
+      ds__mpi_op_finish(m, op, st, msg);
+    else
+      ds__mpi_xfer_done(m, op, st, msg);
     return;
   }
   if (op->kind == DS__OP_FETCH) {
@@ -233,9 +236,16 @@ static ds__mpi_op *ds__take_pending(ds_mpi *m, uint64_t id) {
 /* A graph transfer: its data moves with its own tag, no request message is needed (both
  * ranks derived it from the same graph). */
 static void ds__start_xfer(ds_mpi *m, ds__mpi_op *op) {
-  int rc = op->xsend ? MPI_Isend(op->xptr, (int)op->xlen, MPI_BYTE, op->peer, op->xtag, m->comm,
+  if (op->recv != MPI_REQUEST_NULL) { /* posted by the transfer node's worker */
+    if (op->xsend) m->peers[op->peer].last_sent_ns = ds__now_ns();
+    op->next = m->pending;
+    m->pending = op;
+    return;
+  }
+  MPI_Comm c = op->xpush ? m->push_comm : m->comm;
+  int rc = op->xsend ? MPI_Isend(op->xptr, (int)op->xlen, MPI_BYTE, op->peer, op->xtag, c,
                                  &op->recv)
-                     : MPI_Irecv(op->xptr, (int)op->xlen, MPI_BYTE, op->peer, op->xtag, m->comm,
+                     : MPI_Irecv(op->xptr, (int)op->xlen, MPI_BYTE, op->peer, op->xtag, c,
                                  &op->recv);
   if (rc != MPI_SUCCESS) {
     char msg[96];
@@ -427,6 +437,10 @@ static int ds__test_fetches(ds_mpi *m) {
     any = 1;
     char msg[96];
     snprintf(msg, sizeof msg, "MPI error %d with rank %d", rc, op->peer);
+    if (op->kind == DS__OP_XFER && op->xpush) {
+      ds__mpi_op_finish(m, op, rc == MPI_SUCCESS ? DS_OK : DS_ERR_IO, msg);
+      continue;
+    }
     if (op->kind == DS__OP_XFER) {
       ds__mpi_xfer_done(m, op, rc == MPI_SUCCESS ? DS_OK : DS_ERR_IO, msg);
       continue;
@@ -462,7 +476,7 @@ static void ds__fail_pending(ds_mpi *m, int32_t peer, uint64_t now, ds_status st
 void ds__mpi_fail_xfers(ds_mpi *m, ds_status st, const char *msg) {
   for (ds__mpi_op **pp = &m->pending; *pp;) {
     ds__mpi_op *op = *pp;
-    if (op->kind != DS__OP_XFER) {
+    if (op->kind != DS__OP_XFER || op->xpush) { /* pushes are no part of a graph run */
       pp = &op->next;
       continue;
     }
@@ -650,6 +664,13 @@ static ds_status ds__mpi_open(ds_mpi *m, const ds_mpi_options *o) {
     return ds__error(m->ctx, DS_ERR_IO, "mpi", "MPI_Comm_dup(MPI_COMM_WORLD) failed");
   }
   MPI_Comm_set_errhandler(m->comm, MPI_ERRORS_RETURN);
+  /* Pushes match by buffer id as the tag: a communicator of their own keeps those tags apart
+   * from the control, fetch and graph tags. */
+  if (MPI_Comm_dup(MPI_COMM_WORLD, &m->push_comm) != MPI_SUCCESS) {
+    m->push_comm = MPI_COMM_NULL;
+    return ds__error(m->ctx, DS_ERR_IO, "mpi", "MPI_Comm_dup(MPI_COMM_WORLD) failed");
+  }
+  MPI_Comm_set_errhandler(m->push_comm, MPI_ERRORS_RETURN);
   MPI_Comm_rank(m->comm, &m->rank);
   MPI_Comm_size(m->comm, &m->size);
   int *ub = NULL, has_ub = 0;
@@ -660,6 +681,7 @@ static ds_status ds__mpi_open(ds_mpi *m, const ds_mpi_options *o) {
 
 static void ds__mpi_close_process(ds_mpi *m) {
   if (m->comm != MPI_COMM_NULL) MPI_Comm_free(&m->comm);
+  if (m->push_comm != MPI_COMM_NULL) MPI_Comm_free(&m->push_comm);
   pthread_mutex_lock(&ds__mpi_proc_mu);
   if (m->dead_seen) ds__mpi_peer_died = 1;
   if (--ds__mpi_users == 0 && ds__mpi_we_inited && ds__mpi_finalize_wanted) {
@@ -696,7 +718,7 @@ ds_status ds_mpi_create(ds_mpi **out, ds_context *ctx, const ds_mpi_options *opt
   ds_mpi *m = ds__calloc(ctx, 1, sizeof *m);
   if (!m) return ds__error(ctx, DS_ERR_NO_MEMORY, "mpi", "no memory for the endpoint");
   m->ctx = ctx;
-  m->comm = MPI_COMM_NULL;
+  m->comm = m->push_comm = MPI_COMM_NULL;
   ds_status st = ds__mpi_sync_init(m);
   if (st != DS_OK) {
     ds__free(ctx, m);
