@@ -6,7 +6,8 @@ add_executable(deepseek-predict-eval ${CMAKE_CURRENT_SOURCE_DIR}/predict_eval.c
   ${CMAKE_CURRENT_SOURCE_DIR}/predict_eval_baselines.c
   ${CMAKE_CURRENT_SOURCE_DIR}/predict_eval_traces.c
   ${CMAKE_CURRENT_SOURCE_DIR}/predict_eval_ensemble.c
-  ${CMAKE_CURRENT_SOURCE_DIR}/predict_eval_walk.c)
+  ${CMAKE_CURRENT_SOURCE_DIR}/predict_eval_walk.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/predict_eval_models.c)
 target_link_libraries(deepseek-predict-eval PRIVATE deepseek_static ds_warnings m)
 target_include_directories(deepseek-predict-eval PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
 

@@ -4,7 +4,10 @@
  * LSTM+attention predictor (one model per trace family, trained on the training parts of all
  * its series, early-stopped on the validation parts; then fine-tuned per series) and the
  * ensemble stacked on all of them (weights fitted on the validation parts) are scored on the
- * test parts only, at horizons 1, 5 and 10 steps, on steps that hold a real measurement.
+ * test parts only, at horizons 1, 5 and 10 steps, on steps that hold a real measurement:
+ * once with every model fitted before the test split (static), once walk-forward, refitted
+ * as the test split goes by (predict_eval_walk.c). This file owns the static evaluation, the
+ * options and the printing.
  * usage: deepseek-predict-eval [options] TRACE...   (see --help) */
 #define _POSIX_C_SOURCE 200809L
 #include <deepseek.h>
@@ -15,25 +18,6 @@
 
 #include "bench_common.h"
 #include "predict_eval.h"
-
-const char *const model_names[NM] = {"last_value", "ewma",           "ar16",
-                                     "holt",       "threshold",      "lstm_attention",
-                                     "lstm_attn_ft", "ensemble"};
-const int horizons[NH] = {1, 5, 10};
-
-void acc_add(acc *a, double pred, double y, int pred_over, double thr) {
-  double e = pred - y;
-  a->ae += fabs(e);
-  a->se += e * e;
-  a->n++;
-  if (y > 1.0) a->ape += fabs(e) / y, a->nape++;
-  a->within += fabs(e) <= 5.0;
-  int over = y > thr;
-  a->tp += pred_over && over;
-  a->fp += pred_over && !over;
-  a->fn += !pred_over && over;
-  a->tn += !pred_over && !over;
-}
 
 static void print_definitions(double thr, const cfg *c) {
   printf(
@@ -74,54 +58,6 @@ static void print_definitions(double thr, const cfg *c) {
       "           with targets in the last %d steps and its rule on all past rows. "
       "lstm_attention (pooled) is not refitted.\n\n",
       thr, thr, thr, thr, c->wf_every, c->wf_history, c->wf_history, c->wf_history);
-}
-
-/* Mean absolute error of forecasts fc (one per step) at horizon h over the validation parts. */
-typedef double (*fc_fn)(const ev_series *s, size_t e, int h, const double *a, const double *b);
-
-static double fc_level(const ev_series *s, size_t e, int h, const double *a, const double *b) {
-  (void)s, (void)h, (void)b;
-  return a[e];
-}
-static double fc_holt(const ev_series *s, size_t e, int h, const double *a, const double *b) {
-  (void)s;
-  return a[e] + h * b[e];
-}
-
-void tune_range(const ev_series *ss, size_t ns, const size_t *from, const size_t *to,
-                double ewma_a[NH], double holt_ab[NH][2]) {
-  double best_e[NH], best_h[NH];
-  for (int i = 0; i < NH; i++) best_e[i] = best_h[i] = INFINITY;
-  static const double betas[] = {0.01, 0.05, 0.1, 0.2, 0.3};
-  for (int ai = 1; ai <= 9; ai++)
-    for (int bi = -1; bi < 5; bi++) {
-      double alpha = ai / 10.0, err[NH] = {0}, cnt[NH] = {0};
-      for (size_t k = 0; k < ns; k++) {
-        const ev_series *s = &ss[k];
-        double *l = malloc(to[k] * sizeof(double)), *b = malloc(to[k] * sizeof(double));
-        if (bi < 0)
-          ev_ewma(s->x, to[k], alpha, l);
-        else
-          ev_holt(s->x, to[k], alpha, betas[bi], l, b);
-        for (int hi = 0; hi < NH; hi++) {
-          int h = horizons[hi];
-          for (size_t e = from[k]; e + h < to[k]; e++) {
-            if (!s->real[e] || !s->real[e + h]) continue;
-            double f = bi < 0 ? fc_level(s, e, h, l, b) : fc_holt(s, e, h, l, b);
-            err[hi] += fabs(clamp100(f) - s->x[(e + h) * EV_F]);
-            cnt[hi]++;
-          }
-        }
-        free(l);
-        free(b);
-      }
-      for (int hi = 0; hi < NH; hi++) {
-        double m = cnt[hi] ? err[hi] / cnt[hi] : INFINITY;
-        if (bi < 0 && m < best_e[hi]) best_e[hi] = m, ewma_a[hi] = alpha;
-        if (bi >= 0 && m < best_h[hi])
-          best_h[hi] = m, holt_ab[hi][0] = alpha, holt_ab[hi][1] = betas[bi];
-      }
-    }
 }
 
 /* Grid search of EWMA alpha and Holt (alpha, beta) per horizon on the validation parts. */
@@ -218,25 +154,6 @@ static void tune_cut(ds_predictor *p, ev_series *ss, size_t ns, const cfg *c, fl
           cut[0], cut[1], cut[2]);
 }
 
-void fine_tune_range(ds_context *ctx, ds_predictor *q, const ev_series *s, size_t a, size_t b,
-                     size_t c, const cfg *c_, int epochs, int online) {
-  ds_predictor_series tr = {s->x + a * EV_F, b - a, s->real + a};
-  ds_predictor_series va = {s->x + b * EV_F, c - b, s->real + b};
-  ds_predictor_train_options to = DS_PREDICTOR_TRAIN_OPTIONS_INIT;
-  to.max_epochs = (uint32_t)epochs;
-  to.patience = online ? 1 : 2;
-  to.batch = online ? 16 : 32;
-  to.windows_per_epoch = online ? 0 : 1024;
-  to.lr = 1e-3f;
-  to.normalize = 0;
-  to.seed = c_->seed;
-  to.loss = c_->l1 ? DS_PREDICT_LOSS_ABSOLUTE : DS_PREDICT_LOSS_SQUARED;
-  if (ds_predictor_train(q, &tr, 1, &va, 1, &to, NULL) != DS_OK) {
-    fprintf(stderr, "deepseek-predict-eval: fine-tune: %s\n", ds_context_last_error(ctx));
-    exit(1);
-  }
-}
-
 /* The pooled model fine-tuned on one series' own training part (early-stopped on its own
  * validation part, normalisation kept): what online adaptation does per machine, here
  * offline so that it is scored on the same test split. */
@@ -255,38 +172,6 @@ static ds_predictor *fine_tune(ds_context *ctx, const ds_predictor *p, const ev_
   split sp = split_of(s);
   fine_tune_range(ctx, q, s, 0, sp.ntr, sp.ntr + sp.nva, c, c->ft_epochs, 0);
   return q;
-}
-
-void forecasts(const ev_series *s, size_t e, int hi, const base_fc *b, const float *v,
-               const float *vq, double f[NM]) {
-  int h = horizons[hi];
-  double cur = s->x[e * EV_F];
-  f[M_LAST] = cur;
-  f[M_EWMA] = b->le[hi][e];
-  f[M_AR] = b->ar_ok ? ev_ar_forecast(s->x, e, AR_P, b->coef, h) : cur;
-  f[M_HOLT] = b->lh[hi][e] + h * b->bh[hi][e];
-  f[M_THRESH] = cur;
-  f[M_LSTM] = v[h - 1];
-  f[M_LSTM_FT] = vq ? vq[h - 1] : v[h - 1];
-  f[M_ENS] = NAN; /* fitted after every series is seen */
-  for (int m = 0; m < M_ENS; m++) f[m] = clamp100(f[m]);
-}
-
-int model_over(int m, float cut, const double f[NM], float prob, double cur, double thr) {
-  if (m == M_THRESH) return cur > thr;
-  if (m == M_LSTM || m == M_LSTM_FT) return cut > 0 ? prob > cut : f[m] > thr;
-  return f[m] > thr;
-}
-
-void push_row(ev_rows *r, const double f[NM], double y, double cur, float prob, double t) {
-  static const int base[EV_NBASE] = {M_LAST, M_EWMA, M_AR, M_HOLT, M_LSTM, M_LSTM_FT};
-  float row[EV_ROW];
-  for (int i = 0; i < EV_NBASE; i++) row[i] = (float)f[base[i]];
-  row[EV_Y] = (float)y, row[EV_CUR] = (float)cur, row[EV_PROB] = prob, row[EV_T] = (float)t;
-  if (ev_rows_push(r, row) != 0) {
-    fprintf(stderr, "deepseek-predict-eval: out of memory\n");
-    exit(1);
-  }
 }
 
 /* Scores every model on the test part of s into res, and collects the stacking rows of its
@@ -395,7 +280,7 @@ static void evaluate_group(ds_context *ctx, ev_series *ss, size_t ns, const cfg 
     qs[k] = evaluate_series(ctx, p, &ss[k], c, ewma_a, holt_ab, cut, res, rows);
   evaluate_ensemble(rows, c, res);
   if (c->wf_every > 0 && c->ft_epochs > 0)
-    walk_forward(ctx, p, qs, ss, ns, c, cut, rows, wres);
+    walk_forward(ctx, p, qs, ss, ns, c, cut, rows, wres, NULL);
   for (size_t k = 0; k < ns; k++) ds_predictor_destroy(qs[k]);
   free(qs);
   for (int k = 0; k < 3; k++)
@@ -552,7 +437,7 @@ int main(int argc, char **argv) {
     else
       ntraces++;
   }
-  if (!ntraces) {
+  if (!ntraces || c.wf_every < 0 || c.wf_history < 1 || c.wf_epochs < 1) {
     usage();
     return 2;
   }

@@ -151,9 +151,11 @@ int model_over(int m, float cut, const double f[NM], float prob, double cur, dou
 void push_row(ev_rows *r, const double f[NM], double y, double cur, float prob, double t);
 /* The walk-forward evaluation of one trace family (predict_eval_walk.c): p is the pooled
  * model, qs[k] the fine-tuned model of series k (adapted in place), cut the LSTM overload
- * cuts, rows the static stacking rows (rows[0], rows[1]: training, validation). */
+ * cuts, rows the static stacking rows (rows[0], rows[1]: training, validation). With out not
+ * NULL, the walk-forward rows (every model's forecast per origin, EV_T the target's step
+ * relative to the series' test split) are handed over in out[NH]; the caller frees .v. */
 void walk_forward(ds_context *ctx, ds_predictor *p, ds_predictor **qs, const ev_series *ss,
                   size_t ns, const cfg *c, const float cut[NH], ev_rows rows[3][NH],
-                  acc res[NM][NH]);
+                  acc res[NM][NH], ev_rows out[NH]);
 
 #endif /* DS_PREDICT_EVAL_H */

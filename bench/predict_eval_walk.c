@@ -133,8 +133,10 @@ static void free_base(base_fc *b) {
 
 void walk_forward(ds_context *ctx, ds_predictor *p, ds_predictor **qs, const ev_series *ss,
                   size_t ns, const cfg *c, const float cut[NH], ev_rows rows[3][NH],
-                  acc res[NM][NH]) {
+                  acc res[NM][NH], ev_rows out[NH]) {
   size_t B = (size_t)c->wf_every, L = (size_t)c->wf_history, longest = 0, refits = 0;
+  size_t minl = 4 * ((size_t)c->window + KMAX); /* both parts hold a window, as in the library */
+  if (L < minl) L = minl;
   base_fc b;
   ev_rows pool[NH];
   memset(pool, 0, sizeof pool);
@@ -181,5 +183,9 @@ void walk_forward(ds_context *ctx, ds_predictor *p, ds_predictor **qs, const ev_
   }
   fprintf(stderr, "  walk-forward: blocks of %zu steps, %zu LSTM refits, %.1f s\n", B, refits,
           bench_now_s() - t_start);
-  for (int hi = 0; hi < NH; hi++) free(pool[hi].v);
+  for (int hi = 0; hi < NH; hi++)
+    if (out)
+      out[hi] = pool[hi];
+    else
+      free(pool[hi].v);
 }
