@@ -4,7 +4,10 @@
  * LSTM+attention predictor (one model per trace family, trained on the training parts of all
  * its series, early-stopped on the validation parts; then fine-tuned per series) and the
  * ensemble stacked on all of them (weights fitted on the validation parts) are scored on the
- * test parts only, at horizons 1, 5 and 10 steps, on steps that hold a real measurement.
+ * test parts only, at horizons 1, 5 and 10 steps, on steps that hold a real measurement:
+ * once with every model fitted before the test split (static), once walk-forward, refitted
+ * as the test split goes by (predict_eval_walk.c). This file owns the static evaluation, the
+ * options and the printing.
  * usage: deepseek-predict-eval [options] TRACE...   (see --help) */
 #define _POSIX_C_SOURCE 200809L
 #include <deepseek.h>
@@ -16,44 +19,7 @@
 #include "bench_common.h"
 #include "predict_eval.h"
 
-enum { M_LAST, M_EWMA, M_AR, M_HOLT, M_THRESH, M_LSTM, M_LSTM_FT, M_ENS, NM };
-static const char *model_names[NM] = {"last_value", "ewma",           "ar16",
-                                      "holt",       "threshold",      "lstm_attention",
-                                      "lstm_attn_ft", "ensemble"};
-static const int horizons[] = {1, 5, 10};
-#define NH 3
-#define KMAX 10
-#define AR_P 16
-
-typedef struct cfg {
-  int json, epochs, windows, hidden, window, layers, max_series, l1, ft_epochs;
-  double lr;
-  double step, threshold;
-  unsigned long long seed;
-} cfg;
-
-typedef struct acc {
-  double ae, se, ape;
-  size_t n, nape, within, tp, fp, fn, tn;
-} acc;
-
-static void acc_add(acc *a, double pred, double y, int pred_over, double thr) {
-  double e = pred - y;
-  a->ae += fabs(e);
-  a->se += e * e;
-  a->n++;
-  if (y > 1.0) a->ape += fabs(e) / y, a->nape++;
-  a->within += fabs(e) <= 5.0;
-  int over = y > thr;
-  a->tp += pred_over && over;
-  a->fp += pred_over && !over;
-  a->fn += !pred_over && over;
-  a->tn += !pred_over && !over;
-}
-
-static double clamp100(double v) { return v < 0 ? 0 : (v > 100 ? 100 : v); }
-
-static void print_definitions(double thr) {
+static void print_definitions(double thr, const cfg *c) {
   printf(
       "Metrics (test split only; every target step that holds a real measurement; values in "
       "CPU percentage points):\n"
@@ -78,66 +44,32 @@ static void print_definitions(double thr) {
       "           on the training and validation splits together (validation alone holds too "
       "few overloaded steps).\n"
       "Predictions are clamped to [0, 100] for every model. The threshold method predicts no "
-      "value (only overload).\n\n",
-      thr, thr, thr, thr);
-}
-
-/* Mean absolute error of forecasts fc (one per step) at horizon h over the validation parts. */
-typedef double (*fc_fn)(const ev_series *s, size_t e, int h, const double *a, const double *b);
-
-static double fc_level(const ev_series *s, size_t e, int h, const double *a, const double *b) {
-  (void)s, (void)h, (void)b;
-  return a[e];
-}
-static double fc_holt(const ev_series *s, size_t e, int h, const double *a, const double *b) {
-  (void)s;
-  return a[e] + h * b[e];
-}
-
-typedef struct split {
-  size_t ntr, nva;
-} split;
-
-static split split_of(const ev_series *s) {
-  split p = {s->n * 70 / 100, s->n * 15 / 100};
-  return p;
+      "value (only overload).\n"
+      "static: every model is fitted once, before the test split (train and validation "
+      "splits only), and kept for the whole test split.\n"
+      "walk_forward (rolling origin): the test split is cut into blocks of %d steps; before "
+      "each block, on data strictly before it,\n"
+      "           lstm_attn_ft is fine-tuned again on the last %d steps (newest 25%% for early "
+      "stopping, kept only if better, as the\n"
+      "           library's online adaptation does) and its overload cut re-chosen, ar16 is "
+      "refitted on the whole past, ewma alpha and\n"
+      "           holt (alpha, beta) are re-chosen per series on the last %d steps, the "
+      "ensemble's weights are refitted on the rows\n"
+      "           with targets in the last %d steps and its rule on all past rows. "
+      "lstm_attention (pooled) is not refitted.\n\n",
+      thr, thr, thr, thr, c->wf_every, c->wf_history, c->wf_history, c->wf_history);
 }
 
 /* Grid search of EWMA alpha and Holt (alpha, beta) per horizon on the validation parts. */
 static void tune(ev_series *ss, size_t ns, double ewma_a[NH], double holt_ab[NH][2]) {
-  double best_e[NH], best_h[NH];
-  for (int i = 0; i < NH; i++) best_e[i] = best_h[i] = INFINITY;
-  static const double betas[] = {0.01, 0.05, 0.1, 0.2, 0.3};
-  for (int ai = 1; ai <= 9; ai++)
-    for (int bi = -1; bi < 5; bi++) {
-      double alpha = ai / 10.0, err[NH] = {0}, cnt[NH] = {0};
-      for (size_t k = 0; k < ns; k++) {
-        ev_series *s = &ss[k];
-        split sp = split_of(s);
-        double *l = malloc(s->n * sizeof(double)), *b = malloc(s->n * sizeof(double));
-        if (bi < 0)
-          ev_ewma(s->x, s->n, alpha, l);
-        else
-          ev_holt(s->x, s->n, alpha, betas[bi], l, b);
-        for (int hi = 0; hi < NH; hi++) {
-          int h = horizons[hi];
-          for (size_t e = sp.ntr; e + h < sp.ntr + sp.nva; e++) {
-            if (!s->real[e] || !s->real[e + h]) continue;
-            double f = bi < 0 ? fc_level(s, e, h, l, b) : fc_holt(s, e, h, l, b);
-            err[hi] += fabs(clamp100(f) - s->x[(e + h) * EV_F]);
-            cnt[hi]++;
-          }
-        }
-        free(l);
-        free(b);
-      }
-      for (int hi = 0; hi < NH; hi++) {
-        double m = cnt[hi] ? err[hi] / cnt[hi] : INFINITY;
-        if (bi < 0 && m < best_e[hi]) best_e[hi] = m, ewma_a[hi] = alpha;
-        if (bi >= 0 && m < best_h[hi])
-          best_h[hi] = m, holt_ab[hi][0] = alpha, holt_ab[hi][1] = betas[bi];
-      }
-    }
+  size_t *from = malloc(ns * sizeof(size_t)), *to = malloc(ns * sizeof(size_t));
+  for (size_t k = 0; k < ns; k++) {
+    split sp = split_of(&ss[k]);
+    from[k] = sp.ntr, to[k] = sp.ntr + sp.nva;
+  }
+  tune_range(ss, ns, from, to, ewma_a, holt_ab);
+  free(from);
+  free(to);
 }
 
 static ds_predictor *train_lstm(ds_context *ctx, ev_series *ss, size_t ns, const cfg *c) {
@@ -238,63 +170,16 @@ static ds_predictor *fine_tune(ds_context *ctx, const ds_predictor *p, const ev_
   }
   free(buf);
   split sp = split_of(s);
-  ds_predictor_series tr = {s->x, sp.ntr, s->real};
-  ds_predictor_series va = {s->x + sp.ntr * EV_F, sp.nva, s->real + sp.ntr};
-  ds_predictor_train_options to = DS_PREDICTOR_TRAIN_OPTIONS_INIT;
-  to.max_epochs = (uint32_t)c->ft_epochs;
-  to.patience = 2;
-  to.windows_per_epoch = 1024;
-  to.lr = 1e-3f;
-  to.normalize = 0;
-  to.seed = c->seed;
-  to.loss = c->l1 ? DS_PREDICT_LOSS_ABSOLUTE : DS_PREDICT_LOSS_SQUARED;
-  if (ds_predictor_train(q, &tr, 1, &va, 1, &to, NULL) != DS_OK) {
-    fprintf(stderr, "deepseek-predict-eval: fine-tune: %s\n", ds_context_last_error(ctx));
-    exit(1);
-  }
+  fine_tune_range(ctx, q, s, 0, sp.ntr, sp.ntr + sp.nva, c, c->ft_epochs, 0);
   return q;
 }
 
-/* The baselines' per-series state, and the clamped forecasts of every model for step e of
- * series s at horizon index hi into f[M_*]; v and vq are the pooled and fine-tuned models'
- * values at e (vq NULL: no fine-tune, the pooled model stands in). */
-typedef struct base_fc {
-  double *le[NH], *lh[NH], *bh[NH], coef[AR_P + 1];
-  int ar_ok;
-} base_fc;
-
-static void forecasts(const ev_series *s, size_t e, int hi, const base_fc *b, const float *v,
-                      const float *vq, double f[NM]) {
-  int h = horizons[hi];
-  double cur = s->x[e * EV_F];
-  f[M_LAST] = cur;
-  f[M_EWMA] = b->le[hi][e];
-  f[M_AR] = b->ar_ok ? ev_ar_forecast(s->x, e, AR_P, b->coef, h) : cur;
-  f[M_HOLT] = b->lh[hi][e] + h * b->bh[hi][e];
-  f[M_THRESH] = cur;
-  f[M_LSTM] = v[h - 1];
-  f[M_LSTM_FT] = vq ? vq[h - 1] : v[h - 1];
-  f[M_ENS] = NAN; /* fitted after every series is seen */
-  for (int m = 0; m < M_ENS; m++) f[m] = clamp100(f[m]);
-}
-
-/* One stacking row: the base forecasts the ensemble weighs, the actual, current, probability. */
-static void push_row(ev_rows *r, const double f[NM], double y, double cur, float prob) {
-  static const int base[EV_NBASE] = {M_LAST, M_EWMA, M_AR, M_HOLT, M_LSTM, M_LSTM_FT};
-  float row[EV_ROW];
-  for (int i = 0; i < EV_NBASE; i++) row[i] = (float)f[base[i]];
-  row[EV_Y] = (float)y, row[EV_CUR] = (float)cur, row[EV_PROB] = prob;
-  if (ev_rows_push(r, row) != 0) {
-    fprintf(stderr, "deepseek-predict-eval: out of memory\n");
-    exit(1);
-  }
-}
-
 /* Scores every model on the test part of s into res, and collects the stacking rows of its
- * training, validation and test parts (rows[0..2]; a row's target lies in its step's part). */
-static void evaluate_series(ds_context *ctx, ds_predictor *p, const ev_series *s, const cfg *c,
-                            const double ewma_a[NH], double holt_ab[NH][2], const float cut[NH],
-                            acc res[NM][NH], ev_rows rows[3][NH]) {
+ * training, validation and test parts (rows[0..2]; a row's target lies in its step's part).
+ * Returns the series' fine-tuned model (NULL with --ft-epochs 0); the caller destroys it. */
+static ds_predictor *evaluate_series(ds_context *ctx, ds_predictor *p, const ev_series *s,
+                                     const cfg *c, const double ewma_a[NH], double holt_ab[NH][2],
+                                     const float cut[NH], acc res[NM][NH], ev_rows rows[3][NH]) {
   split sp = split_of(s);
   size_t vend = sp.ntr + sp.nva;
   base_fc b;
@@ -322,19 +207,17 @@ static void evaluate_series(ds_context *ctx, ds_predictor *p, const ev_series *s
       if (!s->real[e + h] || e + (size_t)h >= pend) continue;
       double y = s->x[(e + h) * EV_F], f[NM];
       forecasts(s, e, hi, &b, v, vft, f);
-      push_row(&rows[part][hi], f, y, cur, prob[h - 1]);
+      push_row(&rows[part][hi], f, y, cur, prob[h - 1], (double)(e + h) - (double)vend);
       if (part < 2) continue;
       for (int m = 0; m < M_ENS; m++) {
         if (m == M_LSTM_FT && !q) continue;
-        const float *prm = m == M_LSTM ? pr : prq;
-        int over = m >= M_LSTM ? (cut[hi] > 0 ? prm[h - 1] > cut[hi] : f[m] > thr)
-                               : (m == M_THRESH ? cur > thr : f[m] > thr);
-        acc_add(&res[m][hi], f[m], y, over, thr);
+        float prm = m == M_LSTM ? pr[h - 1] : prq[h - 1];
+        acc_add(&res[m][hi], f[m], y, model_over(m, cut[hi], f, prm, cur, thr), thr);
       }
     }
   }
   for (int hi = 0; hi < NH; hi++) free(b.le[hi]), free(b.lh[hi]), free(b.bh[hi]);
-  ds_predictor_destroy(q);
+  return q;
 }
 
 /* Fits the ensemble per horizon (weights on the validation rows, overload rule on the
@@ -376,8 +259,9 @@ static void evaluate_ensemble(ev_rows rows[3][NH], const cfg *c, acc res[NM][NH]
   }
 }
 
+/* Static evaluation into res and, when enabled, the walk-forward one into wres. */
 static void evaluate_group(ds_context *ctx, ev_series *ss, size_t ns, const cfg *c,
-                           acc res[NM][NH]) {
+                           acc res[NM][NH], acc wres[NM][NH]) {
   double ewma_a[NH], holt_ab[NH][2];
   tune(ss, ns, ewma_a, holt_ab);
   fprintf(stderr,
@@ -390,9 +274,15 @@ static void evaluate_group(ds_context *ctx, ev_series *ss, size_t ns, const cfg 
   tune_cut(p, ss, ns, c, cut);
   ev_rows rows[3][NH];
   memset(rows, 0, sizeof rows);
+  ds_predictor **qs = calloc(ns, sizeof *qs);
+  if (!qs) exit(1);
   for (size_t k = 0; k < ns; k++)
-    evaluate_series(ctx, p, &ss[k], c, ewma_a, holt_ab, cut, res, rows);
+    qs[k] = evaluate_series(ctx, p, &ss[k], c, ewma_a, holt_ab, cut, res, rows);
   evaluate_ensemble(rows, c, res);
+  if (c->wf_every > 0 && c->ft_epochs > 0)
+    walk_forward(ctx, p, qs, ss, ns, c, cut, rows, wres, NULL);
+  for (size_t k = 0; k < ns; k++) ds_predictor_destroy(qs[k]);
+  free(qs);
   for (int k = 0; k < 3; k++)
     for (int hi = 0; hi < NH; hi++) free(rows[k][hi].v);
   ds_predictor_destroy(p);
@@ -411,7 +301,9 @@ static void jnum(const char *k, double v, int last) {
     printf("\"%s\":null%s", k, last ? "" : ",");
 }
 
-static void print_rows(const char *trace, acc res[NM][NH], const cfg *c, size_t nseries) {
+static void print_rows(const char *trace, const char *eval, acc res[NM][NH], const cfg *c,
+                       size_t nseries) {
+  if (!c->json) printf("%s evaluation:\n", eval);
   if (!c->json)
     printf("%-10s %-15s %3s %8s %8s %8s %8s %9s %7s %7s %7s %8s\n", "trace", "model", "h", "mae",
            "rmse", "mape%", "within5%", "precision", "recall", "f1", "acc%", "n");
@@ -427,8 +319,8 @@ static void print_rows(const char *trace, acc res[NM][NH], const cfg *c, size_t 
       double w5 = val ? 100.0 * (double)a->within / n : NAN;
       double accu = 100.0 * (double)(a->tp + a->tn) / n;
       if (c->json) {
-        printf("{\"trace\":\"%s\",\"series\":%zu,\"model\":\"%s\",\"horizon\":%d,", trace, nseries,
-               model_names[m], horizons[hi]);
+        printf("{\"trace\":\"%s\",\"eval\":\"%s\",\"series\":%zu,\"model\":\"%s\",\"horizon\":%d,",
+               trace, eval, nseries, model_names[m], horizons[hi]);
         jnum("mae", mae, 0), jnum("rmse", rmse, 0), jnum("mape", mape, 0);
         jnum("within5", w5, 0), jnum("precision", P, 0), jnum("recall", R, 0);
         jnum("f1", F, 0), jnum("accuracy", accu, 0), jnum("n", n, 1);
@@ -463,12 +355,12 @@ static void claim_line(acc res[NM][NH], int m, int hi) {
 }
 
 /* The seed's "92.3% accuracy, 37% better than the threshold method": the honest readings. */
-static void print_claim(const char *trace, acc res[NM][NH], const cfg *c) {
+static void print_claim(const char *trace, const char *eval, acc res[NM][NH], const cfg *c) {
   if (c->json) return;
   printf(
       "\nSeed claim \"92.3%% accuracy, 37%% better than the threshold method\" on %s, "
-      "our figures (test split):\n",
-      trace);
+      "our figures (test split, %s evaluation):\n",
+      trace, eval);
   static const int ours[] = {M_LSTM, M_ENS};
   for (int k = 0; k < 2; k++)
     for (int hi = 0; hi < NH; hi++)
@@ -484,16 +376,20 @@ static void usage(void) {
   fprintf(stderr,
           "usage: deepseek-predict-eval [--json] [--epochs N] [--windows N] [--hidden H] "
           "[--window W] [--layers L] [--lr LR] [--loss sq|abs] [--step SECONDS] [--max-series N] "
-          "[--threshold PCT] [--ft-epochs N] [--seed S] TRACE...\n"
+          "[--threshold PCT] [--ft-epochs N] [--seed S] [--wf-every N] [--wf-history N] "
+          "[--wf-epochs N] [--quick] TRACE...\n"
           "  TRACE: Bitbrains VM CSV files and/or Alibaba machine_usage.csv (format detected)\n"
           "  defaults: at most 20 epochs of 4096 windows (early stopping, patience 3), H=32, W=32, "
           "1 layer, step 300 s (Bitbrains) / "
           "60 s (Alibaba), all series, threshold 80, lr 3e-3, loss abs (the goal metric is MAE),\n"
-          "  per-series fine-tune (lstm_attn_ft) at most 5 epochs of 1024 windows (0: none)\n");
+          "  per-series fine-tune (lstm_attn_ft) at most 5 epochs of 1024 windows (0: none)\n"
+          "  walk-forward: refit every 240 steps (0: no walk-forward table) on the last 2048 "
+          "steps, fine-tune at most 2 epochs\n"
+          "  --quick: at most 4 series per family and 8 epochs (for iteration, not for figures)\n");
 }
 
 int main(int argc, char **argv) {
-  cfg c = {0, 20, 4096, 32, 32, 1, 0, 1, 5, 3e-3, 0, 80, 1};
+  cfg c = {0, 20, 4096, 32, 32, 1, 0, 1, 5, 3e-3, 0, 80, 1, 240, 2048, 2};
   ev_series *ss = NULL;
   size_t ns = 0;
   int ntraces = 0;
@@ -523,6 +419,14 @@ int main(int argc, char **argv) {
       c.max_series = atoi(argv[++i]);
     else if (!strcmp(a, "--threshold") && more)
       c.threshold = atof(argv[++i]);
+    else if (!strcmp(a, "--wf-every") && more)
+      c.wf_every = atoi(argv[++i]);
+    else if (!strcmp(a, "--wf-history") && more)
+      c.wf_history = atoi(argv[++i]);
+    else if (!strcmp(a, "--wf-epochs") && more)
+      c.wf_epochs = atoi(argv[++i]);
+    else if (!strcmp(a, "--quick"))
+      c.max_series = 4, c.epochs = 8;
     else if (!strcmp(a, "--seed") && more)
       c.seed = strtoull(argv[++i], NULL, 10);
     else if (a[0] == '-') {
@@ -533,7 +437,7 @@ int main(int argc, char **argv) {
     else
       ntraces++;
   }
-  if (!ntraces) {
+  if (!ntraces || c.wf_every < 0 || c.wf_history < 1 || c.wf_epochs < 1) {
     usage();
     return 2;
   }
@@ -544,7 +448,7 @@ int main(int argc, char **argv) {
   co.nparams = 2;
   ds_context *ctx = NULL;
   if (ds_context_create(&ctx, &co) != DS_OK) return 1;
-  if (!c.json) print_definitions(c.threshold);
+  if (!c.json) print_definitions(c.threshold, &c);
   for (int g = 0; g < EV_NGROUPS; g++) {
     ev_series *gs = malloc((ns ? ns : 1) * sizeof *gs);
     size_t n = 0, steps = 0;
@@ -556,11 +460,16 @@ int main(int argc, char **argv) {
       fprintf(stderr, "%s: %zu series, %zu steps; features: %s%s\n", ev_group_name(g), n, steps,
               ev_feature_names(g),
               EV_NDERIVED ? "; derived from cpu: EWMA a=0.1, EWMA a=0.02, max of 10 steps" : "");
-      acc res[NM][NH];
+      acc res[NM][NH], wres[NM][NH];
       memset(res, 0, sizeof res);
-      evaluate_group(ctx, gs, n, &c, res);
-      print_rows(ev_group_name(g), res, &c, n);
-      print_claim(ev_group_name(g), res, &c);
+      memset(wres, 0, sizeof wres);
+      evaluate_group(ctx, gs, n, &c, res, wres);
+      print_rows(ev_group_name(g), "static", res, &c, n);
+      print_claim(ev_group_name(g), "static", res, &c);
+      if (wres[M_LAST][0].n) {
+        print_rows(ev_group_name(g), "walk_forward", wres, &c, n);
+        print_claim(ev_group_name(g), "walk_forward", wres, &c);
+      }
     }
     free(gs);
   }

@@ -55,8 +55,10 @@ int ev_solve(double *a, double *b, int m);
 
 /* The stacked forecaster (predict_eval_ensemble.c). A row holds the base forecasts for one
  * step and horizon (last value, EWMA, AR, Holt, LSTM, fine-tuned LSTM), the actual value, the
- * current value and the model's overload probability. */
-enum { EV_NBASE = 6, EV_Y = EV_NBASE, EV_CUR, EV_PROB, EV_ROW };
+ * current value, the model's overload probability and the target's step (EV_T). */
+enum { EV_NBASE = 6, EV_Y = EV_NBASE, EV_CUR, EV_PROB, EV_T, EV_ROW };
+/* EV_T: the target's step relative to the first test step of its series (negative before the
+ * test split), so that the walk-forward refits can select the rows whose targets are past. */
 enum {
   EV_RULE_VALUE,
   EV_RULE_PROB,
@@ -86,5 +88,74 @@ int ev_ens_fit(ev_ensemble *m, const ev_rows *val, const ev_rows *train, double 
 /* The stacked forecast clamped to [0, 100], and the overload decision, for one row. */
 double ev_ens_value(const ev_ensemble *m, const float *row);
 int ev_ens_over(const ev_ensemble *m, const float *row, double thr);
+
+/* ---- the evaluation driver: predict_eval.c (static), predict_eval_walk.c (walk-forward) ---- */
+#include <deepseek.h>
+
+enum { M_LAST, M_EWMA, M_AR, M_HOLT, M_THRESH, M_LSTM, M_LSTM_FT, M_ENS, NM };
+extern const char *const model_names[NM];
+extern const int horizons[];
+#define NH 3
+#define KMAX 10
+#define AR_P 16
+
+typedef struct cfg {
+  int json, epochs, windows, hidden, window, layers, max_series, l1, ft_epochs;
+  double lr;
+  double step, threshold;
+  unsigned long long seed;
+  int wf_every, wf_history, wf_epochs; /* walk-forward: refit interval and history (steps) */
+} cfg;
+
+typedef struct acc {
+  double ae, se, ape;
+  size_t n, nape, within, tp, fp, fn, tn;
+} acc;
+
+typedef struct split {
+  size_t ntr, nva;
+} split;
+
+static inline double clamp100(double v) { return v < 0 ? 0 : (v > 100 ? 100 : v); }
+static inline split split_of(const ev_series *s) {
+  split p = {s->n * 70 / 100, s->n * 15 / 100};
+  return p;
+}
+
+/* The baselines' per-series state: levels for every step (EWMA and Holt per horizon index,
+ * with the parameters chosen for that horizon) and the AR coefficients. */
+typedef struct base_fc {
+  double *le[NH], *lh[NH], *bh[NH], coef[AR_P + 1];
+  int ar_ok;
+} base_fc;
+
+void acc_add(acc *a, double pred, double y, int pred_over, double thr);
+/* Grid search of EWMA alpha and Holt (alpha, beta) per horizon: the lowest MAE over the
+ * forecasts of series ss[k] whose origin and target lie in [from[k], to[k]). */
+void tune_range(const ev_series *ss, size_t ns, const size_t *from, const size_t *to,
+                double ewma_a[NH], double holt_ab[NH][2]);
+/* Fine-tunes q in place on s's steps [a, b) (training) and [b, c) (early stopping); q keeps
+ * its weights when no epoch lowers the validation loss. online 1: the settings of the
+ * library's online adaptation (every window once, batch 16, patience 1), else 1024 windows
+ * per epoch, batch 32, patience 2. Exits on error. */
+void fine_tune_range(ds_context *ctx, ds_predictor *q, const ev_series *s, size_t a, size_t b,
+                     size_t c, const cfg *c_, int epochs, int online);
+/* The clamped forecasts of every model for origin e of s at horizon index hi into f[M_*];
+ * v and vq are the pooled and fine-tuned models' values at e (vq NULL: the pooled stands in). */
+void forecasts(const ev_series *s, size_t e, int hi, const base_fc *b, const float *v,
+               const float *vq, double f[NM]);
+/* Model m's overload decision (m < M_ENS): the threshold method's rule, the LSTM's cut on its
+ * probability (cut 0: its forecast above thr), or the point forecast above thr. */
+int model_over(int m, float cut, const double f[NM], float prob, double cur, double thr);
+/* Appends one stacking row (the base forecasts, actual, current, probability, target step). */
+void push_row(ev_rows *r, const double f[NM], double y, double cur, float prob, double t);
+/* The walk-forward evaluation of one trace family (predict_eval_walk.c): p is the pooled
+ * model, qs[k] the fine-tuned model of series k (adapted in place), cut the LSTM overload
+ * cuts, rows the static stacking rows (rows[0], rows[1]: training, validation). With out not
+ * NULL, the walk-forward rows (every model's forecast per origin, EV_T the target's step
+ * relative to the series' test split) are handed over in out[NH]; the caller frees .v. */
+void walk_forward(ds_context *ctx, ds_predictor *p, ds_predictor **qs, const ev_series *ss,
+                  size_t ns, const cfg *c, const float cut[NH], ev_rows rows[3][NH],
+                  acc res[NM][NH], ev_rows out[NH]);
 
 #endif /* DS_PREDICT_EVAL_H */

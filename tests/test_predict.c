@@ -14,22 +14,26 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "test_util.h"
 #include "predict/predict_internal.h"
 #include "predict/train_internal.h"
 
-static ds_context *new_ctx(int64_t online_interval) {
+static ds_context *new_ctx_loss(int64_t online_interval, int64_t online_loss) {
   ds_context_options o = DS_CONTEXT_OPTIONS_INIT;
   o.flags = DS_CONTEXT_NO_ENV;
   ds_param_value pv[] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0},
                          {DS_PARAM_STATS_FILE, 0, 0},
                          {DS_PARAM_PREDICT_ONLINE_INTERVAL, 0, online_interval},
-                         {DS_PARAM_PREDICT_ONLINE_HISTORY, 0, 160}};
+                         {DS_PARAM_PREDICT_ONLINE_HISTORY, 0, 160},
+                         {DS_PARAM_PREDICT_ONLINE_LOSS, 0, online_loss}};
   o.params = pv;
-  o.nparams = 4;
+  o.nparams = 5;
   ds_context *ctx = NULL;
   assert_int_equal(ds_context_create(&ctx, &o), DS_OK);
   return ctx;
 }
+
+static ds_context *new_ctx(int64_t online_interval) { return new_ctx_loss(online_interval, 0); }
 
 static ds_predictor_options shape(uint32_t F, uint32_t W, uint32_t H, uint32_t L, uint32_t K) {
   ds_predictor_options o = DS_PREDICTOR_OPTIONS_INIT;
@@ -403,9 +407,13 @@ static void test_observe_and_predict(void **state) {
   ds_context_destroy(ctx);
 }
 
+/* Online adaptation with each value loss (the state is DS_PARAM_PREDICT_ONLINE_LOSS). */
 static void test_online_adaptation_runs_at_low_priority(void **state) {
-  (void)state;
-  ds_context *ctx = new_ctx(100);
+  int64_t loss = state && *state ? *(int64_t *)*state : 0;
+  ds_context *ctx = new_ctx_loss(100, loss);
+  int64_t got = -1;
+  assert_int_equal(ds_context_get_param(ctx, DS_PARAM_PREDICT_ONLINE_LOSS, &got), DS_OK);
+  assert_int_equal(got, loss);
   ds_predictor *p = NULL;
   ds_predictor_options o = shape(2, 8, 8, 1, 2);
   assert_int_equal(ds_predictor_create(&p, ctx, &o), DS_OK);
@@ -484,6 +492,28 @@ static void test_real_trace_smoke(void **state) {
   ds_context_destroy(ctx);
 }
 
+/* DS_PARAM_PREDICT_ONLINE_LOSS: 0 or 1 only, and its names in a config file. */
+static void test_online_loss_param(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx(0);
+  int64_t v = -1;
+  assert_int_equal(ds_context_get_param(ctx, DS_PARAM_PREDICT_ONLINE_LOSS, &v), DS_OK);
+  assert_int_equal(v, 0);
+  assert_int_equal(ds_context_set_param(ctx, DS_PARAM_PREDICT_ONLINE_LOSS, 2), DS_ERR_INVALID_ARG);
+  const char *path = ds_test_path("test_predict_loss.conf");
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs("predict_online_loss = absolute\n", f);
+  fclose(f);
+  assert_int_equal(ds_context_load_config(ctx, path), DS_OK);
+  assert_int_equal(ds_context_get_param(ctx, DS_PARAM_PREDICT_ONLINE_LOSS, &v), DS_OK);
+  assert_int_equal(v, DS_PREDICT_LOSS_ABSOLUTE);
+  remove(path);
+  ds_context_destroy(ctx);
+}
+
+static int64_t absolute_loss = DS_PREDICT_LOSS_ABSOLUTE;
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_options_and_abi),
@@ -495,6 +525,8 @@ int main(void) {
       cmocka_unit_test(test_model_file_round_trip_and_damage),
       cmocka_unit_test(test_observe_and_predict),
       cmocka_unit_test(test_online_adaptation_runs_at_low_priority),
+      cmocka_unit_test_prestate(test_online_adaptation_runs_at_low_priority, &absolute_loss),
+      cmocka_unit_test(test_online_loss_param),
       cmocka_unit_test(test_real_trace_smoke),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

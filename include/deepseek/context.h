@@ -173,6 +173,11 @@ typedef enum ds_param {
   DS_PARAM_PREDICT_ONLINE_HISTORY = 401,
   /** Load predictor: most epochs over that history per online fine-tune (1..100). Default 2. */
   DS_PARAM_PREDICT_ONLINE_EPOCHS = 402,
+  /** Load predictor: the value loss of online fine-tunes, as ds_predictor_train_options.loss
+   *  (0 "squared", 1 "absolute": train for the median, the MAE-optimal forecast; the
+   *  evaluation tool's walk-forward table fine-tunes with the same procedure and absolute
+   *  loss). Read when a predictor is created or loaded. Default 0. */
+  DS_PARAM_PREDICT_ONLINE_LOSS = 403,
   /** Compute fabric: enumerate OpenCL devices (0 off, 1 on). Read when the fabric is first used
    *  on a context. Default 1. */
   DS_PARAM_FABRIC_OPENCL = 500,

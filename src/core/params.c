@@ -15,6 +15,7 @@ static const char *const ds__cache_policy_names[] = {"lruk+",    "lru",   "lru2"
 static const char *const ds__cache_codec_names[] = {"lz4", "zstd", "none", NULL};
 static const char *const ds__cache_durability_names[] = {"every_put", "batched", NULL};
 static const char *const ds__cache_verify_names[] = {"header", "first", "always", NULL};
+static const char *const ds__predict_loss_names[] = {"squared", "absolute", NULL};
 
 static const char *const ds__precision_isa_names[] = {"auto", "scalar", "avx2", "avx512", NULL};
 
@@ -58,6 +59,7 @@ static const ds__param_def ds__params[] = {
     {DS_PARAM_PREDICT_ONLINE_INTERVAL, "predict_online_interval", 0, 1000000, 0, 0, NULL},
     {DS_PARAM_PREDICT_ONLINE_HISTORY, "predict_online_history", 16, 1048576, 2048, 0, NULL},
     {DS_PARAM_PREDICT_ONLINE_EPOCHS, "predict_online_epochs", 1, 100, 2, 0, NULL},
+    {DS_PARAM_PREDICT_ONLINE_LOSS, "predict_online_loss", 0, 1, 0, 0, ds__predict_loss_names},
     {DS_PARAM_FABRIC_OPENCL, "fabric_opencl", 0, 1, 1, 0, NULL},
     {DS_PARAM_FABRIC_ZERO_COPY, "fabric_zero_copy", 0, 1, 1, 0, NULL},
     {DS_PARAM_FABRIC_CUDA, "fabric_cuda", 0, 1, 1, 0, NULL},

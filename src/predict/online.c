@@ -10,7 +10,7 @@
 #include "train_internal.h"
 
 struct ds__pred_online {
-  uint32_t interval, history, epochs;
+  uint32_t interval, history, epochs, loss;
   float *hist;   /* [history][F] ring of raw samples */
   float *rows;   /* [history][F] oldest-first snapshot the task trains on */
   float *shadow; /* weights being fine-tuned */
@@ -34,6 +34,7 @@ ds_status ds__pred_online_create(ds_predictor *p) {
   on->history = (uint32_t)(hist < minh ? minh : hist);
   on->interval = interval;
   on->epochs = (uint32_t)ds__param(ctx, DS_PARAM_PREDICT_ONLINE_EPOCHS);
+  on->loss = (uint32_t)ds__param(ctx, DS_PARAM_PREDICT_ONLINE_LOSS);
   on->hist = ds__calloc(ctx, (size_t)on->history * F, sizeof(float));
   on->rows = ds__alloc(ctx, (size_t)on->history * F * sizeof(float));
   on->shadow = ds__alloc(ctx, p->lay.total * sizeof(float));
@@ -86,6 +87,7 @@ static int ds__pred_online_fit(ds_predictor *p, struct ds__pred_online *on) {
   to.lr = 1e-3f;
   to.windows_per_epoch = 0;
   to.seed = on->runs + 1;
+  to.loss = on->loss;
   ds__pred_data dtr, dva;
   ds__pred_opt s;
   double before = 0;
