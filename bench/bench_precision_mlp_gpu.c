@@ -129,13 +129,12 @@ static void net_free(gnet *n) {
  * elementwise calls; the gradient buffer receives -lr m (in the gradient's dtype: for mixed
  * the update, not the master, is rounded to bf16), then the master adds it and the bf16
  * working copy is refreshed from the master. */
-static void sgd(gnet *n, ds_tensor *w, ds_tensor *m, ds_tensor *work, ds_tensor *g) {
+static void sgd(ds_tensor *w, ds_tensor *m, ds_tensor *work, ds_tensor *g) {
   ok(ds_elementwise_tensor(ctx, DS_EW_SCALE, m, m, NULL, mu), "m *= mu");
   ok(ds_elementwise_tensor(ctx, DS_EW_ADD, m, m, g, 0.0f), "m += g");
   ok(ds_elementwise_tensor(ctx, DS_EW_SCALE, g, m, NULL, -lr), "g = -lr m");
   ok(ds_elementwise_tensor(ctx, DS_EW_ADD, w, w, g, 0.0f), "w += g");
   if (work->data != w->data) ok(ds_precision_convert_tensor(ctx, work, w), "refresh working");
-  (void)n;
 }
 
 static float net_step(gnet *n) {
@@ -156,8 +155,8 @@ static float net_step(gnet *n) {
     ok(ds_gemm(ctx, &dw, &dz, &n->h[l], DS_GEMM_TRANS_A, 1.0f, 0.0f), "gemm dW");
     ds_tensor dh = l > 0 ? t2(n->g[l & 1].data, n->act, B, in) : dz;
     if (l > 0) ok(ds_gemm(ctx, &dh, &dz, &n->work[l], 0, 1.0f, 0.0f), "gemm dh");
-    sgd(n, &n->master[l], &n->mom[l], &n->work[l], &dw);
-    sgd(n, &n->bias[l], &n->bmom[l], &n->bias[l], &db);
+    sgd(&n->master[l], &n->mom[l], &n->work[l], &dw);
+    sgd(&n->bias[l], &n->bmom[l], &n->bias[l], &db);
     dz = dh;
   }
   return loss;
@@ -167,7 +166,10 @@ static float net_step(gnet *n) {
 static void time_nets(gnet **nets, double *ms, float *first, float *last) {
   double *t = malloc(sizeof(double) * 2 * (size_t)reps);
   if (!t) exit(1);
-  for (int k = 0; k < 2; k++) first[k] = net_step(nets[k]), net_step(nets[k]);
+  for (int k = 0; k < 2; k++) { /* two warm-up steps (cuBLAS heuristics, lazy handles) */
+    first[k] = net_step(nets[k]);
+    net_step(nets[k]);
+  }
   for (int r = 0; r < reps; r++)
     for (int k = 0; k < 2; k++) {
       cudaDeviceSynchronize();
