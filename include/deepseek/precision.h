@@ -521,8 +521,8 @@ DS_API ds_status ds_optimizer_master(ds_optimizer *o, const char *name, float **
 /** Copies the fp32 master of @p name (its n elements, exact for every layout) into @p dst.
  *  @return DS_OK; DS_ERR_NOT_FOUND; DS_ERR_INVALID_ARG. */
 DS_API ds_status ds_optimizer_master_read(ds_optimizer *o, const char *name, float *dst);
-/** One update of @p name from its fp32 gradient @p grad (n elements, already unscaled), then
- *  the working copy is refreshed. Same as ds_optimizer_step_scaled(o, name, grad,
+/** One update of @p name from its fp32 gradient @p grad (n elements, already unscaled, not
+ *  overlapping the optimiser's arrays), then the working copy is refreshed. Same as ds_optimizer_step_scaled(o, name, grad,
  *  DS_DTYPE_F32, 1). @return DS_OK; DS_ERR_NOT_FOUND; DS_ERR_INVALID_ARG. */
 DS_API ds_status ds_optimizer_step(ds_optimizer *o, const char *name, const float *grad);
 /** One update of @p name from @p grad / @p grad_scale, @p grad being n elements of

@@ -206,27 +206,33 @@ ds_status ds_optimizer_master_read(ds_optimizer *o, const char *name, float *dst
   return DS_OK;
 }
 
-/* The torch update rules over one block (fp32 math, as before the state could be bf16). */
-static void sgd_block(const ds_optimizer_options *o, uint64_t steps, float *w, float *m,
-                      const float *g, size_t c) {
+/* The torch update rules over one block (fp32 math whatever the storage). The options are
+ * copied into locals and the arrays are restrict so the loops vectorise (stores through w
+ * could otherwise alias the options). */
+static void sgd_block(const ds_optimizer_options *o, uint64_t steps, float *restrict w,
+                      float *restrict m, const float *restrict g, size_t c) {
+  const float wd = o->weight_decay, mu = o->momentum, lr = o->lr;
+  const int first = steps == 0, use_m = mu > 0.0f;
   for (size_t i = 0; i < c; i++) {
-    float d = g[i] + o->weight_decay * w[i];
-    float buf = steps == 0 ? d : o->momentum * m[i] + d; /* torch: first buf = grad */
+    float d = g[i] + wd * w[i];
+    float buf = first ? d : mu * m[i] + d; /* torch: first buf = grad */
     m[i] = buf;
-    w[i] -= o->lr * (o->momentum > 0.0f ? buf : d);
+    w[i] -= lr * (use_m ? buf : d);
   }
 }
 
-static void adamw_block(const ds_optimizer_options *o, uint64_t steps, float *w, float *m,
-                        float *v, const float *g, size_t c) {
+static void adamw_block(const ds_optimizer_options *o, uint64_t steps, float *restrict w,
+                        float *restrict m, float *restrict v, const float *restrict g,
+                        size_t c) {
   double t = (double)(steps + 1);
-  float c1 = (float)(1.0 - pow(o->beta1, t)), c2 = (float)(1.0 - pow(o->beta2, t));
-  float step = o->lr / c1, c2s = sqrtf(c2), decay = 1.0f - o->lr * o->weight_decay;
+  const float b1 = o->beta1, b2 = o->beta2, eps = o->eps;
+  const float c1 = (float)(1.0 - pow(b1, t)), c2 = (float)(1.0 - pow(b2, t));
+  const float step = o->lr / c1, c2s = sqrtf(c2), decay = 1.0f - o->lr * o->weight_decay;
   for (size_t i = 0; i < c; i++) {
-    float mi = o->beta1 * m[i] + (1.0f - o->beta1) * g[i];
-    float vi = o->beta2 * v[i] + (1.0f - o->beta2) * g[i] * g[i];
+    float mi = b1 * m[i] + (1.0f - b1) * g[i];
+    float vi = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
     m[i] = mi, v[i] = vi;
-    w[i] = w[i] * decay - step * mi / (sqrtf(vi) / c2s + o->eps);
+    w[i] = w[i] * decay - step * mi / (sqrtf(vi) / c2s + eps);
   }
 }
 
