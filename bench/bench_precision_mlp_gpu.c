@@ -10,8 +10,9 @@
  * and the device bytes of each net. Every library call returns when its result is in place,
  * so at batch 256 (2.9 GFLOP a step, microseconds of tensor-core time) a step is bound by
  * the ~45 call round trips, not by arithmetic; --batch 4096 or 16384 shows the arithmetic.
- * Without a CUDA build or device it says so and exits 0 (1 with DS_REQUIRE_GPU=1).
- * usage: bench_precision_mlp_gpu [--json] [--batch N] [--reps N]   */
+ * Without a CUDA build or device it says so and exits 0 (1 with DS_REQUIRE_GPU=1); --cpu runs
+ * the same calls on host tensors as a check of the step (exit 1 if the loss does not fall).
+ * usage: bench_precision_mlp_gpu [--json] [--batch N] [--reps N] [--cpu]   */
 #define _POSIX_C_SOURCE 200809L
 #include <deepseek.h>
 #include <stdint.h>
@@ -24,8 +25,50 @@ static int require_gpu(void) {
   return e && !strcmp(e, "1");
 }
 
+/* --cpu runs the same calls on host buffers (CPU tensors): a check of the step's logic on a
+ * machine without a GPU (the loss must go down), not a measurement. */
+static int on_host;
+
 #ifdef DS_BENCH_HAVE_CUDA
 #include <cuda_runtime.h>
+static int dev_count(void) {
+  int n = 0;
+  return cudaGetDeviceCount(&n) == cudaSuccess ? n : 0;
+}
+static void *dev_zalloc(size_t bytes) {
+  void *p = NULL;
+  if (cudaMalloc(&p, bytes) != cudaSuccess || cudaMemset(p, 0, bytes) != cudaSuccess) return NULL;
+  return p;
+}
+static int dev_upload(void *dst, const void *src, size_t bytes) {
+  return cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice) == cudaSuccess ? 0 : -1;
+}
+static void dev_free(void *p) { cudaFree(p); }
+static void dev_sync(void) { cudaDeviceSynchronize(); }
+#else
+static int dev_count(void) { return 0; }
+static void *dev_zalloc(size_t bytes) {
+  (void)bytes;
+  return NULL;
+}
+static int dev_upload(void *dst, const void *src, size_t bytes) {
+  (void)dst, (void)src, (void)bytes;
+  return -1;
+}
+static void dev_free(void *p) { (void)p; }
+static void dev_sync(void) {}
+#endif
+
+static void *mem_zalloc(size_t bytes) { return on_host ? calloc(1, bytes) : dev_zalloc(bytes); }
+static void mem_free(void *p) {
+  if (on_host)
+    free(p);
+  else
+    dev_free(p);
+}
+static void mem_sync(void) {
+  if (!on_host) dev_sync();
+}
 
 static const int64_t dims[4] = {784, 1024, 1024, 10};
 static int64_t B = 256;
@@ -43,7 +86,8 @@ static void ok(ds_status st, const char *what) {
 static ds_tensor t2(void *d, ds_dtype dt, int64_t r, int64_t c) {
   ds_tensor t;
   int64_t s[2] = {r, c};
-  ds_tensor_init(&t, ctx, d, dt, 2, s, NULL, (ds_device){DS_DEVICE_CUDA, 0});
+  ds_tensor_init(&t, ctx, d, dt, 2, s, NULL,
+                 (ds_device){on_host ? DS_DEVICE_CPU : DS_DEVICE_CUDA, 0});
   return t;
 }
 
@@ -61,9 +105,9 @@ typedef struct gnet {
 } gnet;
 
 static void *dmem(gnet *n, size_t bytes) {
-  void *p = NULL;
-  if (cudaMalloc(&p, bytes) != cudaSuccess || cudaMemset(p, 0, bytes) != cudaSuccess) {
-    fprintf(stderr, "bench_precision_mlp_gpu: cudaMalloc of %zu bytes failed\n", bytes);
+  void *p = mem_zalloc(bytes);
+  if (!p) {
+    fprintf(stderr, "bench_precision_mlp_gpu: allocating %zu bytes failed\n", bytes);
     exit(1);
   }
   n->owned[n->nowned++] = p;
@@ -76,7 +120,10 @@ static ds_tensor dbuf(gnet *n, ds_dtype dt, int64_t r, int64_t c) {
 }
 
 static void upload(void *dst, const void *src, size_t bytes) {
-  if (cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice) != cudaSuccess) exit(1);
+  if (on_host)
+    memcpy(dst, src, bytes);
+  else if (dev_upload(dst, src, bytes))
+    exit(1);
 }
 
 static void net_init(gnet *n, ds_dtype dt) {
@@ -111,18 +158,18 @@ static void net_init(gnet *n, ds_dtype dt) {
   if (!x || !lab) exit(1);
   for (int64_t i = 0; i < B * dims[0]; i++) x[i] = (float)(i % 255) / 255.0f;
   for (int64_t i = 0; i < B; i++) lab[i] = (int32_t)(i % 10);
-  void *staging = NULL; /* fp32 input, converted on the device; not part of the step */
-  if (cudaMalloc(&staging, (size_t)(B * dims[0]) * 4) != cudaSuccess) exit(1);
+  void *staging = mem_zalloc((size_t)(B * dims[0]) * 4); /* fp32 input; not in the step */
+  if (!staging) exit(1);
   upload(staging, x, (size_t)(B * dims[0]) * 4);
   ds_tensor x32 = t2(staging, DS_DTYPE_F32, B, dims[0]);
   ok(ds_precision_convert_tensor(ctx, &n->h[0], &x32), "convert input");
   upload(n->labels.data, lab, (size_t)B * 4);
-  cudaFree(staging);
+  mem_free(staging);
   free(x), free(lab);
 }
 
 static void net_free(gnet *n) {
-  for (int i = 0; i < n->nowned; i++) cudaFree(n->owned[i]);
+  for (int i = 0; i < n->nowned; i++) mem_free(n->owned[i]);
 }
 
 /* SGD with momentum (torch rule after the first step: m = mu m + g; w -= lr m) through
@@ -172,10 +219,10 @@ static void time_nets(gnet **nets, double *ms, float *first, float *last) {
   }
   for (int r = 0; r < reps; r++)
     for (int k = 0; k < 2; k++) {
-      cudaDeviceSynchronize();
+      mem_sync();
       double t0 = bench_now_s();
       last[k] = net_step(nets[k]);
-      cudaDeviceSynchronize();
+      mem_sync();
       t[k * reps + r] = (bench_now_s() - t0) * 1e3;
     }
   for (int k = 0; k < 2; k++) ms[k] = bench_median(t + k * reps, reps);
@@ -183,15 +230,20 @@ static void time_nets(gnet **nets, double *ms, float *first, float *last) {
 }
 
 int main(int argc, char **argv) {
-  int json = bench_json_mode(argc, argv), header = 0, ndev = 0;
-  for (int i = 1; i + 1 < argc; i++) {
-    if (!strcmp(argv[i], "--batch")) B = atoll(argv[i + 1]);
-    if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
+  int json = bench_json_mode(argc, argv), header = 0;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--cpu")) on_host = 1;
+    if (i + 1 < argc && !strcmp(argv[i], "--batch")) B = atoll(argv[i + 1]);
+    if (i + 1 < argc && !strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
   }
   if (B < 1 || B > 65536) B = 256;
   if (reps < 1 || reps > 1000) reps = 21;
-  if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0) {
+  if (!on_host && dev_count() == 0) {
+#ifdef DS_BENCH_HAVE_CUDA
     printf("# bench_precision_mlp_gpu: no CUDA device, skipped\n");
+#else
+    printf("# bench_precision_mlp_gpu: built without CUDA, skipped\n");
+#endif
     return require_gpu();
   }
   ctx = bench_context("bench_precision_mlp_gpu", NULL, 0);
@@ -202,13 +254,17 @@ int main(int argc, char **argv) {
   double ms[2];
   float first[2], last[2];
   time_nets(nets, ms, first, last);
-  printf("# batch %lld; step fp32 %.3f ms, mixed (bf16) %.3f ms; loss first/last step fp32 "
-         "%.5f/%.5f, mixed %.5f/%.5f; device bytes fp32 %llu, mixed %llu\n", (long long)B,
-         ms[0], ms[1], first[0], last[0], first[1], last[1], (unsigned long long)f32.bytes,
+  printf("# %s, batch %lld; step fp32 %.3f ms, mixed (bf16) %.3f ms; loss first/last step "
+         "fp32 %.5f/%.5f, mixed %.5f/%.5f; bytes fp32 %llu, mixed %llu\n",
+         on_host ? "CPU dry run (--cpu)" : "CUDA device 0", (long long)B, ms[0], ms[1],
+         first[0], last[0], first[1], last[1], (unsigned long long)f32.bytes,
          (unsigned long long)mixed.bytes);
+  /* both nets learn: the same data every step, so the loss must fall */
+  int learned = last[0] < first[0] && last[1] < first[1] && last[1] < 1.2f * last[0];
   char cs[48], cb[48];
-  snprintf(cs, sizeof cs, "step_time_b%lld", (long long)B);
-  snprintf(cb, sizeof cb, "device_bytes_b%lld", (long long)B);
+  const char *pre = on_host ? "cpu_dry_run_" : "";
+  snprintf(cs, sizeof cs, "%sstep_time_b%lld", pre, (long long)B);
+  snprintf(cb, sizeof cb, "%sdevice_bytes_b%lld", pre, (long long)B);
   bench_row rows[] = {
       {"bench_precision_mlp_gpu", cs, "speedup", ms[0] / ms[1], "fp32 step = 1", 1.0, 2.3,
        "higher"},
@@ -219,11 +275,6 @@ int main(int argc, char **argv) {
   net_free(&f32);
   net_free(&mixed);
   ds_context_destroy(ctx);
-  return 0;
+  if (!learned) fprintf(stderr, "bench_precision_mlp_gpu: the loss did not fall\n");
+  return learned ? 0 : 1;
 }
-#else
-int main(void) {
-  printf("# bench_precision_mlp_gpu: built without CUDA, skipped\n");
-  return require_gpu();
-}
-#endif
