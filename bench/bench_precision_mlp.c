@@ -1,17 +1,22 @@
-/* bench_precision_mlp: one SGD-momentum training step of a 784-1024-1024-10 MLP (ReLU,
- * cross-entropy, batch 256 by default) built from libdeepseek's kernels, fp32 against mixed
- * precision, in the same run on one thread. Both nets have the same structure, so only the
- * dtypes differ: GEMM outputs land in the activation buffer and bias + ReLU runs in place;
- * backward reads ReLU's mask from the stored output (relu(z) > 0 iff z > 0, so no
- * pre-activation is kept); weight gradients go through one shared fp32 buffer and each layer
- * steps right after its gradient is ready. Mixed: bf16 working weights from fp32 masters,
- * bf16 stored activations and bf16 activation gradients (the *_tensor kernels compute in
- * fp32 and round once), fp32 weight gradients; and "act16": fp32 weights with bf16
- * activations, the better choice where the CPU has no bf16 arithmetic. Reports the median
- * step time and the bytes by dtype and role. Goals from the issue: mixed >= 1.5x faster,
- * >= 35% less memory; on a CPU without bf16 arithmetic the GEMMs widen 16-bit operands to
- * fp32, so expect neither.
- * usage: bench_precision_mlp [--json] [--batch N]   */
+/* bench_precision_mlp: one training step (SGD-momentum, or AdamW with --opt adamw) of a
+ * 784-1024-1024-10 MLP (ReLU, cross-entropy, batch 256 by default) built from libdeepseek's
+ * kernels, fp32 against mixed precision, in the same run on one thread. All nets have the
+ * same structure, so only the dtypes differ: GEMM outputs land in the activation buffer and
+ * bias + ReLU runs in place; backward reads ReLU's mask from the stored output (relu(z) > 0
+ * iff z > 0, so no pre-activation is kept); weight gradients go through one shared buffer
+ * and each layer steps right after its gradient is ready. Nets:
+ *  - fp32: fp32 weights, optimiser state, weight gradients, activations.
+ *  - mixed: bf16 working weights that are the high halves of split fp32 masters (no separate
+ *    copy), bf16 optimiser state (stochastic rounding), bf16 weight gradients (the update
+ *    widens them in its pass), bf16 activations and activation gradients (the *_tensor
+ *    kernels compute in fp32 and round once).
+ *  - act16: the same but fp32 weights (master = working, same bytes as a split master): what
+ *    pays off on a CPU without bf16 arithmetic, where ds_gemm widens 16-bit weights again.
+ * Each net has its own context, so the fp32 widening scratch ds_gemm keeps for 16-bit
+ * operands is measured too (the context's live bytes after the steps, less before).
+ * Reports the median step time and the bytes by dtype and role. Goals from the issue:
+ * mixed >= 1.5x faster, >= 35% less memory.
+ * usage: bench_precision_mlp [--json] [--batch N] [--opt sgd|adamw]   */
 #define _POSIX_C_SOURCE 200809L
 #include <deepseek.h>
 #include <stdint.h>
@@ -25,12 +30,14 @@ static int64_t B = 256;
 
 extern void openblas_set_num_threads(int n);
 
-static ds_context *ctx;
+static ds_context *ctx; /* the context of the net being built or stepped */
+static int adamw;
 
 /* Buffer bytes by dtype (index: ds_dtype F32, F16, BF16). */
 typedef struct bytes_by_dtype {
   uint64_t act[3]; /* activations and their gradients */
-  uint64_t grad32; /* fp32 weight-gradient scratch */
+  uint64_t grad;   /* weight-gradient buffer */
+  uint64_t scratch; /* held by the library after the steps (ds_gemm's widening scratch) */
 } bytes_by_dtype;
 
 static void ok(ds_status st, const char *what) {
@@ -48,12 +55,15 @@ static ds_tensor t2(void *d, ds_dtype dt, int64_t r, int64_t c) {
 }
 
 typedef struct net {
-  ds_dtype act;          /* dtype of activations and activation gradients */
+  ds_context *ctx;
+  ds_dtype act;          /* dtype of activations, activation and weight gradients */
   ds_optimizer *opt;
   ds_tensor h[3];        /* layer inputs: x, h1, h2 (act) */
   ds_tensor logits, dlogits, labels;
   ds_tensor g[2];        /* activation gradients [B, 1024], used in turn (act) */
-  float *dw, *db;        /* shared fp32 weight / bias gradient */
+  void *dw;              /* shared weight gradient (act dtype) */
+  float *db;             /* shared bias gradient (fp32) */
+  int64_t live0;         /* the context's live bytes after init */
   bytes_by_dtype bytes;
   void *owned[16];
   int nowned;
@@ -71,11 +81,23 @@ static ds_tensor buf(net *n, ds_dtype dt, int64_t r, int64_t c) {
   return t2(p, dt, r, c);
 }
 
+static int64_t live_bytes(ds_context *c) {
+  ds_stats *st = NULL;
+  double v = 0;
+  ok(ds_stats_snapshot(&st, c), "stats");
+  ok(ds_stats_find(&v, st, "core.mem.live_bytes"), "stats");
+  ds_stats_free(st);
+  return (int64_t)v;
+}
+
 static void net_init(net *n, ds_dtype wdt, ds_dtype act) {
   memset(n, 0, sizeof *n);
+  n->ctx = ctx = bench_context("bench_precision_mlp", NULL, 0);
   n->act = act;
   ds_optimizer_options oo = DS_OPTIMIZER_OPTIONS_INIT;
-  oo.lr = 0.01f;
+  oo.kind = adamw ? DS_OPT_ADAMW : DS_OPT_SGD;
+  oo.lr = adamw ? 1e-3f : 0.01f;
+  if (act != DS_DTYPE_F32) oo.state_dtype = DS_DTYPE_BF16, oo.split_master = 1;
   ok(ds_optimizer_create(&n->opt, ctx, &oo), "optimizer");
   for (int l = 0; l < 3; l++) {
     int64_t in = dims[l], out = dims[l + 1];
@@ -91,9 +113,9 @@ static void net_init(net *n, ds_dtype wdt, ds_dtype act) {
   n->dlogits = buf(n, act, B, 10);
   n->labels = buf(n, DS_DTYPE_I32, 1, B);
   n->g[0] = buf(n, act, B, 1024), n->g[1] = buf(n, act, B, 1024);
-  n->dw = calloc(1024 * 1024, 4), n->db = calloc(1024, 4);
+  n->dw = calloc(1024 * 1024, ds_dtype_size(act)), n->db = calloc(1024, 4);
   if (!n->dw || !n->db) exit(1);
-  n->bytes.grad32 = (1024 * 1024 + 1024) * 4;
+  n->bytes.grad = 1024 * 1024 * ds_dtype_size(act) + 1024 * 4;
   float *x = malloc((size_t)(B * dims[0]) * 4);
   if (!x) exit(1);
   for (int64_t i = 0; i < B * dims[0]; i++) x[i] = (float)(i % 255) / 255.0f;
@@ -101,10 +123,12 @@ static void net_init(net *n, ds_dtype wdt, ds_dtype act) {
      "convert");
   free(x);
   for (int i = 0; i < B; i++) ((int32_t *)n->labels.data)[i] = i % 10;
+  n->live0 = live_bytes(ctx);
 }
 
 static void net_free(net *n) {
   ds_optimizer_destroy(n->opt);
+  ds_context_destroy(n->ctx);
   for (int i = 0; i < n->nowned; i++) free(n->owned[i]);
   free(n->dw), free(n->db);
 }
@@ -120,6 +144,7 @@ static void weights(net *n, int l, ds_tensor *w, ds_tensor *b) {
 
 static float net_step(net *n) {
   ds_tensor w, b;
+  ctx = n->ctx;
   for (int l = 0; l < 3; l++) { /* forward: out = act(h W^T + b), in place */
     weights(n, l, &w, &b);
     ds_tensor *out = l < 2 ? &n->h[l + 1] : &n->logits;
@@ -133,64 +158,74 @@ static float net_step(net *n) {
   for (int l = 2; l >= 0; l--) { /* backward */
     int64_t in = dims[l], out = dims[l + 1];
     weights(n, l, &w, &b);
-    ds_tensor db = t2(n->db, DS_DTYPE_F32, 1, out), dw = t2(n->dw, DS_DTYPE_F32, out, in);
+    ds_tensor db = t2(n->db, DS_DTYPE_F32, 1, out), dw = t2(n->dw, n->act, out, in);
     /* dz = dy * act'(z); the mask of ReLU from its stored output */
     ok(ds_bias_act_backward_tensor(ctx, &dz, &db, &dz, l == 2 ? &n->logits : &n->h[l + 1], NULL,
                                    l < 2 ? DS_ACT_RELU : DS_ACT_NONE), "bias_act backward");
     ok(ds_gemm(ctx, &dw, &dz, &n->h[l], DS_GEMM_TRANS_A, 1.0f, 0.0f), "gemm dW");
     ds_tensor dh = l > 0 ? t2(n->g[l & 1].data, n->act, B, in) : dz;
     if (l > 0) ok(ds_gemm(ctx, &dh, &dz, &w, 0, 1.0f, 0.0f), "gemm dh"); /* old weights */
-    ok(ds_optimizer_step(n->opt, wname[l], n->dw), "step");
+    ok(ds_optimizer_step_scaled(n->opt, wname[l], n->dw, n->act, 1.0f), "step");
     ok(ds_optimizer_step(n->opt, bname[l], n->db), "step");
     dz = dh;
   }
   return loss;
 }
 
-/* Median step time of each net, the nets' steps interleaved so a change of machine load
- * hits all of them alike (the first step of each is a warm-up). */
-static void time_nets(net **nets, int n, double *ms, float *loss) {
-  double t[3][REPS];
+/* This thread's CPU time: the step runs on this one thread (OpenBLAS pinned to one), so it
+ * is the step's cost even when other processes share the cores, which wall time is not. */
+static double cpu_now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Median step time (wall and CPU) of each net, the nets' steps interleaved so a change of
+ * machine load hits all of them alike (the first step of each is a warm-up). */
+static void time_nets(net **nets, int n, double *ms, double *cpu_ms, float *loss) {
+  double t[3][REPS], c[3][REPS];
   for (int k = 0; k < n; k++) loss[k] = net_step(nets[k]);
   for (int r = 0; r < REPS; r++)
     for (int k = 0; k < n; k++) {
-      double t0 = bench_now_s();
+      double t0 = bench_now_s(), c0 = cpu_now_s();
       net_step(nets[k]);
+      c[k][r] = cpu_now_s() - c0;
       t[k][r] = bench_now_s() - t0;
     }
-  for (int k = 0; k < n; k++) ms[k] = bench_median(t[k], REPS) * 1e3;
+  for (int k = 0; k < n; k++) {
+    ms[k] = bench_median(t[k], REPS) * 1e3;
+    cpu_ms[k] = bench_median(c[k], REPS) * 1e3;
+    nets[k]->bytes.scratch = (uint64_t)(live_bytes(nets[k]->ctx) - nets[k]->live0);
+  }
 }
 
+/* Everything the step holds: optimiser, buffers and the library's scratch. */
 static uint64_t total(const net *n, const ds_optimizer_memory *m) {
-  return m->total_bytes + n->bytes.act[0] + n->bytes.act[1] + n->bytes.act[2] + n->bytes.grad32;
+  return m->total_bytes + n->bytes.act[0] + n->bytes.act[1] + n->bytes.act[2] + n->bytes.grad +
+         n->bytes.scratch;
 }
 
 static void print_bytes(const char *name, const net *n, const ds_optimizer_memory *m) {
-  printf("# %-5s bytes: weights fp32 masters %llu + optimiser state fp32 %llu + 16-bit working "
-         "%llu; activations+their grads fp32 %llu, 16-bit %llu; weight-grad scratch fp32 %llu; "
-         "total %llu\n", name, (unsigned long long)m->master_bytes,
+  printf("# %-5s bytes: optimiser %llu (masters %llu, state %llu, separate working copies %llu;"
+         " by dtype f32 %llu, bf16 %llu, low halves %llu); activations+their grads fp32 %llu, "
+         "16-bit %llu; weight+bias gradient %llu; library scratch %llu; total %llu\n", name,
+         (unsigned long long)m->total_bytes, (unsigned long long)m->master_bytes,
          (unsigned long long)m->state_bytes, (unsigned long long)m->working_bytes,
-         (unsigned long long)n->bytes.act[0],
+         (unsigned long long)m->f32_bytes, (unsigned long long)m->bf16_bytes,
+         (unsigned long long)m->low16_bytes, (unsigned long long)n->bytes.act[0],
          (unsigned long long)(n->bytes.act[1] + n->bytes.act[2]),
-         (unsigned long long)n->bytes.grad32, (unsigned long long)total(n, m));
+         (unsigned long long)n->bytes.grad, (unsigned long long)n->bytes.scratch,
+         (unsigned long long)total(n, m));
 }
 
 int main(int argc, char **argv) {
   int json = bench_json_mode(argc, argv), header = 0;
-  for (int i = 1; i + 1 < argc; i++)
+  for (int i = 1; i + 1 < argc; i++) {
     if (!strcmp(argv[i], "--batch")) B = atoll(argv[i + 1]);
+    if (!strcmp(argv[i], "--opt")) adamw = !strcmp(argv[i + 1], "adamw");
+  }
   if (B < 1 || B > 65536) B = 256;
   openblas_set_num_threads(1);
-  ds_context_options o = DS_CONTEXT_OPTIONS_INIT;
-  o.flags = DS_CONTEXT_NO_ENV;
-  ds_param_value pv[] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0}, {DS_PARAM_STATS_FILE, 0, 0}};
-  o.params = pv;
-  o.nparams = 2;
-  if (ds_context_create(&ctx, &o) != DS_OK) return 1;
-  /* mixed: bf16 weights and activations (what a CPU or GPU with bf16 arithmetic runs);
-   * act16: fp32 weights (the masters themselves) with bf16 activations and activation
-   * gradients: what pays off on a CPU without bf16 arithmetic, where a 16-bit weight is
-   * only widened again before each sgemm (the policy's per-device map makes the same call) */
   net f32, mixed, act16;
   net_init(&f32, DS_DTYPE_F32, DS_DTYPE_F32);
   net_init(&mixed, DS_DTYPE_BF16, DS_DTYPE_BF16);
@@ -200,27 +235,36 @@ int main(int argc, char **argv) {
   ds_optimizer_memory_get(mixed.opt, &mmx);
   ds_optimizer_memory_get(act16.opt, &m16);
   net *nets[3] = {&f32, &mixed, &act16};
-  double ms[3];
+  double ms[3], cpu[3];
   float loss[3];
-  time_nets(nets, 3, ms, loss);
+  time_nets(nets, 3, ms, cpu, loss);
   double t32 = ms[0], tmx = ms[1], t16 = ms[2];
   float l32 = loss[0], lmx = loss[1], l16 = loss[2];
-  printf("# one thread, batch %lld; step fp32 %.1f ms, mixed (bf16 weights+activations) %.1f ms, "
-         "act16 (fp32 weights, bf16 activations) %.1f ms; first-step loss %.5f / %.5f / %.5f\n",
-         (long long)B, t32, tmx, t16, l32, lmx, l16);
+  printf("# one thread, batch %lld, %s; step fp32 %.1f ms, mixed (bf16 weights) %.1f ms, "
+         "act16 (fp32 weights) %.1f ms (CPU time %.1f / %.1f / %.1f ms); first-step loss "
+         "%.5f / %.5f / %.5f\n", (long long)B, adamw ? "AdamW" : "SGD-momentum", t32, tmx, t16,
+         cpu[0], cpu[1], cpu[2], l32, lmx, l16);
   uint64_t b32 = total(&f32, &m32), bmx = total(&mixed, &mmx), b16 = total(&act16, &m16);
   uint64_t a32 = f32.bytes.act[0], amx = mixed.bytes.act[0] + mixed.bytes.act[2];
+  const char *o = adamw ? "adamw" : "sgd";
+  char c[7][48];
+  snprintf(c[0], 48, "step_time_mixed_%s", o), snprintf(c[1], 48, "step_time_act16_%s", o);
+  snprintf(c[2], 48, "bytes_mixed_%s", o), snprintf(c[3], 48, "bytes_act16_%s", o);
+  snprintf(c[4], 48, "activation_bytes_mixed_%s", o);
+  snprintf(c[5], 48, "cpu_time_mixed_%s", o), snprintf(c[6], 48, "cpu_time_act16_%s", o);
   bench_row rows[] = {
-      {"bench_precision_mlp", "step_time_mixed", "speedup", t32 / tmx, "fp32 step = 1", 1.0, 1.5,
+      {"bench_precision_mlp", c[0], "speedup", t32 / tmx, "fp32 step = 1", 1.0, 1.5, "higher"},
+      {"bench_precision_mlp", c[1], "speedup", t32 / t16, "fp32 step = 1", 1.0, 1.5, "higher"},
+      {"bench_precision_mlp", c[5], "speedup", cpu[0] / cpu[1], "fp32 CPU time = 1", 1.0, 1.5,
        "higher"},
-      {"bench_precision_mlp", "step_time_act16", "speedup", t32 / t16, "fp32 step = 1", 1.0, 1.5,
+      {"bench_precision_mlp", c[6], "speedup", cpu[0] / cpu[2], "fp32 CPU time = 1", 1.0, 1.5,
        "higher"},
-      {"bench_precision_mlp", "bytes_mixed", "bytes", (double)bmx, "fp32 bytes", (double)b32,
+      {"bench_precision_mlp", c[2], "bytes", (double)bmx, "fp32 bytes", (double)b32, 0.65,
+       "lower"},
+      {"bench_precision_mlp", c[3], "bytes", (double)b16, "fp32 bytes", (double)b32, 0.65,
+       "lower"},
+      {"bench_precision_mlp", c[4], "bytes", (double)amx, "fp32 activation bytes", (double)a32,
        0.65, "lower"},
-      {"bench_precision_mlp", "bytes_act16", "bytes", (double)b16, "fp32 bytes", (double)b32,
-       0.65, "lower"},
-      {"bench_precision_mlp", "activation_bytes_mixed", "bytes", (double)amx,
-       "fp32 activation bytes", (double)a32, 0.65, "lower"},
   };
   for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) bench_print(&rows[i], json, &header);
   print_bytes("fp32", &f32, &m32);
@@ -229,6 +273,5 @@ int main(int argc, char **argv) {
   net_free(&f32);
   net_free(&mixed);
   net_free(&act16);
-  ds_context_destroy(ctx);
   return 0;
 }

@@ -179,6 +179,23 @@ static void test_gemm_all_dtypes_and_transposes(void **state) {
   ds_context_destroy(ctx);
 }
 
+/* The widened path works in 256 x 256 x 256 tiles: shapes crossing every tile edge, each
+ * transpose, 16-bit C read back (beta != 0) and not read (beta = 0). */
+static void test_gemm_widened_tiles(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx();
+  for (int tr = 0; tr < 4; tr++) {
+    run_case(ctx, DS_DTYPE_BF16, DS_DTYPE_BF16, DS_DTYPE_BF16, tr & 1, tr >> 1, 0, 0, 300, 270,
+             530, 1.0f, tr == 3 ? 0.0f : 0.75f);
+    run_case(ctx, DS_DTYPE_F16, DS_DTYPE_F32, DS_DTYPE_F32, tr & 1, tr >> 1, 0, 0, 257, 513,
+             256, 0.5f, tr == 1 ? -1.0f : 0.0f);
+  }
+  run_case(ctx, DS_DTYPE_F32, DS_DTYPE_BF16, DS_DTYPE_F16, 0, 1, 2, 1, 260, 40, 300, 1.0f, 1.0f);
+  run_case(ctx, DS_DTYPE_F16, DS_DTYPE_F32, DS_DTYPE_BF16, 0, 0, 0, 0, 40, 300, 0, 1.0f, 0.5f);
+  run_case(ctx, DS_DTYPE_F16, DS_DTYPE_F32, DS_DTYPE_F32, 1, 0, 0, 0, 40, 300, 0, 1.0f, 0.0f);
+  ds_context_destroy(ctx);
+}
+
 static void test_gemm_isa_levels(void **state) {
   (void)state; /* the skinny kernel at every level the CPU has: both weight layouts */
   ds_context *ctx = new_ctx();
@@ -414,6 +431,7 @@ static void test_gemm_blas_threads_in_tasks(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_gemm_all_dtypes_and_transposes),
+      cmocka_unit_test(test_gemm_widened_tiles),
       cmocka_unit_test(test_gemm_isa_levels),
       cmocka_unit_test(test_gemm_batched),
       cmocka_unit_test(test_gemm_k_zero_and_empty),

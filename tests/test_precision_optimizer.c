@@ -148,6 +148,9 @@ static void test_memory_accounting(void **state) {
   assert_int_equal(m.working_bytes, 2000);
   assert_int_equal(m.total_bytes, 20000);
   assert_int_equal(m.fp32_equivalent, 18000);
+  assert_int_equal(m.f32_bytes, 18000); /* masters and state */
+  assert_int_equal(m.bf16_bytes, 2000); /* the working copy of a */
+  assert_int_equal(m.f16_bytes + m.low16_bytes, 0);
   assert_true(fabs(m.saved_fraction - (1.0 - 20000.0 / 18000.0)) < 1e-12);
   ds_optimizer_destroy(o);
   oo.lr = 0;

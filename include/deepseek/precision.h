@@ -422,8 +422,9 @@ DS_API void ds_loss_scaler_destroy(ds_loss_scaler *s);
 /** The scale to multiply the loss by for the current step. */
 DS_API float ds_loss_scaler_scale(const ds_loss_scaler *s);
 /** Fused unscale and finite check, one pass: dst[i] = grads[i] / scale as fp32 (@p dst may be
- *  @p grads when the dtype is F32), and a non-finite result marks the current step as
- *  overflowed (kept until update()). *@p found_inf (may be NULL) gets 1 if this call saw one.
+ *  @p grads when the dtype is F32; NULL: only the check, for gradients that
+ *  ds_optimizer_step_scaled() unscales itself), and a non-finite result marks the current
+ *  step as overflowed (kept until update()). *@p found_inf (may be NULL) gets 1 if this call saw one.
  *  @return DS_OK; DS_ERR_INVALID_ARG; DS_ERR_DTYPE. */
 DS_API ds_status ds_loss_scaler_unscale(ds_loss_scaler *s, float *dst, const void *grads,
                                         ds_dtype dtype, int64_t n, int *found_inf);
@@ -436,10 +437,30 @@ DS_API ds_status ds_loss_scaler_update(ds_loss_scaler *s, int found_inf, int *sk
 /** @name Optimisers with fp32 master weights
  *  SGD with momentum and AdamW, with PyTorch's update rules (torch.optim.SGD with dampening 0,
  *  no Nesterov; torch.optim.AdamW). Each parameter is registered by name: the optimiser owns
- *  its fp32 master copy, its state (momentum, or Adam's m and v, in fp32) and a working copy in
- *  the layer's dtype (f16/bf16; for f32 the working copy is the master itself) that the
- *  forward and backward passes read. step() updates the master from an fp32 gradient and
- *  refreshes the working copy (rounded to nearest even). Memory is accounted by dtype.
+ *  its fp32 master copy, its state (momentum, or Adam's m and v) and a working copy in the
+ *  layer's dtype (f16/bf16; for f32 the working copy is the master itself) that the forward
+ *  and backward passes read. A step updates the master from a gradient (fp32, or 16-bit and
+ *  scaled by the loss scale: the unscale is fused into the update pass) and refreshes the
+ *  working copy in the same pass. The update math is fp32 whatever the storage.
+ *
+ *  Storage options, for memory (bytes per parameter, SGD-momentum / AdamW; fp32: 8 / 12):
+ *  - default: fp32 master, fp32 state, a separate 16-bit working copy rounded to nearest
+ *    even (10 / 14 bytes for a 16-bit parameter: more than fp32).
+ *  - @c split_master = 1: a bf16 parameter keeps its fp32 master as two 16-bit planes, the
+ *    high halves (which are the bf16 working copy: the master truncated toward zero, error
+ *    below 1 bf16 ulp, 2^-7 relative, instead of half an ulp) and the low halves. The master
+ *    is still exact fp32 (hi << 16 | lo) and the working copy costs nothing (4 + state bytes).
+ *    There is no contiguous fp32 master then: read it with ds_optimizer_master_read().
+ *  - @c state_dtype = DS_DTYPE_BF16: momentum / m / v in bf16 (2 bytes each), widened to
+ *    fp32 for the update and stored back with stochastic rounding (16 random bits from a hash
+ *    of the parameter, element and step are added below the kept bits, then truncated: the
+ *    stored value's expectation is the fp32 value, and runs are reproducible). Round to
+ *    nearest would lose every update smaller than half a bf16 ulp (2^-9 relative): AdamW's v
+ *    with beta2 = 0.999 moves 0.1% a step, so it would never decay; stochastic rounding keeps
+ *    such updates on average. The cost is noise of up to 1 bf16 ulp (2^-8 relative) in each
+ *    state element; the tests check that SGD-momentum and AdamW reach the fp32-state loss on a
+ *    small least-squares problem.
+ *  Both together: 6 / 8 bytes per bf16 parameter (25% / 33% less than fp32).
  *  One thread per optimiser.
  *  @{ */
 
@@ -455,21 +476,33 @@ typedef struct ds_optimizer_options {
   float beta1, beta2;   /**< AdamW, in [0, 1); default 0.9, 0.999 */
   float eps;            /**< AdamW, > 0; default 1e-8 */
   float weight_decay;   /**< >= 0 (SGD: added to the gradient; AdamW: decoupled); default 0 */
+  int32_t state_dtype;  /**< DS_DTYPE_F32 (default) or DS_DTYPE_BF16 (stochastic rounding) */
+  int32_t split_master; /**< 1: bf16 parameters keep the master as hi/lo 16-bit planes, the
+                             high plane being the working copy; default 0 */
 } ds_optimizer_options;
 
-#define DS_OPTIMIZER_OPTIONS_INIT \
-  {sizeof(ds_optimizer_options), DS_OPT_SGD, 0.01f, 0.9f, 0.9f, 0.999f, 1e-8f, 0.0f}
+#define DS_OPTIMIZER_OPTIONS_INIT                                                        \
+  {sizeof(ds_optimizer_options), DS_OPT_SGD, 0.01f, 0.9f, 0.9f, 0.999f, 1e-8f, 0.0f,   \
+   DS_DTYPE_F32, 0}
 
-/** Bytes the optimiser holds, by role. @c fp32_equivalent is what the same parameters would
- *  take with fp32 working weights (master = working); @c saved_fraction = 1 - total /
- *  fp32_equivalent (negative when mixed precision costs more, as with 16-bit copies next to
- *  fp32 masters). */
+/** Bytes the optimiser holds for parameter data (its name strings and bookkeeping are not
+ *  counted), by role and by dtype; the roles and the dtypes each add up to @c total_bytes.
+ *  @c master_bytes counts 4 per parameter (fp32, or the two planes of a split master);
+ *  @c working_bytes only separate 16-bit copies. @c fp32_equivalent is what the same
+ *  parameters would take all in fp32 (master = working, fp32 state); @c saved_fraction =
+ *  1 - total / fp32_equivalent (negative when mixed precision costs more, as with separate
+ *  16-bit copies next to fp32 masters and state). */
 typedef struct ds_optimizer_memory {
   uint64_t master_bytes, state_bytes, working_bytes, total_bytes, fp32_equivalent;
   double saved_fraction;
+  uint64_t f32_bytes;   /**< fp32 masters and state */
+  uint64_t bf16_bytes;  /**< bf16 working copies (the high planes of split masters) and state */
+  uint64_t f16_bytes;   /**< fp16 working copies */
+  uint64_t low16_bytes; /**< the low 16-bit planes of split masters */
 } ds_optimizer_memory;
 
-/** @return DS_OK; DS_ERR_INVALID_ARG (a value out of range); DS_ERR_ABI; DS_ERR_NO_MEMORY. */
+/** @return DS_OK; DS_ERR_INVALID_ARG (a value out of range); DS_ERR_DTYPE (state_dtype not
+ *  F32 or BF16); DS_ERR_ABI; DS_ERR_NO_MEMORY. */
 DS_API ds_status ds_optimizer_create(ds_optimizer **out, ds_context *ctx,
                                      const ds_optimizer_options *opts);
 DS_API void ds_optimizer_destroy(ds_optimizer *o);
@@ -482,11 +515,24 @@ DS_API ds_status ds_optimizer_add_param(ds_optimizer *o, const char *name, const
  *  @return DS_OK; DS_ERR_NOT_FOUND; DS_ERR_INVALID_ARG. */
 DS_API ds_status ds_optimizer_working(ds_optimizer *o, const char *name, void **data,
                                       ds_dtype *dtype);
-/** The fp32 master copy of @p name. @return as ds_optimizer_working(). */
+/** The fp32 master array of @p name. @return as ds_optimizer_working(), plus
+ *  DS_ERR_UNSUPPORTED for a split master (no fp32 array: use ds_optimizer_master_read()). */
 DS_API ds_status ds_optimizer_master(ds_optimizer *o, const char *name, float **data);
-/** One update of @p name from its fp32 gradient @p grad (n elements, already unscaled), then
- *  the working copy is refreshed. @return DS_OK; DS_ERR_NOT_FOUND; DS_ERR_INVALID_ARG. */
+/** Copies the fp32 master of @p name (its n elements, exact for every layout) into @p dst.
+ *  @return DS_OK; DS_ERR_NOT_FOUND; DS_ERR_INVALID_ARG. */
+DS_API ds_status ds_optimizer_master_read(ds_optimizer *o, const char *name, float *dst);
+/** One update of @p name from its fp32 gradient @p grad (n elements, already unscaled, not
+ *  overlapping the optimiser's arrays), then the working copy is refreshed. Same as ds_optimizer_step_scaled(o, name, grad,
+ *  DS_DTYPE_F32, 1). @return DS_OK; DS_ERR_NOT_FOUND; DS_ERR_INVALID_ARG. */
 DS_API ds_status ds_optimizer_step(ds_optimizer *o, const char *name, const float *grad);
+/** One update of @p name from @p grad / @p grad_scale, @p grad being n elements of
+ *  @p grad_dtype (F32, F16 or BF16; e.g. the 16-bit weight gradient of a loss multiplied by
+ *  the loss scaler's scale, which ds_loss_scaler_unscale() with a NULL dst has checked for
+ *  Inf/NaN: skip the step when it found one). Widening and unscaling happen block by block
+ *  inside the update pass. @return DS_OK; DS_ERR_NOT_FOUND; DS_ERR_INVALID_ARG (NULL,
+ *  grad_scale not finite and > 0); DS_ERR_DTYPE. */
+DS_API ds_status ds_optimizer_step_scaled(ds_optimizer *o, const char *name, const void *grad,
+                                          ds_dtype grad_dtype, float grad_scale);
 /** Memory accounting. @return DS_OK; DS_ERR_INVALID_ARG. */
 DS_API ds_status ds_optimizer_memory_get(const ds_optimizer *o, ds_optimizer_memory *out);
 /** @} */

@@ -75,6 +75,10 @@ void ds__skinny_scalar(float *c, int64_t ldc, const float *a, int64_t lda, const
     }
 }
 
+static void f32_to_bf16_sr_scalar(uint16_t *dst, const float *src, size_t n, uint32_t key) {
+  ds__f32_to_bf16_sr_loop(dst, src, n, key);
+}
+
 const ds__prec_kernels ds__prec_kernels_scalar = {
-    DS_PRECISION_ISA_SCALAR, f32_to_f16_scalar, f16_to_f32_scalar,
-    f32_to_bf16_scalar,      bf16_to_f32_scalar, ds__skinny_scalar};
+    DS_PRECISION_ISA_SCALAR, f32_to_f16_scalar,    f16_to_f32_scalar, f32_to_bf16_scalar,
+    bf16_to_f32_scalar,      f32_to_bf16_sr_scalar, ds__skinny_scalar};

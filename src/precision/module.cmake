@@ -10,3 +10,7 @@ list(APPEND DS_PRIVATE_INCLUDES ${CMAKE_CURRENT_LIST_DIR} ${DS_OPENBLAS_INCLUDE}
 list(APPEND DS_PRIVATE_LIBS $<BUILD_INTERFACE:${DS_OPENBLAS_LIB}> $<INSTALL_INTERFACE:openblas>
   $<BUILD_INTERFACE:${DS_DNNL_LIB}> $<INSTALL_INTERFACE:dnnl>)
 list(APPEND DS_PC_LIBS -lopenblas -ldnnl)
+# The optimisers' update loops call sqrtf; without errno (never read here) the compiler
+# vectorises them (AdamW's update was 7 ms per million parameters, scalar).
+set_source_files_properties(${CMAKE_CURRENT_LIST_DIR}/optimizer.c PROPERTIES
+  COMPILE_OPTIONS -fno-math-errno)

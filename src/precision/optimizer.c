@@ -1,15 +1,23 @@
-/* Optimisers (SGD with momentum, AdamW) holding fp32 master weights, fp32 state and a
- * low-precision working copy per named parameter, with memory accounting by role. */
+/* Optimisers (SGD with momentum, AdamW) holding fp32 master weights, their state (fp32, or
+ * bf16 with stochastic rounding) and a low-precision working copy per named parameter, with
+ * memory accounting by role and dtype. A bf16 parameter may keep its master split into two
+ * 16-bit planes, the high one being the working copy itself. */
 #include <math.h>
 
 #include "precision_internal.h"
+
+enum { BLOCK = 512 }; /* elements per update block: the fp32 scratch stays in L1 */
 
 typedef struct param {
   char *name;
   int64_t n;
   ds_dtype wdtype;
-  float *master, *m, *v; /* v only for AdamW */
-  void *working;         /* == master for f32 */
+  int split;        /* master = hi << 16 | lo, hi being the bf16 working copy */
+  float *master;    /* fp32 master; NULL when split */
+  uint16_t *lo;     /* split: the low 16 bits of each master */
+  void *working;    /* == master for f32; the high plane when split */
+  void *state[2];   /* momentum, or AdamW's m and v; fp32 or bf16 (state_dtype) */
+  uint32_t seed;    /* of the stochastic rounding of bf16 state */
   uint64_t steps;
 } param;
 
@@ -19,6 +27,8 @@ struct ds_optimizer {
   param *params;
   size_t nparams, cap;
 };
+
+static int nstates(const ds_optimizer *o) { return o->opt.kind == DS_OPT_ADAMW ? 2 : 1; }
 
 ds_status ds_optimizer_create(ds_optimizer **out, ds_context *ctx,
                               const ds_optimizer_options *opts) {
@@ -32,10 +42,14 @@ ds_status ds_optimizer_create(ds_optimizer **out, ds_context *ctx,
                      o->struct_size, sizeof *o);
   if ((o->kind != DS_OPT_SGD && o->kind != DS_OPT_ADAMW) || !(o->lr > 0.0f) ||
       !(o->momentum >= 0.0f && o->momentum < 1.0f) || !(o->beta1 >= 0.0f && o->beta1 < 1.0f) ||
-      !(o->beta2 >= 0.0f && o->beta2 < 1.0f) || !(o->eps > 0.0f) || !(o->weight_decay >= 0.0f))
+      !(o->beta2 >= 0.0f && o->beta2 < 1.0f) || !(o->eps > 0.0f) || !(o->weight_decay >= 0.0f) ||
+      (o->split_master != 0 && o->split_master != 1))
     return ds__error(ctx, DS_ERR_INVALID_ARG, "precision",
                      "optimizer: kind SGD/AdamW, lr > 0, momentum/betas in [0, 1), eps > 0, "
-                     "weight_decay >= 0");
+                     "weight_decay >= 0, split_master 0 or 1");
+  if (o->state_dtype != DS_DTYPE_F32 && o->state_dtype != DS_DTYPE_BF16)
+    return ds__error(ctx, DS_ERR_DTYPE, "precision", "optimizer: state dtype %s (f32 or bf16)",
+                     ds_dtype_name((ds_dtype)o->state_dtype));
   ds_optimizer *opt = ds__calloc(ctx, 1, sizeof *opt);
   if (!opt) return ds__error(ctx, DS_ERR_NO_MEMORY, "precision", "optimizer: no memory");
   opt->ctx = ctx;
@@ -47,8 +61,9 @@ ds_status ds_optimizer_create(ds_optimizer **out, ds_context *ctx,
 static void param_free(ds_context *ctx, param *p) {
   if (p->working != p->master) ds__free(ctx, p->working);
   ds__free(ctx, p->master);
-  ds__free(ctx, p->m);
-  ds__free(ctx, p->v);
+  ds__free(ctx, p->lo);
+  ds__free(ctx, p->state[0]);
+  ds__free(ctx, p->state[1]);
   ds__free(ctx, p->name);
 }
 
@@ -65,9 +80,44 @@ static param *find(ds_optimizer *o, const char *name) {
   return NULL;
 }
 
-static void refresh_working(ds_optimizer *o, param *p) {
-  if (p->working != p->master)
-    ds_precision_convert(o->ctx, p->working, p->wdtype, p->master, DS_DTYPE_F32, (size_t)p->n);
+/* Masters [i, i + c) as fp32 into buf (or a pointer straight into the fp32 master). */
+static float *master_load(const param *p, float *buf, int64_t i, size_t c) {
+  if (!p->split) return p->master + i;
+  const uint16_t *hi = (const uint16_t *)p->working + i, *lo = p->lo + i;
+  for (size_t j = 0; j < c; j++) buf[j] = ds__bits_f32((uint32_t)hi[j] << 16 | lo[j]);
+  return buf;
+}
+
+/* Stores masters [i, i + c) from w, and refreshes the working copy: the split planes are
+ * the master's bits (the working bf16 is the master truncated toward zero); a separate
+ * 16-bit copy is the master rounded to nearest even. */
+static void master_store(const ds__prec_kernels *k, param *p, const float *w, int64_t i,
+                         size_t c) {
+  if (p->split) {
+    uint16_t *hi = (uint16_t *)p->working + i, *lo = p->lo + i;
+    for (size_t j = 0; j < c; j++) {
+      uint32_t b = ds__f32_bits(w[j]);
+      hi[j] = (uint16_t)(b >> 16), lo[j] = (uint16_t)b;
+    }
+    return;
+  }
+  if (w != p->master + i) memcpy(p->master + i, w, c * sizeof(float));
+  if (p->wdtype == DS_DTYPE_BF16) k->f32_to_bf16((uint16_t *)p->working + i, p->master + i, c);
+  if (p->wdtype == DS_DTYPE_F16) k->f32_to_f16((uint16_t *)p->working + i, p->master + i, c);
+}
+
+/* One state array's [i, i + c) as fp32 (pointer into an fp32 state, or widened into buf). */
+static float *state_load(const ds__prec_kernels *k, const void *s, ds_dtype dt, float *buf,
+                         int64_t i, size_t c) {
+  if (dt == DS_DTYPE_F32) return (float *)s + i;
+  k->bf16_to_f32(buf, (const uint16_t *)s + i, c);
+  return buf;
+}
+
+/* The stochastic-rounding key of a state block: parameter, state array, step, position. */
+static uint32_t state_key(const param *p, int which, int64_t i0) {
+  return ((p->seed + (uint32_t)which * 0x68e31da4u) ^ ((uint32_t)p->steps * 0xb5297a4du)) +
+         (uint32_t)i0;
 }
 
 ds_status ds_optimizer_add_param(ds_optimizer *o, const char *name, const float *init, int64_t n,
@@ -89,19 +139,34 @@ ds_status ds_optimizer_add_param(ds_optimizer *o, const char *name, const float 
     ds__free(o->ctx, o->params);
     o->params = np, o->cap = cap;
   }
-  param p = {ds__strdup(o->ctx, name), n, working_dtype, NULL, NULL, NULL, NULL, 0};
-  size_t bytes = (size_t)n * sizeof(float);
-  p.master = ds__alloc(o->ctx, bytes);
-  p.m = ds__calloc(o->ctx, (size_t)n, sizeof(float));
-  if (o->opt.kind == DS_OPT_ADAMW) p.v = ds__calloc(o->ctx, (size_t)n, sizeof(float));
-  p.working = working_dtype == DS_DTYPE_F32 ? p.master : ds__alloc(o->ctx, (size_t)n * 2);
-  if (!p.name || !p.master || !p.m || (o->opt.kind == DS_OPT_ADAMW && !p.v) || !p.working) {
+  param p = {0};
+  p.name = ds__strdup(o->ctx, name);
+  p.n = n, p.wdtype = working_dtype;
+  p.split = o->opt.split_master && working_dtype == DS_DTYPE_BF16;
+  p.seed = ds__rand16((uint32_t)o->nparams) << 16 | ds__rand16((uint32_t)o->nparams + 0x5eedu);
+  size_t un = (size_t)n, ssize = ds_dtype_size((ds_dtype)o->opt.state_dtype);
+  int ok = p.name != NULL;
+  if (p.split) {
+    p.working = ds__alloc(o->ctx, un * 2);
+    p.lo = ds__alloc(o->ctx, un * 2);
+    ok = ok && p.working && p.lo;
+  } else {
+    p.master = ds__alloc(o->ctx, un * sizeof(float));
+    p.working = working_dtype == DS_DTYPE_F32 ? p.master : ds__alloc(o->ctx, un * 2);
+    ok = ok && p.master && p.working;
+  }
+  for (int s = 0; s < nstates(o); s++) {
+    p.state[s] = ds__calloc(o->ctx, un, ssize);
+    ok = ok && p.state[s];
+  }
+  if (!ok) {
     param_free(o->ctx, &p);
     return ds__error(o->ctx, DS_ERR_NO_MEMORY, "precision", "optimizer: no memory for %s", name);
   }
-  memcpy(p.master, init, bytes);
+  const ds__prec_kernels *k = ds__prec_kernels_ctx(o->ctx);
+  for (int64_t i = 0; i < n; i += BLOCK)
+    master_store(k, &p, init + i, i, (size_t)(n - i < BLOCK ? n - i : BLOCK));
   o->params[o->nparams++] = p;
-  refresh_working(o, &o->params[o->nparams - 1]);
   return DS_OK;
 }
 
@@ -120,59 +185,144 @@ ds_status ds_optimizer_master(ds_optimizer *o, const char *name, float **data) {
     return ds__error(o ? o->ctx : NULL, DS_ERR_INVALID_ARG, "precision", "optimizer: NULL");
   param *p = find(o, name);
   if (!p) return ds__error(o->ctx, DS_ERR_NOT_FOUND, "precision", "optimizer: no param %s", name);
+  if (p->split)
+    return ds__error(o->ctx, DS_ERR_UNSUPPORTED, "precision",
+                     "optimizer: %s keeps its master split in two 16-bit planes (no fp32 array); "
+                     "use ds_optimizer_master_read", name);
   *data = p->master;
   return DS_OK;
 }
 
-static void sgd(const ds_optimizer_options *o, param *p, const float *g) {
-  for (int64_t i = 0; i < p->n; i++) {
-    float d = g[i] + o->weight_decay * p->master[i];
-    float buf = p->steps == 0 ? d : o->momentum * p->m[i] + d; /* torch: first buf = grad */
-    p->m[i] = buf;
-    p->master[i] -= o->lr * (o->momentum > 0.0f ? buf : d);
+ds_status ds_optimizer_master_read(ds_optimizer *o, const char *name, float *dst) {
+  if (!o || !name || !dst)
+    return ds__error(o ? o->ctx : NULL, DS_ERR_INVALID_ARG, "precision", "optimizer: NULL");
+  param *p = find(o, name);
+  if (!p) return ds__error(o->ctx, DS_ERR_NOT_FOUND, "precision", "optimizer: no param %s", name);
+  for (int64_t i = 0; i < p->n; i += BLOCK) {
+    size_t c = (size_t)(p->n - i < BLOCK ? p->n - i : BLOCK);
+    const float *w = master_load(p, dst + i, i, c);
+    if (w != dst + i) memcpy(dst + i, w, c * sizeof(float));
+  }
+  return DS_OK;
+}
+
+/* The torch update rules over one block (fp32 math whatever the storage). The options are
+ * copied into locals and the arrays are restrict so the loops vectorise (stores through w
+ * could otherwise alias the options). */
+static void sgd_block(const ds_optimizer_options *o, uint64_t steps, float *restrict w,
+                      float *restrict m, const float *restrict g, size_t c) {
+  const float wd = o->weight_decay, mu = o->momentum, lr = o->lr;
+  const int first = steps == 0, use_m = mu > 0.0f;
+  for (size_t i = 0; i < c; i++) {
+    float d = g[i] + wd * w[i];
+    float buf = first ? d : mu * m[i] + d; /* torch: first buf = grad */
+    m[i] = buf;
+    w[i] -= lr * (use_m ? buf : d);
   }
 }
 
-static void adamw(const ds_optimizer_options *o, param *p, const float *g) {
-  double t = (double)(p->steps + 1);
-  float c1 = (float)(1.0 - pow(o->beta1, t)), c2 = (float)(1.0 - pow(o->beta2, t));
-  float step = o->lr / c1, c2s = sqrtf(c2), decay = 1.0f - o->lr * o->weight_decay;
-  for (int64_t i = 0; i < p->n; i++) {
-    float m = o->beta1 * p->m[i] + (1.0f - o->beta1) * g[i];
-    float v = o->beta2 * p->v[i] + (1.0f - o->beta2) * g[i] * g[i];
-    p->m[i] = m, p->v[i] = v;
-    p->master[i] = p->master[i] * decay - step * m / (sqrtf(v) / c2s + o->eps);
+static void adamw_block(const ds_optimizer_options *o, uint64_t steps, float *restrict w,
+                        float *restrict m, float *restrict v, const float *restrict g,
+                        size_t c) {
+  double t = (double)(steps + 1);
+  const float b1 = o->beta1, b2 = o->beta2, eps = o->eps;
+  const float c1 = (float)(1.0 - pow(b1, t)), c2 = (float)(1.0 - pow(b2, t));
+  const float step = o->lr / c1, c2s = sqrtf(c2), decay = 1.0f - o->lr * o->weight_decay;
+  for (size_t i = 0; i < c; i++) {
+    float mi = b1 * m[i] + (1.0f - b1) * g[i];
+    float vi = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+    m[i] = mi, v[i] = vi;
+    w[i] = w[i] * decay - step * mi / (sqrtf(vi) / c2s + eps);
   }
+}
+
+/* Gradient block [i, i + c) as fp32 divided by scale (a pointer into an fp32 gradient when
+ * there is nothing to do). */
+static const float *grad_load(const ds__prec_kernels *k, const void *g, ds_dtype dt, float inv,
+                              float *buf, int64_t i, size_t c) {
+  if (dt == DS_DTYPE_F32 && inv == 1.0f) return (const float *)g + i;
+  if (dt == DS_DTYPE_F32) memcpy(buf, (const float *)g + i, c * sizeof(float));
+  if (dt == DS_DTYPE_F16) k->f16_to_f32(buf, (const uint16_t *)g + i, c);
+  if (dt == DS_DTYPE_BF16) k->bf16_to_f32(buf, (const uint16_t *)g + i, c);
+  if (inv != 1.0f)
+    for (size_t j = 0; j < c; j++) buf[j] *= inv;
+  return buf;
+}
+
+static void step_param(const ds_optimizer *o, const ds__prec_kernels *k, param *p,
+                       const void *grad, ds_dtype gdt, float inv) {
+  float wb[BLOCK], gb[BLOCK], sb[2][BLOCK];
+  ds_dtype sdt = (ds_dtype)o->opt.state_dtype;
+  for (int64_t i = 0; i < p->n; i += BLOCK) {
+    size_t c = (size_t)(p->n - i < BLOCK ? p->n - i : BLOCK);
+    float *w = master_load(p, wb, i, c);
+    const float *g = grad_load(k, grad, gdt, inv, gb, i, c);
+    float *m = state_load(k, p->state[0], sdt, sb[0], i, c);
+    if (o->opt.kind == DS_OPT_SGD) {
+      sgd_block(&o->opt, p->steps, w, m, g, c);
+    } else {
+      float *v = state_load(k, p->state[1], sdt, sb[1], i, c);
+      adamw_block(&o->opt, p->steps, w, m, v, g, c);
+      if (sdt == DS_DTYPE_BF16)
+        k->f32_to_bf16_sr((uint16_t *)p->state[1] + i, v, c, state_key(p, 1, i));
+    }
+    if (sdt == DS_DTYPE_BF16)
+      k->f32_to_bf16_sr((uint16_t *)p->state[0] + i, m, c, state_key(p, 0, i));
+    master_store(k, p, w, i, c);
+  }
+  p->steps++;
+}
+
+ds_status ds_optimizer_step_scaled(ds_optimizer *o, const char *name, const void *grad,
+                                   ds_dtype grad_dtype, float grad_scale) {
+  if (!o || !name || !grad)
+    return ds__error(o ? o->ctx : NULL, DS_ERR_INVALID_ARG, "precision", "optimizer_step: NULL");
+  if (!ds__prec_dtype_ok(grad_dtype))
+    return ds__error(o->ctx, DS_ERR_DTYPE, "precision", "optimizer_step: gradient dtype %s",
+                     ds_dtype_name(grad_dtype));
+  if (!(grad_scale > 0.0f) || !isfinite(grad_scale))
+    return ds__error(o->ctx, DS_ERR_INVALID_ARG, "precision",
+                     "optimizer_step: grad_scale %g (finite and > 0)", (double)grad_scale);
+  param *p = find(o, name);
+  if (!p) return ds__error(o->ctx, DS_ERR_NOT_FOUND, "precision", "optimizer: no param %s", name);
+  step_param(o, ds__prec_kernels_ctx(o->ctx), p, grad, grad_dtype, 1.0f / grad_scale);
+  return DS_OK;
 }
 
 ds_status ds_optimizer_step(ds_optimizer *o, const char *name, const float *grad) {
-  if (!o || !name || !grad)
-    return ds__error(o ? o->ctx : NULL, DS_ERR_INVALID_ARG, "precision", "optimizer_step: NULL");
-  param *p = find(o, name);
-  if (!p) return ds__error(o->ctx, DS_ERR_NOT_FOUND, "precision", "optimizer: no param %s", name);
-  if (o->opt.kind == DS_OPT_SGD)
-    sgd(&o->opt, p, grad);
-  else
-    adamw(&o->opt, p, grad);
-  p->steps++;
-  refresh_working(o, p);
-  return DS_OK;
+  return ds_optimizer_step_scaled(o, name, grad, DS_DTYPE_F32, 1.0f);
+}
+
+/* Adds bytes of dtype dt (-1: the low planes of split masters) to the per-dtype fields. */
+static void by_dtype(ds_optimizer_memory *m, int dt, uint64_t bytes) {
+  if (dt == DS_DTYPE_F32) m->f32_bytes += bytes;
+  else if (dt == DS_DTYPE_F16) m->f16_bytes += bytes;
+  else if (dt == DS_DTYPE_BF16) m->bf16_bytes += bytes;
+  else m->low16_bytes += bytes;
 }
 
 ds_status ds_optimizer_memory_get(const ds_optimizer *o, ds_optimizer_memory *out) {
   if (!o || !out)
     return ds__error(o ? o->ctx : NULL, DS_ERR_INVALID_ARG, "precision", "optimizer: NULL");
   memset(out, 0, sizeof *out);
-  int states = o->opt.kind == DS_OPT_ADAMW ? 2 : 1;
+  int sdt = o->opt.state_dtype;
+  uint64_t states = (uint64_t)nstates(o), ssize = ds_dtype_size((ds_dtype)sdt);
   for (size_t i = 0; i < o->nparams; i++) {
     const param *p = &o->params[i];
     uint64_t n = (uint64_t)p->n;
     out->master_bytes += 4 * n;
-    out->state_bytes += 4 * n * (uint64_t)states;
-    if (p->working != p->master) out->working_bytes += 2 * n;
+    out->state_bytes += ssize * n * states;
+    by_dtype(out, sdt, ssize * n * states);
+    out->fp32_equivalent += 4 * n * (1 + states);
+    if (p->split) {
+      by_dtype(out, DS_DTYPE_BF16, 2 * n);
+      by_dtype(out, -1, 2 * n);
+      continue;
+    }
+    by_dtype(out, DS_DTYPE_F32, 4 * n);
+    if (p->working != p->master) out->working_bytes += 2 * n, by_dtype(out, p->wdtype, 2 * n);
   }
   out->total_bytes = out->master_bytes + out->state_bytes + out->working_bytes;
-  out->fp32_equivalent = out->master_bytes + out->state_bytes;
   out->saved_fraction =
       out->fp32_equivalent ? 1.0 - (double)out->total_bytes / (double)out->fp32_equivalent : 0.0;
   return DS_OK;

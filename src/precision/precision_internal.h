@@ -19,6 +19,8 @@ typedef struct ds__prec_kernels {
   void (*f16_to_f32)(float *dst, const uint16_t *src, size_t n);
   void (*f32_to_bf16)(uint16_t *dst, const float *src, size_t n);
   void (*bf16_to_f32)(float *dst, const uint16_t *src, size_t n);
+  /* fp32 -> bf16 with stochastic rounding keyed by key (ds__f32_to_bf16_sr_loop). */
+  void (*f32_to_bf16_sr)(uint16_t *dst, const float *src, size_t n, uint32_t key);
   /* Skinny GEMM: C[m, n] = alpha * sum_k A[m, k] * W(k, n) + beta * C[m, n] for m < M, with
    * A fp32 row-major (lda) and W 16-bit (f16 when is_f16, else bf16): W(k, n) = w[n * ldw + k]
    * when w_nk, else w[k * ldw + n]. C fp32 (ldc). beta == 0 does not read C. */
@@ -49,6 +51,7 @@ void ds__skinny_scalar(float *c, int64_t ldc, const float *a, int64_t lda, const
 void ds__skinny_avx2(float *c, int64_t ldc, const float *a, int64_t lda, const uint16_t *w,
                      int64_t ldw, int w_nk, int is_f16, int64_t m, int64_t n, int64_t k,
                      float alpha, float beta);
+void ds__f32_to_bf16_sr_avx2(uint16_t *dst, const float *src, size_t n, uint32_t key);
 
 /* "[2, 3]" into buf (gemm.c), for shape messages. */
 void ds__prec_shape_str(char *buf, size_t n, const ds_tensor *t);
@@ -63,6 +66,31 @@ static inline uint32_t ds__f32_bits(float f) {
   memcpy(&u, &f, sizeof u);
   return u;
 }
+/* The 16 random bits of stochastic rounding for element key + j: a multiply-xorshift hash,
+ * 32-bit and branch-free so the loop below vectorises in each table's instruction set. */
+static inline uint32_t ds__rand16(uint32_t x) {
+  x *= 0x9e3779b1u;
+  x ^= x >> 15, x *= 0x85ebca77u;
+  x ^= x >> 13;
+  return x & 0xffffu;
+}
+
+/* fp32 -> bf16 with stochastic rounding: adds 16 random bits below the kept ones and
+ * truncates, so the expected result is the fp32 value (unbiased). Inf stays Inf and NaN a
+ * quiet NaN (no random bits there: they could carry into the sign). Element j's bits come
+ * from key + j, so a result depends only on (key, position): reproducible. */
+static inline void ds__f32_to_bf16_sr_loop(uint16_t *dst, const float *src, size_t n,
+                                           uint32_t key) {
+  for (size_t j = 0; j < n; j++) {
+    uint32_t b;
+    memcpy(&b, &src[j], sizeof b);
+    int special = (b & 0x7f800000u) == 0x7f800000u;
+    uint32_t r = special ? 0u : ds__rand16(key + (uint32_t)j);
+    uint32_t quiet = special && (b & 0x7fffffu) ? 0x40u : 0u;
+    dst[j] = (uint16_t)(((b + r) >> 16) | quiet);
+  }
+}
+
 static inline float ds__bits_f32(uint32_t u) {
   float f;
   memcpy(&f, &u, sizeof f);

@@ -61,9 +61,28 @@ static int unscale_f32(float *dst, const float *src, size_t n, float inv) {
   return bad != 0;
 }
 
+/* The finite check of unscale without a destination: chunks widened and unscaled into a
+ * stack buffer (the same values unscale would store, so the same verdict). */
+static int check_only(ds_context *ctx, const void *grads, ds_dtype dtype, int64_t n, float inv) {
+  const ds__prec_kernels *k = ds__prec_kernels_ctx(ctx);
+  float buf[1024];
+  int bad = 0;
+  for (int64_t i = 0; i < n && !bad; i += 1024) {
+    size_t c = (size_t)(n - i < 1024 ? n - i : 1024);
+    const float *src = buf;
+    if (dtype == DS_DTYPE_F32)
+      src = (const float *)grads + i;
+    else
+      (dtype == DS_DTYPE_F16 ? k->f16_to_f32 : k->bf16_to_f32)(buf, (const uint16_t *)grads + i,
+                                                               c);
+    bad |= unscale_f32(buf, src, c, inv);
+  }
+  return bad;
+}
+
 ds_status ds_loss_scaler_unscale(ds_loss_scaler *s, float *dst, const void *grads,
                                  ds_dtype dtype, int64_t n, int *found_inf) {
-  if (!s || n < 0 || (n && (!dst || !grads)))
+  if (!s || n < 0 || (n && !grads))
     return ds__error(s ? s->ctx : NULL, DS_ERR_INVALID_ARG, "precision",
                      "loss_scaler_unscale: bad arguments");
   if (!ds__prec_dtype_ok(dtype))
@@ -71,7 +90,9 @@ ds_status ds_loss_scaler_unscale(ds_loss_scaler *s, float *dst, const void *grad
                      ds_dtype_name(dtype));
   float inv = 1.0f / s->scale;
   int bad = 0;
-  if (dtype == DS_DTYPE_F32) {
+  if (!dst) {
+    bad = check_only(s->ctx, grads, dtype, n, inv);
+  } else if (dtype == DS_DTYPE_F32) {
     bad = unscale_f32(dst, grads, (size_t)n, inv);
   } else { /* widen a cache-sized chunk into dst, then unscale it in place while it is hot */
     const ds__prec_kernels *k = ds__prec_kernels_ctx(s->ctx);

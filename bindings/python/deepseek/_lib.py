@@ -242,13 +242,15 @@ class LossScalerOptions(Structure):
 class OptimizerOptions(Structure):
     _fields_ = [("struct_size", c_uint32), ("kind", c_int32), ("lr", c_float),
                 ("momentum", c_float), ("beta1", c_float), ("beta2", c_float), ("eps", c_float),
-                ("weight_decay", c_float)]
+                ("weight_decay", c_float), ("state_dtype", c_int32), ("split_master", c_int32)]
 
 
 class OptimizerMemory(Structure):
     _fields_ = [("master_bytes", c_uint64), ("state_bytes", c_uint64),
                 ("working_bytes", c_uint64), ("total_bytes", c_uint64),
-                ("fp32_equivalent", c_uint64), ("saved_fraction", c_double)]
+                ("fp32_equivalent", c_uint64), ("saved_fraction", c_double),
+                ("f32_bytes", c_uint64), ("bf16_bytes", c_uint64), ("f16_bytes", c_uint64),
+                ("low16_bytes", c_uint64)]
 
 
 # ---------------------------------------------------------------- predictor
@@ -537,6 +539,8 @@ PROTOTYPES = {
     "ds_optimizer_working": (_st, [_vp, c_char_p, _P(_vp), _P(c_int)]),
     "ds_optimizer_master": (_st, [_vp, c_char_p, _P(_fp)]),
     "ds_optimizer_step": (_st, [_vp, c_char_p, _fp]),
+    "ds_optimizer_master_read": (_st, [_vp, c_char_p, _fp]),
+    "ds_optimizer_step_scaled": (_st, [_vp, c_char_p, _vp, c_int, c_float]),
     "ds_optimizer_memory_get": (_st, [_vp, _P(OptimizerMemory)]),
     # predictor
     "ds_predictor_create": (_st, [_P(_vp), _vp, _P(PredictorOptions)]),

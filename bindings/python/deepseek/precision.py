@@ -367,10 +367,11 @@ class Optimizer(Child):
     _destroy = lib.ds_optimizer_destroy
 
     def __init__(self, ctx, kind="sgd", lr=0.01, momentum=0.9, beta1=0.9, beta2=0.999,
-                 eps=1e-8, weight_decay=0.0):
+                 eps=1e-8, weight_decay=0.0, state_dtype="f32", split_master=False):
         o = _lib.OptimizerOptions(ctypes.sizeof(_lib.OptimizerOptions),
                                   {"sgd": 0, "adamw": 1}[kind], lr, momentum, beta1, beta2,
-                                  eps, weight_decay)
+                                  eps, weight_decay, dtype_number(state_dtype),
+                                  1 if split_master else 0)
         h = ctypes.c_void_p()
         ctx.check(lib.ds_optimizer_create(ctypes.byref(h), ctx.handle, ctypes.byref(o)))
         super().__init__(ctx, h)
@@ -391,8 +392,15 @@ class Optimizer(Child):
                                                 ctypes.byref(dt)))
         return self._view(data.value, dt.value, name)
 
+    def master_copy(self, name):
+        """A copy of the fp32 master (works for split masters too)."""
+        out = np.empty(self._sizes[name], np.float32)
+        self.ctx.check(lib.ds_optimizer_master_read(self.handle, name.encode(),
+                                                    out.ctypes.data_as(_FP)))
+        return out
+
     def master(self, name):
-        """A NumPy view (no copy) of the fp32 master."""
+        """A NumPy view (no copy) of the fp32 master (not for split masters: master_copy)."""
         data = _FP()
         self.ctx.check(lib.ds_optimizer_master(self.handle, name.encode(), ctypes.byref(data)))
         return self._view(ctypes.cast(data, ctypes.c_void_p).value, 0, name)
@@ -405,12 +413,22 @@ class Optimizer(Child):
                                     shape=(nbytes,))
         return raw.view(numpy_dtype(dt)).reshape(shape)
 
-    def step(self, name, grad):
-        grad = np.ascontiguousarray(grad, dtype=np.float32)
+    def step(self, name, grad, scale=1.0, dtype=None):
+        """One update from grad / scale; grad float32, float16, or bf16 bits as uint16 with
+        dtype="bf16"."""
+        grad = np.ascontiguousarray(grad)
+        if dtype is None and grad.dtype not in (np.float16, np.uint16):
+            grad = np.ascontiguousarray(grad, dtype=np.float32)
         if grad.size != int(np.prod(self._sizes[name])):
             raise ValueError("gradient of %s has %d elements, expected %d" %
                              (name, grad.size, int(np.prod(self._sizes[name]))))
-        self.ctx.check(lib.ds_optimizer_step(self.handle, name.encode(), grad.ctypes.data_as(_FP)))
+        if dtype is None and grad.dtype == np.float32 and scale == 1.0:
+            self.ctx.check(lib.ds_optimizer_step(self.handle, name.encode(),
+                                                 grad.ctypes.data_as(_FP)))
+            return
+        self.ctx.check(lib.ds_optimizer_step_scaled(
+            self.handle, name.encode(), grad.ctypes.data,
+            dtype_number(grad.dtype if dtype is None else dtype), scale))
 
     def memory(self):
         m = _lib.OptimizerMemory()

@@ -394,6 +394,24 @@ class PolicyScalerOptimizerTest(unittest.TestCase):
             self.assertEqual(o.working("w").dtype, np.uint16)
             self.assertGreater(o.memory()["total_bytes"], 0)
 
+    def test_split_master_bf16_state_scaled_step(self):
+        with new_context() as ctx:
+            o = ds.Optimizer(ctx, "sgd", lr=0.5, momentum=0.0, state_dtype="bf16",
+                             split_master=True)
+            o.add_param("w", np.ones(4, np.float32), "bf16")
+            # a float16 gradient of a loss scaled by 8: the update unscales it
+            o.step("w", np.full(4, 8.0, np.float16), scale=8.0)
+            np.testing.assert_array_equal(o.master_copy("w"), 0.5)
+            np.testing.assert_array_equal(o.working("w"), 0x3f00)  # bf16 0.5
+            with self.assertRaises(ds.UnsupportedError):
+                o.master("w")
+            m = o.memory()
+            self.assertEqual(m["working_bytes"], 0)
+            self.assertEqual(m["bf16_bytes"], 16)  # high planes 8 + state 8
+            self.assertEqual(m["low16_bytes"], 8)
+            self.assertEqual(m["total_bytes"], 24)
+            self.assertEqual(m["fp32_equivalent"], 32)
+
 
 class PredictorTest(unittest.TestCase):
     def test_evaluate_save_load(self):

@@ -67,10 +67,10 @@ DS__AVX512 static void bf16_to_f32_avx512(float *dst, const uint16_t *src, size_
   for (; i < n; i++) dst[i] = ds__bf16_to_f32(src[i]);
 }
 
-const ds__prec_kernels ds__prec_kernels_avx512 = {DS_PRECISION_ISA_AVX512, f32_to_f16_avx512,
-                                                   f16_to_f32_avx512,       f32_to_bf16_avx512,
-                                                   bf16_to_f32_avx512,      ds__skinny_avx2};
+const ds__prec_kernels ds__prec_kernels_avx512 = {
+    DS_PRECISION_ISA_AVX512, f32_to_f16_avx512,       f16_to_f32_avx512, f32_to_bf16_avx512,
+    bf16_to_f32_avx512,      ds__f32_to_bf16_sr_avx2, ds__skinny_avx2};
 #else
 const ds__prec_kernels ds__prec_kernels_avx512 = {
-    DS_PRECISION_ISA_SCALAR, NULL, NULL, NULL, NULL, NULL}; /* never selected off x86-64 */
+    DS_PRECISION_ISA_SCALAR, NULL, NULL, NULL, NULL, NULL, NULL}; /* never selected off x86-64 */
 #endif
