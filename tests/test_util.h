@@ -25,6 +25,16 @@ static inline ds_context *ds_test_context(const ds_param_value *extra, uint32_t 
   return ctx;
 }
 
+/* The current value of stat @p name, or -1 when the context has no such stat. */
+static inline double ds_test_stat(ds_context *ctx, const char *name) {
+  ds_stats *s = NULL;
+  assert_int_equal(ds_stats_snapshot(&s, ctx), DS_OK);
+  double v = -1;
+  if (ds_stats_find(&v, s, name) != DS_OK) v = -1;
+  ds_stats_free(s);
+  return v;
+}
+
 /* Removes @p path and everything under it. */
 static inline void ds_test_remove(const char *path) {
   char cmd[1200];
