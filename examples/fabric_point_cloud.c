@@ -136,10 +136,12 @@ struct ocl {
 /* Our queue and kernel in the context of the fabric's buffer on that device. */
 static int ocl_setup(struct ocl *o, cl_mem any_buffer) {
   cl_context clctx;
-  cl_device_id dev;
+  cl_device_id devs[16]; /* the fabric keeps one context per platform: its first device is the
+                            platform's first, the one this example uses */
   cl_int err = clGetMemObjectInfo(any_buffer, CL_MEM_CONTEXT, sizeof clctx, &clctx, NULL);
-  err |= clGetContextInfo(clctx, CL_CONTEXT_DEVICES, sizeof dev, &dev, NULL);
+  err |= clGetContextInfo(clctx, CL_CONTEXT_DEVICES, sizeof devs, devs, NULL);
   if (err != CL_SUCCESS) return 0;
+  cl_device_id dev = devs[0];
   o->queue = clCreateCommandQueue(clctx, dev, 0, &err);
   if (err != CL_SUCCESS) return 0;
   cl_program prog = clCreateProgramWithSource(clctx, 1, &kernel_src, NULL, &err);

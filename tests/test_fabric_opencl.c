@@ -155,7 +155,9 @@ static void test_zero_copy_is_in_place(void **state) {
   void *host_ptr = NULL;
   assert_int_equal(clGetMemObjectInfo((cl_mem)mem, CL_MEM_HOST_PTR, sizeof host_ptr, &host_ptr,
                                       NULL), CL_SUCCESS);
-  assert_int_equal(clGetContextInfo(cctx, CL_CONTEXT_DEVICES, sizeof did, &did, NULL), CL_SUCCESS);
+  cl_device_id ids[16]; /* one context per platform: the first OpenCL device is its first */
+  assert_int_equal(clGetContextInfo(cctx, CL_CONTEXT_DEVICES, sizeof ids, ids, NULL), CL_SUCCESS);
+  did = ids[0];
   cl_device_type type = 0;
   clGetDeviceInfo(did, CL_DEVICE_TYPE, sizeof type, &type, NULL);
   if (host_ptr != (void *)h && !(type & CL_DEVICE_TYPE_CPU)) { /* e.g. an iGPU that copies */
