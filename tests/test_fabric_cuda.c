@@ -22,14 +22,11 @@ static ds_context *new_ctx(void) {
 
 /* The first CUDA device, or -1 after the skip message (or a failure with DS_REQUIRE_GPU=1). */
 static int32_t gpu_or_skip(ds_context *ctx) {
-  int32_t dev = -1;
-  if (ds_fabric_device_find(&dev, ctx, DS_FABRIC_DEVICE_CUDA, 0) == DS_OK) return dev;
-  const char *req = getenv("DS_REQUIRE_GPU");
-  if (req && *req == '1') fail_msg("DS_REQUIRE_GPU=1 but the fabric lists no CUDA device");
+  int32_t dev = ds_test_cuda_or_skip(ctx, "test_fabric_cuda", "CPU path tested in test_fabric");
+  if (dev >= 0) return dev;
   ds_topology_info topo = DS_TOPOLOGY_INFO_INIT;
   assert_int_equal(ds_topology_get(&topo, ctx), DS_OK);
   assert_int_equal(topo.cuda_devices, 0); /* the driver sees none either */
-  printf("test_fabric_cuda: no CUDA device: skipped (CPU path tested in test_fabric)\n");
   return -1;
 }
 

@@ -35,6 +35,18 @@ static inline double ds_test_stat(ds_context *ctx, const char *name) {
   return v;
 }
 
+/* The first CUDA device of the context's fabric, or -1 after printing that @p test skips its
+ * GPU part (what the CPU path covers instead: @p covered); with DS_REQUIRE_GPU=1 in the
+ * environment a missing GPU fails the test instead. */
+static inline int32_t ds_test_cuda_or_skip(ds_context *ctx, const char *test, const char *covered) {
+  int32_t dev = -1;
+  if (ds_fabric_device_find(&dev, ctx, DS_FABRIC_DEVICE_CUDA, 0) == DS_OK) return dev;
+  const char *req = getenv("DS_REQUIRE_GPU");
+  if (req && req[0] == '1' && !req[1]) fail_msg("%s: DS_REQUIRE_GPU=1 but no CUDA device", test);
+  printf("%s: no CUDA device: skipped (%s)\n", test, covered);
+  return -1;
+}
+
 /* Removes @p path and everything under it. */
 static inline void ds_test_remove(const char *path) {
   char cmd[1200];
