@@ -9,19 +9,9 @@
  * small portable loops, not BLAS: both runtimes run the same ones, which is what is compared.
  * Options: --json, --tiles N, --tile-size N, --reps N. */
 #define _GNU_SOURCE /* mkdtemp, setenv */
-#include "bench_common.h"
+#include "bench_fabric_graph_common.h"
 
-#include <math.h>
-#include <stdint.h>
-#include <unistd.h>
-
-#ifdef DS_BENCH_HAVE_STARPU
-#define CL_TARGET_OPENCL_VERSION 120
-#include <starpu.h>
-#endif
-
-static int NT = 6, TS = 96, REPS = 5;
-enum { WARMUP = 4, NKERN = 4 };
+enum { NKERN = 4 };
 enum { POTRF = 0, TRSM = 1, SYRK = 2, GEMM = 3 };
 
 /* ---- the tile kernels both runtimes run (row-major n x n tiles) ---- */
@@ -208,13 +198,8 @@ struct ours {
   int32_t cl;
 };
 
-static void check(ds_status st, ds_context *ctx, const char *what) {
-  if (st == DS_OK) return;
-  fprintf(stderr, "bench_fabric_cholesky: %s: %s\n", what, ds_context_last_error(ctx));
-  exit(1);
-}
-
-static void ours_setup(struct ours *o, uint32_t flags) {
+static struct fg_graph ours_setup(void *vo, uint32_t flags) {
+  struct ours *o = vo;
   memset(o, 0, sizeof *o);
   o->ctx = bench_context("bench_fabric_cholesky", NULL, 0);
   o->cl = -1;
@@ -258,11 +243,13 @@ static void ours_setup(struct ours *o, uint32_t flags) {
     no.global[1] = t->kind >= SYRK ? (uint64_t)TS : 0;
     check(ds_graph_add(NULL, o->g, o->k[t->kind], acc, na, &no), o->ctx, "add");
   }
+  return (struct fg_graph){o->ctx, o->g, o->cl};
 }
 
 /* One run: load A into the tiles on the host, run, bring L back to host memory (timed from the
  * run's start). Returns seconds; *bytes moved; *err the largest relative error. */
-static double ours_run(struct ours *o, const ds_plan *p, uint64_t *bytes, double *err) {
+static double ours_run(void *vo, const ds_plan *p, uint64_t *bytes, double *err) {
+  struct ours *o = vo;
   for (int i = 0; i < NT; i++)
     for (int j = 0; j <= i; j++) {
       float *h = NULL;
@@ -271,11 +258,7 @@ static double ours_run(struct ours *o, const ds_plan *p, uint64_t *bytes, double
       check(ds_buffer_release(o->t[tix(i, j)], 0), o->ctx, "release");
     }
   ds_graph_run_info ri = {sizeof ri, 0, 0};
-  ds_stats *st = NULL;
-  double b0 = 0, b1 = 0;
-  check(ds_stats_snapshot(&st, o->ctx), o->ctx, "stats");
-  (void)ds_stats_find(&b0, st, "fabric.bytes_moved");
-  ds_stats_free(st);
+  double b0 = fg_bytes_moved(o->ctx);
   double t0 = bench_now_s();
   check(ds_graph_run(o->g, p, &ri), o->ctx, "run");
   *err = 0;
@@ -288,14 +271,12 @@ static double ours_run(struct ours *o, const ds_plan *p, uint64_t *bytes, double
         check(ds_buffer_release(o->t[tix(i, j)], 0), o->ctx, "release");
       }
   double dt = bench_now_s() - t0; /* the check pass moves nothing and takes microseconds */
-  check(ds_stats_snapshot(&st, o->ctx), o->ctx, "stats");
-  (void)ds_stats_find(&b1, st, "fabric.bytes_moved");
-  ds_stats_free(st);
-  *bytes = (uint64_t)(b1 - b0);
+  *bytes = (uint64_t)(fg_bytes_moved(o->ctx) - b0);
   return dt;
 }
 
-static void ours_free(struct ours *o) {
+static void ours_free(void *vo) {
+  struct ours *o = vo;
   ds_graph_destroy(o->g);
   for (int i = 0; i < NKERN; i++) ds_kernel_destroy(o->k[i]);
   for (int t = 0; t < NT * NT; t++) ds_buffer_destroy(o->t[t]);
@@ -303,69 +284,9 @@ static void ours_free(struct ours *o) {
   ds_context_destroy(o->ctx);
 }
 
-struct result {
-  double ms, mbytes, err, pred_ms, plan_ms;
-  int ok, on_cl;
-};
-
-static struct result ours_measure(struct ours *o, int policy, int32_t device, int plain) {
-  struct result r = {0, 0, 0, 0, 0, 1, 0};
-  check(ds_context_set_param(o->ctx, DS_PARAM_FABRIC_PLAN_SHARED_CORES, !plain), o->ctx, "param");
-  check(ds_context_set_param(o->ctx, DS_PARAM_FABRIC_PLAN_GUARD, !plain), o->ctx, "param");
-  ds_plan_options po = DS_PLAN_OPTIONS_INIT;
-  po.policy = policy;
-  po.device = device;
-  double t[64], mb[64], tp[5];
-  ds_plan *p = NULL;
-  for (int c = 0; policy == DS_PLAN_HEFT && c < 4 * WARMUP; c++) { /* until calibrated */
-    ds_plan_info ci = {sizeof ci, 0, 0, 0, 0};
-    check(ds_graph_plan(&p, o->g, &po), o->ctx, "plan");
-    check(ds_plan_get_info(p, &ci), o->ctx, "plan info");
-    if (!ci.calibrating) break;
-    uint64_t bytes = 0;
-    double err = 0;
-    (void)ours_run(o, p, &bytes, &err);
-    r.err = fmax(r.err, err);
-    ds_plan_destroy(p);
-    p = NULL;
-  }
-  for (int i = 0; i < WARMUP + REPS; i++) {
-    if (!p || (policy == DS_PLAN_HEFT && i < WARMUP)) { /* HEFT replans while calibrating */
-      ds_plan_destroy(p);
-      check(ds_graph_plan(&p, o->g, &po), o->ctx, "plan");
-    }
-    uint64_t bytes = 0;
-    double err = 0, dt = ours_run(o, p, &bytes, &err);
-    r.err = fmax(r.err, err);
-    if (i >= WARMUP) t[i - WARMUP] = dt * 1e3, mb[i - WARMUP] = (double)bytes / 1e6;
-  }
-  for (int i = 0; i < 5; i++) { /* planning time of the calibrated graph */
-    ds_plan *q = NULL;
-    double t0 = bench_now_s();
-    check(ds_graph_plan(&q, o->g, &po), o->ctx, "plan");
-    tp[i] = (bench_now_s() - t0) * 1e3;
-    ds_plan_destroy(q);
-  }
-  r.plan_ms = bench_median(tp, 5);
-  ds_plan_info pi = {sizeof pi, 0, 0, 0, 0};
-  check(ds_plan_get_info(p, &pi), o->ctx, "plan info");
-  r.pred_ms = pi.makespan_s * 1e3;
-  for (int32_t v = 0; v < (int32_t)pi.nodes; v++) {
-    int32_t d = -1;
-    (void)ds_plan_device(p, v, &d);
-    r.on_cl += d == o->cl;
-  }
-  ds_plan_destroy(p);
-  r.ms = bench_median(t, REPS);
-  r.mbytes = bench_median(mb, REPS);
-  return r;
-}
-
 /* ---- StarPU ---- */
 
 #ifdef DS_BENCH_HAVE_STARPU
-static struct starpu_opencl_program sp_prog;
-
 static void sp_cpu(void *descr[], void *arg) {
   int kind = (int)(intptr_t)arg, nb = kind == POTRF ? 1 : kind == GEMM ? 3 : 2;
   float *m[3] = {NULL, NULL, NULL};
@@ -420,15 +341,6 @@ static void sp_codelets(void) {
     }
 }
 
-static uint64_t sp_bus_bytes(void) { /* reading resets the counters */
-  uint64_t sum = 0;
-  for (int b = 0; b < starpu_bus_get_count(); b++) {
-    struct starpu_profiling_bus_info info;
-    if (starpu_bus_get_profiling_info(b, &info) == 0) sum += (uint64_t)info.transferred_bytes;
-  }
-  return sum;
-}
-
 static void sp_submit(struct starpu_codelet *cl, starpu_data_handle_t *h) {
   for (int v = 0; v < ntasks; v++) {
     const struct task *t = &tasks[v];
@@ -449,19 +361,7 @@ static void sp_submit(struct starpu_codelet *cl, starpu_data_handle_t *h) {
 static struct result starpu_measure(int with_opencl, int *nopencl) {
   struct result r = {0, 0, 0, 0, 0, 0, 0};
   char home[] = "/tmp/ds_bench_starpu_XXXXXX";
-  if (!mkdtemp(home)) return r;
-  setenv("STARPU_HOME", home, 1);
-  setenv("STARPU_OPENCL_ON_CPUS", "1", 0); /* PoCL is a CPU-type OpenCL device */
-  setenv("STARPU_SILENT", "1", 0);
-  struct starpu_conf conf;
-  starpu_conf_init(&conf);
-  conf.sched_policy_name = "dmda";
-  if (!with_opencl) conf.nopencl = 0;
-  if (starpu_init(&conf) != 0) return r;
-  starpu_profiling_status_set(STARPU_PROFILING_ENABLE);
-  *nopencl = (int)starpu_opencl_worker_get_count();
-  if (*nopencl && starpu_opencl_load_opencl_from_string(chol_cl, &sp_prog, NULL) != 0)
-    *nopencl = 0;
+  if (!fg_starpu_start(with_opencl, chol_cl, home, nopencl)) return r;
   sp_codelets();
   int nt2 = NT * NT;
   size_t tb = (size_t)TS * (size_t)TS * sizeof(float);
@@ -507,11 +407,7 @@ static struct result starpu_measure(int with_opencl, int *nopencl) {
       starpu_free(t[tix(i, j)]);
     }
   free(t), free(h);
-  if (*nopencl) starpu_opencl_unload_opencl(&sp_prog);
-  starpu_shutdown();
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", home);
-  if (system(cmd) != 0) fprintf(stderr, "bench_fabric_cholesky: could not remove %s\n", home);
+  fg_starpu_stop(home, *nopencl);
   r.ms = bench_median(t_ms, REPS);
   r.mbytes = bench_median(mb, REPS);
   r.ok = 1;
@@ -519,83 +415,20 @@ static struct result starpu_measure(int with_opencl, int *nopencl) {
 }
 #endif
 
-static void args(int argc, char **argv) {
-  for (int i = 1; i + 1 < argc; i++) {
-    if (!strcmp(argv[i], "--tiles")) NT = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--tile-size")) TS = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--reps")) REPS = atoi(argv[++i]);
-  }
-  if (NT < 1 || NT > 16 || TS < 8 || TS > 512 || REPS < 1 || REPS > 60) {
-    fprintf(stderr, "bench_fabric_cholesky: --tiles 1..16, --tile-size 8..512, --reps 1..60\n");
-    exit(2);
-  }
-}
+static struct ours ours_state;
 
 int main(int argc, char **argv) {
-  int json = bench_json_mode(argc, argv), hdr = 0;
-  args(argc, argv);
+  fg_name = "bench_fabric_cholesky";
+  NT = 6, TS = 96;
+  fg_args(argc, argv, 512);
   make_inputs();
   make_dag();
-  struct result sp = {0, 0, 0, 0, 0, 0, 0}, sp_cpu_only = {0, 0, 0, 0, 0, 0, 0};
-  int sp_opencl_workers = 0, unused = 0;
-  const char *anchor = "none (StarPU not built)";
+  struct fg_bench b = {"fabric_cholesky", ntasks, &ours_state, ours_setup, ours_free, ours_run,
+                       NULL};
 #ifdef DS_BENCH_HAVE_STARPU
-  sp = starpu_measure(1, &sp_opencl_workers);
-  sp_cpu_only = starpu_measure(0, &unused);
-  anchor = sp_opencl_workers ? "starpu-1.3 dmda cpu+ocl" : "starpu-1.3 dmda cpu-only";
-  if (!sp.ok) anchor = "none (starpu_init failed)";
+  b.starpu = starpu_measure;
 #endif
-  (void)unused;
-  double worst = fmax(sp.err, sp_cpu_only.err);
-  struct ours o;
-  char case_name[64];
-  for (int zc = 1; zc >= 0; zc--) {
-    ours_setup(&o, zc ? 0 : DS_BUFFER_NO_ZERO_COPY);
-    struct {
-      const char *name;
-      int policy;
-      int32_t dev;
-      int plain;
-    } pol[4] = {{"heft", DS_PLAN_HEFT, 0, 0}, {"heft_plain", DS_PLAN_HEFT, 0, 1},
-                {"all_cpu", DS_PLAN_DEVICE, 0, 0}, {"all_opencl", DS_PLAN_DEVICE, o.cl, 0}};
-    double heft_ms = 0, single_ms = INFINITY;
-    for (int i = 0; i < 4; i++) {
-      if (pol[i].dev < 0) continue; /* no OpenCL device */
-      if (!zc && i == 2) continue;  /* all on the CPU moves nothing either way */
-      struct result r = ours_measure(&o, pol[i].policy, pol[i].dev, pol[i].plain);
-      worst = fmax(worst, r.err);
-      if (i == 0) heft_ms = r.ms;
-      if (i >= 2) single_ms = fmin(single_ms, r.ms);
-      snprintf(case_name, sizeof case_name, "%s%s", pol[i].name, zc ? "" : "_copy");
-      bench_row row = {"fabric_cholesky", case_name, "makespan_ms", r.ms, anchor, sp.ms, 1.0,
-                       "lower"};
-      bench_print(&row, json, &hdr);
-      bench_row rb = {"fabric_cholesky", case_name, "MB_moved", r.mbytes, anchor, sp.mbytes, 1.0,
-                      "lower"};
-      bench_print(&rb, json, &hdr);
-      if (i == 0 && zc && sp_cpu_only.ok) {
-        bench_row rc = {"fabric_cholesky", "heft_vs_starpu_cpu", "makespan_ms", r.ms,
-                        "starpu-1.3 dmda cpu-only", sp_cpu_only.ms, 1.0, "lower"};
-        bench_print(&rc, json, &hdr);
-      }
-      if (!json)
-        printf("  %s: planned in %.3f ms, predicted makespan %.2f ms, %d of %d nodes on "
-               "OpenCL, max rel. error %.2g\n",
-               case_name, r.plan_ms, r.pred_ms, r.on_cl, ntasks, r.err);
-    }
-    if (zc && isfinite(single_ms)) {
-      bench_row rs = {"fabric_cholesky", "heft_vs_best_single", "makespan_ms", heft_ms,
-                      "ours best single device", single_ms, 1.0, "lower"};
-      bench_print(&rs, json, &hdr);
-    }
-    ours_free(&o);
-  }
-  if (!json)
-    printf("DAG: %d nodes (%dx%d tiles of %dx%d floats), medians of %d runs after %d warm-up "
-           "runs; StarPU OpenCL workers: %d; max rel. error vs the double reference %.2g "
-           "(StarPU %.2g)\n",
-           ntasks, NT, NT, TS, TS, REPS, WARMUP, sp_opencl_workers, worst,
-           fmax(sp.err, sp_cpu_only.err));
+  double worst = fg_report(&b, bench_json_mode(argc, argv));
   free(mat_a), free(mat_ref), free(tasks);
   return worst < 1e-3 ? 0 : 1; /* a wrong factor fails the run */
 }

@@ -4,7 +4,10 @@
  *               same bytes on the same device (goal: ratio >= 0.95);
  *   roundtrip   host writes, a kernel scales the buffer on the device, the host reads it:
  *               zero-copy (CL_MEM_USE_HOST_PTR) against the copy path (goal: <= 1);
- *   acquire     an acquire/release pair with nothing to move, against two mutex pairs.
+ *   acquire     an acquire/release pair with nothing to move, against two mutex pairs;
+ *   d2d         with a second OpenCL device of the same platform (POCL_DEVICES="pthread
+ *               pthread"), a replica copied directly between the two against staged through
+ *               the host replica (goal: >= 1).
  * Medians of several repetitions. Skips (exit 0) without an OpenCL device. */
 #include "bench_fabric_common.h"
 
@@ -25,9 +28,11 @@ struct raw {
 /* A raw queue and buffer on the fabric's OpenCL device (found through a fabric cl_mem). */
 static int raw_open(struct raw *r, cl_mem fabric_mem, size_t size) {
   cl_int err = CL_SUCCESS;
+  cl_device_id ids[16]; /* the fabric's first OpenCL device is its platform's first */
   if (clGetMemObjectInfo(fabric_mem, CL_MEM_CONTEXT, sizeof r->context, &r->context, NULL) ||
-      clGetContextInfo(r->context, CL_CONTEXT_DEVICES, sizeof r->device, &r->device, NULL))
+      clGetContextInfo(r->context, CL_CONTEXT_DEVICES, sizeof ids, ids, NULL))
     return 0;
+  r->device = ids[0];
   r->queue = clCreateCommandQueue(r->context, r->device, 0, &err);
   if (err) return 0;
   r->mem = clCreateBuffer(r->context, CL_MEM_READ_WRITE, size, NULL, &err);
@@ -99,10 +104,11 @@ static double roundtrip(ds_context *ctx, int32_t dev, size_t size, uint32_t flag
   check(ds_buffer_acquire(&mem, b, dev, DS_ACCESS_READ), "warm-up");
   check(ds_buffer_release(b, dev), "release");
   cl_context cctx;
-  cl_device_id did;
+  cl_device_id ids[16], did; /* the first device of the context: the fabric's first */
   cl_int err = CL_SUCCESS;
   clGetMemObjectInfo((cl_mem)mem, CL_MEM_CONTEXT, sizeof cctx, &cctx, NULL);
-  clGetContextInfo(cctx, CL_CONTEXT_DEVICES, sizeof did, &did, NULL);
+  clGetContextInfo(cctx, CL_CONTEXT_DEVICES, sizeof ids, ids, NULL);
+  did = ids[0];
   cl_command_queue q = clCreateCommandQueue(cctx, did, 0, &err);
   cl_program prog = clCreateProgramWithSource(cctx, 1, &k_src, NULL, &err);
   clBuildProgram(prog, 1, &did, "", NULL, NULL);
@@ -178,6 +184,35 @@ static void acquire_overhead(ds_context *ctx, int32_t dev, int json, int *hdr) {
   check(ds_buffer_destroy(b), "destroy");
 }
 
+/* Device a -> device b of one OpenCL context: the replica copied directly (clEnqueueCopyBuffer)
+ * against staged through the host replica (fabric_peer_copy 0), alternating in one loop. */
+static void d2d_case(ds_context *ctx, int32_t a, int32_t b, size_t size, int json, int *hdr) {
+  ds_buffer_options o = DS_BUFFER_OPTIONS_INIT;
+  o.flags = DS_BUFFER_NO_ZERO_COPY; /* device allocations on both */
+  ds_buffer *buf = NULL;
+  check(ds_buffer_create(&buf, ctx, size, &o), "create");
+  double t[2][REPS];
+  void *m = NULL;
+  for (int r = -1; r < REPS; r++) /* round -1 allocates both replicas */
+    for (int peer = 0; peer < 2; peer++) {
+      check(ds_context_set_param(ctx, DS_PARAM_FABRIC_PEER_COPY, peer), "param");
+      check(ds_buffer_acquire(&m, buf, a, DS_ACCESS_WRITE), "write on a");
+      check(ds_buffer_release(buf, a), "release");
+      double t0 = bench_now_s();
+      check(ds_buffer_acquire(&m, buf, b, DS_ACCESS_READ), "read on b");
+      if (r >= 0) t[peer][r] = bench_now_s() - t0;
+      check(ds_buffer_release(buf, b), "release");
+    }
+  check(ds_context_set_param(ctx, DS_PARAM_FABRIC_PEER_COPY, 1), "param");
+  char cname[48];
+  snprintf(cname, sizeof cname, "d2d_direct_%zuMiB", size >> 20);
+  bench_row row = {"fabric_transfer", cname, "GB/s", (double)size / bench_median(t[1], REPS) / 1e9,
+                   "staged through host (fabric)", (double)size / bench_median(t[0], REPS) / 1e9,
+                   1.0, "higher"};
+  bench_print(&row, json, hdr);
+  check(ds_buffer_destroy(buf), "destroy");
+}
+
 int main(int argc, char **argv) {
   int json = bench_json_mode(argc, argv), hdr = 0;
   ds_context *ctx = bench_context("bench_fabric_transfer", NULL, 0);
@@ -204,6 +239,12 @@ int main(int argc, char **argv) {
   bench_print(&row2, json, &hdr);
   acquire_overhead(ctx, 0, json, &hdr);
   acquire_overhead(ctx, dev, json, &hdr);
+  int32_t dev2 = -1; /* a second OpenCL device, e.g. with POCL_DEVICES="pthread pthread" */
+  if (ds_fabric_device_find(&dev2, ctx, DS_FABRIC_DEVICE_OPENCL, 1) == DS_OK)
+    for (int s = 0; s < 2; s++) d2d_case(ctx, dev, dev2, sizes[s], json, &hdr);
+  else if (!json)
+    printf("no second OpenCL device: device-to-device case skipped (POCL_DEVICES=\"pthread "
+           "pthread\" gives PoCL two)\n");
   ds_context_destroy(ctx);
   return 0;
 }

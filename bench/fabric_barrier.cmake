@@ -14,3 +14,9 @@ if(DS_HAVE_OPENCL)
 else()
   message(STATUS "bench_fabric_pointcloud: no OpenCL, the CPU is the only device")
 endif()
+# bench_fabric_pointcloud_graph: the graph version (examples/fabric_point_cloud_graph.c), HEFT
+# over every device vs the best single device, both measured in the same run.
+add_executable(bench_fabric_pointcloud_graph
+               ${PROJECT_SOURCE_DIR}/examples/fabric_point_cloud_graph.c)
+target_link_libraries(bench_fabric_pointcloud_graph PRIVATE deepseek_static ds_warnings m)
+target_compile_definitions(bench_fabric_pointcloud_graph PRIVATE POINT_CLOUD_POINTS=4000000)

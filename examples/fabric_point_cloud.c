@@ -33,6 +33,8 @@
 
 #include <deepseek.h>
 
+#include "fabric_point_cloud_scene.h" /* make_point: the cloud */
+
 #if defined(DS_EXAMPLE_OPENCL)
 #define CL_TARGET_OPENCL_VERSION 120
 #include <CL/cl.h>
@@ -53,32 +55,6 @@ static double now_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* ---- the scene: spheres and a ground plane, from a hash of the point index ---- */
-
-static uint64_t mix(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
-static float unit(uint64_t h, int k) { return (float)((h >> (k * 21)) & 0x1FFFFF) / 2097152.0f; }
-
-static void make_point(uint64_t i, float *p) {
-  uint64_t h = mix(i);
-  float a = unit(h, 0), b = unit(h, 1), c = unit(h, 2);
-  if (i % 5 == 0) { /* ground plane */
-    p[0] = 4.0f * a - 2.0f, p[1] = -1.0f, p[2] = 4.0f * b - 2.0f;
-    return;
-  }
-  static const float centre[4][4] = {{0, 0, 0, 0.8f}, {1.2f, -0.5f, 0.6f, 0.5f},
-                                     {-1.1f, -0.4f, -0.7f, 0.6f}, {0.3f, 0.9f, -1.0f, 0.3f}};
-  const float *s = centre[(i / 5) % 4];
-  float theta = 6.2831853f * a, z = 2.0f * b - 1.0f, rr = sqrtf(1.0f - z * z);
-  float rad = s[3] * (0.98f + 0.04f * c); /* a slightly rough surface */
-  p[0] = s[0] + rad * rr * cosf(theta), p[1] = s[1] + rad * rr * sinf(theta), p[2] = s[2] + rad * z;
 }
 
 struct gen_job {
@@ -160,10 +136,12 @@ struct ocl {
 /* Our queue and kernel in the context of the fabric's buffer on that device. */
 static int ocl_setup(struct ocl *o, cl_mem any_buffer) {
   cl_context clctx;
-  cl_device_id dev;
+  cl_device_id devs[16]; /* the fabric keeps one context per platform: its first device is the
+                            platform's first, the one this example uses */
   cl_int err = clGetMemObjectInfo(any_buffer, CL_MEM_CONTEXT, sizeof clctx, &clctx, NULL);
-  err |= clGetContextInfo(clctx, CL_CONTEXT_DEVICES, sizeof dev, &dev, NULL);
+  err |= clGetContextInfo(clctx, CL_CONTEXT_DEVICES, sizeof devs, devs, NULL);
   if (err != CL_SUCCESS) return 0;
+  cl_device_id dev = devs[0];
   o->queue = clCreateCommandQueue(clctx, dev, 0, &err);
   if (err != CL_SUCCESS) return 0;
   cl_program prog = clCreateProgramWithSource(clctx, 1, &kernel_src, NULL, &err);

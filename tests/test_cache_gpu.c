@@ -369,11 +369,6 @@ static void real_device_moves(ds_context *ctx, int32_t dev) {
   ds_cache_destroy(c);
 }
 
-static int require_gpu(void) {
-  const char *e = getenv("DS_REQUIRE_GPU");
-  return e && !strcmp(e, "1");
-}
-
 static void test_opencl_device(void **state) {
   (void)state;
   ds_context *ctx = ds_test_context(NULL, 0);
@@ -389,11 +384,9 @@ static void test_opencl_device(void **state) {
 static void test_cuda_device(void **state) {
   (void)state;
   ds_context *ctx = ds_test_context(NULL, 0);
-  int32_t dev = -1;
-  if (ds_fabric_device_find(&dev, ctx, DS_FABRIC_DEVICE_CUDA, 0) != DS_OK) {
-    if (require_gpu()) fail_msg("DS_REQUIRE_GPU=1 but no CUDA device for the GPU tier");
-    printf("SKIPPED: no CUDA GPU (the fake and OpenCL devices tested the tier)\n");
-  } else {
+  int32_t dev = ds_test_cuda_or_skip(ctx, "test_cache_gpu",
+                                     "the fake and OpenCL devices tested the tier");
+  if (dev >= 0) {
     real_device_moves(ctx, dev);
     ds_cache *c = gpu_cache(ctx, -1, 64 << 20, 0, 0, NULL); /* -1 finds it */
     static char big[3 << 20]; /* larger than the pinned staging buffer: chunked copies */

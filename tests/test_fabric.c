@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "fabric_internal.h"
+#include "test_util.h"
 
 /* ---- helpers ---- */
 
@@ -31,15 +32,6 @@ static ds_context *new_ctx_alloc(const ds_allocator *a) {
 
 static ds_context *new_ctx(void) { return new_ctx_alloc(NULL); }
 
-static double stat_of(ds_context *ctx, const char *name) {
-  ds_stats *s = NULL;
-  assert_int_equal(ds_stats_snapshot(&s, ctx), DS_OK);
-  double v = -1;
-  if (ds_stats_find(&v, s, name) != DS_OK) v = -1;
-  ds_stats_free(s);
-  return v;
-}
-
 static void assert_error_mentions(ds_context *ctx, const char *a, const char *b) {
   const char *msg = ds_context_last_error(ctx);
   assert_non_null(strstr(msg, a));
@@ -50,6 +42,8 @@ static void assert_error_mentions(ds_context *ctx, const char *a, const char *b)
 
 struct fake {
   int allocs, frees, copies_in, copies_out, fail_alloc, alias;
+  int peers;       /* direct copies made */
+  int refuse_peer; /* copy_peer answers DS_ERR_UNSUPPORTED */
 };
 
 static ds_status fake_describe(void *user, int32_t dev, ds_device_info *info) {
@@ -102,17 +96,34 @@ static ds_status fake_out(void *user, int32_t dev, void *host, void *mem, size_t
   return DS_OK;
 }
 
-static int32_t add_fake(ds_context *ctx, struct fake *f, int32_t ndev) {
+static ds_status fake_peer(void *user, int32_t dst_dev, void *dst, int32_t src_dev, void *src,
+                           size_t n, char *msg, size_t msg_size) {
+  struct fake *f = user;
+  (void)dst_dev, (void)src_dev, (void)msg, (void)msg_size;
+  if (f->refuse_peer) return DS_ERR_UNSUPPORTED;
+  f->peers++;
+  memcpy(dst, src, n);
+  return DS_OK;
+}
+
+/* The fake's table; copy_peer only when @p peer. */
+static ds_fabric_backend fake_table(const char *name, int32_t ndev, int peer) {
   ds_fabric_backend b;
   memset(&b, 0, sizeof b);
   b.struct_size = sizeof b;
-  b.name = "fake";
+  b.name = name;
   b.device_count = ndev;
   b.describe = fake_describe;
   b.alloc = fake_alloc;
   b.free = fake_free;
   b.copy_in = fake_in;
   b.copy_out = fake_out;
+  b.copy_peer = peer ? fake_peer : NULL;
+  return b;
+}
+
+static int32_t add_fake(ds_context *ctx, struct fake *f, int32_t ndev) {
+  ds_fabric_backend b = fake_table("fake", ndev, 0);
   int32_t first = -1;
   assert_int_equal(ds_fabric_backend_register(&first, ctx, &b, f), DS_OK);
   return first;
@@ -190,7 +201,7 @@ static void test_backend_register_checks(void **state) {
   /* Too many devices for the table. */
   memset(&b, 0, sizeof b);
   b = (ds_fabric_backend){sizeof b, "huge", 100, fake_describe, fake_alloc, fake_free, fake_in,
-                          fake_out, NULL, NULL, NULL, NULL, NULL, NULL};
+                          fake_out, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
   assert_int_equal(ds_fabric_backend_register(NULL, ctx, &b, &f), DS_ERR_INVALID_ARG);
   ds_context_destroy(ctx);
 }
@@ -233,7 +244,7 @@ static void test_buffer_cpu_roundtrip(void **state) {
   assert_ptr_equal(p, host); /* registered memory is used in place */
   assert_int_equal(ds_buffer_release(b, 0), DS_OK);
   assert_int_equal(ds_buffer_destroy(b), DS_OK);
-  assert_int_equal(stat_of(ctx, "fabric.copies"), 0);
+  assert_int_equal(ds_test_stat(ctx, "fabric.copies"), 0);
   ds_context_destroy(ctx);
 }
 
@@ -296,11 +307,11 @@ static void test_msi_with_device_memory(void **state) {
   assert_int_equal(d[100], 1);
   assert_int_equal(ds_buffer_release(b, dev), DS_OK);
   /* Stats: 3 copies in + 1 out of 256 bytes. */
-  assert_true(stat_of(ctx, "fabric.copies") == 4);
-  assert_true(stat_of(ctx, "fabric.bytes_moved") == 4 * 256);
+  assert_true(ds_test_stat(ctx, "fabric.copies") == 4);
+  assert_true(ds_test_stat(ctx, "fabric.bytes_moved") == 4 * 256);
   char name[64];
   snprintf(name, sizeof name, "fabric.dev%d.copies", (int)dev);
-  assert_true(stat_of(ctx, name) == 3); /* 2 in + 1 out */
+  assert_true(ds_test_stat(ctx, name) == 3); /* 2 in + 1 out */
   assert_int_equal(ds_buffer_destroy(b), DS_OK);
   assert_int_equal(f.allocs, 2);
   assert_int_equal(f.frees, 2);
@@ -328,8 +339,8 @@ static void test_zero_copy_alias(void **state) {
   assert_int_equal(h[0], 42);
   assert_int_equal(ds_buffer_release(b, 0), DS_OK);
   assert_int_equal(f.copies_in + f.copies_out, 0);
-  assert_true(stat_of(ctx, "fabric.copies") == 0);
-  assert_true(stat_of(ctx, "fabric.copies_avoided") == 2);
+  assert_true(ds_test_stat(ctx, "fabric.copies") == 0);
+  assert_true(ds_test_stat(ctx, "fabric.copies_avoided") == 2);
   assert_int_equal(ds_buffer_destroy(b), DS_OK);
   /* The same with zero-copy refused by the buffer: copies. */
   ds_buffer_options o = DS_BUFFER_OPTIONS_INIT;
@@ -361,7 +372,7 @@ static void test_other_cpu_space_reads_in_place(void **state) {
   ds_fabric_backend bk;
   memset(&bk, 0, sizeof bk);
   bk = (ds_fabric_backend){sizeof bk, "cpulike", 1, cpu_like_describe, fake_alloc, fake_free,
-                           fake_in, fake_out, NULL, NULL, NULL, NULL, NULL, NULL};
+                           fake_in, fake_out, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
   int32_t dev = -1;
   assert_int_equal(ds_fabric_backend_register(&dev, ctx, &bk, &f), DS_OK);
   ds_buffer *b = NULL;
@@ -373,7 +384,7 @@ static void test_other_cpu_space_reads_in_place(void **state) {
   assert_int_equal(ds_buffer_release(b, dev), DS_OK);
   assert_int_equal(ds_buffer_release(b, 0), DS_OK);
   assert_int_equal(f.allocs + f.copies_in + f.copies_out, 0);
-  assert_true(stat_of(ctx, "fabric.copies_avoided") == 1);
+  assert_true(ds_test_stat(ctx, "fabric.copies_avoided") == 1);
   ds_device_info info = DS_DEVICE_INFO_INIT;
   assert_int_equal(ds_fabric_device_info(&info, ctx, dev), DS_OK);
   assert_true(ds__fabric_transfer_cost(ctx, 0, info.memory_space, 1 << 20) == 0);
@@ -661,6 +672,90 @@ static void test_extension_slots(void **state) {
   assert_int_equal(ext_destroyed, 1);
 }
 
+/* ---- direct device-to-device copies ---- */
+
+/* A two-device fake backend with copy_peer; @p old_table registers it with the struct_size of
+ * a table built before copy_peer existed (accepted, no direct copies). */
+static int32_t add_twin(ds_context *ctx, struct fake *f, int old_table) {
+  ds_fabric_backend b = fake_table("twin", 2, 1);
+  if (old_table) b.struct_size = (uint32_t)offsetof(ds_fabric_backend, copy_peer);
+  int32_t first = -1;
+  assert_int_equal(ds_fabric_backend_register(&first, ctx, &b, f), DS_OK);
+  return first;
+}
+
+/* Writes 0..n-1 on device @p a, then reads it on device @p b; returns 1 if b saw those bytes. */
+static int hand_over(ds_buffer *buf, int32_t a, int32_t b) {
+  uint8_t *p = NULL;
+  assert_int_equal(ds_buffer_acquire((void **)&p, buf, a, DS_ACCESS_WRITE), DS_OK);
+  for (size_t i = 0; i < ds_buffer_size(buf); i++) p[i] = (uint8_t)(i * 7 + 3);
+  assert_int_equal(ds_buffer_release(buf, a), DS_OK);
+  assert_int_equal(ds_buffer_acquire((void **)&p, buf, b, DS_ACCESS_READ), DS_OK);
+  int same = 1;
+  for (size_t i = 0; i < ds_buffer_size(buf); i++) same &= p[i] == (uint8_t)(i * 7 + 3);
+  assert_int_equal(ds_buffer_release(buf, b), DS_OK);
+  return same;
+}
+
+static void test_peer_copy_direct(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx();
+  struct fake f = {0};
+  int32_t d0 = add_twin(ctx, &f, 0), d1 = d0 + 1;
+  ds_buffer *buf = NULL;
+  assert_int_equal(ds_buffer_create(&buf, ctx, 4096, NULL), DS_OK);
+  assert_true(hand_over(buf, d0, d1));
+  assert_int_equal(f.peers, 1);
+  assert_int_equal(f.copies_out, 0); /* never staged through the host */
+  assert_true(ds_test_stat(ctx, "fabric.peer_copies") == 1);
+  char name[64];
+  snprintf(name, sizeof name, "fabric.dev%d.bytes_moved", (int)d1);
+  assert_true(ds_test_stat(ctx, name) == 4096);
+  ds_replica_state rs;
+  assert_int_equal(ds_buffer_state(&rs, buf, 0), DS_OK);
+  assert_int_equal(rs, DS_REPLICA_INVALID); /* the host copy was not made */
+  assert_int_equal(ds_buffer_state(&rs, buf, d0), DS_OK);
+  assert_int_equal(rs, DS_REPLICA_SHARED);
+  /* The host then reads from a device replica, and the reverse direction is direct too. */
+  assert_true(hand_over(buf, d1, 0));
+  assert_int_equal(f.copies_out, 1);
+  assert_true(hand_over(buf, d1, d0));
+  assert_int_equal(f.peers, 2);
+  /* The partitioner prices the direct copy as one hop, not two. */
+  int32_t s0 = ctx->fabric->dev[d0].info.memory_space, s1 = ctx->fabric->dev[d1].info.memory_space;
+  double direct = ds__fabric_transfer_cost(ctx, s0, s1, 1 << 20);
+  assert_int_equal(ds_context_set_param(ctx, DS_PARAM_FABRIC_PEER_COPY, 0), DS_OK);
+  double staged = ds__fabric_transfer_cost(ctx, s0, s1, 1 << 20);
+  assert_true(direct > 0 && staged > 1.5 * direct);
+  assert_int_equal(ds_buffer_destroy(buf), DS_OK);
+  ds_context_destroy(ctx);
+}
+
+/* Without a direct path the bytes go through the host replica: the tunable off, a backend
+ * that refuses the pair, a table from before copy_peer. */
+static void test_peer_copy_staged(void **state) {
+  (void)state;
+  for (int way = 0; way < 3; way++) {
+    ds_context *ctx = new_ctx();
+    struct fake f = {0};
+    f.refuse_peer = way == 1;
+    int32_t d0 = add_twin(ctx, &f, way == 2), d1 = d0 + 1;
+    if (way == 0) assert_int_equal(ds_context_set_param(ctx, DS_PARAM_FABRIC_PEER_COPY, 0), DS_OK);
+    ds_buffer *buf = NULL;
+    assert_int_equal(ds_buffer_create(&buf, ctx, 3000, NULL), DS_OK);
+    assert_true(hand_over(buf, d0, d1));
+    assert_int_equal(f.peers, 0);
+    assert_int_equal(f.copies_out, 1); /* d0 -> host */
+    assert_int_equal(f.copies_in, 1);  /* host -> d1 */
+    assert_true(ds_test_stat(ctx, "fabric.peer_copies") == 0);
+    ds_replica_state rs;
+    assert_int_equal(ds_buffer_state(&rs, buf, 0), DS_OK);
+    assert_int_equal(rs, DS_REPLICA_SHARED);
+    assert_int_equal(ds_buffer_destroy(buf), DS_OK);
+    ds_context_destroy(ctx);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_devices_cpu_first),
@@ -677,6 +772,8 @@ int main(void) {
       cmocka_unit_test(test_transfer_cost),
       cmocka_unit_test(test_cpu_launch_and_events),
       cmocka_unit_test(test_extension_slots),
+      cmocka_unit_test(test_peer_copy_direct),
+      cmocka_unit_test(test_peer_copy_staged),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

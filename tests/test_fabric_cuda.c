@@ -13,38 +13,20 @@
 #include <string.h>
 
 #include "fabric_internal.h"
+#include "test_util.h"
 
 static ds_context *new_ctx(void) {
-  ds_context_options o = DS_CONTEXT_OPTIONS_INIT;
-  o.flags = DS_CONTEXT_NO_ENV;
-  ds_param_value pv[] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0}, {DS_PARAM_STATS_FILE, 0, 0},
-                         {DS_PARAM_FABRIC_OPENCL, 0, 0}};
-  o.params = pv;
-  o.nparams = 3;
-  ds_context *ctx = NULL;
-  assert_int_equal(ds_context_create(&ctx, &o), DS_OK);
-  return ctx;
-}
-
-static double stat_of(ds_context *ctx, const char *name) {
-  ds_stats *s = NULL;
-  assert_int_equal(ds_stats_snapshot(&s, ctx), DS_OK);
-  double v = -1;
-  if (ds_stats_find(&v, s, name) != DS_OK) v = -1;
-  ds_stats_free(s);
-  return v;
+  ds_param_value pv[] = {{DS_PARAM_FABRIC_OPENCL, 0, 0}};
+  return ds_test_context(pv, 1);
 }
 
 /* The first CUDA device, or -1 after the skip message (or a failure with DS_REQUIRE_GPU=1). */
 static int32_t gpu_or_skip(ds_context *ctx) {
-  int32_t dev = -1;
-  if (ds_fabric_device_find(&dev, ctx, DS_FABRIC_DEVICE_CUDA, 0) == DS_OK) return dev;
-  const char *req = getenv("DS_REQUIRE_GPU");
-  if (req && *req == '1') fail_msg("DS_REQUIRE_GPU=1 but the fabric lists no CUDA device");
+  int32_t dev = ds_test_cuda_or_skip(ctx, "test_fabric_cuda", "CPU path tested in test_fabric");
+  if (dev >= 0) return dev;
   ds_topology_info topo = DS_TOPOLOGY_INFO_INIT;
   assert_int_equal(ds_topology_get(&topo, ctx), DS_OK);
   assert_int_equal(topo.cuda_devices, 0); /* the driver sees none either */
-  printf("test_fabric_cuda: no CUDA device: skipped (CPU path tested in test_fabric)\n");
   return -1;
 }
 
@@ -86,7 +68,7 @@ static void test_cuda_msi_copies(void **state) {
   assert_int_equal(ds_buffer_acquire((void **)&h, b, 0, DS_ACCESS_READ), DS_OK);
   assert_true(h[123] == 123.0f);
   assert_int_equal(ds_buffer_release(b, 0), DS_OK);
-  assert_true(stat_of(ctx, "fabric.bytes_moved") == 2.0 * N * sizeof(float));
+  assert_true(ds_test_stat(ctx, "fabric.bytes_moved") == 2.0 * N * sizeof(float));
   assert_int_equal(ds_buffer_destroy(b), DS_OK);
 done:
   ds_context_destroy(ctx);
@@ -113,8 +95,8 @@ static void test_cuda_mapped_host(void **state) {
   device_read(ctx, dev, mem, back, sizeof back);
   assert_int_equal(back[10], 0);
   assert_int_equal(ds_buffer_release(b, dev), DS_OK);
-  assert_true(stat_of(ctx, "fabric.copies") == 0);
-  assert_true(stat_of(ctx, "fabric.copies_avoided") == 1);
+  assert_true(ds_test_stat(ctx, "fabric.copies") == 0);
+  assert_true(ds_test_stat(ctx, "fabric.copies_avoided") == 1);
   assert_int_equal(ds_buffer_destroy(b), DS_OK);
 done:
   ds_context_destroy(ctx);

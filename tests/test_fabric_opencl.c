@@ -17,6 +17,7 @@
 
 #include "build_config.h"
 #include "fabric_internal.h"
+#include "test_util.h"
 
 #if DS_HAVE_OPENCL
 #define CL_TARGET_OPENCL_VERSION 120
@@ -24,24 +25,8 @@
 #endif
 
 static ds_context *new_ctx(int zero_copy) {
-  ds_context_options o = DS_CONTEXT_OPTIONS_INIT;
-  o.flags = DS_CONTEXT_NO_ENV;
-  ds_param_value pv[] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0}, {DS_PARAM_STATS_FILE, 0, 0},
-                         {DS_PARAM_FABRIC_ZERO_COPY, 0, zero_copy}};
-  o.params = pv;
-  o.nparams = 3;
-  ds_context *ctx = NULL;
-  assert_int_equal(ds_context_create(&ctx, &o), DS_OK);
-  return ctx;
-}
-
-static double stat_of(ds_context *ctx, const char *name) {
-  ds_stats *s = NULL;
-  assert_int_equal(ds_stats_snapshot(&s, ctx), DS_OK);
-  double v = -1;
-  if (ds_stats_find(&v, s, name) != DS_OK) v = -1;
-  ds_stats_free(s);
-  return v;
+  ds_param_value pv[] = {{DS_PARAM_FABRIC_ZERO_COPY, 0, zero_copy}};
+  return ds_test_context(pv, 1);
 }
 
 /* The first OpenCL device, or -1 (the test is then skipped). */
@@ -75,6 +60,17 @@ static void fill(float *p, size_t n, float base) {
   for (size_t i = 0; i < n; i++) p[i] = base + (float)i;
 }
 
+/* A buffer of @p n floats written on the host: base, base + 1, ... */
+static ds_buffer *host_filled(ds_context *ctx, size_t n, float base, const ds_buffer_options *o) {
+  ds_buffer *b = NULL;
+  float *h = NULL;
+  assert_int_equal(ds_buffer_create(&b, ctx, n * sizeof(float), o), DS_OK);
+  assert_int_equal(ds_buffer_acquire((void **)&h, b, 0, DS_ACCESS_WRITE), DS_OK);
+  fill(h, n, base);
+  assert_int_equal(ds_buffer_release(b, 0), DS_OK);
+  return b;
+}
+
 /* Copy path: write on the CPU, read on OpenCL (device bytes checked with a raw read), write on
  * OpenCL, read on the CPU; replicas move through Modified/Shared/Invalid. */
 static void test_msi_cpu_opencl_copy(void **state) {
@@ -87,13 +83,11 @@ static void test_msi_cpu_opencl_copy(void **state) {
   enum { N = 4096 };
   ds_buffer_options o = DS_BUFFER_OPTIONS_INIT;
   o.name = "x";
-  ds_buffer *b = NULL;
-  assert_int_equal(ds_buffer_create(&b, ctx, N * sizeof(float), &o), DS_OK);
+  ds_buffer *b = host_filled(ctx, N, 1.0f, &o);
   float *h = NULL, back[N];
   void *mem = NULL;
   ds_replica_state st;
-  assert_int_equal(ds_buffer_acquire((void **)&h, b, 0, DS_ACCESS_WRITE), DS_OK);
-  fill(h, N, 1.0f);
+  assert_int_equal(ds_buffer_acquire((void **)&h, b, 0, DS_ACCESS_READ), DS_OK);
   assert_int_equal(ds_buffer_release(b, 0), DS_OK);
   assert_int_equal(ds_buffer_state(&st, b, dev), DS_OK);
   assert_int_equal(st, DS_REPLICA_INVALID);
@@ -124,9 +118,9 @@ static void test_msi_cpu_opencl_copy(void **state) {
   /* Counted: one copy in, one copy out, the raw write is not the fabric's. */
   char name[64];
   snprintf(name, sizeof name, "fabric.dev%d.copies", (int)dev);
-  assert_true(stat_of(ctx, name) == 2);
-  assert_true(stat_of(ctx, "fabric.bytes_moved") == 2.0 * sizeof back);
-  assert_true(stat_of(ctx, "fabric.copies_avoided") == 0);
+  assert_true(ds_test_stat(ctx, name) == 2);
+  assert_true(ds_test_stat(ctx, "fabric.bytes_moved") == 2.0 * sizeof back);
+  assert_true(ds_test_stat(ctx, "fabric.copies_avoided") == 0);
   assert_int_equal(ds_buffer_destroy(b), DS_OK);
 #endif
 done:
@@ -146,12 +140,10 @@ static void test_zero_copy_is_in_place(void **state) {
     goto done;
   }
   enum { N = 1024 };
-  ds_buffer *b = NULL;
-  assert_int_equal(ds_buffer_create(&b, ctx, N * sizeof(float), NULL), DS_OK);
+  ds_buffer *b = host_filled(ctx, N, 5.0f, NULL);
   float *h = NULL;
   void *mem = NULL;
-  assert_int_equal(ds_buffer_acquire((void **)&h, b, 0, DS_ACCESS_WRITE), DS_OK);
-  fill(h, N, 5.0f);
+  assert_int_equal(ds_buffer_acquire((void **)&h, b, 0, DS_ACCESS_READ), DS_OK); /* its bytes */
   assert_int_equal(ds_buffer_release(b, 0), DS_OK);
   assert_int_equal(ds_buffer_acquire(&mem, b, dev, DS_ACCESS_RW), DS_OK);
   /* The device's mapping of the cl_mem is the host replica itself. */
@@ -163,7 +155,9 @@ static void test_zero_copy_is_in_place(void **state) {
   void *host_ptr = NULL;
   assert_int_equal(clGetMemObjectInfo((cl_mem)mem, CL_MEM_HOST_PTR, sizeof host_ptr, &host_ptr,
                                       NULL), CL_SUCCESS);
-  assert_int_equal(clGetContextInfo(cctx, CL_CONTEXT_DEVICES, sizeof did, &did, NULL), CL_SUCCESS);
+  cl_device_id ids[16]; /* one context per platform: the first OpenCL device is its first */
+  assert_int_equal(clGetContextInfo(cctx, CL_CONTEXT_DEVICES, sizeof ids, ids, NULL), CL_SUCCESS);
+  did = ids[0];
   cl_device_type type = 0;
   clGetDeviceInfo(did, CL_DEVICE_TYPE, sizeof type, &type, NULL);
   if (host_ptr != (void *)h && !(type & CL_DEVICE_TYPE_CPU)) { /* e.g. an iGPU that copies */
@@ -188,9 +182,9 @@ static void test_zero_copy_is_in_place(void **state) {
   assert_int_equal(ds_buffer_acquire((void **)&h, b, 0, DS_ACCESS_READ), DS_OK);
   assert_true(h[3] == -1.0f && h[4] == 9.0f);
   assert_int_equal(ds_buffer_release(b, 0), DS_OK);
-  assert_true(stat_of(ctx, "fabric.copies") == 0);
-  assert_true(stat_of(ctx, "fabric.bytes_moved") == 0);
-  assert_true(stat_of(ctx, "fabric.copies_avoided") == 2); /* to the device and back */
+  assert_true(ds_test_stat(ctx, "fabric.copies") == 0);
+  assert_true(ds_test_stat(ctx, "fabric.bytes_moved") == 0);
+  assert_true(ds_test_stat(ctx, "fabric.copies_avoided") == 2); /* to the device and back */
   assert_int_equal(ds_buffer_destroy(b), DS_OK);
 #endif
 done:
@@ -210,13 +204,9 @@ static void run_kernel_case(int zero_copy) {
   int32_t dev = cl_device(ctx, &info);
   if (skip_without_device(dev)) goto done;
   enum { N = 2048 };
-  ds_buffer *b = NULL;
-  assert_int_equal(ds_buffer_create(&b, ctx, N * sizeof(float), NULL), DS_OK);
+  ds_buffer *b = host_filled(ctx, N, 0.0f, NULL);
   float *h = NULL;
   void *mem = NULL, *k = NULL, *k2 = NULL;
-  assert_int_equal(ds_buffer_acquire((void **)&h, b, 0, DS_ACCESS_WRITE), DS_OK);
-  fill(h, N, 0.0f);
-  assert_int_equal(ds_buffer_release(b, 0), DS_OK);
   assert_int_equal(ds__fabric_cl_kernel(ctx, dev, k_scale, "scale", &k), DS_OK);
   assert_int_equal(ds__fabric_cl_kernel(ctx, dev, k_scale, "scale", &k2), DS_OK);
   assert_ptr_equal(k, k2); /* built once, cached */
@@ -261,13 +251,8 @@ static void test_prefetch_then_read(void **state) {
   if (skip_without_device(dev)) goto done;
 #if DS_HAVE_OPENCL
   enum { N = 1 << 20 };
-  ds_buffer *b = NULL;
-  assert_int_equal(ds_buffer_create(&b, ctx, N * sizeof(float), NULL), DS_OK);
-  float *h = NULL;
+  ds_buffer *b = host_filled(ctx, N, 7.0f, NULL);
   static float back[N];
-  assert_int_equal(ds_buffer_acquire((void **)&h, b, 0, DS_ACCESS_WRITE), DS_OK);
-  fill(h, N, 7.0f);
-  assert_int_equal(ds_buffer_release(b, 0), DS_OK);
   void *ev = NULL, *mem = NULL;
   assert_int_equal(ds__buffer_prefetch(b, dev, &ev), DS_OK);
   assert_int_equal(ds_buffer_acquire(&mem, b, dev, DS_ACCESS_READ), DS_OK);
@@ -276,7 +261,7 @@ static void test_prefetch_then_read(void **state) {
   assert_int_equal(ds_buffer_release(b, dev), DS_OK);
   assert_int_equal(ds__fabric_event_wait(ctx, dev, ev), DS_OK);
   ds__fabric_event_release(ctx, dev, ev);
-  assert_true(stat_of(ctx, "fabric.copies") == 1);
+  assert_true(ds_test_stat(ctx, "fabric.copies") == 1);
   assert_int_equal(ds_buffer_destroy(b), DS_OK);
 #endif
 done:

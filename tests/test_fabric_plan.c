@@ -14,33 +14,7 @@
 
 #include "partition_internal.h"
 #include "test_util.h"
-
-static ds_context *new_ctx(void) {
-  ds_param_value pv[] = {{DS_PARAM_SCHED_WORKERS, 0, 2}, {DS_PARAM_SCHED_BIND, 0, 0}};
-  return ds_test_context(pv, 2);
-}
-
-static ds_status noop_cpu(void *const *b, const size_t *s, size_t n, const void *a, size_t l) {
-  (void)b, (void)s, (void)n, (void)a, (void)l;
-  return DS_OK;
-}
-
-static ds_kernel *both_kernel(ds_context *ctx, const char *name) {
-  ds_kernel_options ko = DS_KERNEL_OPTIONS_INIT;
-  ko.name = name;
-  ko.cpu = noop_cpu;
-  ko.opencl_source = "__kernel void f(void) {}";
-  ko.opencl_name = "f";
-  ds_kernel *k = NULL;
-  assert_int_equal(ds_kernel_create(&k, ctx, &ko), DS_OK);
-  return k;
-}
-
-static ds_buffer *new_buf(ds_context *ctx, size_t size) {
-  ds_buffer *b = NULL;
-  assert_int_equal(ds_buffer_create(&b, ctx, size, NULL), DS_OK);
-  return b;
-}
+#include "test_fabric_util.h"
 
 static double xfer_free(void *user, int a, int b, uint64_t bytes) {
   (void)user, (void)a, (void)b, (void)bytes;

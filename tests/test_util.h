@@ -25,6 +25,28 @@ static inline ds_context *ds_test_context(const ds_param_value *extra, uint32_t 
   return ctx;
 }
 
+/* The current value of stat @p name, or -1 when the context has no such stat. */
+static inline double ds_test_stat(ds_context *ctx, const char *name) {
+  ds_stats *s = NULL;
+  assert_int_equal(ds_stats_snapshot(&s, ctx), DS_OK);
+  double v = -1;
+  if (ds_stats_find(&v, s, name) != DS_OK) v = -1;
+  ds_stats_free(s);
+  return v;
+}
+
+/* The first CUDA device of the context's fabric, or -1 after printing that @p test skips its
+ * GPU part (what the CPU path covers instead: @p covered); with DS_REQUIRE_GPU=1 in the
+ * environment a missing GPU fails the test instead. */
+static inline int32_t ds_test_cuda_or_skip(ds_context *ctx, const char *test, const char *covered) {
+  int32_t dev = -1;
+  if (ds_fabric_device_find(&dev, ctx, DS_FABRIC_DEVICE_CUDA, 0) == DS_OK) return dev;
+  const char *req = getenv("DS_REQUIRE_GPU");
+  if (req && req[0] == '1' && !req[1]) fail_msg("%s: DS_REQUIRE_GPU=1 but no CUDA device", test);
+  printf("%s: no CUDA device: skipped (%s)\n", test, covered);
+  return -1;
+}
+
 /* Removes @p path and everything under it. */
 static inline void ds_test_remove(const char *path) {
   char cmd[1200];

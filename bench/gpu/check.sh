@@ -41,4 +41,16 @@ done
 for batch in 4096 16384; do
   timeout 120 build-gpu/bench/bench_precision_mlp_gpu --json --batch "$batch" 2>&1 | tee -a "$out/bench.jsonl"
 done
+# The point cloud as a fabric graph across every device present (the GPU through its OpenCL
+# driver when one is installed: the example has C and OpenCL C kernels, no CUDA one): HEFT vs
+# the best single device; it exits 1 if any placement's image differs.
+if timeout 120 build-gpu/bench/bench_fabric_pointcloud_graph --json > "$out/pointcloud_graph.jsonl" \
+    2> "$out/pointcloud_graph.txt"; then
+  cat "$out/pointcloud_graph.txt"
+  tee -a "$out/bench.jsonl" < "$out/pointcloud_graph.jsonl"
+else
+  cat "$out/pointcloud_graph.txt"
+  echo "gpu-check: FAIL (point cloud graph)"
+  exit 1
+fi
 echo "gpu-check: PASS"

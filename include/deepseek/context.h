@@ -188,6 +188,12 @@ typedef enum ds_param {
   /** Compute fabric: enumerate CUDA devices (0 off, 1 on). Read when the fabric is first used on
    *  a context. Default 1. */
   DS_PARAM_FABRIC_CUDA = 502,
+  /** Compute fabric: a replica valid on one device and wanted on another device of the same
+   *  backend is copied directly between them when the backend can (backend copy_peer: CUDA
+   *  peer copies, OpenCL devices sharing a context) instead of through the host replica
+   *  (0 always stage through the host, 1 direct where possible). Read at each copy.
+   *  Default 1. */
+  DS_PARAM_FABRIC_PEER_COPY = 503,
   /** Fabric graphs: measured runs a kernel needs per device and input size before plans trust
    *  its cost model; until then HEFT plans send its nodes to the least-measured device
    *  (0..1000; 0 turns calibration off). Default 2. */
@@ -204,6 +210,11 @@ typedef enum ds_param {
    *  inputs to its device, overlapping the copies with the compute still running (0 off,
    *  1 on). Default 1. */
   DS_PARAM_FABRIC_GRAPH_PREFETCH = 523,
+  /** Fabric graphs: samples a kernel may need per device and input size when its measured
+   *  times vary (the mean's relative standard error above 10 %): HEFT plans keep calibrating
+   *  it, one more sample at a time, up to this many (0..1000; at or below
+   *  fabric_calibrate_runs: no extra samples). Default 8. */
+  DS_PARAM_FABRIC_CALIBRATE_MAX_RUNS = 524,
   /** Fabric timestamp barriers: nanoseconds a waiter spins re-checking progress before it
    *  sleeps on a futex (0..10000000); the budget adapts down while spins end in sleep.
    *  Default 10000. */

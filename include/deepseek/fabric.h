@@ -149,6 +149,15 @@ typedef struct ds_fabric_backend {
                       void **event, char *msg, size_t msg_size);
   /** Optional: called once when the context is destroyed, after every allocation is freed. */
   void (*destroy)(void *user);
+  /** Optional (appended after the first release: a table whose struct_size ends just before it
+   *  is accepted and makes no direct copies): copies @p n bytes from @p src_mem of device
+   *  @p src_dev into @p dst_mem of device @p dst_dev, both devices of this backend, without passing through host memory
+   *  (a CUDA peer copy, clEnqueueCopyBuffer within one OpenCL context). The work queued
+   *  before on either device that uses either allocation must come first; the copy is
+   *  complete on return. Return DS_ERR_UNSUPPORTED when these two devices cannot copy
+   *  directly: the fabric then stages the bytes through the buffer's host replica. */
+  ds_status (*copy_peer)(void *user, int32_t dst_dev, void *dst_mem, int32_t src_dev,
+                         void *src_mem, size_t n, char *msg, size_t msg_size);
 } ds_fabric_backend;
 
 /** Buffer creation options. */

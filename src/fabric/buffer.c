@@ -276,14 +276,36 @@ static ds_status ds__buffer_from_host(ds_buffer *b, int32_t dev, struct ds__repl
   return DS_OK;
 }
 
+/* Makes device dev's replica (space) valid straight from the device replica in space src, when
+ * both are separate allocations of one backend that copies between its devices. Returns
+ * DS_ERR_UNSUPPORTED, with nothing changed or recorded, when it cannot: the caller stages
+ * through the host replica. */
+static ds_status ds__buffer_peer(ds_buffer *b, int32_t dev, int32_t space, int32_t src) {
+  struct ds__replica *r = &b->rep[space], *from = &b->rep[src];
+  const struct ds__fabric_device *d = &b->fab->dev[dev], *sd = &b->fab->dev[from->device];
+  if (space == b->host_space || r->aliased || from->aliased || d->be != sd->be ||
+      !d->be->ops.copy_peer || !ds__param(b->ctx, DS_PARAM_FABRIC_PEER_COPY))
+    return DS_ERR_UNSUPPORTED;
+  char msg[DS__FABRIC_MSG] = "";
+  ds_status st = d->be->ops.copy_peer(d->be->user, d->local, r->mem, sd->local, from->mem, b->size,
+                                      msg, sizeof msg);
+  if (st == DS_ERR_UNSUPPORTED) return st;
+  if (st != DS_OK) return ds__buffer_fail(b, dev, DS_ERR_DEVICE, "direct device copy failed", msg);
+  ds__fabric_count_peer(b->fab, dev, b->size);
+  r->state = from->state = DS_REPLICA_SHARED; /* the host replica stays invalid */
+  return DS_OK;
+}
+
 /* READ part of an acquire: the replica of 'space' becomes valid. */
 static ds_status ds__buffer_fetch(ds_buffer *b, int32_t dev, int32_t space, void **event) {
   struct ds__replica *r = &b->rep[space];
   if (r->state != DS_REPLICA_INVALID) return DS_OK;
   int32_t src = ds__buffer_valid_source(b, space);
   if (src < 0) return ds__buffer_fail(b, dev, DS_ERR_INTERNAL, "read", "no valid replica");
-  if (src != b->host_space) { /* device -> host first (no peer copies) */
-    ds_status st = ds__buffer_to_host(b, src);
+  if (src != b->host_space) { /* device -> device directly, else device -> host first */
+    ds_status st = ds__buffer_peer(b, dev, space, src);
+    if (st != DS_ERR_UNSUPPORTED) return st;
+    st = ds__buffer_to_host(b, src);
     if (st != DS_OK || space == b->host_space) return st;
   }
   if (space == b->host_space) return DS_OK;

@@ -115,6 +115,22 @@ double ds__cm_predict(struct ds__costmodel *cm, const char *key, uint64_t size,
   return out;
 }
 
+uint64_t ds__cm_wanted(struct ds__costmodel *cm, const char *key, uint64_t size, uint64_t runs,
+                       uint64_t max_runs) {
+  uint64_t want = runs;
+  pthread_mutex_lock(&cm->mu);
+  struct ds__cm_key *k = cm_key(cm, key, 0);
+  for (uint32_t i = 0; k && i < k->npoints; i++) {
+    const struct ds__cm_point *p = &k->pts[i];
+    if (p->size != size || p->n < 2 || p->n < runs || p->mean <= 0) continue;
+    /* Relative standard error of the mean: sd / sqrt(n) / mean, squared. */
+    double rse2 = p->m2 / (double)(p->n - 1) / (double)p->n / (p->mean * p->mean);
+    if (rse2 > DS__CM_NOISY_RSE * DS__CM_NOISY_RSE) want = p->n + 1 < max_runs ? p->n + 1 : max_runs;
+  }
+  pthread_mutex_unlock(&cm->mu);
+  return want > runs ? want : runs;
+}
+
 /* ---- serialisation: u32 magic, u32 version, u32 nkeys; per key u8 len, bytes, u32 npoints;
  * per point u64 size, u64 n, f64 mean, f64 m2; all little-endian ---- */
 

@@ -85,6 +85,13 @@ static void ds__cu_event_release(void *user, void *event) {
   ds__fcuda_event_release(event);
 }
 
+static ds_status ds__cu_copy_peer(void *user, int32_t dst_dev, void *dst_mem, int32_t src_dev,
+                                  void *src_mem, size_t n, char *msg, size_t msg_size) {
+  struct ds__cuda_fab *cf = user;
+  return ds__fcuda_copy_peer(dst_dev, cf->stream[dst_dev], dst_mem, src_dev, cf->stream[src_dev],
+                             src_mem, n, msg, msg_size);
+}
+
 static void ds__cu_destroy(void *user) {
   struct ds__cuda_fab *cf = user;
   for (int32_t i = 0; i < cf->n; i++)
@@ -99,6 +106,7 @@ static ds_status ds__cu_open(struct ds__cuda_fab *cf, int32_t n) {
     if (st != DS_OK) return ds__error(cf->ctx, st, "fabric", "CUDA device %d: %s", (int)i, msg);
     cf->n = i + 1;
   }
+  ds__fcuda_enable_peers(n); /* best effort: cudaMemcpyPeer also works without */
   return DS_OK;
 }
 
@@ -131,6 +139,7 @@ ds_status ds__fabric_cuda_probe(struct ds__fabric *fab) {
   ops.event_wait = ds__cu_event_wait;
   ops.event_release = ds__cu_event_release;
   ops.destroy = ds__cu_destroy;
+  ops.copy_peer = ds__cu_copy_peer;
   st = ds__fabric_add_backend(fab, &ops, cf, NULL);
   if (st != DS_OK) ds__cu_destroy(cf);
   return st;

@@ -1,5 +1,6 @@
 /* The per-context fabric: lazy creation and device enumeration through the backend probes,
  * the public device queries, backend registration, transfer costs, stats and extension slots. */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -23,7 +24,8 @@ static void ds__fabric_default_model(struct ds__fabric_device *d) {
 }
 
 static ds_status ds__fabric_check_backend(struct ds__fabric *fab, const ds_fabric_backend *ops) {
-  if (ops->struct_size != sizeof *ops)
+  /* A table built before copy_peer was appended ends just before it. */
+  if (ops->struct_size != sizeof *ops && ops->struct_size != offsetof(ds_fabric_backend, copy_peer))
     return ds__error(fab->ctx, DS_ERR_ABI, "fabric", "backend: struct_size %u, expected %zu",
                      (unsigned)ops->struct_size, sizeof *ops);
   if (!ops->name || !ops->alloc || !ops->free || !ops->copy_in || !ops->copy_out ||
@@ -45,7 +47,8 @@ ds_status ds__fabric_add_backend(struct ds__fabric *fab, const ds_fabric_backend
   ds_status st = ds__fabric_check_backend(fab, ops);
   if (st != DS_OK) return st;
   struct ds__fabric_backend *be = &fab->be[fab->nbackends];
-  be->ops = *ops;
+  memset(&be->ops, 0, sizeof be->ops);
+  memcpy(&be->ops, ops, ops->struct_size);
   be->user = user;
   size_t len = strnlen(ops->name, sizeof be->name - 1);
   memcpy(be->name, ops->name, len);
@@ -99,6 +102,7 @@ static struct ds__fabric *ds__fabric_new(ds_context *ctx) {
   fab->stat_bytes = ds__stat_register(ctx, "fabric.bytes_moved", DS_STAT_COUNTER);
   fab->stat_copies = ds__stat_register(ctx, "fabric.copies", DS_STAT_COUNTER);
   fab->stat_avoided = ds__stat_register(ctx, "fabric.copies_avoided", DS_STAT_COUNTER);
+  fab->stat_peer = ds__stat_register(ctx, "fabric.peer_copies", DS_STAT_COUNTER);
   pthread_mutex_lock(&fab->mu);
   ds__fabric_probe_all(fab);
   pthread_mutex_unlock(&fab->mu);
@@ -182,6 +186,11 @@ void ds__fabric_count_copy(struct ds__fabric *fab, int32_t dev, size_t bytes) {
   ds__stat_add(fab->ctx, fab->dev[dev].stat[1], 1);
 }
 
+void ds__fabric_count_peer(struct ds__fabric *fab, int32_t dst, size_t bytes) {
+  ds__fabric_count_copy(fab, dst, bytes);
+  ds__stat_add(fab->ctx, fab->stat_peer, 1);
+}
+
 void ds__fabric_count_avoided(struct ds__fabric *fab, int32_t dev) {
   ds__stat_add(fab->ctx, fab->stat_avoided, 1);
   ds__stat_add(fab->ctx, fab->dev[dev].stat[2], 1);
@@ -216,8 +225,14 @@ double ds__fabric_transfer_cost(ds_context *ctx, int32_t src_space, int32_t dst_
                (zc && (sd->info.caps & in_place) == DS_DEVICE_CAP_MAP_HOST);
   int d_host = (dd->info.caps & DS_DEVICE_CAP_HOST_MEMORY) ||
                (zc && (dd->info.caps & in_place) == DS_DEVICE_CAP_MAP_HOST);
-  /* Device to device goes through host memory (no peer copies yet). */
-  return (s_host ? 0 : ds__fabric_link_s(sd, bytes, 0)) + (d_host ? 0 : ds__fabric_link_s(dd, bytes, 1));
+  double out = s_host ? 0 : ds__fabric_link_s(sd, bytes, 0);
+  double in = d_host ? 0 : ds__fabric_link_s(dd, bytes, 1);
+  /* Two separate allocations of one backend that copies between its devices: one hop, priced
+   * as the slower link (a backend may still refuse a pair; the host path then costs more). */
+  if (!s_host && !d_host && sd->be == dd->be && sd->be->ops.copy_peer &&
+      ds__param(ctx, DS_PARAM_FABRIC_PEER_COPY))
+    return out > in ? out : in;
+  return out + in; /* through host memory */
 }
 
 void *ds__fabric_ext(ds_context *ctx, int slot, ds_status (*create)(ds_context *ctx, void **out),

@@ -49,7 +49,7 @@ struct ds__fabric {
   int32_t nbackends;
   struct ds__fabric_device dev[DS__FABRIC_MAX_DEVICES];
   struct ds__fabric_backend be[DS__FABRIC_MAX_BACKENDS];
-  int stat_bytes, stat_copies, stat_avoided; /* totals */
+  int stat_bytes, stat_copies, stat_avoided, stat_peer; /* totals */
   ds__atomic_i64 live_buffers;
   void *ext[DS__FABRIC_EXT_MAX];
   void (*ext_destroy[DS__FABRIC_EXT_MAX])(ds_context *ctx, void *state);
@@ -116,6 +116,8 @@ int32_t ds__fabric_space_device(ds_context *ctx, int32_t space);
 /* Records a transfer (bytes moved, copies) or an avoided copy on device @p dev's stats. */
 void ds__fabric_count_copy(struct ds__fabric *fab, int32_t dev, size_t bytes);
 void ds__fabric_count_avoided(struct ds__fabric *fab, int32_t dev);
+/* Records a direct device-to-device copy into device @p dst: a copy, plus fabric.peer_copies. */
+void ds__fabric_count_peer(struct ds__fabric *fab, int32_t dst, size_t bytes);
 /* Extension slot @p slot (DS__FABRIC_EXT_*): returns the state, creating it with
  * create(ctx, &state) on first use; destroy is called with the fabric. NULL with create's
  * error recorded on failure. Thread-safe. */

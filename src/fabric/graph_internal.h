@@ -50,6 +50,12 @@ ds_status ds__cm_record_run(struct ds__costmodel *cm, const char *key, uint64_t 
 /* Prediction in seconds (NaN when nothing is known for key); *samples = runs at exactly size. */
 double ds__cm_predict(struct ds__costmodel *cm, const char *key, uint64_t size,
                       uint64_t *samples);
+/* Samples wanted at (key, size) before plans trust the mean: @p runs, or while the samples
+ * vary so much that the mean's relative standard error exceeds DS__CM_NOISY_RSE, one more
+ * than measured, up to @p max_runs. Thread-safe. */
+#define DS__CM_NOISY_RSE 0.10
+uint64_t ds__cm_wanted(struct ds__costmodel *cm, const char *key, uint64_t size, uint64_t runs,
+                       uint64_t max_runs);
 /* Serialised form: a versioned little-endian blob. ds__cm_decode replaces the model only
  * when the whole blob is valid (DS_ERR_FORMAT otherwise). */
 ds_status ds__cm_encode(ds_context *ctx, struct ds__costmodel *cm, uint8_t **out, size_t *len);

@@ -72,23 +72,27 @@ static struct calib *calib_find(struct calib *c, uint32_t *nc, const ds_kernel *
 }
 
 /* Predicted costs; where a capable device still lacks calib_runs samples of the node's kernel
- * at its size, the node goes there (the least-sampled device first), StarPU-style. */
+ * at its size (more, up to calibrate_max_runs, while those samples vary widely), the node
+ * goes there (the least-sampled device first), StarPU-style. */
 static ds_status node_costs(struct planner *P, int calibrate) {
   ds_graph *g = P->g;
   int nd = P->plat->ndev;
   uint64_t runs = (uint64_t)ds__param(g->ctx, DS_PARAM_FABRIC_CALIBRATE_RUNS);
+  uint64_t max_runs = (uint64_t)ds__param(g->ctx, DS_PARAM_FABRIC_CALIBRATE_MAX_RUNS);
   struct calib *cal = calibrate ? ds__calloc(g->ctx, g->nnodes + 1, sizeof *cal) : NULL;
   if (calibrate && !cal) return ds__error(g->ctx, DS_ERR_NO_MEMORY, MOD, "plan: out of memory");
   uint32_t ncal = 0;
   for (uint32_t i = 0; i < g->nnodes; i++) {
     struct ds__gnode *n = &g->nodes[i];
-    uint64_t size = node_size(n), samples[DS__GRAPH_MAX_DEV] = {0};
+    uint64_t size = node_size(n), samples[DS__GRAPH_MAX_DEV] = {0}, want[DS__GRAPH_MAX_DEV] = {0};
     double known = 0;
     int nknown = 0;
     for (int d = 0; d < nd; d++) {
       double c = NAN;
-      if (P->mask[i] >> d & 1)
+      if (P->mask[i] >> d & 1) {
         c = ds__cm_predict(&n->k->cm, P->plat->dev[d].key, size, &samples[d]);
+        if (cal) want[d] = ds__cm_wanted(&n->k->cm, P->plat->dev[d].key, size, runs, max_runs);
+      }
       P->cost[(size_t)i * (size_t)nd + (size_t)d] = c;
       if (!isnan(c)) known += c, nknown++;
     }
@@ -99,7 +103,7 @@ static ds_status node_costs(struct planner *P, int calibrate) {
     struct calib *c = calib_find(cal, &ncal, n->k, size);
     int best = -1;
     for (int d = 0; d < nd; d++)
-      if ((P->mask[i] >> d & 1) && samples[d] + c->planned[d] < runs &&
+      if ((P->mask[i] >> d & 1) && samples[d] + c->planned[d] < want[d] &&
           (best < 0 || samples[d] + c->planned[d] < samples[best] + c->planned[best]))
         best = d;
     if (best >= 0) {

@@ -115,3 +115,24 @@ ds_status ds__fcuda_device_sync(int dev, char *msg, size_t msg_size) {
   if (e == cudaSuccess) e = cudaDeviceSynchronize();
   return e == cudaSuccess ? DS_OK : fail(e, "cudaDeviceSynchronize", msg, msg_size);
 }
+
+ds_status ds__fcuda_copy_peer(int dst_dev, void *dst_stream, void *dst, int src_dev,
+                              void *src_stream, const void *src, size_t n, char *msg,
+                              size_t msg_size) {
+  cudaError_t e = cudaSetDevice(src_dev); /* what wrote the source comes first */
+  if (e == cudaSuccess) e = cudaStreamSynchronize((cudaStream_t)src_stream);
+  if (e == cudaSuccess) e = cudaSetDevice(dst_dev);
+  if (e == cudaSuccess) e = cudaMemcpyPeerAsync(dst, dst_dev, src, src_dev, n, (cudaStream_t)dst_stream);
+  if (e == cudaSuccess) e = cudaStreamSynchronize((cudaStream_t)dst_stream);
+  return e == cudaSuccess ? DS_OK : fail(e, "cudaMemcpyPeerAsync", msg, msg_size);
+}
+
+void ds__fcuda_enable_peers(int n) {
+  for (int a = 0; a < n; a++)
+    for (int b = 0; b < n; b++) {
+      int can = 0;
+      if (a == b || cudaDeviceCanAccessPeer(&can, a, b) != cudaSuccess || !can) continue;
+      if (cudaSetDevice(a) == cudaSuccess) cudaDeviceEnablePeerAccess(b, 0);
+      (void)cudaGetLastError(); /* "already enabled" is not an error here */
+    }
+}

@@ -33,6 +33,13 @@ ds_status ds__fcuda_copy(int dev, void *stream, void *dst, const void *src, size
 ds_status ds__fcuda_event_record(int dev, void *stream, void **event, char *msg, size_t msg_size);
 ds_status ds__fcuda_event_wait(void *event, char *msg, size_t msg_size);
 void ds__fcuda_event_release(void *event);
+/* Copies n bytes from src (device src_dev) to dst (device dst_dev) after the work queued on
+ * the source's stream; complete on return. */
+ds_status ds__fcuda_copy_peer(int dst_dev, void *dst_stream, void *dst, int src_dev,
+                              void *src_stream, const void *src, size_t n, char *msg,
+                              size_t msg_size);
+/* Enables direct access between every pair of the first n devices that supports it. */
+void ds__fcuda_enable_peers(int n);
 /* Waits for everything queued on the device (for mapped memory written by kernels). */
 ds_status ds__fcuda_device_sync(int dev, char *msg, size_t msg_size);
 

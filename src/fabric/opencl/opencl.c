@@ -1,5 +1,6 @@
 /* The OpenCL backend: every device of every platform (PoCL exposes the CPU as one), one
- * context and one in-order queue per device. Copies are clEnqueueWrite/ReadBuffer; host memory
+ * context per platform and one in-order queue per device. Copies are clEnqueueWrite/ReadBuffer,
+ * and clEnqueueCopyBuffer between two devices of one context; host memory
  * is used in place (CL_MEM_USE_HOST_PTR) on CPU and host-unified devices when a map of the
  * buffer proves the implementation really uses the host bytes, not a copy. */
 #include <stdio.h>
@@ -175,6 +176,22 @@ static ds_status ds__cl_launch(void *user, int32_t dev, void *kernel, void *cons
   return err == CL_SUCCESS ? DS_OK : ds__cl_fail(err, "kernel run", msg, msg_size);
 }
 
+/* Within one context the copy is enqueued on the source's in-order queue, after the work that
+ * wrote the source; the destination is not in use (its replica was invalid). */
+static ds_status ds__cl_copy_peer(void *user, int32_t dst_dev, void *dst_mem, int32_t src_dev,
+                                  void *src_mem, size_t n, char *msg, size_t msg_size) {
+  struct ds__cl_backend *be = user;
+  struct ds__cl_device *s = &be->dev[src_dev];
+  if (s->context != be->dev[dst_dev].context) return DS_ERR_UNSUPPORTED;
+  cl_event ev = NULL;
+  cl_int err = clEnqueueCopyBuffer(s->queue, (cl_mem)src_mem, (cl_mem)dst_mem, 0, 0, n, 0, NULL,
+                                   &ev);
+  if (err != CL_SUCCESS) return ds__cl_fail(err, "clEnqueueCopyBuffer", msg, msg_size);
+  err = clWaitForEvents(1, &ev);
+  clReleaseEvent(ev);
+  return err == CL_SUCCESS ? DS_OK : ds__cl_fail(err, "clEnqueueCopyBuffer", msg, msg_size);
+}
+
 static void ds__cl_destroy(void *user) {
   struct ds__cl_backend *be = user;
   for (int32_t i = 0; i < be->n; i++) {
@@ -187,15 +204,19 @@ static void ds__cl_destroy(void *user) {
   ds__free(be->ctx, be);
 }
 
-/* Opens one device: a context and an in-order queue. */
-static int ds__cl_open(struct ds__cl_device *d, cl_device_id id, int platform, int index) {
+/* Opens one device: an in-order queue in @p shared, the context of all the platform's devices
+ * (so buffers can be copied between them directly), or in a context of its own when there is
+ * no shared one. */
+static int ds__cl_open(struct ds__cl_device *d, cl_device_id id, cl_context shared, int platform,
+                       int index) {
   cl_int err = CL_SUCCESS;
   cl_device_type type = 0;
   cl_bool unified = CL_FALSE;
   clGetDeviceInfo(id, CL_DEVICE_TYPE, sizeof type, &type, NULL);
   clGetDeviceInfo(id, CL_DEVICE_HOST_UNIFIED_MEMORY, sizeof unified, &unified, NULL);
   d->id = id;
-  d->context = clCreateContext(NULL, 1, &id, NULL, NULL, &err);
+  if (shared && clRetainContext(shared) == CL_SUCCESS) d->context = shared;
+  else d->context = clCreateContext(NULL, 1, &id, NULL, NULL, &err);
   if (err != CL_SUCCESS) return 0;
   d->queue = clCreateCommandQueue(d->context, id, 0, &err);
   if (err != CL_SUCCESS) {
@@ -218,8 +239,13 @@ static void ds__cl_enumerate(struct ds__cl_backend *be, int32_t room) {
     cl_device_id ids[16];
     cl_uint nd = 0;
     if (clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, 16, ids, &nd) != CL_SUCCESS) continue;
-    for (cl_uint i = 0; i < nd && i < 16 && be->n < room; i++)
-      if (ds__cl_open(&be->dev[be->n], ids[i], (int)p, (int)i)) be->n++;
+    nd = nd < 16 ? nd : 16;
+    cl_int err = CL_SUCCESS;
+    cl_context shared = nd > 1 ? clCreateContext(NULL, nd, ids, NULL, NULL, &err) : NULL;
+    if (err != CL_SUCCESS) shared = NULL; /* each device gets a context of its own */
+    for (cl_uint i = 0; i < nd && be->n < room; i++)
+      if (ds__cl_open(&be->dev[be->n], ids[i], shared, (int)p, (int)i)) be->n++;
+    if (shared) clReleaseContext(shared); /* each device holds its own reference */
   }
 }
 
@@ -260,6 +286,7 @@ ds_status ds__fabric_opencl_probe(struct ds__fabric *fab) {
   ops.event_release = ds__cl_event_release;
   ops.launch = ds__cl_launch;
   ops.destroy = ds__cl_destroy;
+  ops.copy_peer = ds__cl_copy_peer;
   int32_t first = 0;
   ds_status st = ds__fabric_add_backend(fab, &ops, be, &first);
   if (st != DS_OK) {
