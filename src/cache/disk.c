@@ -404,6 +404,8 @@ static ds_status ds__disk_load(ds__disk *d) {
     unsigned id;
     char tail;
     if (sscanf(de->d_name, "seg-%8u.lo%c", &id, &tail) == 2 && tail == 'g') ids[n++] = id;
+    else if (!d->read_only && !strncmp(de->d_name, "seg-", 4) && strstr(de->d_name, ".idx.tmp"))
+      unlinkat(dirfd(dir), de->d_name, 0); /* an index file a crash left unrenamed */
   }
   closedir(dir);
   qsort(ids, n, sizeof ids[0], ds__cmp_u32);
