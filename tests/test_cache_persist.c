@@ -595,6 +595,36 @@ static void test_index_files(void **state) {
   ds_context_destroy(ctx);
 }
 
+/* Values of 64 KiB and more are checksummed while they are copied out: an intact one reads
+ * back whole, a corrupt one is DS_ERR_CORRUPT, counted and dropped (first get, default mode). */
+static void test_verify_large(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx();
+  const char *dir = ds_test_path("persist_large");
+  ds_cache *c = open_plain(ctx, dir);
+  size_t n = 200000;
+  uint8_t *v = malloc(n), *out = malloc(n);
+  assert_non_null(v);
+  assert_non_null(out);
+  for (size_t i = 0; i < n; i++) v[i] = (uint8_t)(i * 31u + i / 977u);
+  assert_int_equal(ds_cache_put(c, "big", 3, v, n), DS_OK); /* offset 0 of segment 1 */
+  assert_int_equal(ds_cache_put(c, "ok!", 3, v, n), DS_OK);
+  assert_int_equal(ds_cache_flush(c), DS_OK);
+  flip_byte(dir, "seg-00000001.log", 32 + 3 + 150000);
+  size_t len = 0;
+  assert_int_equal(ds_cache_get(c, "big", 3, out, n, &len), DS_ERR_CORRUPT);
+  assert_int_equal(l3(c).corrupt, 1);
+  assert_false(ds_cache_contains(c, "big", 3));
+  memset(out, 0, n);
+  assert_int_equal(ds_cache_get(c, "ok!", 3, out, n, &len), DS_OK);
+  assert_int_equal(len, n);
+  assert_memory_equal(out, v, n);
+  free(v);
+  free(out);
+  ds_cache_destroy(c);
+  ds_context_destroy(ctx);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_reopen_modes_lock), cmocka_unit_test(test_max_bytes_exact),
@@ -602,6 +632,7 @@ int main(void) {
       cmocka_unit_test(test_corrupt_and_torn),  cmocka_unit_test(test_disk_full),
       cmocka_unit_test(test_kill9),             cmocka_unit_test(test_garbage_segments),
       cmocka_unit_test(test_bad_input),         cmocka_unit_test(test_index_files),
+      cmocka_unit_test(test_verify_large),
   };
   return cmocka_run_group_tests(tests, NULL, remove_tmp_dirs);
 }
