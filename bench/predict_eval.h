@@ -1,5 +1,6 @@
-/* deepseek-predict-eval internals: load traces resampled to a fixed step, and the baseline
- * forecasters the predictor is judged against. */
+/* deepseek-predict-eval internals: load traces resampled to a fixed step, the baseline
+ * forecasters the predictor is judged against, the stacked ensemble, and what the static and
+ * walk-forward evaluations share. */
 #ifndef DS_PREDICT_EVAL_H
 #define DS_PREDICT_EVAL_H
 
