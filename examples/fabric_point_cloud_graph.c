@@ -67,7 +67,8 @@ static ds_status cpu_project(void *const *bufs, const size_t *sizes, size_t nbuf
                              const void *args, size_t args_len) {
   (void)nbufs, (void)args, (void)args_len;
   const float *pts = bufs[0], *cam = bufs[1];
-  for (size_t i = 0; i < sizes[0] / (3 * sizeof(float)); i++) project_point(pts + 3 * i, cam, bufs[2]);
+  for (size_t i = 0; i < sizes[0] / (3 * sizeof(float)); i++)
+    project_point(pts + 3 * i, cam, bufs[2]);
   return DS_OK;
 }
 

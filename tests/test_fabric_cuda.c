@@ -37,6 +37,21 @@ static void device_read(ds_context *ctx, int32_t dev, void *mem, void *out, size
                                        sizeof msg), DS_OK);
 }
 
+/* A graph node's CUDA launcher gets the fabric's stream of its device: a stream only for a
+ * built-in CUDA device (NULL for a CPU device), and the same one each time. */
+static void test_launcher_stream(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx();
+  assert_null(ds__fabric_cuda_stream(ctx, 0)); /* device 0 is a CPU */
+  int32_t dev = gpu_or_skip(ctx);
+  if (dev >= 0) {
+    void *s = ds__fabric_cuda_stream(ctx, dev);
+    assert_non_null(s);
+    assert_ptr_equal(ds__fabric_cuda_stream(ctx, dev), s);
+  }
+  ds_context_destroy(ctx);
+}
+
 static void test_cuda_msi_copies(void **state) {
   (void)state;
   ds_context *ctx = new_ctx();
@@ -104,6 +119,7 @@ done:
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_launcher_stream),
       cmocka_unit_test(test_cuda_msi_copies),
       cmocka_unit_test(test_cuda_mapped_host),
   };

@@ -33,7 +33,8 @@ static int two_cl_devices(ds_context *ctx, int32_t *a, int32_t *b) {
     for (int32_t j = i + 1; ds_fabric_device_find(b, ctx, DS_FABRIC_DEVICE_OPENCL, j) == DS_OK; j++)
       if (cl_platform(ctx, *a) == cl_platform(ctx, *b)) return 1;
   const char *req = getenv("DS_REQUIRE_OPENCL");
-  if (req && *req == '1') fail_msg("DS_REQUIRE_OPENCL=1 but no two OpenCL devices share a platform");
+  if (req && *req == '1')
+    fail_msg("DS_REQUIRE_OPENCL=1 but no two OpenCL devices share a platform");
   printf("test_fabric_peer_cl: no two OpenCL devices of one platform: skipped\n");
   return 0;
 }

@@ -151,11 +151,12 @@ typedef struct ds_fabric_backend {
   void (*destroy)(void *user);
   /** Optional (appended after the first release: a table whose struct_size ends just before it
    *  is accepted and makes no direct copies): copies @p n bytes from @p src_mem of device
-   *  @p src_dev into @p dst_mem of device @p dst_dev, both devices of this backend, without passing through host memory
-   *  (a CUDA peer copy, clEnqueueCopyBuffer within one OpenCL context). The work queued
-   *  before on either device that uses either allocation must come first; the copy is
-   *  complete on return. Return DS_ERR_UNSUPPORTED when these two devices cannot copy
-   *  directly: the fabric then stages the bytes through the buffer's host replica. */
+   *  @p src_dev into @p dst_mem of device @p dst_dev, both devices of this backend, without
+   *  passing through host memory (a CUDA peer copy, clEnqueueCopyBuffer within one OpenCL
+   *  context). The work queued before on either device that uses either allocation must
+   *  come first; the copy is complete on return. Return DS_ERR_UNSUPPORTED when these two
+   *  devices cannot copy directly: the fabric then stages the bytes through the buffer's
+   *  host replica. */
   ds_status (*copy_peer)(void *user, int32_t dst_dev, void *dst_mem, int32_t src_dev,
                          void *src_mem, size_t n, char *msg, size_t msg_size);
 } ds_fabric_backend;
@@ -288,9 +289,10 @@ typedef struct ds_plan ds_plan;
 typedef ds_status (*ds_kernel_cpu_fn)(void *const *bufs, const size_t *sizes, size_t nbufs,
                                       const void *args, size_t args_len);
 
-/** CUDA launcher: enqueue the work on @p stream (a cudaStream_t; in this version NULL, the
- *  default stream) with device pointers @p bufs; the runtime then waits for an event recorded
- *  on the device after it. Compiled but not yet run on a GPU. */
+/** CUDA launcher: enqueue the work on @p stream (a cudaStream_t: the fabric's stream of the
+ *  node's device, which is current on the calling thread; not the default stream, which does
+ *  not order with it) with device pointers @p bufs; the runtime then waits for an event
+ *  recorded on that stream after it. Compiled but not yet run on a GPU. */
 typedef ds_status (*ds_kernel_cuda_fn)(void *const *bufs, const size_t *sizes, size_t nbufs,
                                        const void *args, size_t args_len, void *stream);
 

@@ -125,7 +125,8 @@ uint64_t ds__cm_wanted(struct ds__costmodel *cm, const char *key, uint64_t size,
     if (p->size != size || p->n < 2 || p->n < runs || p->mean <= 0) continue;
     /* Relative standard error of the mean: sd / sqrt(n) / mean, squared. */
     double rse2 = p->m2 / (double)(p->n - 1) / (double)p->n / (p->mean * p->mean);
-    if (rse2 > DS__CM_NOISY_RSE * DS__CM_NOISY_RSE) want = p->n + 1 < max_runs ? p->n + 1 : max_runs;
+    if (rse2 > DS__CM_NOISY_RSE * DS__CM_NOISY_RSE)
+      want = p->n + 1 < max_runs ? p->n + 1 : max_runs;
   }
   pthread_mutex_unlock(&cm->mu);
   return want > runs ? want : runs;

@@ -110,6 +110,13 @@ static ds_status ds__cu_open(struct ds__cuda_fab *cf, int32_t n) {
   return DS_OK;
 }
 
+void *ds__fabric_cuda_stream(ds_context *ctx, int32_t dev) {
+  const struct ds__fabric_device *d = ds__fabric_device(ctx, dev);
+  if (!d || d->be->ops.alloc != ds__cu_alloc) return NULL; /* not the built-in backend */
+  struct ds__cuda_fab *cf = d->be->user;
+  return ds__fcuda_set_device(d->local) == DS_OK ? cf->stream[d->local] : NULL;
+}
+
 ds_status ds__fabric_cuda_probe(struct ds__fabric *fab) {
   if (ds__cuda_driver_devices(fab->ctx, NULL) <= 0) return DS_OK; /* no GPU: no devices */
   int32_t n = ds__fcuda_device_count();
@@ -148,5 +155,10 @@ ds_status ds__fabric_cuda_probe(struct ds__fabric *fab) {
 ds_status ds__fabric_cuda_probe(struct ds__fabric *fab) {
   (void)fab;
   return DS_OK; /* built without CUDA: no CUDA devices */
+}
+
+void *ds__fabric_cuda_stream(ds_context *ctx, int32_t dev) {
+  (void)ctx, (void)dev;
+  return NULL;
 }
 #endif

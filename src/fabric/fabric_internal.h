@@ -178,5 +178,10 @@ void ds__fabric_cpu_bind(struct ds__fabric *fab, int32_t dev, void *p, size_t si
 ds_status ds__fabric_opencl_probe(struct ds__fabric *fab);
 /* CUDA devices through the runtime (cuda_glue.c + cuda/; none without DS_HAVE_CUDA or GPU). */
 ds_status ds__fabric_cuda_probe(struct ds__fabric *fab);
+/* The stream the fabric uses on built-in CUDA device @p dev (its copies and event records go
+ * there), with that device made current on the calling thread; NULL for another device or
+ * without CUDA. A graph node's CUDA launcher enqueues on it, so the event recorded after the
+ * launch orders after the kernel. */
+void *ds__fabric_cuda_stream(ds_context *ctx, int32_t dev);
 
 #endif /* DS_FABRIC_INTERNAL_H */

@@ -169,10 +169,13 @@ static ds_status run_opencl(ds_graph *g, const struct ds__gnode *n, int32_t dev,
   return st;
 }
 
-/* CUDA: the launcher enqueues on the default stream; an event recorded after it is waited for. */
+/* CUDA: the launcher enqueues on the fabric's stream of the device (made current); an event
+ * recorded after it on that stream is waited for. (The default stream would not do: the
+ * fabric's streams are non-blocking, so an event there would not wait for the kernel.) */
 static ds_status run_cuda(ds_graph *g, const struct ds__gnode *n, int32_t dev, void **mem,
                           const size_t *sizes) {
-  ds_status st = n->k->cuda((void *const *)mem, sizes, n->nacc, n->args, n->args_len, NULL);
+  void *stream = ds__fabric_cuda_stream(g->ctx, dev);
+  ds_status st = n->k->cuda((void *const *)mem, sizes, n->nacc, n->args, n->args_len, stream);
   if (st != DS_OK) return st;
   void *ev = NULL;
   st = ds__fabric_event_record(g->ctx, dev, &ev);

@@ -122,7 +122,8 @@ ds_status ds__fcuda_copy_peer(int dst_dev, void *dst_stream, void *dst, int src_
   cudaError_t e = cudaSetDevice(src_dev); /* what wrote the source comes first */
   if (e == cudaSuccess) e = cudaStreamSynchronize((cudaStream_t)src_stream);
   if (e == cudaSuccess) e = cudaSetDevice(dst_dev);
-  if (e == cudaSuccess) e = cudaMemcpyPeerAsync(dst, dst_dev, src, src_dev, n, (cudaStream_t)dst_stream);
+  if (e == cudaSuccess)
+    e = cudaMemcpyPeerAsync(dst, dst_dev, src, src_dev, n, (cudaStream_t)dst_stream);
   if (e == cudaSuccess) e = cudaStreamSynchronize((cudaStream_t)dst_stream);
   return e == cudaSuccess ? DS_OK : fail(e, "cudaMemcpyPeerAsync", msg, msg_size);
 }
@@ -135,4 +136,8 @@ void ds__fcuda_enable_peers(int n) {
       if (cudaSetDevice(a) == cudaSuccess) cudaDeviceEnablePeerAccess(b, 0);
       (void)cudaGetLastError(); /* "already enabled" is not an error here */
     }
+}
+
+ds_status ds__fcuda_set_device(int dev) {
+  return cudaSetDevice(dev) == cudaSuccess ? DS_OK : DS_ERR_DEVICE;
 }

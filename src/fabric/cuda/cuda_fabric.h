@@ -38,6 +38,8 @@ void ds__fcuda_event_release(void *event);
 ds_status ds__fcuda_copy_peer(int dst_dev, void *dst_stream, void *dst, int src_dev,
                               void *src_stream, const void *src, size_t n, char *msg,
                               size_t msg_size);
+/* Makes device dev current on the calling thread. */
+ds_status ds__fcuda_set_device(int dev);
 /* Enables direct access between every pair of the first n devices that supports it. */
 void ds__fcuda_enable_peers(int n);
 /* Waits for everything queued on the device (for mapped memory written by kernels). */
