@@ -288,6 +288,7 @@ struct ds__sched {
   struct ds__slab *slabs;
   ds__atomic_u64 nslabs;   /* slabs allocated (written under pool_mu, read by the tick) */
   ds__atomic_i64 pool_free; /* tasks in pool (written under pool_mu, read by the tick) */
+  int64_t pool_low;         /* pool_free's minimum since the last trim check (pool_mu) */
   int trim_wait, trim_backoff; /* ticks before the next trim may run, and its factor (tick_mu) */
 
   ds__atomic_u64 preemptions, throttled_ticks, migrated, failovers, failover_tasks;
