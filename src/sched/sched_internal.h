@@ -300,7 +300,6 @@ struct ds__sched {
   } stat;
 };
 
-
 /* The scheduler of ctx, started on first call; NULL with the error recorded on failure. The
  * check for a started one is inline: it is on every submit. */
 struct ds__sched *ds__sched_start_lazy(ds_context *ctx);
