@@ -11,12 +11,17 @@
  *       declaring the same graph with tag dependencies.
  *   fork_join_fib25 — recursive fib(25) without cutoff (242785 tasks): spawn one child, do the
  *       other inline, wait.
- * usage: bench_sched_dag [--json]   */
+ * usage: bench_sched_dag [--json] [--workers N]
+ *   --workers N: N scheduler workers and oneTBB limited to N (default: one worker per
+ *   hardware thread); the thread count printed in the table is N.   */
 #include <deepseek.h>
 
 #include <atomic>
 #include <cstdint>
 #include <vector>
+
+#include <stdlib.h>
+#include <string.h>
 
 #include "bench_common.h"
 
@@ -240,7 +245,10 @@ static double starpu_wavefront(int workers) {
 
 int main(int argc, char **argv) {
   int json = bench_json_mode(argc, argv), header = 0;
-  ds_context *ctx = bench_context("bench_sched_dag", NULL, 0);
+  ds_param_value pv[1] = {{DS_PARAM_SCHED_WORKERS, 0, 0}};
+  for (int i = 1; i + 1 < argc; i++)
+    if (!strcmp(argv[i], "--workers")) pv[0].value = atoi(argv[i + 1]);
+  ds_context *ctx = bench_context("bench_sched_dag", pv, 1);
   int32_t workers = 0;
   ds_sched_workers(ctx, &workers);
   double ow[REPS], od[REPS], of[REPS], aw[REPS] = {0}, af[REPS] = {0};

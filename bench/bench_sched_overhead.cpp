@@ -9,11 +9,16 @@
  *   nested — a binary tree of tasks spawned from inside tasks (each node spawns two children
  *            and waits for them), N nodes
  * C++ only for the anchor; the library is used through its C API.
- * usage: bench_sched_overhead [--json]   */
+ * usage: bench_sched_overhead [--json] [--workers N]
+ *   --workers N: N scheduler workers and oneTBB limited to N (default: one worker per
+ *   hardware thread); the thread count printed in the table is N.   */
 #include <deepseek.h>
 
 #include <atomic>
 #include <cstdint>
+
+#include <stdlib.h>
+#include <string.h>
 
 #include "bench_common.h"
 
@@ -154,7 +159,10 @@ static double starpu_flat(const char *policy, int workers) {
 
 int main(int argc, char **argv) {
   int json = bench_json_mode(argc, argv), header = 0;
-  ds_context *ctx = bench_context("bench_sched_overhead", NULL, 0);
+  ds_param_value pv[1] = {{DS_PARAM_SCHED_WORKERS, 0, 0}};
+  for (int i = 1; i + 1 < argc; i++)
+    if (!strcmp(argv[i], "--workers")) pv[0].value = atoi(argv[i + 1]);
+  ds_context *ctx = bench_context("bench_sched_overhead", pv, 1);
   int32_t workers = 0;
   ds_sched_workers(ctx, &workers);
   double of[REPS], ob[REPS], ot[REPS], af[REPS] = {0}, at[REPS] = {0};

@@ -188,15 +188,12 @@ struct ds_task *ds__sched_next(ds__worker *w) {
 
 /* ---------------------------------------------------------------- running */
 
-/* Finishes t on its worker: a solo task keeps its life ref for the caller (returns 2, the refs
- * the caller drops), any other task goes the general way (returns 1: the queue entry's). */
+/* Finishes t on its worker, keeping its life ref: returns 2, the refs the caller drops (the
+ * life ref and the queue entry's). Never for a detached task (completed elsewhere). */
 static int ds__run_finish(struct ds_task *t, ds_status st, int why) {
-  if (t->solo && !t->detached) {
-    ds__task_finish_solo(t, st, why);
-    return 2;
-  }
-  ds__task_finish(t, st, why);
-  return 1;
+  if (t->solo) ds__task_finish_solo(t, st, why);
+  else ds__task_finish_kept(t, st, why);
+  return 2;
 }
 
 /* Runs a claimed task; returns the refs the caller drops (see ds__run_finish). */

@@ -9,9 +9,11 @@
 #define DS__SCHED_STRIPES 64 /* mutex+condvar pairs that guard task/group completion */
 #define DS__SCHED_HIST_BUCKETS 40 /* log2 buckets of queue wait in ns: up to ~550 s */
 #define DS__SCHED_DEVICES 64 /* fabric devices whose NUMA node is cached (others asked each time) */
-/* One NORMAL task in 32 has its wait and completion time measured: three clock reads for a
- * timed task cost more than the rest of an empty task on a virtual machine. */
-#define DS__TIMED_EVERY 32
+/* One NORMAL task in 16 has its wait and completion time measured: three clock reads for a
+ * timed task cost more than the rest of an empty task on a virtual machine (9 % of the
+ * wavefront's time at one in 8). Not rarer: any 16 consecutive ids of a thread include a
+ * sample, so a short run (the tools' 25-task demo) still fills the wait histogram. */
+#define DS__TIMED_EVERY 16
 
 struct ds__sched;
 
@@ -286,6 +288,7 @@ struct ds__sched {
   struct ds__slab *slabs;
   ds__atomic_u64 nslabs;   /* slabs allocated (written under pool_mu, read by the tick) */
   ds__atomic_i64 pool_free; /* tasks in pool (written under pool_mu, read by the tick) */
+  int64_t pool_low;         /* pool_free's minimum since the last trim check (pool_mu) */
   int trim_wait, trim_backoff; /* ticks before the next trim may run, and its factor (tick_mu) */
 
   ds__atomic_u64 preemptions, throttled_ticks, migrated, failovers, failover_tasks;
@@ -296,7 +299,6 @@ struct ds__sched {
     int wait_le[3][DS__SCHED_HIST_LE + 1], wait_sum[3]; /* sched.wait_ns.<class>.le_N/.sum */
   } stat;
 };
-
 
 /* The scheduler of ctx, started on first call; NULL with the error recorded on failure. The
  * check for a started one is inline: it is on every submit. */
@@ -395,8 +397,10 @@ uint64_t ds__sched_outside_id(struct ds__sched *s);
 
 /* task.c */
 void ds__task_finish(struct ds_task *t, ds_status st, int why);
-/* The same for a solo task finished by the worker that ran it: its life ref is kept, and the
- * caller drops it together with the queue entry's (ds__task_unref_n(t, 2)). */
+/* The same for a task finished by the worker that ran it: its life ref is kept, and the caller
+ * drops it together with the queue entry's (ds__task_unref_n(t, 2): one RMW, or none for the
+ * last refs). The solo form also skips what no other thread can see (see ds_task.solo). */
+void ds__task_finish_kept(struct ds_task *t, ds_status st, int why);
 void ds__task_finish_solo(struct ds_task *t, ds_status st, int why);
 /* Drops n refs the caller holds; frees t at zero. When they are the last ones (a load sees
  * exactly n), no other thread can take a ref any more (only holders do), so no RMW is needed. */

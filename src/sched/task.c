@@ -76,7 +76,9 @@ void ds__task_finish_solo(struct ds_task *t, ds_status st, int why) {
   ds__sched_count_complete(s);
 }
 
-static void ds__task_complete_one(struct ds_task *t, ds_status st, int why, struct ds_task **todo) {
+/* Completes t; drops its life ref unless keep_life (the caller then drops it). */
+static void ds__task_complete_one(struct ds_task *t, ds_status st, int why, struct ds_task **todo,
+                                  int keep_life) {
   struct ds__sched *s = t->s;
   t->status = st;
   t->why = st == DS_ERR_CANCELLED ? why : DS__WHY_NONE;
@@ -99,21 +101,27 @@ static void ds__task_complete_one(struct ds_task *t, ds_status st, int why, stru
     e = next;
   }
   if (t->group) ds__group_done_one(s, t->group, st);
-  ds__task_unref(t);
+  if (!keep_life) ds__task_unref(t);
   ds__sched_count_complete(s);
 }
 
 /* Completes t, then successors it cancels, iteratively (a failed head of a long chain must
  * not recurse once per task). */
-void ds__task_finish(struct ds_task *t, ds_status st, int why) {
+static void ds__task_finish_all(struct ds_task *t, ds_status st, int why, int keep_life) {
   struct ds_task *todo = NULL;
-  ds__task_complete_one(t, st, why, &todo);
+  ds__task_complete_one(t, st, why, &todo, keep_life);
   while (todo) {
     struct ds_task *u = todo;
     todo = u->qnext;
     u->qnext = NULL;
-    ds__task_complete_one(u, DS_ERR_CANCELLED, u->why, &todo);
+    ds__task_complete_one(u, DS_ERR_CANCELLED, u->why, &todo, 0);
   }
+}
+
+void ds__task_finish(struct ds_task *t, ds_status st, int why) { ds__task_finish_all(t, st, why, 0); }
+
+void ds__task_finish_kept(struct ds_task *t, ds_status st, int why) {
+  ds__task_finish_all(t, st, why, 1);
 }
 
 /* ---------------------------------------------------------------- submission */

@@ -52,7 +52,9 @@ struct ds__slab {
 
 /* Under pool_mu: n tasks more (or fewer) in the pool. */
 static void ds__pool_count(struct ds__sched *s, int64_t n) {
-  ds__store_relaxed(&s->pool_free, ds__load_relaxed(&s->pool_free) + n);
+  int64_t v = ds__load_relaxed(&s->pool_free) + n;
+  ds__store_relaxed(&s->pool_free, v);
+  if (v < s->pool_low) s->pool_low = v;
 }
 
 /* Pushes the list head (n tasks) onto the pool as one batch. */
@@ -146,6 +148,7 @@ void ds__pool_init(struct ds__sched *s) {
   s->slabs = NULL;
   ds__store_relaxed(&s->nslabs, 0);
   ds__store_relaxed(&s->pool_free, 0);
+  s->pool_low = 0;
   s->trim_wait = 0;
   s->trim_backoff = 1;
   pthread_once(&ds__cache_key_once, ds__cache_key_init);
@@ -329,9 +332,11 @@ static void ds__trim_release(struct ds__sched *s, struct ds__slab *seen, uint64_
   }
 }
 
-/* The walk reads every free task of the pool once, so it runs only when the pool holds a slab
- * beyond DS__POOL_KEEP, and then waits DS__TRIM_EVERY ticks, twice as long after each trim
- * that freed nothing (up to 64 times: free tasks scattered over slabs still in use). */
+/* Every DS__TRIM_EVERY ticks, only what the pool held unused for the whole period (its
+ * low-water mark since the last check) beyond DS__POOL_KEEP is freed, so a program that
+ * bursts more often than that keeps its memory instead of faulting it in again each time.
+ * The walk reads every free task of the pool once: a trim that freed nothing doubles the
+ * period (up to 64 times: free tasks scattered over slabs still in use). */
 #define DS__TRIM_EVERY 20
 #define DS__TRIM_BACKOFF_MAX 64
 void ds__pool_trim(struct ds__sched *s) {
@@ -340,15 +345,22 @@ void ds__pool_trim(struct ds__sched *s) {
     s->trim_wait--;
     return;
   }
-  if (ds__load_relaxed(&s->pool_free) <= DS__POOL_KEEP + DS__SLAB_TASKS) return;
+  s->trim_wait = DS__TRIM_EVERY * s->trim_backoff - 1;
   pthread_mutex_lock(&s->pool_mu);
+  int64_t low = s->pool_low;
+  s->pool_low = ds__load_relaxed(&s->pool_free); /* a new period */
+  if (low <= DS__POOL_KEEP + DS__SLAB_TASKS) {
+    pthread_mutex_unlock(&s->pool_mu);
+    return;
+  }
   struct ds_task *list = s->pool;
   s->pool = NULL;
-  ds__pool_count(s, -ds__load_relaxed(&s->pool_free));
+  ds__store_relaxed(&s->pool_free, 0); /* not a low-water mark: the tasks come back below */
   pthread_mutex_unlock(&s->pool_mu);
   struct ds__slab *seen = NULL;
   size_t n = ds__trim_count(list, &seen);
-  size_t excess = n > DS__POOL_KEEP ? n - DS__POOL_KEEP : 0;
+  size_t unused = (size_t)low < n ? (size_t)low : n;
+  size_t excess = unused > DS__POOL_KEEP ? unused - DS__POOL_KEEP : 0;
   uint64_t ndoomed = 0;
   struct ds_task *head = NULL, *last = NULL;
   int64_t kept = 0;
@@ -372,7 +384,8 @@ void ds__pool_trim(struct ds__sched *s) {
     pthread_mutex_lock(&s->pool_mu);
     DS__BATCH_NEXT(last) = s->pool;
     s->pool = head;
-    ds__pool_count(s, kept);
+    ds__store_relaxed(&s->pool_free, ds__load_relaxed(&s->pool_free) + kept);
+    s->pool_low = ds__load_relaxed(&s->pool_free);
     pthread_mutex_unlock(&s->pool_mu);
   }
   ds__trim_release(s, seen, ndoomed);
