@@ -204,7 +204,7 @@ def check_histogram(text):
     check(len(buckets) == 9 and les == sorted(les) and les[-1] == float("inf") and les[0] == 1024,
           "9 buckets, le ascending from 1024 ns to +Inf: %s" % les)
     check(all(buckets[i][1] <= buckets[i + 1][1] for i in range(8)), "cumulative bucket counts")
-    check(len(counts) == 1 and counts[0] == buckets[-1][1] and counts[0] >= 1, "_count = the +Inf bucket")
+    check(len(counts) == 1 and counts[0] == buckets[-1][1] and counts[0] >= 1, "_count = the +Inf bucket (%s vs %s)" % (counts, buckets[-1:]))
     check(len(sums) == 1 and sums[0] > 0, "_sum > 0")
     check("sched_wait_ns_normal_le_inf" not in text and "sched_wait_ns_normal_sum_total" not in text,
           "the histogram's stats are not also served as counters")
