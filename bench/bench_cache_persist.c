@@ -8,8 +8,10 @@
  * Also the time to reopen a cache of 100,000 entries / 1 GB (index rebuilt from the sealed
  * segments' index files, the last segment scanned with every checksum verified) against
  * reading the same segment files with read().
- * usage: bench_cache_persist [--json] [--dir DIR] [--no-reopen]   (DIR default: current
- * directory; it must be on a real disk, not tmpfs, for the sync costs to mean anything) */
+ * usage: bench_cache_persist [--json] [--dir DIR] [--no-reopen] [--checksum baseline]
+ * (DIR default: current directory; it must be on a real disk, not tmpfs, for the sync costs
+ * to mean anything; --checksum baseline: our checksums with the baseline XXH3 build instead
+ * of the AVX2 one the CPU detection picks, to price it) */
 #define _POSIX_C_SOURCE 200809L
 #include <deepseek.h>
 #include <lmdb.h>
@@ -201,13 +203,18 @@ static int run_reopen(ds_context *ctx, double *open_s, double *read_s) {
 
 int main(int argc, char **argv) {
   int json = bench_json_mode(argc, argv), header = 0;
-  for (int i = 1; i + 1 < argc; i++)
+  int baseline = 0;
+  for (int i = 1; i + 1 < argc; i++) {
     if (!strcmp(argv[i], "--dir")) base_dir = argv[i + 1];
+    if (!strcmp(argv[i], "--checksum")) baseline = !strcmp(argv[i + 1], "baseline");
+  }
   ds_context_options o = DS_CONTEXT_OPTIONS_INIT;
   o.flags = DS_CONTEXT_NO_ENV;
-  ds_param_value pv[] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0}, {DS_PARAM_STATS_FILE, 0, 0}};
+  ds_param_value pv[] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0},
+                         {DS_PARAM_STATS_FILE, 0, 0},
+                         {DS_PARAM_CACHE_CHECKSUM_ISA, baseline, 0}};
   o.params = pv;
-  o.nparams = 2;
+  o.nparams = 3;
   ds_context *ctx = NULL;
   if (ds_context_create(&ctx, &o) != DS_OK) return 1;
   static const bcase cases[] = {{1024, 300}, {65536, 150}, {1 << 20, 30}};

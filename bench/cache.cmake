@@ -43,3 +43,8 @@ if(BUILD_TESTING AND EXISTS "${DS_SHARED_DATA}/cachetrace/reference_miss_ratios.
 elseif(BUILD_TESTING)
   message(STATUS "cache_sim_reference test skipped: ${DS_SHARED_DATA}/cachetrace absent")
 endif()
+
+# bench_cache_checksum: the disk tier's XXH3 table (internal) against libxxhash itself.
+if(TARGET bench_cache_checksum)
+  target_link_libraries(bench_cache_checksum PRIVATE ds_internal)
+endif()

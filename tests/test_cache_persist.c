@@ -625,6 +625,47 @@ static void test_verify_large(void **state) {
   ds_context_destroy(ctx);
 }
 
+/* Records and index files written with one XXH3 table read back with the other, every get
+ * verified: both tables compute the same checksums (the AVX2 one where the CPU has it, else
+ * both runs use the baseline). */
+static void test_checksum_tables(void **state) {
+  (void)state;
+  size_t n = 100000;
+  uint8_t *v = malloc(n), *out = malloc(n);
+  assert_non_null(v);
+  assert_non_null(out);
+  for (int w = 0; w < 2; w++) {
+    ds_context *ctx = new_ctx();
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s", ds_test_path(w ? "persist_sum1" : "persist_sum0"));
+    assert_int_equal(ds_context_set_param(ctx, DS_PARAM_CACHE_CHECKSUM_ISA, w), DS_OK);
+    ds_cache *c = open_plain(ctx, dir);
+    for (uint32_t i = 0; i < 16; i++) { /* 1.6 MB: sealed segments with index files */
+      for (size_t j = 0; j < n; j++) v[j] = (uint8_t)(j * 7u + i * 13u + j / 251u);
+      assert_int_equal(ds_cache_put(c, &i, sizeof i, v, 1000 + (size_t)i * 6000), DS_OK);
+    }
+    ds_cache_destroy(c);
+    assert_true(file_exists(dir, "seg-00000001.idx"));
+    assert_int_equal(ds_context_set_param(ctx, DS_PARAM_CACHE_CHECKSUM_ISA, !w), DS_OK);
+    assert_int_equal(ds_context_set_param(ctx, DS_PARAM_CACHE_VERIFY_READS, 2), DS_OK);
+    warn_seen[0] = 0;
+    c = open_plain(ctx, dir); /* index files checked, the last segment scanned */
+    assert_string_equal(warn_seen, "");
+    for (uint32_t i = 0; i < 16; i++) {
+      for (size_t j = 0; j < n; j++) v[j] = (uint8_t)(j * 7u + i * 13u + j / 251u);
+      size_t len = 0;
+      assert_int_equal(ds_cache_get(c, &i, sizeof i, out, n, &len), DS_OK);
+      assert_int_equal(len, 1000 + (size_t)i * 6000);
+      assert_memory_equal(out, v, len);
+    }
+    assert_int_equal(l3(c).corrupt, 0);
+    ds_cache_destroy(c);
+    ds_context_destroy(ctx);
+  }
+  free(v);
+  free(out);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_reopen_modes_lock), cmocka_unit_test(test_max_bytes_exact),
@@ -632,7 +673,7 @@ int main(void) {
       cmocka_unit_test(test_corrupt_and_torn),  cmocka_unit_test(test_disk_full),
       cmocka_unit_test(test_kill9),             cmocka_unit_test(test_garbage_segments),
       cmocka_unit_test(test_bad_input),         cmocka_unit_test(test_index_files),
-      cmocka_unit_test(test_verify_large),
+      cmocka_unit_test(test_verify_large),      cmocka_unit_test(test_checksum_tables),
   };
   return cmocka_run_group_tests(tests, NULL, remove_tmp_dirs);
 }

@@ -145,6 +145,11 @@ typedef enum ds_param {
   /** Cache: fabric device index of that GPU tier (-1..63; -1: the first CUDA device, none
    *  without a GPU). Default -1. */
   DS_PARAM_CACHE_GPU_DEVICE = 211,
+  /** Cache: the XXH3 code of the persistent tier's checksums: 0 auto (AVX2 where the CPU has
+   *  it, else the baseline build), 1 baseline (for comparisons). Both compute the same
+   *  checksums. Config/env take the name ("auto", "baseline"). Default 0. Read when a
+   *  persistent cache is opened. */
+  DS_PARAM_CACHE_CHECKSUM_ISA = 212,
   /** Highest CPU kernel level the precision module may use, a ds_precision_isa: 0 auto
    *  (best detected), 1 scalar, 2 avx2, 3 avx512; capped to what the CPU supports. Default 0. */
   DS_PARAM_PRECISION_ISA = 300,

@@ -21,6 +21,7 @@
 
 #include "disk.h"
 #include "io.h"
+#include "xxh3.h"
 
 #define DS__REC_MAGIC 0x31525344u
 #define DS__REC_PUT 1
@@ -63,6 +64,7 @@ struct ds__disk {
   int verify; /* cache_verify_reads: 0 header only, 1 a record's first get, 2 every get */
   uint32_t sync_ms;
   ds__codec_cfg codec;
+  const ds__xxh3_impl *xh; /* the checksum code: AVX2 or baseline XXH3 (xxh3.h) */
   pthread_mutex_t mu;
   pthread_cond_t cv;
   pthread_t flusher;
@@ -81,9 +83,9 @@ struct ds__disk {
 };
 
 /* The seed hashes header (checksum 0) and key back to back: in one shot from a small copy for
- * keys up to 224 bytes, else as one stream (the same value, without a 64 KiB stack buffer
- * whose pages would be probed on every get). */
-static uint64_t ds__rec_seed(const ds__rec_hdr *h, const void *key) {
+ * keys up to 224 bytes, else as two streamed parts (the same value, without a 64 KiB stack
+ * buffer whose pages would be probed on every get). All hashing goes through d->xh. */
+static uint64_t ds__rec_seed(const ds__disk *d, const ds__rec_hdr *h, const void *key) {
   ds__rec_hdr c = *h;
   c.sum = 0;
   if (h->klen <= 224) { /* the common short key: one-shot over a small copy (a streaming
@@ -91,34 +93,22 @@ static uint64_t ds__rec_seed(const ds__rec_hdr *h, const void *key) {
     unsigned char b[DS__HDR + 224];
     memcpy(b, &c, DS__HDR);
     memcpy(b + DS__HDR, key, h->klen);
-    return XXH3_64bits(b, DS__HDR + h->klen);
+    return d->xh->hash(b, DS__HDR + h->klen, 0);
   }
-  XXH3_state_t st;
-  XXH3_INITSTATE(&st);
-  XXH3_64bits_reset(&st);
-  XXH3_64bits_update(&st, &c, DS__HDR);
-  XXH3_64bits_update(&st, key, h->klen);
-  return XXH3_64bits_digest(&st);
+  ds__xxh3_part parts[2] = {{&c, DS__HDR}, {key, h->klen}};
+  return d->xh->hash_parts(parts, 2, 0);
 }
 
-static uint64_t ds__rec_sum(const ds__rec_hdr *h, const void *key, const void *data) {
-  return XXH3_64bits_withSeed(data, h->slen, ds__rec_seed(h, key));
+static uint64_t ds__rec_sum(const ds__disk *d, const ds__rec_hdr *h, const void *key,
+                            const void *data) {
+  return d->xh->hash(data, h->slen, ds__rec_seed(d, h, key));
 }
 
 /* Copies the n stored bytes of a raw record to dst and returns the record's checksum, in one
- * pass: each 64 KiB is hashed from dst right after the copy, while it is in the cache, instead
- * of a hash pass and a copy pass over the mapping (the streaming hash equals the one-shot). */
-static uint64_t ds__rec_copy_sum(const ds__rec_hdr *h, const void *key, const unsigned char *src,
-                                 unsigned char *dst, size_t n) {
-  XXH3_state_t st;
-  XXH3_INITSTATE(&st);
-  XXH3_64bits_reset_withSeed(&st, ds__rec_seed(h, key));
-  for (size_t o = 0; o < n; o += 65536) {
-    size_t k = n - o < 65536 ? n - o : 65536;
-    memcpy(dst + o, src + o, k);
-    XXH3_64bits_update(&st, dst + o, k);
-  }
-  return XXH3_64bits_digest(&st);
+ * pass over the mapping instead of a hash pass and a copy pass (xxh3.h's copy_hash). */
+static uint64_t ds__rec_copy_sum(const ds__disk *d, const ds__rec_hdr *h, const void *key,
+                                 const unsigned char *src, unsigned char *dst, size_t n) {
+  return d->xh->copy_hash(dst, src, n, ds__rec_seed(d, h, key));
 }
 
 static ds_status ds__errno_status(int e) {
@@ -224,7 +214,7 @@ static void ds__seg_prefault(const ds__seg *s, uint64_t off, uint64_t len) {
  * it was written or scanned; best effort (without one, the next open scans s). */
 static void ds__seg_seal(ds__disk *d, ds__seg *s) {
   uint64_t bytes = 0;
-  if (ds__idx_write(d->ctx, d->dir, s->id, s->size, &d->ib, &bytes) != DS_OK) return;
+  if (ds__idx_write(d->ctx, d->xh, d->dir, s->id, s->size, &d->ib, &bytes) != DS_OK) return;
   s->idx_bytes = bytes;
   d->total += bytes;
 }
@@ -330,7 +320,7 @@ static ds_status ds__seg_scan(ds__disk *d, uint32_t id, int fd, uint64_t size, i
       continue;
     }
     const unsigned char *key = buf + off + DS__HDR;
-    if (ds__rec_sum(&h, key, key + h.klen) != h.sum) {
+    if (ds__rec_sum(d, &h, key, key + h.klen) != h.sum) {
       d->corrupt++;
       ds__log(d->ctx, DS_LOG_WARN, "cache", "segment %u of %s: checksum mismatch at offset %llu",
               id, d->dir, (unsigned long long)off);
@@ -375,7 +365,7 @@ static ds_status ds__seg_load(ds__disk *d, uint32_t id, int fd, const char *path
   uint64_t idx_bytes = 0, end = size;
   if (!last) {
     ds__idx_ctx x = {d, id};
-    s = ds__idx_load(d->ctx, d->dir, id, size, ds__idx_apply, &x, &idx_bytes);
+    s = ds__idx_load(d->ctx, d->xh, d->dir, id, size, ds__idx_apply, &x, &idx_bytes);
     if (s == DS_ERR_NO_MEMORY)
       return ds__error(d->ctx, s, "cache", "out of memory loading the index of %s", path);
   }
@@ -547,6 +537,7 @@ ds_status ds__disk_open(ds__disk **out, ds_context *ctx, const char *path,
   d->read_only = o->read_only != 0;
   d->durability = o->durability;
   d->verify = (int)ds__param(ctx, DS_PARAM_CACHE_VERIFY_READS);
+  d->xh = ds__xxh3_select(ds__param(ctx, DS_PARAM_CACHE_CHECKSUM_ISA) == 1);
   d->sync_ms = o->sync_interval_ms;
   d->codec.zstd = o->codec == DS_CACHE_CODEC_ZSTD;
   d->codec.none = o->codec == DS_CACHE_CODEC_NONE;
@@ -627,7 +618,7 @@ static ds_status ds__disk_append(ds__disk *d, ds__rec_hdr *h, const void *key, c
     ds__seg_drop_oldest(d);
   if (st != DS_OK) return st;
   a = &d->segs[d->nsegs - 1];
-  h->sum = ds__rec_sum(h, key, data);
+  h->sum = ds__rec_sum(d, h, key, data);
   struct iovec iov[3] = {{h, DS__HDR}, {(void *)key, h->klen}, {(void *)data, h->slen}};
   errno = 0;
   ssize_t w = ds__io_pwritev(a->fd, iov, h->slen ? 3 : 2, (off_t)a->size);
@@ -659,16 +650,19 @@ static ds_status ds__disk_append(ds__disk *d, ds__rec_hdr *h, const void *key, c
 ds_status ds__disk_put(ds__disk *d, const void *key, size_t klen, const void *val, size_t vlen) {
   if (d->read_only) return ds__error(d->ctx, DS_ERR_STATE, "cache", "cache opened read-only");
   void *enc_data = NULL;
-  size_t slen = 0;
-  uint32_t enc = 0;
-  if (ds__codec_encode(d->ctx, &d->codec, val, vlen, &enc_data, &slen, &enc) != DS_OK)
+  size_t slen = vlen;
+  uint32_t enc = DS__ENC_RAW;
+  /* stored as is: written straight from the caller's bytes (the codec would copy them) */
+  int as_is = d->codec.none && !d->codec.shuffle && !d->codec.bf16;
+  if (!as_is &&
+      ds__codec_encode(d->ctx, &d->codec, val, vlen, &enc_data, &slen, &enc) != DS_OK)
     return ds__error(d->ctx, DS_ERR_NO_MEMORY, "cache", "out of memory compressing a value");
   ds__rec_hdr h = {DS__REC_MAGIC, DS__REC_PUT, (uint8_t)enc, 0, (uint32_t)klen, (uint32_t)slen,
                    vlen, 0};
   pthread_mutex_lock(&d->mu);
   uint32_t seg;
   uint64_t off;
-  ds_status st = ds__disk_append(d, &h, key, enc_data, &seg, &off);
+  ds_status st = ds__disk_append(d, &h, key, as_is ? val : enc_data, &seg, &off);
   if (st == DS_OK && ds__dindex_set(d, key, (uint16_t)klen, seg, off, &h, 0) != DS_OK)
     st = ds__error(d->ctx, DS_ERR_NO_MEMORY, "cache", "out of memory indexing a record");
   pthread_mutex_unlock(&d->mu);
@@ -716,7 +710,7 @@ static ds_status ds__disk_read(ds__disk *d, ds__dent *e, unsigned char **out) {
     st = ds__error(d->ctx, DS_ERR_IO, "cache", "segment %u of %s: read at offset %llu failed",
                    e->seg, d->dir, (unsigned long long)e->off);
   } else if (h.magic != DS__REC_MAGIC || h.klen != e->klen || h.slen != e->slen ||
-             ds__rec_sum(&h, buf + DS__HDR, buf + DS__HDR + h.klen) != h.sum) {
+             ds__rec_sum(d, &h, buf + DS__HDR, buf + DS__HDR + h.klen) != h.sum) {
     d->corrupt++;
     ds__log(d->ctx, DS_LOG_WARN, "cache", "segment %u of %s: checksum mismatch at offset %llu",
             e->seg, d->dir, (unsigned long long)e->off);
@@ -763,13 +757,13 @@ static ds_status ds__disk_get_mapped(ds__disk *d, ds__dent *e, const unsigned ch
   int fused = check && e->enc == DS__ENC_RAW && e->slen == e->vlen && e->slen >= 65536;
   if (h.magic != DS__REC_MAGIC || h.klen != e->klen || h.slen != e->slen ||
       memcmp(rec + DS__HDR, e->key, e->klen) ||
-      (check && !fused && ds__rec_sum(&h, rec + DS__HDR, rec + DS__HDR + h.klen) != h.sum))
+      (check && !fused && ds__rec_sum(d, &h, rec + DS__HDR, rec + DS__HDR + h.klen) != h.sum))
     return ds__disk_corrupt(d, e);
   void *dst = buf;
   if (alloc_out && !(dst = ds__alloc(d->ctx, e->vlen ? e->vlen : 1)))
     return ds__error(d->ctx, DS_ERR_NO_MEMORY, "cache", "out of memory reading a record");
   const unsigned char *src = rec + DS__HDR + e->klen;
-  if (fused && ds__rec_copy_sum(&h, rec + DS__HDR, src, dst, e->slen) != h.sum) {
+  if (fused && ds__rec_copy_sum(d, &h, rec + DS__HDR, src, dst, e->slen) != h.sum) {
     if (alloc_out) ds__free(d->ctx, dst);
     return ds__disk_corrupt(d, e);
   }

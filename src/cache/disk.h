@@ -3,6 +3,7 @@
 #define DS_CACHE_DISK_H
 
 #include "cache_internal.h"
+#include "xxh3.h"
 
 typedef struct ds__disk ds__disk;
 
@@ -41,14 +42,14 @@ void ds__idxbuf_free(ds_context *ctx, ds__idxbuf *b);
 /* Writes seg-<id>.idx of a sealed segment of seg_size bytes (write, fsync, rename); a failure
  * is logged and leaves no index file (the segment is then scanned at open). *file_bytes: its
  * size on disk (0 when not written). */
-ds_status ds__idx_write(ds_context *ctx, const char *dir, uint32_t id, uint64_t seg_size,
-                        const ds__idxbuf *b, uint64_t *file_bytes);
+ds_status ds__idx_write(ds_context *ctx, const ds__xxh3_impl *xh, const char *dir, uint32_t id,
+                        uint64_t seg_size, const ds__idxbuf *b, uint64_t *file_bytes);
 typedef ds_status (*ds__idx_fn)(void *user, const ds__idx_ent *e, const void *key);
 /* Calls fn for every entry of seg-<id>.idx, in record order, when the file is whole and
  * describes the segment of seg_size bytes; DS_ERR_NOT_FOUND (no file) or DS_ERR_FORMAT
  * (damaged or stale: logged) before any call otherwise. *file_bytes: its size. */
-ds_status ds__idx_load(ds_context *ctx, const char *dir, uint32_t id, uint64_t seg_size,
-                       ds__idx_fn fn, void *user, uint64_t *file_bytes);
+ds_status ds__idx_load(ds_context *ctx, const ds__xxh3_impl *xh, const char *dir, uint32_t id,
+                       uint64_t seg_size, ds__idx_fn fn, void *user, uint64_t *file_bytes);
 void ds__idx_unlink(const char *dir, uint32_t id);
 
 #endif

@@ -73,8 +73,8 @@ void ds__idx_unlink(const char *dir, uint32_t id) {
   unlink(path);
 }
 
-ds_status ds__idx_write(ds_context *ctx, const char *dir, uint32_t id, uint64_t seg_size,
-                        const ds__idxbuf *b, uint64_t *file_bytes) {
+ds_status ds__idx_write(ds_context *ctx, const ds__xxh3_impl *xh, const char *dir, uint32_t id,
+                        uint64_t seg_size, const ds__idxbuf *b, uint64_t *file_bytes) {
   *file_bytes = 0;
   if (b->bad) return DS_ERR_NO_MEMORY;
   char path[4096], tmp[4096];
@@ -88,12 +88,8 @@ ds_status ds__idx_write(ds_context *ctx, const char *dir, uint32_t id, uint64_t 
   memcpy(hdr + 8, &seg_size, 8);
   memcpy(hdr + 16, &count, 8);
   memcpy(hdr + 24, &len, 8);
-  XXH3_state_t st;
-  XXH3_INITSTATE(&st);
-  XXH3_64bits_reset(&st);
-  XXH3_64bits_update(&st, hdr, DS__IDX_HDR);
-  XXH3_64bits_update(&st, b->data, b->len);
-  uint64_t sum = XXH3_64bits_digest(&st);
+  ds__xxh3_part parts[2] = {{hdr, DS__IDX_HDR}, {b->data, b->len}};
+  uint64_t sum = xh->hash_parts(parts, 2, 0);
   int fd = ds__io_open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return DS_ERR_IO;
   int ok = ds__io_write(fd, hdr, DS__IDX_HDR) == DS__IDX_HDR &&
@@ -130,8 +126,8 @@ static int ds__idx_entries_ok(const unsigned char *p, uint64_t len, uint64_t cou
   return off == len && n == count;
 }
 
-ds_status ds__idx_load(ds_context *ctx, const char *dir, uint32_t id, uint64_t seg_size,
-                       ds__idx_fn fn, void *user, uint64_t *file_bytes) {
+ds_status ds__idx_load(ds_context *ctx, const ds__xxh3_impl *xh, const char *dir, uint32_t id,
+                       uint64_t seg_size, ds__idx_fn fn, void *user, uint64_t *file_bytes) {
   *file_bytes = 0;
   char path[4096];
   ds__idx_path(dir, id, "idx", path, sizeof path);
@@ -153,7 +149,7 @@ ds_status ds__idx_load(ds_context *ctx, const char *dir, uint32_t id, uint64_t s
     memcpy(&len, buf + 24, 8);
     memcpy(&sum, buf + n - 8, 8);
     if (magic == DS__IDX_MAGIC && fid == id && size == seg_size && len == n - DS__IDX_HDR - 8 &&
-        XXH3_64bits(buf, n - 8) == sum &&
+        xh->hash(buf, n - 8, 0) == sum &&
         ds__idx_entries_ok(buf + DS__IDX_HDR, len, count, seg_size))
       st = DS_OK;
   } else if (!buf && sb.st_size >= DS__IDX_HDR + 8) {

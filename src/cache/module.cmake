@@ -29,3 +29,9 @@ list(APPEND DS_PRIVATE_LIBS $<BUILD_INTERFACE:${DS_ZSTD_LIB}> $<INSTALL_INTERFAC
   $<BUILD_INTERFACE:${DS_LZ4_LIB}> $<INSTALL_INTERFACE:lz4>
   $<BUILD_INTERFACE:${DS_XXHASH_LIB}> $<INSTALL_INTERFACE:xxhash>)
 list(APPEND DS_PC_LIBS -lzstd -llz4 -lxxhash)
+# xxh3_avx2.c alone is built for AVX2 (XXH3's AVX2 loop, chosen at run time by CPU detection
+# in xxh3.c); the rest of the library stays baseline x86-64.
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
+  set_source_files_properties(${CMAKE_CURRENT_LIST_DIR}/xxh3_avx2.c PROPERTIES
+    COMPILE_OPTIONS -mavx2)
+endif()
