@@ -80,25 +80,37 @@ static void ds__group_take(struct ds_task *t) {
   ds__fetch_add(&t->group->pending, DS__GROUP_LOAN);
 }
 
-/* t of group g is finished: its first error is recorded and its weight returned. ran: the
- * calling worker ran t, which may then hold the weight back (only there: its flush points,
- * in sched.c and ds__wait, are on the run path). */
-static void ds__group_done_one(struct ds_task *t, struct ds_task_group *g, ds_status st, int ran) {
-  struct ds__sched *s = t->s;
-  if (st != DS_OK) {
-    int ok = DS_OK;
-    ds__cas(&g->first_error, &ok, (int)st);
-  }
-  ds__worker *w = ran ? ds__sched_self(s) : NULL;
+static void ds__group_fail(struct ds_task_group *g, ds_status st) {
+  int ok = DS_OK;
+  ds__cas(&g->first_error, &ok, (int)st);
+}
+
+/* ds__group_done_one when the weight cannot be added to what w already holds back. */
+static void ds__group_done_slow(struct ds__sched *s, ds__worker *w, struct ds_task_group *g,
+                                int64_t weight) {
   if (!w || w->index >= s->nworkers) { /* the helper slot's thread leaves at any time */
-    ds__group_return(s, g, t->gweight);
+    ds__group_return(s, g, weight);
     return;
   }
-  if (w->gcache != g) {
-    ds__group_flush(w);
-    w->gcache = g;
+  ds__group_flush(w);
+  w->gcache = g;
+  w->gowed = weight;
+}
+
+/* t of group g is finished: its first error is recorded and its weight returned. ran: the
+ * calling worker ran t, which may then hold the weight back (only there: its flush points,
+ * in sched.c and ds__wait, are on the run path). Inline: once per group task; the common case
+ * (a worker finishing one more task of the group it holds weight of) is a compare and an add. */
+static inline void ds__group_done_one(struct ds_task *t, struct ds_task_group *g, ds_status st,
+                                      int ran) {
+  struct ds__sched *s = t->s;
+  if (DS__UNLIKELY(st != DS_OK)) ds__group_fail(g, st);
+  ds__worker *w = ran ? ds__sched_self(s) : NULL;
+  if (w && w->gcache == g && w->gowed != 0) { /* gowed != 0: never the helper slot */
+    w->gowed += t->gweight;
+    return;
   }
-  w->gowed += t->gweight;
+  ds__group_done_slow(s, w, g, t->gweight);
 }
 
 /* A solo task finished by its worker: no successor list to close, no waiter to wake, and the
