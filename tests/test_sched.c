@@ -310,6 +310,107 @@ static void test_groups(void **state) {
   ds_context_destroy(ctx);
 }
 
+/* Group weights (struct ds_task_group): tasks spawn into their own group, giving away halves of
+ * their weight (a chain deeper than the loan's 24 halvings borrows again), keep running after
+ * their children may have finished, and count themselves out as their very last action. A
+ * group wait must not return before every function has returned and every on_done has run. */
+static struct {
+  ds_context *ctx;
+  ds_task_group *g;
+  ds__atomic_int exited, done_calls;
+} g_spawn;
+
+#define SPAWN_TREE_DEPTH 11 /* a binary tree of 2047 tasks */
+#define SPAWN_CHAIN 100     /* plus one chain of 100 tasks under the root */
+
+static void spawn_done(void *user, ds_task *t, ds_status st) {
+  (void)user;
+  (void)t;
+  (void)st;
+  ds__fetch_add(&g_spawn.done_calls, 1);
+}
+
+static ds_status spawn_into_group(void *arg) {
+  intptr_t code = (intptr_t)arg; /* >= 0: tree depth; < 0: -(chain position) */
+  ds_task_options o = DS_TASK_OPTIONS_INIT;
+  o.group = g_spawn.g;
+  o.on_done = spawn_done;
+  if (code == 0) assert_int_equal(ds_task_submit(NULL, g_spawn.ctx, spawn_into_group, (void *)(intptr_t)-1, &o), DS_OK);
+  if (code >= 0 && code + 1 < SPAWN_TREE_DEPTH)
+    for (int k = 0; k < 2; k++)
+      assert_int_equal(ds_task_submit(NULL, g_spawn.ctx, spawn_into_group, (void *)(code + 1), &o), DS_OK);
+  if (code < 0 && -code < SPAWN_CHAIN)
+    assert_int_equal(ds_task_submit(NULL, g_spawn.ctx, spawn_into_group, (void *)(code - 1), &o), DS_OK);
+  if (code % 5 == 0) { /* outlive the children: they may finish on the other worker meanwhile */
+    volatile unsigned x = 0;
+    for (int i = 0; i < 20000; i++) x += (unsigned)i;
+  }
+  ds__fetch_add(&g_spawn.exited, 1);
+  return DS_OK;
+}
+
+static void test_group_spawn_weights(void **state) {
+  (void)state;
+  const int total = (1 << SPAWN_TREE_DEPTH) - 1 + SPAWN_CHAIN;
+  for (int workers = 1; workers <= 2; workers++) {
+    g_spawn.ctx = new_ctx_workers(workers, NULL, 0);
+    for (int round = 0; round < 20; round++) {
+      assert_int_equal(ds_task_group_create(&g_spawn.g, g_spawn.ctx), DS_OK);
+      ds__store(&g_spawn.exited, 0);
+      ds__store(&g_spawn.done_calls, 0);
+      ds_task_options o = DS_TASK_OPTIONS_INIT;
+      o.group = g_spawn.g;
+      o.on_done = spawn_done;
+      assert_int_equal(ds_task_submit(NULL, g_spawn.ctx, spawn_into_group, (void *)0, &o), DS_OK);
+      /* Odd rounds wait with a limit (the caller does not help), even ones help. */
+      assert_int_equal(ds_task_group_wait(g_spawn.g, round % 2 ? 20000 : -1), DS_OK);
+      assert_int_equal(ds__load(&g_spawn.exited), total);
+      assert_int_equal(ds__load(&g_spawn.done_calls), total);
+      assert_int_equal(ds__load(&g_spawn.g->pending), 0);
+      ds_task_group_destroy(g_spawn.g);
+    }
+    ds_context_destroy(g_spawn.ctx);
+  }
+}
+
+/* A worker holds back the weight of the group tasks it ran (struct ds_task_group); it must give
+ * it back before it runs a task of another group, whose code might wait for the first group by
+ * other means than a scheduler wait. One worker: A (group g) runs, then B spins until the main
+ * thread has seen g done. */
+typedef struct seen_arg {
+  ds__atomic_int seen, saw;
+} seen_arg;
+
+static ds_status spin_until_seen(void *arg) {
+  seen_arg *a = arg;
+  for (int i = 0; i < 10000 && !ds__load(&a->seen); i++) sleep_ms(1);
+  ds__store(&a->saw, ds__load(&a->seen));
+  return DS_OK;
+}
+
+static void test_group_weight_flushed_before_other_work(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx_workers(1, NULL, 0);
+  ds_task_group *g;
+  assert_int_equal(ds_task_group_create(&g, ctx), DS_OK);
+  ds__atomic_int n = 0;
+  seen_arg a = {0, 0};
+  ds_task_options o = DS_TASK_OPTIONS_INIT;
+  o.group = g;
+  ds_task *b = NULL;
+  assert_int_equal(ds_task_submit(NULL, ctx, add_one, &n, &o), DS_OK);
+  assert_int_equal(ds_task_submit(&b, ctx, spin_until_seen, &a, NULL), DS_OK);
+  for (int i = 0; i < 10000 && ds_task_group_wait(g, 0) != DS_OK; i++) sleep_ms(1);
+  assert_int_equal(ds_task_group_wait(g, 0), DS_OK);
+  ds__store(&a.seen, 1);
+  assert_int_equal(ds_task_wait(b, 20000), DS_OK);
+  assert_int_equal(ds__load(&a.saw), 1);
+  assert_int_equal(ds__load(&n), 1);
+  ds_task_release(b);
+  ds_task_group_destroy(g);
+  ds_context_destroy(ctx);
+}
+
 /* Recursive fork-join: tasks wait on their children from inside workers (which then run other
  * tasks), so a 2-worker pool cannot deadlock. */
 typedef struct fib_arg {
@@ -1282,6 +1383,8 @@ int main(void) {
       cmocka_unit_test(test_cancellation),
       cmocka_unit_test(test_timeouts_and_deadlines),
       cmocka_unit_test(test_groups),
+      cmocka_unit_test(test_group_spawn_weights),
+      cmocka_unit_test(test_group_weight_flushed_before_other_work),
       cmocka_unit_test(test_nested_wait_fork_join),
       cmocka_unit_test(test_urgent_preempts_low),
       cmocka_unit_test(test_urgent_reserve),

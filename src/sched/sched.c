@@ -233,6 +233,8 @@ void ds__sched_run_entry(ds__worker *w, struct ds_task *t) {
   struct ds__sched *s = w->s;
   int prio = t->prio, drop = 1;
   int expected = DS_TASK_READY;
+  /* Group weight held back must not belong to a group t's code could wait for (task.c). */
+  if (w->gcache != t->group) ds__group_flush(w);
   if (prio != DS_PRIO_LOW) ds__own_add(&w->nonlow, 1);
   /* A task cancelled while queued was completed by the canceller; only our ref remains. A solo
    * task has no other claimer: the holder of its queue entry (this worker) takes it. */
@@ -249,6 +251,7 @@ void ds__sched_run_entry(ds__worker *w, struct ds_task *t) {
     ds__own_add(&w->nonlow, -1);
   }
   ds__task_unref_n(t, drop);
+  if (ds__tl_task) ds__group_flush(w); /* a nested run: the outer task's code goes on */
 }
 
 /* ---------------------------------------------------------------- worker threads */
@@ -365,11 +368,13 @@ static void *ds__worker_main(void *arg) {
       after_task = 1;
       continue;
     }
+    ds__group_flush(w); /* out of work: the groups of the tasks it ran may be done */
     ds__worker_busy(w, 0);
     if (after_task && !w->reserved && ds__worker_spin(s)) continue;
     after_task = 0;
     ds__worker_park(w);
   }
+  ds__group_flush(w);
   ds__tl_worker = NULL;
   return NULL;
 }

@@ -71,7 +71,9 @@ struct ds_task {
   ds_status failed_pred_status;
   ds__edge inline_edges[DS__SCHED_INLINE_EDGES]; /* this task's first edges (no allocation) */
   struct ds__slab *slab; /* the slab holding this task (task_pool.c), set when it is carved */
-  char pad[8]; /* to a whole number of cache lines: pooled tasks are line-aligned */
+  /* Its share of its group's pending weight (see struct ds_task_group), written at submit when
+   * it has a group; also fills the task to a whole number of cache lines. */
+  int64_t gweight;
 };
 _Static_assert(sizeof(struct ds_task) % 64 == 0, "struct ds_task: adjust pad to whole cache lines");
 /* Bytes of a task zeroed at allocation: the hot part. */
@@ -80,14 +82,29 @@ _Static_assert(sizeof(struct ds_task) % 64 == 0, "struct ds_task: adjust pad to 
 extern char ds__succ_closed;
 #define DS__SUCC_CLOSED ((void *)&ds__succ_closed)
 
-/* s (read by every submit to the group) sits apart from pending (written by every submit and
- * completion, from every worker): on one line, each submit missed twice on it. */
+/* A group counts weight, not tasks (weighted reference counting), so that a task spawning
+ * into its own group and then finishing touches the shared count rarely:
+ *  - pending is the sum of the weights of the group's unfinished tasks plus the weight their
+ *    workers have returned but not yet flushed (ds__worker.gowed). Every task holds a weight
+ *    of at least 1 from submit until it is finished, so pending is 0 only when no task of the
+ *    group is unfinished or still running its function.
+ *  - A task submitted from outside the group (or by a task of it whose weight is 1) adds
+ *    DS__GROUP_LOAN to pending: one RMW. A task submitted by a running task of the same group
+ *    with weight w >= 2 takes w / 2 of it, and the parent keeps the rest: no RMW; weight is
+ *    moved, never created, so the sum above is unchanged.
+ *  - A task finished by the worker that ran it adds its weight to the worker's gowed instead
+ *    of subtracting it (deferring a decrement keeps pending higher: safe). The worker flushes
+ *    gowed (one RMW for many tasks) before it runs a task of another group, after a nested run,
+ *    before it sleeps or waits and when it finds no work: weight it holds never belongs to a
+ *    group that only the code it is about to run could wait for (ds__group_flush, task.c).
+ * s (read by every submit to the group) sits apart from pending. */
+#define DS__GROUP_LOAN ((int64_t)1 << 24)
 struct ds_task_group {
   struct ds__sched *s;
   char pad0[56];
-  ds__atomic_int pending;
+  ds__atomic_i64 pending;
   ds__atomic_int first_error; /* ds_status, DS_OK until a task fails */
-  char pad1[56];
+  char pad1[52];
 };
 
 /* A mutex-guarded intrusive list (queue.c): ordered for the URGENT and LOW classes, FIFO for
@@ -193,6 +210,11 @@ typedef struct ds__worker {
   /* Free tasks of this worker (task_pool.c). This worker only. */
   struct ds_task *cache;
   int ncached;
+  /* Group weight returned by tasks this worker ran and not yet subtracted from gcache's
+   * pending (see struct ds_task_group). This worker only; gcache is not dereferenced while
+   * gowed is 0 (the group may be gone). */
+  struct ds_task_group *gcache;
+  int64_t gowed;
   uint64_t rng;           /* victim choice; touched by this worker only */
   uint64_t id_next, id_end; /* its current block of task ids (task.c); this worker only */
   char pad[64];
@@ -405,6 +427,12 @@ void ds__task_finish_solo(struct ds_task *t, ds_status st, int why);
 /* Drops n refs the caller holds; frees t at zero. When they are the last ones (a load sees
  * exactly n), no other thread can take a ref any more (only holders do), so no RMW is needed. */
 void ds__task_unref_n(struct ds_task *t, int n);
+/* Subtracts the group weight worker w holds back (see struct ds_task_group); w is a worker
+ * thread's own record. */
+void ds__group_flush_slow(ds__worker *w);
+static inline void ds__group_flush(ds__worker *w) {
+  if (w->gowed != 0) ds__group_flush_slow(w);
+}
 #define ds__task_unref(t) ds__task_unref_n((t), 1)
 
 /* LOW migration hook: offered, from the scheduler tick, a LOW task that the throttle keeps

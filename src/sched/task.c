@@ -51,17 +51,66 @@ static void ds__task_release_ready(struct ds_task *u, struct ds_task **todo) {
   }
 }
 
-static void ds__group_done_one(struct ds__sched *s, struct ds_task_group *g, ds_status st) {
-  if (st != DS_OK) {
-    int ok = DS_OK;
-    ds__cas(&g->first_error, &ok, (int)st);
-  }
-  if (ds__fetch_sub(&g->pending, 1) == 1) { /* g may be freed from here on: address only */
+/* Subtracts weight from g's pending; the thread that brings it to 0 wakes the waiters. */
+static void ds__group_return(struct ds__sched *s, struct ds_task_group *g, int64_t weight) {
+  if (ds__fetch_sub(&g->pending, weight) == weight) { /* g may be freed from here on: address only */
     struct ds__stripe *sp = ds__stripe_of(s, g);
     pthread_mutex_lock(&sp->mu);
     pthread_cond_broadcast(&sp->cv);
     pthread_mutex_unlock(&sp->mu);
   }
+}
+
+void ds__group_flush_slow(ds__worker *w) {
+  int64_t owed = w->gowed;
+  w->gowed = 0;
+  ds__group_return(w->s, w->gcache, owed);
+}
+
+/* Gives t (new, of a group) its weight: half the running task's when that task is of the same
+ * group and holds 2 or more, else a fresh loan (see struct ds_task_group). */
+static void ds__group_take(struct ds_task *t) {
+  struct ds_task *cur = ds__tl_task;
+  if (cur && cur->group == t->group && cur->gweight > 1) {
+    t->gweight = cur->gweight / 2;
+    cur->gweight -= t->gweight;
+    return;
+  }
+  t->gweight = DS__GROUP_LOAN;
+  ds__fetch_add(&t->group->pending, DS__GROUP_LOAN);
+}
+
+static void ds__group_fail(struct ds_task_group *g, ds_status st) {
+  int ok = DS_OK;
+  ds__cas(&g->first_error, &ok, (int)st);
+}
+
+/* ds__group_done_one when the weight cannot be added to what w already holds back. */
+static void ds__group_done_slow(struct ds__sched *s, ds__worker *w, struct ds_task_group *g,
+                                int64_t weight) {
+  if (!w || w->index >= s->nworkers) { /* the helper slot's thread leaves at any time */
+    ds__group_return(s, g, weight);
+    return;
+  }
+  ds__group_flush(w);
+  w->gcache = g;
+  w->gowed = weight;
+}
+
+/* t of group g is finished: its first error is recorded and its weight returned. ran: the
+ * calling worker ran t, which may then hold the weight back (only there: its flush points,
+ * in sched.c and ds__wait, are on the run path). Inline: once per group task; the common case
+ * (a worker finishing one more task of the group it holds weight of) is a compare and an add. */
+static inline void ds__group_done_one(struct ds_task *t, struct ds_task_group *g, ds_status st,
+                                      int ran) {
+  struct ds__sched *s = t->s;
+  if (DS__UNLIKELY(st != DS_OK)) ds__group_fail(g, st);
+  ds__worker *w = ran ? ds__sched_self(s) : NULL;
+  if (w && w->gcache == g && w->gowed != 0) { /* gowed != 0: never the helper slot */
+    w->gowed += t->gweight;
+    return;
+  }
+  ds__group_done_slow(s, w, g, t->gweight);
 }
 
 /* A solo task finished by its worker: no successor list to close, no waiter to wake, and the
@@ -72,7 +121,7 @@ void ds__task_finish_solo(struct ds_task *t, ds_status st, int why) {
   t->why = st == DS_ERR_CANCELLED ? why : DS__WHY_NONE;
   if (t->on_done) t->on_done(t->on_done_user, t, st);
   ds__store_relaxed(&t->state, DS_TASK_DONE);
-  if (t->group) ds__group_done_one(s, t->group, st);
+  if (t->group) ds__group_done_one(t, t->group, st, 1);
   ds__sched_count_complete(s);
 }
 
@@ -100,7 +149,7 @@ static void ds__task_complete_one(struct ds_task *t, ds_status st, int why, stru
     ds__task_unref(u); /* after: u holds e when e is inline */
     e = next;
   }
-  if (t->group) ds__group_done_one(s, t->group, st);
+  if (t->group) ds__group_done_one(t, t->group, st, keep_life);
   if (!keep_life) ds__task_unref(t);
   ds__sched_count_complete(s);
 }
@@ -192,7 +241,7 @@ static int ds__task_link(struct ds_task *d, struct ds_task *t, ds__edge *e) {
 static void ds__task_publish(struct ds_task *t, ds_task *const *deps, size_t ndeps, ds__edge **edges) {
   struct ds__sched *s = t->s;
   ds__sched_count_submit(s);
-  if (t->group) ds__fetch_add(&t->group->pending, 1);
+  if (t->group) ds__group_take(t);
   for (size_t i = 0; i < ndeps; i++)
     if (!ds__task_link(deps[i], t, edges[i]) && edges[i]->heap)
       ds__free(s->ctx, edges[i]); /* unused: dependency done */
@@ -302,8 +351,9 @@ ds_status ds_task_submit(ds_task **out, ds_context *ctx, ds_task_fn fn, void *ar
 static void ds__publish_chunk(struct ds__sched *s, struct ds_task **ts, size_t k, ds_task_group *g,
                               int prio) {
   ds__sched_count_submit_n(s, (uint64_t)k);
-  if (g) ds__fetch_add(&g->pending, (int)k);
+  if (g) ds__fetch_add(&g->pending, (int64_t)k * DS__GROUP_LOAN);
   for (size_t i = 0; i < k; i++) {
+    ts[i]->gweight = DS__GROUP_LOAN;
     ds__store_relaxed(&ts[i]->state, DS_TASK_READY);
     ds__store_relaxed(&ts[i]->refs, ds__load_relaxed(&ts[i]->refs) + 1); /* the queue entry's */
     ds__sched_enqueue_owned(s, ts[i], ts[i]->worker_hint);
@@ -408,6 +458,7 @@ static int ds__wait(struct ds__sched *s, const void *key, ds__done_fn done, ds__
   if (!w && !ds__tl_worker && deadline == UINT64_MAX) ds__help(s, key, done);
   struct ds__stripe *sp = ds__stripe_of(s, key);
   for (;;) {
+    if (w && w->index < s->nworkers) ds__group_flush(w); /* it may hold back what key waits for */
     if (done(key)) return 1;
     /* No clock read without a deadline: a fork-join parent passes here once per child. */
     uint64_t now = deadline == UINT64_MAX ? 0 : ds__now_ns();
@@ -543,8 +594,8 @@ ds_status ds_task_group_create(ds_task_group **out, ds_context *ctx) {
 ds_status ds_task_group_wait(ds_task_group *group, int64_t timeout_ms) {
   if (!group) return ds__error(NULL, DS_ERR_INVALID_ARG, "sched", "ds_task_group_wait: group is NULL");
   if (!ds__wait(group->s, group, ds__group_is_done, NULL, ds__deadline_of(timeout_ms)))
-    return ds__error(group->s->ctx, DS_ERR_TIMEOUT, "sched", "%d tasks of the group still pending "
-                     "after %lld ms", ds__load(&group->pending), (long long)timeout_ms);
+    return ds__error(group->s->ctx, DS_ERR_TIMEOUT, "sched", "tasks of the group still pending "
+                     "after %lld ms", (long long)timeout_ms);
   ds_status st = (ds_status)ds__load(&group->first_error);
   if (st != DS_OK)
     return ds__error(group->s->ctx, st, "sched", "a task of the group failed with %s",
