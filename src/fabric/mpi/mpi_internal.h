@@ -1,6 +1,6 @@
 /* Internal interface of the fabric's MPI transport: the endpoint, its peers, the wire format,
  * and the operations the calling threads hand to the progress thread (the only thread that
- * calls MPI after ds_mpi_create). Shared by the files of src/fabric/mpi. */
+ * calls MPI after ds_mpi_create under MPI_THREAD_SERIALIZED; see transport.c for MULTIPLE). Shared by the files of src/fabric/mpi. */
 #ifndef DS_FABRIC_MPI_INTERNAL_H
 #define DS_FABRIC_MPI_INTERNAL_H
 

@@ -1,5 +1,7 @@
 /* The MPI endpoint's lifetime (MPI initialisation, communicator, collective shutdown) and its
- * progress thread: the one thread that calls MPI. It sends what other threads queue, receives
+ * progress thread: the one thread that calls MPI under MPI_THREAD_SERIALIZED (under MULTIPLE
+ * calling threads also send control messages, fetch and push themselves, with the progress
+ * thread completing or failing what they leave). It sends what other threads queue, receives
  * control messages, completes data transfers, sends heartbeats, declares silent ranks dead and
  * enforces deadlines, so that no caller ever blocks inside MPI. */
 #include <sched.h>
