@@ -3,7 +3,9 @@
  * 256 in flight (throughput), against a raw MPI ping-pong of the same bytes measured in the
  * same run; and the LOW migration path: the makespan of 64 LOW 2 ms tasks that rank 0's
  * throttle runs one at a time, with the hook sending held-back ones to rank 1, against the same
- * with migration off. Median of 5 repetitions.
+ * with migration off. Median of 5 repetitions. Also what an idle rank costs: the CPU time
+ * of the whole process (progress thread, parked workers, MPI's own threads) over 1 s in which
+ * nothing is sent, in percent of one core (the larger of the two ranks' figures).
  * Run: mpirun -np 2 bench_fabric_mpi_task [--json] */
 #include "bench_common.h"
 
@@ -14,6 +16,7 @@ int main(void) {
 }
 #else
 #include <mpi.h>
+#include <sys/resource.h>
 
 enum { REPS = 5, SERIAL = 300, BATCH = 256 };
 
@@ -108,6 +111,30 @@ static double low_makespan_ms(ds_mpi *m, ds_context *ctx, int rank, int n) {
   return ms;
 }
 
+static double cpu_s(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec +
+         ru.ru_stime.tv_usec * 1e-6;
+}
+
+/* Percent of one core this process used during 1 s with the endpoint idle (after a pause
+ * longer than DS_PARAM_MPI_SPIN_US, so the progress thread polls every DS_PARAM_MPI_POLL_US);
+ * rank 0 gets the larger of the two ranks' figures. */
+static double idle_cpu_pct(ds_mpi *m, int rank) {
+  static uint64_t ts = 1000000;
+  ds_mpi_barrier_arrive(m, ++ts);
+  check(ds_mpi_barrier_wait(m, ts, -1), "barrier");
+  struct timespec settle = {0, 50000000}, second = {1, 0};
+  nanosleep(&settle, NULL);
+  double c0 = cpu_s(), t0 = bench_now_s();
+  nanosleep(&second, NULL);
+  double pct = 100.0 * (cpu_s() - c0) / (bench_now_s() - t0), other = 0;
+  if (rank == 1) MPI_Send(&pct, 1, MPI_DOUBLE, 0, 5, MPI_COMM_WORLD);
+  if (rank == 0) MPI_Recv(&other, 1, MPI_DOUBLE, 1, 5, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+  return pct > other ? pct : other;
+}
+
 /* Makespan of LOW work with and without the migration hook (a fresh endpoint each). */
 static void migration_rows(ds_context *ctx, int rank, int json, int *hdr) {
   double with[REPS], without[REPS];
@@ -161,13 +188,15 @@ int main(int argc, char **argv) {
     serial[r] = ours_us(m, ctx, rank, SERIAL, 1);
     batch[r] = ours_us(m, ctx, rank, BATCH * 4, BATCH);
   }
-  double raw_us = bench_median(raw, REPS);
+  double raw_us = bench_median(raw, REPS), idle = idle_cpu_pct(m, rank);
   if (rank == 0) {
     bench_row rows[] = {
         {"fabric_mpi_task", "round trip (placed)", "us/task", bench_median(serial, REPS),
          "raw MPI ping-pong 8 B", raw_us, 2.0, "lower"},
         {"fabric_mpi_task", "256 in flight (placed)", "us/task", bench_median(batch, REPS),
          "raw MPI ping-pong 8 B", raw_us, 2.0, "lower"},
+        {"fabric_mpi_task", "idle rank: CPU", "% of a core", idle, "a core polling", 100.0, 0.05,
+         "lower"},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) bench_print(&rows[i], json, &hdr);
   }

@@ -5,8 +5,9 @@
  *  - "fetch": rank 1 flushes its copy and ds_mpi_buffer_fetch()es it (a request to the owner,
  *    whose progress thread answers with the data), vs the same pull by hand (a small MPI_Send
  *    request, then MPI_Send/MPI_Recv of the data).
- * Each timing: iters transfers after an MPI_Barrier, then a one-int ack from rank 1 (so rank 1's
- * time covers every transfer). Sizes 4 KiB .. 64 MiB; 7 repetitions of up to 8 blocks,
+ * Each timing: iters transfers after an MPI_Barrier, then an ack from rank 1 (so rank 1's time
+ * covers every transfer): a one-int MPI_Send, or for fetches an arrival at the endpoint's
+ * barrier, on which rank 0 sleeps while its progress thread serves. Sizes 4 KiB .. 64 MiB; 7 repetitions of up to 8 blocks,
  * anchor and ours alternating block by block (which goes first alternates too); medians of
  * the repetitions.
  * Run: mpirun -np 2 bench_fabric_mpi_transfer [--json] [--quick] */
@@ -88,16 +89,15 @@ static double ours_push(ds_mpi *m, int rank, uint64_t id, int iters) {
   return bench_now_s() - t0;
 }
 
-/* Rank 0 waits for the ack without spinning: its progress thread, not its main thread, serves
- * the fetches, and on a machine with few cores a spinning MPI_Recv would take its core. */
-static void ack_idle(int rank) {
-  int a = 0, done = 0;
-  if (rank == 1) MPI_Send(&a, 1, MPI_INT, 0, 10, MPI_COMM_WORLD);
-  if (rank != 0) return;
-  MPI_Request rq;
-  MPI_Irecv(&a, 1, MPI_INT, 1, 10, MPI_COMM_WORLD, &rq);
-  struct timespec nap = {0, 20000};
-  while (MPI_Test(&rq, &done, MPI_STATUS_IGNORE) == MPI_SUCCESS && !done) nanosleep(&nap, NULL);
+/* Rank 0 waits for the ack asleep: its progress thread, not its main thread, serves the
+ * fetches, and on a machine with few cores a spinning MPI_Recv would take its core (and a
+ * thread polling with short naps would preempt the progress thread at each of them). The ack
+ * is an arrival at the endpoint's barrier, on which rank 0 sleeps until its progress thread
+ * receives it; rank 1 only arrives. */
+static void ack_idle(ds_mpi *m, int rank) {
+  static uint64_t ts;
+  ds_mpi_barrier_arrive(m, ++ts);
+  if (rank == 0 && ds_mpi_barrier_wait(m, ts, -1) != DS_OK) fail("ds_mpi_barrier_wait");
 }
 
 /* Rank 1's time for iters fetches of buffer id (rank 0's progress thread serves them). */
@@ -109,7 +109,7 @@ static double ours_fetch(ds_mpi *m, int rank, uint64_t id, int iters) {
     ds_mpi_buffer_flush(m, id);
     if (ds_mpi_buffer_fetch(m, id, &p, -1) != DS_OK) fail("ds_mpi_buffer_fetch");
   }
-  ack_idle(rank);
+  ack_idle(m, rank);
   return bench_now_s() - t0;
 }
 

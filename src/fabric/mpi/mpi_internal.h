@@ -1,6 +1,6 @@
 /* Internal interface of the fabric's MPI transport: the endpoint, its peers, the wire format,
  * and the operations the calling threads hand to the progress thread (the only thread that
- * calls MPI after ds_mpi_create). Shared by the files of src/fabric/mpi. */
+ * calls MPI after ds_mpi_create under MPI_THREAD_SERIALIZED; see transport.c for MULTIPLE). Shared by the files of src/fabric/mpi. */
 #ifndef DS_FABRIC_MPI_INTERNAL_H
 #define DS_FABRIC_MPI_INTERNAL_H
 
@@ -88,6 +88,7 @@ typedef struct ds__mpi_op {
                         completed by the progress thread) */
   int placed;        /* TASK placed on this peer explicitly: its local task is detached (not
                         holding a worker) and completed with the answer; never failed over */
+  int present;       /* the request was sent by the submitting thread (id set before submit) */
   ds__atomic_int done; /* set under mu (waiters may also poll it without mu) */
   ds_status status;
   char msg[160];     /* failure detail */
@@ -138,13 +139,18 @@ struct ds_mpi {
   MPI_Comm comm;
   MPI_Comm push_comm; /* ds_mpi_buffer_send/recv's data only (tag: the buffer id) */
   int rank, size, level, inited_mpi, finalize;
+  int ctrl_direct; /* MPI_THREAD_MULTIPLE at create: posting threads send control messages
+                      themselves (ds__mpi_post); fixed for the endpoint's life */
   ds__atomic_int hooked; /* the migration hook is installed; read by the progress thread */
   pthread_t thread;
   pthread_mutex_t mu; /* guards everything below that is not progress-thread-only */
   pthread_cond_t cv;  /* op completions, barrier and peer changes */
   pthread_cond_t wake; /* the progress thread's idle sleep */
+  pthread_mutex_t send_mu; /* orders control sends: the progress thread's outbox flush and other
+                              threads' direct sends (under MPI_THREAD_MULTIPLE); taken before mu */
   int stop;               /* destroy began its last phase: FIN, then the thread exits */
   int fin_sent;            /* progress thread only */
+  int handed_off;          /* progress thread only: this pass woke a local thread (see ds__idle) */
   uint64_t fin_deadline;   /* progress thread only */
   uint64_t next_op;
   ds__mpi_op *submitted;  /* new ops for the progress thread (LIFO; order does not matter) */
@@ -152,6 +158,8 @@ struct ds_mpi {
   ds__mpi_op *direct;     /* fetches whose calling thread makes its own MPI calls (under
                              MPI_THREAD_MULTIPLE); the progress thread only fails them */
   ds__mpi_send *outbox;   /* replies queued by other threads (progress thread sends them) */
+  ds__mpi_send *started;  /* control sends begun by other threads and not yet completed: the
+                             progress thread completes them */
   ds__mpi_send *sends;    /* progress thread: in flight */
   ds__mpi_peer *peers;
   ds__mpi_buf *bufs;
@@ -171,11 +179,16 @@ struct ds_mpi {
 };
 
 /* ---- transport.c ---- */
-/* Hands a new op to the progress thread (which sends op->hdr + name + payload to op->peer). */
+/* Hands a new op to the progress thread (which sends op->hdr + name + payload to op->peer,
+ * unless op->present: then the submitter sends it after this call, with the id it set). */
 void ds__mpi_op_submit(ds_mpi *m, ds__mpi_op *op);
 /* Waits (bounded) until op is done; returns its status with the message recorded. Frees op. */
 ds_status ds__mpi_op_wait(ds_mpi *m, ds__mpi_op *op, const char *what);
-/* Queues a control message (copies header, name and payload) to rank peer. Any thread. */
+/* Sends a control message (copies header, name and payload) to rank peer. Any thread. Under
+ * MPI_THREAD_MULTIPLE the calling thread starts the send itself when nothing is queued before
+ * it (saving the progress thread's wake-up on a request's or an answer's path); otherwise, or
+ * once the endpoint stops, it is queued for the progress thread. Messages to one rank leave
+ * in the order of their posts either way. */
 ds_status ds__mpi_post(ds_mpi *m, int32_t peer, const ds__mpi_hdr *h, const char *name,
                        const void *payload, size_t len);
 /* Progress thread: fails the direct fetch with this id (peer < 0), or every direct fetch

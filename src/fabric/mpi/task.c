@@ -104,6 +104,25 @@ static ds_status ds__call_on_buf(ds_mpi *m, ds__mpi_buf *b, ds__mpi_entry *e, co
 
 /* ---------------------------------------------------------------- the local task */
 
+/* Under MPI_THREAD_MULTIPLE the worker sends the request itself (one wake-up of the progress
+ * thread less on a placed task's round trip): the op gets its id first and is listed for the
+ * progress thread before the request leaves, so the answer always finds it; from then on the
+ * op is the progress thread's (it may already be freed), so the request is built from copies.
+ * cs and its arguments live until the task finishes, which is not before this returns. */
+static ds_status ds__remote_send_here(ds_mpi *m, ds__mpi_op *op, struct ds__mpi_call_state *cs) {
+  pthread_mutex_lock(&m->mu);
+  op->id = ++m->next_op;
+  pthread_mutex_unlock(&m->mu);
+  op->present = 1;
+  op->hdr.id = op->id;
+  ds__mpi_hdr h = op->hdr;
+  int32_t peer = op->peer;
+  ds__mpi_op_submit(m, op);
+  /* On failure (no memory) the op's deadline fails the task. */
+  (void)ds__mpi_post(m, peer, &h, cs->e->name, cs->args, cs->args_len);
+  return DS_OK; /* ignored: the answer completes the task */
+}
+
 /* Sends the task to rank target. The local task is detached from its worker and completed
  * by the answer (ds__mpi_on_task_done), so waiting for a remote rank holds no local worker;
  * outside a scheduler task (cannot happen today) the calling thread waits instead. */
@@ -126,6 +145,8 @@ static ds_status ds__remote_run_later(ds_mpi *m, struct ds__mpi_call_state *cs, 
   op->name = cs->e->name;
   op->payload = cs->args;
   op->payload_len = cs->args_len;
+  if (!waited && m->ctrl_direct)
+    return ds__remote_send_here(m, op, cs);
   ds__mpi_op_submit(m, op);
   if (!waited) return DS_OK; /* ignored: the answer completes the task (op may be gone) */
   char what[96];

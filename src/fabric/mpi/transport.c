@@ -1,5 +1,7 @@
 /* The MPI endpoint's lifetime (MPI initialisation, communicator, collective shutdown) and its
- * progress thread: the one thread that calls MPI. It sends what other threads queue, receives
+ * progress thread: the one thread that calls MPI under MPI_THREAD_SERIALIZED (under MULTIPLE
+ * calling threads also send control messages, fetch and push themselves, with the progress
+ * thread completing or failing what they leave). It sends what other threads queue, receives
  * control messages, completes data transfers, sends heartbeats, declares silent ranks dead and
  * enforces deadlines, so that no caller ever blocks inside MPI. */
 #include <sched.h>
@@ -35,7 +37,7 @@ static void ds__abs_time(struct timespec *ts, uint64_t mono_deadline_ns) {
 
 void ds__mpi_op_submit(ds_mpi *m, ds__mpi_op *op) {
   pthread_mutex_lock(&m->mu);
-  op->id = ++m->next_op;
+  if (!op->present) op->id = ++m->next_op;
   m->outstanding++;
   op->next = m->submitted;
   m->submitted = op;
@@ -85,6 +87,41 @@ ds_status ds__mpi_op_wait(ds_mpi *m, ds__mpi_op *op, const char *what) {
   return st;
 }
 
+/* Starts s from the calling thread (MPI_THREAD_MULTIPLE) when no queued message precedes it
+ * and the endpoint is not stopping (FIN must stay the last message); returns 0 to queue it.
+ * send_mu keeps the progress thread's flush of the outbox and this send in one order. A small
+ * message usually completes at the first test; else the progress thread completes it. */
+static int ds__post_direct(ds_mpi *m, ds__mpi_send *s) {
+  pthread_mutex_lock(&m->send_mu);
+  pthread_mutex_lock(&m->mu);
+  int queue = m->outbox || m->stop || m->peers[s->peer].dead;
+  pthread_mutex_unlock(&m->mu);
+  if (queue) {
+    pthread_mutex_unlock(&m->send_mu);
+    return 0;
+  }
+  int flag = 0;
+  if (MPI_Isend(s->owned, (int)s->len, MPI_BYTE, s->peer, s->tag, m->comm, &s->req) !=
+      MPI_SUCCESS) {
+    ds__log(m->ctx, DS_LOG_WARN, "mpi", "MPI_Isend to rank %d failed", s->peer);
+    flag = 1; /* dropped: the peer's silence or the op's deadline reports it */
+  } else if (MPI_Test(&s->req, &flag, MPI_STATUS_IGNORE) != MPI_SUCCESS) {
+    flag = 1;
+  }
+  if (!flag) {
+    pthread_mutex_lock(&m->mu);
+    s->next = m->started;
+    m->started = s;
+    pthread_mutex_unlock(&m->mu);
+  }
+  pthread_mutex_unlock(&m->send_mu);
+  if (flag) {
+    ds__free(m->ctx, s->owned);
+    ds__free(m->ctx, s);
+  }
+  return 1;
+}
+
 ds_status ds__mpi_post(ds_mpi *m, int32_t peer, const ds__mpi_hdr *h, const char *name,
                        const void *payload, size_t len) {
   size_t nlen = name ? strlen(name) : 0;
@@ -106,6 +143,7 @@ ds_status ds__mpi_post(ds_mpi *m, int32_t peer, const ds__mpi_hdr *h, const char
   s->peer = peer;
   s->tag = DS__MPI_TAG_CTRL;
   s->req = MPI_REQUEST_NULL;
+  if (m->ctrl_direct && ds__post_direct(m, s)) return DS_OK;
   pthread_mutex_lock(&m->mu);
   s->next = m->outbox;
   m->outbox = s;
@@ -271,6 +309,11 @@ static void ds__start_op(ds_mpi *m, ds__mpi_op *op) {
     ds__start_xfer(m, op);
     return;
   }
+  if (op->present) { /* its submitter sends the request */
+    op->next = m->pending;
+    m->pending = op;
+    return;
+  }
   if (op->kind == DS__OP_FETCH) {
     int tag = DS__MPI_TAG_DATA0 + (int)(op->id % DS__MPI_DATA_TAGS);
     op->hdr.b = op->buf->size;
@@ -302,10 +345,17 @@ static int ds__start_queued(ds_mpi *m) {
     ops = op->next;
     ds__start_op(m, op);
   }
+  pthread_mutex_lock(&m->send_mu); /* until the outbox is sent: see ds__post_direct */
   pthread_mutex_lock(&m->mu);
-  ds__mpi_send *lifo = m->outbox, *out = NULL;
-  m->outbox = NULL;
+  ds__mpi_send *lifo = m->outbox, *out = NULL, *started = m->started;
+  m->outbox = m->started = NULL;
   pthread_mutex_unlock(&m->mu);
+  while (started) { /* begun by other threads: completed here */
+    ds__mpi_send *s = started;
+    started = s->next;
+    s->next = m->sends;
+    m->sends = s;
+  }
   while (lifo) { /* in posting order: an invalidation must not overtake what followed it */
     ds__mpi_send *s = lifo;
     lifo = s->next;
@@ -322,6 +372,7 @@ static int ds__start_queued(ds_mpi *m) {
     }
     ds__start_send(m, s, s->owned);
   }
+  pthread_mutex_unlock(&m->send_mu);
   return any;
 }
 
@@ -364,13 +415,21 @@ static void ds__on_message(ds_mpi *m, int32_t peer, const ds__mpi_hdr *h, char *
     pthread_mutex_unlock(&m->mu);
     break;
   }
-  case DS__MSG_TASK: ds__mpi_on_task(m, peer, h, name, payload, plen); break;
+  case DS__MSG_TASK:
+    ds__mpi_on_task(m, peer, h, name, payload, plen);
+    m->handed_off = 1; /* a worker was woken to run it */
+    break;
   case DS__MSG_FETCH_ERR:
   case DS__MSG_TASK_DONE: {
     ds__mpi_op *op = ds__take_pending(m, h->id);
+    if (!op) { /* a request its submitter sent may have been answered before it was listed */
+      ds__start_queued(m);
+      op = ds__take_pending(m, h->id);
+    }
     if (!op && h->type == DS__MSG_FETCH_ERR) /* a fetching thread's own request, maybe */
       ds__mpi_direct_fail(m, h->id, -1, (ds_status)h->status, payload);
     if (!op) break; /* timed out meanwhile */
+    m->handed_off = 1; /* its task or waiting thread is woken */
     if (h->type == DS__MSG_FETCH_ERR)
       ds__op_fail(m, op, (ds_status)h->status, payload);
     else
@@ -442,6 +501,7 @@ static int ds__test_fetches(ds_mpi *m) {
       continue;
     }
     if (op->kind == DS__OP_XFER) {
+      m->handed_off = 1; /* the transfer node's successors become ready */
       ds__mpi_xfer_done(m, op, rc == MPI_SUCCESS ? DS_OK : DS_ERR_IO, msg);
       continue;
     }
@@ -542,10 +602,17 @@ static void ds__send_barrier(ds_mpi *m) {
     if (r != m->rank && !m->peers[r].dead) ds__mpi_post(m, r, &h, NULL, NULL, 0);
 }
 
-static void ds__idle(ds_mpi *m, uint64_t now, uint64_t last_active) {
+/* Between passes that found nothing to do. For DS_PARAM_MPI_SPIN_US after the last activity
+ * the thread keeps polling; for the first 50 us of it without yielding (the next request of a
+ * burst, or the next step of a rendezvous send, comes soon), unless the last activity woke a
+ * local thread (a worker for a task another rank sent, the thread waiting for an answer): that
+ * thread needs a core, and on a machine with few cores a poller that does not yield keeps it
+ * off one (this cost a placed task's round trip two waits of 50 us). Then it sleeps on
+ * 'wake' for DS_PARAM_MPI_POLL_US at a time. */
+static void ds__idle(ds_mpi *m, uint64_t now, uint64_t last_active, int handed_off) {
   uint64_t spin_ns = (uint64_t)ds__param(m->ctx, DS_PARAM_MPI_SPIN_US) * 1000u;
   if (now - last_active < spin_ns) {
-    if (now - last_active > 50000u) sched_yield(); /* the next request of a burst comes soon */
+    if (handed_off || now - last_active > 50000u) sched_yield();
     return;
   }
   uint64_t poll_ns = (uint64_t)ds__param(m->ctx, DS_PARAM_MPI_POLL_US) * 1000u;
@@ -604,6 +671,7 @@ static int ds__finish(ds_mpi *m, uint64_t now) {
 static void *ds__mpi_progress(void *arg) {
   ds_mpi *m = arg;
   uint64_t last_active = ds__now_ns();
+  int handed_off = 0; /* since last_active */
   for (;;) {
     int active = ds__start_queued(m);
     active |= ds__poll_incoming(m);
@@ -615,10 +683,13 @@ static void *ds__mpi_progress(void *arg) {
     if (ds__finish(m, now)) break;
     if (!m->fin_sent) ds__send_barrier(m);
     ds__mpi_sched_tick(m);
-    if (active) /* more may follow at once (a burst of requests): poll again without yielding */
+    if (active) { /* more may follow at once (a burst of requests): poll again without yielding */
       last_active = now;
-    else
-      ds__idle(m, now, last_active);
+      handed_off = m->handed_off;
+      m->handed_off = 0;
+    } else {
+      ds__idle(m, now, last_active, handed_off);
+    }
   }
   ds__start_queued(m);
   ds__fail_pending(m, -2, 0, DS_ERR_SHUTDOWN, "did not answer before shutdown");
@@ -657,6 +728,7 @@ static ds_status ds__mpi_open(ds_mpi *m, const ds_mpi_options *o) {
   pthread_mutex_lock(&ds__mpi_proc_mu);
   ds_status st = ds__mpi_init_process(m->ctx, o->finalize, &m->level, &m->inited_mpi);
   if (st == DS_OK) ds__mpi_users++;
+  m->ctrl_direct = m->level >= MPI_THREAD_MULTIPLE;
   pthread_mutex_unlock(&ds__mpi_proc_mu);
   if (st != DS_OK) return st;
   if (MPI_Comm_dup(MPI_COMM_WORLD, &m->comm) != MPI_SUCCESS) {
@@ -698,7 +770,8 @@ static ds_status ds__mpi_sync_init(ds_mpi *m) {
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  int bad = pthread_mutex_init(&m->mu, NULL) || pthread_cond_init(&m->cv, &ca) ||
+  int bad = pthread_mutex_init(&m->mu, NULL) || pthread_mutex_init(&m->send_mu, NULL) ||
+            pthread_cond_init(&m->cv, &ca) ||
             pthread_cond_init(&m->wake, &ca);
   pthread_condattr_destroy(&ca);
   return bad ? ds__error(m->ctx, DS_ERR_NO_MEMORY, "mpi", "cannot create locks") : DS_OK;
@@ -805,6 +878,7 @@ void ds_mpi_destroy(ds_mpi *m) {
   ds__free(ctx, m->peers);
   pthread_cond_destroy(&m->wake);
   pthread_cond_destroy(&m->cv);
+  pthread_mutex_destroy(&m->send_mu);
   pthread_mutex_destroy(&m->mu);
   ds__free(ctx, m);
 }
