@@ -15,19 +15,9 @@
 #include <string.h>
 
 #include "precision_internal.h"
+#include "test_util.h"
 
 #define NP 1000
-
-static ds_context *new_ctx(void) {
-  ds_context_options o = DS_CONTEXT_OPTIONS_INIT;
-  o.flags = DS_CONTEXT_NO_ENV;
-  ds_param_value quiet[] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0}, {DS_PARAM_STATS_FILE, 0, 0}};
-  o.params = quiet;
-  o.nparams = 2;
-  ds_context *ctx = NULL;
-  assert_int_equal(ds_context_create(&ctx, &o), DS_OK);
-  return ctx;
-}
 
 static float grad_v(int s, int i) { return (float)sin(1.0 + s * 0.7 + i * 1.3); }
 
@@ -46,7 +36,7 @@ static ds_optimizer *make(ds_context *ctx, int adam, ds_dtype state, int split) 
 /* The split master is the same fp32 master: bit-identical to the separate layout after the
  * same steps; its working copy is the master's high half (truncation). */
 static void split_vs_separate(int adam) {
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   ds_optimizer *sep = make(ctx, adam, DS_DTYPE_F32, 0), *spl = make(ctx, adam, DS_DTYPE_F32, 1);
   static float init[NP], g[NP], a[NP], b[NP];
   for (int i = 0; i < NP; i++) init[i] = 0.3f * (float)sin(i * 0.37) + 1e-3f * (float)i;
@@ -83,7 +73,7 @@ static void test_split_master(void **state) {
   split_vs_separate(0);
   split_vs_separate(1);
   /* only bf16 parameters split: an fp16 one keeps an fp32 array and a rounded copy */
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   ds_optimizer *o = make(ctx, 0, DS_DTYPE_F32, 1);
   float w[4] = {1, 2, 3, 4}, *m = NULL;
   assert_int_equal(ds_optimizer_add_param(o, "h", w, 4, DS_DTYPE_F16), DS_OK);
@@ -102,7 +92,7 @@ static void test_split_master(void **state) {
  * (the values are exact in fp16 and bf16, the unscale a power of two). */
 static void test_scaled_16bit_gradients(void **state) {
   (void)state;
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   static float g[NP], ref[NP], got[NP];
   static uint16_t g16[NP], gb16[NP];
   ds_optimizer *o32 = make(ctx, 1, DS_DTYPE_F32, 0), *o16 = make(ctx, 1, DS_DTYPE_F32, 0);
@@ -177,7 +167,7 @@ static double ls_loss_grad(const float *w, float *g) {
 /* Final loss after `steps` steps. mode 0: all fp32; 1: bf16 state; 2: bf16 state and bf16
  * working weights (split master). */
 static double ls_train(int adam, int mode, int steps, float *final_master) {
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   ds_optimizer_options oo = DS_OPTIMIZER_OPTIONS_INIT;
   oo.kind = adam ? DS_OPT_ADAMW : DS_OPT_SGD;
   oo.lr = adam ? 0.02f : 0.05f;
@@ -252,7 +242,7 @@ static void accounting(ds_context *ctx, int adam, ds_dtype st, int split, ds_dty
 
 static void test_memory_exact(void **state) {
   (void)state;
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   int64_t at_start = live(ctx);
   for (int adam = 0; adam < 2; adam++) {
     accounting(ctx, adam, DS_DTYPE_F32, 0, DS_DTYPE_F32);
@@ -302,7 +292,7 @@ static void test_stochastic_rounding(void **state) {
   for (int i = 0; i < N; i++) x[i] = (float)sin(i * 0.1) * (float)(1 + i % 97);
   ds__prec_kernels_scalar.f32_to_bf16_sr(r, x, N, 99u);
   const ds__prec_kernels *tabs[2] = {&ds__prec_kernels_avx2, &ds__prec_kernels_avx512};
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   ds_precision_isa have = ds_precision_isa_in_use(ctx);
   for (int t = 0; t < 2; t++) {
     if ((t == 0 && have < DS_PRECISION_ISA_AVX2) || (t == 1 && have < DS_PRECISION_ISA_AVX512)) {

@@ -107,16 +107,22 @@ ds_status ds__idx_write(ds_context *ctx, const ds__xxh3_impl *xh, const char *di
 }
 
 /* Checks every entry of an index body against the segment it describes. */
+/* Decodes the fixed part of one index entry at p (little-endian fields, as written). */
+static void ds__idx_ent_read(ds__idx_ent *e, const unsigned char *p) {
+  memcpy(&e->off, p, 8);
+  memcpy(&e->vlen, p + 8, 8);
+  memcpy(&e->slen, p + 16, 4);
+  memcpy(&e->klen, p + 20, 2);
+  e->type = p[22];
+  e->enc = p[23];
+}
+
 static int ds__idx_entries_ok(const unsigned char *p, uint64_t len, uint64_t count,
                               uint64_t seg_size) {
   uint64_t off = 0, n = 0;
   while (off + DS__IDX_ENT <= len) {
     ds__idx_ent e;
-    memcpy(&e.off, p + off, 8);
-    memcpy(&e.vlen, p + off + 8, 8);
-    memcpy(&e.slen, p + off + 16, 4);
-    memcpy(&e.klen, p + off + 20, 2);
-    e.type = p[off + 22];
+    ds__idx_ent_read(&e, p + off);
     if (e.klen == 0 || (e.type != 1 && e.type != 2) || off + DS__IDX_ENT + e.klen > len ||
         e.off > seg_size || 32 + (uint64_t)e.klen + e.slen > seg_size - e.off)
       return 0;
@@ -166,12 +172,7 @@ ds_status ds__idx_load(ds_context *ctx, const ds__xxh3_impl *xh, const char *dir
   const unsigned char *p = buf + DS__IDX_HDR;
   for (uint64_t off = 0; off < (uint64_t)sb.st_size - DS__IDX_HDR - 8 && st == DS_OK;) {
     ds__idx_ent e;
-    memcpy(&e.off, p + off, 8);
-    memcpy(&e.vlen, p + off + 8, 8);
-    memcpy(&e.slen, p + off + 16, 4);
-    memcpy(&e.klen, p + off + 20, 2);
-    e.type = p[off + 22];
-    e.enc = p[off + 23];
+    ds__idx_ent_read(&e, p + off);
     st = fn(user, &e, p + off + DS__IDX_ENT);
     off += DS__IDX_ENT + e.klen;
   }
