@@ -25,25 +25,12 @@
 #include <xxhash.h>
 
 #include "internal.h"
+#include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define HDR 32
 #define MAGIC "DSR1"
-
-static ds_context *fuzz_ctx(void) {
-  static ds_context *ctx;
-  if (ctx) return ctx;
-  ds_context_options o = DS_CONTEXT_OPTIONS_INIT;
-  o.flags = DS_CONTEXT_NO_ENV;
-  ds_param_value pv[] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0},
-                         {DS_PARAM_STATS_FILE, 0, 0},
-                         {DS_PARAM_LOG_LEVEL, 0, DS_LOG_OFF}};
-  o.params = pv;
-  o.nparams = 3;
-  if (ds_context_create(&ctx, &o) != DS_OK) abort();
-  return ctx;
-}
 
 static void write_file(const char *dir, const char *name, const void *p, size_t n) {
   char path[256];

@@ -13,22 +13,9 @@
 #include <unistd.h>
 
 #include "cache/cachetrace.h"
+#include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static ds_context *fuzz_ctx(void) {
-  static ds_context *ctx;
-  if (ctx) return ctx;
-  ds_context_options o = DS_CONTEXT_OPTIONS_INIT;
-  o.flags = DS_CONTEXT_NO_ENV;
-  ds_param_value pv[] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0},
-                         {DS_PARAM_STATS_FILE, 0, 0},
-                         {DS_PARAM_LOG_LEVEL, 0, DS_LOG_OFF}};
-  o.params = pv;
-  o.nparams = 3;
-  if (ds_context_create(&ctx, &o) != DS_OK) abort();
-  return ctx;
-}
 
 /* A scratch file with the given suffix, created once per process and rewritten per input. */
 static ds_status load_via_file(ds__cachetrace *t, ds_context *ctx, const char *suffix,

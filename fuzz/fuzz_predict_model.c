@@ -8,19 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static ds_context *fuzz_ctx(void) {
-  static ds_context *ctx;
-  if (!ctx) {
-    ds_context_options o = DS_CONTEXT_OPTIONS_INIT;
-    o.flags = DS_CONTEXT_NO_ENV;
-    ds_param_value pv[] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0}, {DS_PARAM_STATS_FILE, 0, 0}};
-    o.params = pv;
-    o.nparams = 2;
-    if (ds_context_create(&ctx, &o) != DS_OK) abort();
-  }
-  return ctx;
-}
+#include "fuzz_util.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
