@@ -86,6 +86,8 @@ struct ds_batcher {
   ds__atomic_u64 *size_hist; /* max_batch_size + 1 */
   struct ds__bhist queue_delay, latency;
   ds__atomic_u64 last_publish_ns;
+  pthread_mutex_t pub_mu; /* one publisher at a time, reading the counters under it, so a
+                             slower publisher cannot overwrite fresher figures in the stats */
   int stat_ids[16];
 };
 

@@ -113,6 +113,7 @@ static void free_batcher(ds_batcher *b) {
   pthread_cond_destroy(&b->space_cv);
   pthread_cond_destroy(&b->timer_cv);
   pthread_mutex_destroy(&b->mu);
+  pthread_mutex_destroy(&b->pub_mu);
   ds__free(b->ctx, b->size_hist);
   ds__free(b->ctx, b->q);
   ds__free(b->ctx, b);
@@ -138,6 +139,7 @@ ds_status ds_batcher_create(ds_batcher **out, ds_context *ctx, const ds_batcher_
   copy_options(b, &o);
   b->o.max_inflight = workers;
   pthread_mutex_init(&b->mu, NULL);
+  pthread_mutex_init(&b->pub_mu, NULL);
   ds__bcond_init(&b->timer_cv);
   ds__bcond_init(&b->space_cv);
   ds__bcond_init(&b->idle_cv);

@@ -88,10 +88,17 @@ static void publish(struct ds_batcher *b, const ds_batcher_stats *s) {
   for (int i = 0; i < 16; i++) ds__stat_set(b->ctx, b->stat_ids[i], v[i]);
 }
 
+/* Fills *s and publishes it, under pub_mu: the last publisher read the counters last. */
+static void fill_and_publish(struct ds_batcher *b, ds_batcher_stats *s) {
+  pthread_mutex_lock(&b->pub_mu);
+  fill_stats(b, s);
+  publish(b, s);
+  pthread_mutex_unlock(&b->pub_mu);
+}
+
 void ds__batch_stats_publish(struct ds_batcher *b) {
   ds_batcher_stats s;
-  fill_stats(b, &s);
-  publish(b, &s);
+  fill_and_publish(b, &s);
 }
 
 /* At most every 50 ms, by whichever batch finishes first after that. */
@@ -109,8 +116,7 @@ ds_status ds_batcher_stats_get(ds_batcher *b, ds_batcher_stats *out) {
   if (out->struct_size != sizeof(ds_batcher_stats))
     return ds__error(b->ctx, DS_ERR_ABI, "batch", "stats struct_size %u, expected %zu",
                      out->struct_size, sizeof(ds_batcher_stats));
-  fill_stats(b, out);
-  publish(b, out);
+  fill_and_publish(b, out);
   return DS_OK;
 }
 
