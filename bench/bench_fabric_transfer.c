@@ -7,7 +7,10 @@
  *   acquire     an acquire/release pair with nothing to move, against two mutex pairs;
  *   d2d         with a second OpenCL device of the same platform (POCL_DEVICES="pthread
  *               pthread"), a replica copied directly between the two against staged through
- *               the host replica (goal: >= 1).
+ *               the host replica (goal: >= 1); and the direct copy through
+ *               ds_buffer_acquire_async (the prefetch path: the copy is only queued) against
+ *               the blocking acquire: the caller's time (goal <= 0.5) and the bandwidth once
+ *               waited for (goal >= 0.95).
  * Medians of several repetitions. Skips (exit 0) without an OpenCL device. */
 #include "bench_fabric_common.h"
 
@@ -213,6 +216,49 @@ static void d2d_case(ds_context *ctx, int32_t a, int32_t b, size_t size, int jso
   check(ds_buffer_destroy(buf), "destroy");
 }
 
+/* Device a -> device b directly, with ds_buffer_acquire_async (the prefetch path) against the
+ * plain acquire, alternating: how long the asynchronous acquire holds its caller (the copy is
+ * only queued) and the bandwidth once its event is waited for. */
+static void d2d_async_case(ds_context *ctx, int32_t a, int32_t b, size_t size, int json,
+                           int *hdr) {
+  ds_buffer_options o = DS_BUFFER_OPTIONS_INIT;
+  o.flags = DS_BUFFER_NO_ZERO_COPY;
+  ds_buffer *buf = NULL;
+  check(ds_buffer_create(&buf, ctx, size, &o), "create");
+  double sync[REPS], submit[REPS], done[REPS];
+  void *m = NULL;
+  for (int r = -1; r < REPS; r++)
+    for (int way = 0; way < 2; way++) {
+      check(ds_buffer_acquire(&m, buf, a, DS_ACCESS_WRITE), "write on a");
+      check(ds_buffer_release(buf, a), "release");
+      ds_fabric_event *ev = NULL;
+      double t0 = bench_now_s(), t1;
+      if (way == 0) {
+        check(ds_buffer_acquire(&m, buf, b, DS_ACCESS_READ), "read on b");
+        t1 = bench_now_s();
+        if (r >= 0) sync[r] = t1 - t0;
+      } else {
+        check(ds_buffer_acquire_async(&m, &ev, buf, b, DS_ACCESS_READ), "async read on b");
+        t1 = bench_now_s();
+        check(ds_fabric_event_wait(ev), "event");
+        if (r >= 0) submit[r] = t1 - t0, done[r] = bench_now_s() - t0;
+      }
+      check(ds_buffer_release(buf, b), "release");
+    }
+  char cname[48];
+  snprintf(cname, sizeof cname, "d2d_async_submit_%zuMiB", size >> 20);
+  bench_row row = {"fabric_transfer", cname, "ms", bench_median(submit, REPS) * 1e3,
+                   "blocking direct acquire (fabric)", bench_median(sync, REPS) * 1e3, 0.5,
+                   "lower"};
+  bench_print(&row, json, hdr);
+  snprintf(cname, sizeof cname, "d2d_async_total_%zuMiB", size >> 20);
+  bench_row row2 = {"fabric_transfer", cname, "GB/s", (double)size / bench_median(done, REPS) / 1e9,
+                    "blocking direct acquire (fabric)",
+                    (double)size / bench_median(sync, REPS) / 1e9, 0.95, "higher"};
+  bench_print(&row2, json, hdr);
+  check(ds_buffer_destroy(buf), "destroy");
+}
+
 int main(int argc, char **argv) {
   int json = bench_json_mode(argc, argv), hdr = 0;
   ds_context *ctx = bench_context("bench_fabric_transfer", NULL, 0);
@@ -241,7 +287,10 @@ int main(int argc, char **argv) {
   acquire_overhead(ctx, dev, json, &hdr);
   int32_t dev2 = -1; /* a second OpenCL device, e.g. with POCL_DEVICES="pthread pthread" */
   if (ds_fabric_device_find(&dev2, ctx, DS_FABRIC_DEVICE_OPENCL, 1) == DS_OK)
-    for (int s = 0; s < 2; s++) d2d_case(ctx, dev, dev2, sizes[s], json, &hdr);
+    for (int s = 0; s < 2; s++) {
+      d2d_case(ctx, dev, dev2, sizes[s], json, &hdr);
+      d2d_async_case(ctx, dev, dev2, sizes[s], json, &hdr);
+    }
   else if (!json)
     printf("no second OpenCL device: device-to-device case skipped (POCL_DEVICES=\"pthread "
            "pthread\" gives PoCL two)\n");

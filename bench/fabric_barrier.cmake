@@ -20,3 +20,4 @@ add_executable(bench_fabric_pointcloud_graph
                ${PROJECT_SOURCE_DIR}/examples/fabric_point_cloud_graph.c)
 target_link_libraries(bench_fabric_pointcloud_graph PRIVATE deepseek_static ds_warnings m)
 target_compile_definitions(bench_fabric_pointcloud_graph PRIVATE POINT_CLOUD_POINTS=4000000)
+ds_point_cloud_graph_cuda(bench_fabric_pointcloud_graph) # its CUDA kernels (examples/)

@@ -67,3 +67,18 @@ else()
   set(_s none)
 endif()
 set(DS_BUILD_SUMMARY "backends: cpu=on hwloc=on cuda=${_c} opencl=${_o} mpi=${_m} dlpack=on; sanitize=${_s}")
+
+# The point cloud graph example's CUDA kernels (examples/fabric_point_cloud_graph_cuda.cu) into
+# @p target, which links deepseek_static, when CUDA is found (used by examples/ and bench/).
+# -fmad=false: no fused multiply-adds, as in the C twin.
+function(ds_point_cloud_graph_cuda target)
+  if(NOT DS_HAVE_CUDA)
+    return()
+  endif()
+  target_sources(${target} PRIVATE ${PROJECT_SOURCE_DIR}/examples/fabric_point_cloud_graph_cuda.cu)
+  target_compile_definitions(${target} PRIVATE DS_EXAMPLE_CUDA=1)
+  target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-fmad=false>
+    $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wextra>
+    $<$<AND:$<BOOL:${DS_WERROR}>,$<COMPILE_LANGUAGE:CUDA>>:--Werror=all-warnings>)
+  target_link_libraries(${target} PRIVATE CUDA::cudart_static)
+endfunction()

@@ -4,16 +4,19 @@
  * One frame is one graph run:
  *   clear(zbuffer c) -> project(points c, camera, zbuffer c)   for every chunk c,
  *   then a tree of merges zbuffer a = min(zbuffer a, zbuffer b) down to zbuffer 0, the image.
- * Every kernel has a C implementation and an OpenCL C one, so the partitioner (HEFT, with cost
- * models it learns in the first runs) may put any node on any device present: CPU workers,
- * OpenCL devices (PoCL on a machine without a GPU). The camera is a small buffer the host
+ * Every kernel has a C implementation and an OpenCL C one (and, when built with CUDA, a CUDA
+ * one: fabric_point_cloud_graph_cuda.cu), so the partitioner (HEFT, with cost models it learns
+ * in the first runs) may put any node on any device present: CPU workers, CUDA GPUs, OpenCL
+ * devices (PoCL on a machine without a GPU). The camera is a small buffer the host
  * rewrites before each frame, so the graph and its plan are built once and run every frame.
  *
  * The program times HEFT (planned again after a warm-up frame of every case, from the times
  * just measured) against every device alone (frames alternating between the cases, medians
  * reported), prints the speed-up over the best single device, and checks that every
  * placement gives the same image as a plain sequential projection: with --check it also runs
- * three random placements and an alternating one and exits 1 on any differing pixel.
+ * three random placements and an alternating one and exits 1 on any differing pixel. Built
+ * with CUDA but run without a GPU, it says the CUDA kernels were skipped (and checks their
+ * per-point code on the host); with DS_REQUIRE_GPU=1 in the environment it fails instead.
  *
  * Usage: fabric_point_cloud_graph [--points N] [--chunks N] [--frames N] [--check] [--json]
  * (--json: the result as one benchmark row on stdout, the text on stderr; the benchmark
@@ -29,12 +32,21 @@
 #include <deepseek.h>
 
 #include "fabric_point_cloud_scene.h" /* make_point: the cloud */
+#ifdef DS_EXAMPLE_CUDA
+#include "fabric_point_cloud_graph_cuda.h" /* the CUDA launchers */
+#define PC_CUDA(fn) fn
+#else
+#define PC_CUDA(fn) NULL
+#endif
 
 #define W 1024
 #define H 768
 #define EMPTY 0xFFFFFFFFu /* z-buffer value of a pixel no point reached */
 #define MAX_CHUNKS 64
 #define MAX_CASES 16
+/* The frame whose image is checked: its camera has no zero term (frame 0's has several, where
+ * a different order of additions or a fused multiply-add would go unseen). */
+#define CHECK_FRAME 3
 
 /* ---- the camera (the camera buffer: rows of [R | t], then f, cx, cy, znear) ---- */
 
@@ -124,11 +136,12 @@ struct scene {
 };
 
 static ds_status make_kernel(ds_kernel **out, ds_context *ctx, const char *name,
-                             ds_kernel_cpu_fn fn, int with_count) {
+                             ds_kernel_cpu_fn fn, ds_kernel_cuda_fn cuda, int with_count) {
   static const uint32_t count_arg[] = {sizeof(uint32_t)};
   ds_kernel_options ko = DS_KERNEL_OPTIONS_INIT;
   ko.name = name;
   ko.cpu = fn;
+  ko.cuda = cuda;
   ko.opencl_source = cl_source;
   ko.opencl_name = name;
   ko.opencl_arg_sizes = with_count ? count_arg : NULL;
@@ -174,9 +187,12 @@ static ds_status scene_open(struct scene *s, uint64_t n, int chunks) {
   memset(s, 0, sizeof *s);
   s->chunks = chunks;
   ds_status st = ds_context_create(&s->ctx, NULL);
-  if (st == DS_OK) st = make_kernel(&s->k_project, s->ctx, "pc_project", cpu_project, 1);
-  if (st == DS_OK) st = make_kernel(&s->k_clear, s->ctx, "pc_clear", cpu_clear, 0);
-  if (st == DS_OK) st = make_kernel(&s->k_merge, s->ctx, "pc_merge", cpu_merge, 0);
+  if (st == DS_OK) st = make_kernel(&s->k_project, s->ctx, "pc_project", cpu_project,
+                                     PC_CUDA(pc_cuda_project), 1);
+  if (st == DS_OK) st = make_kernel(&s->k_clear, s->ctx, "pc_clear", cpu_clear,
+                                     PC_CUDA(pc_cuda_clear), 0);
+  if (st == DS_OK) st = make_kernel(&s->k_merge, s->ctx, "pc_merge", cpu_merge,
+                                     PC_CUDA(pc_cuda_merge), 0);
   if (st == DS_OK) st = ds_buffer_create(&s->camera, s->ctx, 16 * sizeof(float), NULL);
   for (int c = 0; c < chunks && st == DS_OK; c++) {
     uint64_t a = n * (uint64_t)c / (uint64_t)chunks, b = n * (uint64_t)(c + 1) / (uint64_t)chunks;
@@ -268,9 +284,8 @@ static ds_status make_cases(struct scene *s, struct pc_case *cs, int *n, int che
     ds_device_info di = DS_DEVICE_INFO_INIT;
     ds_plan *p = NULL;
     po.policy = DS_PLAN_DEVICE, po.device = d;
-    if (ds_fabric_device_info(&di, s->ctx, d) != DS_OK || di.kind == DS_FABRIC_DEVICE_CUDA ||
-        ds_graph_plan(&p, s->g, &po) != DS_OK)
-      continue; /* a device no kernel runs on (CUDA: no CUDA implementation here) */
+    if (ds_fabric_device_info(&di, s->ctx, d) != DS_OK || ds_graph_plan(&p, s->g, &po) != DS_OK)
+      continue; /* a device no kernel runs on (CUDA when built without it) */
     char name[80];
     snprintf(name, sizeof name, "device%d %s", (int)d, di.name);
     add_case(cs, n, name, p);
@@ -306,7 +321,7 @@ static double median(double *v, int n) {
 }
 
 /* Runs every case on frames 0..frames-1, alternating, after one warm-up frame each; then
- * frame 0 once more per case, compared with the reference image. */
+ * CHECK_FRAME once more per case, compared with the reference image. */
 static ds_status run_cases(struct scene *s, struct pc_case *cs, int ncases, int frames,
                            uint64_t n, size_t *worst) {
   ds_status st = DS_OK;
@@ -324,11 +339,11 @@ static ds_status run_cases(struct scene *s, struct pc_case *cs, int ncases, int 
     for (int c = 0; c < ncases && st == DS_OK; c++) st = render(s, cs[c].plan, f, &cs[c].t[f]);
   uint32_t *ref = malloc(sizeof(uint32_t) * W * H);
   if (!ref) return DS_ERR_NO_MEMORY;
-  reference_image(n, 0, ref);
+  reference_image(n, CHECK_FRAME, ref);
   *worst = 0;
   for (int c = 0; c < ncases && st == DS_OK; c++) {
     size_t differ = 0;
-    st = render(s, cs[c].plan, 0, NULL);
+    st = render(s, cs[c].plan, CHECK_FRAME, NULL);
     if (st == DS_OK) st = compare(s, ref, &differ);
     if (differ) fprintf(stderr, "%s: %zu pixels differ from the reference\n", cs[c].name, differ);
     *worst = differ > *worst ? differ : *worst;
@@ -384,6 +399,52 @@ static void report(struct scene *s, struct pc_case *cs, int ncases, int frames, 
            (unsigned long long)n, heft * 1e3, best * 1e3, heft / best);
 }
 
+/* ---- the CUDA kernels: run on a GPU when one is present, checked on the host when not ---- */
+
+/* Whether a GPU ran the CUDA kernels (a CUDA device was one of the cases): without one the
+ * CUDA path is skipped, or fails with DS_REQUIRE_GPU=1. With --check, the CUDA kernels'
+ * per-point code run on the host must give the reference image. Returns 1 on a failure. */
+static int cuda_path(struct scene *s, uint64_t n, int check, FILE *out) {
+  const char *req = getenv("DS_REQUIRE_GPU");
+  int32_t gpu = -1;
+  int have = ds_fabric_device_find(&gpu, s->ctx, DS_FABRIC_DEVICE_CUDA, 0) == DS_OK;
+#ifdef DS_EXAMPLE_CUDA
+  if (check) {
+    float cam[16], p[3];
+    uint32_t *ref = malloc(sizeof(uint32_t) * W * H), *img = malloc(sizeof(uint32_t) * W * H);
+    size_t differ = 0;
+    if (!ref || !img) differ = 1; /* nothing compared is no pass */
+    if (ref && img) {
+      reference_image(n, CHECK_FRAME, ref);
+      make_camera(cam, CHECK_FRAME);
+      memset(img, 0xFF, sizeof(uint32_t) * W * H);
+      for (uint64_t i = 0; i < n; i++) make_point(i, p), pc_cuda_project_host(p, 1, cam, img);
+      for (size_t i = 0; i < (size_t)W * H; i++) differ += img[i] != ref[i];
+    }
+    free(ref), free(img);
+    fprintf(out, "CUDA kernels' per-point code on the host: %s\n",
+            differ ? "DIFFERS from the reference" : "identical to the reference");
+    if (differ) return 1;
+  }
+  const int built = 1;
+#else
+  (void)n, (void)check;
+  const int built = 0;
+#endif
+  if (have && built) {
+    fprintf(out, "CUDA kernels: run on device %d\n", (int)gpu);
+    return 0;
+  }
+  fprintf(out, have ? "CUDA kernels: not built (no CUDA toolkit), the GPU is not used\n"
+                    : "CUDA kernels: skipped (no CUDA device)\n");
+  if (req && !strcmp(req, "1")) {
+    fprintf(stderr, "fabric_point_cloud_graph: DS_REQUIRE_GPU=1 but the CUDA kernels did not "
+            "run on a GPU\n");
+    return 1;
+  }
+  return 0;
+}
+
 #ifndef POINT_CLOUD_POINTS
 #define POINT_CLOUD_POINTS 8000000 /* the benchmark build uses fewer */
 #endif
@@ -408,6 +469,7 @@ int main(int argc, char **argv) {
   struct pc_case cs[MAX_CASES];
   int ncases = 0;
   size_t worst = 0;
+  int cuda_bad = 0;
   ds_status st = scene_open(&s, n, chunks);
   if (st == DS_OK) st = make_cases(&s, cs, &ncases, check);
   if (st == DS_OK) st = run_cases(&s, cs, ncases, frames, n, &worst);
@@ -417,10 +479,11 @@ int main(int argc, char **argv) {
     report(&s, cs, ncases, frames, n, json);
     fprintf(json ? stderr : stdout, "images: %s\n",
             worst ? "DIFFER between placements" : "identical to the reference in every case");
+    cuda_bad = cuda_path(&s, n, check, json ? stderr : stdout);
   } else {
     fprintf(stderr, "fabric_point_cloud_graph: %s\n", ds_context_last_error(s.ctx));
   }
   for (int c = 0; c < ncases; c++) ds_plan_destroy(cs[c].plan);
   scene_close(&s);
-  return st != DS_OK || worst != 0;
+  return st != DS_OK || worst != 0 || cuda_bad;
 }

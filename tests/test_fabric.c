@@ -201,7 +201,7 @@ static void test_backend_register_checks(void **state) {
   /* Too many devices for the table. */
   memset(&b, 0, sizeof b);
   b = (ds_fabric_backend){sizeof b, "huge", 100, fake_describe, fake_alloc, fake_free, fake_in,
-                          fake_out, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+                          fake_out, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
   assert_int_equal(ds_fabric_backend_register(NULL, ctx, &b, &f), DS_ERR_INVALID_ARG);
   ds_context_destroy(ctx);
 }
@@ -372,7 +372,7 @@ static void test_other_cpu_space_reads_in_place(void **state) {
   ds_fabric_backend bk;
   memset(&bk, 0, sizeof bk);
   bk = (ds_fabric_backend){sizeof bk, "cpulike", 1, cpu_like_describe, fake_alloc, fake_free,
-                           fake_in, fake_out, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+                           fake_in, fake_out, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
   int32_t dev = -1;
   assert_int_equal(ds_fabric_backend_register(&dev, ctx, &bk, &f), DS_OK);
   ds_buffer *b = NULL;
@@ -756,6 +756,151 @@ static void test_peer_copy_staged(void **state) {
   }
 }
 
+/* ---- asynchronous direct copies ---- */
+
+/* The fake's device queue for copy_peer_async: one copy may be queued (not yet made); waiting
+ * on any event of the fake (the copy's own or a marker recorded after it) makes it. */
+struct fake_queue {
+  struct fake f;
+  void *dst;
+  const void *src;
+  size_t n;
+  int queued, async_calls, sync_calls, waits, releases;
+};
+
+static void fake_run_queue(struct fake_queue *q) {
+  if (!q->queued) return;
+  memcpy(q->dst, q->src, q->n);
+  q->queued = 0;
+  q->f.peers++;
+}
+
+static ds_status fake_peer_async(void *user, int32_t dst_dev, void *dst, int32_t src_dev,
+                                 void *src, size_t n, void **event, char *msg, size_t msg_size) {
+  struct fake_queue *q = user;
+  (void)dst_dev, (void)src_dev, (void)msg, (void)msg_size;
+  fake_run_queue(q); /* in order: an earlier copy first */
+  q->dst = dst, q->src = src, q->n = n, q->queued = 1;
+  if (!event) {
+    q->sync_calls++;
+    fake_run_queue(q);
+    return DS_OK;
+  }
+  q->async_calls++;
+  *event = q; /* any non-NULL handle */
+  return DS_OK;
+}
+
+static ds_status fake_record(void *user, int32_t dev, void **event, char *msg, size_t msg_size) {
+  (void)dev, (void)msg, (void)msg_size;
+  *event = user;
+  return DS_OK;
+}
+
+static ds_status fake_wait(void *user, void *event, char *msg, size_t msg_size) {
+  struct fake_queue *q = user;
+  (void)event, (void)msg, (void)msg_size;
+  q->waits++;
+  fake_run_queue(q);
+  return DS_OK;
+}
+
+static void fake_release(void *user, void *event) {
+  struct fake_queue *q = user;
+  (void)event;
+  q->releases++;
+}
+
+/* The twin with copy_peer_async (and events); @p size: the table's struct_size. */
+static int32_t add_async_twin(ds_context *ctx, struct fake_queue *q, uint32_t size) {
+  ds_fabric_backend b = fake_table("twin", 2, 1);
+  b.copy_peer_async = fake_peer_async;
+  b.event_record = fake_record;
+  b.event_wait = fake_wait;
+  b.event_release = fake_release;
+  b.struct_size = size;
+  int32_t first = -1;
+  assert_int_equal(ds_fabric_backend_register(&first, ctx, &b, q), DS_OK);
+  return first;
+}
+
+/* A prefetch (as the graph executor makes for a node's inputs) of a replica another device of
+ * the backend holds queues the copy and returns: nothing was waited for; the consumer's
+ * acquire waits, then sees the bytes. Stats count the copy once, when it is made. */
+static void test_peer_copy_async_prefetch(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx();
+  struct fake_queue q;
+  memset(&q, 0, sizeof q);
+  int32_t d0 = add_async_twin(ctx, &q, sizeof(ds_fabric_backend)), d1 = d0 + 1;
+  ds_buffer *buf = NULL;
+  assert_int_equal(ds_buffer_create(&buf, ctx, 4096, NULL), DS_OK);
+  uint8_t *p = NULL;
+  assert_int_equal(ds_buffer_acquire((void **)&p, buf, d0, DS_ACCESS_WRITE), DS_OK);
+  memset(p, 0x5A, 4096);
+  assert_int_equal(ds_buffer_release(buf, d0), DS_OK);
+  void *ev = NULL;
+  assert_int_equal(ds__buffer_prefetch(buf, d1, &ev), DS_OK);
+  assert_ptr_equal(ev, &q);
+  assert_int_equal(q.async_calls, 1);
+  assert_int_equal(q.queued, 1); /* not made yet, and nobody waited */
+  assert_int_equal(q.waits, 0);
+  assert_true(ds_test_stat(ctx, "fabric.peer_copies") == 1);
+  ds__fabric_event_release(ctx, d1, ev);
+  assert_int_equal(q.releases, 1);
+  /* The consumer. */
+  assert_int_equal(ds_buffer_acquire((void **)&p, buf, d1, DS_ACCESS_READ), DS_OK);
+  assert_int_equal(q.waits, 1);
+  assert_int_equal(q.queued, 0);
+  size_t bad = 0;
+  for (size_t i = 0; i < 4096; i++) bad += p[i] != 0x5A;
+  assert_int_equal(bad, 0);
+  assert_int_equal(ds_buffer_release(buf, d1), DS_OK);
+  assert_int_equal(q.f.copies_out + q.f.copies_in, 0); /* never through the host */
+  assert_true(ds_test_stat(ctx, "fabric.peer_copies") == 1);
+  char name[64];
+  snprintf(name, sizeof name, "fabric.dev%d.bytes_moved", (int)d1);
+  assert_true(ds_test_stat(ctx, name) == 4096);
+  /* A plain acquire (no event asked) gets a finished copy: the other direction. */
+  assert_true(hand_over(buf, d1, d0));
+  assert_int_equal(q.sync_calls, 1);
+  assert_int_equal(q.f.peers, 2);
+  /* A writer on the source device waits for a copy still reading it. */
+  assert_int_equal(ds_buffer_acquire((void **)&p, buf, d0, DS_ACCESS_WRITE), DS_OK);
+  memset(p, 0x11, 4096);
+  assert_int_equal(ds_buffer_release(buf, d0), DS_OK);
+  assert_int_equal(ds__buffer_prefetch(buf, d1, &ev), DS_OK);
+  ds__fabric_event_release(ctx, d1, ev);
+  assert_int_equal(ds_buffer_acquire((void **)&p, buf, d0, DS_ACCESS_RW), DS_OK);
+  assert_int_equal(q.queued, 0);
+  assert_int_equal(ds_buffer_release(buf, d0), DS_OK);
+  assert_int_equal(ds_buffer_destroy(buf), DS_OK);
+  ds_context_destroy(ctx);
+}
+
+/* A table whose struct_size ends before copy_peer_async copies through copy_peer (waited),
+ * even if the caller's struct had the new entry filled in. */
+static void test_peer_copy_async_old_table(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx();
+  struct fake_queue q;
+  memset(&q, 0, sizeof q);
+  int32_t d0 = add_async_twin(ctx, &q, (uint32_t)offsetof(ds_fabric_backend, copy_peer_async));
+  ds_buffer *buf = NULL;
+  assert_int_equal(ds_buffer_create(&buf, ctx, 1000, NULL), DS_OK);
+  uint8_t *p = NULL;
+  assert_int_equal(ds_buffer_acquire((void **)&p, buf, d0, DS_ACCESS_WRITE), DS_OK);
+  assert_int_equal(ds_buffer_release(buf, d0), DS_OK);
+  void *ev = NULL;
+  assert_int_equal(ds__buffer_prefetch(buf, d0 + 1, &ev), DS_OK);
+  assert_null(ev); /* copy_peer: done on return */
+  assert_int_equal(q.async_calls + q.sync_calls, 0);
+  assert_int_equal(q.f.peers, 1);
+  assert_true(hand_over(buf, d0 + 1, d0));
+  assert_int_equal(ds_buffer_destroy(buf), DS_OK);
+  ds_context_destroy(ctx);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_devices_cpu_first),
@@ -774,6 +919,8 @@ int main(void) {
       cmocka_unit_test(test_extension_slots),
       cmocka_unit_test(test_peer_copy_direct),
       cmocka_unit_test(test_peer_copy_staged),
+      cmocka_unit_test(test_peer_copy_async_prefetch),
+      cmocka_unit_test(test_peer_copy_async_old_table),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -194,7 +194,7 @@ typedef enum ds_param {
    *  a context. Default 1. */
   DS_PARAM_FABRIC_CUDA = 502,
   /** Compute fabric: a replica valid on one device and wanted on another device of the same
-   *  backend is copied directly between them when the backend can (backend copy_peer: CUDA
+   *  backend is copied directly between them when the backend can (copy_peer(_async): CUDA
    *  peer copies, OpenCL devices sharing a context) instead of through the host replica
    *  (0 always stage through the host, 1 direct where possible). Read at each copy.
    *  Default 1. */

@@ -159,6 +159,20 @@ typedef struct ds_fabric_backend {
    *  host replica. */
   ds_status (*copy_peer)(void *user, int32_t dst_dev, void *dst_mem, int32_t src_dev,
                          void *src_mem, size_t n, char *msg, size_t msg_size);
+  /** Optional (appended after copy_peer: a table whose struct_size ends just before it is
+   *  accepted and copies directly, if at all, through copy_peer): copy_peer that need not wait.
+   *  With @p event NULL the copy is complete on return. Otherwise it may still run: it is
+   *  queued on the destination device, after the work queued before on the source device,
+   *  so that an event_record on the destination device made later completes after it (the
+   *  fabric waits for it that way before the replica is used: needs event_record and
+   *  event_wait); *event (for event_wait, then event_release) completes with it, and may be set
+   *  to NULL when already complete. The source must not be written before then (the fabric
+   *  ensures it). Returns DS_ERR_UNSUPPORTED as copy_peer. When set, the fabric uses it
+   *  instead of copy_peer: a prefetch of a READ replica from another device of the backend
+   *  then does not wait for the bytes. */
+  ds_status (*copy_peer_async)(void *user, int32_t dst_dev, void *dst_mem, int32_t src_dev,
+                               void *src_mem, size_t n, void **event, char *msg,
+                               size_t msg_size);
 } ds_fabric_backend;
 
 /** Buffer creation options. */

@@ -279,19 +279,28 @@ static ds_status ds__buffer_from_host(ds_buffer *b, int32_t dev, struct ds__repl
 /* Makes device dev's replica (space) valid straight from the device replica in space src, when
  * both are separate allocations of one backend that copies between its devices. Returns
  * DS_ERR_UNSUPPORTED, with nothing changed or recorded, when it cannot: the caller stages
- * through the host replica. */
-static ds_status ds__buffer_peer(ds_buffer *b, int32_t dev, int32_t space, int32_t src) {
+ * through the host replica. With event not NULL and the backend's copy_peer_async, the copy
+ * may still run on return (the replica is then pending, as after an asynchronous copy_in). */
+static ds_status ds__buffer_peer(ds_buffer *b, int32_t dev, int32_t space, int32_t src,
+                                 void **event) {
   struct ds__replica *r = &b->rep[space], *from = &b->rep[src];
   const struct ds__fabric_device *d = &b->fab->dev[dev], *sd = &b->fab->dev[from->device];
+  const ds_fabric_backend *ops = &d->be->ops;
   if (space == b->host_space || r->aliased || from->aliased || d->be != sd->be ||
-      !d->be->ops.copy_peer || !ds__param(b->ctx, DS_PARAM_FABRIC_PEER_COPY))
+      (!ops->copy_peer && !ops->copy_peer_async) || !ds__param(b->ctx, DS_PARAM_FABRIC_PEER_COPY))
     return DS_ERR_UNSUPPORTED;
   char msg[DS__FABRIC_MSG] = "";
-  ds_status st = d->be->ops.copy_peer(d->be->user, d->local, r->mem, sd->local, from->mem, b->size,
-                                      msg, sizeof msg);
+  ds_status st;
+  if (ops->copy_peer_async)
+    st = ops->copy_peer_async(d->be->user, d->local, r->mem, sd->local, from->mem, b->size,
+                              event, msg, sizeof msg);
+  else
+    st = ops->copy_peer(d->be->user, d->local, r->mem, sd->local, from->mem, b->size, msg,
+                        sizeof msg);
   if (st == DS_ERR_UNSUPPORTED) return st;
   if (st != DS_OK) return ds__buffer_fail(b, dev, DS_ERR_DEVICE, "direct device copy failed", msg);
   ds__fabric_count_peer(b->fab, dev, b->size);
+  if (ops->copy_peer_async && event && *event) r->pending = 1, b->npending++;
   r->state = from->state = DS_REPLICA_SHARED; /* the host replica stays invalid */
   return DS_OK;
 }
@@ -303,7 +312,7 @@ static ds_status ds__buffer_fetch(ds_buffer *b, int32_t dev, int32_t space, void
   int32_t src = ds__buffer_valid_source(b, space);
   if (src < 0) return ds__buffer_fail(b, dev, DS_ERR_INTERNAL, "read", "no valid replica");
   if (src != b->host_space) { /* device -> device directly, else device -> host first */
-    ds_status st = ds__buffer_peer(b, dev, space, src);
+    ds_status st = ds__buffer_peer(b, dev, space, src, event);
     if (st != DS_ERR_UNSUPPORTED) return st;
     st = ds__buffer_to_host(b, src);
     if (st != DS_OK || space == b->host_space) return st;

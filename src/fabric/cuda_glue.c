@@ -86,10 +86,11 @@ static void ds__cu_event_release(void *user, void *event) {
 }
 
 static ds_status ds__cu_copy_peer(void *user, int32_t dst_dev, void *dst_mem, int32_t src_dev,
-                                  void *src_mem, size_t n, char *msg, size_t msg_size) {
+                                  void *src_mem, size_t n, void **event, char *msg,
+                                  size_t msg_size) {
   struct ds__cuda_fab *cf = user;
   return ds__fcuda_copy_peer(dst_dev, cf->stream[dst_dev], dst_mem, src_dev, cf->stream[src_dev],
-                             src_mem, n, msg, msg_size);
+                             src_mem, n, event, msg, msg_size);
 }
 
 static void ds__cu_destroy(void *user) {
@@ -146,7 +147,7 @@ ds_status ds__fabric_cuda_probe(struct ds__fabric *fab) {
   ops.event_wait = ds__cu_event_wait;
   ops.event_release = ds__cu_event_release;
   ops.destroy = ds__cu_destroy;
-  ops.copy_peer = ds__cu_copy_peer;
+  ops.copy_peer_async = ds__cu_copy_peer;
   st = ds__fabric_add_backend(fab, &ops, cf, NULL);
   if (st != DS_OK) ds__cu_destroy(cf);
   return st;

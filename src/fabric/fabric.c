@@ -24,8 +24,9 @@ static void ds__fabric_default_model(struct ds__fabric_device *d) {
 }
 
 static ds_status ds__fabric_check_backend(struct ds__fabric *fab, const ds_fabric_backend *ops) {
-  /* A table built before copy_peer was appended ends just before it. */
-  if (ops->struct_size != sizeof *ops && ops->struct_size != offsetof(ds_fabric_backend, copy_peer))
+  /* A table built before copy_peer (or copy_peer_async) was appended ends just before it. */
+  if (ops->struct_size != sizeof *ops && ops->struct_size != offsetof(ds_fabric_backend, copy_peer) &&
+      ops->struct_size != offsetof(ds_fabric_backend, copy_peer_async))
     return ds__error(fab->ctx, DS_ERR_ABI, "fabric", "backend: struct_size %u, expected %zu",
                      (unsigned)ops->struct_size, sizeof *ops);
   if (!ops->name || !ops->alloc || !ops->free || !ops->copy_in || !ops->copy_out ||
@@ -229,7 +230,8 @@ double ds__fabric_transfer_cost(ds_context *ctx, int32_t src_space, int32_t dst_
   double in = d_host ? 0 : ds__fabric_link_s(dd, bytes, 1);
   /* Two separate allocations of one backend that copies between its devices: one hop, priced
    * as the slower link (a backend may still refuse a pair; the host path then costs more). */
-  if (!s_host && !d_host && sd->be == dd->be && sd->be->ops.copy_peer &&
+  if (!s_host && !d_host && sd->be == dd->be &&
+      (sd->be->ops.copy_peer || sd->be->ops.copy_peer_async) &&
       ds__param(ctx, DS_PARAM_FABRIC_PEER_COPY))
     return out > in ? out : in;
   return out + in; /* through host memory */

@@ -13,7 +13,9 @@
  *
  * Prefetch: each node counts its unfinished predecessors; the task that finishes the last one
  * starts the node's input copies to its device (ds__gfab_prefetch) before returning, so they
- * run while the scheduler dispatches the node and other nodes compute. The node cannot have
+ * run while the scheduler dispatches the node and other nodes compute (copies from the host,
+ * and direct copies from another device of a backend with copy_peer_async, are only queued:
+ * the node's own acquire waits for them, not the task that prefetched). The node cannot have
  * started yet (its predecessor's task has not completed), and no writer of its inputs can run
  * meanwhile: every writer of a buffer is ordered with every reader by the graph. */
 #include <stdio.h>

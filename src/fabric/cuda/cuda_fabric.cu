@@ -117,14 +117,20 @@ ds_status ds__fcuda_device_sync(int dev, char *msg, size_t msg_size) {
 }
 
 ds_status ds__fcuda_copy_peer(int dst_dev, void *dst_stream, void *dst, int src_dev,
-                              void *src_stream, const void *src, size_t n, char *msg,
-                              size_t msg_size) {
-  cudaError_t e = cudaSetDevice(src_dev); /* what wrote the source comes first */
-  if (e == cudaSuccess) e = cudaStreamSynchronize((cudaStream_t)src_stream);
+                              void *src_stream, const void *src, size_t n, void **event,
+                              char *msg, size_t msg_size) {
+  cudaStream_t ds = (cudaStream_t)dst_stream;
+  cudaEvent_t after = NULL; /* what was queued on the source's stream comes first */
+  cudaError_t e = cudaSetDevice(src_dev);
+  if (e == cudaSuccess) e = cudaEventCreateWithFlags(&after, cudaEventDisableTiming);
+  if (e == cudaSuccess) e = cudaEventRecord(after, (cudaStream_t)src_stream);
   if (e == cudaSuccess) e = cudaSetDevice(dst_dev);
-  if (e == cudaSuccess)
-    e = cudaMemcpyPeerAsync(dst, dst_dev, src, src_dev, n, (cudaStream_t)dst_stream);
-  if (e == cudaSuccess) e = cudaStreamSynchronize((cudaStream_t)dst_stream);
+  if (e == cudaSuccess) e = cudaStreamWaitEvent(ds, after, 0);
+  if (after) cudaEventDestroy(after); /* freed once the wait no longer needs it */
+  if (e == cudaSuccess) e = cudaMemcpyPeerAsync(dst, dst_dev, src, src_dev, n, ds);
+  if (e != cudaSuccess) return fail(e, "cudaMemcpyPeerAsync", msg, msg_size);
+  if (event) return ds__fcuda_event_record(dst_dev, dst_stream, event, msg, msg_size);
+  e = cudaStreamSynchronize(ds);
   return e == cudaSuccess ? DS_OK : fail(e, "cudaMemcpyPeerAsync", msg, msg_size);
 }
 

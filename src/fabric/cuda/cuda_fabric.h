@@ -33,11 +33,12 @@ ds_status ds__fcuda_copy(int dev, void *stream, void *dst, const void *src, size
 ds_status ds__fcuda_event_record(int dev, void *stream, void **event, char *msg, size_t msg_size);
 ds_status ds__fcuda_event_wait(void *event, char *msg, size_t msg_size);
 void ds__fcuda_event_release(void *event);
-/* Copies n bytes from src (device src_dev) to dst (device dst_dev) after the work queued on
- * the source's stream; complete on return. */
+/* Copies n bytes from src (device src_dev) to dst (device dst_dev) on the destination's
+ * stream, after the work queued on the source's stream; with event NULL complete on return,
+ * otherwise *event is a CUDA event recorded after it. */
 ds_status ds__fcuda_copy_peer(int dst_dev, void *dst_stream, void *dst, int src_dev,
-                              void *src_stream, const void *src, size_t n, char *msg,
-                              size_t msg_size);
+                              void *src_stream, const void *src, size_t n, void **event,
+                              char *msg, size_t msg_size);
 /* Makes device dev current on the calling thread. */
 ds_status ds__fcuda_set_device(int dev);
 /* Enables direct access between every pair of the first n devices that supports it. */

@@ -176,17 +176,28 @@ static ds_status ds__cl_launch(void *user, int32_t dev, void *kernel, void *cons
   return err == CL_SUCCESS ? DS_OK : ds__cl_fail(err, "kernel run", msg, msg_size);
 }
 
-/* Within one context the copy is enqueued on the source's in-order queue, after the work that
- * wrote the source; the destination is not in use (its replica was invalid). */
+/* Within one context the copy is enqueued on the destination's in-order queue, after a marker
+ * of the source's (the work that wrote the source comes first), so a marker recorded later on
+ * the destination completes after it; with @p event NULL it is waited for here. */
 static ds_status ds__cl_copy_peer(void *user, int32_t dst_dev, void *dst_mem, int32_t src_dev,
-                                  void *src_mem, size_t n, char *msg, size_t msg_size) {
+                                  void *src_mem, size_t n, void **event, char *msg,
+                                  size_t msg_size) {
   struct ds__cl_backend *be = user;
-  struct ds__cl_device *s = &be->dev[src_dev];
-  if (s->context != be->dev[dst_dev].context) return DS_ERR_UNSUPPORTED;
-  cl_event ev = NULL;
-  cl_int err = clEnqueueCopyBuffer(s->queue, (cl_mem)src_mem, (cl_mem)dst_mem, 0, 0, n, 0, NULL,
-                                   &ev);
+  struct ds__cl_device *s = &be->dev[src_dev], *d = &be->dev[dst_dev];
+  if (s->context != d->context) return DS_ERR_UNSUPPORTED;
+  cl_event after = NULL, ev = NULL;
+  cl_int err = clEnqueueMarkerWithWaitList(s->queue, 0, NULL, &after);
+  if (err == CL_SUCCESS) clFlush(s->queue); /* the marker must reach the device to complete */
+  if (err == CL_SUCCESS)
+    err = clEnqueueCopyBuffer(d->queue, (cl_mem)src_mem, (cl_mem)dst_mem, 0, 0, n, 1, &after,
+                              &ev);
+  if (after) clReleaseEvent(after);
   if (err != CL_SUCCESS) return ds__cl_fail(err, "clEnqueueCopyBuffer", msg, msg_size);
+  if (event) {
+    clFlush(d->queue); /* start it now: the prefetch returns without waiting */
+    *event = ev;
+    return DS_OK;
+  }
   err = clWaitForEvents(1, &ev);
   clReleaseEvent(ev);
   return err == CL_SUCCESS ? DS_OK : ds__cl_fail(err, "clEnqueueCopyBuffer", msg, msg_size);
@@ -286,7 +297,7 @@ ds_status ds__fabric_opencl_probe(struct ds__fabric *fab) {
   ops.event_release = ds__cl_event_release;
   ops.launch = ds__cl_launch;
   ops.destroy = ds__cl_destroy;
-  ops.copy_peer = ds__cl_copy_peer;
+  ops.copy_peer_async = ds__cl_copy_peer;
   int32_t first = 0;
   ds_status st = ds__fabric_add_backend(fab, &ops, be, &first);
   if (st != DS_OK) {
