@@ -401,6 +401,25 @@ static void report(struct scene *s, struct pc_case *cs, int ncases, int frames, 
 
 /* ---- the CUDA kernels: run on a GPU when one is present, checked on the host when not ---- */
 
+#ifdef DS_EXAMPLE_CUDA
+/* What of the CUDA launchers runs without a GPU: bad arguments are refused before any launch,
+ * and (no GPU present) a launch reports DS_ERR_DEVICE instead of crashing. 0 when all hold. */
+static int cuda_launchers_checked(int have_gpu, FILE *out) {
+  void *bufs[3] = {NULL, NULL, NULL};
+  size_t sizes[3] = {12, 64, sizeof(uint32_t) * W * H};
+  uint32_t count = 1;
+  int bad = pc_cuda_project(bufs, sizes, 2, &count, sizeof count, NULL) != DS_ERR_INVALID_ARG;
+  count = 2; /* more points than the buffer holds */
+  bad += pc_cuda_project(bufs, sizes, 3, &count, sizeof count, NULL) != DS_ERR_INVALID_ARG;
+  bad += pc_cuda_merge(bufs, (size_t[]){8, 4}, 2, NULL, 0, NULL) != DS_ERR_INVALID_ARG;
+  bad += pc_cuda_clear(bufs, (size_t[]){0}, 1, NULL, 0, NULL) != DS_OK; /* nothing to do */
+  if (!have_gpu) bad += pc_cuda_clear(bufs, sizes + 2, 1, NULL, 0, NULL) != DS_ERR_DEVICE;
+  fprintf(out, "CUDA launchers: %s%s\n", bad ? "WRONG status" : "bad arguments refused",
+          have_gpu || bad ? "" : ", a launch without a GPU reports DS_ERR_DEVICE");
+  return bad;
+}
+#endif
+
 /* Whether a GPU ran the CUDA kernels (a CUDA device was one of the cases): without one the
  * CUDA path is skipped, or fails with DS_REQUIRE_GPU=1. With --check, the CUDA kernels'
  * per-point code run on the host must give the reference image. Returns 1 on a failure. */
@@ -424,7 +443,7 @@ static int cuda_path(struct scene *s, uint64_t n, int check, FILE *out) {
     free(ref), free(img);
     fprintf(out, "CUDA kernels' per-point code on the host: %s\n",
             differ ? "DIFFERS from the reference" : "identical to the reference");
-    if (differ) return 1;
+    if (differ || cuda_launchers_checked(have, out) != 0) return 1;
   }
   const int built = 1;
 #else
