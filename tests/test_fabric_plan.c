@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "partition_internal.h"
@@ -257,12 +258,83 @@ static void test_platform_marks_pocl_as_sharing_cores(void **state) {
   ds_context_destroy(ctx);
 }
 
+/* ---- pricing of buffers that are always copied (copy_s) ---- */
+
+/* A two-device backend that never moves a byte here: only its table matters to the pricing. */
+static ds_status twin_describe(void *user, int32_t dev, ds_device_info *info) {
+  (void)user, (void)dev;
+  info->kind = DS_FABRIC_DEVICE_OTHER;
+  snprintf(info->name, sizeof info->name, "twin:%d", (int)dev);
+  return DS_OK;
+}
+static ds_status twin_alloc(void *user, int32_t dev, size_t size, void *host, void **mem,
+                            int *aliased, char *msg, size_t msg_size) {
+  (void)user, (void)dev, (void)size, (void)host, (void)mem, (void)aliased, (void)msg;
+  (void)msg_size;
+  return DS_ERR_UNSUPPORTED;
+}
+static void twin_free(void *user, int32_t dev, void *mem) { (void)user, (void)dev, (void)mem; }
+static ds_status twin_copy(void *user, int32_t dev, void *a, size_t off, const void *b, size_t n,
+                           void **event, char *msg, size_t msg_size) {
+  (void)user, (void)dev, (void)a, (void)off, (void)b, (void)n, (void)event, (void)msg;
+  (void)msg_size;
+  return DS_ERR_UNSUPPORTED;
+}
+static ds_status twin_copy_out(void *user, int32_t dev, void *host, void *mem, size_t off,
+                               size_t n, void **event, char *msg, size_t msg_size) {
+  return twin_copy(user, dev, host, off, mem, n, event, msg, msg_size);
+}
+static ds_status twin_peer(void *user, int32_t dst_dev, void *dst, int32_t src_dev, void *src,
+                           size_t n, void **event, char *msg, size_t msg_size) {
+  (void)user, (void)dst_dev, (void)dst, (void)src_dev, (void)src, (void)n, (void)event;
+  (void)msg, (void)msg_size;
+  return DS_ERR_UNSUPPORTED;
+}
+
+/* A buffer that is always copied (DS_BUFFER_NO_ZERO_COPY) moving between two devices of a
+ * backend with direct copies is priced as one hop, as ds__fabric_transfer_cost does, and as
+ * two (through the host) with fabric_peer_copy off. */
+static void test_copied_buffer_priced_one_hop_between_peers(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx();
+  ds_fabric_backend be;
+  memset(&be, 0, sizeof be);
+  be.struct_size = sizeof be, be.name = "twin", be.device_count = 2;
+  be.describe = twin_describe, be.alloc = twin_alloc, be.free = twin_free;
+  be.copy_in = twin_copy, be.copy_out = twin_copy_out, be.copy_peer_async = twin_peer;
+  int32_t first = -1;
+  assert_int_equal(ds_fabric_backend_register(&first, ctx, &be, NULL), DS_OK);
+  ds_kernel *k = both_kernel(ctx, "priced");
+  ds_buffer *b = new_buf(ctx, 64);
+  ds_graph *g = NULL;
+  assert_int_equal(ds_graph_create(&g, ctx), DS_OK);
+  ds_graph_access a = {b, DS_ACCESS_RW};
+  assert_int_equal(ds_graph_add(NULL, g, k, &a, 1, NULL), DS_OK);
+  struct ds__gplat pl;
+  int32_t home[1];
+  uint8_t copy[1];
+  assert_int_equal(ds__gfab_platform(ctx, &pl, g, home, copy), DS_OK);
+  assert_non_null(pl.copy_s);
+  ds_device_info i0 = DS_DEVICE_INFO_INIT, i1 = DS_DEVICE_INFO_INIT;
+  assert_int_equal(ds_fabric_device_info(&i0, ctx, first), DS_OK);
+  assert_int_equal(ds_fabric_device_info(&i1, ctx, first + 1), DS_OK);
+  double direct = pl.copy_s(pl.user, i0.memory_space, i1.memory_space, 1 << 20);
+  assert_int_equal(ds_context_set_param(ctx, DS_PARAM_FABRIC_PEER_COPY, 0), DS_OK);
+  double staged = pl.copy_s(pl.user, i0.memory_space, i1.memory_space, 1 << 20);
+  assert_true(direct > 0 && fabs(staged - 2 * direct) < 1e-12); /* two equal default links */
+  ds_graph_destroy(g);
+  ds_buffer_destroy(b);
+  ds_kernel_destroy(k);
+  ds_context_destroy(ctx);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_shared_cores_serialise_the_pocl_device),
       cmocka_unit_test(test_guard_keeps_the_best_single_device),
       cmocka_unit_test(test_pool_never_oversubscribed),
       cmocka_unit_test(test_platform_marks_pocl_as_sharing_cores),
+      cmocka_unit_test(test_copied_buffer_priced_one_hop_between_peers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -34,13 +34,21 @@ static double link_s(const struct ds__fabric_device *d, uint64_t bytes, int in) 
 }
 
 /* Transfer time of a buffer that is always copied: out of the source's memory to the host,
- * into the destination's (the fabric has no peer copies). */
+ * into the destination's; one hop (the slower link) between two devices of one backend that
+ * copies between its devices directly, as ds__fabric_transfer_cost prices it. */
 static double copy_s(void *user, int from_ms, int to_ms, uint64_t bytes) {
   ds_context *ctx = user;
   if (from_ms == to_ms) return 0;
   int32_t s = ds__fabric_space_device(ctx, from_ms), d = ds__fabric_space_device(ctx, to_ms);
   if (s < 0 || d < 0) return 0;
-  return link_s(&ctx->fabric->dev[s], bytes, 0) + link_s(&ctx->fabric->dev[d], bytes, 1);
+  const struct ds__fabric_device *sd = &ctx->fabric->dev[s], *dd = &ctx->fabric->dev[d];
+  double out = link_s(sd, bytes, 0), in = link_s(dd, bytes, 1);
+  const uint32_t host = DS_DEVICE_CAP_HOST_MEMORY;
+  if (sd->be == dd->be && (sd->be->ops.copy_peer || sd->be->ops.copy_peer_async) &&
+      !(sd->info.caps & host) && !(dd->info.caps & host) &&
+      ds__param(ctx, DS_PARAM_FABRIC_PEER_COPY))
+    return out > in ? out : in;
+  return out + in;
 }
 
 const char *ds__gfab_device_key(ds_context *ctx, int32_t device, char *buf, size_t cap) {
