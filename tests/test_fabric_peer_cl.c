@@ -2,8 +2,9 @@
  * POCL_DEVICES="pthread pthread", which main sets when the environment has not chosen: the
  * backend then puts both in one OpenCL context and a replica moves between them with
  * clEnqueueCopyBuffer, never through the host replica; with the tunable off it is staged
- * through the host; a prefetch only queues the copy (the consumer waits for it). Skipped with a message where no two OpenCL devices share a platform
- * (failing instead with DS_REQUIRE_OPENCL=1). */
+ * through the host; a prefetch only queues the copy (the consumer waits for it). Skipped
+ * with a message where no two OpenCL devices share a platform (failing instead with
+ * DS_REQUIRE_OPENCL=1). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>

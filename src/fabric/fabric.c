@@ -25,7 +25,8 @@ static void ds__fabric_default_model(struct ds__fabric_device *d) {
 
 static ds_status ds__fabric_check_backend(struct ds__fabric *fab, const ds_fabric_backend *ops) {
   /* A table built before copy_peer (or copy_peer_async) was appended ends just before it. */
-  if (ops->struct_size != sizeof *ops && ops->struct_size != offsetof(ds_fabric_backend, copy_peer) &&
+  if (ops->struct_size != sizeof *ops &&
+      ops->struct_size != offsetof(ds_fabric_backend, copy_peer) &&
       ops->struct_size != offsetof(ds_fabric_backend, copy_peer_async))
     return ds__error(fab->ctx, DS_ERR_ABI, "fabric", "backend: struct_size %u, expected %zu",
                      (unsigned)ops->struct_size, sizeof *ops);
