@@ -37,14 +37,23 @@ grep -o '"telemetry.gpu0[^,]*' "$out/monitor_gpu.json" || { echo "gpu-check: FAI
 # cache's GPU tier: put/get of 4 MiB values vs fabric buffer transfers) and bench_fabric_transfer_gpu
 # (host<->GPU bandwidth through the fabric vs raw cudaMemcpy on pinned memory, and zero-copy vs
 # copy-then-compute).
+# A benchmark that crashes or times out is recorded and fails the check at the end, after the
+# others have run (a pipe into tee would hide its exit status: /bin/sh has no pipefail).
+failed=""
+run_bench() { # name, command...
+  n=$1
+  shift
+  if timeout 120 "$@" > "$out/last.jsonl" 2>&1; then :; else failed="$failed $n"; fi
+  tee -a "$out/bench.jsonl" < "$out/last.jsonl"
+}
 for b in build-gpu/bench/bench_*_gpu; do
   [ -x "$b" ] || continue
-  timeout 120 "$b" --json 2>&1 | tee -a "$out/bench.jsonl"
+  run_bench "$(basename "$b")" "$b" --json
 done
 # The MLP step (issue 4: mixed vs fp32 >= 2.3x) also at larger batches, where the tensor cores'
 # arithmetic rather than the per-call round trips sets the step time (a few seconds each).
 for batch in 4096 16384; do
-  timeout 120 build-gpu/bench/bench_precision_mlp_gpu --json --batch "$batch" 2>&1 | tee -a "$out/bench.jsonl"
+  run_bench "bench_precision_mlp_gpu@$batch" build-gpu/bench/bench_precision_mlp_gpu --json --batch "$batch"
 done
 # The point cloud as a fabric graph across every device present (the GPU runs the example's
 # CUDA kernels; also as an OpenCL device when its driver is installed): HEFT vs the best single
@@ -60,4 +69,5 @@ else
   echo "gpu-check: FAIL (point cloud graph)"
   exit 1
 fi
+[ -z "$failed" ] || { echo "gpu-check: FAIL (crashed or timed out:$failed)"; exit 1; }
 echo "gpu-check: PASS"
