@@ -625,6 +625,51 @@ static void test_verify_large(void **state) {
   ds_context_destroy(ctx);
 }
 
+/* A 1 MiB value (plus a tail shorter than XXH3's stripe) is verified by the single-pass copy
+ * and hash: one flipped byte in its first, second, middle, last whole stripe, the tail the
+ * last stripe alone covers, or its last byte is DS_ERR_CORRUPT, with either table; the record
+ * written next stays readable. */
+static void test_verify_1mib_fused(void **state) {
+  (void)state;
+  const size_t n = (1u << 20) + 37;
+  static const size_t at[] = {0, 70, (1u << 19) + 5, (1u << 20) - 1, (1u << 20) + 20,
+                              (1u << 20) + 36};
+  uint8_t *v = malloc(n), *out = malloc(n);
+  assert_non_null(v);
+  assert_non_null(out);
+  for (size_t i = 0; i < n; i++) v[i] = (uint8_t)(i * 131u + i / 1021u);
+  for (size_t k = 0; k < 2 * sizeof at / sizeof at[0]; k++) {
+    ds_context *ctx = new_ctx();
+    assert_int_equal(ds_context_set_param(ctx, DS_PARAM_CACHE_CHECKSUM_ISA, (int64_t)(k & 1)),
+                     DS_OK);
+    char name[32], dir[1024];
+    snprintf(name, sizeof name, "persist_1mib%zu", k);
+    snprintf(dir, sizeof dir, "%s", ds_test_path(name));
+    ds_cache_persist_options o = DS_CACHE_PERSIST_OPTIONS_INIT;
+    o.max_bytes = 16u << 20; /* segments of 2 MiB: both records mapped in segment 1 (a
+                                record larger than a segment is read with pread instead) */
+    o.codec = DS_CACHE_CODEC_NONE;
+    ds_cache *c = NULL;
+    assert_int_equal(ds_cache_open_persistent_ex(&c, ctx, dir, &o), DS_OK);
+    assert_int_equal(ds_cache_put(c, "big", 3, v, n), DS_OK); /* offset 0 of segment 1 */
+    assert_int_equal(ds_cache_put(c, "ok!", 3, v, n), DS_OK);
+    assert_int_equal(ds_cache_flush(c), DS_OK);
+    flip_byte(dir, "seg-00000001.log", (off_t)(32 + 3 + at[k / 2]));
+    size_t len = 0;
+    assert_int_equal(ds_cache_get(c, "big", 3, out, n, &len), DS_ERR_CORRUPT);
+    assert_int_equal(l3(c).corrupt, 1);
+    memset(out, 0, n);
+    assert_int_equal(ds_cache_get(c, "ok!", 3, out, n, &len), DS_OK);
+    assert_int_equal(len, n);
+    assert_memory_equal(out, v, n);
+    ds_cache_destroy(c);
+    ds_test_remove(dir);
+    ds_context_destroy(ctx);
+  }
+  free(v);
+  free(out);
+}
+
 /* Records and index files written with one XXH3 table read back with the other, every get
  * verified: both tables compute the same checksums (the AVX2 one where the CPU has it, else
  * both runs use the baseline). */
@@ -673,7 +718,8 @@ int main(void) {
       cmocka_unit_test(test_corrupt_and_torn),  cmocka_unit_test(test_disk_full),
       cmocka_unit_test(test_kill9),             cmocka_unit_test(test_garbage_segments),
       cmocka_unit_test(test_bad_input),         cmocka_unit_test(test_index_files),
-      cmocka_unit_test(test_verify_large),      cmocka_unit_test(test_checksum_tables),
+      cmocka_unit_test(test_verify_large),
+      cmocka_unit_test(test_verify_1mib_fused),      cmocka_unit_test(test_checksum_tables),
   };
   return cmocka_run_group_tests(tests, NULL, remove_tmp_dirs);
 }

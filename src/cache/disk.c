@@ -105,7 +105,8 @@ static uint64_t ds__rec_sum(const ds__disk *d, const ds__rec_hdr *h, const void 
 }
 
 /* Copies the n stored bytes of a raw record to dst and returns the record's checksum, in one
- * pass over the mapping instead of a hash pass and a copy pass (xxh3.h's copy_hash). */
+ * pass over the mapping instead of a hash pass and a copy pass (xxh3.h's copy_hash: each
+ * source stripe is loaded once, stored and hashed from the same registers). */
 static uint64_t ds__rec_copy_sum(const ds__disk *d, const ds__rec_hdr *h, const void *key,
                                  const unsigned char *src, unsigned char *dst, size_t n) {
   return d->xh->copy_hash(dst, src, n, ds__rec_seed(d, h, key));
@@ -751,10 +752,10 @@ static ds_status ds__disk_get_mapped(ds__disk *d, ds__dent *e, const unsigned ch
   ds__rec_hdr h;
   memcpy(&h, rec, DS__HDR);
   int check = d->verify == 2 || (d->verify == 1 && !e->verified);
-  /* a large raw record is verified while it is copied out (the caller's buffer then holds
-   * the corrupt bytes when the checksum fails: the get returns DS_ERR_CORRUPT); a small one
-   * is hashed in one shot (cheaper than a streaming state) */
-  int fused = check && e->enc == DS__ENC_RAW && e->slen == e->vlen && e->slen >= 65536;
+  /* a raw record over 240 bytes (XXH3's long-input size) is verified while it is copied out,
+   * each byte loaded once (the caller's buffer then holds the corrupt bytes when the checksum
+   * fails: the get returns DS_ERR_CORRUPT); a shorter one is hashed in one shot */
+  int fused = check && e->enc == DS__ENC_RAW && e->slen == e->vlen && e->slen > 240;
   if (h.magic != DS__REC_MAGIC || h.klen != e->klen || h.slen != e->slen ||
       memcmp(rec + DS__HDR, e->key, e->klen) ||
       (check && !fused && ds__rec_sum(d, &h, rec + DS__HDR, rec + DS__HDR + h.klen) != h.sum))
