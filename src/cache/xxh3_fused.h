@@ -32,9 +32,10 @@
 #define DS__FX_LAST_KEY (XXH_SECRET_DEFAULT_SIZE - DS__FX_STRIPE - 7)        /* 121 */
 
 /* Each stripe prefetches the line this far ahead: with it the single pass runs at about
- * memcpy's speed from memory (1 MiB records, measured 1.0-1.1x memcpy), without it at about
- * 0.8x (the hash's arithmetic delays the next loads past what the hardware prefetcher
- * covers). A prefetch never faults, so it may run past the end of src. */
+ * memcpy's speed on 1 MiB records read from memory (0.96-1.06x memcpy alone in
+ * bench_cache_checksum), without it at about 0.8x (the hash's arithmetic delays the next
+ * loads; 0.5-4 KiB ahead all did about as well). A prefetch never faults, so it may run past
+ * the end of src. */
 #define DS__FX_PREFETCH_AHEAD 2048
 #if defined(__GNUC__) || defined(__clang__)
 #define DS__FX_PREFETCH(p) __builtin_prefetch((p), 0, 3)
