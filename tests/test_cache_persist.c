@@ -670,6 +670,51 @@ static void test_verify_1mib_fused(void **state) {
   free(out);
 }
 
+/* Records longer than a segment (segments are max_bytes / 8 = 512 KiB here) each fill a
+ * segment of their own, which is mapped again to cover them: they read back intact before and
+ * after a reopen, and a flipped byte in one is DS_ERR_CORRUPT after the reopen. */
+static void test_record_larger_than_segment(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx();
+  const char *dir = ds_test_path("persist_bigrec");
+  const size_t n[3] = {(1u << 20) + 37, 600000, (1u << 20) + 5};
+  uint8_t *v[3], *out = malloc(n[0]);
+  assert_non_null(out);
+  ds_cache *c = open_plain(ctx, dir);
+  for (int k = 0; k < 3; k++) {
+    assert_non_null(v[k] = malloc(n[k]));
+    for (size_t i = 0; i < n[k]; i++) v[k][i] = (uint8_t)(i * 29u + (size_t)k * 101u + i / 4099u);
+    assert_int_equal(ds_cache_put(c, &k, sizeof k, v[k], n[k]), DS_OK); /* segment k + 1 */
+  }
+  for (int pass = 0; pass < 2; pass++) {
+    for (int k = 0; k < 3; k++) {
+      size_t len = 0;
+      memset(out, 0, n[0]);
+      assert_int_equal(ds_cache_get(c, &k, sizeof k, out, n[0], &len), DS_OK);
+      assert_int_equal(len, n[k]);
+      assert_memory_equal(out, v[k], n[k]);
+    }
+    ds_cache_destroy(c);
+    if (pass == 0) {
+      warn_seen[0] = 0;
+      c = open_plain(ctx, dir);
+      assert_string_equal(warn_seen, "");
+    }
+  }
+  flip_byte(dir, "seg-00000001.log", 32 + 4 + 700000);
+  c = open_plain(ctx, dir);
+  size_t len = 0;
+  int k = 0;
+  assert_int_equal(ds_cache_get(c, &k, sizeof k, out, n[0], &len), DS_ERR_CORRUPT);
+  k = 2;
+  assert_int_equal(ds_cache_get(c, &k, sizeof k, out, n[0], &len), DS_OK);
+  assert_memory_equal(out, v[2], n[2]);
+  ds_cache_destroy(c);
+  for (k = 0; k < 3; k++) free(v[k]);
+  free(out);
+  ds_context_destroy(ctx);
+}
+
 /* Records and index files written with one XXH3 table read back with the other, every get
  * verified: both tables compute the same checksums (the AVX2 one where the CPU has it, else
  * both runs use the baseline). */
@@ -719,7 +764,8 @@ int main(void) {
       cmocka_unit_test(test_kill9),             cmocka_unit_test(test_garbage_segments),
       cmocka_unit_test(test_bad_input),         cmocka_unit_test(test_index_files),
       cmocka_unit_test(test_verify_large),
-      cmocka_unit_test(test_verify_1mib_fused),      cmocka_unit_test(test_checksum_tables),
+      cmocka_unit_test(test_verify_1mib_fused),
+      cmocka_unit_test(test_record_larger_than_segment),      cmocka_unit_test(test_checksum_tables),
   };
   return cmocka_run_group_tests(tests, NULL, remove_tmp_dirs);
 }

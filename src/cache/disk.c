@@ -211,6 +211,18 @@ static void ds__seg_prefault(const ds__seg *s, uint64_t off, uint64_t len) {
 #endif
 }
 
+/* Maps segment s again to cover len bytes, after a record longer than a segment was
+ * appended to it (it was mapped at seg_max bytes when created); without this, that record's
+ * gets would take the pread path: a temporary buffer, a hash pass and a copy. Best effort:
+ * the old mapping stays if mmap fails. Called with d->mu held (gets copy under it). */
+static void ds__seg_remap(ds__seg *s, size_t len) {
+  void *m = mmap(NULL, len, PROT_READ, MAP_SHARED, s->fd, 0);
+  if (m == MAP_FAILED) return;
+  if (s->map) munmap(s->map, s->map_len);
+  s->map = m;
+  s->map_len = len;
+}
+
 /* Writes the index file of segment s (complete and synced) from the entries collected while
  * it was written or scanned; best effort (without one, the next open scans s). */
 static void ds__seg_seal(ds__disk *d, ds__seg *s) {
@@ -637,6 +649,7 @@ static ds_status ds__disk_append(ds__disk *d, ds__rec_hdr *h, const void *key, c
                      d->dir, (unsigned long long)reclen, (unsigned long long)a->size,
                      strerror(err ? err : ENOSPC));
   }
+  if (a->size + reclen > a->map_len) ds__seg_remap(a, (size_t)(a->size + reclen));
   ds__seg_prefault(a, a->size, reclen);
   ds__idx_ent ie = {a->size, h->vlen, h->slen, (uint16_t)h->klen, h->type, h->enc};
   ds__idxbuf_add(d->ctx, &d->ib, &ie, key);
