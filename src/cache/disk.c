@@ -737,12 +737,17 @@ static ds_status ds__disk_read(ds__disk *d, ds__dent *e, unsigned char **out) {
   return st;
 }
 
-static void ds__disk_lat(ds__disk *d, uint64_t t0) {
+/* Counts a get's latency in its power-of-two bucket; d->mu held. */
+static void ds__disk_lat_locked(ds__disk *d, uint64_t t0) {
   uint64_t ns = ds__now_ns() - t0;
   int b = 0;
   while (b < 63 && (ns >> (b + 1))) b++;
-  pthread_mutex_lock(&d->mu);
   d->lat[b]++;
+}
+
+static void ds__disk_lat(ds__disk *d, uint64_t t0) {
+  pthread_mutex_lock(&d->mu);
+  ds__disk_lat_locked(d, t0);
   pthread_mutex_unlock(&d->mu);
 }
 
@@ -813,9 +818,11 @@ ds_status ds__disk_get(ds__disk *d, const void *key, size_t klen, void *buf, siz
   size_t n = DS__HDR + e->klen + (size_t)e->slen;
   if (sg && sg->map && e->off + n <= sg->map_len) {
     ds_status st = ds__disk_get_mapped(d, e, sg->map + e->off, buf, alloc_out);
-    if (st == DS_OK) d->hits++;
+    if (st == DS_OK) { /* counted before the unlock: one lock round trip per get */
+      d->hits++;
+      ds__disk_lat_locked(d, t0);
+    }
     pthread_mutex_unlock(&d->mu);
-    if (st == DS_OK) ds__disk_lat(d, t0);
     return st;
   }
   unsigned char *rec = NULL;
