@@ -625,6 +625,96 @@ static void test_verify_large(void **state) {
   ds_context_destroy(ctx);
 }
 
+/* A 1 MiB value (plus a tail shorter than XXH3's stripe) is verified by the single-pass copy
+ * and hash: one flipped byte in its first, second, middle, last whole stripe, the tail the
+ * last stripe alone covers, or its last byte is DS_ERR_CORRUPT, with either table; the record
+ * written next stays readable. */
+static void test_verify_1mib_fused(void **state) {
+  (void)state;
+  const size_t n = (1u << 20) + 37;
+  static const size_t at[] = {0, 70, (1u << 19) + 5, (1u << 20) - 1, (1u << 20) + 20,
+                              (1u << 20) + 36};
+  uint8_t *v = malloc(n), *out = malloc(n);
+  assert_non_null(v);
+  assert_non_null(out);
+  for (size_t i = 0; i < n; i++) v[i] = (uint8_t)(i * 131u + i / 1021u);
+  for (size_t k = 0; k < 2 * sizeof at / sizeof at[0]; k++) {
+    ds_context *ctx = new_ctx();
+    assert_int_equal(ds_context_set_param(ctx, DS_PARAM_CACHE_CHECKSUM_ISA, (int64_t)(k & 1)),
+                     DS_OK);
+    char name[32], dir[1024];
+    snprintf(name, sizeof name, "persist_1mib%zu", k);
+    snprintf(dir, sizeof dir, "%s", ds_test_path(name));
+    ds_cache_persist_options o = DS_CACHE_PERSIST_OPTIONS_INIT;
+    o.max_bytes = 16u << 20; /* segments of 2 MiB: both records mapped in segment 1 (a
+                                record larger than a segment is read with pread instead) */
+    o.codec = DS_CACHE_CODEC_NONE;
+    ds_cache *c = NULL;
+    assert_int_equal(ds_cache_open_persistent_ex(&c, ctx, dir, &o), DS_OK);
+    assert_int_equal(ds_cache_put(c, "big", 3, v, n), DS_OK); /* offset 0 of segment 1 */
+    assert_int_equal(ds_cache_put(c, "ok!", 3, v, n), DS_OK);
+    assert_int_equal(ds_cache_flush(c), DS_OK);
+    flip_byte(dir, "seg-00000001.log", (off_t)(32 + 3 + at[k / 2]));
+    size_t len = 0;
+    assert_int_equal(ds_cache_get(c, "big", 3, out, n, &len), DS_ERR_CORRUPT);
+    assert_int_equal(l3(c).corrupt, 1);
+    memset(out, 0, n);
+    assert_int_equal(ds_cache_get(c, "ok!", 3, out, n, &len), DS_OK);
+    assert_int_equal(len, n);
+    assert_memory_equal(out, v, n);
+    ds_cache_destroy(c);
+    ds_test_remove(dir);
+    ds_context_destroy(ctx);
+  }
+  free(v);
+  free(out);
+}
+
+/* Records longer than a segment (segments are max_bytes / 8 = 512 KiB here) each fill a
+ * segment of their own, which is mapped again to cover them: they read back intact before and
+ * after a reopen, and a flipped byte in one is DS_ERR_CORRUPT after the reopen. */
+static void test_record_larger_than_segment(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx();
+  const char *dir = ds_test_path("persist_bigrec");
+  const size_t n[3] = {(1u << 20) + 37, 600000, (1u << 20) + 5};
+  uint8_t *v[3], *out = malloc(n[0]);
+  assert_non_null(out);
+  ds_cache *c = open_plain(ctx, dir);
+  for (int k = 0; k < 3; k++) {
+    assert_non_null(v[k] = malloc(n[k]));
+    for (size_t i = 0; i < n[k]; i++) v[k][i] = (uint8_t)(i * 29u + (size_t)k * 101u + i / 4099u);
+    assert_int_equal(ds_cache_put(c, &k, sizeof k, v[k], n[k]), DS_OK); /* segment k + 1 */
+  }
+  for (int pass = 0; pass < 2; pass++) {
+    for (int k = 0; k < 3; k++) {
+      size_t len = 0;
+      memset(out, 0, n[0]);
+      assert_int_equal(ds_cache_get(c, &k, sizeof k, out, n[0], &len), DS_OK);
+      assert_int_equal(len, n[k]);
+      assert_memory_equal(out, v[k], n[k]);
+    }
+    ds_cache_destroy(c);
+    if (pass == 0) {
+      warn_seen[0] = 0;
+      c = open_plain(ctx, dir);
+      assert_string_equal(warn_seen, "");
+    }
+  }
+  flip_byte(dir, "seg-00000001.log", 32 + 4 + 700000);
+  c = open_plain(ctx, dir);
+  size_t len = 0;
+  int k = 0;
+  assert_int_equal(ds_cache_get(c, &k, sizeof k, out, n[0], &len), DS_ERR_CORRUPT);
+  k = 2;
+  assert_int_equal(ds_cache_get(c, &k, sizeof k, out, n[0], &len), DS_OK);
+  assert_memory_equal(out, v[2], n[2]);
+  ds_cache_destroy(c);
+  for (k = 0; k < 3; k++) free(v[k]);
+  free(out);
+  ds_context_destroy(ctx);
+}
+
 /* Records and index files written with one XXH3 table read back with the other, every get
  * verified: both tables compute the same checksums (the AVX2 one where the CPU has it, else
  * both runs use the baseline). */
@@ -673,7 +763,9 @@ int main(void) {
       cmocka_unit_test(test_corrupt_and_torn),  cmocka_unit_test(test_disk_full),
       cmocka_unit_test(test_kill9),             cmocka_unit_test(test_garbage_segments),
       cmocka_unit_test(test_bad_input),         cmocka_unit_test(test_index_files),
-      cmocka_unit_test(test_verify_large),      cmocka_unit_test(test_checksum_tables),
+      cmocka_unit_test(test_verify_large),
+      cmocka_unit_test(test_verify_1mib_fused),
+      cmocka_unit_test(test_record_larger_than_segment),      cmocka_unit_test(test_checksum_tables),
   };
   return cmocka_run_group_tests(tests, NULL, remove_tmp_dirs);
 }

@@ -23,18 +23,21 @@ static uint64_t rnd(void) { /* splitmix64 */
   return z ^ (z >> 31);
 }
 
-/* The tables to check: the baseline always, AVX2 where the CPU has it. */
+/* The tables to check: the baseline and the portable scalar build always, AVX2 where the CPU
+ * has it. */
 static int tables(const ds__xxh3_impl **t) {
   int n = 0;
   t[n++] = &ds__xxh3_baseline;
+  t[n++] = &ds__xxh3_scalar;
   if (ds__xxh3_avx2_usable()) t[n++] = &ds__xxh3_avx2;
   else printf("  (no AVX2 on this CPU: only the baseline table is checked)\n");
   return n;
 }
 
-/* One input: every table, one shot / parts / fused copy, against XXH3_64bits_withSeed. */
+/* One input: every table, one shot / parts / fused copy (to dst at a random offset, so the
+ * stores are unaligned too), against XXH3_64bits_withSeed. dst has n + 65 bytes. */
 static void check_one(const ds__xxh3_impl *const *t, int nt, const unsigned char *p, size_t n,
-                      uint64_t seed, unsigned char *dst) {
+                      uint64_t seed, unsigned char *dst0) {
   uint64_t want = seed ? XXH3_64bits_withSeed(p, n, seed) : XXH3_64bits(p, n);
   for (int i = 0; i < nt; i++) {
     if (t[i]->hash(p, n, seed) != want)
@@ -45,6 +48,7 @@ static void check_one(const ds__xxh3_impl *const *t, int nt, const unsigned char
     ds__xxh3_part parts[3] = {{p, a}, {p + a, b - a}, {p + b, n - b}};
     if (t[i]->hash_parts(parts, 3, seed) != want)
       fail_msg("%s parts hash differs at length %zu (split %zu/%zu)", t[i]->name, n, a, b);
+    unsigned char *dst = dst0 + rnd() % 64;
     memset(dst, 0xa5, n + 1);
     if (t[i]->copy_hash(dst, p, n, seed) != want)
       fail_msg("%s copy hash differs at length %zu", t[i]->name, n);
@@ -55,10 +59,10 @@ static void check_one(const ds__xxh3_impl *const *t, int nt, const unsigned char
 
 static void test_same_hashes(void **state) {
   (void)state;
-  const ds__xxh3_impl *t[2];
+  const ds__xxh3_impl *t[3];
   int nt = tables(t);
   size_t cap = (2u << 20) + 64;
-  unsigned char *buf = malloc(cap), *dst = malloc(cap + 1);
+  unsigned char *buf = malloc(cap), *dst = malloc(cap + 65);
   assert_non_null(buf);
   assert_non_null(dst);
   for (size_t i = 0; i < cap; i++) buf[i] = (unsigned char)rnd();

@@ -196,7 +196,9 @@ DS_API ds_status ds_cache_put_owned(ds_cache *c, const void *key, size_t klen, v
 
 /** Copies the value of @p key into @p buf (capacity @p cap); *len receives its size.
  *  @return DS_OK; DS_ERR_NOT_FOUND; DS_ERR_FULL when cap is too small (*len tells the size,
- *  nothing copied); DS_ERR_INVALID_ARG; DS_ERR_CORRUPT (L2 data failed to decompress);
+ *  nothing copied); DS_ERR_INVALID_ARG; DS_ERR_CORRUPT (L2 data failed to decompress, or
+ *  an L3 record failed its checksum: the entry was dropped, and buf may hold the record's
+ *  bytes, since an uncompressed record is checked while it is copied out);
  *  DS_ERR_DEVICE (the copy from the GPU tier failed; the entry was dropped);
  *  DS_ERR_NO_MEMORY. Thread-safe. */
 DS_API ds_status ds_cache_get(ds_cache *c, const void *key, size_t klen, void *buf, size_t cap,

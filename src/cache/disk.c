@@ -105,7 +105,8 @@ static uint64_t ds__rec_sum(const ds__disk *d, const ds__rec_hdr *h, const void 
 }
 
 /* Copies the n stored bytes of a raw record to dst and returns the record's checksum, in one
- * pass over the mapping instead of a hash pass and a copy pass (xxh3.h's copy_hash). */
+ * pass over the mapping instead of a hash pass and a copy pass (xxh3.h's copy_hash: each
+ * source stripe is loaded once, stored and hashed from the same registers). */
 static uint64_t ds__rec_copy_sum(const ds__disk *d, const ds__rec_hdr *h, const void *key,
                                  const unsigned char *src, unsigned char *dst, size_t n) {
   return d->xh->copy_hash(dst, src, n, ds__rec_seed(d, h, key));
@@ -208,6 +209,18 @@ static void ds__seg_prefault(const ds__seg *s, uint64_t off, uint64_t len) {
 #else
   (void)s, (void)off, (void)len;
 #endif
+}
+
+/* Maps segment s again to cover len bytes, after a record longer than a segment was
+ * appended to it (it was mapped at seg_max bytes when created); without this, that record's
+ * gets would take the pread path: a temporary buffer, a hash pass and a copy. Best effort:
+ * the old mapping stays if mmap fails. Called with d->mu held (gets copy under it). */
+static void ds__seg_remap(ds__seg *s, size_t len) {
+  void *m = mmap(NULL, len, PROT_READ, MAP_SHARED, s->fd, 0);
+  if (m == MAP_FAILED) return;
+  if (s->map) munmap(s->map, s->map_len);
+  s->map = m;
+  s->map_len = len;
 }
 
 /* Writes the index file of segment s (complete and synced) from the entries collected while
@@ -636,6 +649,7 @@ static ds_status ds__disk_append(ds__disk *d, ds__rec_hdr *h, const void *key, c
                      d->dir, (unsigned long long)reclen, (unsigned long long)a->size,
                      strerror(err ? err : ENOSPC));
   }
+  if (a->size + reclen > a->map_len) ds__seg_remap(a, (size_t)(a->size + reclen));
   ds__seg_prefault(a, a->size, reclen);
   ds__idx_ent ie = {a->size, h->vlen, h->slen, (uint16_t)h->klen, h->type, h->enc};
   ds__idxbuf_add(d->ctx, &d->ib, &ie, key);
@@ -723,12 +737,17 @@ static ds_status ds__disk_read(ds__disk *d, ds__dent *e, unsigned char **out) {
   return st;
 }
 
-static void ds__disk_lat(ds__disk *d, uint64_t t0) {
+/* Counts a get's latency in its power-of-two bucket; d->mu held. */
+static void ds__disk_lat_locked(ds__disk *d, uint64_t t0) {
   uint64_t ns = ds__now_ns() - t0;
   int b = 0;
   while (b < 63 && (ns >> (b + 1))) b++;
-  pthread_mutex_lock(&d->mu);
   d->lat[b]++;
+}
+
+static void ds__disk_lat(ds__disk *d, uint64_t t0) {
+  pthread_mutex_lock(&d->mu);
+  ds__disk_lat_locked(d, t0);
   pthread_mutex_unlock(&d->mu);
 }
 
@@ -751,10 +770,10 @@ static ds_status ds__disk_get_mapped(ds__disk *d, ds__dent *e, const unsigned ch
   ds__rec_hdr h;
   memcpy(&h, rec, DS__HDR);
   int check = d->verify == 2 || (d->verify == 1 && !e->verified);
-  /* a large raw record is verified while it is copied out (the caller's buffer then holds
-   * the corrupt bytes when the checksum fails: the get returns DS_ERR_CORRUPT); a small one
-   * is hashed in one shot (cheaper than a streaming state) */
-  int fused = check && e->enc == DS__ENC_RAW && e->slen == e->vlen && e->slen >= 65536;
+  /* a raw record over 240 bytes (XXH3's long-input size) is verified while it is copied out,
+   * each byte loaded once (the caller's buffer then holds the corrupt bytes when the checksum
+   * fails: the get returns DS_ERR_CORRUPT); a shorter one is hashed in one shot */
+  int fused = check && e->enc == DS__ENC_RAW && e->slen == e->vlen && e->slen > 240;
   if (h.magic != DS__REC_MAGIC || h.klen != e->klen || h.slen != e->slen ||
       memcmp(rec + DS__HDR, e->key, e->klen) ||
       (check && !fused && ds__rec_sum(d, &h, rec + DS__HDR, rec + DS__HDR + h.klen) != h.sum))
@@ -799,9 +818,11 @@ ds_status ds__disk_get(ds__disk *d, const void *key, size_t klen, void *buf, siz
   size_t n = DS__HDR + e->klen + (size_t)e->slen;
   if (sg && sg->map && e->off + n <= sg->map_len) {
     ds_status st = ds__disk_get_mapped(d, e, sg->map + e->off, buf, alloc_out);
-    if (st == DS_OK) d->hits++;
+    if (st == DS_OK) { /* counted before the unlock: one lock round trip per get */
+      d->hits++;
+      ds__disk_lat_locked(d, t0);
+    }
     pthread_mutex_unlock(&d->mu);
-    if (st == DS_OK) ds__disk_lat(d, t0);
     return st;
   }
   unsigned char *rec = NULL;
