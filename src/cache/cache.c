@@ -49,7 +49,7 @@ static void ds__centry_free_data(ds_cache *c, ds__centry *e) {
 
 void ds__centry_free(ds_cache *c, ds__centry *e) {
   ds__centry_free_data(c, e);
-  ds__free(c->ctx, ds__cold(e));
+  ds__free(c->ctx, (char *)ds__cold(e) - 8u * e->shift);
 }
 
 /* Key equality; keys of 8..16 bytes (the common ids) as two overlapping 8-byte words, without

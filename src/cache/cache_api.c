@@ -253,16 +253,21 @@ static ds_status ds__cache_insert(ds_cache *c, const void *key, size_t klen, con
   size_t voff = (offsetof(ds__centry, key) + klen + 15) & ~(size_t)15;
   size_t size = inl ? voff + vlen : offsetof(ds__centry, key) + klen;
   if (size < sizeof(ds__centry)) size = sizeof(ds__centry);
-  ds__centry_cold *cold = ds__alloc(c->ctx, sizeof *cold + size);
-  if (!cold) return ds__error(c->ctx, DS_ERR_NO_MEMORY, "cache", "out of memory for an entry");
+  /* the entry starts a cache line (up to 56 bytes more), so a hit on a key of up to 16 bytes
+   * reads one line for the lookup and the next for an inline value of up to 64 bytes */
+  char *mem = ds__alloc(c->ctx, sizeof(ds__centry_cold) + size + 56);
+  if (!mem) return ds__error(c->ctx, DS_ERR_NO_MEMORY, "cache", "out of memory for an entry");
+  size_t shift = (64 - ((uintptr_t)mem + sizeof(ds__centry_cold)) % 64) % 64;
+  ds__centry_cold *cold = (ds__centry_cold *)(mem + shift);
   memset(cold, 0, sizeof *cold + sizeof(ds__centry));
   ds__centry *e = (ds__centry *)(cold + 1);
+  e->shift = (uint8_t)(shift / 8);
   ds__store_relaxed(&e->refs, DS__REF_OWN);
   memcpy(e->key, key, klen);
   if (src && !inl && !direct) {
     data = ds__alloc(c->ctx, vlen ? vlen : 1);
     if (!data) {
-      ds__free(c->ctx, cold);
+      ds__free(c->ctx, mem);
       return ds__error(c->ctx, DS_ERR_NO_MEMORY, "cache", "out of memory for a value");
     }
   }

@@ -43,7 +43,7 @@ typedef struct ds__centry {
                               DS__PEND_MAX; lock-free readers add to it, relaxed) */
   uint8_t inl;             /* data lies in this allocation, after the key (not freed alone) */
   uint8_t dev;             /* data is device memory of the GPU tier (tier 3) */
-  uint8_t pad;
+  uint8_t shift;           /* 8-byte units the entry was moved up to start a cache line */
   ds__atomic_int refs;     /* zero-copy references (DS__REF_COUNT bits) + DS__REF_OWN while the
                               cache owns the entry; see ds__centry_put */
   uint32_t pnode;          /* node in its tier's policy (a hint, see ds__policy_touch_node) */
