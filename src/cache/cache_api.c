@@ -483,8 +483,8 @@ ds_status ds_cache_get_stream(ds_cache *c, uint64_t stream, const void *key, siz
   return ds__cache_get(c, stream, key, klen, buf, cap, len);
 }
 
-/* A reference to an L1 value is the entry's address with bit 0 set (entries are 16-byte
- * aligned): no allocation. Other references (an L2 value decoded and held, a GPU value's host
+/* A reference to an L1 value is the entry's address with bit 0 set (entries start a cache
+ * line): no allocation. Other references (an L2 value decoded and held, a GPU value's host
  * copy, a persistent value read from disk) are an allocated ds_cache_ref. */
 static inline ds_cache_ref *ds__ref_of(ds__centry *e) {
   return (ds_cache_ref *)((uintptr_t)e | 1u);
