@@ -171,8 +171,10 @@ DS_API ds_status ds_cache_open_persistent(ds_cache **out, ds_context *ctx, const
 DS_API ds_status ds_cache_open_persistent_ex(ds_cache **out, ds_context *ctx, const char *path,
                                              const ds_cache_persist_options *opts);
 
-/** Frees the cache and every value (owned values through their free function). Outstanding
- *  references become invalid. NULL is a no-op. Not concurrent with other calls on @p c. */
+/** Frees the cache and every value (owned values through their free function), including the
+ *  values of references still outstanding: those references become invalid and must not be
+ *  released; the number of outstanding L1 references is logged as a warning. NULL is a no-op.
+ *  Not concurrent with other calls on @p c. */
 DS_API void ds_cache_destroy(ds_cache *c);
 
 /** Stores a copy of @p val under @p key (replacing any value; a pinned old value is replaced
@@ -215,14 +217,31 @@ DS_API ds_status ds_cache_get(ds_cache *c, const void *key, size_t klen, void *b
 DS_API ds_status ds_cache_get_stream(ds_cache *c, uint64_t stream, const void *key, size_t klen,
                                      void *buf, size_t cap, size_t *len);
 
-/** Gives a read-only pointer to the value of @p key, valid until ds_cache_release(*ref); the
- *  entry is not evicted meanwhile (a remove or replace hides it at once but frees it only at
- *  release). @return as ds_cache_get() (no DS_ERR_FULL). Thread-safe. */
+/** Gives a read-only pointer to the value of @p key, valid and unchanged until
+ *  ds_cache_release(*ref), even if the key is replaced, removed or evicted or the cache is
+ *  flushed meanwhile.
+ *
+ *  A reference to an L1 value costs no allocation and, with the lruk+ policy and no GPU
+ *  tier, no lock: it is counted in the entry, which stays in its policy. When the entry is
+ *  removed, replaced, evicted or moved down while referenced, it leaves the cache at once
+ *  (lookups miss, it is in no tier's bytes or entries) and its value is freed at the last
+ *  release. Such values are not counted against L1's budget: they are reported apart as the
+ *  context stats "cache.l1.zombie_bytes" (key + value bytes) and "cache.l1.zombies", published
+ *  by ds_cache_stats(c, DS_CACHE_L1, ...) and ds_cache_flush(). A referenced L1 entry is not
+ *  moved up to the GPU tier and not dropped by ds_cache_flush().
+ *  A reference to an L2 value decodes it into L1 and keeps it out of eviction until release;
+ *  one to a GPU-tier or persistent value holds a host copy.
+ *  @return as ds_cache_get() (no DS_ERR_FULL). Thread-safe. */
 DS_API ds_status ds_cache_get_ref(ds_cache *c, const void *key, size_t klen, const void **data,
                                   size_t *len, ds_cache_ref **ref);
 
-/** Releases a reference from ds_cache_get_ref(). NULL ref is a no-op. Thread-safe. */
-DS_API void ds_cache_release(ds_cache *c, ds_cache_ref *ref);
+/** Releases a reference from ds_cache_get_ref() (any thread may release it).
+ *  @return DS_OK (also for a NULL @p ref: a no-op); DS_ERR_INVALID_ARG (NULL @p c with a
+ *  reference); DS_ERR_STATE when an L1 reference is released more times than it was taken
+ *  while its entry is still cached (detected, nothing changed). A release after the value was
+ *  freed (a second release of a reference whose value left the cache, or any release after
+ *  ds_cache_destroy()) is undefined, like a second free(). Thread-safe. */
+DS_API ds_status ds_cache_release(ds_cache *c, ds_cache_ref *ref);
 
 /** Hint that @p key will be read soon: if it is in L2, a background task moves it up to L1.
  *  Memory caches only (a persistent cache returns DS_OK and does nothing). @return DS_OK;

@@ -49,7 +49,7 @@ static void ds__centry_free_data(ds_cache *c, ds__centry *e) {
 
 void ds__centry_free(ds_cache *c, ds__centry *e) {
   ds__centry_free_data(c, e);
-  ds__free(c->ctx, ds__cold(e));
+  ds__free(c->ctx, (char *)ds__cold(e) - 8u * e->shift);
 }
 
 /* Key equality; keys of 8..16 bytes (the common ids) as two overlapping 8-byte words, without
@@ -101,11 +101,49 @@ void ds__shard_link(ds_cache *c, ds__shard *sh, ds__centry *e) {
   sh->count++;
 }
 
+/* ---- zombies: entries the cache let go of while zero-copy references remain ---- */
+static void ds__zombie_link(ds__shard *sh, ds__centry *e) {
+  e->next = sh->zombies;
+  ds__cold(e)->zprev = NULL;
+  if (sh->zombies) ds__cold(sh->zombies)->zprev = e;
+  sh->zombies = e;
+  sh->zombie_bytes += ds__centry_weight(e);
+  sh->zombie_count++;
+}
+
+/* Called with sh->mu locked (a releaser takes only the mutex: readers never see zombies). */
+void ds__zombie_unlink(ds__shard *sh, ds__centry *e) {
+  ds__centry *p = ds__cold(e)->zprev;
+  if (p) p->next = e->next;
+  else sh->zombies = e->next;
+  if (e->next) ds__cold(e->next)->zprev = p;
+  e->next = NULL;
+  sh->zombie_bytes -= ds__centry_weight(e);
+  sh->zombie_count--;
+}
+
+/* The cache lets go of e (out of the table, every tier's counters and every policy): frees it
+ * now, or, while zero-copy references remain, lists it as a zombie that the last release frees.
+ * Called in a write section (or by destroy), so no reference is taken meanwhile; a release may
+ * drop one, hence the zombie is listed before the cache's own bit is cleared. */
+void ds__centry_put(ds_cache *c, ds__shard *sh, ds__centry *e) {
+  ds__atomic_int *r = &e->refs;
+  if (ds__load(r) == DS__REF_OWN) {
+    ds__centry_free(c, e);
+    return;
+  }
+  ds__zombie_link(sh, e);
+  if (ds__fetch_sub(r, DS__REF_OWN) == DS__REF_OWN) { /* the last one was released meanwhile */
+    ds__zombie_unlink(sh, e);
+    ds__centry_free(c, e);
+  }
+}
+
 /* Takes e out of the cache for good (it is in no policy). */
 static void ds__centry_drop(ds_cache *c, ds__shard *sh, ds__centry *e) {
   ds__tier_sub(sh, e);
   ds__shard_unlink(sh, e);
-  ds__centry_free(c, e);
+  ds__centry_put(c, sh, e);
 }
 
 /* ---- moves between tiers ---- */
@@ -138,6 +176,11 @@ void ds__place_l1(ds_cache *c, ds__shard *sh, ds__centry *e, int force) {
 /* Compresses e (uncompressed, in no tier) into L2 (or reuses the encoding it kept); drops it
  * when L2 is absent, declines it, or compression runs out of memory. */
 static void ds__place_l2(ds_cache *c, ds__shard *sh, ds__centry *e) {
+  if (ds__centry_referenced(e)) { /* references read its bytes: out of the cache, not down */
+    ds__shard_unlink(sh, e);
+    ds__centry_put(c, sh, e);
+    return;
+  }
   void *enc_data = ds__cold(e)->keep;
   size_t enc_len = ds__cold(e)->keep_len;
   uint32_t enc = ds__cold(e)->keep_enc;
@@ -227,7 +270,7 @@ void ds__place_top(ds_cache *c, ds__shard *sh, ds__centry *e, int force, int l1_
 /* Takes e (in no tier and no tier's counters) out of the table and frees it. */
 void ds__centry_unlink_free(ds_cache *c, ds__shard *sh, ds__centry *e) {
   ds__shard_unlink(sh, e);
-  ds__centry_free(c, e);
+  ds__centry_put(c, sh, e);
 }
 
 /* Moves the GPU entry e down: its bytes are copied back to host memory and it enters L1
@@ -296,15 +339,17 @@ ds_status ds__centry_decode(ds_cache *c, ds__shard *sh, ds__centry *e) {
   return DS_OK;
 }
 
-/* ---- holds (pins and references keep an entry out of its policy, so it is not evicted) ---- */
+/* ---- holds (pins, references to L2 values and prefetch keep an entry out of its policy, so
+ * it is not evicted; zero-copy references to L1 values count in refs instead) ---- */
 void ds__centry_hold(ds__shard *sh, ds__centry *e) {
-  if (e->holds++ == 0 && sh->pol[e->tier - 1]) ds__policy_remove(sh->pol[e->tier - 1], (uintptr_t)e);
+  if (ds__cold(e)->holds++ == 0 && sh->pol[e->tier - 1])
+    ds__policy_remove(sh->pol[e->tier - 1], (uintptr_t)e);
 }
 
 void ds__centry_unhold(ds_cache *c, ds__shard *sh, ds__centry *e) {
-  if (--e->holds > 0) return;
+  if (--ds__cold(e)->holds > 0) return;
   if (e->dead) {
-    ds__centry_free(c, e);
+    ds__centry_put(c, sh, e);
     return;
   }
   if (e->tier == 1) {
@@ -325,9 +370,9 @@ void ds__centry_unhold(ds_cache *c, ds__shard *sh, ds__centry *e) {
 
 /* Hides e from lookups; frees it now, or at the last release when references remain. */
 void ds__centry_kill(ds_cache *c, ds__shard *sh, ds__centry *e) {
-  e->holds -= ds__cold(e)->pins;
+  ds__cold(e)->holds -= ds__cold(e)->pins;
   ds__cold(e)->pins = 0;
-  if (e->holds == 0) {
+  if (ds__cold(e)->holds == 0) {
     if (e->tier) ds__policy_remove(sh->pol[e->tier - 1], (uintptr_t)e);
     ds__centry_drop(c, sh, e);
     return;

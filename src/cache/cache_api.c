@@ -56,6 +56,9 @@ static void ds__cache_register_stats(ds_cache *c) {
       c->stat_ids[t][k] = ds__stat_register(c->ctx, name, k >= 2 && k <= 5 ? DS_STAT_COUNTER
                                                                            : DS_STAT_GAUGE);
     }
+  if (c->disk) return;
+  c->zombie_ids[0] = ds__stat_register(c->ctx, "cache.l1.zombie_bytes", DS_STAT_GAUGE);
+  c->zombie_ids[1] = ds__stat_register(c->ctx, "cache.l1.zombies", DS_STAT_GAUGE);
 }
 
 static ds_status ds__shard_init(ds_cache *c, ds__shard *sh, const ds_cache_options *o) {
@@ -179,23 +182,36 @@ ds_status ds_cache_create(ds_cache **out, ds_context *ctx, const ds_cache_option
   return DS_OK;
 }
 
+/* Frees the chain from e on; returns the zero-copy references still outstanding on it. */
+static uint64_t ds__cache_free_chain(ds_cache *c, ds__centry *e) {
+  uint64_t refs = 0;
+  for (ds__centry *nx; e; e = nx) {
+    nx = e->next;
+    refs += (uint64_t)(ds__load(&e->refs) & DS__REF_COUNT);
+    ds__centry_free(c, e);
+  }
+  return refs;
+}
+
 void ds_cache_destroy(ds_cache *c) {
   if (!c) return;
   ds__prefetch_destroy(c);
   ds__disk_close(c->disk);
+  uint64_t refs = 0;
   for (uint32_t i = 0; i < c->nshards; i++) {
     ds__shard *sh = &c->shards[i];
     if (!sh->buckets) continue;
-    for (size_t b = 0; b < sh->nb; b++)
-      for (ds__centry *e = sh->buckets[b], *nx; e; e = nx) {
-        nx = e->next;
-        ds__centry_free(c, e);
-      }
+    for (size_t b = 0; b < sh->nb; b++) refs += ds__cache_free_chain(c, sh->buckets[b]);
+    refs += ds__cache_free_chain(c, sh->zombies);
     for (int t = 0; t < 3; t++) ds__policy_destroy(sh->pol[t]);
     ds__free(c->ctx, sh->buckets);
     ds__free(c->ctx, sh->rs_mem);
     pthread_mutex_destroy(&sh->mu);
   }
+  if (refs) /* their values are freed with the cache: a later release is undefined */
+    ds__log(c->ctx, DS_LOG_WARN, "cache",
+            "cache destroyed with %llu zero-copy references outstanding (now invalid)",
+            (unsigned long long)refs);
   ds__gpu_close(c->gpu);
   ds__free(c->ctx, c->rlat);
   ds__free(c->ctx, c);
@@ -237,15 +253,21 @@ static ds_status ds__cache_insert(ds_cache *c, const void *key, size_t klen, con
   size_t voff = (offsetof(ds__centry, key) + klen + 15) & ~(size_t)15;
   size_t size = inl ? voff + vlen : offsetof(ds__centry, key) + klen;
   if (size < sizeof(ds__centry)) size = sizeof(ds__centry);
-  ds__centry_cold *cold = ds__alloc(c->ctx, sizeof *cold + size);
-  if (!cold) return ds__error(c->ctx, DS_ERR_NO_MEMORY, "cache", "out of memory for an entry");
+  /* the entry starts a cache line (up to 56 bytes more), so a hit on a key of up to 16 bytes
+   * reads one line for the lookup and the next for an inline value of up to 64 bytes */
+  char *mem = ds__alloc(c->ctx, sizeof(ds__centry_cold) + size + 56);
+  if (!mem) return ds__error(c->ctx, DS_ERR_NO_MEMORY, "cache", "out of memory for an entry");
+  size_t shift = (64 - ((uintptr_t)mem + sizeof(ds__centry_cold)) % 64) % 64;
+  ds__centry_cold *cold = (ds__centry_cold *)(mem + shift);
   memset(cold, 0, sizeof *cold + sizeof(ds__centry));
   ds__centry *e = (ds__centry *)(cold + 1);
+  e->shift = (uint8_t)(shift / 8);
+  ds__store_relaxed(&e->refs, DS__REF_OWN);
   memcpy(e->key, key, klen);
   if (src && !inl && !direct) {
     data = ds__alloc(c->ctx, vlen ? vlen : 1);
     if (!data) {
-      ds__free(c->ctx, cold);
+      ds__free(c->ctx, mem);
       return ds__error(c->ctx, DS_ERR_NO_MEMORY, "cache", "out of memory for a value");
     }
   }
@@ -298,10 +320,11 @@ ds_status ds_cache_put_owned(ds_cache *c, const void *key, size_t klen, void *va
 /* An L2 entry found by a get: decoded in place and moved up to L1 (when it is not held). */
 static ds_status ds__cache_get_l2(ds_cache *c, ds__shard *sh, ds__centry *e, void *buf) {
   if (e->vlen == 0) return DS_OK;
-  if (e->holds || !sh->pol[0]) {
+  if (ds__cold(e)->holds || !sh->pol[0]) {
     ds__centry_cold *k = ds__cold(e);
     ds_status st = ds__codec_decode(c->ctx, k->enc, e->data, k->slen, buf, e->vlen);
-    if (st == DS_OK && !e->holds) ds__policy_touch_node(sh->pol[1], e->pnode, (uintptr_t)e, -1);
+    if (st == DS_OK && !ds__cold(e)->holds)
+      ds__policy_touch_node(sh->pol[1], e->pnode, (uintptr_t)e, -1);
     return st;
   }
   ds__policy_remove(sh->pol[1], (uintptr_t)e);
@@ -324,7 +347,7 @@ static ds_status ds__cache_get_gpu(ds_cache *c, ds__shard *sh, ds__centry *e, vo
     ds__centry_kill(c, sh, e);
     return st;
   }
-  if (!e->holds) ds__policy_touch_node(sh->pol[2], e->pnode, (uintptr_t)e, -1);
+  if (!ds__cold(e)->holds) ds__policy_touch_node(sh->pol[2], e->pnode, (uintptr_t)e, -1);
   return DS_OK;
 }
 
@@ -382,7 +405,7 @@ static int ds__cache_get_fast(ds_cache *c, ds__shard *sh, uint64_t h, const void
   *st = cap < e->vlen ? DS_ERR_FULL : DS_OK;
   if (*st == DS_OK) {
     if (e->vlen) memcpy(buf, e->data, e->vlen);
-    if (!e->holds) ds__cache_count_hit(e);
+    ds__cache_count_hit(e); /* a held entry's count is reset when it is placed again */
   }
   /* leaves the section and counts the hit in one step (a full buffer is no hit, as locked) */
   ds__fetch_add(&rs->word, (*st == DS_OK ? 1ull << 16 : 0) - 1);
@@ -427,8 +450,8 @@ static ds_status ds__cache_get(ds_cache *c, uint64_t stream, const void *key, si
     sh->t[0].hits++;
     if (sh->pol[2]) {
       sh->t[2].misses++;
-      if (!e->holds) ds__promote_l1(c, sh, e);
-    } else if (!e->holds) {
+      if (!ds__cold(e)->holds && !ds__centry_referenced(e)) ds__promote_l1(c, sh, e);
+    } else if (!ds__cold(e)->holds) {
       ds__cache_touch_l1(sh, e);
     }
   } else if (tier == 3) {
@@ -460,6 +483,106 @@ ds_status ds_cache_get_stream(ds_cache *c, uint64_t stream, const void *key, siz
   return ds__cache_get(c, stream, key, klen, buf, cap, len);
 }
 
+/* A reference to an L1 value is the entry's address with bit 0 set (entries start a cache
+ * line): no allocation. Other references (an L2 value decoded and held, a GPU value's host
+ * copy, a persistent value read from disk) are an allocated ds_cache_ref. */
+static inline ds_cache_ref *ds__ref_of(ds__centry *e) {
+  return (ds_cache_ref *)((uintptr_t)e | 1u);
+}
+
+/* The lock-free zero-copy hit (see ds__cache_get_fast): the reference is counted in the entry
+ * inside the read section, so a writer (which drains the section) sees it before it could let
+ * go of the entry. Returns 0 when the locked path must run instead. */
+static int ds__cache_ref_fast(ds__shard *sh, uint64_t h, const void *key, size_t klen,
+                              const void **data, size_t *len, ds_cache_ref **ref) {
+  if (!sh->lazy_l1 || sh->pol[2]) return 0;
+  ds__rslot *rs = &sh->rs[ds__cache_slot()];
+  ds__fetch_add_seq_cst(&rs->word, 1);
+  if (ds__load_seq_cst(&sh->writer)) {
+    ds__fetch_sub(&rs->word, 1);
+    return 0;
+  }
+  ds__centry *e = ds__shard_find(sh, h, key, klen);
+  if (!e || e->tier != 1) {
+    ds__fetch_sub(&rs->word, 1);
+    return 0;
+  }
+  ds__fetch_add_relaxed(&e->refs, 1);
+  *data = e->data;
+  *len = e->vlen;
+  ds__cache_count_hit(e); /* a held entry's count is reset when it is placed again */
+  ds__fetch_add(&rs->word, (1ull << 16) - 1); /* leaves and counts the hit */
+  *ref = ds__ref_of(e);
+  return 1;
+}
+
+/* A reference to the L2 value e (in a write section): decoded in place and held as an L1
+ * entry until release, when it enters L1's policy. */
+static ds_status ds__cache_ref_l2(ds_cache *c, ds__shard *sh, ds__centry *e, ds_cache_ref *r) {
+  sh->t[0].misses++;
+  sh->t[1].hits++;
+  if (!ds__cold(e)->holds) ds__policy_remove(sh->pol[1], (uintptr_t)e);
+  ds_status st = ds__centry_decode(c, sh, e);
+  if (st != DS_OK) {
+    if (!ds__cold(e)->holds) ds__centry_kill(c, sh, e); /* undecodable and not pinned: drop it */
+    return st;
+  }
+  e->tier = 1;
+  ds__cold(e)->holds++;
+  ds__tier_add(sh, e);
+  r->e = e;
+  r->sh = sh;
+  return DS_OK;
+}
+
+/* The locked zero-copy get (any policy, GPU-tier caches, a writer inside, lower tiers). */
+static ds_status ds__cache_ref_locked(ds_cache *c, ds__shard *sh, uint64_t h, const void *key,
+                                      size_t klen, const void **data, size_t *len,
+                                      ds_cache_ref **ref) {
+  ds__shard_lock(sh);
+  ds__centry *e = ds__shard_find(sh, h, key, klen);
+  ds_status st = DS_OK;
+  ds_cache_ref *r = NULL;
+  if (!e) {
+    sh->t[0].misses++;
+    sh->t[1].misses++;
+    sh->t[2].misses++;
+    st = DS_ERR_NOT_FOUND;
+  } else if (e->tier == 1) { /* stays in its policy (with a GPU tier: not promoted meanwhile) */
+    sh->t[0].hits++;
+    ds__fetch_add_relaxed(&e->refs, 1);
+    if (!ds__cold(e)->holds) ds__cache_touch_l1(sh, e);
+    *data = e->data;
+    *len = e->vlen;
+    *ref = ds__ref_of(e);
+  } else if (!(r = ds__calloc(c->ctx, 1, sizeof *r))) {
+    st = DS_ERR_NO_MEMORY;
+  } else if (e->tier == 3) { /* device memory: the reference holds a host copy */
+    sh->t[2].hits++;
+    r->copy = ds__alloc(c->ctx, e->vlen ? e->vlen : 1);
+    *len = e->vlen;
+    st = r->copy ? ds__cache_get_gpu(c, sh, e, r->copy) : DS_ERR_NO_MEMORY;
+    *data = r->copy;
+  } else {
+    st = ds__cache_ref_l2(c, sh, e, r);
+    if (st == DS_OK) {
+      *data = e->data;
+      *len = e->vlen;
+    }
+  }
+  ds__shard_unlock(sh);
+  if (r && st == DS_OK) *ref = r;
+  if (r && st != DS_OK) {
+    ds__free(c->ctx, r->copy);
+    ds__free(c->ctx, r);
+  }
+  if (st == DS_OK || st == DS_ERR_NOT_FOUND || st == DS_ERR_DEVICE || st == DS_ERR_NO_SPACE)
+    return st;
+  if (st == DS_ERR_NO_MEMORY)
+    return ds__error(c->ctx, st, "cache", "out of memory for a reference");
+  return ds__error(c->ctx, st, "cache", "could not decode an L2 value");
+}
+
 ds_status ds_cache_get_ref(ds_cache *c, const void *key, size_t klen, const void **data,
                            size_t *len, ds_cache_ref **ref) {
   ds_status st = ds__cache_check(c, key, klen);
@@ -467,9 +590,9 @@ ds_status ds_cache_get_ref(ds_cache *c, const void *key, size_t klen, const void
   if (!data || !len || !ref)
     return ds__error(c->ctx, DS_ERR_INVALID_ARG, "cache", "data, len and ref must be non-NULL");
   *ref = NULL;
-  ds_cache_ref *r = ds__calloc(c->ctx, 1, sizeof *r);
-  if (!r) return ds__error(c->ctx, DS_ERR_NO_MEMORY, "cache", "out of memory for a reference");
   if (c->disk) {
+    ds_cache_ref *r = ds__calloc(c->ctx, 1, sizeof *r);
+    if (!r) return ds__error(c->ctx, DS_ERR_NO_MEMORY, "cache", "out of memory for a reference");
     st = ds__disk_get(c->disk, key, klen, NULL, 0, len, &r->copy);
     if (st != DS_OK) {
       ds__free(c->ctx, r);
@@ -481,68 +604,43 @@ ds_status ds_cache_get_ref(ds_cache *c, const void *key, size_t klen, const void
   }
   uint64_t h = ds__cache_hash(key, klen);
   ds__shard *sh = ds__cache_shard(c, h);
-  ds__shard_lock(sh);
-  ds__centry *e = ds__shard_find(sh, h, key, klen);
-  if (!e) {
-    sh->t[0].misses++;
-    sh->t[1].misses++;
-    sh->t[2].misses++;
-    st = DS_ERR_NOT_FOUND;
-  } else if (e->tier == 1) {
-    sh->t[0].hits++;
-    ds__centry_hold(sh, e);
-  } else if (e->tier == 3) { /* device memory: the reference holds a host copy */
-    sh->t[2].hits++;
-    r->copy = ds__alloc(c->ctx, e->vlen ? e->vlen : 1);
-    st = r->copy ? ds__cache_get_gpu(c, sh, e, r->copy) : DS_ERR_NO_MEMORY;
-    if (st == DS_OK) {
-      *data = r->copy;
-      *len = e->vlen;
-      *ref = r;
-      e = NULL;
-    }
-  } else {
-    /* decode in place and hold it as an L1 entry; it enters L1's policy at release */
-    sh->t[0].misses++;
-    sh->t[1].hits++;
-    if (!e->holds) ds__policy_remove(sh->pol[1], (uintptr_t)e);
-    st = ds__centry_decode(c, sh, e);
-    if (st == DS_OK) {
-      e->tier = 1;
-      e->holds++;
-      ds__tier_add(sh, e);
-    } else if (!e->holds) {
-      ds__centry_kill(c, sh, e); /* undecodable and not pinned: drop it */
-    }
-  }
-  if (st == DS_OK && e) {
-    r->e = e;
-    r->sh = sh;
-    *data = e->data;
-    *len = e->vlen;
-    *ref = r;
-  }
-  ds__shard_unlock(sh);
-  if (st != DS_OK) {
-    ds__free(c->ctx, r->copy);
-    ds__free(c->ctx, r);
-    if (st == DS_ERR_NOT_FOUND || st == DS_ERR_DEVICE || st == DS_ERR_NO_SPACE) return st;
-    return ds__error(c->ctx, st, "cache", "could not decode an L2 value");
-  }
+  if (ds__cache_ref_fast(sh, h, key, klen, data, len, ref)) return DS_OK;
+  return ds__cache_ref_locked(c, sh, h, key, klen, data, len, ref);
+}
+
+/* Drops one zero-copy reference to e; the last one of a zombie frees it. A count already at 0
+ * (the entry still cached) is a release too many: refused, the count untouched. */
+static ds_status ds__cache_release_l1(ds_cache *c, ds__centry *e) {
+  ds__atomic_int *r = &e->refs;
+  int old = ds__load_relaxed(r);
+  do {
+    if (!(old & DS__REF_COUNT))
+      return ds__error(c->ctx, DS_ERR_STATE, "cache",
+                       "release of a reference that was already released");
+  } while (!ds__cas(r, &old, old - 1));
+  if (old != 1) return DS_OK; /* others remain, or the cache still owns it */
+  ds__shard *sh = ds__cache_shard(c, e->hash);
+  pthread_mutex_lock(&sh->mu);
+  ds__zombie_unlink(sh, e);
+  pthread_mutex_unlock(&sh->mu);
+  ds__centry_free(c, e);
   return DS_OK;
 }
 
-void ds_cache_release(ds_cache *c, ds_cache_ref *ref) {
-  if (!c || !ref) return;
+ds_status ds_cache_release(ds_cache *c, ds_cache_ref *ref) {
+  if (!ref) return DS_OK;
+  if (!c) return ds__error(NULL, DS_ERR_INVALID_ARG, "cache", "cache is NULL");
+  if ((uintptr_t)ref & 1u) return ds__cache_release_l1(c, (ds__centry *)((uintptr_t)ref - 1u));
   if (ref->copy) {
     ds__free(c->ctx, ref->copy);
     ds__free(c->ctx, ref);
-    return;
+    return DS_OK;
   }
   ds__shard_lock(ref->sh);
   ds__centry_unhold(c, ref->sh, ref->e);
   ds__shard_unlock(ref->sh);
   ds__free(c->ctx, ref);
+  return DS_OK;
 }
 
 int ds_cache_contains(ds_cache *c, const void *key, size_t klen) {
@@ -640,6 +738,21 @@ static void ds__cache_publish(ds_cache *c, int tier, const ds__tier_counters *s,
   for (int k = 0; k < 8; k++) ds__stat_set(c->ctx, id[k], v[k]);
 }
 
+/* Zombies (values let go of while referenced, see ds__centry_put) are in no tier's bytes: they
+ * do not count against L1's budget and are published apart. */
+static void ds__cache_publish_zombies(ds_cache *c) {
+  uint64_t bytes = 0, n = 0;
+  for (uint32_t i = 0; i < c->nshards; i++) {
+    ds__shard *sh = &c->shards[i];
+    pthread_mutex_lock(&sh->mu);
+    bytes += sh->zombie_bytes;
+    n += sh->zombie_count;
+    pthread_mutex_unlock(&sh->mu);
+  }
+  ds__stat_set(c->ctx, c->zombie_ids[0], (double)bytes);
+  ds__stat_set(c->ctx, c->zombie_ids[1], (double)n);
+}
+
 ds_status ds_cache_stats(ds_cache *c, int tier, ds_cache_tier_stats *out) {
   if (!c || !out ||
       (c->disk ? tier != DS_CACHE_L3
@@ -669,6 +782,7 @@ ds_status ds_cache_stats(ds_cache *c, int tier, ds_cache_tier_stats *out) {
   out->p50_ns = ds__lat_quantile(&s, 0.5);
   out->p99_ns = ds__lat_quantile(&s, 0.99);
   ds__cache_publish(c, tier, &s, out->compression_ratio);
+  if (tier == DS_CACHE_L1 && !c->disk) ds__cache_publish_zombies(c);
   return DS_OK;
 }
 
@@ -688,7 +802,7 @@ ds_status ds_cache_flush(ds_cache *c) {
     for (size_t b = 0; b < sh->nb; b++)
       for (ds__centry *e = sh->buckets[b], *nx; e; e = nx) {
         nx = e->next;
-        if (!e->holds) ds__centry_kill(c, sh, e);
+        if (!ds__cold(e)->holds && !ds__centry_referenced(e)) ds__centry_kill(c, sh, e);
       }
     ds__shard_unlock(sh);
   }

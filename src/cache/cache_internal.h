@@ -26,8 +26,10 @@ typedef struct ds__centry_cold {
   uint32_t keep_enc;
   uint32_t enc;             /* DS__ENC_* of tier-2 data */
   uint32_t pins;
-  char pad[12];             /* 64 bytes: the entry after it stays 16-byte aligned */
-} ds__centry_cold;
+  uint32_t holds;           /* pins + references to L2 values + prefetch; held entries are in no
+                               policy */
+  struct ds__centry *zprev; /* zombie list (ds__shard.zombies; next: the entry's next) */
+} ds__centry_cold;         /* 64 bytes: the entry after it stays 16-byte aligned */
 
 typedef struct ds__centry {
   struct ds__centry *next; /* hash chain */
@@ -41,14 +43,27 @@ typedef struct ds__centry {
                               DS__PEND_MAX; lock-free readers add to it, relaxed) */
   uint8_t inl;             /* data lies in this allocation, after the key (not freed alone) */
   uint8_t dev;             /* data is device memory of the GPU tier (tier 3) */
-  uint8_t pad;
-  uint32_t holds;          /* pins + live references; held entries are in no policy */
+  uint8_t shift;           /* 8-byte units the entry was moved up to start a cache line */
+  ds__atomic_int refs;     /* zero-copy references (DS__REF_COUNT bits) + DS__REF_OWN while the
+                              cache owns the entry; see ds__centry_put */
   uint32_t pnode;          /* node in its tier's policy (a hint, see ds__policy_touch_node) */
   char key[];
 } ds__centry;
 
 _Static_assert(sizeof(ds__centry_cold) % 16 == 0, "entries must stay 16-byte aligned");
 static inline ds__centry_cold *ds__cold(ds__centry *e) { return (ds__centry_cold *)e - 1; }
+
+/* Zero-copy references to L1 values (ds_cache_get_ref) count in the entry, not in holds: the
+ * entry stays in its policy and the reference is taken in the lock-free read section. A write
+ * section that would free the entry's bytes or replace them (remove, replace, eviction, a move
+ * down, destroy) takes the entry out of the table and the tier counters instead and leaves it
+ * as a zombie, which the last release frees. Only L1 (tier 1) entries have references: every
+ * move out of tier 1 checks ds__centry_referenced. */
+#define DS__REF_OWN (1 << 30)            /* the cache still owns the entry */
+#define DS__REF_COUNT (DS__REF_OWN - 1)  /* outstanding zero-copy references */
+static inline int ds__centry_referenced(ds__centry *e) {
+  return (ds__load(&e->refs) & DS__REF_COUNT) != 0;
+}
 
 typedef struct ds__tier_counters {
   uint64_t bytes, raw_bytes, key_bytes, entries;
@@ -90,6 +105,8 @@ typedef struct ds__shard {
   uint32_t sample;    /* every 64th locked get is timed */
   uint32_t lazy_l1;   /* 1: L1's policy is lazy (ds__policy_ops.lazy): a hit only counts in
                          the entry (pend), which the policy reads back at its list tail */
+  ds__centry *zombies; /* entries let go of while referenced (under mu), freed at release */
+  uint64_t zombie_bytes, zombie_count; /* their weight (key + value; not in any tier's bytes) */
   char pad[64];
 } ds__shard;
 
@@ -107,6 +124,7 @@ struct ds_cache {
   ds__cache_gpu *gpu;    /* the GPU tier's device, or NULL */
   uint64_t shard_cap[3]; /* per-shard budget of L1, L2, GPU (0: tier absent) */
   int stat_ids[3][8];
+  int zombie_ids[2];     /* cache.l1.zombie_bytes, cache.l1.zombies */
   ds__rlat *rlat;        /* per reader slot: lock-free hits' latencies (DS__RSLOTS) */
   ds__shard shards[];
 };
@@ -143,6 +161,8 @@ void ds__prefetch_observe(struct ds_cache *c, uint64_t stream, const void *key, 
                           uint64_t h);
 void ds__tier_add(ds__shard *sh, ds__centry *e);
 void ds__centry_free(struct ds_cache *c, ds__centry *e);
+void ds__centry_put(struct ds_cache *c, ds__shard *sh, ds__centry *e);
+void ds__zombie_unlink(ds__shard *sh, ds__centry *e);
 void ds__lat_record(ds__tier_counters *t, uint64_t ns);
 int ds__lat_bucket(uint64_t ns);
 void ds__shard_lock(ds__shard *sh);

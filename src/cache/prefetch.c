@@ -99,9 +99,9 @@ static void ds__prefetch_run(void *arg) {
     void *plain = ds__alloc(c->ctx, vlen ? vlen : 1);
     ds_status st = plain ? ds__codec_decode(c->ctx, enc, src, slen, plain, vlen) : DS_ERR_NO_MEMORY;
     ds__shard_lock(sh);
-    if (st == DS_OK && !e->dead && e->tier == 2 && e->holds == 1) {
+    if (st == DS_OK && !e->dead && e->tier == 2 && ds__cold(e)->holds == 1) {
       ds__centry_adopt_plain(sh, e, plain);
-      e->holds = 0;
+      ds__cold(e)->holds = 0;
       /* not an access (the sketch does not count it), but asked for: admitted */
       sh->pol[0]->speculative = 1;
       ds__place_l1(c, sh, e, 1);

@@ -462,7 +462,7 @@ PROTOTYPES = {
     "ds_cache_get_stream": (_st, [_vp, c_uint64, c_char_p, c_size_t, _vp, c_size_t,
                                   _P(c_size_t)]),
     "ds_cache_get_ref": (_st, [_vp, c_char_p, c_size_t, _P(_vp), _P(c_size_t), _P(_vp)]),
-    "ds_cache_release": (None, [_vp, _vp]),
+    "ds_cache_release": (_st, [_vp, _vp]),
     "ds_cache_prefetch": (_st, [_vp, c_char_p, c_size_t]),
     "ds_cache_contains": (c_int, [_vp, c_char_p, c_size_t]),
     "ds_cache_remove": (_st, [_vp, c_char_p, c_size_t]),
