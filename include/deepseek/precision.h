@@ -541,9 +541,10 @@ DS_API ds_status ds_optimizer_step_scaled(ds_optimizer *o, const char *name, con
  *  tiles: rows [r, r + tile_rows) of dW are computed by ds_gemm into an fp32 tile and
  *  applied to the master, state and working copy at once, so no whole-layer gradient buffer
  *  exists (the tile, tile_rows x in fp32, is kept for the next call and reported in
- *  ds_optimizer_memory::scratch_bytes). The result equals ds_gemm of the whole dW in fp32
- *  followed by ds_optimizer_step(), bit for bit when ds_gemm's row blocks of dW equal the
- *  rows of the whole product (they do with OpenBLAS on this library's paths; tested).
+ *  ds_optimizer_memory::scratch_bytes). The update is bit-identical to ds_optimizer_step()
+ *  on a whole fp32 dW assembled from the same row-block ds_gemm calls; against one
+ *  whole-product ds_gemm it differs by the GEMM's rounding (OpenBLAS rounds a row
+ *  differently with the call's M).
  *  - NOT for a loss-scaled (fp16) step: the update starts before the whole gradient exists,
  *    so a non-finite gradient cannot skip the step as GradScaler semantics require. Use it
  *    where no loss scaler is needed (fp32, or bf16, which has fp32's range).
