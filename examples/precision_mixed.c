@@ -1,6 +1,7 @@
 /* precision_mixed: one linear layer y = x W^T with bf16/fp16 weights under the DynamicPrecision
  * policy, its activation stored in bf16, a loss scaler, and an optimiser keeping its master
- * weights and momentum in 6 bytes a parameter, the way a training loop would use them.
+ * weights and momentum in 6 bytes a parameter (and, without a loss scaler, taking the weight
+ * gradient in tiles), the way a training loop would use them.
  *   build: part of the project (examples/), or: cc precision_mixed.c $(pkg-config --cflags --libs deepseek)
  *   run:   ./precision_mixed */
 #include <deepseek.h>
@@ -110,13 +111,23 @@ int main(void) {
   ds_loss_scaler_unscale(scaler, NULL, w16, DS_DTYPE_BF16, OUT * IN, &inf);
   if (!inf && check(ctx, ds_optimizer_step_scaled(opt, layer, w16, DS_DTYPE_BF16, scale), "step"))
     return 1;
+  /* A bf16 step needs no loss scaler (bf16 has fp32's range), so the weight gradient
+   * dW = dy^T x need not exist whole: the optimiser computes it in row tiles and applies
+   * each at once (ds_optimizer_step_linear, 16 rows a tile; dy stands in for the loss gradient). */
+  ds_tensor tdy, tx;
+  int64_t ys[2] = {BATCH, OUT}, xs[2] = {BATCH, IN};
+  for (int i = 0; i < BATCH * OUT; i++) y[i] = 1e-3f * (float)(i % 7);
+  ds_tensor_init(&tdy, ctx, y, DS_DTYPE_F32, 2, ys, NULL, (ds_device){DS_DEVICE_CPU, 0});
+  ds_tensor_init(&tx, ctx, x, DS_DTYPE_F32, 2, xs, NULL, (ds_device){DS_DEVICE_CPU, 0});
+  if (check(ctx, ds_optimizer_step_linear(opt, layer, &tdy, &tx, 16), "step_linear")) return 1;
   ds_optimizer_memory mem;
   ds_optimizer_memory_get(opt, &mem);
   printf("optimiser: %llu bytes (fp32 would be %llu, %.0f%% saved): f32 %llu, bf16 %llu, "
-         "master low halves %llu\n", (unsigned long long)mem.total_bytes,
-         (unsigned long long)mem.fp32_equivalent, 100.0 * mem.saved_fraction,
-         (unsigned long long)mem.f32_bytes, (unsigned long long)mem.bf16_bytes,
-         (unsigned long long)mem.low16_bytes);
+         "master low halves %llu, of which the gradient tile %llu\n",
+         (unsigned long long)mem.total_bytes, (unsigned long long)mem.fp32_equivalent,
+         100.0 * mem.saved_fraction, (unsigned long long)mem.f32_bytes,
+         (unsigned long long)mem.bf16_bytes, (unsigned long long)mem.low16_bytes,
+         (unsigned long long)mem.scratch_bytes);
   ds_optimizer_destroy(opt);
 
   ds_loss_scaler_destroy(scaler);

@@ -98,6 +98,17 @@ static void test_registry(void **state) {
   assert_int_equal(ds_stats_find(&v, s, "core.uptime_s"), DS_OK);
   assert_true(v >= 0);
   assert_int_equal(ds_stats_find(&v, s, "no.such.stat"), DS_ERR_NOT_FOUND);
+  double live = 0, peak = 0, peak2 = 0;
+  assert_int_equal(ds_stats_find(&live, s, "core.mem.live_bytes"), DS_OK);
+  assert_int_equal(ds_stats_find(&peak, s, "core.mem.peak_bytes"), DS_OK);
+  assert_true(peak >= live);
+  ds_stats_free(s);
+  void *big = ds__alloc(ctx, 1 << 20); /* a transient block raises the peak for good */
+  assert_non_null(big);
+  ds__free(ctx, big);
+  assert_int_equal(ds_stats_snapshot(&s, ctx), DS_OK);
+  assert_int_equal(ds_stats_find(&peak2, s, "core.mem.peak_bytes"), DS_OK);
+  assert_true(peak2 >= live + (1 << 20));
   assert_int_equal(ds_stats_pid(s), (int64_t)getpid());
   assert_string_equal(ds_stats_label(s), "stats-test");
   ds_stat st;

@@ -485,13 +485,15 @@ typedef struct ds_optimizer_options {
   {sizeof(ds_optimizer_options), DS_OPT_SGD, 0.01f, 0.9f, 0.9f, 0.999f, 1e-8f, 0.0f,   \
    DS_DTYPE_F32, 0}
 
-/** Bytes the optimiser holds for parameter data (its name strings and bookkeeping are not
- *  counted), by role and by dtype; the roles and the dtypes each add up to @c total_bytes.
- *  @c master_bytes counts 4 per parameter (fp32, or the two planes of a split master);
- *  @c working_bytes only separate 16-bit copies. @c fp32_equivalent is what the same
- *  parameters would take all in fp32 (master = working, fp32 state); @c saved_fraction =
- *  1 - total / fp32_equivalent (negative when mixed precision costs more, as with separate
- *  16-bit copies next to fp32 masters and state). */
+/** Bytes the optimiser holds for parameter data and its gradient tile (its name strings and
+ *  bookkeeping are not counted), by role and by dtype; the roles and the dtypes each add up
+ *  to @c total_bytes. @c master_bytes counts 4 per parameter (fp32, or the two planes of a
+ *  split master); @c working_bytes only separate 16-bit copies; @c scratch_bytes the fp32
+ *  gradient tile that ds_optimizer_step_linear() keeps (counted in @c f32_bytes).
+ *  @c fp32_equivalent is what the same parameters would take all in fp32 (master =
+ *  working, fp32 state); @c saved_fraction = 1 - (total - scratch) / fp32_equivalent
+ *  (negative when mixed precision costs more, as with separate 16-bit copies next to fp32
+ *  masters and state). */
 typedef struct ds_optimizer_memory {
   uint64_t master_bytes, state_bytes, working_bytes, total_bytes, fp32_equivalent;
   double saved_fraction;
@@ -499,6 +501,7 @@ typedef struct ds_optimizer_memory {
   uint64_t bf16_bytes;  /**< bf16 working copies (the high planes of split masters) and state */
   uint64_t f16_bytes;   /**< fp16 working copies */
   uint64_t low16_bytes; /**< the low 16-bit planes of split masters */
+  uint64_t scratch_bytes; /**< the gradient tile of ds_optimizer_step_linear() (fp32) */
 } ds_optimizer_memory;
 
 /** @return DS_OK; DS_ERR_INVALID_ARG (a value out of range); DS_ERR_DTYPE (state_dtype not
@@ -533,6 +536,30 @@ DS_API ds_status ds_optimizer_step(ds_optimizer *o, const char *name, const floa
  *  grad_scale not finite and > 0); DS_ERR_DTYPE. */
 DS_API ds_status ds_optimizer_step_scaled(ds_optimizer *o, const char *name, const void *grad,
                                           ds_dtype grad_dtype, float grad_scale);
+/** One update of the weight @p name of a linear layer y = x W^T (W row-major [out, in], so
+ *  the parameter has out * in elements) from its gradient dW = dy^T x, consumed in row
+ *  tiles: rows [r, r + tile_rows) of dW are computed by ds_gemm into an fp32 tile and
+ *  applied to the master, state and working copy at once, so no whole-layer gradient buffer
+ *  exists (the tile, tile_rows x in fp32, is kept for the next call and reported in
+ *  ds_optimizer_memory::scratch_bytes). The update is bit-identical to ds_optimizer_step()
+ *  on a whole fp32 dW assembled from the same row-block ds_gemm calls; against one
+ *  whole-product ds_gemm it differs by the GEMM's rounding (OpenBLAS rounds a row
+ *  differently with the call's M).
+ *  - NOT for a loss-scaled (fp16) step: the update starts before the whole gradient exists,
+ *    so a non-finite gradient cannot skip the step as GradScaler semantics require. Use it
+ *    where no loss scaler is needed (fp32, or bf16, which has fp32's range).
+ *  - The working copy changes during the call: compute dx = dy W before it.
+ *  @param dy [B, out] host tensor, f32/f16/bf16, last stride 1 (any row stride).
+ *  @param x  [B, in] host tensor, f32/f16/bf16, last stride 1; neither may overlap the
+ *            optimiser's arrays.
+ *  @param tile_rows rows of dW per tile; 0 = about 512 KiB of fp32 (at least 65 rows, so
+ *            ds_gemm takes its widened path and allocates no transient copies).
+ *  @return DS_OK; DS_ERR_NOT_FOUND; DS_ERR_INVALID_ARG (NULL, tile_rows < 0);
+ *  DS_ERR_SHAPE (not 2-D, batches differ, out * in != the parameter's size); ds_gemm's
+ *  errors (DS_ERR_DTYPE, DS_ERR_UNSUPPORTED for device memory), which come from the first
+ *  tile, before anything is updated; DS_ERR_NO_MEMORY. Not thread-safe on one optimiser. */
+DS_API ds_status ds_optimizer_step_linear(ds_optimizer *o, const char *name, const ds_tensor *dy,
+                                          const ds_tensor *x, int64_t tile_rows);
 /** Memory accounting. @return DS_OK; DS_ERR_INVALID_ARG. */
 DS_API ds_status ds_optimizer_memory_get(const ds_optimizer *o, ds_optimizer_memory *out);
 /** @} */

@@ -126,6 +126,7 @@ ds_status ds_context_create(ds_context **out, const ds_context_options *opts) {
   if (!ctx) return ds__error(NULL, DS_ERR_NO_MEMORY, "core", "cannot allocate the context");
   ctx->alloc = a;
   ds__store_relaxed(&ctx->mem_live_bytes, (int64_t)sizeof *ctx);
+  ds__store_relaxed(&ctx->mem_peak_bytes, (int64_t)sizeof *ctx);
   ds__store_relaxed(&ctx->mem_live_blocks, 1);
   ctx->flags = o->flags;
   ctx->serial = ds__fetch_add(&ds__context_serial, 1) + 1;

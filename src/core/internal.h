@@ -57,6 +57,7 @@ struct ds_context {
 
   ds__atomic_i64 mem_live_bytes;
   ds__atomic_i64 mem_live_blocks;
+  ds__atomic_i64 mem_peak_bytes; /* high-water mark of mem_live_bytes */
 
   struct ds__stats *stats;
   struct ds__trace *trace;

@@ -79,6 +79,7 @@ static void ds__stats_refresh_core(ds_context *ctx) {
   struct ds__stats *s = ctx->stats;
   ds__stat_set(ctx, s->id_live_bytes, (double)ds__load_relaxed(&ctx->mem_live_bytes));
   ds__stat_set(ctx, s->id_live_blocks, (double)ds__load_relaxed(&ctx->mem_live_blocks));
+  ds__stat_set(ctx, s->id_peak_bytes, (double)ds__load_relaxed(&ctx->mem_peak_bytes));
   ds__stat_set(ctx, s->id_uptime, (double)(ds__now_ns() - s->start_ns) / 1e9);
 }
 
@@ -100,6 +101,7 @@ ds_status ds__stats_create(ds_context *ctx) {
   s->id_live_bytes = ds__stat_register(ctx, "core.mem.live_bytes", DS_STAT_GAUGE);
   s->id_live_blocks = ds__stat_register(ctx, "core.mem.live_blocks", DS_STAT_GAUGE);
   s->id_uptime = ds__stat_register(ctx, "core.uptime_s", DS_STAT_GAUGE);
+  s->id_peak_bytes = ds__stat_register(ctx, "core.mem.peak_bytes", DS_STAT_GAUGE);
   if (ds__param(ctx, DS_PARAM_STATS_FILE)) {
     s->file = ds__stats_file_create(ctx);
     ds__stats_publish(ctx); /* a reader never finds an empty file from a live context */

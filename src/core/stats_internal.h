@@ -19,7 +19,7 @@ struct ds__stats_file;
 struct ds__stats {
   pthread_mutex_t mu;   /* serialises registration and publishing */
   ds__atomic_int count; /* entries [0, count) are valid; release-stored after an entry is filled */
-  int id_live_bytes, id_live_blocks, id_uptime;
+  int id_live_bytes, id_live_blocks, id_uptime, id_peak_bytes;
   uint64_t start_ns;
   struct ds__stats_file *file; /* NULL when there is no stats file */
   struct ds__stat_entry entries[DS__STATS_CAPACITY];

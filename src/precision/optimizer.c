@@ -1,7 +1,9 @@
 /* Optimisers (SGD with momentum, AdamW) holding fp32 master weights, their state (fp32, or
  * bf16 with stochastic rounding) and a low-precision working copy per named parameter, with
  * memory accounting by role and dtype. A bf16 parameter may keep its master split into two
- * 16-bit planes, the high one being the working copy itself. */
+ * 16-bit planes, the high one being the working copy itself. ds_optimizer_step_linear
+ * consumes a linear layer's weight gradient in row tiles as ds_gemm produces them, so no
+ * whole-layer gradient buffer exists. */
 #include <math.h>
 
 #include "precision_internal.h"
@@ -26,6 +28,8 @@ struct ds_optimizer {
   ds_optimizer_options opt;
   param *params;
   size_t nparams, cap;
+  float *tile;      /* fp32 gradient tile of ds_optimizer_step_linear, kept for reuse */
+  size_t tile_size; /* its elements */
 };
 
 static int nstates(const ds_optimizer *o) { return o->opt.kind == DS_OPT_ADAMW ? 2 : 1; }
@@ -71,6 +75,7 @@ void ds_optimizer_destroy(ds_optimizer *o) {
   if (!o) return;
   for (size_t i = 0; i < o->nparams; i++) param_free(o->ctx, &o->params[i]);
   ds__free(o->ctx, o->params);
+  ds__free(o->ctx, o->tile);
   ds__free(o->ctx, o);
 }
 
@@ -249,14 +254,20 @@ static const float *grad_load(const ds__prec_kernels *k, const void *g, ds_dtype
   return buf;
 }
 
-static void step_param(const ds_optimizer *o, const ds__prec_kernels *k, param *p,
-                       const void *grad, ds_dtype gdt, float inv) {
+/* Updates elements [e0, e1) of p from grad (whose element 0 is element e0), without counting
+ * a step. Blocks follow the parameter's own BLOCK grid, and the rounding key of an element
+ * is its index in the parameter, so a range update is bit-identical to the same elements
+ * of a whole update. */
+static void step_range(const ds_optimizer *o, const ds__prec_kernels *k, param *p,
+                       const void *grad, ds_dtype gdt, float inv, int64_t e0, int64_t e1) {
   float wb[BLOCK], gb[BLOCK], sb[2][BLOCK];
   ds_dtype sdt = (ds_dtype)o->opt.state_dtype;
-  for (int64_t i = 0; i < p->n; i += BLOCK) {
-    size_t c = (size_t)(p->n - i < BLOCK ? p->n - i : BLOCK);
+  for (int64_t i = e0, next; i < e1; i = next) {
+    next = (i / BLOCK + 1) * BLOCK;
+    if (next > e1) next = e1;
+    size_t c = (size_t)(next - i);
     float *w = master_load(p, wb, i, c);
-    const float *g = grad_load(k, grad, gdt, inv, gb, i, c);
+    const float *g = grad_load(k, grad, gdt, inv, gb, i - e0, c);
     float *m = state_load(k, p->state[0], sdt, sb[0], i, c);
     if (o->opt.kind == DS_OPT_SGD) {
       sgd_block(&o->opt, p->steps, w, m, g, c);
@@ -270,6 +281,11 @@ static void step_param(const ds_optimizer *o, const ds__prec_kernels *k, param *
       k->f32_to_bf16_sr((uint16_t *)p->state[0] + i, m, c, state_key(p, 0, i));
     master_store(k, p, w, i, c);
   }
+}
+
+static void step_param(const ds_optimizer *o, const ds__prec_kernels *k, param *p,
+                       const void *grad, ds_dtype gdt, float inv) {
+  step_range(o, k, p, grad, gdt, inv, 0, p->n);
   p->steps++;
 }
 
@@ -291,6 +307,75 @@ ds_status ds_optimizer_step_scaled(ds_optimizer *o, const char *name, const void
 
 ds_status ds_optimizer_step(ds_optimizer *o, const char *name, const float *grad) {
   return ds_optimizer_step_scaled(o, name, grad, DS_DTYPE_F32, 1.0f);
+}
+
+/* Default tile: 128 K fp32 (512 KiB), and at least 65 rows so that ds_gemm takes its
+ * widened path for 16-bit operands (whose scratch persists, so the context's live bytes
+ * show it) rather than the skinny one, which allocates transient copies of A per call
+ * (skinny_max_m is at most 64). */
+enum { TILE_ELEMS = 128 * 1024, TILE_MIN_ROWS = 65 };
+
+static ds_status linear_args(ds_optimizer *o, const char *name, const ds_tensor *dy,
+                             const ds_tensor *x, int64_t tile_rows, param **pp) {
+  if (!o || !name || !dy || !x || tile_rows < 0)
+    return ds__error(o ? o->ctx : NULL, DS_ERR_INVALID_ARG, "precision",
+                     "optimizer_step_linear: NULL argument or tile_rows < 0");
+  if (dy->ndim != 2 || x->ndim != 2 || dy->shape[0] != x->shape[0] || dy->shape[0] < 0 ||
+      dy->shape[1] < 1 || x->shape[1] < 1)
+    return ds__error(o->ctx, DS_ERR_SHAPE, "precision",
+                     "optimizer_step_linear: dy [B, out] and x [B, in] (out, in > 0) expected, "
+                     "got ndim %d and %d, batch %lld and %lld", (int)dy->ndim, (int)x->ndim,
+                     (long long)(dy->ndim ? dy->shape[0] : 0),
+                     (long long)(x->ndim ? x->shape[0] : 0));
+  if (!(*pp = find(o, name)))
+    return ds__error(o->ctx, DS_ERR_NOT_FOUND, "precision", "optimizer: no param %s", name);
+  if ((*pp)->n % dy->shape[1] != 0 || (*pp)->n / dy->shape[1] != x->shape[1]) /* no overflow */
+    return ds__error(o->ctx, DS_ERR_SHAPE, "precision",
+                     "optimizer_step_linear: %s has %lld elements, not out %lld x in %lld", name,
+                     (long long)(*pp)->n, (long long)dy->shape[1], (long long)x->shape[1]);
+  return DS_OK;
+}
+
+/* The fp32 tile of at least n elements (grown, never shrunk; counted by memory_get). */
+static float *tile_get(ds_optimizer *o, size_t n) {
+  if (o->tile_size >= n) return o->tile;
+  ds__free(o->ctx, o->tile);
+  o->tile = ds__alloc(o->ctx, n * sizeof(float));
+  o->tile_size = o->tile ? n : 0;
+  return o->tile;
+}
+
+ds_status ds_optimizer_step_linear(ds_optimizer *o, const char *name, const ds_tensor *dy,
+                                   const ds_tensor *x, int64_t tile_rows) {
+  param *p = NULL;
+  ds_status st = linear_args(o, name, dy, x, tile_rows, &p);
+  if (st != DS_OK) return st;
+  int64_t out = dy->shape[1], in = x->shape[1];
+  if (tile_rows == 0) {
+    tile_rows = TILE_ELEMS / in;
+    if (tile_rows < TILE_MIN_ROWS) tile_rows = TILE_MIN_ROWS;
+  }
+  if (tile_rows > out) tile_rows = out;
+  float *tile = tile_get(o, (size_t)(tile_rows * in));
+  if (!tile)
+    return ds__error(o->ctx, DS_ERR_NO_MEMORY, "precision",
+                     "optimizer_step_linear: no memory for a %lld x %lld fp32 tile",
+                     (long long)tile_rows, (long long)in);
+  const ds__prec_kernels *k = ds__prec_kernels_ctx(o->ctx);
+  for (int64_t r0 = 0; r0 < out; r0 += tile_rows) {
+    int64_t rows = out - r0 < tile_rows ? out - r0 : tile_rows;
+    /* rows [r0, r0 + rows) of dW = dy^T x: dy's columns r0.. as a strided view */
+    ds_tensor dys = *dy, t;
+    dys.data = (char *)dy->data + (size_t)(r0 * dy->strides[1]) * ds_dtype_size(dy->dtype);
+    dys.shape[1] = rows;
+    int64_t shape[2] = {rows, in};
+    ds_device cpu = {DS_DEVICE_CPU, 0};
+    ds_tensor_init(&t, o->ctx, tile, DS_DTYPE_F32, 2, shape, NULL, cpu);
+    if ((st = ds_gemm(o->ctx, &t, &dys, x, DS_GEMM_TRANS_A, 1.0f, 0.0f)) != DS_OK) return st;
+    step_range(o, k, p, tile, DS_DTYPE_F32, 1.0f, r0 * in, (r0 + rows) * in);
+  }
+  p->steps++;
+  return DS_OK;
 }
 
 /* Adds bytes of dtype dt (-1: the low planes of split masters) to the per-dtype fields. */
@@ -322,8 +407,12 @@ ds_status ds_optimizer_memory_get(const ds_optimizer *o, ds_optimizer_memory *ou
     by_dtype(out, DS_DTYPE_F32, 4 * n);
     if (p->working != p->master) out->working_bytes += 2 * n, by_dtype(out, p->wdtype, 2 * n);
   }
-  out->total_bytes = out->master_bytes + out->state_bytes + out->working_bytes;
+  out->scratch_bytes = (uint64_t)o->tile_size * sizeof(float);
+  by_dtype(out, DS_DTYPE_F32, out->scratch_bytes);
+  out->total_bytes = out->master_bytes + out->state_bytes + out->working_bytes +
+                     out->scratch_bytes;
+  uint64_t params = out->total_bytes - out->scratch_bytes; /* like for like with fp32 */
   out->saved_fraction =
-      out->fp32_equivalent ? 1.0 - (double)out->total_bytes / (double)out->fp32_equivalent : 0.0;
+      out->fp32_equivalent ? 1.0 - (double)params / (double)out->fp32_equivalent : 0.0;
   return DS_OK;
 }

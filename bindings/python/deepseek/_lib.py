@@ -250,7 +250,7 @@ class OptimizerMemory(Structure):
                 ("working_bytes", c_uint64), ("total_bytes", c_uint64),
                 ("fp32_equivalent", c_uint64), ("saved_fraction", c_double),
                 ("f32_bytes", c_uint64), ("bf16_bytes", c_uint64), ("f16_bytes", c_uint64),
-                ("low16_bytes", c_uint64)]
+                ("low16_bytes", c_uint64), ("scratch_bytes", c_uint64)]
 
 
 # ---------------------------------------------------------------- predictor
@@ -541,6 +541,7 @@ PROTOTYPES = {
     "ds_optimizer_step": (_st, [_vp, c_char_p, _fp]),
     "ds_optimizer_master_read": (_st, [_vp, c_char_p, _fp]),
     "ds_optimizer_step_scaled": (_st, [_vp, c_char_p, _vp, c_int, c_float]),
+    "ds_optimizer_step_linear": (_st, [_vp, c_char_p, _P(CTensor), _P(CTensor), c_int64]),
     "ds_optimizer_memory_get": (_st, [_vp, _P(OptimizerMemory)]),
     # predictor
     "ds_predictor_create": (_st, [_P(_vp), _vp, _P(PredictorOptions)]),

@@ -430,6 +430,16 @@ class Optimizer(Child):
             self.handle, name.encode(), grad.ctypes.data,
             dtype_number(grad.dtype if dtype is None else dtype), scale))
 
+    def step_linear(self, name, dy, x, tile_rows=0):
+        """One update of the weight ``name`` ([out, in]) of y = x W^T from dW = dy^T x,
+        computed and applied in row tiles (ds_optimizer_step_linear): no whole gradient is
+        held. Not for loss-scaled steps. ``dy`` [B, out] and ``x`` [B, in] are arrays or
+        Tensors (bf16 as Tensors)."""
+        tdy, tx = tensor(dy), tensor(x)
+        self.ctx.check(lib.ds_optimizer_step_linear(self.handle, name.encode(),
+                                                    ctypes.byref(tdy.c), ctypes.byref(tx.c),
+                                                    tile_rows))
+
     def memory(self):
         m = _lib.OptimizerMemory()
         self.ctx.check(lib.ds_optimizer_memory_get(self.handle, ctypes.byref(m)))

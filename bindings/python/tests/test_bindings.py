@@ -412,6 +412,27 @@ class PolicyScalerOptimizerTest(unittest.TestCase):
             self.assertEqual(m["total_bytes"], 24)
             self.assertEqual(m["fp32_equivalent"], 32)
 
+    def test_step_linear_matches_whole_gradient(self):
+        with new_context() as ctx:
+            rng = np.random.default_rng(3)
+            w0 = rng.standard_normal((40, 30)).astype(np.float32)
+            dy = rng.standard_normal((16, 40)).astype(np.float32)
+            x = rng.standard_normal((16, 30)).astype(np.float32)
+            a, b, c = (ds.Optimizer(ctx, "sgd", lr=0.1) for _ in range(3))
+            for o in (a, b, c):
+                o.add_param("w", w0)
+            a.step_linear("w", dy, x, tile_rows=7)
+            b.step("w", ds.gemm(ctx, dy, x, trans_a=True))
+            c.step_linear("w", dy, x)  # default tile: all 40 rows, the same product
+            np.testing.assert_array_equal(c.master_copy("w"), b.master_copy("w"))
+            # 7-row products: OpenBLAS may round a row differently than in the 40-row one
+            np.testing.assert_allclose(a.master_copy("w"), b.master_copy("w"), rtol=0,
+                                       atol=1e-6)
+            self.assertEqual(a.memory()["scratch_bytes"], 7 * 30 * 4)
+            self.assertEqual(b.memory()["scratch_bytes"], 0)
+            with self.assertRaises(ds.ShapeError):
+                a.step_linear("w", dy, x[:, :29])
+
 
 class PredictorTest(unittest.TestCase):
     def test_evaluate_save_load(self):
