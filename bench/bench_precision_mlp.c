@@ -212,7 +212,7 @@ static void time_nets(net **nets, int n, double *ms, double *cpu_ms, float (*los
   for (int k = 0; k < n; k++) {
     ms[k] = bench_median(t[k], REPS) * 1e3;
     cpu_ms[k] = bench_median(c[k], REPS) * 1e3;
-    ds_optimizer_memory m;
+    ds_optimizer_memory m = {.struct_size = sizeof(ds_optimizer_memory)};
     ds_optimizer_memory_get(nets[k]->opt, &m);
     nets[k]->bytes.scratch =
         (uint64_t)(mem_stat(nets[k]->ctx, "core.mem.peak_bytes") - nets[k]->live0) -
@@ -274,7 +274,10 @@ int main(int argc, char **argv) {
   double ms[3], cpu[3];
   float loss[3][REPS + 1];
   time_nets(nets, 3, ms, cpu, loss);
-  ds_optimizer_memory m32, mmx, m16; /* after the steps: the tiles are allocated then */
+  /* after the steps: the tiles are allocated then */
+  ds_optimizer_memory m32 = {.struct_size = sizeof(ds_optimizer_memory)};
+  ds_optimizer_memory mmx = {.struct_size = sizeof(ds_optimizer_memory)};
+  ds_optimizer_memory m16 = {.struct_size = sizeof(ds_optimizer_memory)};
   ds_optimizer_memory_get(f32.opt, &m32);
   ds_optimizer_memory_get(mixed.opt, &mmx);
   ds_optimizer_memory_get(act16.opt, &m16);

@@ -120,7 +120,7 @@ int main(void) {
   ds_tensor_init(&tdy, ctx, y, DS_DTYPE_F32, 2, ys, NULL, (ds_device){DS_DEVICE_CPU, 0});
   ds_tensor_init(&tx, ctx, x, DS_DTYPE_F32, 2, xs, NULL, (ds_device){DS_DEVICE_CPU, 0});
   if (check(ctx, ds_optimizer_step_linear(opt, layer, &tdy, &tx, 16), "step_linear")) return 1;
-  ds_optimizer_memory mem;
+  ds_optimizer_memory mem = {.struct_size = sizeof(ds_optimizer_memory)};
   ds_optimizer_memory_get(opt, &mem);
   printf("optimiser: %llu bytes (fp32 would be %llu, %.0f%% saved): f32 %llu, bf16 %llu, "
          "master low halves %llu, of which the gradient tile %llu\n",

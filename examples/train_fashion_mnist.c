@@ -436,7 +436,7 @@ static void mlp_report(void *impl) {
              (unsigned long long)li.switches, (double)li.last_score);
   }
   uint64_t bytes[DS_DTYPE_COUNT] = {0};
-  ds_optimizer_memory om;
+  ds_optimizer_memory om = {.struct_size = sizeof(ds_optimizer_memory)};
   if (ds_optimizer_memory_get(m->opt, &om) == DS_OK)
     bytes[DS_DTYPE_F32] += om.master_bytes + om.state_bytes;
   for (int i = 0; i < 6; i++) {

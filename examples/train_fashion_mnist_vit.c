@@ -501,7 +501,7 @@ static void vit_report(void *impl) {
   printf("loss scaler: scale %.0f, %llu overflowing steps skipped\n",
          (double)ds_loss_scaler_scale(m->scaler), (unsigned long long)m->skipped);
   uint64_t bytes[DS_DTYPE_COUNT] = {0};
-  ds_optimizer_memory om;
+  ds_optimizer_memory om = {.struct_size = sizeof(ds_optimizer_memory)};
   if (ds_optimizer_memory_get(m->opt, &om) == DS_OK)
     bytes[DS_DTYPE_F32] += om.master_bytes + om.state_bytes; /* fp32 masters, AdamW m and v */
   for (int i = 0; i < m->np; i++) {

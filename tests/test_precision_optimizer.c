@@ -141,8 +141,12 @@ static void test_memory_accounting(void **state) {
   static float w[1000];
   assert_int_equal(ds_optimizer_add_param(o, "a", w, 1000, DS_DTYPE_BF16), DS_OK);
   assert_int_equal(ds_optimizer_add_param(o, "b", w, 500, DS_DTYPE_F32), DS_OK);
-  ds_optimizer_memory m;
+  ds_optimizer_memory m = {.struct_size = sizeof(ds_optimizer_memory) - 8}; /* an older size */
+  assert_int_equal(ds_optimizer_memory_get(o, &m), DS_ERR_ABI);
+  assert_int_equal(m.master_bytes, 0); /* nothing written */
+  m.struct_size = sizeof m;
   assert_int_equal(ds_optimizer_memory_get(o, &m), DS_OK);
+  assert_int_equal(m.struct_size, sizeof m);
   assert_int_equal(m.master_bytes, 6000);
   assert_int_equal(m.state_bytes, 12000);
   assert_int_equal(m.working_bytes, 2000);

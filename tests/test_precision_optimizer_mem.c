@@ -222,7 +222,8 @@ static void accounting(ds_context *ctx, int adam, ds_dtype st, int split, ds_dty
   ds_optimizer *o = make(ctx, adam, st, split);
   static float w[3000];
   assert_int_equal(ds_optimizer_add_param(o, "x", w, 10, wdt), DS_OK); /* params array */
-  ds_optimizer_memory m0, m1;
+  ds_optimizer_memory m0 = {.struct_size = sizeof(ds_optimizer_memory)};
+  ds_optimizer_memory m1 = {.struct_size = sizeof(ds_optimizer_memory)};
   assert_int_equal(ds_optimizer_memory_get(o, &m0), DS_OK);
   int64_t before = live(ctx);
   assert_int_equal(ds_optimizer_add_param(o, "w", w, 3000, wdt), DS_OK);
@@ -255,7 +256,7 @@ static void test_memory_exact(void **state) {
   for (int adam = 0; adam < 2; adam++) {
     ds_optimizer *o = make(ctx, adam, DS_DTYPE_BF16, 1);
     static float w[1000];
-    ds_optimizer_memory m;
+    ds_optimizer_memory m = {.struct_size = sizeof(ds_optimizer_memory)};
     assert_int_equal(ds_optimizer_add_param(o, "w", w, 1000, DS_DTYPE_BF16), DS_OK);
     assert_int_equal(ds_optimizer_memory_get(o, &m), DS_OK);
     assert_true(fabs(m.saved_fraction - (adam ? 1.0 / 3.0 : 0.25)) < 1e-12);

@@ -107,7 +107,7 @@ static void compare(int adam, ds_dtype state, int split, ds_dtype wdt, ds_dtype 
   for (int i = 0; i < OUT * IN; i++) over += !(fabsf(a[i] - b[i]) <= bound);
   assert_true(over <= (adam ? OUT * IN / 1000 : 0));
   if (rows == OUT) same_working(tiled, whole, wdt);
-  ds_optimizer_memory m;
+  ds_optimizer_memory m = {.struct_size = sizeof(ds_optimizer_memory)};
   assert_int_equal(ds_optimizer_memory_get(tiled, &m), DS_OK);
   assert_int_equal(m.scratch_bytes, (uint64_t)rows * IN * 4);
   ds_optimizer_destroy(tiled);
@@ -140,7 +140,8 @@ static void test_tile_accounted(void **state) {
   int64_t at_start = live(ctx);
   ds_optimizer *o = make(ctx, 0, DS_DTYPE_BF16, 1, DS_DTYPE_BF16);
   ds_tensor tdy = mat(ctx, dy, DS_DTYPE_F32, NB, OUT), tx = mat(ctx, x, DS_DTYPE_F32, NB, IN);
-  ds_optimizer_memory m0, m1;
+  ds_optimizer_memory m0 = {.struct_size = sizeof(ds_optimizer_memory)};
+  ds_optimizer_memory m1 = {.struct_size = sizeof(ds_optimizer_memory)};
   assert_int_equal(ds_optimizer_memory_get(o, &m0), DS_OK);
   assert_int_equal(m0.scratch_bytes, 0);
   int64_t before = live(ctx);

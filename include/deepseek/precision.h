@@ -495,6 +495,7 @@ typedef struct ds_optimizer_options {
  *  (negative when mixed precision costs more, as with separate 16-bit copies next to fp32
  *  masters and state). */
 typedef struct ds_optimizer_memory {
+  uint32_t struct_size; /**< sizeof(ds_optimizer_memory), set by the caller */
   uint64_t master_bytes, state_bytes, working_bytes, total_bytes, fp32_equivalent;
   double saved_fraction;
   uint64_t f32_bytes;   /**< fp32 masters and state */
@@ -560,7 +561,9 @@ DS_API ds_status ds_optimizer_step_scaled(ds_optimizer *o, const char *name, con
  *  tile, before anything is updated; DS_ERR_NO_MEMORY. Not thread-safe on one optimiser. */
 DS_API ds_status ds_optimizer_step_linear(ds_optimizer *o, const char *name, const ds_tensor *dy,
                                           const ds_tensor *x, int64_t tile_rows);
-/** Memory accounting. @return DS_OK; DS_ERR_INVALID_ARG. */
+/** Memory accounting into @p out, whose struct_size the caller sets to
+ *  sizeof(ds_optimizer_memory). @return DS_OK; DS_ERR_INVALID_ARG; DS_ERR_ABI (unknown
+ *  struct_size). */
 DS_API ds_status ds_optimizer_memory_get(const ds_optimizer *o, ds_optimizer_memory *out);
 /** @} */
 

@@ -389,7 +389,12 @@ static void by_dtype(ds_optimizer_memory *m, int dt, uint64_t bytes) {
 ds_status ds_optimizer_memory_get(const ds_optimizer *o, ds_optimizer_memory *out) {
   if (!o || !out)
     return ds__error(o ? o->ctx : NULL, DS_ERR_INVALID_ARG, "precision", "optimizer: NULL");
+  if (out->struct_size != sizeof *out)
+    return ds__error(o->ctx, DS_ERR_ABI, "precision",
+                     "ds_optimizer_memory.struct_size %u is unknown (expected %zu)",
+                     out->struct_size, sizeof *out);
   memset(out, 0, sizeof *out);
+  out->struct_size = sizeof *out;
   int sdt = o->opt.state_dtype;
   uint64_t states = (uint64_t)nstates(o), ssize = ds_dtype_size((ds_dtype)sdt);
   for (size_t i = 0; i < o->nparams; i++) {

@@ -246,7 +246,7 @@ class OptimizerOptions(Structure):
 
 
 class OptimizerMemory(Structure):
-    _fields_ = [("master_bytes", c_uint64), ("state_bytes", c_uint64),
+    _fields_ = [("struct_size", c_uint32), ("master_bytes", c_uint64), ("state_bytes", c_uint64),
                 ("working_bytes", c_uint64), ("total_bytes", c_uint64),
                 ("fp32_equivalent", c_uint64), ("saved_fraction", c_double),
                 ("f32_bytes", c_uint64), ("bf16_bytes", c_uint64), ("f16_bytes", c_uint64),

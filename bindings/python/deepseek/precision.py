@@ -441,6 +441,6 @@ class Optimizer(Child):
                                                     tile_rows))
 
     def memory(self):
-        m = _lib.OptimizerMemory()
+        m = _lib.OptimizerMemory(struct_size=ctypes.sizeof(_lib.OptimizerMemory))
         self.ctx.check(lib.ds_optimizer_memory_get(self.handle, ctypes.byref(m)))
-        return {f: getattr(m, f) for f, _ in _lib.OptimizerMemory._fields_}
+        return {f: getattr(m, f) for f, _ in _lib.OptimizerMemory._fields_ if f != "struct_size"}
