@@ -12,7 +12,8 @@
  * Two metrics per case: hits per wall-clock second per thread, and hits per CPU second of
  * the thread (CLOCK_THREAD_CPUTIME_ID: the per-core rate, which time slices lost to other
  * processes on a shared machine do not dilute).
- * usage: bench_cache_hit [--json] [--policy NAME] [--size 64|4096] [--keys N]   */
+ * --case PREFIX runs only the cases whose name starts with PREFIX (e.g. ref_hit).
+ * usage: bench_cache_hit [--json] [--policy NAME] [--size 64|4096] [--keys N] [--case P] */
 #define _POSIX_C_SOURCE 200809L
 #include <deepseek.h>
 #include <pthread.h>
@@ -178,12 +179,13 @@ int main(int argc, char **argv) {
   o.nparams = 2;
   ds_context *ctx = NULL;
   if (ds_context_create(&ctx, &o) != DS_OK) return 1;
-  const char *policy = NULL;
+  const char *policy = NULL, *only_case = "";
   size_t only = 0;
   for (int i = 1; i + 1 < argc; i++) {
     if (!strcmp(argv[i], "--policy")) policy = argv[i + 1];
     if (!strcmp(argv[i], "--size")) only = (size_t)atol(argv[i + 1]);
     if (!strcmp(argv[i], "--keys")) nkeys = (uint32_t)atol(argv[i + 1]);
+    if (!strcmp(argv[i], "--case")) only_case = argv[i + 1];
   }
   if (nkeys < 2 || nkeys > MAXKEYS) {
     fprintf(stderr, "bench_cache_hit: --keys must be 2..%u\n", MAXKEYS);
@@ -223,14 +225,15 @@ int main(int argc, char **argv) {
      * 2 threads shared keys */
     for (int v = 0; v < 5; v++) {
       int nt = v == 0 || v == 3 ? 1 : 2, own = v == 2, ref = v >= 3;
+      char name[64];
+      snprintf(name, sizeof name, "%s_%zuB_%dthr%s%s", ref ? "ref_hit" : "l1_hit", sizes[s], nt,
+               own ? "_ownkeys" : "", ksuffix);
+      if (strncmp(name, only_case, strlen(only_case))) continue;
       double ours[REPS], anchor[REPS], ours_cpu[REPS], anchor_cpu[REPS];
       for (int r = 0; r < REPS; r++) {
         ours[r] = measure(run_ours, c, &m, sizes[s], nt, own, ref, &ours_cpu[r]);
         anchor[r] = measure(run_anchor, c, &m, sizes[s], nt, own, ref, &anchor_cpu[r]);
       }
-      char name[64];
-      snprintf(name, sizeof name, "%s_%zuB_%dthr%s%s", ref ? "ref_hit" : "l1_hit", sizes[s], nt,
-               own ? "_ownkeys" : "", ksuffix);
       const char *an = ref ? "mutex+hash map+refcount" : "mutex+hash map";
       bench_row row = {"bench_cache_hit", name, "Mhits_s_per_thr", bench_median(ours, REPS) / 1e6,
                        an, bench_median(anchor, REPS) / 1e6, 1.0, "higher"};

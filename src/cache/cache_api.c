@@ -143,6 +143,7 @@ ds_status ds_cache_create(ds_cache **out, ds_context *ctx, const ds_cache_option
     return ds__error(ctx, DS_ERR_NO_MEMORY, "cache", "out of memory creating a cache");
   }
   c->ctx = ctx;
+  pthread_mutex_init(&c->refs_mu, NULL);
   c->nshards = n;
   c->gpu = gpu;
   c->shard_cap[2] = gpu ? o.gpu_bytes / n : 0;
@@ -193,11 +194,25 @@ static uint64_t ds__cache_free_chain(ds_cache *c, ds__centry *e) {
   return refs;
 }
 
+/* Frees the allocated references never released (their host copies; the entries they hold are
+ * zombies, freed with the shards); returns how many there were. */
+static uint64_t ds__cache_free_refs(ds_cache *c) {
+  uint64_t n = 0;
+  for (ds_cache_ref *r = c->refs, *nx; r; r = nx, n++) {
+    nx = r->next;
+    ds__free(c->ctx, r->copy);
+    ds__free(c->ctx, r);
+  }
+  c->refs = NULL;
+  pthread_mutex_destroy(&c->refs_mu);
+  return n;
+}
+
 void ds_cache_destroy(ds_cache *c) {
   if (!c) return;
   ds__prefetch_destroy(c);
   ds__disk_close(c->disk);
-  uint64_t refs = 0;
+  uint64_t refs = ds__cache_free_refs(c);
   for (uint32_t i = 0; i < c->nshards; i++) {
     ds__shard *sh = &c->shards[i];
     if (!sh->buckets) continue;
@@ -210,7 +225,8 @@ void ds_cache_destroy(ds_cache *c) {
   }
   if (refs) /* their values are freed with the cache: a later release is undefined */
     ds__log(c->ctx, DS_LOG_WARN, "cache",
-            "cache destroyed with %llu zero-copy references outstanding (now invalid)",
+            "cache destroyed with %llu references outstanding (their values are freed, the "
+            "references invalid)",
             (unsigned long long)refs);
   ds__gpu_close(c->gpu);
   ds__free(c->ctx, c->rlat);
@@ -483,6 +499,28 @@ ds_status ds_cache_get_stream(ds_cache *c, uint64_t stream, const void *key, siz
   return ds__cache_get(c, stream, key, klen, buf, cap, len);
 }
 
+/* An allocated reference, listed in c->refs so that destroy frees one never released. */
+ds_cache_ref *ds__cache_ref_new(ds_cache *c) {
+  ds_cache_ref *r = ds__calloc(c->ctx, 1, sizeof *r);
+  if (!r) return NULL;
+  pthread_mutex_lock(&c->refs_mu);
+  r->next = c->refs;
+  if (c->refs) c->refs->prev = r;
+  c->refs = r;
+  pthread_mutex_unlock(&c->refs_mu);
+  return r;
+}
+
+void ds__cache_ref_free(ds_cache *c, ds_cache_ref *r) {
+  pthread_mutex_lock(&c->refs_mu);
+  if (r->prev) r->prev->next = r->next;
+  else c->refs = r->next;
+  if (r->next) r->next->prev = r->prev;
+  pthread_mutex_unlock(&c->refs_mu);
+  ds__free(c->ctx, r->copy);
+  ds__free(c->ctx, r);
+}
+
 /* A reference to an L1 value is the entry's address with bit 0 set (entries start a cache
  * line): no allocation. Other references (an L2 value decoded and held, a GPU value's host
  * copy, a persistent value read from disk) are an allocated ds_cache_ref. */
@@ -555,7 +593,7 @@ static ds_status ds__cache_ref_locked(ds_cache *c, ds__shard *sh, uint64_t h, co
     *data = e->data;
     *len = e->vlen;
     *ref = ds__ref_of(e);
-  } else if (!(r = ds__calloc(c->ctx, 1, sizeof *r))) {
+  } else if (!(r = ds__cache_ref_new(c))) {
     st = DS_ERR_NO_MEMORY;
   } else if (e->tier == 3) { /* device memory: the reference holds a host copy */
     sh->t[2].hits++;
@@ -572,10 +610,7 @@ static ds_status ds__cache_ref_locked(ds_cache *c, ds__shard *sh, uint64_t h, co
   }
   ds__shard_unlock(sh);
   if (r && st == DS_OK) *ref = r;
-  if (r && st != DS_OK) {
-    ds__free(c->ctx, r->copy);
-    ds__free(c->ctx, r);
-  }
+  if (r && st != DS_OK) ds__cache_ref_free(c, r);
   if (st == DS_OK || st == DS_ERR_NOT_FOUND || st == DS_ERR_DEVICE || st == DS_ERR_NO_SPACE)
     return st;
   if (st == DS_ERR_NO_MEMORY)
@@ -591,11 +626,11 @@ ds_status ds_cache_get_ref(ds_cache *c, const void *key, size_t klen, const void
     return ds__error(c->ctx, DS_ERR_INVALID_ARG, "cache", "data, len and ref must be non-NULL");
   *ref = NULL;
   if (c->disk) {
-    ds_cache_ref *r = ds__calloc(c->ctx, 1, sizeof *r);
+    ds_cache_ref *r = ds__cache_ref_new(c);
     if (!r) return ds__error(c->ctx, DS_ERR_NO_MEMORY, "cache", "out of memory for a reference");
     st = ds__disk_get(c->disk, key, klen, NULL, 0, len, &r->copy);
     if (st != DS_OK) {
-      ds__free(c->ctx, r);
+      ds__cache_ref_free(c, r);
       return st;
     }
     *data = r->copy;
@@ -631,15 +666,12 @@ ds_status ds_cache_release(ds_cache *c, ds_cache_ref *ref) {
   if (!ref) return DS_OK;
   if (!c) return ds__error(NULL, DS_ERR_INVALID_ARG, "cache", "cache is NULL");
   if ((uintptr_t)ref & 1u) return ds__cache_release_l1(c, (ds__centry *)((uintptr_t)ref - 1u));
-  if (ref->copy) {
-    ds__free(c->ctx, ref->copy);
-    ds__free(c->ctx, ref);
-    return DS_OK;
+  if (!ref->copy) { /* a held L2 value */
+    ds__shard_lock(ref->sh);
+    ds__centry_unhold(c, ref->sh, ref->e);
+    ds__shard_unlock(ref->sh);
   }
-  ds__shard_lock(ref->sh);
-  ds__centry_unhold(c, ref->sh, ref->e);
-  ds__shard_unlock(ref->sh);
-  ds__free(c->ctx, ref);
+  ds__cache_ref_free(c, ref);
   return DS_OK;
 }
 
@@ -837,8 +869,10 @@ ds_status ds_cache_open_persistent_ex(ds_cache **out, ds_context *ctx, const cha
   ds_cache *c = ds__calloc(ctx, 1, sizeof *c);
   if (!c) return ds__error(ctx, DS_ERR_NO_MEMORY, "cache", "out of memory");
   c->ctx = ctx;
+  pthread_mutex_init(&c->refs_mu, NULL);
   ds_status st = ds__disk_open(&c->disk, ctx, path, opts);
   if (st != DS_OK) {
+    pthread_mutex_destroy(&c->refs_mu);
     ds__free(ctx, c);
     return st;
   }

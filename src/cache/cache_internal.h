@@ -126,13 +126,17 @@ struct ds_cache {
   int stat_ids[3][8];
   int zombie_ids[2];     /* cache.l1.zombie_bytes, cache.l1.zombies */
   ds__rlat *rlat;        /* per reader slot: lock-free hits' latencies (DS__RSLOTS) */
+  pthread_mutex_t refs_mu;      /* guards refs */
+  struct ds_cache_ref *refs;    /* allocated references not yet released (destroy frees them) */
   ds__shard shards[];
 };
 
+/* An allocated reference (not L1: see ds__ref_of), listed in its cache's refs. */
 struct ds_cache_ref {
   ds__centry *e;
   ds__shard *sh;
-  void *copy; /* persistent cache: the value read from disk */
+  void *copy; /* GPU tier or persistent cache: the host copy of the value */
+  struct ds_cache_ref *prev, *next;
 };
 
 static inline uint64_t ds__cache_hash(const void *key, size_t klen) {
@@ -163,6 +167,8 @@ void ds__tier_add(ds__shard *sh, ds__centry *e);
 void ds__centry_free(struct ds_cache *c, ds__centry *e);
 void ds__centry_put(struct ds_cache *c, ds__shard *sh, ds__centry *e);
 void ds__zombie_unlink(ds__shard *sh, ds__centry *e);
+ds_cache_ref *ds__cache_ref_new(struct ds_cache *c);
+void ds__cache_ref_free(struct ds_cache *c, ds_cache_ref *r);
 void ds__lat_record(ds__tier_counters *t, uint64_t ns);
 int ds__lat_bucket(uint64_t ns);
 void ds__shard_lock(ds__shard *sh);
