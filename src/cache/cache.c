@@ -396,7 +396,8 @@ void ds__shard_lock(ds__shard *sh) {
   ds__store_seq_cst(&sh->writer, 1);
   /* seq_cst on both sides (Dekker): a reader either sees the flag or is seen here */
   for (uint32_t i = 0; i < DS__RSLOTS; i++)
-    for (unsigned spin = 0; ds__load_seq_cst(&sh->rs[i].word) & DS__RS_ACTIVE; spin++)
+    for (unsigned spin = 0; ds__load_seq_cst(&sh->rs[i * sh->rs_stride].word) & DS__RS_ACTIVE;
+         spin++)
       if (spin > 64) sched_yield(); /* a reader preempted inside its section */
 }
 

@@ -61,16 +61,26 @@ static void ds__cache_register_stats(ds_cache *c) {
   c->zombie_ids[1] = ds__stat_register(c->ctx, "cache.l1.zombies", DS_STAT_GAUGE);
 }
 
+/* A zeroed cache struct of size bytes, 64-byte aligned (its shards start cache lines). */
+static ds_cache *ds__cache_alloc(ds_context *ctx, size_t size) {
+  char *mem = ds__calloc(ctx, 1, size + 64);
+  if (!mem) return NULL;
+  ds_cache *c = (ds_cache *)(mem + (64 - (uintptr_t)mem % 64) % 64);
+  c->mem = mem;
+  return c;
+}
+
 static ds_status ds__shard_init(ds_cache *c, ds__shard *sh, const ds_cache_options *o) {
   sh->cache = c;
   sh->nb = 64;
   sh->buckets = ds__calloc(c->ctx, sh->nb, sizeof *sh->buckets);
   if (!sh->buckets) return DS_ERR_NO_MEMORY;
   pthread_mutex_init(&sh->mu, NULL);
+  sh->t = ds__calloc(c->ctx, 3, sizeof *sh->t);
+  if (!sh->t) return DS_ERR_NO_MEMORY;
   /* reader slots on whole cache lines of their own */
-  sh->rs_mem = ds__calloc(c->ctx, DS__RSLOTS + 1, sizeof(ds__rslot));
-  if (!sh->rs_mem) return DS_ERR_NO_MEMORY;
-  sh->rs = (ds__rslot *)(((uintptr_t)sh->rs_mem + 63) & ~(uintptr_t)63);
+  sh->rs = (ds__rslot *)(((uintptr_t)c->rs_mem + 63) & ~(uintptr_t)63) + (sh - c->shards);
+  sh->rs_stride = c->nshards;
   const char *pol = o->policy ? o->policy : "lruk+";
   uint64_t budget[3] = {o->l1_bytes / c->nshards, o->l2_bytes / c->nshards, c->shard_cap[2]};
   ds__policy_evict_fn fn[3] = {ds__evict_l1, ds__evict_l2, ds__evict_gpu};
@@ -85,6 +95,7 @@ static ds_status ds__shard_init(ds_cache *c, ds__shard *sh, const ds_cache_optio
     sh->pol[0]->pending_fn = ds__pending_l1;
     sh->lazy_l1 = 1;
   }
+  sh->fast = sh->lazy_l1 && !sh->pol[2];
   return DS_OK;
 }
 
@@ -137,7 +148,7 @@ ds_status ds_cache_create(ds_cache **out, ds_context *ctx, const ds_cache_option
     for (n = 16; n > 1 && big / n < (4u << 20); n /= 2) {
     }
   }
-  ds_cache *c = ds__calloc(ctx, 1, sizeof *c + n * sizeof(ds__shard));
+  ds_cache *c = ds__cache_alloc(ctx, sizeof *c + n * sizeof(ds__shard));
   if (!c) {
     ds__gpu_close(gpu);
     return ds__error(ctx, DS_ERR_NO_MEMORY, "cache", "out of memory creating a cache");
@@ -158,7 +169,8 @@ ds_status ds_cache_create(ds_cache **out, ds_context *ctx, const ds_cache_option
   c->codec.shuffle = (o.flags & DS_CACHE_SHUFFLE) != 0;
   c->codec.bf16 = (o.flags & DS_CACHE_LOSSY_BF16) != 0;
   c->rlat = ds__calloc(ctx, DS__RSLOTS, sizeof *c->rlat);
-  if (!c->rlat) {
+  c->rs_mem = ds__calloc(ctx, (size_t)DS__RSLOTS * n + 1, sizeof(ds__rslot));
+  if (!c->rlat || !c->rs_mem) {
     c->nshards = 0;
     ds_cache_destroy(c);
     return ds__error(ctx, DS_ERR_NO_MEMORY, "cache", "out of memory creating a cache");
@@ -220,7 +232,7 @@ void ds_cache_destroy(ds_cache *c) {
     refs += ds__cache_free_chain(c, sh->zombies);
     for (int t = 0; t < 3; t++) ds__policy_destroy(sh->pol[t]);
     ds__free(c->ctx, sh->buckets);
-    ds__free(c->ctx, sh->rs_mem);
+    ds__free(c->ctx, sh->t);
     pthread_mutex_destroy(&sh->mu);
   }
   if (refs) /* their values are freed with the cache: a later release is undefined */
@@ -230,7 +242,8 @@ void ds_cache_destroy(ds_cache *c) {
             (unsigned long long)refs);
   ds__gpu_close(c->gpu);
   ds__free(c->ctx, c->rlat);
-  ds__free(c->ctx, c);
+  ds__free(c->ctx, c->rs_mem);
+  ds__free(c->ctx, c->mem);
 }
 
 /* A put the GPU tier did not take (e linked, in no tier, no value yet): copies src into a
@@ -402,9 +415,9 @@ static inline uint32_t ds__cache_slot(void) {
  * lower tier, a writer inside, a value too large); else 1 with *st set. */
 static int ds__cache_get_fast(ds_cache *c, ds__shard *sh, uint64_t h, const void *key,
                               size_t klen, void *buf, size_t cap, size_t *len, ds_status *st) {
-  if (!sh->lazy_l1 || sh->pol[2]) return 0;
+  if (!sh->fast) return 0;
   uint32_t slot = ds__cache_slot();
-  ds__rslot *rs = &sh->rs[slot];
+  ds__rslot *rs = &sh->rs[slot * sh->rs_stride];
   ds__fetch_add_seq_cst(&rs->word, 1);
   if (ds__load_seq_cst(&sh->writer)) {
     ds__fetch_sub(&rs->word, 1);
@@ -533,8 +546,8 @@ static inline ds_cache_ref *ds__ref_of(ds__centry *e) {
  * go of the entry. Returns 0 when the locked path must run instead. */
 static int ds__cache_ref_fast(ds__shard *sh, uint64_t h, const void *key, size_t klen,
                               const void **data, size_t *len, ds_cache_ref **ref) {
-  if (!sh->lazy_l1 || sh->pol[2]) return 0;
-  ds__rslot *rs = &sh->rs[ds__cache_slot()];
+  if (!sh->fast) return 0;
+  ds__rslot *rs = &sh->rs[ds__cache_slot() * sh->rs_stride];
   ds__fetch_add_seq_cst(&rs->word, 1);
   if (ds__load_seq_cst(&sh->writer)) {
     ds__fetch_sub(&rs->word, 1);
@@ -745,7 +758,7 @@ static void ds__cache_sum(ds_cache *c, int tier, ds__tier_counters *sum) {
     for (int b = 0; b < 64; b++) sum->lat[b] += t->lat[b];
     pthread_mutex_unlock(&sh->mu);
     for (uint32_t r = 0; tier == 1 && r < DS__RSLOTS; r++) /* lock-free hits */
-      sum->hits += ds__load_relaxed(&sh->rs[r].word) >> 16;
+      sum->hits += ds__load_relaxed(&sh->rs[r * sh->rs_stride].word) >> 16;
   }
   for (uint32_t r = 0; tier == 1 && c->rlat && r < DS__RSLOTS; r++)
     for (int b = 0; b < 64; b++) sum->lat[b] += ds__load_relaxed(&c->rlat[r].lat[b]);
@@ -866,14 +879,14 @@ ds_status ds_cache_open_persistent_ex(ds_cache **out, ds_context *ctx, const cha
                      "sync %u ms, max_bytes %llu: needs >= 1 MiB)",
                      (int)opts->codec, (int)opts->zstd_level, (int)opts->durability,
                      opts->sync_interval_ms, (unsigned long long)opts->max_bytes);
-  ds_cache *c = ds__calloc(ctx, 1, sizeof *c);
+  ds_cache *c = ds__cache_alloc(ctx, sizeof *c);
   if (!c) return ds__error(ctx, DS_ERR_NO_MEMORY, "cache", "out of memory");
   c->ctx = ctx;
   pthread_mutex_init(&c->refs_mu, NULL);
   ds_status st = ds__disk_open(&c->disk, ctx, path, opts);
   if (st != DS_OK) {
     pthread_mutex_destroy(&c->refs_mu);
-    ds__free(ctx, c);
+    ds__free(ctx, c->mem);
     return st;
   }
   ds__cache_register_stats(c);
