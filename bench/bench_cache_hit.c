@@ -1,7 +1,9 @@
 /* bench_cache_hit: L1 hit throughput of ds_cache_get (64-byte and 4 KiB values, 1 and 2
  * threads, default policy, 16 shards) against the map a user would otherwise write in the
  * same run: one mutex around a chained hash table, lookup + memcpy. Median of 5 runs. Keys
- * are uniform over 8192 16-byte keys (spread over the shards); with 2 threads both read the
+ * are uniform over 8192 16-byte keys (--keys N: N keys, so a hot set that fits in the caches
+ * can be measured next to the default one: 8192 x 4 KiB = 32 MiB, more than this machine's
+ * L2 and about its L3; spread over the shards); with 2 threads both read the
  * same keys (case ..._2thr, "shared") or each its own half (..._2thr_ownkeys). Both sides
  * copy the value out. The ref_hit_* cases time the zero-copy get instead: ds_cache_get_ref +
  * ds_cache_release against the same map handing out a pointer to the value with a reference
@@ -10,7 +12,8 @@
  * Two metrics per case: hits per wall-clock second per thread, and hits per CPU second of
  * the thread (CLOCK_THREAD_CPUTIME_ID: the per-core rate, which time slices lost to other
  * processes on a shared machine do not dilute).
- * usage: bench_cache_hit [--json] [--policy NAME] [--size 64|4096]   */
+ * --case PREFIX runs only the cases whose name starts with PREFIX (e.g. ref_hit).
+ * usage: bench_cache_hit [--json] [--policy NAME] [--size 64|4096] [--keys N] [--case P] */
 #define _POSIX_C_SOURCE 200809L
 #include <deepseek.h>
 #include <pthread.h>
@@ -18,7 +21,7 @@
 
 #include "bench_common.h"
 
-#define NKEYS 8192
+#define MAXKEYS (1u << 20)
 #define OPS 500000
 #define REPS 5
 
@@ -33,8 +36,10 @@ typedef struct anode {
 
 typedef struct {
   pthread_mutex_t mu;
-  anode *b[NKEYS * 2];
+  anode **b; /* nkeys * 2 buckets */
 } amap;
+
+static uint32_t nkeys = 8192; /* --keys */
 
 static uint64_t fnv(const void *k, size_t n) {
   uint64_t h = 1469598103934665603ULL;
@@ -44,7 +49,7 @@ static uint64_t fnv(const void *k, size_t n) {
 
 static int amap_get(amap *m, const char *key, void *out, size_t cap) {
   pthread_mutex_lock(&m->mu);
-  anode *n = m->b[fnv(key, 16) % (NKEYS * 2)];
+  anode *n = m->b[fnv(key, 16) % (nkeys * 2)];
   while (n && memcmp(n->key, key, 16)) n = n->next;
   int ok = n && n->vlen <= cap;
   if (ok) memcpy(out, n->val, n->vlen);
@@ -55,7 +60,7 @@ static int amap_get(amap *m, const char *key, void *out, size_t cap) {
 /* The anchor's zero-copy get: the node (value pointer, length) with one more reference. */
 static anode *amap_ref(amap *m, const char *key) {
   pthread_mutex_lock(&m->mu);
-  anode *n = m->b[fnv(key, 16) % (NKEYS * 2)];
+  anode *n = m->b[fnv(key, 16) % (nkeys * 2)];
   while (n && memcmp(n->key, key, 16)) n = n->next;
   if (n) __atomic_add_fetch(&n->refs, 1, __ATOMIC_RELAXED);
   pthread_mutex_unlock(&m->mu);
@@ -64,7 +69,7 @@ static anode *amap_ref(amap *m, const char *key) {
 
 static void amap_unref(anode *n) { __atomic_sub_fetch(&n->refs, 1, __ATOMIC_RELEASE); }
 
-static char keys[NKEYS][16]; /* generated once: the loops time lookups, not snprintf */
+static char (*keys)[16]; /* nkeys keys, generated once: the loops time lookups, not snprintf */
 
 static void key_of(char *k, uint32_t i) {
   memset(k, 0, 16);
@@ -91,8 +96,8 @@ static double thread_cpu_s(void) {
 static const char *next_key(arg_t *a) {
   a->seed = a->seed * 1664525u + 1013904223u;
   uint32_t r = a->seed >> 8;
-  if (!a->own) return keys[r % NKEYS];
-  return keys[(r % (NKEYS / a->nthreads)) * (uint32_t)a->nthreads + (uint32_t)a->tid];
+  if (!a->own) return keys[r % nkeys];
+  return keys[(r % (nkeys / (uint32_t)a->nthreads)) * (uint32_t)a->nthreads + (uint32_t)a->tid];
 }
 
 static volatile unsigned sink; /* the bytes the zero-copy gets read */
@@ -174,24 +179,35 @@ int main(int argc, char **argv) {
   o.nparams = 2;
   ds_context *ctx = NULL;
   if (ds_context_create(&ctx, &o) != DS_OK) return 1;
-  const char *policy = NULL;
+  const char *policy = NULL, *only_case = "";
   size_t only = 0;
   for (int i = 1; i + 1 < argc; i++) {
     if (!strcmp(argv[i], "--policy")) policy = argv[i + 1];
     if (!strcmp(argv[i], "--size")) only = (size_t)atol(argv[i + 1]);
+    if (!strcmp(argv[i], "--keys")) nkeys = (uint32_t)atol(argv[i + 1]);
+    if (!strcmp(argv[i], "--case")) only_case = argv[i + 1];
   }
+  if (nkeys < 2 || nkeys > MAXKEYS) {
+    fprintf(stderr, "bench_cache_hit: --keys must be 2..%u\n", MAXKEYS);
+    return 2;
+  }
+  keys = calloc(nkeys, sizeof *keys);
+  static amap m;
+  m.b = calloc((size_t)nkeys * 2, sizeof *m.b);
+  if (!keys || !m.b) return 1;
+  pthread_mutex_init(&m.mu, NULL);
+  char ksuffix[32] = ""; /* case names carry the key count when it is not the default */
+  if (nkeys != 8192) snprintf(ksuffix, sizeof ksuffix, "_%ukeys", nkeys);
   size_t sizes[2] = {64, 4096};
   for (int s = 0; s < 2; s++) {
     if (only && sizes[s] != only) continue;
     ds_cache_options co = DS_CACHE_OPTIONS_INIT;
     co.policy = policy;
-    co.l1_bytes = (uint64_t)NKEYS * (sizes[s] + 16) * 2 + (1u << 20);
+    co.l1_bytes = (uint64_t)nkeys * (sizes[s] + 16) * 2 + (1u << 20);
     ds_cache *c = NULL;
-    static amap m;
-    pthread_mutex_init(&m.mu, NULL);
     if (ds_cache_create(&c, ctx, &co) != DS_OK) return 1;
     unsigned char *val = calloc(1, sizes[s]);
-    for (uint32_t i = 0; i < NKEYS; i++) {
+    for (uint32_t i = 0; i < nkeys; i++) {
       char *k = keys[i];
       key_of(k, i);
       ds_cache_put(c, k, 16, val, sizes[s]);
@@ -201,7 +217,7 @@ int main(int argc, char **argv) {
       n->val = malloc(sizes[s]);
       n->refs = 0;
       memcpy(n->val, val, sizes[s]);
-      uint64_t b = fnv(k, 16) % (NKEYS * 2);
+      uint64_t b = fnv(k, 16) % (nkeys * 2);
       n->next = m.b[b];
       m.b[b] = n;
     }
@@ -209,14 +225,15 @@ int main(int argc, char **argv) {
      * 2 threads shared keys */
     for (int v = 0; v < 5; v++) {
       int nt = v == 0 || v == 3 ? 1 : 2, own = v == 2, ref = v >= 3;
+      char name[64];
+      snprintf(name, sizeof name, "%s_%zuB_%dthr%s%s", ref ? "ref_hit" : "l1_hit", sizes[s], nt,
+               own ? "_ownkeys" : "", ksuffix);
+      if (strncmp(name, only_case, strlen(only_case))) continue;
       double ours[REPS], anchor[REPS], ours_cpu[REPS], anchor_cpu[REPS];
       for (int r = 0; r < REPS; r++) {
         ours[r] = measure(run_ours, c, &m, sizes[s], nt, own, ref, &ours_cpu[r]);
         anchor[r] = measure(run_anchor, c, &m, sizes[s], nt, own, ref, &anchor_cpu[r]);
       }
-      char name[64];
-      snprintf(name, sizeof name, "%s_%zuB_%dthr%s", ref ? "ref_hit" : "l1_hit", sizes[s], nt,
-               own ? "_ownkeys" : "");
       const char *an = ref ? "mutex+hash map+refcount" : "mutex+hash map";
       bench_row row = {"bench_cache_hit", name, "Mhits_s_per_thr", bench_median(ours, REPS) / 1e6,
                        an, bench_median(anchor, REPS) / 1e6, 1.0, "higher"};
@@ -226,16 +243,18 @@ int main(int argc, char **argv) {
                        bench_median(anchor_cpu, REPS) / 1e6, 1.0, "higher"};
       bench_print(&cpu, json, &header);
     }
-    for (uint64_t b = 0; b < NKEYS * 2; b++)
+    for (uint64_t b = 0; b < (uint64_t)nkeys * 2; b++)
       for (anode *n = m.b[b], *nx; n; n = nx) {
         nx = n->next;
         free(n->val);
         free(n);
       }
-    memset(m.b, 0, sizeof m.b);
+    memset(m.b, 0, (size_t)nkeys * 2 * sizeof *m.b);
     free(val);
     ds_cache_destroy(c);
   }
   ds_context_destroy(ctx);
+  free(m.b);
+  free(keys);
   return 0;
 }

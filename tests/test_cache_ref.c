@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "test_util.h"
 
 static ds_context *new_ctx(void) {
   ds_context_options o = DS_CONTEXT_OPTIONS_INIT;
@@ -283,31 +284,100 @@ static void test_ref_with_l2(void **state) {
   ds_context_destroy(ctx);
 }
 
+typedef struct {
+  const char *want; /* the warning's text */
+  int n;            /* warnings with it */
+} warn_count;
+
 static void count_warn(void *user, int level, const char *module, const char *message) {
   (void)module;
-  if (level == DS_LOG_WARN && strstr(message, "2 zero-copy references")) ++*(int *)user;
+  warn_count *w = user;
+  if (level == DS_LOG_WARN && strstr(message, w->want)) w->n++;
 }
 
 /* Destroy with references outstanding: every value is freed (the sanitizer builds check for
- * leaks), and the number is logged. */
+ * leaks), and the number is logged. L1 references (one to a zombie), and references to L2
+ * values decoded and held: one to an entry still cached, one to an entry removed meanwhile
+ * (a zombie too, counted as one), and a released one whose entry stays. */
 static void test_destroy_outstanding(void **state) {
   (void)state;
   ds_context *ctx = new_ctx();
-  int warned = 0;
-  assert_int_equal(ds_context_set_log(ctx, DS_LOG_WARN, count_warn, &warned), DS_OK);
-  ds_cache *c = new_cache(ctx, 1 << 20, 0, "lruk+");
+  warn_count w = {"with 4 references outstanding", 0};
+  assert_int_equal(ds_context_set_log(ctx, DS_LOG_WARN, count_warn, &w), DS_OK);
+  ds_cache *c = new_cache(ctx, 8 << 10, 1 << 20, "lruk+");
   uint8_t v[1024];
-  for (uint32_t k = 0; k < 2; k++)
+  for (uint32_t k = 0; k < 40; k++) /* keys 0..2 end up in L2 */
     assert_int_equal(ds_cache_put(c, &k, sizeof k, v, make_value(v, k, 0)), DS_OK);
   const void *d;
   size_t len;
-  ds_cache_ref *r0, *r1;
-  uint32_t k0 = 0, k1 = 1;
-  assert_int_equal(ds_cache_get_ref(c, &k0, sizeof k0, &d, &len, &r0), DS_OK);
-  assert_int_equal(ds_cache_get_ref(c, &k1, sizeof k1, &d, &len, &r1), DS_OK);
-  assert_int_equal(ds_cache_remove(c, &k1, sizeof k1), DS_OK); /* a zombie */
+  ds_cache_ref *r[5];
+  uint32_t k0 = 0, k1 = 1, k2 = 2, k38 = 38, k39 = 39;
+  assert_true(stats(c, DS_CACHE_L2).entries >= 3);
+  assert_int_equal(ds_cache_get_ref(c, &k0, sizeof k0, &d, &len, &r[0]), DS_OK); /* L2, held */
+  assert_int_equal(ds_cache_get_ref(c, &k1, sizeof k1, &d, &len, &r[1]), DS_OK); /* L2, held */
+  assert_int_equal(ds_cache_get_ref(c, &k2, sizeof k2, &d, &len, &r[2]), DS_OK); /* released */
+  assert_int_equal(ds_cache_get_ref(c, &k38, sizeof k38, &d, &len, &r[3]), DS_OK); /* L1 */
+  assert_int_equal(ds_cache_get_ref(c, &k39, sizeof k39, &d, &len, &r[4]), DS_OK); /* L1 */
+  assert_int_equal((uintptr_t)r[0] & 1u, 0); /* the allocated kind */
+  assert_int_equal(ds_cache_release(c, r[2]), DS_OK);
+  assert_int_equal(ds_cache_remove(c, &k1, sizeof k1), DS_OK);   /* held: a zombie */
+  assert_int_equal(ds_cache_remove(c, &k39, sizeof k39), DS_OK); /* referenced: a zombie */
+  assert_true(ctx_stat(ctx, c, "cache.l1.zombies") == 2);
+  assert_true(value_ok(d, len, k39));
   ds_cache_destroy(c);
-  assert_int_equal(warned, 1);
+  assert_int_equal(w.n, 1);
+  ds_context_destroy(ctx);
+}
+
+/* A held L2 value removed while referenced is a zombie until its release, which frees it. */
+static void test_held_l2_zombie(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx();
+  ds_cache *c = new_cache(ctx, 8 << 10, 1 << 20, "lru");
+  uint8_t v[1024];
+  for (uint32_t k = 0; k < 40; k++)
+    assert_int_equal(ds_cache_put(c, &k, sizeof k, v, make_value(v, k, 0)), DS_OK);
+  uint32_t k0 = 0;
+  const void *d;
+  size_t len;
+  ds_cache_ref *r;
+  assert_int_equal(ds_cache_get_ref(c, &k0, sizeof k0, &d, &len, &r), DS_OK);
+  uint64_t l1_entries = stats(c, DS_CACHE_L1).entries;
+  assert_int_equal(ds_cache_remove(c, &k0, sizeof k0), DS_OK);
+  assert_false(ds_cache_contains(c, &k0, sizeof k0));
+  assert_int_equal(stats(c, DS_CACHE_L1).entries, l1_entries - 1);
+  assert_true(ctx_stat(ctx, c, "cache.l1.zombies") == 1);
+  assert_true(value_ok(d, len, k0));
+  assert_int_equal(ds_cache_release(c, r), DS_OK);
+  assert_true(ctx_stat(ctx, c, "cache.l1.zombies") == 0);
+  assert_true(ctx_stat(ctx, c, "cache.l1.zombie_bytes") == 0);
+  ds_cache_destroy(c);
+  ds_context_destroy(ctx);
+}
+
+/* A persistent cache's references (host copies) never released are freed by destroy too. */
+static void test_destroy_persistent_refs(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx();
+  warn_count w = {"with 2 references outstanding", 0};
+  assert_int_equal(ds_context_set_log(ctx, DS_LOG_WARN, count_warn, &w), DS_OK);
+  const char *dir = ds_test_path("cache_ref_persist");
+  ds_test_remove(dir);
+  ds_cache *c = NULL;
+  assert_int_equal(ds_cache_open_persistent(&c, ctx, dir, 8 << 20, DS_CACHE_CODEC_LZ4), DS_OK);
+  uint8_t v[1024];
+  const void *d;
+  size_t len;
+  ds_cache_ref *r[3];
+  for (uint32_t k = 0; k < 3; k++) {
+    assert_int_equal(ds_cache_put(c, &k, sizeof k, v, make_value(v, k, 0)), DS_OK);
+    assert_int_equal(ds_cache_get_ref(c, &k, sizeof k, &d, &len, &r[k]), DS_OK);
+    assert_true(value_ok(d, len, k));
+  }
+  assert_int_equal(ds_cache_release(c, r[1]), DS_OK);
+  ds_cache_destroy(c);
+  assert_int_equal(w.n, 1);
+  ds_test_remove(dir);
   ds_context_destroy(ctx);
 }
 
@@ -345,7 +415,8 @@ static void test_double_release(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_zombie_accounting), cmocka_unit_test(test_ref_with_l2),
-      cmocka_unit_test(test_destroy_outstanding), cmocka_unit_test(test_double_release),
+      cmocka_unit_test(test_destroy_outstanding), cmocka_unit_test(test_held_l2_zombie),
+      cmocka_unit_test(test_destroy_persistent_refs), cmocka_unit_test(test_double_release),
       cmocka_unit_test(test_stress_lockfree),   cmocka_unit_test(test_stress_locked),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -172,8 +172,9 @@ DS_API ds_status ds_cache_open_persistent_ex(ds_cache **out, ds_context *ctx, co
                                              const ds_cache_persist_options *opts);
 
 /** Frees the cache and every value (owned values through their free function), including the
- *  values of references still outstanding: those references become invalid and must not be
- *  released; the number of outstanding L1 references is logged as a warning. NULL is a no-op.
+ *  values and handles of references still outstanding (L1 values, held L2 values, GPU-tier
+ *  and persistent values' host copies): those references become invalid and must not be
+ *  released; their number is logged as a warning. NULL is a no-op.
  *  Not concurrent with other calls on @p c. */
 DS_API void ds_cache_destroy(ds_cache *c);
 
@@ -229,8 +230,9 @@ DS_API ds_status ds_cache_get_stream(ds_cache *c, uint64_t stream, const void *k
  *  context stats "cache.l1.zombie_bytes" (key + value bytes) and "cache.l1.zombies", published
  *  by ds_cache_stats(c, DS_CACHE_L1, ...) and ds_cache_flush(). A referenced L1 entry is not
  *  moved up to the GPU tier and not dropped by ds_cache_flush().
- *  A reference to an L2 value decodes it into L1 and keeps it out of eviction until release;
- *  one to a GPU-tier or persistent value holds a host copy.
+ *  A reference to an L2 value decodes it into L1 and keeps it out of eviction until release
+ *  (removed or replaced meanwhile, it is a zombie as above); one to a GPU-tier or persistent
+ *  value holds a host copy.
  *  @return as ds_cache_get() (no DS_ERR_FULL). Thread-safe. */
 DS_API ds_status ds_cache_get_ref(ds_cache *c, const void *key, size_t klen, const void **data,
                                   size_t *len, ds_cache_ref **ref);

@@ -349,6 +349,7 @@ void ds__centry_hold(ds__shard *sh, ds__centry *e) {
 void ds__centry_unhold(ds_cache *c, ds__shard *sh, ds__centry *e) {
   if (--ds__cold(e)->holds > 0) return;
   if (e->dead) {
+    ds__zombie_unlink(sh, e);
     ds__centry_put(c, sh, e);
     return;
   }
@@ -377,10 +378,12 @@ void ds__centry_kill(ds_cache *c, ds__shard *sh, ds__centry *e) {
     ds__centry_drop(c, sh, e);
     return;
   }
-  /* still referenced: out of the table and the tier counters, freed at release */
+  /* still held (a reference to a value decoded from L2, or prefetch): out of the table and
+   * the tier counters; a zombie (counted as one, and freed by destroy) until the last unhold */
   ds__tier_sub(sh, e);
   ds__shard_unlink(sh, e);
   e->dead = 1;
+  ds__zombie_link(sh, e);
 }
 
 ds__shard *ds__cache_shard(ds_cache *c, uint64_t h) {
@@ -393,7 +396,8 @@ void ds__shard_lock(ds__shard *sh) {
   ds__store_seq_cst(&sh->writer, 1);
   /* seq_cst on both sides (Dekker): a reader either sees the flag or is seen here */
   for (uint32_t i = 0; i < DS__RSLOTS; i++)
-    for (unsigned spin = 0; ds__load_seq_cst(&sh->rs[i].word) & DS__RS_ACTIVE; spin++)
+    for (unsigned spin = 0; ds__load_seq_cst(&sh->rs[i * sh->rs_stride].word) & DS__RS_ACTIVE;
+         spin++)
       if (spin > 64) sched_yield(); /* a reader preempted inside its section */
 }
 

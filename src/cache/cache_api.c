@@ -61,16 +61,26 @@ static void ds__cache_register_stats(ds_cache *c) {
   c->zombie_ids[1] = ds__stat_register(c->ctx, "cache.l1.zombies", DS_STAT_GAUGE);
 }
 
+/* A zeroed cache struct of size bytes, 64-byte aligned (its shards start cache lines). */
+static ds_cache *ds__cache_alloc(ds_context *ctx, size_t size) {
+  char *mem = ds__calloc(ctx, 1, size + 64);
+  if (!mem) return NULL;
+  ds_cache *c = (ds_cache *)(mem + (64 - (uintptr_t)mem % 64) % 64);
+  c->mem = mem;
+  return c;
+}
+
 static ds_status ds__shard_init(ds_cache *c, ds__shard *sh, const ds_cache_options *o) {
   sh->cache = c;
   sh->nb = 64;
   sh->buckets = ds__calloc(c->ctx, sh->nb, sizeof *sh->buckets);
   if (!sh->buckets) return DS_ERR_NO_MEMORY;
   pthread_mutex_init(&sh->mu, NULL);
+  sh->t = ds__calloc(c->ctx, 3, sizeof *sh->t);
+  if (!sh->t) return DS_ERR_NO_MEMORY;
   /* reader slots on whole cache lines of their own */
-  sh->rs_mem = ds__calloc(c->ctx, DS__RSLOTS + 1, sizeof(ds__rslot));
-  if (!sh->rs_mem) return DS_ERR_NO_MEMORY;
-  sh->rs = (ds__rslot *)(((uintptr_t)sh->rs_mem + 63) & ~(uintptr_t)63);
+  sh->rs = (ds__rslot *)(((uintptr_t)c->rs_mem + 63) & ~(uintptr_t)63) + (sh - c->shards);
+  sh->rs_stride = c->nshards;
   const char *pol = o->policy ? o->policy : "lruk+";
   uint64_t budget[3] = {o->l1_bytes / c->nshards, o->l2_bytes / c->nshards, c->shard_cap[2]};
   ds__policy_evict_fn fn[3] = {ds__evict_l1, ds__evict_l2, ds__evict_gpu};
@@ -85,6 +95,7 @@ static ds_status ds__shard_init(ds_cache *c, ds__shard *sh, const ds_cache_optio
     sh->pol[0]->pending_fn = ds__pending_l1;
     sh->lazy_l1 = 1;
   }
+  sh->fast = sh->lazy_l1 && !sh->pol[2];
   return DS_OK;
 }
 
@@ -137,12 +148,13 @@ ds_status ds_cache_create(ds_cache **out, ds_context *ctx, const ds_cache_option
     for (n = 16; n > 1 && big / n < (4u << 20); n /= 2) {
     }
   }
-  ds_cache *c = ds__calloc(ctx, 1, sizeof *c + n * sizeof(ds__shard));
+  ds_cache *c = ds__cache_alloc(ctx, sizeof *c + n * sizeof(ds__shard));
   if (!c) {
     ds__gpu_close(gpu);
     return ds__error(ctx, DS_ERR_NO_MEMORY, "cache", "out of memory creating a cache");
   }
   c->ctx = ctx;
+  pthread_mutex_init(&c->refs_mu, NULL);
   c->nshards = n;
   c->gpu = gpu;
   c->shard_cap[2] = gpu ? o.gpu_bytes / n : 0;
@@ -157,7 +169,8 @@ ds_status ds_cache_create(ds_cache **out, ds_context *ctx, const ds_cache_option
   c->codec.shuffle = (o.flags & DS_CACHE_SHUFFLE) != 0;
   c->codec.bf16 = (o.flags & DS_CACHE_LOSSY_BF16) != 0;
   c->rlat = ds__calloc(ctx, DS__RSLOTS, sizeof *c->rlat);
-  if (!c->rlat) {
+  c->rs_mem = ds__calloc(ctx, (size_t)DS__RSLOTS * n + 1, sizeof(ds__rslot));
+  if (!c->rlat || !c->rs_mem) {
     c->nshards = 0;
     ds_cache_destroy(c);
     return ds__error(ctx, DS_ERR_NO_MEMORY, "cache", "out of memory creating a cache");
@@ -193,11 +206,25 @@ static uint64_t ds__cache_free_chain(ds_cache *c, ds__centry *e) {
   return refs;
 }
 
+/* Frees the allocated references never released (their host copies; the entries they hold are
+ * zombies, freed with the shards); returns how many there were. */
+static uint64_t ds__cache_free_refs(ds_cache *c) {
+  uint64_t n = 0;
+  for (ds_cache_ref *r = c->refs, *nx; r; r = nx, n++) {
+    nx = r->next;
+    ds__free(c->ctx, r->copy);
+    ds__free(c->ctx, r);
+  }
+  c->refs = NULL;
+  pthread_mutex_destroy(&c->refs_mu);
+  return n;
+}
+
 void ds_cache_destroy(ds_cache *c) {
   if (!c) return;
   ds__prefetch_destroy(c);
   ds__disk_close(c->disk);
-  uint64_t refs = 0;
+  uint64_t refs = ds__cache_free_refs(c);
   for (uint32_t i = 0; i < c->nshards; i++) {
     ds__shard *sh = &c->shards[i];
     if (!sh->buckets) continue;
@@ -205,16 +232,18 @@ void ds_cache_destroy(ds_cache *c) {
     refs += ds__cache_free_chain(c, sh->zombies);
     for (int t = 0; t < 3; t++) ds__policy_destroy(sh->pol[t]);
     ds__free(c->ctx, sh->buckets);
-    ds__free(c->ctx, sh->rs_mem);
+    ds__free(c->ctx, sh->t);
     pthread_mutex_destroy(&sh->mu);
   }
   if (refs) /* their values are freed with the cache: a later release is undefined */
     ds__log(c->ctx, DS_LOG_WARN, "cache",
-            "cache destroyed with %llu zero-copy references outstanding (now invalid)",
+            "cache destroyed with %llu references outstanding (their values are freed, the "
+            "references invalid)",
             (unsigned long long)refs);
   ds__gpu_close(c->gpu);
   ds__free(c->ctx, c->rlat);
-  ds__free(c->ctx, c);
+  ds__free(c->ctx, c->rs_mem);
+  ds__free(c->ctx, c->mem);
 }
 
 /* A put the GPU tier did not take (e linked, in no tier, no value yet): copies src into a
@@ -386,9 +415,9 @@ static inline uint32_t ds__cache_slot(void) {
  * lower tier, a writer inside, a value too large); else 1 with *st set. */
 static int ds__cache_get_fast(ds_cache *c, ds__shard *sh, uint64_t h, const void *key,
                               size_t klen, void *buf, size_t cap, size_t *len, ds_status *st) {
-  if (!sh->lazy_l1 || sh->pol[2]) return 0;
+  if (!sh->fast) return 0;
   uint32_t slot = ds__cache_slot();
-  ds__rslot *rs = &sh->rs[slot];
+  ds__rslot *rs = &sh->rs[slot * sh->rs_stride];
   ds__fetch_add_seq_cst(&rs->word, 1);
   if (ds__load_seq_cst(&sh->writer)) {
     ds__fetch_sub(&rs->word, 1);
@@ -483,6 +512,28 @@ ds_status ds_cache_get_stream(ds_cache *c, uint64_t stream, const void *key, siz
   return ds__cache_get(c, stream, key, klen, buf, cap, len);
 }
 
+/* An allocated reference, listed in c->refs so that destroy frees one never released. */
+ds_cache_ref *ds__cache_ref_new(ds_cache *c) {
+  ds_cache_ref *r = ds__calloc(c->ctx, 1, sizeof *r);
+  if (!r) return NULL;
+  pthread_mutex_lock(&c->refs_mu);
+  r->next = c->refs;
+  if (c->refs) c->refs->prev = r;
+  c->refs = r;
+  pthread_mutex_unlock(&c->refs_mu);
+  return r;
+}
+
+void ds__cache_ref_free(ds_cache *c, ds_cache_ref *r) {
+  pthread_mutex_lock(&c->refs_mu);
+  if (r->prev) r->prev->next = r->next;
+  else c->refs = r->next;
+  if (r->next) r->next->prev = r->prev;
+  pthread_mutex_unlock(&c->refs_mu);
+  ds__free(c->ctx, r->copy);
+  ds__free(c->ctx, r);
+}
+
 /* A reference to an L1 value is the entry's address with bit 0 set (entries start a cache
  * line): no allocation. Other references (an L2 value decoded and held, a GPU value's host
  * copy, a persistent value read from disk) are an allocated ds_cache_ref. */
@@ -495,8 +546,8 @@ static inline ds_cache_ref *ds__ref_of(ds__centry *e) {
  * go of the entry. Returns 0 when the locked path must run instead. */
 static int ds__cache_ref_fast(ds__shard *sh, uint64_t h, const void *key, size_t klen,
                               const void **data, size_t *len, ds_cache_ref **ref) {
-  if (!sh->lazy_l1 || sh->pol[2]) return 0;
-  ds__rslot *rs = &sh->rs[ds__cache_slot()];
+  if (!sh->fast) return 0;
+  ds__rslot *rs = &sh->rs[ds__cache_slot() * sh->rs_stride];
   ds__fetch_add_seq_cst(&rs->word, 1);
   if (ds__load_seq_cst(&sh->writer)) {
     ds__fetch_sub(&rs->word, 1);
@@ -555,7 +606,7 @@ static ds_status ds__cache_ref_locked(ds_cache *c, ds__shard *sh, uint64_t h, co
     *data = e->data;
     *len = e->vlen;
     *ref = ds__ref_of(e);
-  } else if (!(r = ds__calloc(c->ctx, 1, sizeof *r))) {
+  } else if (!(r = ds__cache_ref_new(c))) {
     st = DS_ERR_NO_MEMORY;
   } else if (e->tier == 3) { /* device memory: the reference holds a host copy */
     sh->t[2].hits++;
@@ -572,10 +623,7 @@ static ds_status ds__cache_ref_locked(ds_cache *c, ds__shard *sh, uint64_t h, co
   }
   ds__shard_unlock(sh);
   if (r && st == DS_OK) *ref = r;
-  if (r && st != DS_OK) {
-    ds__free(c->ctx, r->copy);
-    ds__free(c->ctx, r);
-  }
+  if (r && st != DS_OK) ds__cache_ref_free(c, r);
   if (st == DS_OK || st == DS_ERR_NOT_FOUND || st == DS_ERR_DEVICE || st == DS_ERR_NO_SPACE)
     return st;
   if (st == DS_ERR_NO_MEMORY)
@@ -591,11 +639,11 @@ ds_status ds_cache_get_ref(ds_cache *c, const void *key, size_t klen, const void
     return ds__error(c->ctx, DS_ERR_INVALID_ARG, "cache", "data, len and ref must be non-NULL");
   *ref = NULL;
   if (c->disk) {
-    ds_cache_ref *r = ds__calloc(c->ctx, 1, sizeof *r);
+    ds_cache_ref *r = ds__cache_ref_new(c);
     if (!r) return ds__error(c->ctx, DS_ERR_NO_MEMORY, "cache", "out of memory for a reference");
     st = ds__disk_get(c->disk, key, klen, NULL, 0, len, &r->copy);
     if (st != DS_OK) {
-      ds__free(c->ctx, r);
+      ds__cache_ref_free(c, r);
       return st;
     }
     *data = r->copy;
@@ -631,15 +679,12 @@ ds_status ds_cache_release(ds_cache *c, ds_cache_ref *ref) {
   if (!ref) return DS_OK;
   if (!c) return ds__error(NULL, DS_ERR_INVALID_ARG, "cache", "cache is NULL");
   if ((uintptr_t)ref & 1u) return ds__cache_release_l1(c, (ds__centry *)((uintptr_t)ref - 1u));
-  if (ref->copy) {
-    ds__free(c->ctx, ref->copy);
-    ds__free(c->ctx, ref);
-    return DS_OK;
+  if (!ref->copy) { /* a held L2 value */
+    ds__shard_lock(ref->sh);
+    ds__centry_unhold(c, ref->sh, ref->e);
+    ds__shard_unlock(ref->sh);
   }
-  ds__shard_lock(ref->sh);
-  ds__centry_unhold(c, ref->sh, ref->e);
-  ds__shard_unlock(ref->sh);
-  ds__free(c->ctx, ref);
+  ds__cache_ref_free(c, ref);
   return DS_OK;
 }
 
@@ -713,7 +758,7 @@ static void ds__cache_sum(ds_cache *c, int tier, ds__tier_counters *sum) {
     for (int b = 0; b < 64; b++) sum->lat[b] += t->lat[b];
     pthread_mutex_unlock(&sh->mu);
     for (uint32_t r = 0; tier == 1 && r < DS__RSLOTS; r++) /* lock-free hits */
-      sum->hits += ds__load_relaxed(&sh->rs[r].word) >> 16;
+      sum->hits += ds__load_relaxed(&sh->rs[r * sh->rs_stride].word) >> 16;
   }
   for (uint32_t r = 0; tier == 1 && c->rlat && r < DS__RSLOTS; r++)
     for (int b = 0; b < 64; b++) sum->lat[b] += ds__load_relaxed(&c->rlat[r].lat[b]);
@@ -834,12 +879,14 @@ ds_status ds_cache_open_persistent_ex(ds_cache **out, ds_context *ctx, const cha
                      "sync %u ms, max_bytes %llu: needs >= 1 MiB)",
                      (int)opts->codec, (int)opts->zstd_level, (int)opts->durability,
                      opts->sync_interval_ms, (unsigned long long)opts->max_bytes);
-  ds_cache *c = ds__calloc(ctx, 1, sizeof *c);
+  ds_cache *c = ds__cache_alloc(ctx, sizeof *c);
   if (!c) return ds__error(ctx, DS_ERR_NO_MEMORY, "cache", "out of memory");
   c->ctx = ctx;
+  pthread_mutex_init(&c->refs_mu, NULL);
   ds_status st = ds__disk_open(&c->disk, ctx, path, opts);
   if (st != DS_OK) {
-    ds__free(ctx, c);
+    pthread_mutex_destroy(&c->refs_mu);
+    ds__free(ctx, c->mem);
     return st;
   }
   ds__cache_register_stats(c);

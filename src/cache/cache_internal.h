@@ -92,16 +92,23 @@ typedef struct ds__rlat {
   ds__atomic_u64 lat[64]; /* latency histogram of sampled lock-free hits */
 } ds__rlat;
 
+/* Few pages on a lock-free hit: with values of 4 KiB and more, every hit misses the TLB on
+ * the entry and the value, so the shard metadata a hit reads must stay on few pages or it is
+ * evicted from the first-level TLB too. A shard starts a cache line (the cache is allocated
+ * 64-byte aligned) and what a hit reads of it lies on that first line; the tier counters
+ * (1.8 KB) are allocated apart, so all shards fit in a page or two; a thread's reader slots of
+ * all shards are adjacent (c->rs_mem), one page for 16 shards. */
 typedef struct ds__shard {
-  pthread_mutex_t mu;
-  ds__atomic_int writer; /* 1 inside a write section */
-  ds__rslot *rs;         /* DS__RSLOTS reader slots, 64-byte aligned (in rs_mem) */
-  void *rs_mem;
-  struct ds_cache *cache;
+  _Alignas(64) ds__atomic_int writer; /* 1 inside a write section */
+  uint32_t fast;         /* lock-free L1 hits: lazy L1 policy and no GPU tier */
+  uint32_t rs_stride;    /* thread slot i's reader slot in this shard: rs[i * rs_stride] */
+  ds__rslot *rs;         /* in c->rs_mem */
   ds__centry **buckets;
   size_t nb, count;
+  pthread_mutex_t mu;
+  struct ds_cache *cache;
   ds__policy *pol[3]; /* L1, L2, GPU (NULL when the tier is absent): index tier - 1 */
-  ds__tier_counters t[3];
+  ds__tier_counters *t; /* L1, L2, GPU: index tier - 1 (own allocation, see above) */
   uint32_t sample;    /* every 64th locked get is timed */
   uint32_t lazy_l1;   /* 1: L1's policy is lazy (ds__policy_ops.lazy): a hit only counts in
                          the entry (pend), which the policy reads back at its list tail */
@@ -126,13 +133,19 @@ struct ds_cache {
   int stat_ids[3][8];
   int zombie_ids[2];     /* cache.l1.zombie_bytes, cache.l1.zombies */
   ds__rlat *rlat;        /* per reader slot: lock-free hits' latencies (DS__RSLOTS) */
+  void *mem;             /* the allocation c lies in (c is 64-byte aligned in it) */
+  void *rs_mem;          /* the shards' reader slots: [thread slot][shard], 64-byte aligned */
+  pthread_mutex_t refs_mu;      /* guards refs */
+  struct ds_cache_ref *refs;    /* allocated references not yet released (destroy frees them) */
   ds__shard shards[];
 };
 
+/* An allocated reference (not L1: see ds__ref_of), listed in its cache's refs. */
 struct ds_cache_ref {
   ds__centry *e;
   ds__shard *sh;
-  void *copy; /* persistent cache: the value read from disk */
+  void *copy; /* GPU tier or persistent cache: the host copy of the value */
+  struct ds_cache_ref *prev, *next;
 };
 
 static inline uint64_t ds__cache_hash(const void *key, size_t klen) {
@@ -163,6 +176,8 @@ void ds__tier_add(ds__shard *sh, ds__centry *e);
 void ds__centry_free(struct ds_cache *c, ds__centry *e);
 void ds__centry_put(struct ds_cache *c, ds__shard *sh, ds__centry *e);
 void ds__zombie_unlink(ds__shard *sh, ds__centry *e);
+ds_cache_ref *ds__cache_ref_new(struct ds_cache *c);
+void ds__cache_ref_free(struct ds_cache *c, ds_cache_ref *r);
 void ds__lat_record(ds__tier_counters *t, uint64_t ns);
 int ds__lat_bucket(uint64_t ns);
 void ds__shard_lock(ds__shard *sh);
