@@ -16,17 +16,6 @@
 #include "internal.h"
 #include "test_util.h"
 
-static ds_context *new_ctx(void) {
-  ds_context_options o = DS_CONTEXT_OPTIONS_INIT;
-  o.flags = DS_CONTEXT_NO_ENV;
-  ds_param_value quiet[] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0}, {DS_PARAM_STATS_FILE, 0, 0}};
-  o.params = quiet;
-  o.nparams = 2;
-  ds_context *ctx = NULL;
-  assert_int_equal(ds_context_create(&ctx, &o), DS_OK);
-  return ctx;
-}
-
 static ds_cache *new_cache(ds_context *ctx, uint64_t l1, uint64_t l2, const char *policy) {
   ds_cache_options o = DS_CACHE_OPTIONS_INIT;
   o.l1_bytes = l1;
@@ -49,12 +38,7 @@ static ds_cache_tier_stats stats(ds_cache *c, int tier) {
 /* A context stat after ds_cache_stats has published L1's. */
 static double ctx_stat(ds_context *ctx, ds_cache *c, const char *name) {
   stats(c, DS_CACHE_L1);
-  ds_stats *snap = NULL;
-  double v = -1;
-  assert_int_equal(ds_stats_snapshot(&snap, ctx), DS_OK);
-  assert_int_equal(ds_stats_find(&v, snap, name), DS_OK);
-  ds_stats_free(snap);
-  return v;
+  return ds_test_stat(ctx, name);
 }
 
 /* A value that says which key and version it is: 8 header bytes, then bytes derived from them,
@@ -170,7 +154,7 @@ static void *changer(void *p) {
 }
 
 static void run_stress(const char *policy) {
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   ds_cache *c = new_cache(ctx, 16 << 10, 0, policy); /* ~25 values: constant evictions */
   uint8_t v[1024];
   for (uint32_t k = 0; k < NKEYS; k++)
@@ -212,7 +196,7 @@ static void test_stress_locked(void **state) {
  * apart (zombie stats), and are freed at the last of several releases. */
 static void test_zombie_accounting(void **state) {
   (void)state;
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   ds_cache *c = new_cache(ctx, 1 << 20, 0, "lruk+");
   uint8_t v[1024], w[1024];
   uint32_t key = 5;
@@ -256,7 +240,7 @@ static void test_zombie_accounting(void **state) {
  * a reference to an L2 value (decoded and held) mixes with zero-copy ones on the same entry. */
 static void test_ref_with_l2(void **state) {
   (void)state;
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   ds_cache *c = new_cache(ctx, 8 << 10, 1 << 20, "lruk+");
   uint8_t v[1024];
   uint32_t key = 1;
@@ -301,7 +285,7 @@ static void count_warn(void *user, int level, const char *module, const char *me
  * (a zombie too, counted as one), and a released one whose entry stays. */
 static void test_destroy_outstanding(void **state) {
   (void)state;
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   warn_count w = {"with 4 references outstanding", 0};
   assert_int_equal(ds_context_set_log(ctx, DS_LOG_WARN, count_warn, &w), DS_OK);
   ds_cache *c = new_cache(ctx, 8 << 10, 1 << 20, "lruk+");
@@ -332,7 +316,7 @@ static void test_destroy_outstanding(void **state) {
 /* A held L2 value removed while referenced is a zombie until its release, which frees it. */
 static void test_held_l2_zombie(void **state) {
   (void)state;
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   ds_cache *c = new_cache(ctx, 8 << 10, 1 << 20, "lru");
   uint8_t v[1024];
   for (uint32_t k = 0; k < 40; k++)
@@ -358,7 +342,7 @@ static void test_held_l2_zombie(void **state) {
 /* A persistent cache's references (host copies) never released are freed by destroy too. */
 static void test_destroy_persistent_refs(void **state) {
   (void)state;
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   warn_count w = {"with 2 references outstanding", 0};
   assert_int_equal(ds_context_set_log(ctx, DS_LOG_WARN, count_warn, &w), DS_OK);
   const char *dir = ds_test_path("cache_ref_persist");
@@ -386,7 +370,7 @@ static void test_double_release(void **state) {
   (void)state;
   static const char *const pols[2] = {"lruk+", "lru"};
   for (int p = 0; p < 2; p++) {
-    ds_context *ctx = new_ctx();
+    ds_context *ctx = ds_test_context(NULL, 0);
     ds_cache *c = new_cache(ctx, 1 << 20, 0, pols[p]);
     uint8_t v[1024];
     uint32_t key = 3;
