@@ -92,13 +92,7 @@ static result run_anchor(int kind) {
 
 int main(int argc, char **argv) {
   int json = bench_json_mode(argc, argv), header = 0;
-  ds_context_options o = DS_CONTEXT_OPTIONS_INIT;
-  o.flags = DS_CONTEXT_NO_ENV;
-  ds_param_value pv[] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0}, {DS_PARAM_STATS_FILE, 0, 0}};
-  o.params = pv;
-  o.nparams = 2;
-  ds_context *ctx = NULL;
-  if (ds_context_create(&ctx, &o) != DS_OK) return 1;
+  ds_context *ctx = bench_context("bench_cache_compress", NULL, 0);
   act = malloc(4 * N);
   tmp = malloc(ZSTD_compressBound(4 * N) + BLOSC_MAX_OVERHEAD);
   back = malloc(4 * N);

@@ -145,13 +145,7 @@ int main(int argc, char **argv) {
   int json = bench_json_mode(argc, argv), header = 0;
   for (int i = 1; i + 1 < argc; i++)
     if (!strcmp(argv[i], "--dir")) base_dir = argv[i + 1];
-  ds_context_options o = DS_CONTEXT_OPTIONS_INIT;
-  o.flags = DS_CONTEXT_NO_ENV;
-  ds_param_value pv[] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0}, {DS_PARAM_STATS_FILE, 0, 0}};
-  o.params = pv;
-  o.nparams = 2;
-  ds_context *ctx = NULL;
-  if (ds_context_create(&ctx, &o) != DS_OK) return 1;
+  ds_context *ctx = bench_context("bench_cache_load", NULL, 0);
   tensor = malloc(TENSOR);
   out = malloc(TENSOR);
   uint64_t s = 7;

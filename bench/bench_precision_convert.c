@@ -40,15 +40,7 @@ static double time_convert(void *dst, ds_dtype dt, const void *src, ds_dtype st)
 
 int main(int argc, char **argv) {
   int json = bench_json_mode(argc, argv), header = 0;
-  ds_context_options o = DS_CONTEXT_OPTIONS_INIT;
-  o.flags = DS_CONTEXT_NO_ENV;
-  ds_param_value pv[] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0}, {DS_PARAM_STATS_FILE, 0, 0}};
-  o.params = pv;
-  o.nparams = 2;
-  if (ds_context_create(&ctx, &o) != DS_OK) {
-    fprintf(stderr, "bench_precision_convert: %s\n", ds_context_last_error(NULL));
-    return 1;
-  }
+  ctx = bench_context("bench_precision_convert", NULL, 0);
   float *f = malloc((size_t)N * 4), *g = malloc((size_t)N * 4);
   uint16_t *h = malloc((size_t)N * 2);
   if (!f || !g || !h) return 1;

@@ -186,15 +186,7 @@ int main(int argc, char **argv) {
 #ifdef DS_BENCH_HAVE_OPENMP
   omp_set_num_threads(1);
 #endif
-  ds_context_options o = DS_CONTEXT_OPTIONS_INIT;
-  o.flags = DS_CONTEXT_NO_ENV;
-  ds_param_value pv[] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0}, {DS_PARAM_STATS_FILE, 0, 0}};
-  o.params = pv;
-  o.nparams = 2;
-  if (ds_context_create(&ctx, &o) != DS_OK) {
-    fprintf(stderr, "bench_precision_gemm: %s\n", ds_context_last_error(NULL));
-    return 1;
-  }
+  ctx = bench_context("bench_precision_gemm", NULL, 0);
   printf("# one thread; CPU kernels: %s\n", ds_precision_isa_name(ds_precision_isa_in_use(ctx)));
   square(n);
   skinny(4096, 4096);

@@ -63,16 +63,7 @@ static void run_case(ds_context *ctx, uint32_t L, int json, int *header) {
 
 int main(int argc, char **argv) {
   int json = bench_json_mode(argc, argv), header = 0;
-  ds_context_options co = DS_CONTEXT_OPTIONS_INIT;
-  co.flags = DS_CONTEXT_NO_ENV;
-  ds_param_value pv[] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0}, {DS_PARAM_STATS_FILE, 0, 0}};
-  co.params = pv;
-  co.nparams = 2;
-  ds_context *ctx = NULL;
-  if (ds_context_create(&ctx, &co) != DS_OK) {
-    fprintf(stderr, "bench_predict_infer: %s\n", ds_context_last_error(NULL));
-    return 1;
-  }
+  ds_context *ctx = bench_context("bench_predict_infer", NULL, 0);
   run_case(ctx, 1, json, &header);
   run_case(ctx, 2, json, &header);
   ds_context_destroy(ctx);

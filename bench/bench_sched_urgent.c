@@ -238,15 +238,7 @@ static int run_starpu(int workers, double *lat_us) {
 
 int main(int argc, char **argv) {
   int json = bench_json_mode(argc, argv), header = 0;
-  ds_context_options o = DS_CONTEXT_OPTIONS_INIT;
-  o.flags = DS_CONTEXT_NO_ENV;
-  ds_param_value pv[] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0}, {DS_PARAM_STATS_FILE, 0, 0}};
-  o.params = pv;
-  o.nparams = 2;
-  if (ds_context_create(&g_ctx, &o) != DS_OK) {
-    fprintf(stderr, "bench_sched_urgent: %s\n", ds_context_last_error(NULL));
-    return 1;
-  }
+  g_ctx = bench_context("bench_sched_urgent", NULL, 0);
   int32_t workers = 0;
   ds_sched_workers(g_ctx, &workers);
   if (workers > 256) workers = 256;

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "bench_common.h"
 #include "cachetrace.h"
 #include "policy.h"
 
@@ -263,16 +264,7 @@ int main(int argc, char **argv) {
   }
   if (o.reference && load_reference(o.reference) != 0) return 1;
   dedupe_files();
-  ds_context_options co = DS_CONTEXT_OPTIONS_INIT;
-  co.flags = DS_CONTEXT_NO_ENV;
-  ds_param_value pv[] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0}, {DS_PARAM_STATS_FILE, 0, 0}};
-  co.params = pv;
-  co.nparams = 2;
-  ds_context *ctx = NULL;
-  if (ds_context_create(&ctx, &co) != DS_OK) {
-    fprintf(stderr, "cache_sim: %s\n", ds_context_last_error(NULL));
-    return 1;
-  }
+  ds_context *ctx = bench_context("cache_sim", NULL, 0);
   int header = 0, mismatches = 0;
   for (int i = 0; i < nfiles; i++)
     if (files[i]) mismatches += run_trace(ctx, files[i], &o, &header);

@@ -441,13 +441,7 @@ int main(int argc, char **argv) {
     usage();
     return 2;
   }
-  ds_context_options co = DS_CONTEXT_OPTIONS_INIT;
-  co.flags = DS_CONTEXT_NO_ENV;
-  ds_param_value pv[] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0}, {DS_PARAM_STATS_FILE, 0, 0}};
-  co.params = pv;
-  co.nparams = 2;
-  ds_context *ctx = NULL;
-  if (ds_context_create(&ctx, &co) != DS_OK) return 1;
+  ds_context *ctx = bench_context("deepseek-predict-eval", NULL, 0);
   if (!c.json) print_definitions(c.threshold, &c);
   for (int g = 0; g < EV_NGROUPS; g++) {
     ev_series *gs = malloc((ns ? ns : 1) * sizeof *gs);

@@ -15,17 +15,7 @@
 #include <time.h>
 
 #include "internal.h"
-
-static ds_context *new_ctx(void) {
-  ds_context_options o = DS_CONTEXT_OPTIONS_INIT;
-  o.flags = DS_CONTEXT_NO_ENV;
-  ds_param_value quiet[] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0}, {DS_PARAM_STATS_FILE, 0, 0}};
-  o.params = quiet;
-  o.nparams = 2;
-  ds_context *ctx = NULL;
-  assert_int_equal(ds_context_create(&ctx, &o), DS_OK);
-  return ctx;
-}
+#include "test_util.h"
 
 static ds_cache *new_cache(ds_context *ctx, uint64_t l1, uint64_t l2, const char *policy,
                            int codec, uint32_t flags) {
@@ -41,14 +31,6 @@ static ds_cache *new_cache(ds_context *ctx, uint64_t l1, uint64_t l2, const char
   return c;
 }
 
-static ds_cache_tier_stats stats(ds_cache *c, int tier) {
-  ds_cache_tier_stats s;
-  memset(&s, 0, sizeof s);
-  s.struct_size = sizeof s;
-  assert_int_equal(ds_cache_stats(c, tier, &s), DS_OK);
-  return s;
-}
-
 /* Compressible value derived from its index. */
 static void fill_value(uint8_t *v, size_t n, int i) {
   for (size_t k = 0; k < n; k++) v[k] = (uint8_t)((k / 16) * 3 + (unsigned)i);
@@ -56,7 +38,7 @@ static void fill_value(uint8_t *v, size_t n, int i) {
 
 static void test_basic(void **state) {
   (void)state;
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   ds_cache *c = new_cache(ctx, 1 << 20, 0, "lru", DS_CACHE_CODEC_LZ4, 0);
   char buf[64];
   size_t len = 0;
@@ -77,7 +59,7 @@ static void test_basic(void **state) {
   assert_int_equal(ds_cache_remove(c, "a", 1), DS_OK);
   assert_false(ds_cache_contains(c, "a", 1));
   assert_int_equal(ds_cache_remove(c, "a", 1), DS_ERR_NOT_FOUND);
-  ds_cache_tier_stats s = stats(c, DS_CACHE_L1);
+  ds_cache_tier_stats s = ds_test_tier_stats(c, DS_CACHE_L1);
   assert_int_equal(s.entries, 1);
   assert_int_equal(s.hits, 3);
   assert_int_equal(s.misses, 1);
@@ -97,7 +79,7 @@ static void test_basic(void **state) {
 
 static void test_bad_input(void **state) {
   (void)state;
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   ds_cache *c = NULL;
   ds_cache_options o = DS_CACHE_OPTIONS_INIT;
   assert_int_equal(ds_cache_create(NULL, ctx, &o), DS_ERR_INVALID_ARG);
@@ -156,7 +138,7 @@ static void test_bad_input(void **state) {
 
 /* L1 holds ~10 values; the rest move down to L2 and come back up on a hit, intact. */
 static void check_tiers(const char *policy, int codec, uint32_t flags) {
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   ds_cache *c = new_cache(ctx, 10 * 1100, 1 << 20, policy, codec, flags);
   uint8_t v[1024], out[1024];
   for (int i = 0; i < 100; i++) {
@@ -164,10 +146,10 @@ static void check_tiers(const char *policy, int codec, uint32_t flags) {
     snprintf(key, sizeof key, "k%d", i);
     fill_value(v, sizeof v, i);
     assert_int_equal(ds_cache_put(c, key, strlen(key), v, sizeof v), DS_OK);
-    ds_cache_tier_stats s1 = stats(c, DS_CACHE_L1);
+    ds_cache_tier_stats s1 = ds_test_tier_stats(c, DS_CACHE_L1);
     assert_true(s1.bytes <= 10 * 1100);
   }
-  ds_cache_tier_stats s2 = stats(c, DS_CACHE_L2);
+  ds_cache_tier_stats s2 = ds_test_tier_stats(c, DS_CACHE_L2);
   assert_true(s2.entries >= 80);
   assert_true(s2.compression_ratio > 2.0);
   for (int i = 0; i < 100; i++) {
@@ -179,8 +161,8 @@ static void check_tiers(const char *policy, int codec, uint32_t flags) {
     assert_int_equal(len, sizeof v);
     assert_memory_equal(out, v, sizeof v);
   }
-  ds_cache_tier_stats s1 = stats(c, DS_CACHE_L1);
-  s2 = stats(c, DS_CACHE_L2);
+  ds_cache_tier_stats s1 = ds_test_tier_stats(c, DS_CACHE_L1);
+  s2 = ds_test_tier_stats(c, DS_CACHE_L2);
   assert_true(s2.hits >= 80);
   assert_true(s1.evictions >= 90);
   assert_int_equal(s1.entries + s2.entries, 100);
@@ -207,7 +189,7 @@ static void test_tiers_every_policy(void **state) {
   (void)state;
   static const char *const pols[] = {"lru2", "s3fifo", "wtinylfu", "sieve", "lruk+"};
   for (int i = 0; i < 5; i++) {
-    ds_context *ctx = new_ctx();
+    ds_context *ctx = ds_test_context(NULL, 0);
     ds_cache *c = new_cache(ctx, 20000, 1 << 20, pols[i], DS_CACHE_CODEC_LZ4, 0);
     uint8_t v[1000], out[1000];
     for (int k = 0; k < 3000; k++) {
@@ -217,7 +199,7 @@ static void test_tiers_every_policy(void **state) {
       ds_status st = ds_cache_get(c, &key, sizeof key, out, sizeof out, &len);
       if (st == DS_OK) assert_memory_equal(out, v, sizeof v);
       else assert_int_equal(ds_cache_put(c, &key, sizeof key, v, sizeof v), DS_OK);
-      assert_true(stats(c, DS_CACHE_L1).bytes <= 20000);
+      assert_true(ds_test_tier_stats(c, DS_CACHE_L1).bytes <= 20000);
     }
     ds_cache_destroy(c);
     ds_context_destroy(ctx);
@@ -226,7 +208,7 @@ static void test_tiers_every_policy(void **state) {
 
 static void test_lossy_bf16(void **state) {
   (void)state;
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   ds_cache *c = new_cache(ctx, 0, 1 << 20, "lru", DS_CACHE_CODEC_ZSTD,
                           DS_CACHE_LOSSY_BF16 | DS_CACHE_SHUFFLE);
   float v[1024], out[1024];
@@ -235,7 +217,7 @@ static void test_lossy_bf16(void **state) {
   size_t len;
   assert_int_equal(ds_cache_get(c, "t", 1, out, sizeof out, &len), DS_OK);
   for (int i = 0; i < 1024; i++) assert_true(fabsf(out[i] - v[i]) <= fabsf(v[i]) / 256.0f);
-  assert_true(stats(c, DS_CACHE_L2).compression_ratio >= 2.0);
+  assert_true(ds_test_tier_stats(c, DS_CACHE_L2).compression_ratio >= 2.0);
   ds_cache_destroy(c);
   ds_context_destroy(ctx);
 }
@@ -249,7 +231,7 @@ static void count_free(void *user, void *val) {
 
 static void test_owned_values(void **state) {
   (void)state;
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   ds_cache *c = new_cache(ctx, 1 << 20, 0, "lru", DS_CACHE_CODEC_LZ4, 0);
   freed = 0;
   for (int i = 0; i < 3; i++) {
@@ -269,7 +251,7 @@ static void test_owned_values(void **state) {
 
 static void test_pins_and_refs(void **state) {
   (void)state;
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   ds_cache *c = new_cache(ctx, 5000, 0, "lru", DS_CACHE_CODEC_LZ4, 0);
   uint8_t v[1000];
   fill_value(v, sizeof v, 1);
@@ -292,16 +274,17 @@ static void test_pins_and_refs(void **state) {
   assert_false(ds_cache_contains(c, "ref", 3));
   assert_memory_equal(d, v, sizeof v);
   assert_memory_equal(d2, v, sizeof v);
-  assert_true(stats(c, DS_CACHE_L1).bytes <= 5000 + 1006); /* the pinned entry may overshoot */
+  assert_true(ds_test_tier_stats(c, DS_CACHE_L1).bytes <=
+              5000 + 1006); /* the pinned entry may overshoot */
   assert_int_equal(ds_cache_release(c, r), DS_OK);
   assert_int_equal(ds_cache_release(c, r2), DS_OK);
   assert_int_equal(ds_cache_flush(c), DS_OK);
   assert_true(ds_cache_contains(c, "pinned", 6));
-  assert_int_equal(stats(c, DS_CACHE_L1).entries, 1);
+  assert_int_equal(ds_test_tier_stats(c, DS_CACHE_L1).entries, 1);
   assert_int_equal(ds_cache_unpin(c, "pinned", 6), DS_OK);
   assert_int_equal(ds_cache_flush(c), DS_OK);
   assert_false(ds_cache_contains(c, "pinned", 6));
-  assert_int_equal(stats(c, DS_CACHE_L1).bytes, 0);
+  assert_int_equal(ds_test_tier_stats(c, DS_CACHE_L1).bytes, 0);
   ds_cache_destroy(c);
   ds_context_destroy(ctx);
 }
@@ -309,7 +292,7 @@ static void test_pins_and_refs(void **state) {
 /* A reference into L2 (no L1) decodes the value and holds it until release. */
 static void test_ref_from_l2_only(void **state) {
   (void)state;
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   ds_cache *c = new_cache(ctx, 0, 1 << 20, "lruk+", DS_CACHE_CODEC_LZ4, 0);
   uint8_t v[4096];
   fill_value(v, sizeof v, 9);
@@ -334,7 +317,7 @@ static void test_ref_from_l2_only(void **state) {
  * background task moves them up to L1 before they are read. */
 static void test_prefetch(void **state) {
   (void)state;
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   ds_cache_options o = DS_CACHE_OPTIONS_INIT;
   o.l1_bytes = 10 * 4200;
   o.l2_bytes = 1 << 20;
@@ -357,7 +340,7 @@ static void test_prefetch(void **state) {
       struct timespec ts = {0, 2000000}; /* the loader's work between batches */
       nanosleep(&ts, NULL);
     }
-  ds_cache_tier_stats s = stats(c, DS_CACHE_L1);
+  ds_cache_tier_stats s = ds_test_tier_stats(c, DS_CACHE_L1);
   /* plain LRU on this loop would hit nothing; loose bounds: the background thread may be
    * starved on a loaded machine */
   assert_true(s.prefetched > 5);
@@ -376,7 +359,7 @@ static void test_prefetch(void **state) {
 /* A first pass over keys with a stride (no history yet): the stride detector prefetches. */
 static void test_prefetch_strided(void **state) {
   (void)state;
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   ds_cache_options o = DS_CACHE_OPTIONS_INIT;
   o.l1_bytes = 8 * 4200;
   o.l2_bytes = 1 << 20;
@@ -401,7 +384,7 @@ static void test_prefetch_strided(void **state) {
     struct timespec ts = {0, 2000000};
     nanosleep(&ts, NULL);
   }
-  ds_cache_tier_stats s = stats(c, DS_CACHE_L1);
+  ds_cache_tier_stats s = ds_test_tier_stats(c, DS_CACHE_L1);
   assert_true(s.prefetched > 3);
   assert_true(s.hits > 3);
   ds_cache_destroy(c);
@@ -452,7 +435,7 @@ static void *worker(void *p) {
 
 static void test_concurrency(void **state) {
   (void)state;
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   ds_cache_options o = DS_CACHE_OPTIONS_INIT;
   o.l1_bytes = 8 * 8000;
   o.l2_bytes = 8 * 20000;
@@ -470,7 +453,8 @@ static void test_concurrency(void **state) {
     pthread_join(th[i], NULL);
     assert_int_equal(args[i].errors, 0);
   }
-  ds_cache_tier_stats s1 = stats(c, DS_CACHE_L1), s2 = stats(c, DS_CACHE_L2);
+  ds_cache_tier_stats s1 = ds_test_tier_stats(c, DS_CACHE_L1),
+                      s2 = ds_test_tier_stats(c, DS_CACHE_L2);
   assert_true(s1.bytes <= o.l1_bytes);
   assert_true(s2.bytes <= o.l2_bytes);
   assert_true(s1.hits + s2.hits > 0);
@@ -525,7 +509,7 @@ static void *lf_worker(void *p) {
 
 static void test_lockfree_hits(void **state) {
   (void)state;
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   ds_cache_options o = DS_CACHE_OPTIONS_INIT;
   o.l1_bytes = 1 << 20;
   o.shards = 4;
@@ -549,7 +533,7 @@ static void test_lockfree_hits(void **state) {
     ok += args[i].ok;
   }
   assert_true(ok > 0);
-  ds_cache_tier_stats s = stats(c, DS_CACHE_L1);
+  ds_cache_tier_stats s = ds_test_tier_stats(c, DS_CACHE_L1);
   assert_int_equal(s.hits, (uint64_t)ok);
   assert_true(s.p50_ns > 0);
   /* a value above the lock-free limit is served by the locked path, counted the same */
@@ -569,7 +553,7 @@ static void test_lockfree_hits(void **state) {
   assert_int_equal(ds_cache_put(c, &key, sizeof key, v, sizeof v), DS_OK);
   assert_int_equal(ds_cache_get(c, &key, sizeof key, out, 8, &len), DS_ERR_FULL);
   assert_int_equal(len, sizeof v);
-  assert_int_equal(stats(c, DS_CACHE_L1).hits, (uint64_t)ok + 1);
+  assert_int_equal(ds_test_tier_stats(c, DS_CACHE_L1).hits, (uint64_t)ok + 1);
   free(b);
   free(out);
   ds_cache_destroy(c);
@@ -581,7 +565,7 @@ static void test_lockfree_hits(void **state) {
  * through a reference (16-byte aligned). */
 static void test_lazy_hits_and_inline_values(void **state) {
   (void)state;
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   ds_cache *c = new_cache(ctx, 64 * (16 + 64), 0, NULL, DS_CACHE_CODEC_LZ4, 0);
   char key[16];
   uint8_t v[64], out[64];
@@ -615,7 +599,7 @@ static void test_lazy_hits_and_inline_values(void **state) {
     kept += ds_cache_contains(c, key, sizeof key);
   }
   assert_true(kept >= 14);
-  ds_cache_tier_stats s = stats(c, DS_CACHE_L1);
+  ds_cache_tier_stats s = ds_test_tier_stats(c, DS_CACHE_L1);
   assert_true(s.bytes <= 64 * (16 + 64));
   const void *data = NULL;
   ds_cache_ref *ref = NULL;
@@ -637,7 +621,7 @@ static void test_admission_keeps_puts(void **state) {
   (void)state;
   const char *policies[] = {"lruk+", "wtinylfu"};
   for (int p = 0; p < 2; p++) {
-    ds_context *ctx = new_ctx();
+    ds_context *ctx = ds_test_context(NULL, 0);
     ds_cache *c = new_cache(ctx, 64 * 1024, 0, policies[p], DS_CACHE_CODEC_LZ4, 0);
     static uint8_t v[8000], out[8000];
     size_t len = 0;
@@ -654,7 +638,7 @@ static void test_admission_keeps_puts(void **state) {
       assert_int_equal(ds_cache_get(c, &k, sizeof k, out, sizeof out, &len), DS_OK);
       assert_memory_equal(out, v, sizeof v);
     }
-    assert_true(stats(c, DS_CACHE_L1).bytes <= 64 * 1024);
+    assert_true(ds_test_tier_stats(c, DS_CACHE_L1).bytes <= 64 * 1024);
     static uint8_t big[70000];
     uint32_t k = 7;
     assert_int_equal(ds_cache_put(c, &k, sizeof k, big, sizeof big), DS_ERR_FULL);
@@ -690,7 +674,8 @@ static void test_tunables(void **state) {
     assert_int_equal(ds_cache_put(c, &k, sizeof k, v, sizeof v), DS_OK);
   }
   /* LRU in L1 (10 values fit): the 20 oldest went down to L2 and were compressed */
-  ds_cache_tier_stats s1 = stats(c, DS_CACHE_L1), s2 = stats(c, DS_CACHE_L2);
+  ds_cache_tier_stats s1 = ds_test_tier_stats(c, DS_CACHE_L1),
+                      s2 = ds_test_tier_stats(c, DS_CACHE_L2);
   assert_true(s1.entries >= 9 && s1.entries <= 10);
   assert_int_equal(s1.entries + s2.entries, 30);
   assert_true(s2.compression_ratio > 2.0);

@@ -113,14 +113,6 @@ static ds_cache *gpu_cache(ds_context *ctx, int32_t dev, uint64_t gpu, uint64_t 
   return c;
 }
 
-static ds_cache_tier_stats tier(ds_cache *c, int t) {
-  ds_cache_tier_stats s;
-  memset(&s, 0, sizeof s);
-  s.struct_size = sizeof s;
-  assert_int_equal(ds_cache_stats(c, t, &s), DS_OK);
-  return s;
-}
-
 static double stat_value(ds_context *ctx, const char *name) {
   ds_stats *st = NULL;
   double v = -1;
@@ -161,12 +153,13 @@ static void test_put_lands_on_device(void **state) {
   put_key(c, 1, 1000);
   assert_int_equal(f.live_allocs, 1);
   assert_int_equal(f.live_bytes, 1000);
-  ds_cache_tier_stats g = tier(c, DS_CACHE_GPU), l1 = tier(c, DS_CACHE_L1);
+  ds_cache_tier_stats g = ds_test_tier_stats(c, DS_CACHE_GPU),
+                      l1 = ds_test_tier_stats(c, DS_CACHE_L1);
   assert_int_equal(g.entries, 1);
   assert_int_equal(g.raw_bytes, 1000);
   assert_int_equal(l1.entries, 0);
   check_key(c, 1, 1000);
-  g = tier(c, DS_CACHE_GPU);
+  g = ds_test_tier_stats(c, DS_CACHE_GPU);
   assert_int_equal(g.hits, 1);
   assert_true(f.copies_out >= 1);
   /* a reference holds a host copy */
@@ -202,10 +195,11 @@ static void test_budget_eviction_promotion(void **state) {
   for (int k = 0; k < 12; k++) {
     put_key(c, k, 1000);
     assert_true(f.live_bytes <= 4096);
-    assert_true(tier(c, DS_CACHE_GPU).bytes <= 4096 + 64);
+    assert_true(ds_test_tier_stats(c, DS_CACHE_GPU).bytes <= 4096 + 64);
   }
-  ds_cache_tier_stats g = tier(c, DS_CACHE_GPU), l1 = tier(c, DS_CACHE_L1),
-                      l2 = tier(c, DS_CACHE_L2);
+  ds_cache_tier_stats g = ds_test_tier_stats(c, DS_CACHE_GPU),
+                      l1 = ds_test_tier_stats(c, DS_CACHE_L1),
+                      l2 = ds_test_tier_stats(c, DS_CACHE_L2);
   assert_int_equal(g.entries, 4);
   assert_int_equal(g.evictions, 8);
   assert_int_equal(l1.entries, 3);
@@ -214,18 +208,18 @@ static void test_budget_eviction_promotion(void **state) {
   /* LRU order: k8..k11 on the device, k5..k7 in L1, k0..k4 in L2. An L1 hit moves k5 up
    * (k8 goes down to L1), and the next get of k5 is a device hit */
   check_key(c, 5, 1000);
-  assert_int_equal(tier(c, DS_CACHE_L1).hits, 1);
-  assert_int_equal(tier(c, DS_CACHE_GPU).hits, 0);
+  assert_int_equal(ds_test_tier_stats(c, DS_CACHE_L1).hits, 1);
+  assert_int_equal(ds_test_tier_stats(c, DS_CACHE_GPU).hits, 0);
   check_key(c, 5, 1000);
-  assert_int_equal(tier(c, DS_CACHE_GPU).hits, 1);
+  assert_int_equal(ds_test_tier_stats(c, DS_CACHE_GPU).hits, 1);
   /* an L2 hit moves k0 up as well */
   check_key(c, 0, 1000);
-  assert_int_equal(tier(c, DS_CACHE_L2).hits, 1);
+  assert_int_equal(ds_test_tier_stats(c, DS_CACHE_L2).hits, 1);
   check_key(c, 0, 1000);
-  assert_int_equal(tier(c, DS_CACHE_GPU).hits, 2);
-  g = tier(c, DS_CACHE_GPU);
-  l1 = tier(c, DS_CACHE_L1);
-  l2 = tier(c, DS_CACHE_L2);
+  assert_int_equal(ds_test_tier_stats(c, DS_CACHE_GPU).hits, 2);
+  g = ds_test_tier_stats(c, DS_CACHE_GPU);
+  l1 = ds_test_tier_stats(c, DS_CACHE_L1);
+  l2 = ds_test_tier_stats(c, DS_CACHE_L2);
   assert_int_equal(g.entries, 4);
   assert_int_equal(l1.entries, 3);
   assert_int_equal(l2.entries, 5);
@@ -245,17 +239,17 @@ static void test_alloc_failure_stays_below(void **state) {
   ds_cache *c = gpu_cache(ctx, dev, 64 << 10, 64 << 10, 0, NULL);
   f.fail_alloc = 1;
   put_key(c, 7, 500);
-  ds_cache_tier_stats g = tier(c, DS_CACHE_GPU);
+  ds_cache_tier_stats g = ds_test_tier_stats(c, DS_CACHE_GPU);
   assert_int_equal(g.entries, 0);
   assert_int_equal(g.io_errors, 1);
   assert_int_equal(g.rejected, 1);
-  assert_int_equal(tier(c, DS_CACHE_L1).entries, 1);
+  assert_int_equal(ds_test_tier_stats(c, DS_CACHE_L1).entries, 1);
   check_key(c, 7, 500); /* an L1 hit; the promotion fails again and it stays */
-  assert_int_equal(tier(c, DS_CACHE_L1).entries, 1);
+  assert_int_equal(ds_test_tier_stats(c, DS_CACHE_L1).entries, 1);
   f.fail_alloc = 0;
   check_key(c, 7, 500); /* now it moves up */
-  assert_int_equal(tier(c, DS_CACHE_GPU).entries, 1);
-  assert_int_equal(tier(c, DS_CACHE_L1).entries, 0);
+  assert_int_equal(ds_test_tier_stats(c, DS_CACHE_GPU).entries, 1);
+  assert_int_equal(ds_test_tier_stats(c, DS_CACHE_L1).entries, 0);
   /* a failed copy from the device drops the entry and says so */
   f.fail_copy_out = 1;
   char buf[600];
@@ -294,7 +288,7 @@ static void test_owned_pins_remove_flush(void **state) {
   for (int k = 10; k < 16; k++) put_key(c, k, 1000);
   /* k3, held out of the policy, plus the two newest the budget holds beside it */
   assert_int_equal(f.live_allocs, 3);
-  assert_int_equal(tier(c, DS_CACHE_GPU).entries, 3);
+  assert_int_equal(ds_test_tier_stats(c, DS_CACHE_GPU).entries, 3);
   assert_int_equal(ds_cache_unpin(c, "k00003", 6), DS_OK);
   assert_int_equal(ds_cache_unpin(c, "k00003", 6), DS_ERR_STATE);
   check_key(c, 3, 1000);
@@ -302,7 +296,7 @@ static void test_owned_pins_remove_flush(void **state) {
   assert_int_equal(ds_cache_remove(c, "k00003", 6), DS_ERR_NOT_FOUND);
   assert_int_equal(ds_cache_flush(c), DS_OK);
   assert_int_equal(f.live_allocs, 0);
-  assert_int_equal(tier(c, DS_CACHE_GPU).entries, 0);
+  assert_int_equal(ds_test_tier_stats(c, DS_CACHE_GPU).entries, 0);
   assert_true(stat_value(ctx, "cache.gpu.hits") >= 2);
   ds_cache_destroy(c);
   ds_context_destroy(ctx);
@@ -347,7 +341,7 @@ static void test_options_and_tunables(void **state) {
   assert_int_equal(ds_context_set_param(ctx, DS_PARAM_CACHE_GPU_DEVICE, -2), DS_ERR_INVALID_ARG);
   assert_int_equal(ds_cache_create(&c, ctx, NULL), DS_OK);
   put_key(c, 1, 100);
-  assert_int_equal(tier(c, DS_CACHE_GPU).entries, 1);
+  assert_int_equal(ds_test_tier_stats(c, DS_CACHE_GPU).entries, 1);
   assert_int_equal(f.live_allocs, 1);
   ds_cache_destroy(c);
   assert_int_equal(f.live_allocs, 0);
@@ -358,15 +352,15 @@ static void test_options_and_tunables(void **state) {
 static void real_device_moves(ds_context *ctx, int32_t dev) {
   ds_cache *c = gpu_cache(ctx, dev, 4096 + 64, 1 << 20, 0, "lru");
   for (int k = 0; k < 8; k++) put_key(c, k, 1000);
-  ds_cache_tier_stats g = tier(c, DS_CACHE_GPU);
+  ds_cache_tier_stats g = ds_test_tier_stats(c, DS_CACHE_GPU);
   assert_int_equal(g.entries, 4);
   assert_int_equal(g.evictions, 4);
   assert_int_equal(g.io_errors, 0);
-  assert_int_equal(tier(c, DS_CACHE_L1).entries, 4);
+  assert_int_equal(ds_test_tier_stats(c, DS_CACHE_L1).entries, 4);
   for (int k = 7; k >= 0; k--) check_key(c, k, 1000); /* newest first: 4 device, 4 L1 hits */
-  assert_int_equal(tier(c, DS_CACHE_GPU).hits, 4);
-  assert_int_equal(tier(c, DS_CACHE_L1).hits, 4);
-  assert_int_equal(tier(c, DS_CACHE_GPU).entries, 4);
+  assert_int_equal(ds_test_tier_stats(c, DS_CACHE_GPU).hits, 4);
+  assert_int_equal(ds_test_tier_stats(c, DS_CACHE_L1).hits, 4);
+  assert_int_equal(ds_test_tier_stats(c, DS_CACHE_GPU).entries, 4);
   for (int k = 0; k < 8; k++) check_key(c, k, 1000);
   ds_cache_destroy(c);
 }
@@ -398,7 +392,7 @@ static void test_cuda_device(void **state) {
     size_t len = 0;
     assert_int_equal(ds_cache_get(c, "big", 3, got, sizeof got, &len), DS_OK);
     assert_memory_equal(got, big, sizeof big);
-    assert_int_equal(tier(c, DS_CACHE_GPU).hits, 1);
+    assert_int_equal(ds_test_tier_stats(c, DS_CACHE_GPU).hits, 1);
     ds_cache_destroy(c);
   }
   ds_context_destroy(ctx);

@@ -95,14 +95,6 @@ static uint64_t dir_bytes(const char *dir) {
   return total;
 }
 
-static ds_cache_tier_stats l3(ds_cache *c) {
-  ds_cache_tier_stats s;
-  memset(&s, 0, sizeof s);
-  s.struct_size = sizeof s;
-  assert_int_equal(ds_cache_stats(c, DS_CACHE_L3, &s), DS_OK);
-  return s;
-}
-
 static void test_reopen_modes_lock(void **state) {
   (void)state;
   ds_context *ctx = new_ctx();
@@ -140,7 +132,7 @@ static void test_reopen_modes_lock(void **state) {
   ds_cache *ro = open_cache(ctx, dir, 8 << 20, DS_CACHE_SYNC_BATCHED, 1);
   assert_int_equal(ds_cache_put(ro, "a", 1, "b", 1), DS_ERR_STATE);
   ds_cache_destroy(ro);
-  assert_true(l3(c).compression_ratio > 2.0);
+  assert_true(ds_test_tier_stats(c, DS_CACHE_L3).compression_ratio > 2.0);
   const void *d;
   size_t len;
   ds_cache_ref *r;
@@ -160,8 +152,8 @@ static void test_reopen_modes_lock(void **state) {
   assert_int_equal(st.st_mode & 0777, 0600);
   c = open_cache(ctx, dir, 8 << 20, DS_CACHE_SYNC_EVERY_PUT, 0);
   for (uint32_t k = 0; k < 200; k++) assert_int_equal(has_value(c, k, sizeof v), k != gone);
-  assert_int_equal(l3(c).entries, 199);
-  assert_int_equal(l3(c).corrupt, 0);
+  assert_int_equal(ds_test_tier_stats(c, DS_CACHE_L3).entries, 199);
+  assert_int_equal(ds_test_tier_stats(c, DS_CACHE_L3).corrupt, 0);
   ds_cache_destroy(c);
   ds_context_destroy(ctx);
 }
@@ -180,9 +172,9 @@ static void test_max_bytes_exact(void **state) {
     value_of(v, sizeof v, k);
     assert_int_equal(ds_cache_put(c, &k, sizeof k, v, sizeof v), DS_OK);
     if (k % 25 == 0) assert_true(dir_bytes(dir) <= o.max_bytes);
-    assert_true(l3(c).bytes <= o.max_bytes);
+    assert_true(ds_test_tier_stats(c, DS_CACHE_L3).bytes <= o.max_bytes);
   }
-  assert_true(l3(c).evictions > 500);
+  assert_true(ds_test_tier_stats(c, DS_CACHE_L3).evictions > 500);
   assert_true(has_value(c, 999, sizeof v));
   assert_false(has_value(c, 0, sizeof v));
   static uint8_t huge[2 << 20];
@@ -225,7 +217,7 @@ static void test_corrupt_and_torn(void **state) {
   close(fd);
   warn_seen[0] = 0;
   c = open_cache(ctx, dir, 8 << 20, DS_CACHE_SYNC_BATCHED, 0);
-  assert_int_equal(l3(c).corrupt, 2);
+  assert_int_equal(ds_test_tier_stats(c, DS_CACHE_L3).corrupt, 2);
   assert_non_null(strstr(warn_seen, "offset"));
   for (uint32_t k = 0; k < 50; k++) assert_int_equal(has_value(c, k, sizeof v), k != 10);
   uint32_t k = 77;
@@ -234,7 +226,8 @@ static void test_corrupt_and_torn(void **state) {
   ds_cache_destroy(c);
   c = open_cache(ctx, dir, 8 << 20, DS_CACHE_SYNC_BATCHED, 0);
   assert_true(has_value(c, 77, sizeof v));
-  assert_int_equal(l3(c).corrupt, 1); /* the flipped byte; the tail was cut */
+  assert_int_equal(ds_test_tier_stats(c, DS_CACHE_L3).corrupt,
+                   1); /* the flipped byte; the tail was cut */
   ds_cache_destroy(c);
   ds_context_destroy(ctx);
 }
@@ -263,9 +256,11 @@ static void test_disk_full(void **state) {
       value_of(v, sizeof v, k);
       st = ds_cache_put(c, &k, sizeof k, v, sizeof v);
     }
-    int ok = st == DS_ERR_NO_SPACE && has_value(c, 0, sizeof v) && l3(c).io_errors == 1 &&
+    int ok = st == DS_ERR_NO_SPACE && has_value(c, 0, sizeof v) &&
+             ds_test_tier_stats(c, DS_CACHE_L3).io_errors == 1 &&
              ds_cache_put(c, "s", 1, v, sizeof v) == DS_ERR_NO_SPACE &&
-             ds_cache_remove(c, "s", 1) == DS_ERR_NOT_FOUND && has_value(c, 1, sizeof v);
+             ds_cache_remove(c, "s", 1) == DS_ERR_NOT_FOUND &&
+             has_value(c, 1, sizeof v);
     ds_cache_destroy(c);
     ds_context_destroy(ctx);
     _exit(ok ? 0 : 1);
@@ -276,8 +271,8 @@ static void test_disk_full(void **state) {
   assert_int_equal(WEXITSTATUS(status), 0);
   ds_context *ctx = new_ctx();
   ds_cache *c = open_cache(ctx, dir, 64 << 20, DS_CACHE_SYNC_BATCHED, 0);
-  assert_int_equal(l3(c).corrupt, 0);
-  assert_true(l3(c).entries >= 30);
+  assert_int_equal(ds_test_tier_stats(c, DS_CACHE_L3).corrupt, 0);
+  assert_true(ds_test_tier_stats(c, DS_CACHE_L3).entries >= 30);
   assert_true(has_value(c, 0, 5000));
   ds_cache_destroy(c);
   ds_context_destroy(ctx);
@@ -362,7 +357,7 @@ static void test_garbage_segments(void **state) {
     if (round % 2) assert_int_equal(ftruncate(fd, (off_t)(s % (uint64_t)st.st_size)), 0);
     close(fd);
     c = open_cache(ctx, dir, 4 << 20, DS_CACHE_SYNC_BATCHED, 0);
-    assert_true(l3(c).entries <= 20);
+    assert_true(ds_test_tier_stats(c, DS_CACHE_L3).entries <= 20);
     for (uint32_t k = 0; k < 20; k++) (void)has_value(c, k, sizeof v); /* any answer, no crash */
     uint32_t k = 99;
     value_of(v, sizeof v, k);
@@ -448,7 +443,8 @@ static void test_verify_reads(void **state) {
         assert_true(memcmp(out, v, sizeof v) != 0);
       }
     }
-    assert_int_equal(l3(c).corrupt, (uint64_t)mode);
+    assert_int_equal(ds_test_tier_stats(c, DS_CACHE_L3).corrupt,
+                     (uint64_t)mode);
     if (mode) assert_non_null(strstr(warn_seen, "offset"));
     assert_true(has_value(c, 0, sizeof v));
     ds_cache_destroy(c);
@@ -472,7 +468,7 @@ static void test_persist_tunables(void **state) {
   value_of(v, sizeof v, k);
   assert_int_equal(ds_cache_put(c, &k, sizeof k, v, sizeof v), DS_OK);
   assert_true(has_value(c, k, sizeof v));
-  assert_true(l3(c).raw_bytes == sizeof v);
+  assert_true(ds_test_tier_stats(c, DS_CACHE_L3).raw_bytes == sizeof v);
   ds_cache_tier_stats s;
   memset(&s, 0, sizeof s);
   s.struct_size = sizeof s;
@@ -523,10 +519,10 @@ static void reopen_check(ds_context *ctx, const char *dir, uint32_t n, uint32_t 
   ds_cache *c = open_plain(ctx, dir);
   if (expect_warn) assert_non_null(strstr(warn_seen, "index file"));
   else assert_int_equal(warn_seen[0], 0);
-  assert_int_equal(l3(c).entries, n - 1);
-  assert_int_equal(l3(c).corrupt, 0);
+  assert_int_equal(ds_test_tier_stats(c, DS_CACHE_L3).entries, n - 1);
+  assert_int_equal(ds_test_tier_stats(c, DS_CACHE_L3).corrupt, 0);
   for (uint32_t k = 0; k < n; k++) assert_int_equal(has_value(c, k, 1000), k != gone);
-  assert_int_equal(l3(c).corrupt, 0);
+  assert_int_equal(ds_test_tier_stats(c, DS_CACHE_L3).corrupt, 0);
   assert_true(dir_bytes(dir) <= (4u << 20));
   ds_cache_destroy(c);
 }
@@ -575,19 +571,19 @@ static void test_index_files(void **state) {
   warn_seen[0] = 0;
   c = open_plain(ctx, dir);
   assert_non_null(strstr(warn_seen, "segment 4"));
-  assert_int_equal(l3(c).corrupt, 1);
+  assert_int_equal(ds_test_tier_stats(c, DS_CACHE_L3).corrupt, 1);
   for (uint32_t k = 0; k < n; k++) assert_int_equal(has_value(c, k, 1000), k != 5);
   ds_cache_destroy(c);
   /* a corrupt value behind a good index: found by its first get, reported, dropped */
   flip_byte(dir, "seg-00000001.log", 32 + 4 + 500); /* key 0, the first record */
   warn_seen[0] = 0;
   c = open_plain(ctx, dir);
-  assert_int_equal(l3(c).corrupt, 0);
+  assert_int_equal(ds_test_tier_stats(c, DS_CACHE_L3).corrupt, 0);
   uint8_t out[1000];
   size_t len = 0;
   uint32_t k0 = 0;
   assert_int_equal(ds_cache_get(c, &k0, sizeof k0, out, sizeof out, &len), DS_ERR_CORRUPT);
-  assert_int_equal(l3(c).corrupt, 1);
+  assert_int_equal(ds_test_tier_stats(c, DS_CACHE_L3).corrupt, 1);
   assert_non_null(strstr(warn_seen, "offset 0"));
   assert_false(ds_cache_contains(c, &k0, sizeof k0));
   for (uint32_t k = 1; k < n; k++) assert_int_equal(has_value(c, k, 1000), k != 5);
@@ -613,7 +609,7 @@ static void test_verify_large(void **state) {
   flip_byte(dir, "seg-00000001.log", 32 + 3 + 150000);
   size_t len = 0;
   assert_int_equal(ds_cache_get(c, "big", 3, out, n, &len), DS_ERR_CORRUPT);
-  assert_int_equal(l3(c).corrupt, 1);
+  assert_int_equal(ds_test_tier_stats(c, DS_CACHE_L3).corrupt, 1);
   assert_false(ds_cache_contains(c, "big", 3));
   memset(out, 0, n);
   assert_int_equal(ds_cache_get(c, "ok!", 3, out, n, &len), DS_OK);
@@ -657,7 +653,7 @@ static void test_verify_1mib_fused(void **state) {
     flip_byte(dir, "seg-00000001.log", (off_t)(32 + 3 + at[k / 2]));
     size_t len = 0;
     assert_int_equal(ds_cache_get(c, "big", 3, out, n, &len), DS_ERR_CORRUPT);
-    assert_int_equal(l3(c).corrupt, 1);
+    assert_int_equal(ds_test_tier_stats(c, DS_CACHE_L3).corrupt, 1);
     memset(out, 0, n);
     assert_int_equal(ds_cache_get(c, "ok!", 3, out, n, &len), DS_OK);
     assert_int_equal(len, n);
@@ -748,7 +744,7 @@ static void test_checksum_tables(void **state) {
       assert_int_equal(len, 1000 + (size_t)i * 6000);
       assert_memory_equal(out, v, len);
     }
-    assert_int_equal(l3(c).corrupt, 0);
+    assert_int_equal(ds_test_tier_stats(c, DS_CACHE_L3).corrupt, 0);
     ds_cache_destroy(c);
     ds_context_destroy(ctx);
   }

@@ -14,17 +14,7 @@
 
 #include "cache/cachetrace.h"
 #include "cache/policy.h"
-
-static ds_context *new_ctx(void) {
-  ds_context_options o = DS_CONTEXT_OPTIONS_INIT;
-  o.flags = DS_CONTEXT_NO_ENV;
-  ds_param_value quiet[] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0}, {DS_PARAM_STATS_FILE, 0, 0}};
-  o.params = quiet;
-  o.nparams = 2;
-  ds_context *ctx = NULL;
-  assert_int_equal(ds_context_create(&ctx, &o), DS_OK);
-  return ctx;
-}
+#include "test_util.h"
 
 static long replay(ds_context *ctx, const ds__cachetrace *t, const char *name, uint64_t size) {
   ds__policy *p = NULL;
@@ -79,7 +69,7 @@ static void check_trace_against_reference(const char *rel, const char *trace) {
     return;
   }
   fclose(probe);
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   ds__cachetrace t;
   assert_int_equal(ds__cachetrace_load(&t, ctx, path), DS_OK);
   assert_string_equal(t.name, trace);
@@ -130,7 +120,7 @@ static void count_evict(void *user, uint64_t key) {
  * resident + evicted + removed for every policy. */
 static void test_invariants_all_policies(void **state) {
   (void)state;
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   for (const char *const *name = ds__policy_names(); *name; name++) {
     evict_count ec = {0};
     ds__policy *p = NULL;
@@ -164,7 +154,7 @@ static void test_invariants_all_policies(void **state) {
 
 static void test_bad_input(void **state) {
   (void)state;
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   ds__policy *p = (ds__policy *)1;
   assert_int_equal(ds__policy_create(&p, ctx, "nope", 10, 0, NULL, NULL), DS_ERR_INVALID_ARG);
   assert_null(p);
@@ -209,7 +199,7 @@ static void write_bytes(const char *path, const void *p, size_t n) {
  * nothing, reached the text parser with a NULL buffer (UBSan: offset on a null pointer). */
 static void test_trace_empty_and_memory(void **state) {
   (void)state;
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   ds__cachetrace t;
   char path[4096];
   const char *tmp = getenv("DS_TEST_TMP");

@@ -27,17 +27,9 @@ static ds_cache *new_cache(ds_context *ctx, uint64_t l1, uint64_t l2, const char
   return c;
 }
 
-static ds_cache_tier_stats stats(ds_cache *c, int tier) {
-  ds_cache_tier_stats s;
-  memset(&s, 0, sizeof s);
-  s.struct_size = sizeof s;
-  assert_int_equal(ds_cache_stats(c, tier, &s), DS_OK);
-  return s;
-}
-
 /* A context stat after ds_cache_stats has published L1's. */
 static double ctx_stat(ds_context *ctx, ds_cache *c, const char *name) {
-  stats(c, DS_CACHE_L1);
+  ds_test_tier_stats(c, DS_CACHE_L1);
   return ds_test_stat(ctx, name);
 }
 
@@ -172,7 +164,7 @@ static void run_stress(const char *policy) {
   assert_int_equal(r[0].errors + r[1].errors + w.errors, 0);
   assert_true(r[0].hits + r[1].hits > 0);
   assert_true(ds__load(&seen)); /* references outlived their entries */
-  ds_cache_tier_stats s = stats(c, DS_CACHE_L1);
+  ds_cache_tier_stats s = ds_test_tier_stats(c, DS_CACHE_L1);
   assert_int_equal(s.hits, (uint64_t)(r[0].hits + r[1].hits)); /* every reference, once */
   assert_true(s.bytes <= 16 << 10);
   assert_true(ctx_stat(ctx, c, "cache.l1.zombies") == 0); /* all released, all freed */
@@ -208,11 +200,11 @@ static void test_zombie_accounting(void **state) {
   assert_int_equal(ds_cache_get_ref(c, &key, sizeof key, &d1, &l1, &r1), DS_OK);
   assert_int_equal(ds_cache_get_ref(c, &key, sizeof key, &d2, &l2, &r2), DS_OK);
   assert_ptr_equal(d1, d2); /* zero-copy: both point at the cached bytes */
-  assert_int_equal(stats(c, DS_CACHE_L1).hits, 2);
+  assert_int_equal(ds_test_tier_stats(c, DS_CACHE_L1).hits, 2);
   assert_true(ctx_stat(ctx, c, "cache.l1.zombies") == 0);
   /* replaced: the new value is cached, the old one is a zombie */
   assert_int_equal(ds_cache_put(c, &key, sizeof key, w, make_value(w, key, 2)), DS_OK);
-  ds_cache_tier_stats s = stats(c, DS_CACHE_L1);
+  ds_cache_tier_stats s = ds_test_tier_stats(c, DS_CACHE_L1);
   assert_int_equal(s.entries, 1);
   assert_int_equal(s.bytes, sizeof key + n); /* only the new value counts in L1's budget */
   assert_true(ctx_stat(ctx, c, "cache.l1.zombies") == 1);
@@ -231,7 +223,7 @@ static void test_zombie_accounting(void **state) {
   assert_int_equal(ds_cache_release(c, r1), DS_OK);
   assert_int_equal(ds_cache_flush(c), DS_OK);
   assert_false(ds_cache_contains(c, &key, sizeof key));
-  assert_int_equal(stats(c, DS_CACHE_L1).bytes, 0);
+  assert_int_equal(ds_test_tier_stats(c, DS_CACHE_L1).bytes, 0);
   ds_cache_destroy(c);
   ds_context_destroy(ctx);
 }
@@ -296,7 +288,7 @@ static void test_destroy_outstanding(void **state) {
   size_t len;
   ds_cache_ref *r[5];
   uint32_t k0 = 0, k1 = 1, k2 = 2, k38 = 38, k39 = 39;
-  assert_true(stats(c, DS_CACHE_L2).entries >= 3);
+  assert_true(ds_test_tier_stats(c, DS_CACHE_L2).entries >= 3);
   assert_int_equal(ds_cache_get_ref(c, &k0, sizeof k0, &d, &len, &r[0]), DS_OK); /* L2, held */
   assert_int_equal(ds_cache_get_ref(c, &k1, sizeof k1, &d, &len, &r[1]), DS_OK); /* L2, held */
   assert_int_equal(ds_cache_get_ref(c, &k2, sizeof k2, &d, &len, &r[2]), DS_OK); /* released */
@@ -326,10 +318,10 @@ static void test_held_l2_zombie(void **state) {
   size_t len;
   ds_cache_ref *r;
   assert_int_equal(ds_cache_get_ref(c, &k0, sizeof k0, &d, &len, &r), DS_OK);
-  uint64_t l1_entries = stats(c, DS_CACHE_L1).entries;
+  uint64_t l1_entries = ds_test_tier_stats(c, DS_CACHE_L1).entries;
   assert_int_equal(ds_cache_remove(c, &k0, sizeof k0), DS_OK);
   assert_false(ds_cache_contains(c, &k0, sizeof k0));
-  assert_int_equal(stats(c, DS_CACHE_L1).entries, l1_entries - 1);
+  assert_int_equal(ds_test_tier_stats(c, DS_CACHE_L1).entries, l1_entries - 1);
   assert_true(ctx_stat(ctx, c, "cache.l1.zombies") == 1);
   assert_true(value_ok(d, len, k0));
   assert_int_equal(ds_cache_release(c, r), DS_OK);

@@ -79,10 +79,7 @@ static void run_strided(int with_streams, double *stride, double *correct, uint6
   }
   *stride = stat_value(ctx, "cache.prefetch.predicted_stride");
   *correct = stat_value(ctx, "cache.prefetch.correct");
-  ds_cache_tier_stats s;
-  memset(&s, 0, sizeof s);
-  s.struct_size = sizeof s;
-  assert_int_equal(ds_cache_stats(c, DS_CACHE_L1, &s), DS_OK);
+  ds_cache_tier_stats s = ds_test_tier_stats(c, DS_CACHE_L1);
   *l1_hits = s.hits;
   ds_cache_destroy(c);
   ds_context_destroy(ctx);
@@ -133,10 +130,7 @@ static double run_markov(int with_streams, uint64_t *l1_hits) {
   }
   double correct = stat_value(ctx, "cache.prefetch.correct") - before;
   assert_int_equal((int)stat_value(ctx, "cache.prefetch.predicted_stride"), 0);
-  ds_cache_tier_stats s;
-  memset(&s, 0, sizeof s);
-  s.struct_size = sizeof s;
-  assert_int_equal(ds_cache_stats(c, DS_CACHE_L1, &s), DS_OK);
+  ds_cache_tier_stats s = ds_test_tier_stats(c, DS_CACHE_L1);
   *l1_hits = s.hits;
   ds_cache_destroy(c);
   ds_context_destroy(ctx);

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "test_util.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define CRASH_DEFAULT_ROUNDS 30
@@ -184,10 +185,7 @@ static uint64_t verify_round(crash_run *r, ds_context *ctx, const char *dir,
     if (r->durable[past])
       check_key(r, c, key_of(past, (uint32_t)((uint64_t)rand() % r->durable[past])), 1);
   }
-  ds_cache_tier_stats s;
-  memset(&s, 0, sizeof s);
-  s.struct_size = sizeof s;
-  assert_int_equal(ds_cache_stats(c, DS_CACHE_L3, &s), DS_OK);
+  ds_cache_tier_stats s = ds_test_tier_stats(c, DS_CACHE_L3);
   r->torn += s.corrupt;
   if (s.entries > r->max_entries) r->max_entries = s.entries;
   ds_cache_destroy(c);

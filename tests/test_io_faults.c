@@ -83,10 +83,7 @@ static void test_put_errors(void **state) {
       assert_false(present(c, 1000, 3000)); /* a failed put is not half there */
       assert_int_equal(put(c, 1002, 3000), DS_OK);
       for (uint32_t k = 0; k < 50; k++) assert_true(present(c, k, 1000));
-      ds_cache_tier_stats s;
-      memset(&s, 0, sizeof s);
-      s.struct_size = sizeof s;
-      assert_int_equal(ds_cache_stats(c, DS_CACHE_L3, &s), DS_OK);
+      ds_cache_tier_stats s = ds_test_tier_stats(c, DS_CACHE_L3);
       assert_true(s.io_errors >= 1);
       ds_cache_destroy(c);
       assert_int_equal(open_cache(&c, ctx, dir, DS_CACHE_SYNC_EVERY_PUT, 8 << 20, 1000), DS_OK);

@@ -18,17 +18,7 @@
 #endif
 
 #include "precision_internal.h"
-
-static ds_context *new_ctx(void) {
-  ds_context_options o = DS_CONTEXT_OPTIONS_INIT;
-  o.flags = DS_CONTEXT_NO_ENV;
-  ds_param_value quiet[] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0}, {DS_PARAM_STATS_FILE, 0, 0}};
-  o.params = quiet;
-  o.nparams = 2;
-  ds_context *ctx = NULL;
-  assert_int_equal(ds_context_create(&ctx, &o), DS_OK);
-  return ctx;
-}
+#include "test_util.h"
 
 /* Value of an fp16 pattern computed from its fields in double (independent of the library). */
 static double f16_value(uint16_t h) {
@@ -262,7 +252,7 @@ static void test_daz_ftz_ignored(void **state) {
 
 static void test_public_convert(void **state) {
   (void)state;
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   float src[100], back[100];
   uint16_t h[100], b[100];
   for (int i = 0; i < 100; i++) src[i] = (float)(i - 50) * 0.37f;

@@ -17,17 +17,7 @@
 #include "build_config.h"
 #include "cuda_backend.h"
 #include "precision_internal.h"
-
-static ds_context *new_ctx(void) {
-  ds_context_options o = DS_CONTEXT_OPTIONS_INIT;
-  o.flags = DS_CONTEXT_NO_ENV;
-  ds_param_value quiet[] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0}, {DS_PARAM_STATS_FILE, 0, 0}};
-  o.params = quiet;
-  o.nparams = 2;
-  ds_context *ctx = NULL;
-  assert_int_equal(ds_context_create(&ctx, &o), DS_OK);
-  return ctx;
-}
+#include "test_util.h"
 
 static int gpu_required(void) {
   const char *e = getenv("DS_REQUIRE_GPU");
@@ -86,7 +76,7 @@ static ds_tensor t2(void *data, ds_dtype dt, int64_t r, int64_t c, int dev) {
 
 static void test_cuda_operands_without_gpu(void **state) {
   (void)state;
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   if (ds__cuda_present(ctx)) {
     printf("precision: a CUDA device is present; the no-GPU statuses are not tested here\n");
     ds_context_destroy(ctx);
@@ -110,7 +100,7 @@ static void test_cuda_operands_without_gpu(void **state) {
 
 static void test_convert_tensor_host(void **state) {
   (void)state;
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   float a[6] = {1.5f, -2, 65519, 65520, 1e-8f, 3}, back[6];
   uint16_t h[6];
   ds_tensor s = t2(a, DS_DTYPE_F32, 2, 3, DS_DEVICE_CPU), d = t2(h, DS_DTYPE_F16, 3, 2, DS_DEVICE_CPU);
@@ -182,7 +172,7 @@ static void gpu_gemm(ds_context *ctx) {
 
 static void test_gpu(void **state) {
   (void)state;
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   if (!ds__cuda_present(ctx)) {
     printf("precision: no CUDA device: GPU tests skipped (the CPU path is tested above)\n");
     ds_context_destroy(ctx);

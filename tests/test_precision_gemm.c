@@ -19,19 +19,9 @@
 
 #include "deepseek/sched.h"
 #include "precision_internal.h"
+#include "test_util.h"
 
 int openblas_get_num_threads(void); /* OpenBLAS, linked through the library */
-
-static ds_context *new_ctx(void) {
-  ds_context_options o = DS_CONTEXT_OPTIONS_INIT;
-  o.flags = DS_CONTEXT_NO_ENV;
-  ds_param_value quiet[] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0}, {DS_PARAM_STATS_FILE, 0, 0}};
-  o.params = quiet;
-  o.nparams = 2;
-  ds_context *ctx = NULL;
-  assert_int_equal(ds_context_create(&ctx, &o), DS_OK);
-  return ctx;
-}
 
 static _Thread_local uint64_t rng = 0x2545f4914f6cdd1dull; /* per thread: workers fill in parallel */
 static float rnd(void) {
@@ -151,7 +141,7 @@ static const ds_dtype dts[] = {DS_DTYPE_F32, DS_DTYPE_F16, DS_DTYPE_BF16};
 
 static void test_gemm_all_dtypes_and_transposes(void **state) {
   (void)state;
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   static const int64_t ms[] = {1, 5, 64, 70}, ns[] = {3, 19}, ks[] = {1, 37, 300};
   int cnt = 0;
   for (int ia = 0; ia < 3; ia++)
@@ -183,7 +173,7 @@ static void test_gemm_all_dtypes_and_transposes(void **state) {
  * transpose, 16-bit C read back (beta != 0) and not read (beta = 0). */
 static void test_gemm_widened_tiles(void **state) {
   (void)state;
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   for (int tr = 0; tr < 4; tr++) {
     run_case(ctx, DS_DTYPE_BF16, DS_DTYPE_BF16, DS_DTYPE_BF16, tr & 1, tr >> 1, 0, 0, 300, 270,
              530, 1.0f, tr == 3 ? 0.0f : 0.75f);
@@ -198,7 +188,7 @@ static void test_gemm_widened_tiles(void **state) {
 
 static void test_gemm_isa_levels(void **state) {
   (void)state; /* the skinny kernel at every level the CPU has: both weight layouts */
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   assert_int_equal(ds_context_set_param(ctx, DS_PARAM_PRECISION_SKINNY_MAX_M, 64), DS_OK);
   for (int isa = DS_PRECISION_ISA_SCALAR; isa <= (int)ds__prec_cpu_isa(); isa++) {
     assert_int_equal(ds_context_set_param(ctx, DS_PARAM_PRECISION_ISA, isa), DS_OK);
@@ -215,7 +205,7 @@ static void test_gemm_isa_levels(void **state) {
 
 static void test_gemm_batched(void **state) {
   (void)state;
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   for (int i = 0; i < 3; i++) {
     run_case(ctx, dts[i], dts[i], DS_DTYPE_F32, 0, 1, 3, 1, 8, 24, 40, 1.0f, 0.0f);
     run_case(ctx, DS_DTYPE_F32, dts[i], dts[i], 1, 0, 4, 0, 90, 10, 33, 1.0f, 1.0f);
@@ -236,7 +226,7 @@ static void test_gemm_batched(void **state) {
 
 static void test_gemm_k_zero_and_empty(void **state) {
   (void)state;
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   for (int i = 0; i < 3; i++) {
     mat a, b, c;
     mat_init(&a, dts[i], 0, 3, 0, 1);
@@ -254,7 +244,7 @@ static void test_gemm_k_zero_and_empty(void **state) {
 
 static void test_gemm_errors(void **state) {
   (void)state;
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   mat a, b, c;
   mat_init(&a, DS_DTYPE_F32, 0, 4, 5, 5);
   mat_init(&b, DS_DTYPE_F32, 0, 6, 7, 7);
@@ -304,7 +294,7 @@ static void test_gemm_errors(void **state) {
 static void test_gemm_onednn_path(void **state) {
   (void)state;
   ds__gemm_dnnl_test_mode = 1;
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   for (int d = 0; d < 3; d++)
     for (int tr = 0; tr < 4; tr++) {
       run_case(ctx, dts[d], dts[d], DS_DTYPE_F32, tr & 1, tr >> 1, 0, 0, 67, 21, 45, 1.0f, 0.0f);
@@ -341,7 +331,7 @@ static void *cache_worker(void *p) {
 
 static void test_gemm_cache_concurrent(void **state) {
   (void)state;
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   pthread_t th[4];
   thread_arg args[4];
   for (int i = 0; i < 4; i++) {

@@ -13,21 +13,11 @@
 #include <string.h>
 
 #include "precision_internal.h"
+#include "test_util.h"
 
 #define R 3
 #define C 7
 #define N (R * C)
-
-static ds_context *new_ctx(void) {
-  ds_context_options o = DS_CONTEXT_OPTIONS_INIT;
-  o.flags = DS_CONTEXT_NO_ENV;
-  ds_param_value quiet[] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0}, {DS_PARAM_STATS_FILE, 0, 0}};
-  o.params = quiet;
-  o.nparams = 2;
-  ds_context *ctx = NULL;
-  assert_int_equal(ds_context_create(&ctx, &o), DS_OK);
-  return ctx;
-}
 
 static uint64_t rng = 88172645463325252ull;
 static double rnd(void) {
@@ -129,7 +119,7 @@ static void new_prob(prob *p, int op) {
 
 static void test_bias_act(void **state) {
   (void)state;
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   for (int act = DS_ACT_NONE; act <= DS_ACT_SILU; act++) {
     prob p;
     new_prob(&p, OP_ACT);
@@ -155,7 +145,7 @@ static void test_bias_act(void **state) {
 
 static void test_softmax(void **state) {
   (void)state;
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   for (int lg = 0; lg < 2; lg++) {
     prob p;
     new_prob(&p, OP_SOFTMAX);
@@ -177,7 +167,7 @@ static void test_softmax(void **state) {
 
 static void test_norms(void **state) {
   (void)state;
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   for (int rms = 0; rms < 2; rms++) {
     prob p;
     new_prob(&p, rms ? OP_RMSNORM : OP_LAYERNORM);
@@ -206,7 +196,7 @@ static void test_norms(void **state) {
 
 static void test_cross_entropy(void **state) {
   (void)state;
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   prob p;
   new_prob(&p, OP_CE);
   float x[N], d[N], loss = 0;
@@ -227,7 +217,7 @@ static void test_cross_entropy(void **state) {
 
 static void test_embedding_and_elementwise(void **state) {
   (void)state;
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   float table[5 * 3], y[4 * 3], dt[5 * 3] = {0}, dy[4 * 3];
   int32_t ids[4] = {4, 0, 4, 2};
   for (int i = 0; i < 15; i++) table[i] = (float)i;
@@ -254,7 +244,7 @@ static void test_embedding_and_elementwise(void **state) {
 
 static void test_reductions(void **state) {
   (void)state;
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   enum { M = 5000 };
   float *f = malloc(M * sizeof *f);
   uint16_t *h = malloc(M * 2), *bf = malloc(M * 2);

@@ -14,20 +14,10 @@
 #include <unistd.h>
 
 #include "precision_internal.h"
+#include "test_util.h"
 
 #define NP 6
 #define STEPS 5
-
-static ds_context *new_ctx(void) {
-  ds_context_options o = DS_CONTEXT_OPTIONS_INIT;
-  o.flags = DS_CONTEXT_NO_ENV;
-  ds_param_value quiet[] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0}, {DS_PARAM_STATS_FILE, 0, 0}};
-  o.params = quiet;
-  o.nparams = 2;
-  ds_context *ctx = NULL;
-  assert_int_equal(ds_context_create(&ctx, &o), DS_OK);
-  return ctx;
-}
 
 static float init_v(int i) { return 0.5f - 0.25f * (float)i; }
 static float grad_v(int s, int i) { return (float)sin(1.0 + s * 0.7 + i * 1.3); }
@@ -77,7 +67,7 @@ static int torch_run(int adam, double *p) {
 }
 
 static void run(int adam, ds_dtype wdt, int with_torch) {
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   ds_optimizer_options oo = DS_OPTIMIZER_OPTIONS_INIT;
   oo.kind = adam ? DS_OPT_ADAMW : DS_OPT_SGD;
   oo.lr = adam ? 0.01f : 0.1f;
@@ -133,7 +123,7 @@ static void test_adamw(void **state) {
 
 static void test_memory_accounting(void **state) {
   (void)state;
-  ds_context *ctx = new_ctx();
+  ds_context *ctx = ds_test_context(NULL, 0);
   ds_optimizer_options oo = DS_OPTIMIZER_OPTIONS_INIT;
   oo.kind = DS_OPT_ADAMW;
   ds_optimizer *o = NULL;

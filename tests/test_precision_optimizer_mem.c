@@ -15,29 +15,19 @@
 #include <string.h>
 
 #include "precision_internal.h"
+#include "test_precision_util.h"
 #include "test_util.h"
 
 #define NP 1000
 
 static float grad_v(int s, int i) { return (float)sin(1.0 + s * 0.7 + i * 1.3); }
 
-static ds_optimizer *make(ds_context *ctx, int adam, ds_dtype state, int split) {
-  ds_optimizer_options oo = DS_OPTIMIZER_OPTIONS_INIT;
-  oo.kind = adam ? DS_OPT_ADAMW : DS_OPT_SGD;
-  oo.lr = adam ? 0.01f : 0.1f;
-  oo.weight_decay = 0.01f;
-  oo.state_dtype = state;
-  oo.split_master = split;
-  ds_optimizer *o = NULL;
-  assert_int_equal(ds_optimizer_create(&o, ctx, &oo), DS_OK);
-  return o;
-}
-
 /* The split master is the same fp32 master: bit-identical to the separate layout after the
  * same steps; its working copy is the master's high half (truncation). */
 static void split_vs_separate(int adam) {
   ds_context *ctx = ds_test_context(NULL, 0);
-  ds_optimizer *sep = make(ctx, adam, DS_DTYPE_F32, 0), *spl = make(ctx, adam, DS_DTYPE_F32, 1);
+  ds_optimizer *sep = ds_test_optimizer(ctx, adam, DS_DTYPE_F32, 0),
+               *spl = ds_test_optimizer(ctx, adam, DS_DTYPE_F32, 1);
   static float init[NP], g[NP], a[NP], b[NP];
   for (int i = 0; i < NP; i++) init[i] = 0.3f * (float)sin(i * 0.37) + 1e-3f * (float)i;
   assert_int_equal(ds_optimizer_add_param(sep, "w", init, NP, DS_DTYPE_BF16), DS_OK);
@@ -74,7 +64,7 @@ static void test_split_master(void **state) {
   split_vs_separate(1);
   /* only bf16 parameters split: an fp16 one keeps an fp32 array and a rounded copy */
   ds_context *ctx = ds_test_context(NULL, 0);
-  ds_optimizer *o = make(ctx, 0, DS_DTYPE_F32, 1);
+  ds_optimizer *o = ds_test_optimizer(ctx, 0, DS_DTYPE_F32, 1);
   float w[4] = {1, 2, 3, 4}, *m = NULL;
   assert_int_equal(ds_optimizer_add_param(o, "h", w, 4, DS_DTYPE_F16), DS_OK);
   assert_int_equal(ds_optimizer_master(o, "h", &m), DS_OK);
@@ -95,8 +85,9 @@ static void test_scaled_16bit_gradients(void **state) {
   ds_context *ctx = ds_test_context(NULL, 0);
   static float g[NP], ref[NP], got[NP];
   static uint16_t g16[NP], gb16[NP];
-  ds_optimizer *o32 = make(ctx, 1, DS_DTYPE_F32, 0), *o16 = make(ctx, 1, DS_DTYPE_F32, 0);
-  ds_optimizer *ob = make(ctx, 1, DS_DTYPE_F32, 0);
+  ds_optimizer *o32 = ds_test_optimizer(ctx, 1, DS_DTYPE_F32, 0),
+               *o16 = ds_test_optimizer(ctx, 1, DS_DTYPE_F32, 0);
+  ds_optimizer *ob = ds_test_optimizer(ctx, 1, DS_DTYPE_F32, 0);
   for (int i = 0; i < NP; i++) g[i] = 0.5f;
   assert_int_equal(ds_optimizer_add_param(o32, "w", g, NP, DS_DTYPE_F32), DS_OK);
   assert_int_equal(ds_optimizer_add_param(o16, "w", g, NP, DS_DTYPE_F32), DS_OK);
@@ -219,7 +210,7 @@ static int64_t live(ds_context *ctx) { return ds__load(&ctx->mem_live_bytes); }
 
 /* What memory_get reports grows by exactly what the allocator handed out (plus the name). */
 static void accounting(ds_context *ctx, int adam, ds_dtype st, int split, ds_dtype wdt) {
-  ds_optimizer *o = make(ctx, adam, st, split);
+  ds_optimizer *o = ds_test_optimizer(ctx, adam, st, split);
   static float w[3000];
   assert_int_equal(ds_optimizer_add_param(o, "x", w, 10, wdt), DS_OK); /* params array */
   ds_optimizer_memory m0 = {.struct_size = sizeof(ds_optimizer_memory)};
@@ -254,7 +245,7 @@ static void test_memory_exact(void **state) {
   }
   /* the mixed layouts' saving: SGD 6 of 8 bytes a parameter, AdamW 8 of 12 */
   for (int adam = 0; adam < 2; adam++) {
-    ds_optimizer *o = make(ctx, adam, DS_DTYPE_BF16, 1);
+    ds_optimizer *o = ds_test_optimizer(ctx, adam, DS_DTYPE_BF16, 1);
     static float w[1000];
     ds_optimizer_memory m = {.struct_size = sizeof(ds_optimizer_memory)};
     assert_int_equal(ds_optimizer_add_param(o, "w", w, 1000, DS_DTYPE_BF16), DS_OK);

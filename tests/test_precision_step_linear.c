@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "precision_internal.h"
+#include "test_precision_util.h"
 #include "test_util.h"
 
 enum { NB = 48, OUT = 200, IN = 77 }; /* OUT x IN = 15400: tiles end inside update blocks */
@@ -23,14 +24,7 @@ enum { NB = 48, OUT = 200, IN = 77 }; /* OUT x IN = 15400: tiles end inside upda
 static int64_t live(ds_context *ctx) { return ds__load(&ctx->mem_live_bytes); }
 
 static ds_optimizer *make(ds_context *ctx, int adam, ds_dtype state, int split, ds_dtype wdt) {
-  ds_optimizer_options oo = DS_OPTIMIZER_OPTIONS_INIT;
-  oo.kind = adam ? DS_OPT_ADAMW : DS_OPT_SGD;
-  oo.lr = adam ? 0.01f : 0.1f;
-  oo.weight_decay = 0.01f;
-  oo.state_dtype = state;
-  oo.split_master = split;
-  ds_optimizer *o = NULL;
-  assert_int_equal(ds_optimizer_create(&o, ctx, &oo), DS_OK);
+  ds_optimizer *o = ds_test_optimizer(ctx, adam, state, split);
   static float init[OUT * IN];
   for (int i = 0; i < OUT * IN; i++) init[i] = 0.3f * (float)sin(i * 0.37) + 1e-5f * (float)i;
   assert_int_equal(ds_optimizer_add_param(o, "w", init, OUT * IN, wdt), DS_OK);

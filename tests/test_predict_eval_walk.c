@@ -12,19 +12,9 @@
 #include <string.h>
 
 #include "predict_eval.h"
+#include "test_util.h"
 
 enum { N = 1000, T0 = 850, POISON = 952 }; /* 70/15/15 split: the test part is [850, 1000) */
-
-static ds_context *ctx_new(void) {
-  ds_context_options o = DS_CONTEXT_OPTIONS_INIT;
-  o.flags = DS_CONTEXT_NO_ENV;
-  ds_param_value pv[] = {{DS_PARAM_TELEMETRY_ENABLE, 0, 0}, {DS_PARAM_STATS_FILE, 0, 0}};
-  o.params = pv;
-  o.nparams = 2;
-  ds_context *ctx = NULL;
-  assert_int_equal(ds_context_create(&ctx, &o), DS_OK);
-  return ctx;
-}
 
 /* A periodic CPU series with bursts above 80% (feature 0) and slower companions. */
 static void fill(ev_series *s, int poison) {
@@ -69,7 +59,7 @@ static void run(ds_context *ctx, const ev_series *s, ev_rows out[NH], acc res[NM
 
 static void test_walk_forward_is_causal(void **state) {
   (void)state;
-  ds_context *ctx = ctx_new();
+  ds_context *ctx = ds_test_context(NULL, 0);
   ev_series s[2];
   memset(s, 0, sizeof s);
   fill(&s[0], 0);
@@ -109,7 +99,7 @@ static void test_walk_forward_is_causal(void **state) {
 /* Every test origin with a real sample and a real target is scored, by every model. */
 static void test_walk_forward_scores_every_origin(void **state) {
   (void)state;
-  ds_context *ctx = ctx_new();
+  ds_context *ctx = ds_test_context(NULL, 0);
   ev_series s;
   memset(&s, 0, sizeof s);
   fill(&s, 0);

@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "deepseek.h"
@@ -23,6 +24,16 @@ static inline ds_context *ds_test_context(const ds_param_value *extra, uint32_t 
   ds_context *ctx = NULL;
   assert_int_equal(ds_context_create(&ctx, &o), DS_OK);
   return ctx;
+}
+
+/* The stats of cache @p c's tier @p tier (DS_CACHE_L1 ...), asserting that the
+ * call succeeds. */
+static inline ds_cache_tier_stats ds_test_tier_stats(ds_cache *c, int tier) {
+  ds_cache_tier_stats s;
+  memset(&s, 0, sizeof s);
+  s.struct_size = sizeof s;
+  assert_int_equal(ds_cache_stats(c, tier, &s), DS_OK);
+  return s;
 }
 
 /* The current value of stat @p name, or -1 when the context has no such stat. */
