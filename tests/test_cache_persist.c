@@ -230,7 +230,14 @@ static void test_corrupt_and_torn(void **state) {
   assert_int_equal(pread(fd, &b, 1, off + 40), 1);
   b ^= 0xff;
   assert_int_equal(pwrite(fd, &b, 1, off + 40), 1);
-  assert_int_equal(pwrite(fd, "DSR1torn", 8, st.st_size), 8); /* a torn tail */
+  off_t end = off; /* the end of the 50 records (the file is longer: preallocated, zeros) */
+  for (int i = 10; i < 50; i++) {
+    uint32_t hdr[8];
+    assert_int_equal(pread(fd, hdr, 32, end), 32);
+    end += 32 + hdr[2] + hdr[3];
+  }
+  assert_true(end <= st.st_size);
+  assert_int_equal(pwrite(fd, "DSR1torn", 8, end), 8); /* a torn tail */
   close(fd);
   warn_seen[0] = 0;
   c = open_cache(ctx, dir, 8 << 20, DS_CACHE_SYNC_BATCHED, 0);
@@ -381,6 +388,13 @@ static void test_garbage_segments(void **state) {
     int fd = open(seg, O_RDWR);
     assert_true(fd >= 0);
     struct stat st;
+    off_t end = 0; /* cut the preallocated zeros: the noise below should land in records */
+    for (int i = 0; i < 20; i++) {
+      uint32_t hdr[8];
+      assert_int_equal(pread(fd, hdr, 32, end), 32);
+      end += 32 + hdr[2] + hdr[3];
+    }
+    assert_int_equal(ftruncate(fd, end), 0);
     fstat(fd, &st);
     for (int m = 0; m < 20; m++) { /* overwrite random spans with noise or fake headers */
       s ^= s << 13, s ^= s >> 7, s ^= s << 17;
@@ -942,6 +956,34 @@ static void test_recycle_torn(void **state) {
   ds_context_destroy(ctx);
 }
 
+/* A new segment is allocated at its full size up front (counted in max_bytes) and cut to its
+ * records when the cache is reopened: nothing of the zeros is read as a record or corruption. */
+static void test_prealloc(void **state) {
+  (void)state;
+  ds_context *ctx = new_ctx();
+  const char *dir = ds_test_path("persist_prealloc");
+  const uint64_t max = 1 << 20;
+  ds_cache *c = open_raw(ctx, dir, max, DS_CACHE_SYNC_EVERY_PUT, 0);
+  uint8_t v[RV];
+  for (uint32_t k = 0; k < 2; k++) {
+    value_of(v, RV, k);
+    assert_int_equal(ds_cache_put(c, &k, sizeof k, v, RV), DS_OK);
+  }
+  char name[256];
+  assert_int_equal(newest_seg_bytes(dir, name, sizeof name), max / 8);
+  assert_true(dir_bytes(dir) <= max);
+  assert_true(ds_test_tier_stats(c, DS_CACHE_L3).bytes >= max / 8);
+  ds_cache_destroy(c);
+  warn_seen[0] = 0;
+  c = open_raw(ctx, dir, max, DS_CACHE_SYNC_BATCHED, 0);
+  assert_int_equal(ds_test_tier_stats(c, DS_CACHE_L3).corrupt, 0);
+  assert_int_equal(warn_seen[0], 0);
+  assert_true(has_value(c, 0, RV) && has_value(c, 1, RV));
+  assert_int_equal(newest_seg_bytes(dir, name, sizeof name), 2 * 3036);
+  ds_cache_destroy(c);
+  ds_context_destroy(ctx);
+}
+
 /* Writes one record of the earlier format ("DSR1", generation 0, checksum seeded from 0). */
 static size_t dsr1_record(uint8_t *p, uint32_t key, const uint8_t *v, uint32_t n) {
   uint32_t magic = 0x31525344u, klen = 4;
@@ -1024,7 +1066,7 @@ int main(void) {
       cmocka_unit_test(test_verify_1mib_fused),
       cmocka_unit_test(test_record_larger_than_segment),      cmocka_unit_test(test_checksum_tables),
       cmocka_unit_test(test_recycle),           cmocka_unit_test(test_recycle_torn),
-      cmocka_unit_test(test_dsr1_segment),
+      cmocka_unit_test(test_dsr1_segment),      cmocka_unit_test(test_prealloc),
   };
   return cmocka_run_group_tests(tests, NULL, remove_tmp_dirs);
 }

@@ -21,7 +21,8 @@
  * into a recycled file also writes up to 32 zero bytes (the end marker) after the record in
  * the same pwritev; the next append overwrites it. A scan ends cleanly at zero bytes, so
  * garbage after the last good record still means a torn append. A segment is truncated to
- * its data when sealed, so only the active segment ever holds stale bytes. */
+ * its data when sealed, so only the active segment ever holds stale bytes. A new segment is
+ * preallocated to seg_max when the budget has room (zeros past its data: the same clean end). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -355,9 +356,24 @@ static int ds__seg_recycle(ds__disk *d, uint32_t id) {
   return 1;
 }
 
+/* Allocates a new segment's seg_max bytes up front when the budget has room for them (they
+ * count in it; the segment is truncated to its data when sealed, and a scan ends at the zeros
+ * past its data): appends then write into allocated blocks and do not grow the file, so their
+ * fdatasync journals less (measured: synced 1 MiB puts into a fresh cache about 10 % faster).
+ * Best effort: without it the file grows as before. */
+static void ds__seg_prealloc(ds__disk *d, ds__seg *s) {
+  if (d->total + d->seg_max > d->max_bytes) return;
+  if (fallocate(s->fd, 0, 0, (off_t)d->seg_max) != 0) {
+    (void)ftruncate(s->fd, 0); /* a failed fallocate may keep blocks past the end */
+    return;
+  }
+  s->file = d->seg_max;
+  d->total += d->seg_max;
+}
+
 /* Seals the active segment and starts a new one: the oldest segment recycled when the cache
  * is full (a new segment of seg_max bytes would not fit) and this process created it, else a
- * new file. */
+ * new file, preallocated when it fits. */
 static ds_status ds__seg_roll(ds__disk *d) {
   char path[4096];
   uint32_t id = d->next_id;
@@ -387,6 +403,7 @@ static ds_status ds__seg_roll(ds__disk *d) {
       unlink(path);
       return st;
     }
+    ds__seg_prealloc(d, &d->segs[d->nsegs - 1]);
   }
   if (d->nsegs > 1) ds__seg_seal(d, &d->segs[d->nsegs - 2]); /* synced above */
   ds__idxbuf_reset(&d->ib);
