@@ -68,8 +68,8 @@ typedef struct {
   uint32_t id;
   int fd;
   uint64_t size; /* bytes of records */
-  uint64_t file; /* bytes of the file, >= size: a recycled file's stale tail (active segment
-                    only); this is what counts in total */
+  uint64_t file; /* bytes of the file, >= size: a recycled file's stale tail or preallocated
+                    zeros (active segment only); this is what counts in total */
   int own;       /* created by this process (only DSR2 records): may be recycled */
   unsigned char *map; /* read-only mapping of map_len bytes (past EOF for the active segment:
                          only written bytes are ever read), or NULL: reads use pread */
@@ -265,9 +265,9 @@ static void ds__seg_seal(ds__disk *d, ds__seg *s) {
   d->total += bytes;
 }
 
-/* Cuts a recycled file's stale tail off at its data, so that a sealed segment is exactly its
- * records (and its index file matches its size). Failure is counted and harmless: a scan ends
- * at the stale tail's end marker or foreign generation. */
+/* Cuts a recycled file's stale tail or a preallocated file's zeros off at its data, so that a
+ * sealed segment is exactly its records (and its index file matches its size). Failure is
+ * counted and harmless: a scan ends at the zeros, end marker or foreign generation. */
 static void ds__seg_trim(ds__disk *d, ds__seg *s) {
   if (s->file <= s->size) return;
   if (ds__io_ftruncate(s->fd, (off_t)s->size) != 0) {
@@ -364,7 +364,8 @@ static int ds__seg_recycle(ds__disk *d, uint32_t id) {
 static void ds__seg_prealloc(ds__disk *d, ds__seg *s) {
   if (d->total + d->seg_max > d->max_bytes) return;
   if (fallocate(s->fd, 0, 0, (off_t)d->seg_max) != 0) {
-    (void)ftruncate(s->fd, 0); /* a failed fallocate may keep blocks past the end */
+    if (ftruncate(s->fd, 0) != 0) { /* a failed fallocate may keep blocks past the end */
+    }
     return;
   }
   s->file = d->seg_max;
@@ -424,8 +425,9 @@ static int ds__hdr_plausible(const ds__rec_hdr *h, uint64_t off, uint64_t size) 
 }
 
 /* The end of a segment's data: the end marker of a recycled file (up to 32 zero bytes; also
- * what bytes never written read as), or a whole record of another generation (the old life of
- * a recycled file: stale, never served). Neither is corruption. */
+ * what a preallocated file past its data and bytes never written read as), or a whole record of
+ * another generation (the old life of a recycled file: stale, never served). Neither is
+ * corruption. */
 static int ds__scan_end(const unsigned char *p, uint64_t avail, uint32_t id) {
   size_t n = avail < DS__HDR ? (size_t)avail : DS__HDR;
   size_t z = 0;
@@ -785,9 +787,10 @@ static ds_status ds__disk_room(ds__disk *d, uint64_t reclen) {
 }
 
 /* Appends one record to the active segment, making room first; the index is updated by the
- * caller only when this succeeds. In a recycled file the end marker (zero bytes up to a header,
- * not past the file's end) follows the record in the same write. A failed write is cut off
- * again so the segment stays valid. */
+ * caller only when this succeeds. Where the file goes on past the record (recycled: stale
+ * bytes; preallocated: zeros), the end marker (zero bytes up to a header, not past the file's
+ * end) follows the record in the same write. A failed write is cut off again so the segment
+ * stays valid. */
 static ds_status ds__disk_append(ds__disk *d, ds__rec_hdr *h, const void *key, const void *data,
                                  uint32_t *seg, uint64_t *off) {
   static const unsigned char zeros[DS__HDR];
