@@ -8,6 +8,17 @@
  * The get rows also have a CPU-time form (the getting thread's CPU microseconds per get,
  * ours with the default verification against LMDB): on a loaded machine the wall-clock rows
  * swing with the other processes, the CPU time much less.
+ * Steady-state put rows (put_<size>_synced_full, 64 KiB and 1 MiB): each store is first brought
+ * to its steady state by untimed synced puts, then n synced puts are timed.
+ *  - ours: max_bytes = F (256 MiB for 1 MiB values, 32 MiB for 64 KiB), prefilled with 1.25 F
+ *    of new keys, so the cache is full and rolls by recycling its oldest segment: a put is one
+ *    pwritev over blocks the recycled file already has, and one fdatasync; every F/8 bytes a roll
+ *    (sync, truncate and index file of the sealed segment, rename, directory sync);
+ *  - LMDB: a fixed set of K = F / value size keys, written once and then overwritten in turn
+ *    (1.25 K puts before timing), so a put's pages come from the pages its freelist holds: one
+ *    committed write transaction per put, default sync;
+ *  - RocksDB: the same K keys overwritten in turn, WAL on, sync = 1 (memtable flushes and
+ *    compactions run in its background threads, as in its steady state).
  * Also the time to reopen a cache of 100,000 entries / 1 GB (index rebuilt from the sealed
  * segments' index files, the last segment scanned with every checksum verified) against
  * reading the same segment files with read().
@@ -30,6 +41,8 @@
 typedef struct {
   size_t vlen;
   int n;
+  int full_mib; /* steady-state rows: the store's size F in MiB (0: none) */
+  int full_n;   /* puts timed in the steady state */
 } bcase;
 
 static const char *base_dir = ".";
@@ -177,6 +190,120 @@ static int run_rocksdb(const bcase *bc, double r[2]) {
   return 0;
 }
 
+/* ---- steady state (full stores), see the top comment ---- */
+static const unsigned char *val_of(const bcase *bc, int i) {
+  return vals + (size_t)(i % bc->n) * bc->vlen;
+}
+
+static double run_full_ours(ds_context *ctx, const bcase *bc) {
+  char dir[4096];
+  path_of(dir, sizeof dir, "ours_full");
+  rm_rf(dir);
+  ds_cache_persist_options o = DS_CACHE_PERSIST_OPTIONS_INIT;
+  o.max_bytes = (uint64_t)bc->full_mib << 20;
+  o.codec = DS_CACHE_CODEC_NONE;
+  o.durability = DS_CACHE_SYNC_EVERY_PUT;
+  ds_cache *c = NULL;
+  if (ds_cache_open_persistent_ex(&c, ctx, dir, &o) != DS_OK) return -1;
+  int k = (int)(o.max_bytes / bc->vlen), pre = k + k / 4;
+  for (int i = 0; i < pre; i++)
+    if (ds_cache_put(c, &i, sizeof i, val_of(bc, i), bc->vlen) != DS_OK) return -1;
+  double t0 = bench_now_s();
+  for (int i = pre; i < pre + bc->full_n; i++)
+    if (ds_cache_put(c, &i, sizeof i, val_of(bc, i), bc->vlen) != DS_OK) return -1;
+  double r = bc->full_n / (bench_now_s() - t0);
+  ds_cache_destroy(c);
+  rm_rf(dir);
+  return r;
+}
+
+static double run_full_lmdb(const bcase *bc) {
+  char dir[4096];
+  path_of(dir, sizeof dir, "lmdb_full");
+  rm_rf(dir);
+  mkdir(dir, 0700);
+  size_t full = (size_t)bc->full_mib << 20;
+  MDB_env *env;
+  MDB_dbi dbi;
+  MDB_txn *txn;
+  if (mdb_env_create(&env) || mdb_env_set_mapsize(env, full * 2 + (64u << 20)) ||
+      mdb_env_open(env, dir, 0, 0600))
+    return -1;
+  mdb_txn_begin(env, NULL, 0, &txn);
+  mdb_dbi_open(txn, NULL, 0, &dbi);
+  mdb_txn_commit(txn);
+  int k = (int)(full / bc->vlen), pre = k + k / 4;
+  double t0 = 0;
+  for (int i = 0; i < pre + bc->full_n; i++) {
+    if (i == pre) t0 = bench_now_s();
+    int key = i % k;
+    MDB_val kv = {sizeof key, &key}, v = {bc->vlen, (void *)val_of(bc, i)};
+    if (mdb_txn_begin(env, NULL, 0, &txn) || mdb_put(txn, dbi, &kv, &v, 0) || mdb_txn_commit(txn))
+      return -1;
+  }
+  double r = bc->full_n / (bench_now_s() - t0);
+  mdb_env_close(env);
+  rm_rf(dir);
+  return r;
+}
+
+static double run_full_rocksdb(const bcase *bc) {
+  char dir[4096];
+  path_of(dir, sizeof dir, "rocksdb_full");
+  rm_rf(dir);
+  rocksdb_options_t *opt = rocksdb_options_create();
+  rocksdb_options_set_create_if_missing(opt, 1);
+  rocksdb_options_set_compression(opt, rocksdb_no_compression);
+  char *err = NULL;
+  rocksdb_t *db = rocksdb_open(opt, dir, &err);
+  if (err) {
+    fprintf(stderr, "rocksdb: %s\n", err);
+    free(err);
+    return -1;
+  }
+  rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+  rocksdb_writeoptions_set_sync(wo, 1);
+  int k = (int)(((size_t)bc->full_mib << 20) / bc->vlen), pre = k + k / 4;
+  double t0 = 0;
+  for (int i = 0; i < pre + bc->full_n && !err; i++) {
+    if (i == pre) t0 = bench_now_s();
+    int key = i % k;
+    rocksdb_put(db, wo, (const char *)&key, sizeof key, (const char *)val_of(bc, i), bc->vlen,
+                &err);
+  }
+  double r = bc->full_n / (bench_now_s() - t0);
+  rocksdb_writeoptions_destroy(wo);
+  rocksdb_close(db);
+  rocksdb_options_destroy(opt);
+  rm_rf(dir);
+  if (err) {
+    free(err);
+    return -1;
+  }
+  return r;
+}
+
+/* The steady-state put rows of one size: the three stores alternated, REPS times. */
+static int bench_full(ds_context *ctx, const bcase *bc, int json, int *header) {
+  double f[3][REPS];
+  for (int r = 0; r < REPS; r++) {
+    f[0][r] = run_full_ours(ctx, bc);
+    f[1][r] = run_full_lmdb(bc);
+    f[2][r] = run_full_rocksdb(bc);
+    if (f[0][r] <= 0 || f[1][r] <= 0 || f[2][r] <= 0) return -1;
+  }
+  char name[64];
+  snprintf(name, sizeof name, "put_%zuB_synced_full", bc->vlen);
+  double m = bench_median(f[0], REPS);
+  bench_row r1 = {"bench_cache_persist", name, "ops_per_s", m, "LMDB", bench_median(f[1], REPS),
+                  1.0, "higher"};
+  bench_row r2 = {"bench_cache_persist", name, "ops_per_s", m, "RocksDB",
+                  bench_median(f[2], REPS), 1.0, "higher"};
+  bench_print(&r1, json, header);
+  bench_print(&r2, json, header);
+  return 0;
+}
+
 /* Reopen of 100,000 x 10 KiB: returns seconds to open (median of 3) and to read the files. */
 static int run_reopen(ds_context *ctx, double *open_s, double *read_s) {
   char dir[4096];
@@ -232,7 +359,7 @@ int main(int argc, char **argv) {
   o.nparams = 3;
   ds_context *ctx = NULL;
   if (ds_context_create(&ctx, &o) != DS_OK) return 1;
-  static const bcase cases[] = {{1024, 300}, {65536, 150}, {1 << 20, 30}};
+  static const bcase cases[] = {{1024, 300, 0, 0}, {65536, 150, 32, 300}, {1 << 20, 100, 256, 100}};
   for (size_t ci = 0; ci < 3; ci++) {
     const bcase *bc = &cases[ci];
     vals = malloc((size_t)bc->n * bc->vlen);
@@ -274,6 +401,11 @@ int main(int argc, char **argv) {
     bench_row r4 = {"bench_cache_persist", name, "cpu_us_per_get", bench_median(ours[3], REPS),
                     "LMDB", bench_median(lm[2], REPS), 1 / 0.9, "lower"};
     bench_print(&r4, json, &header);
+    if (bc->full_mib && bench_full(ctx, bc, json, &header) != 0) {
+      fprintf(stderr, "bench_cache_persist: a steady-state run failed (%s)\n",
+              ds_context_last_error(ctx));
+      return 1;
+    }
     free(vals);
     free(out);
   }

@@ -6,8 +6,11 @@
  * fields (encoding, lengths) reach the index and the decoders. After each open, every key
  * found after a record magic is read back (get, get_ref, contains, remove) and one value is
  * put, so a damaged segment must leave a usable cache. Seeds in fuzz/corpus/cache_segment/
- * are real segments, one per codec (lz4, zstd with a delete record, none), each written by
- * ds_cache_open_persistent and ds_cache_put of three values and an empty one, plus a MANIFEST.
+ * are real segments (DSR1: written by an earlier version), one per codec (lz4, zstd with a
+ * delete record, none), each written by
+ * ds_cache_open_persistent and ds_cache_put of three values and an empty one, plus a MANIFEST;
+ * recycled.seg is a recycled segment's shape: two DSR2 records, the end marker, then records of
+ * another generation (checksums zero: the second pass makes them valid).
  * An input starting with 'I' is {u32 segment length, segment, index entries}: the segment
  * (record checksums recomputed) is sealed segment 1 with those entries as its index file
  * (header and checksum made valid, so the entries reach the parser and the index), followed by
@@ -30,7 +33,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define HDR 32
-#define MAGIC "DSR1"
+/* record magics: "DSR1" (earlier versions) and "DSR2" (generation and segment-id seed) */
+static int is_magic(const uint8_t *p) { return !memcmp(p, "DSR1", 4) || !memcmp(p, "DSR2", 4); }
 
 static void write_file(const char *dir, const char *name, const void *p, size_t n) {
   char path[256];
@@ -54,16 +58,17 @@ static void clear_dir(const char *dir) {
   closedir(d);
 }
 
-/* The record checksum as the writer computes it (see src/cache/disk.c). */
+/* The record checksum as the writer computes it (see src/cache/disk.c): the seed's seed is
+ * the segment id for DSR2 (the segment here is always 1), 0 for DSR1. */
 static void fix_sums(uint8_t *seg, size_t size) {
   for (size_t off = 0; off + HDR <= size; off++) {
-    if (memcmp(seg + off, MAGIC, 4)) continue;
+    if (!is_magic(seg + off)) continue;
     uint32_t klen, slen;
     memcpy(&klen, seg + off + 8, 4);
     memcpy(&slen, seg + off + 12, 4);
     if (klen == 0 || klen > 65535 || off + HDR + (uint64_t)klen + slen > size) continue;
     memset(seg + off + 24, 0, 8);
-    uint64_t seed = XXH3_64bits(seg + off, HDR + (size_t)klen);
+    uint64_t seed = XXH3_64bits_withSeed(seg + off, HDR + (size_t)klen, seg[off + 3] == '2');
     uint64_t sum = XXH3_64bits_withSeed(seg + off + HDR + klen, slen, seed);
     memcpy(seg + off + 24, &sum, 8);
   }
@@ -74,7 +79,7 @@ static void fix_sums(uint8_t *seg, size_t size) {
 static void exercise(ds_cache *c, const uint8_t *seg, size_t size) {
   static uint8_t buf[1 << 20];
   for (size_t off = 0; off + HDR <= size; off++) {
-    if (memcmp(seg + off, MAGIC, 4)) continue;
+    if (!is_magic(seg + off)) continue;
     uint32_t klen;
     memcpy(&klen, seg + off + 8, 4);
     if (klen == 0 || klen > 65535 || off + HDR + klen > size) continue;

@@ -156,7 +156,13 @@ DS_API ds_status ds_cache_create(ds_cache **out, ds_context *ctx, const ds_cache
  *  (DS_PARAM_CACHE_VERIFY_READS: 1 the first get of a record not verified since open,
  *  default; 2 every get; 0 never; a mismatch is DS_ERR_CORRUPT, counted, logged, and the
  *  entry dropped). The directory's files (segments, index files, MANIFEST, LOCK) never exceed
- *  @p max_bytes in total: the oldest segment is dropped (its entries evicted) to make room. Durability, sync interval and zstd
+ *  @p max_bytes in total: the oldest segment is dropped (its entries evicted) to make room;
+ *  when the cache is full, a segment this process wrote is recycled instead of deleted (renamed
+ *  to the new segment and written over, so synced puts overwrite blocks the file already has;
+ *  its old records are never served again; counted in the context stat
+ *  "cache.l3.recycled_segments"); a new segment is allocated at its full size when it fits
+ *  (counted in @p max_bytes, cut to its data when sealed or reopened). Records written by
+ *  earlier versions are still read. Durability, sync interval and zstd
  *  level come from the context's tunables (DS_PARAM_CACHE_DURABILITY, default batched every
  *  DS_PARAM_CACHE_SYNC_INTERVAL_MS = 1000 ms; DS_PARAM_CACHE_ZSTD_LEVEL).
  *  @param compression a ds_cache_codec, or -1 for the context's DS_PARAM_CACHE_CODEC.
