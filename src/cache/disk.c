@@ -44,7 +44,8 @@
 #define DS__REC_PUT 1
 #define DS__REC_DEL 2
 #define DS__HDR 32
-#define DS__MANIFEST "dscache 1\n"
+#define DS__MANIFEST "dscache 2\n"    /* DSR2 records: older versions refuse the directory */
+#define DS__MANIFEST_V1 "dscache 1\n" /* only DSR1 records: read, and upgraded by a writer */
 
 typedef struct {
   uint32_t magic;
@@ -364,8 +365,7 @@ static int ds__seg_recycle(ds__disk *d, uint32_t id) {
 static void ds__seg_prealloc(ds__disk *d, ds__seg *s) {
   if (d->total + d->seg_max > d->max_bytes) return;
   if (fallocate(s->fd, 0, 0, (off_t)d->seg_max) != 0) {
-    if (ftruncate(s->fd, 0) != 0) { /* a failed fallocate may keep blocks past the end */
-    }
+    if (ds__io_ftruncate(s->fd, 0) != 0) d->io_errors++; /* it may keep blocks past the end */
     return;
   }
   s->file = d->seg_max;
@@ -424,15 +424,16 @@ static int ds__hdr_plausible(const ds__rec_hdr *h, uint64_t off, uint64_t size) 
          h->klen <= 65535 && off + DS__HDR + h->klen + h->slen <= size;
 }
 
-/* The end of a segment's data: the end marker of a recycled file (up to 32 zero bytes; also
- * what a preallocated file past its data and bytes never written read as), or a whole record of
- * another generation (the old life of a recycled file: stale, never served). Neither is
- * corruption. */
-static int ds__scan_end(const unsigned char *p, uint64_t avail, uint32_t id) {
+/* The end of a segment's data: in the last (active) segment, the end marker of a recycled
+ * file (up to 32 zero bytes; also what a preallocated file past its data and bytes never
+ * written read as); in any segment, a whole record of another generation (the old life of a
+ * recycled file: stale, never served). Neither is corruption. Zeros inside a sealed segment
+ * (cut to its data when sealed) are damage: reported, and the scan resynchronises. */
+static int ds__scan_end(const unsigned char *p, uint64_t avail, uint32_t id, int last) {
   size_t n = avail < DS__HDR ? (size_t)avail : DS__HDR;
   size_t z = 0;
   while (z < n && !p[z]) z++;
-  if (z == n) return 1;
+  if (z == n && last) return 1; /* a sealed segment is cut at its data: zeros there are damage */
   if (avail < DS__HDR) return 0;
   ds__rec_hdr h;
   memcpy(&h, p, DS__HDR);
@@ -459,10 +460,10 @@ static ds_status ds__seg_scan(ds__disk *d, uint32_t id, int fd, uint64_t size, i
       return ds__error(d->ctx, DS_ERR_IO, "cache", "segment %u of %s: read failed", id, d->dir);
     }
   }
-  uint64_t off = 0, end = 0;
+  uint64_t off = 0, end = 0, good = 0; /* good: the end of the last record that verified */
   ds_status st = DS_OK;
   ds__idxbuf_reset(&d->ib);
-  while (off < size && st == DS_OK && !ds__scan_end(buf + off, size - off, id)) {
+  while (off < size && st == DS_OK && !ds__scan_end(buf + off, size - off, id, last)) {
     if (off + DS__HDR > size) { /* fewer bytes than a header after the last record */
       if (off == end) {
         d->corrupt++;
@@ -492,13 +493,16 @@ static ds_status ds__seg_scan(ds__disk *d, uint32_t id, int fd, uint64_t size, i
       st = ds__dindex_set(d, key, (uint16_t)h.klen, id, off, &h, 1);
       ds__idx_ent ie = {off, h.vlen, h.slen, (uint16_t)h.klen, h.type, h.enc};
       ds__idxbuf_add(d->ctx, &d->ib, &ie, key);
+      good = off + DS__HDR + h.klen + h.slen;
     }
     off += DS__HDR + h.klen + h.slen;
     end = off;
   }
   if (mapped) munmap(buf, size);
   else ds__free(d->ctx, buf);
-  *valid_end = last ? end : size;
+  /* the last segment is cut after its last good record: a torn append (or trailing damage)
+   * is reported once, at this open, and the next appends follow the good records */
+  *valid_end = last ? good : size;
   return st;
 }
 
@@ -585,18 +589,9 @@ static ds_status ds__disk_load(ds__disk *d) {
 }
 
 /* ---- metadata ---- */
-static ds_status ds__manifest(ds__disk *d) {
-  char path[4096], tmp[4096];
-  snprintf(path, sizeof path, "%s/MANIFEST", d->dir);
-  FILE *f = fopen(path, "r");
-  if (f) {
-    char line[64] = {0};
-    int ok = fgets(line, sizeof line, f) && !strcmp(line, DS__MANIFEST);
-    fclose(f);
-    return ok ? DS_OK
-              : ds__error(d->ctx, DS_ERR_FORMAT, "cache", "%s is not a cache manifest", path);
-  }
-  if (d->read_only) return ds__error(d->ctx, DS_ERR_FORMAT, "cache", "%s: no MANIFEST", d->dir);
+/* Writes MANIFEST (version 2) by write, fsync, rename and a sync of the directory. */
+static ds_status ds__manifest_write(ds__disk *d, const char *path) {
+  char tmp[4096];
   snprintf(tmp, sizeof tmp, "%s/MANIFEST.tmp", d->dir);
   int fd = ds__io_open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return ds__error(d->ctx, ds__errno_status(errno), "cache", "cannot write %s", tmp);
@@ -607,6 +602,27 @@ static ds_status ds__manifest(ds__disk *d) {
     return ds__error(d->ctx, DS_ERR_IO, "cache", "cannot write %s", path);
   ds__dir_sync(d);
   return DS_OK;
+}
+
+/* Checks MANIFEST, or writes it in a new directory. A version 1 directory (DSR1 records) is
+ * read as it is; a writer first rewrites its MANIFEST as version 2, since it will add DSR2
+ * records, so that an older library refuses the directory (DS_ERR_FORMAT) instead of reading
+ * every new record as corrupt and cutting the last segment. */
+static ds_status ds__manifest(ds__disk *d) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/MANIFEST", d->dir);
+  FILE *f = fopen(path, "r");
+  if (f) {
+    char line[64] = {0};
+    int ok = fgets(line, sizeof line, f) != NULL;
+    fclose(f);
+    if (ok && !strcmp(line, DS__MANIFEST)) return DS_OK;
+    if (ok && !strcmp(line, DS__MANIFEST_V1)) return d->read_only ? DS_OK : ds__manifest_write(d, path);
+    return ds__error(d->ctx, DS_ERR_FORMAT, "cache",
+                     "%s is not a cache manifest of a version this library reads", path);
+  }
+  if (d->read_only) return ds__error(d->ctx, DS_ERR_FORMAT, "cache", "%s: no MANIFEST", d->dir);
+  return ds__manifest_write(d, path);
 }
 
 /* Takes the bytes of MANIFEST and LOCK out of the segments' budget, so that every file of
