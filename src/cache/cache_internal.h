@@ -8,6 +8,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "arena.h"
 #include "atomic.h"
 #include "codec.h"
 #include "gpu.h"
@@ -41,14 +42,20 @@ typedef struct ds__centry {
   uint8_t dead;            /* removed while referenced: freed at the last release */
   ds__atomic_u8 pend;      /* L1 hits not yet seen by a lazy L1 policy (saturating at
                               DS__PEND_MAX; lock-free readers add to it, relaxed) */
-  uint8_t inl;             /* data lies in this allocation, after the key (not freed alone) */
-  uint8_t dev;             /* data is device memory of the GPU tier (tier 3) */
+  uint8_t mem;             /* where data lies and how it is freed: DS__MEM_* (an owned value:
+                              DS__MEM_HEAP, freed by its free_fn) */
+  uint8_t emem;            /* where this allocation lies: DS__MEM_HEAP or DS__MEM_ARENA */
   uint8_t shift;           /* 8-byte units the entry was moved up to start a cache line */
   ds__atomic_int refs;     /* zero-copy references (DS__REF_COUNT bits) + DS__REF_OWN while the
                               cache owns the entry; see ds__centry_put */
   uint32_t pnode;          /* node in its tier's policy (a hint, see ds__policy_touch_node) */
   char key[];
 } ds__centry;
+
+#define DS__MEM_HEAP 0   /* ds__alloc (or the owner's, with free_fn) */
+#define DS__MEM_INLINE 1 /* in the entry's allocation, after the key (not freed alone) */
+#define DS__MEM_ARENA 2  /* a slot of the cache's L1 value arena (arena.c) */
+#define DS__MEM_DEVICE 3 /* device memory of the GPU tier (tier 3) */
 
 _Static_assert(sizeof(ds__centry_cold) % 16 == 0, "entries must stay 16-byte aligned");
 static inline ds__centry_cold *ds__cold(ds__centry *e) { return (ds__centry_cold *)e - 1; }
@@ -137,6 +144,8 @@ struct ds_cache {
   void *rs_mem;          /* the shards' reader slots: [thread slot][shard], 64-byte aligned */
   pthread_mutex_t refs_mu;      /* guards refs */
   struct ds_cache_ref *refs;    /* allocated references not yet released (destroy frees them) */
+  ds__arena *arena;             /* L1 values on huge pages (cache_l1_huge_pages), or NULL */
+  int arena_id;                 /* cache.l1.arena_bytes */
   ds__shard shards[];
 };
 
@@ -163,7 +172,9 @@ int ds__place_gpu(struct ds_cache *c, ds__shard *sh, ds__centry *e, const void *
 void ds__centry_unlink_free(struct ds_cache *c, ds__shard *sh, ds__centry *e);
 void ds__promote_l1(struct ds_cache *c, ds__shard *sh, ds__centry *e);
 uint32_t ds__pending_l1(void *user, uint64_t key);
-void ds__centry_adopt_plain(ds__shard *sh, ds__centry *e, void *plain);
+void ds__centry_adopt_plain(ds__shard *sh, ds__centry *e, void *plain, uint8_t mem);
+void *ds__value_alloc(struct ds_cache *c, size_t n, uint8_t *mem);
+void ds__value_free(struct ds_cache *c, void *p, uint8_t mem);
 ds_status ds__centry_decode(struct ds_cache *c, ds__shard *sh, ds__centry *e);
 void ds__centry_hold(ds__shard *sh, ds__centry *e);
 void ds__centry_unhold(struct ds_cache *c, ds__shard *sh, ds__centry *e);
