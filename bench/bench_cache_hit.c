@@ -235,9 +235,13 @@ int main(int argc, char **argv) {
     if (ds_cache_create(&c, ctx, &co) != DS_OK) return 1;
     unsigned char *val = calloc(1, sizes[s]);
     for (uint32_t i = 0; i < nkeys; i++) {
+      key_of(keys[i], i);
+      ds_cache_put(c, keys[i], 16, val, sizes[s]);
+    }
+    /* the anchor's nodes and values after the cache's puts, so that with the cache's values
+     * on the heap (--huge-pages 0) neither side's are interleaved with the other's */
+    for (uint32_t i = 0; i < nkeys; i++) {
       char *k = keys[i];
-      key_of(k, i);
-      ds_cache_put(c, k, 16, val, sizes[s]);
       anode *n = malloc(sizeof *n);
       memcpy(n->key, k, 16);
       n->vlen = sizes[s];
