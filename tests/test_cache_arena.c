@@ -248,6 +248,26 @@ static void test_modes(void **state) {
   ds_context_destroy(ctx);
 }
 
+/* The footprint of 8192 values of 4 KiB with 16-byte keys: 17 chunks of 511 values, one of
+ * 128-byte entries (36 MiB), and none of it through the context's allocator. */
+static void test_footprint(void **state) {
+  (void)state;
+  ds_context *ctx = ctx_mode(1);
+  ds_cache *c = new_cache(ctx, 64 * MIB, 0);
+  ds_stats *before = NULL;
+  assert_int_equal(ds_stats_snapshot(&before, ctx), DS_OK);
+  double live0 = 0;
+  assert_int_equal(ds_stats_find(&live0, before, "core.mem.live_bytes"), DS_OK);
+  ds_stats_free(before);
+  put_many(c, 8192, 4096);
+  assert_true(arena_bytes(ctx) == (double)(18 * DS__ARENA_CHUNK));
+  double live = ds_test_stat(ctx, "core.mem.live_bytes");
+  assert_true(live - live0 < 1024.0 * 1024.0); /* bucket arrays only, not 32 MiB of values */
+  ds_cache_destroy(c);
+  assert_int_equal(leak_warnings, 0);
+  ds_context_destroy(ctx);
+}
+
 /* Reads key i back (copying get and reference) and checks its pattern. */
 static void check_key(ds_cache *c, int i, size_t vlen) {
   char k[16] = {0};
@@ -437,7 +457,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_classes),          cmocka_unit_test(test_alloc_free_patterns),
       cmocka_unit_test(test_chunk_return),     cmocka_unit_test(test_cap),
-      cmocka_unit_test(test_modes),            cmocka_unit_test(test_values_intact_off),
+      cmocka_unit_test(test_modes),            cmocka_unit_test(test_footprint),
+      cmocka_unit_test(test_values_intact_off),
       cmocka_unit_test(test_values_intact_on), cmocka_unit_test(test_values_intact_forced_small),
       cmocka_unit_test(test_destroy_with_refs), cmocka_unit_test(test_threads),
   };

@@ -68,24 +68,6 @@ void ds__centry_free(ds_cache *c, ds__centry *e) {
   else ds__free(c->ctx, mem);
 }
 
-/* Key equality; keys of 8..16 bytes (the common ids) as two overlapping 8-byte words, without
- * a call to memcmp. */
-static inline int ds__key_eq(const char *a, const void *b, size_t n) {
-  if (n < 8 || n > 16) return !memcmp(a, b, n);
-  uint64_t x0, x1, y0, y1;
-  memcpy(&x0, a, 8);
-  memcpy(&y0, b, 8);
-  memcpy(&x1, a + n - 8, 8);
-  memcpy(&y1, (const char *)b + n - 8, 8);
-  return ((x0 ^ y0) | (x1 ^ y1)) == 0;
-}
-
-ds__centry *ds__shard_find(ds__shard *sh, uint64_t h, const void *key, size_t klen) {
-  for (ds__centry *e = sh->buckets[h & (sh->nb - 1)]; e; e = e->next)
-    if (e->hash == h && e->klen == klen && ds__key_eq(e->key, key, klen)) return e;
-  return NULL;
-}
-
 static void ds__shard_unlink(ds__shard *sh, ds__centry *e) {
   ds__centry **pp = &sh->buckets[e->hash & (sh->nb - 1)];
   while (*pp != e) pp = &(*pp)->next;
@@ -403,10 +385,6 @@ void ds__centry_kill(ds_cache *c, ds__shard *sh, ds__centry *e) {
   ds__shard_unlink(sh, e);
   e->dead = 1;
   ds__zombie_link(sh, e);
-}
-
-ds__shard *ds__cache_shard(ds_cache *c, uint64_t h) {
-  return &c->shards[c->nshards > 1 ? (size_t)(h >> 56) & (c->nshards - 1) : 0];
 }
 
 /* ---- write sections (see ds__rslot) ---- */

@@ -3,6 +3,7 @@
 #define DS_CACHE_INTERNAL_H
 
 #include <pthread.h>
+#include <string.h>
 
 /* xxHash header-only, so the key hash is inlined on the hit path */
 #define XXH_INLINE_ALL
@@ -160,8 +161,31 @@ struct ds_cache_ref {
 static inline uint64_t ds__cache_hash(const void *key, size_t klen) {
   return XXH3_64bits(key, klen);
 }
-ds__shard *ds__cache_shard(struct ds_cache *c, uint64_t h);
-ds__centry *ds__shard_find(ds__shard *sh, uint64_t h, const void *key, size_t klen);
+
+/* The lookup, inlined into the lock-free hit paths (cache_api.c). */
+/* Key equality; keys of 8..16 bytes (the common ids) as two overlapping 8-byte words, without
+ * a call to memcmp. */
+static inline int ds__key_eq(const char *a, const void *b, size_t n) {
+  if (n < 8 || n > 16) return !memcmp(a, b, n);
+  uint64_t x0, x1, y0, y1;
+  memcpy(&x0, a, 8);
+  memcpy(&y0, b, 8);
+  memcpy(&x1, a + n - 8, 8);
+  memcpy(&y1, (const char *)b + n - 8, 8);
+  return ((x0 ^ y0) | (x1 ^ y1)) == 0;
+}
+
+static inline ds__centry *ds__shard_find(ds__shard *sh, uint64_t h, const void *key,
+                                         size_t klen) {
+  for (ds__centry *e = sh->buckets[h & (sh->nb - 1)]; e; e = e->next)
+    if (e->hash == h && e->klen == klen && ds__key_eq(e->key, key, klen)) return e;
+  return NULL;
+}
+
+static inline ds__shard *ds__cache_shard(struct ds_cache *c, uint64_t h) {
+  return &c->shards[c->nshards > 1 ? (size_t)(h >> 56) & (c->nshards - 1) : 0];
+}
+
 void ds__shard_link(struct ds_cache *c, ds__shard *sh, ds__centry *e);
 void ds__place_l1(struct ds_cache *c, ds__shard *sh, ds__centry *e, int force);
 void ds__evict_l1(void *user, uint64_t key);
