@@ -162,9 +162,8 @@ static inline uint64_t ds__cache_hash(const void *key, size_t klen) {
   return XXH3_64bits(key, klen);
 }
 
-/* The lookup, inlined into the lock-free hit paths (cache_api.c). */
-/* Key equality; keys of 8..16 bytes (the common ids) as two overlapping 8-byte words, without
- * a call to memcmp. */
+/* The lookup, inlined into the lock-free hit paths (cache_api.c). Key equality: keys of 8..16
+ * bytes (the common ids) as two overlapping 8-byte words, without a call to memcmp. */
 static inline int ds__key_eq(const char *a, const void *b, size_t n) {
   if (n < 8 || n > 16) return !memcmp(a, b, n);
   uint64_t x0, x1, y0, y1;
