@@ -17,6 +17,14 @@
 #include "internal.h"
 #include "test_util.h"
 
+/* Every test runs twice (see main): values on the heap, then every cache's values and entries
+ * in its L1 arena (cache_l1_huge_pages = always), small caches included. */
+static int64_t huge_pages;
+static ds_context *test_ctx(void) {
+  ds_param_value pv[1] = {{DS_PARAM_CACHE_L1_HUGE_PAGES, 0, huge_pages}};
+  return ds_test_context(pv, 1);
+}
+
 static ds_cache *new_cache(ds_context *ctx, uint64_t l1, uint64_t l2, const char *policy,
                            int codec, uint32_t flags) {
   ds_cache_options o = DS_CACHE_OPTIONS_INIT;
@@ -38,7 +46,7 @@ static void fill_value(uint8_t *v, size_t n, int i) {
 
 static void test_basic(void **state) {
   (void)state;
-  ds_context *ctx = ds_test_context(NULL, 0);
+  ds_context *ctx = test_ctx();
   ds_cache *c = new_cache(ctx, 1 << 20, 0, "lru", DS_CACHE_CODEC_LZ4, 0);
   char buf[64];
   size_t len = 0;
@@ -79,7 +87,7 @@ static void test_basic(void **state) {
 
 static void test_bad_input(void **state) {
   (void)state;
-  ds_context *ctx = ds_test_context(NULL, 0);
+  ds_context *ctx = test_ctx();
   ds_cache *c = NULL;
   ds_cache_options o = DS_CACHE_OPTIONS_INIT;
   assert_int_equal(ds_cache_create(NULL, ctx, &o), DS_ERR_INVALID_ARG);
@@ -138,7 +146,7 @@ static void test_bad_input(void **state) {
 
 /* L1 holds ~10 values; the rest move down to L2 and come back up on a hit, intact. */
 static void check_tiers(const char *policy, int codec, uint32_t flags) {
-  ds_context *ctx = ds_test_context(NULL, 0);
+  ds_context *ctx = test_ctx();
   ds_cache *c = new_cache(ctx, 10 * 1100, 1 << 20, policy, codec, flags);
   uint8_t v[1024], out[1024];
   for (int i = 0; i < 100; i++) {
@@ -189,7 +197,7 @@ static void test_tiers_every_policy(void **state) {
   (void)state;
   static const char *const pols[] = {"lru2", "s3fifo", "wtinylfu", "sieve", "lruk+"};
   for (int i = 0; i < 5; i++) {
-    ds_context *ctx = ds_test_context(NULL, 0);
+    ds_context *ctx = test_ctx();
     ds_cache *c = new_cache(ctx, 20000, 1 << 20, pols[i], DS_CACHE_CODEC_LZ4, 0);
     uint8_t v[1000], out[1000];
     for (int k = 0; k < 3000; k++) {
@@ -208,7 +216,7 @@ static void test_tiers_every_policy(void **state) {
 
 static void test_lossy_bf16(void **state) {
   (void)state;
-  ds_context *ctx = ds_test_context(NULL, 0);
+  ds_context *ctx = test_ctx();
   ds_cache *c = new_cache(ctx, 0, 1 << 20, "lru", DS_CACHE_CODEC_ZSTD,
                           DS_CACHE_LOSSY_BF16 | DS_CACHE_SHUFFLE);
   float v[1024], out[1024];
@@ -231,7 +239,7 @@ static void count_free(void *user, void *val) {
 
 static void test_owned_values(void **state) {
   (void)state;
-  ds_context *ctx = ds_test_context(NULL, 0);
+  ds_context *ctx = test_ctx();
   ds_cache *c = new_cache(ctx, 1 << 20, 0, "lru", DS_CACHE_CODEC_LZ4, 0);
   freed = 0;
   for (int i = 0; i < 3; i++) {
@@ -251,7 +259,7 @@ static void test_owned_values(void **state) {
 
 static void test_pins_and_refs(void **state) {
   (void)state;
-  ds_context *ctx = ds_test_context(NULL, 0);
+  ds_context *ctx = test_ctx();
   ds_cache *c = new_cache(ctx, 5000, 0, "lru", DS_CACHE_CODEC_LZ4, 0);
   uint8_t v[1000];
   fill_value(v, sizeof v, 1);
@@ -292,7 +300,7 @@ static void test_pins_and_refs(void **state) {
 /* A reference into L2 (no L1) decodes the value and holds it until release. */
 static void test_ref_from_l2_only(void **state) {
   (void)state;
-  ds_context *ctx = ds_test_context(NULL, 0);
+  ds_context *ctx = test_ctx();
   ds_cache *c = new_cache(ctx, 0, 1 << 20, "lruk+", DS_CACHE_CODEC_LZ4, 0);
   uint8_t v[4096];
   fill_value(v, sizeof v, 9);
@@ -317,7 +325,7 @@ static void test_ref_from_l2_only(void **state) {
  * background task moves them up to L1 before they are read. */
 static void test_prefetch(void **state) {
   (void)state;
-  ds_context *ctx = ds_test_context(NULL, 0);
+  ds_context *ctx = test_ctx();
   ds_cache_options o = DS_CACHE_OPTIONS_INIT;
   o.l1_bytes = 10 * 4200;
   o.l2_bytes = 1 << 20;
@@ -359,7 +367,7 @@ static void test_prefetch(void **state) {
 /* A first pass over keys with a stride (no history yet): the stride detector prefetches. */
 static void test_prefetch_strided(void **state) {
   (void)state;
-  ds_context *ctx = ds_test_context(NULL, 0);
+  ds_context *ctx = test_ctx();
   ds_cache_options o = DS_CACHE_OPTIONS_INIT;
   o.l1_bytes = 8 * 4200;
   o.l2_bytes = 1 << 20;
@@ -435,7 +443,7 @@ static void *worker(void *p) {
 
 static void test_concurrency(void **state) {
   (void)state;
-  ds_context *ctx = ds_test_context(NULL, 0);
+  ds_context *ctx = test_ctx();
   ds_cache_options o = DS_CACHE_OPTIONS_INIT;
   o.l1_bytes = 8 * 8000;
   o.l2_bytes = 8 * 20000;
@@ -509,7 +517,7 @@ static void *lf_worker(void *p) {
 
 static void test_lockfree_hits(void **state) {
   (void)state;
-  ds_context *ctx = ds_test_context(NULL, 0);
+  ds_context *ctx = test_ctx();
   ds_cache_options o = DS_CACHE_OPTIONS_INIT;
   o.l1_bytes = 1 << 20;
   o.shards = 4;
@@ -565,7 +573,7 @@ static void test_lockfree_hits(void **state) {
  * through a reference (16-byte aligned). */
 static void test_lazy_hits_and_inline_values(void **state) {
   (void)state;
-  ds_context *ctx = ds_test_context(NULL, 0);
+  ds_context *ctx = test_ctx();
   ds_cache *c = new_cache(ctx, 64 * (16 + 64), 0, NULL, DS_CACHE_CODEC_LZ4, 0);
   char key[16];
   uint8_t v[64], out[64];
@@ -621,7 +629,7 @@ static void test_admission_keeps_puts(void **state) {
   (void)state;
   const char *policies[] = {"lruk+", "wtinylfu"};
   for (int p = 0; p < 2; p++) {
-    ds_context *ctx = ds_test_context(NULL, 0);
+    ds_context *ctx = test_ctx();
     ds_cache *c = new_cache(ctx, 64 * 1024, 0, policies[p], DS_CACHE_CODEC_LZ4, 0);
     static uint8_t v[8000], out[8000];
     size_t len = 0;
@@ -710,5 +718,7 @@ int main(void) {
       cmocka_unit_test(test_admission_keeps_puts),
       cmocka_unit_test(test_tunables),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  int failed = cmocka_run_group_tests_name("values on the heap", tests, NULL, NULL);
+  huge_pages = 2;
+  return failed + cmocka_run_group_tests_name("values in the L1 arena", tests, NULL, NULL);
 }

@@ -17,6 +17,14 @@
 #include "internal.h"
 #include "test_util.h"
 
+/* Every test runs twice (see main): values on the heap, then every cache's values and entries
+ * in its L1 arena (cache_l1_huge_pages = always), small caches included. */
+static int64_t huge_pages;
+static ds_context *test_ctx(void) {
+  ds_param_value pv[1] = {{DS_PARAM_CACHE_L1_HUGE_PAGES, 0, huge_pages}};
+  return ds_test_context(pv, 1);
+}
+
 /* ---- a fake device: host memory behind the backend table, live bytes counted ---- */
 struct fake {
   int64_t live_bytes, live_allocs;
@@ -147,7 +155,7 @@ static void check_key(ds_cache *c, int k, size_t n) {
 static void test_put_lands_on_device(void **state) {
   (void)state;
   struct fake f = {0};
-  ds_context *ctx = ds_test_context(NULL, 0);
+  ds_context *ctx = test_ctx();
   int32_t dev = add_fake(ctx, &f);
   ds_cache *c = gpu_cache(ctx, dev, 64 << 10, 64 << 10, 0, NULL);
   put_key(c, 1, 1000);
@@ -189,7 +197,7 @@ static void test_put_lands_on_device(void **state) {
 static void test_budget_eviction_promotion(void **state) {
   (void)state;
   struct fake f = {0};
-  ds_context *ctx = ds_test_context(NULL, 0);
+  ds_context *ctx = test_ctx();
   int32_t dev = add_fake(ctx, &f);
   ds_cache *c = gpu_cache(ctx, dev, 4096 + 64, 3 * 1030, 1 << 20, "lru");
   for (int k = 0; k < 12; k++) {
@@ -234,7 +242,7 @@ static void test_budget_eviction_promotion(void **state) {
 static void test_alloc_failure_stays_below(void **state) {
   (void)state;
   struct fake f = {0};
-  ds_context *ctx = ds_test_context(NULL, 0);
+  ds_context *ctx = test_ctx();
   int32_t dev = add_fake(ctx, &f);
   ds_cache *c = gpu_cache(ctx, dev, 64 << 10, 64 << 10, 0, NULL);
   f.fail_alloc = 1;
@@ -274,7 +282,7 @@ static void owned_free(void *user, void *val) {
 static void test_owned_pins_remove_flush(void **state) {
   (void)state;
   struct fake f = {0};
-  ds_context *ctx = ds_test_context(NULL, 0);
+  ds_context *ctx = test_ctx();
   int32_t dev = add_fake(ctx, &f);
   ds_cache *c = gpu_cache(ctx, dev, 2100, 1 << 20, 0, "lru");
   owned_frees = 0;
@@ -307,7 +315,7 @@ static void test_owned_pins_remove_flush(void **state) {
 static void test_options_and_tunables(void **state) {
   (void)state;
   struct fake f = {0};
-  ds_context *ctx = ds_test_context(NULL, 0);
+  ds_context *ctx = test_ctx();
   int32_t dev = add_fake(ctx, &f);
   ds_cache_options o = DS_CACHE_OPTIONS_INIT;
   ds_cache *c = NULL;
@@ -367,7 +375,7 @@ static void real_device_moves(ds_context *ctx, int32_t dev) {
 
 static void test_opencl_device(void **state) {
   (void)state;
-  ds_context *ctx = ds_test_context(NULL, 0);
+  ds_context *ctx = test_ctx();
   int32_t dev = -1;
   if (ds_fabric_device_find(&dev, ctx, DS_FABRIC_DEVICE_OPENCL, 0) != DS_OK) {
     printf("SKIPPED: no OpenCL device (the fake device above tested the tier)\n");
@@ -379,7 +387,7 @@ static void test_opencl_device(void **state) {
 
 static void test_cuda_device(void **state) {
   (void)state;
-  ds_context *ctx = ds_test_context(NULL, 0);
+  ds_context *ctx = test_ctx();
   int32_t dev = ds_test_cuda_or_skip(ctx, "test_cache_gpu",
                                      "the fake and OpenCL devices tested the tier");
   if (dev >= 0) {
@@ -408,5 +416,7 @@ int main(void) {
       cmocka_unit_test(test_opencl_device),
       cmocka_unit_test(test_cuda_device),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  int failed = cmocka_run_group_tests_name("values on the heap", tests, NULL, NULL);
+  huge_pages = 2;
+  return failed + cmocka_run_group_tests_name("values in the L1 arena", tests, NULL, NULL);
 }

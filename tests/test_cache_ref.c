@@ -16,6 +16,14 @@
 #include "internal.h"
 #include "test_util.h"
 
+/* Every test runs twice (see main): values on the heap, then every cache's values and entries
+ * in its L1 arena (cache_l1_huge_pages = always), small caches included. */
+static int64_t huge_pages;
+static ds_context *test_ctx(void) {
+  ds_param_value pv[1] = {{DS_PARAM_CACHE_L1_HUGE_PAGES, 0, huge_pages}};
+  return ds_test_context(pv, 1);
+}
+
 static ds_cache *new_cache(ds_context *ctx, uint64_t l1, uint64_t l2, const char *policy) {
   ds_cache_options o = DS_CACHE_OPTIONS_INIT;
   o.l1_bytes = l1;
@@ -146,7 +154,7 @@ static void *changer(void *p) {
 }
 
 static void run_stress(const char *policy) {
-  ds_context *ctx = ds_test_context(NULL, 0);
+  ds_context *ctx = test_ctx();
   ds_cache *c = new_cache(ctx, 16 << 10, 0, policy); /* ~25 values: constant evictions */
   uint8_t v[1024];
   for (uint32_t k = 0; k < NKEYS; k++)
@@ -188,7 +196,7 @@ static void test_stress_locked(void **state) {
  * apart (zombie stats), and are freed at the last of several releases. */
 static void test_zombie_accounting(void **state) {
   (void)state;
-  ds_context *ctx = ds_test_context(NULL, 0);
+  ds_context *ctx = test_ctx();
   ds_cache *c = new_cache(ctx, 1 << 20, 0, "lruk+");
   uint8_t v[1024], w[1024];
   uint32_t key = 5;
@@ -232,7 +240,7 @@ static void test_zombie_accounting(void **state) {
  * a reference to an L2 value (decoded and held) mixes with zero-copy ones on the same entry. */
 static void test_ref_with_l2(void **state) {
   (void)state;
-  ds_context *ctx = ds_test_context(NULL, 0);
+  ds_context *ctx = test_ctx();
   ds_cache *c = new_cache(ctx, 8 << 10, 1 << 20, "lruk+");
   uint8_t v[1024];
   uint32_t key = 1;
@@ -277,7 +285,7 @@ static void count_warn(void *user, int level, const char *module, const char *me
  * (a zombie too, counted as one), and a released one whose entry stays. */
 static void test_destroy_outstanding(void **state) {
   (void)state;
-  ds_context *ctx = ds_test_context(NULL, 0);
+  ds_context *ctx = test_ctx();
   warn_count w = {"with 4 references outstanding", 0};
   assert_int_equal(ds_context_set_log(ctx, DS_LOG_WARN, count_warn, &w), DS_OK);
   ds_cache *c = new_cache(ctx, 8 << 10, 1 << 20, "lruk+");
@@ -308,7 +316,7 @@ static void test_destroy_outstanding(void **state) {
 /* A held L2 value removed while referenced is a zombie until its release, which frees it. */
 static void test_held_l2_zombie(void **state) {
   (void)state;
-  ds_context *ctx = ds_test_context(NULL, 0);
+  ds_context *ctx = test_ctx();
   ds_cache *c = new_cache(ctx, 8 << 10, 1 << 20, "lru");
   uint8_t v[1024];
   for (uint32_t k = 0; k < 40; k++)
@@ -334,7 +342,7 @@ static void test_held_l2_zombie(void **state) {
 /* A persistent cache's references (host copies) never released are freed by destroy too. */
 static void test_destroy_persistent_refs(void **state) {
   (void)state;
-  ds_context *ctx = ds_test_context(NULL, 0);
+  ds_context *ctx = test_ctx();
   warn_count w = {"with 2 references outstanding", 0};
   assert_int_equal(ds_context_set_log(ctx, DS_LOG_WARN, count_warn, &w), DS_OK);
   const char *dir = ds_test_path("cache_ref_persist");
@@ -362,7 +370,7 @@ static void test_double_release(void **state) {
   (void)state;
   static const char *const pols[2] = {"lruk+", "lru"};
   for (int p = 0; p < 2; p++) {
-    ds_context *ctx = ds_test_context(NULL, 0);
+    ds_context *ctx = test_ctx();
     ds_cache *c = new_cache(ctx, 1 << 20, 0, pols[p]);
     uint8_t v[1024];
     uint32_t key = 3;
@@ -395,5 +403,7 @@ int main(void) {
       cmocka_unit_test(test_destroy_persistent_refs), cmocka_unit_test(test_double_release),
       cmocka_unit_test(test_stress_lockfree),   cmocka_unit_test(test_stress_locked),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  int failed = cmocka_run_group_tests_name("values on the heap", tests, NULL, NULL);
+  huge_pages = 2;
+  return failed + cmocka_run_group_tests_name("values in the L1 arena", tests, NULL, NULL);
 }

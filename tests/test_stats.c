@@ -78,6 +78,8 @@ static void test_registry(void **state) {
   assert_int_equal(ds__stat_register(ctx, "", DS_STAT_GAUGE), -1);
   int unset = ds__stat_register(ctx, "test.never_set", DS_STAT_GAUGE);
   assert_true(unset >= 0);
+  int added = ds__stat_register(ctx, "test.added_gauge", DS_STAT_GAUGE);
+  ds__stat_add(ctx, added, 2.0); /* an unset gauge counts from 0 */
   ds__stat_add(ctx, a, 1.5);
   ds__stat_add(ctx, a, 2.0);
   ds__stat_set(ctx, g, 42.0);
@@ -93,6 +95,8 @@ static void test_registry(void **state) {
   assert_true(v == 42.0);
   assert_int_equal(ds_stats_find(&v, s, "test.never_set"), DS_OK);
   assert_true(isnan(v)); /* a gauge never set is unknown, not 0 */
+  assert_int_equal(ds_stats_find(&v, s, "test.added_gauge"), DS_OK);
+  assert_true(v == 2.0);
   assert_int_equal(ds_stats_find(&v, s, "core.mem.live_bytes"), DS_OK);
   assert_true(v > 0);
   assert_int_equal(ds_stats_find(&v, s, "core.uptime_s"), DS_OK);

@@ -33,6 +33,17 @@
  *  the shards, so one value larger than budget/shards is not kept in that tier; a put of a
  *  value that exceeds the per-shard budget of every tier fails with DS_ERR_FULL.
  *
+ *  **Memory of L1 values** (tunable DS_PARAM_CACHE_L1_HUGE_PAGES, read at ds_cache_create):
+ *  by default a cache whose L1 budget is 2 MiB or more, in a context with no allocator hook,
+ *  keeps its entries and its L1 values of up to 64 KiB in an arena of its own: 2 MiB chunks
+ *  mapped with mmap and advised for transparent huge pages, cut into slots of 44 size classes
+ *  (at most 20% of a slot unused; 4 KiB values fill theirs). With values beyond the TLB's
+ *  reach this saves a page walk per hit. The arena maps at most 1.25x the L1 budget (larger
+ *  values and the overflow go to the heap); a chunk left empty is unmapped (one kept per size
+ *  class). The budgets still count key and value bytes; the arena's mapped bytes are the
+ *  context stat cache.l1.arena_bytes (the sum over the context's caches). Its memory does not
+ *  go through the context's allocator hook and is not in core.mem.*.
+ *
  *  Threading: every ds_cache_* call on one cache is thread-safe (keys are spread over shards,
  *  each with its own mutex), except ds_cache_destroy, which must not run concurrently with any
  *  other call on the cache.

@@ -150,6 +150,16 @@ typedef enum ds_param {
    *  checksums. Config/env take the name ("auto", "baseline"). Default 0. Read when a
    *  persistent cache is opened. */
   DS_PARAM_CACHE_CHECKSUM_ISA = 212,
+  /** Cache: where L1 values of 1 B to 64 KiB and the cache's entries live: 0 off (the heap,
+   *  through the context's allocator); 1 on: an arena of 2 MiB chunks mapped apart with mmap
+   *  and advised for transparent huge pages (MADV_HUGEPAGE), so that many values share one
+   *  TLB entry, for caches whose L1 budget is 2 MiB or more, in a context created with no
+   *  allocator hook (the arena's memory does not go through the hook nor count in
+   *  core.mem.*; its size is the stat cache.l1.arena_bytes); 2 always: the arena also with an
+   *  allocator hook and for smaller L1 budgets. The arena maps at most 1.25x the L1 budget
+   *  (8 MiB at least with 2); beyond that, or when a mapping fails, memory comes from the heap.
+   *  Config/env take the name ("off", "on", "always"). Default 1. Read at ds_cache_create. */
+  DS_PARAM_CACHE_L1_HUGE_PAGES = 213,
   /** Highest CPU kernel level the precision module may use, a ds_precision_isa: 0 auto
    *  (best detected), 1 scalar, 2 avx2, 3 avx512; capped to what the CPU supports. Default 0. */
   DS_PARAM_PRECISION_ISA = 300,

@@ -31,6 +31,21 @@ static void ds__tier_sub(ds__shard *sh, ds__centry *e) {
   t->entries--;
 }
 
+/* ---- values ---- */
+/* Host memory for a plain (L1) value of n bytes: a slot of the L1 arena when the cache has
+ * one and it serves n, else the heap; *mem says which, for ds__value_free. */
+void *ds__value_alloc(ds_cache *c, size_t n, uint8_t *mem) {
+  if (!n) n = 1;
+  void *p = ds__arena_alloc(c->arena, n);
+  *mem = p ? DS__MEM_ARENA : DS__MEM_HEAP;
+  return p ? p : ds__alloc(c->ctx, n);
+}
+
+void ds__value_free(ds_cache *c, void *p, uint8_t mem) {
+  if (mem == DS__MEM_ARENA) ds__arena_free(c->arena, p);
+  else ds__free(c->ctx, p);
+}
+
 /* ---- entries and the hash table ---- */
 static void ds__centry_free_data(ds_cache *c, ds__centry *e) {
   ds__centry_cold *k = ds__cold(e);
@@ -38,36 +53,19 @@ static void ds__centry_free_data(ds_cache *c, ds__centry *e) {
   k->keep = NULL;
   k->keep_len = 0;
   if (!e->data) return;
-  if (e->dev) ds__gpu_free(c->gpu, e->data);
+  if (e->mem == DS__MEM_DEVICE) ds__gpu_free(c->gpu, e->data);
   else if (k->free_fn) k->free_fn(k->free_user, e->data);
-  else if (!e->inl) ds__free(c->ctx, e->data);
+  else if (e->mem != DS__MEM_INLINE) ds__value_free(c, e->data, e->mem);
   e->data = NULL;
   k->free_fn = NULL;
-  e->inl = 0;
-  e->dev = 0;
+  e->mem = DS__MEM_HEAP;
 }
 
 void ds__centry_free(ds_cache *c, ds__centry *e) {
   ds__centry_free_data(c, e);
-  ds__free(c->ctx, (char *)ds__cold(e) - 8u * e->shift);
-}
-
-/* Key equality; keys of 8..16 bytes (the common ids) as two overlapping 8-byte words, without
- * a call to memcmp. */
-static inline int ds__key_eq(const char *a, const void *b, size_t n) {
-  if (n < 8 || n > 16) return !memcmp(a, b, n);
-  uint64_t x0, x1, y0, y1;
-  memcpy(&x0, a, 8);
-  memcpy(&y0, b, 8);
-  memcpy(&x1, a + n - 8, 8);
-  memcpy(&y1, (const char *)b + n - 8, 8);
-  return ((x0 ^ y0) | (x1 ^ y1)) == 0;
-}
-
-ds__centry *ds__shard_find(ds__shard *sh, uint64_t h, const void *key, size_t klen) {
-  for (ds__centry *e = sh->buckets[h & (sh->nb - 1)]; e; e = e->next)
-    if (e->hash == h && e->klen == klen && ds__key_eq(e->key, key, klen)) return e;
-  return NULL;
+  char *mem = (char *)ds__cold(e) - 8u * e->shift;
+  if (e->emem == DS__MEM_ARENA) ds__arena_free(c->arena, mem);
+  else ds__free(c->ctx, mem);
 }
 
 static void ds__shard_unlink(ds__shard *sh, ds__centry *e) {
@@ -248,7 +246,7 @@ int ds__place_gpu(ds_cache *c, ds__shard *sh, ds__centry *e, const void *src, in
     e->pnode = p->last_node;
     ds__centry_free_data(c, e);
     e->data = mem;
-    e->dev = 1;
+    e->mem = DS__MEM_DEVICE;
     return 1;
   }
   if (r == 1) {
@@ -280,9 +278,10 @@ void ds__evict_gpu(void *user, uint64_t key) {
   ds_cache *c = sh->cache;
   ds__centry *e = (ds__centry *)(uintptr_t)key;
   sh->t[2].evictions++;
-  void *host = ds__alloc(c->ctx, e->vlen ? e->vlen : 1);
+  uint8_t mem;
+  void *host = ds__value_alloc(c, e->vlen, &mem);
   if (!host || ds__gpu_load(c->gpu, e->data, host, e->vlen) != DS_OK) {
-    ds__free(c->ctx, host);
+    if (host) ds__value_free(c, host, mem);
     sh->t[2].failed++;
     ds__centry_drop(c, sh, e);
     return;
@@ -290,7 +289,7 @@ void ds__evict_gpu(void *user, uint64_t key) {
   ds__tier_sub(sh, e);
   ds__gpu_free(c->gpu, e->data);
   e->data = host;
-  e->dev = 0;
+  e->mem = mem;
   e->tier = 0;
   ds__place_l1(c, sh, e, 1);
 }
@@ -311,15 +310,16 @@ uint32_t ds__pending_l1(void *user, uint64_t key) {
   return k;
 }
 
-/* Makes the L2 entry e hold the decoded value plain, keeping its encoding (e leaves L2's
- * counters; tier 0 until placed). */
-void ds__centry_adopt_plain(ds__shard *sh, ds__centry *e, void *plain) {
+/* Makes the L2 entry e hold the decoded value plain (from ds__value_alloc, which said mem),
+ * keeping its encoding (e leaves L2's counters; tier 0 until placed). */
+void ds__centry_adopt_plain(ds__shard *sh, ds__centry *e, void *plain, uint8_t mem) {
   ds__tier_sub(sh, e);
   ds__centry_cold *k = ds__cold(e);
   k->keep = e->data; /* encoded data is always ours (ds__alloc), never an owned value */
   k->keep_len = k->slen;
   k->keep_enc = k->enc;
   e->data = plain;
+  e->mem = mem;
   k->slen = e->vlen;
   k->enc = 0;
   e->tier = 0;
@@ -327,15 +327,16 @@ void ds__centry_adopt_plain(ds__shard *sh, ds__centry *e, void *plain) {
 
 /* Decodes an L2 entry (in no policy) back to plain bytes in place, keeping the encoding. */
 ds_status ds__centry_decode(ds_cache *c, ds__shard *sh, ds__centry *e) {
-  void *plain = ds__alloc(c->ctx, e->vlen ? e->vlen : 1);
+  uint8_t mem;
+  void *plain = ds__value_alloc(c, e->vlen, &mem);
   if (!plain) return DS_ERR_NO_MEMORY;
   ds__centry_cold *k = ds__cold(e);
   ds_status st = ds__codec_decode(c->ctx, k->enc, e->data, k->slen, plain, e->vlen);
   if (st != DS_OK) {
-    ds__free(c->ctx, plain);
+    ds__value_free(c, plain, mem);
     return st;
   }
-  ds__centry_adopt_plain(sh, e, plain);
+  ds__centry_adopt_plain(sh, e, plain, mem);
   return DS_OK;
 }
 
@@ -384,10 +385,6 @@ void ds__centry_kill(ds_cache *c, ds__shard *sh, ds__centry *e) {
   ds__shard_unlink(sh, e);
   e->dead = 1;
   ds__zombie_link(sh, e);
-}
-
-ds__shard *ds__cache_shard(ds_cache *c, uint64_t h) {
-  return &c->shards[c->nshards > 1 ? (size_t)(h >> 56) & (c->nshards - 1) : 0];
 }
 
 /* ---- write sections (see ds__rslot) ---- */

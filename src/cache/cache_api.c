@@ -59,6 +59,7 @@ static void ds__cache_register_stats(ds_cache *c) {
   if (c->disk) return;
   c->zombie_ids[0] = ds__stat_register(c->ctx, "cache.l1.zombie_bytes", DS_STAT_GAUGE);
   c->zombie_ids[1] = ds__stat_register(c->ctx, "cache.l1.zombies", DS_STAT_GAUGE);
+  c->arena_id = ds__stat_register(c->ctx, "cache.l1.arena_bytes", DS_STAT_GAUGE);
 }
 
 /* A zeroed cache struct of size bytes, 64-byte aligned (its shards start cache lines). */
@@ -103,6 +104,21 @@ static ds_status ds__shard_init(ds_cache *c, ds__shard *sh, const ds_cache_optio
 static const char *ds__cache_param_name(ds_context *ctx, ds_param p) {
   const ds__param_def *d = ds__param_find(p, NULL);
   return d->value_names[ds__param(ctx, p) - d->min];
+}
+
+/* The L1 value arena (cache_l1_huge_pages): mapped up to 1.25x the L1 budget, so that slot
+ * rounding (at most 20%) and partly used chunks fit; none for an L1 under 2 MiB, except with
+ * "always" (up to 8 MiB then: tests run small caches through the arena). */
+static ds_status ds__cache_arena_init(ds_cache *c, uint64_t l1_bytes) {
+  int64_t mode = ds__param(c->ctx, DS_PARAM_CACHE_L1_HUGE_PAGES);
+  ds__stat_add(c->ctx, c->arena_id, 0); /* known from now on (0 unless some cache maps) */
+  uint64_t cap = l1_bytes + l1_bytes / 4;
+  if (mode == 2 && cap < 4 * DS__ARENA_CHUNK) cap = 4 * DS__ARENA_CHUNK;
+  if (!l1_bytes || !mode || (mode == 1 && !ds__alloc_is_default(c->ctx)) ||
+      cap < DS__ARENA_CHUNK)
+    return DS_OK;
+  c->arena = ds__arena_create(c->ctx, cap, c->arena_id);
+  return c->arena ? DS_OK : DS_ERR_NO_MEMORY;
 }
 
 /* Options of a cache created with NULL options: the context's cache_* tunables. */
@@ -191,6 +207,10 @@ ds_status ds_cache_create(ds_cache **out, ds_context *ctx, const ds_cache_option
   }
   c->pf_learn = o.prefetch_depth > 0;
   ds__cache_register_stats(c);
+  if (ds__cache_arena_init(c, o.l1_bytes) != DS_OK) {
+    ds_cache_destroy(c);
+    return ds__error(ctx, DS_ERR_NO_MEMORY, "cache", "out of memory creating a cache");
+  }
   *out = c;
   return DS_OK;
 }
@@ -240,6 +260,10 @@ void ds_cache_destroy(ds_cache *c) {
             "cache destroyed with %llu references outstanding (their values are freed, the "
             "references invalid)",
             (unsigned long long)refs);
+  uint64_t live = ds__arena_destroy(c->arena); /* after the entries and values in it */
+  if (live) /* every entry and zombie was freed above: a slot left is a leak */
+    ds__log(c->ctx, DS_LOG_WARN, "cache", "%llu L1 arena slots still allocated at destroy",
+            (unsigned long long)live);
   ds__gpu_close(c->gpu);
   ds__free(c->ctx, c->rlat);
   ds__free(c->ctx, c->rs_mem);
@@ -250,7 +274,7 @@ void ds_cache_destroy(ds_cache *c) {
  * host value and places e in L1 and below. Called with sh->mu locked; unlocks it. */
 static ds_status ds__cache_insert_host(ds_cache *c, ds__shard *sh, ds__centry *e,
                                        const void *src) {
-  e->data = ds__alloc(c->ctx, e->vlen ? e->vlen : 1);
+  e->data = ds__value_alloc(c, e->vlen, &e->mem);
   if (!e->data) {
     ds__centry_unlink_free(c, sh, e);
     ds__shard_unlock(sh);
@@ -260,6 +284,30 @@ static ds_status ds__cache_insert_host(ds_cache *c, ds__shard *sh, ds__centry *e
   ds__place_l1(c, sh, e, 1);
   ds__shard_unlock(sh);
   return DS_OK;
+}
+
+/* A zeroed entry of size bytes (from its hot fields on) after its cold part, owned by the
+ * cache. It starts a cache line, so a hit on a key of up to 16 bytes reads one line for the
+ * lookup and the next for an inline value of up to 64 bytes: in the L1 arena (whose slots of
+ * 64-byte multiples start lines; the entries then share huge pages too), or on the heap with
+ * up to 56 bytes more. NULL when out of memory. */
+static ds__centry *ds__centry_new(ds_cache *c, size_t size) {
+  size_t n = sizeof(ds__centry_cold) + size;
+  uint8_t emem = DS__MEM_ARENA;
+  char *mem = ds__arena_alloc(c->arena, (n + 63) & ~(size_t)63);
+  if (!mem) {
+    emem = DS__MEM_HEAP;
+    mem = ds__alloc(c->ctx, n + 56);
+    if (!mem) return NULL;
+  }
+  size_t shift = (64 - ((uintptr_t)mem + sizeof(ds__centry_cold)) % 64) % 64;
+  ds__centry_cold *cold = (ds__centry_cold *)(mem + shift);
+  memset(cold, 0, sizeof *cold + sizeof(ds__centry));
+  ds__centry *e = (ds__centry *)(cold + 1);
+  e->shift = (uint8_t)(shift / 8);
+  e->emem = emem;
+  ds__store_relaxed(&e->refs, DS__REF_OWN);
+  return e;
 }
 
 /* Links a new entry (replacing any old one) and places it in L1 (or below). A copying put
@@ -282,27 +330,20 @@ static ds_status ds__cache_insert(ds_cache *c, const void *key, size_t klen, con
   size_t voff = (offsetof(ds__centry, key) + klen + 15) & ~(size_t)15;
   size_t size = inl ? voff + vlen : offsetof(ds__centry, key) + klen;
   if (size < sizeof(ds__centry)) size = sizeof(ds__centry);
-  /* the entry starts a cache line (up to 56 bytes more), so a hit on a key of up to 16 bytes
-   * reads one line for the lookup and the next for an inline value of up to 64 bytes */
-  char *mem = ds__alloc(c->ctx, sizeof(ds__centry_cold) + size + 56);
-  if (!mem) return ds__error(c->ctx, DS_ERR_NO_MEMORY, "cache", "out of memory for an entry");
-  size_t shift = (64 - ((uintptr_t)mem + sizeof(ds__centry_cold)) % 64) % 64;
-  ds__centry_cold *cold = (ds__centry_cold *)(mem + shift);
-  memset(cold, 0, sizeof *cold + sizeof(ds__centry));
-  ds__centry *e = (ds__centry *)(cold + 1);
-  e->shift = (uint8_t)(shift / 8);
-  ds__store_relaxed(&e->refs, DS__REF_OWN);
+  ds__centry *e = ds__centry_new(c, size);
+  if (!e) return ds__error(c->ctx, DS_ERR_NO_MEMORY, "cache", "out of memory for an entry");
   memcpy(e->key, key, klen);
+  uint8_t where = inl ? DS__MEM_INLINE : DS__MEM_HEAP;
   if (src && !inl && !direct) {
-    data = ds__alloc(c->ctx, vlen ? vlen : 1);
+    data = ds__value_alloc(c, vlen, &where);
     if (!data) {
-      ds__free(c->ctx, mem);
+      ds__centry_free(c, e);
       return ds__error(c->ctx, DS_ERR_NO_MEMORY, "cache", "out of memory for a value");
     }
   }
   if (inl) data = (char *)e + voff;
   if (src && vlen && !direct) memcpy(data, src, vlen);
-  e->inl = (uint8_t)inl;
+  e->mem = where;
   e->klen = (uint16_t)klen;
   e->hash = ds__cache_hash(key, klen);
   e->data = data;

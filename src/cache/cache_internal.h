@@ -3,11 +3,13 @@
 #define DS_CACHE_INTERNAL_H
 
 #include <pthread.h>
+#include <string.h>
 
 /* xxHash header-only, so the key hash is inlined on the hit path */
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "arena.h"
 #include "atomic.h"
 #include "codec.h"
 #include "gpu.h"
@@ -41,14 +43,20 @@ typedef struct ds__centry {
   uint8_t dead;            /* removed while referenced: freed at the last release */
   ds__atomic_u8 pend;      /* L1 hits not yet seen by a lazy L1 policy (saturating at
                               DS__PEND_MAX; lock-free readers add to it, relaxed) */
-  uint8_t inl;             /* data lies in this allocation, after the key (not freed alone) */
-  uint8_t dev;             /* data is device memory of the GPU tier (tier 3) */
+  uint8_t mem;             /* where data lies and how it is freed: DS__MEM_* (an owned value:
+                              DS__MEM_HEAP, freed by its free_fn) */
+  uint8_t emem;            /* where this allocation lies: DS__MEM_HEAP or DS__MEM_ARENA */
   uint8_t shift;           /* 8-byte units the entry was moved up to start a cache line */
   ds__atomic_int refs;     /* zero-copy references (DS__REF_COUNT bits) + DS__REF_OWN while the
                               cache owns the entry; see ds__centry_put */
   uint32_t pnode;          /* node in its tier's policy (a hint, see ds__policy_touch_node) */
   char key[];
 } ds__centry;
+
+#define DS__MEM_HEAP 0   /* ds__alloc (or the owner's, with free_fn) */
+#define DS__MEM_INLINE 1 /* in the entry's allocation, after the key (not freed alone) */
+#define DS__MEM_ARENA 2  /* a slot of the cache's L1 value arena (arena.c) */
+#define DS__MEM_DEVICE 3 /* device memory of the GPU tier (tier 3) */
 
 _Static_assert(sizeof(ds__centry_cold) % 16 == 0, "entries must stay 16-byte aligned");
 static inline ds__centry_cold *ds__cold(ds__centry *e) { return (ds__centry_cold *)e - 1; }
@@ -137,6 +145,8 @@ struct ds_cache {
   void *rs_mem;          /* the shards' reader slots: [thread slot][shard], 64-byte aligned */
   pthread_mutex_t refs_mu;      /* guards refs */
   struct ds_cache_ref *refs;    /* allocated references not yet released (destroy frees them) */
+  ds__arena *arena;             /* L1 values on huge pages (cache_l1_huge_pages), or NULL */
+  int arena_id;                 /* cache.l1.arena_bytes */
   ds__shard shards[];
 };
 
@@ -151,8 +161,30 @@ struct ds_cache_ref {
 static inline uint64_t ds__cache_hash(const void *key, size_t klen) {
   return XXH3_64bits(key, klen);
 }
-ds__shard *ds__cache_shard(struct ds_cache *c, uint64_t h);
-ds__centry *ds__shard_find(ds__shard *sh, uint64_t h, const void *key, size_t klen);
+
+/* The lookup, inlined into the lock-free hit paths (cache_api.c). Key equality: keys of 8..16
+ * bytes (the common ids) as two overlapping 8-byte words, without a call to memcmp. */
+static inline int ds__key_eq(const char *a, const void *b, size_t n) {
+  if (n < 8 || n > 16) return !memcmp(a, b, n);
+  uint64_t x0, x1, y0, y1;
+  memcpy(&x0, a, 8);
+  memcpy(&y0, b, 8);
+  memcpy(&x1, a + n - 8, 8);
+  memcpy(&y1, (const char *)b + n - 8, 8);
+  return ((x0 ^ y0) | (x1 ^ y1)) == 0;
+}
+
+static inline ds__centry *ds__shard_find(ds__shard *sh, uint64_t h, const void *key,
+                                         size_t klen) {
+  for (ds__centry *e = sh->buckets[h & (sh->nb - 1)]; e; e = e->next)
+    if (e->hash == h && e->klen == klen && ds__key_eq(e->key, key, klen)) return e;
+  return NULL;
+}
+
+static inline ds__shard *ds__cache_shard(struct ds_cache *c, uint64_t h) {
+  return &c->shards[c->nshards > 1 ? (size_t)(h >> 56) & (c->nshards - 1) : 0];
+}
+
 void ds__shard_link(struct ds_cache *c, ds__shard *sh, ds__centry *e);
 void ds__place_l1(struct ds_cache *c, ds__shard *sh, ds__centry *e, int force);
 void ds__evict_l1(void *user, uint64_t key);
@@ -163,7 +195,9 @@ int ds__place_gpu(struct ds_cache *c, ds__shard *sh, ds__centry *e, const void *
 void ds__centry_unlink_free(struct ds_cache *c, ds__shard *sh, ds__centry *e);
 void ds__promote_l1(struct ds_cache *c, ds__shard *sh, ds__centry *e);
 uint32_t ds__pending_l1(void *user, uint64_t key);
-void ds__centry_adopt_plain(ds__shard *sh, ds__centry *e, void *plain);
+void ds__centry_adopt_plain(ds__shard *sh, ds__centry *e, void *plain, uint8_t mem);
+void *ds__value_alloc(struct ds_cache *c, size_t n, uint8_t *mem);
+void ds__value_free(struct ds_cache *c, void *p, uint8_t mem);
 ds_status ds__centry_decode(struct ds_cache *c, ds__shard *sh, ds__centry *e);
 void ds__centry_hold(ds__shard *sh, ds__centry *e);
 void ds__centry_unhold(struct ds_cache *c, ds__shard *sh, ds__centry *e);

@@ -96,11 +96,12 @@ static void ds__prefetch_run(void *arg) {
     size_t slen = ds__cold(e)->slen, vlen = e->vlen;
     uint32_t enc = ds__cold(e)->enc;
     ds__shard_unlock(sh);
-    void *plain = ds__alloc(c->ctx, vlen ? vlen : 1);
+    uint8_t mem;
+    void *plain = ds__value_alloc(c, vlen, &mem);
     ds_status st = plain ? ds__codec_decode(c->ctx, enc, src, slen, plain, vlen) : DS_ERR_NO_MEMORY;
     ds__shard_lock(sh);
     if (st == DS_OK && !e->dead && e->tier == 2 && ds__cold(e)->holds == 1) {
-      ds__centry_adopt_plain(sh, e, plain);
+      ds__centry_adopt_plain(sh, e, plain, mem);
       ds__cold(e)->holds = 0;
       /* not an access (the sketch does not count it), but asked for: admitted */
       sh->pol[0]->speculative = 1;
@@ -108,7 +109,7 @@ static void ds__prefetch_run(void *arg) {
       sh->pol[0]->speculative = 0;
       sh->t[0].prefetched++;
     } else {
-      ds__free(c->ctx, plain);
+      if (plain) ds__value_free(c, plain, mem);
       ds__centry_unhold(c, sh, e);
     }
   }

@@ -19,6 +19,8 @@ static void ds__default_free(void *user, void *p) {
   free(p);
 }
 
+int ds__alloc_is_default(const ds_context *ctx) { return ctx->alloc.alloc == ds__default_alloc; }
+
 uint64_t ds__now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -75,6 +75,8 @@ void *ds__alloc(ds_context *ctx, size_t size);
 void *ds__calloc(ds_context *ctx, size_t n, size_t size);
 void ds__free(ds_context *ctx, void *p);
 char *ds__strdup(ds_context *ctx, const char *s);
+/* 1 when the context was created with no allocator hook (malloc/free); context.c. */
+int ds__alloc_is_default(const ds_context *ctx);
 
 /* ---- errors and logging (error.c, log.c) ---- */
 /* Records "module: message" as the calling thread's last error on ctx (ctx may be NULL), logs

@@ -16,6 +16,7 @@ static const char *const ds__cache_codec_names[] = {"lz4", "zstd", "none", NULL}
 static const char *const ds__cache_durability_names[] = {"every_put", "batched", NULL};
 static const char *const ds__cache_verify_names[] = {"header", "first", "always", NULL};
 static const char *const ds__cache_checksum_isa_names[] = {"auto", "baseline", NULL};
+static const char *const ds__cache_huge_pages_names[] = {"off", "on", "always", NULL};
 static const char *const ds__predict_loss_names[] = {"squared", "absolute", NULL};
 
 static const char *const ds__precision_isa_names[] = {"auto", "scalar", "avx2", "avx512", NULL};
@@ -54,6 +55,7 @@ static const ds__param_def ds__params[] = {
     {DS_PARAM_CACHE_GPU_BYTES, "cache_gpu_bytes", 0, (int64_t)1 << 50, 0, 0, NULL},
     {DS_PARAM_CACHE_GPU_DEVICE, "cache_gpu_device", -1, 63, -1, 0, NULL},
     {DS_PARAM_CACHE_CHECKSUM_ISA, "cache_checksum_isa", 0, 1, 0, 0, ds__cache_checksum_isa_names},
+    {DS_PARAM_CACHE_L1_HUGE_PAGES, "cache_l1_huge_pages", 0, 2, 1, 0, ds__cache_huge_pages_names},
     {DS_PARAM_PRECISION_ISA, "precision_isa", 0, 3, 0, 0, ds__precision_isa_names},
     {DS_PARAM_PRECISION_SKINNY_MAX_M, "precision_skinny_max_m", 0, 64, 32, 0, NULL},
     {DS_PARAM_PRECISION_TASK_BLAS_THREADS, "precision_task_blas_threads", 0, 1024, 1, 0, NULL},

@@ -65,8 +65,10 @@ void ds__stat_add(ds_context *ctx, int id, double delta) {
   struct ds__stat_entry *e = ds__stat_entry(ctx, id);
   if (!e) return;
   uint64_t old = ds__load_relaxed(&e->bits);
-  while (!ds__cas(&e->bits, &old, ds__double_to_bits(ds__bits_to_double(old) + delta))) {
-  }
+  double v;
+  do { /* a gauge nobody has set yet (NaN) counts from 0 */
+    v = ds__bits_to_double(old);
+  } while (!ds__cas(&e->bits, &old, ds__double_to_bits((isnan(v) ? 0.0 : v) + delta)));
 }
 
 void ds__stat_set(ds_context *ctx, int id, double value) {
