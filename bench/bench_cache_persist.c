@@ -147,22 +147,35 @@ static int run_lmdb(const bcase *bc, double r[3]) {
   return 0;
 }
 
-static int run_rocksdb(const bcase *bc, double r[2]) {
-  char dir[4096];
-  path_of(dir, sizeof dir, "rocksdb");
+/* A fresh RocksDB in the folder named what (no compression), and synced write options; NULL
+ * (after a message) when it cannot be opened. */
+static rocksdb_t *rocksdb_fresh(const char *what, char *dir, size_t cap, rocksdb_options_t **opt,
+                                rocksdb_writeoptions_t **wo) {
+  path_of(dir, cap, what);
   rm_rf(dir);
-  rocksdb_options_t *opt = rocksdb_options_create();
-  rocksdb_options_set_create_if_missing(opt, 1);
-  rocksdb_options_set_compression(opt, rocksdb_no_compression);
+  *opt = rocksdb_options_create();
+  rocksdb_options_set_create_if_missing(*opt, 1);
+  rocksdb_options_set_compression(*opt, rocksdb_no_compression);
   char *err = NULL;
-  rocksdb_t *db = rocksdb_open(opt, dir, &err);
+  rocksdb_t *db = rocksdb_open(*opt, dir, &err);
   if (err) {
     fprintf(stderr, "rocksdb: %s\n", err);
     free(err);
-    return -1;
+    rocksdb_options_destroy(*opt);
+    return NULL;
   }
-  rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
-  rocksdb_writeoptions_set_sync(wo, 1);
+  *wo = rocksdb_writeoptions_create();
+  rocksdb_writeoptions_set_sync(*wo, 1);
+  return db;
+}
+
+static int run_rocksdb(const bcase *bc, double r[2]) {
+  char dir[4096];
+  rocksdb_options_t *opt;
+  rocksdb_writeoptions_t *wo;
+  rocksdb_t *db = rocksdb_fresh("rocksdb", dir, sizeof dir, &opt, &wo);
+  if (!db) return -1;
+  char *err = NULL;
   rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
   double t0 = bench_now_s();
   for (int i = 0; i < bc->n && !err; i++)
@@ -249,20 +262,11 @@ static double run_full_lmdb(const bcase *bc) {
 
 static double run_full_rocksdb(const bcase *bc) {
   char dir[4096];
-  path_of(dir, sizeof dir, "rocksdb_full");
-  rm_rf(dir);
-  rocksdb_options_t *opt = rocksdb_options_create();
-  rocksdb_options_set_create_if_missing(opt, 1);
-  rocksdb_options_set_compression(opt, rocksdb_no_compression);
+  rocksdb_options_t *opt;
+  rocksdb_writeoptions_t *wo;
+  rocksdb_t *db = rocksdb_fresh("rocksdb_full", dir, sizeof dir, &opt, &wo);
+  if (!db) return -1;
   char *err = NULL;
-  rocksdb_t *db = rocksdb_open(opt, dir, &err);
-  if (err) {
-    fprintf(stderr, "rocksdb: %s\n", err);
-    free(err);
-    return -1;
-  }
-  rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
-  rocksdb_writeoptions_set_sync(wo, 1);
   int k = (int)(((size_t)bc->full_mib << 20) / bc->vlen), pre = k + k / 4;
   double t0 = 0;
   for (int i = 0; i < pre + bc->full_n && !err; i++) {
