@@ -141,9 +141,12 @@ static ds__achunk *ds__arena_grow(ds__aclass *cls) {
   ds__stat_add(a->ctx, a->stat_id, (double)DS__ARENA_CHUNK);
   memset(ch, 0, sizeof *ch);
   ch->cls = cls;
-  /* page-multiple classes start on a page: where the kernel gives no huge page, a 4 KiB value
-   * then lies on one page, not two (the header's page is lost: 0.2% of the chunk) */
-  ch->first = cls->size % 4096 == 0 ? 4096 : DS__ARENA_HDR;
+  /* slots start right after the header, so page-multiple slots start 64 bytes past a page,
+   * not on one: a copy out of a page-aligned value into a buffer 0 or 16 bytes past a page
+   * (stacks, large mallocs) has its stores a few bytes ahead of its loads modulo 4 KiB, which
+   * the CPU takes for a dependence (4 KiB aliasing): hot 4 KiB copying gets ran 5.5 M per CPU
+   * second page-aligned against 6.8 M so (five alternated runs each) */
+  ch->first = DS__ARENA_HDR;
   ch->nslots = (uint32_t)((DS__ARENA_CHUNK - ch->first) / cls->size);
   DS__POISON((char *)ch + sizeof *ch, DS__ARENA_CHUNK - sizeof *ch);
   ds__arena_list(&cls->avail, ch);
