@@ -142,10 +142,11 @@ static ds__achunk *ds__arena_grow(ds__aclass *cls) {
   memset(ch, 0, sizeof *ch);
   ch->cls = cls;
   /* slots start right after the header, so page-multiple slots start 64 bytes past a page,
-   * not on one: a copy out of a page-aligned value into a buffer 0 or 16 bytes past a page
-   * (stacks, large mallocs) has its stores a few bytes ahead of its loads modulo 4 KiB, which
-   * the CPU takes for a dependence (4 KiB aliasing): hot 4 KiB copying gets ran 5.5 M per CPU
-   * second page-aligned against 6.8 M so (five alternated runs each) */
+   * not on one: a copy out of a page-aligned value into a buffer 16 bytes past a page (where
+   * large malloc blocks start) has its stores just ahead of its loads modulo 4 KiB, which the
+   * CPU takes for a dependence (4 KiB aliasing): 226-325 ns per 4 KiB copy against 58-105 ns
+   * for the other offsets measured; hot 4 KiB copying gets in bench_cache_hit ran 5.5 M per
+   * CPU second page-aligned against 6.8 M so (five alternated runs each) */
   ch->first = DS__ARENA_HDR;
   ch->nslots = (uint32_t)((DS__ARENA_CHUNK - ch->first) / cls->size);
   DS__POISON((char *)ch + sizeof *ch, DS__ARENA_CHUNK - sizeof *ch);
