@@ -291,6 +291,9 @@ static ds_status ds__cache_insert_host(ds_cache *c, ds__shard *sh, ds__centry *e
  * lookup and the next for an inline value of up to 64 bytes: in the L1 arena (whose slots of
  * 64-byte multiples start lines; the entries then share huge pages too), or on the heap with
  * up to 56 bytes more. NULL when out of memory. */
+_Static_assert(sizeof(ds__centry_cold) % 64 == 0,
+               "an arena slot (64-byte aligned, a multiple of 64) holds an entry unshifted");
+
 static ds__centry *ds__centry_new(ds_cache *c, size_t size) {
   size_t n = sizeof(ds__centry_cold) + size;
   uint8_t emem = DS__MEM_ARENA;
