@@ -173,7 +173,9 @@ DS_API ds_status ds_cache_create(ds_cache **out, ds_context *ctx, const ds_cache
  *  its old records are never served again; counted in the context stat
  *  "cache.l3.recycled_segments"); a new segment is allocated at its full size when it fits
  *  (counted in @p max_bytes, cut to its data when sealed or reopened). Records written by
- *  earlier versions are still read. Durability, sync interval and zstd
+ *  earlier versions are still read, and a writer marks such a directory as the current format
+ *  (MANIFEST version 2) before it adds a record, so that earlier versions of the library refuse
+ *  it with DS_ERR_FORMAT instead of misreading it. Durability, sync interval and zstd
  *  level come from the context's tunables (DS_PARAM_CACHE_DURABILITY, default batched every
  *  DS_PARAM_CACHE_SYNC_INTERVAL_MS = 1000 ms; DS_PARAM_CACHE_ZSTD_LEVEL).
  *  @param compression a ds_cache_codec, or -1 for the context's DS_PARAM_CACHE_CODEC.
