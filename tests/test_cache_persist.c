@@ -202,6 +202,44 @@ static void test_max_bytes_exact(void **state) {
   ds_context_destroy(ctx);
 }
 
+/* The first segment file of dir, opened for writing by hand. */
+static int open_seg1(const char *dir) {
+  char seg[2048];
+  snprintf(seg, sizeof seg, "%s/seg-00000001.log", dir);
+  int fd = open(seg, O_RDWR);
+  assert_true(fd >= 0);
+  return fd;
+}
+
+/* The offset after n records from off, by walking their headers (32 bytes, then key and stored
+ * bytes; stored sizes vary with the codec). */
+static off_t skip_records(int fd, off_t off, int n) {
+  for (int i = 0; i < n; i++) {
+    uint32_t hdr[8];
+    assert_int_equal(pread(fd, hdr, 32, off), 32);
+    off += 32 + hdr[2] + hdr[3];
+  }
+  return off;
+}
+
+/* Flips bits of the byte at off of the open file fd. */
+static void flip_at(int fd, off_t off) {
+  uint8_t b;
+  assert_int_equal(pread(fd, &b, 1, off), 1);
+  b ^= 0x5a;
+  assert_int_equal(pwrite(fd, &b, 1, off), 1);
+}
+
+/* Flips bits of the byte at off of the file name in dir. */
+static void flip_byte(const char *dir, const char *name, off_t off) {
+  char p[2048];
+  snprintf(p, sizeof p, "%s/%s", dir, name);
+  int fd = open(p, O_RDWR);
+  assert_true(fd >= 0);
+  flip_at(fd, off);
+  close(fd);
+}
+
 static void test_corrupt_and_torn(void **state) {
   (void)state;
   ds_context *ctx = new_ctx();
@@ -213,30 +251,14 @@ static void test_corrupt_and_torn(void **state) {
     assert_int_equal(ds_cache_put(c, &k, sizeof k, v, sizeof v), DS_OK);
   }
   ds_cache_destroy(c);
-  char seg[2048];
-  snprintf(seg, sizeof seg, "%s/seg-00000001.log", dir);
-  int fd = open(seg, O_RDWR);
-  assert_true(fd >= 0);
+  int fd = open_seg1(dir);
   struct stat st;
   fstat(fd, &st);
-  /* flip a byte inside record 10's value (records are 32 + 4 + stored bytes; lz4 output size
-   * varies, so find the 11th record by walking the headers) */
-  off_t off = 0;
-  for (int i = 0; i < 10; i++) {
-    uint32_t hdr[8];
-    assert_int_equal(pread(fd, hdr, 32, off), 32);
-    off += 32 + hdr[2] + hdr[3];
-  }
-  uint8_t b;
-  assert_int_equal(pread(fd, &b, 1, off + 40), 1);
-  b ^= 0xff;
-  assert_int_equal(pwrite(fd, &b, 1, off + 40), 1);
-  off_t end = off; /* the end of the 50 records (the file is longer: preallocated, zeros) */
-  for (int i = 10; i < 50; i++) {
-    uint32_t hdr[8];
-    assert_int_equal(pread(fd, hdr, 32, end), 32);
-    end += 32 + hdr[2] + hdr[3];
-  }
+  /* flip a byte inside record 10's value (lz4 output size varies: the headers are walked) */
+  off_t off = skip_records(fd, 0, 10);
+  flip_at(fd, off + 40);
+  /* the end of the 50 records (the file is longer: preallocated, zeros) */
+  off_t end = skip_records(fd, off, 40);
   assert_true(end <= st.st_size);
   assert_int_equal(pwrite(fd, "DSR1torn", 8, end), 8); /* a torn tail */
   close(fd);
@@ -271,20 +293,8 @@ static void test_torn_last_record(void **state) {
     assert_int_equal(ds_cache_put(c, &k, sizeof k, v, sizeof v), DS_OK);
   }
   ds_cache_destroy(c);
-  char seg[2048];
-  snprintf(seg, sizeof seg, "%s/seg-00000001.log", dir);
-  int fd = open(seg, O_RDWR);
-  assert_true(fd >= 0);
-  off_t off = 0;
-  for (int i = 0; i < 4; i++) { /* to the 5th (last) record */
-    uint32_t hdr[8];
-    assert_int_equal(pread(fd, hdr, 32, off), 32);
-    off += 32 + hdr[2] + hdr[3];
-  }
-  uint8_t b;
-  assert_int_equal(pread(fd, &b, 1, off + 40), 1);
-  b ^= 0x5a;
-  assert_int_equal(pwrite(fd, &b, 1, off + 40), 1);
+  int fd = open_seg1(dir);
+  flip_at(fd, skip_records(fd, 0, 4) + 40); /* inside the 5th (last) record's value */
   close(fd);
   c = open_cache(ctx, dir, 8 << 20, DS_CACHE_SYNC_BATCHED, 0);
   assert_int_equal(ds_test_tier_stats(c, DS_CACHE_L3).corrupt, 1);
@@ -429,18 +439,10 @@ static void test_garbage_segments(void **state) {
       assert_int_equal(ds_cache_put(c, &k, sizeof k, v, sizeof v), DS_OK);
     }
     ds_cache_destroy(c);
-    char seg[2048];
-    snprintf(seg, sizeof seg, "%s/seg-00000001.log", dir);
-    int fd = open(seg, O_RDWR);
-    assert_true(fd >= 0);
+    int fd = open_seg1(dir);
     struct stat st;
-    off_t end = 0; /* cut the preallocated zeros: the noise below should land in records */
-    for (int i = 0; i < 20; i++) {
-      uint32_t hdr[8];
-      assert_int_equal(pread(fd, hdr, 32, end), 32);
-      end += 32 + hdr[2] + hdr[3];
-    }
-    assert_int_equal(ftruncate(fd, end), 0);
+    /* cut the preallocated zeros: the noise below should land in records */
+    assert_int_equal(ftruncate(fd, skip_records(fd, 0, 20)), 0);
     fstat(fd, &st);
     for (int m = 0; m < 20; m++) { /* overwrite random spans with noise or fake headers */
       s ^= s << 13, s ^= s >> 7, s ^= s << 17;
@@ -516,17 +518,9 @@ static void test_verify_reads(void **state) {
     }
     assert_int_equal(ds_cache_flush(c), DS_OK);
     assert_true(has_value(c, 1, sizeof v));
-    char seg[2048];
-    snprintf(seg, sizeof seg, "%s/seg-00000001.log", dir);
-    int fd = open(seg, O_RDWR);
-    assert_true(fd >= 0);
-    for (int k = 1; k <= 2; k++) {
-      off_t off = (off_t)k * (32 + 4 + 1000) + 32 + 4 + 500; /* inside key k's value */
-      uint8_t b;
-      assert_int_equal(pread(fd, &b, 1, off), 1);
-      b ^= 0x5a;
-      assert_int_equal(pwrite(fd, &b, 1, off), 1);
-    }
+    int fd = open_seg1(dir);
+    for (int k = 1; k <= 2; k++) /* inside key k's value */
+      flip_at(fd, (off_t)k * (32 + 4 + 1000) + 32 + 4 + 500);
     close(fd);
     warn_seen[0] = 0;
     for (uint32_t k = 1; k <= 2; k++) {
@@ -598,18 +592,6 @@ static int file_exists(const char *dir, const char *name) {
   struct stat st;
   snprintf(p, sizeof p, "%s/%s", dir, name);
   return stat(p, &st) == 0;
-}
-
-static void flip_byte(const char *dir, const char *name, off_t off) {
-  char p[2048];
-  snprintf(p, sizeof p, "%s/%s", dir, name);
-  int fd = open(p, O_RDWR);
-  assert_true(fd >= 0);
-  uint8_t b;
-  assert_int_equal(pread(fd, &b, 1, off), 1);
-  b ^= 0x5a;
-  assert_int_equal(pwrite(fd, &b, 1, off), 1);
-  close(fd);
 }
 
 /* Reopens dir and checks every key but `gone` reads back (N keys of 1000 bytes). */
