@@ -94,6 +94,15 @@ static int has_value(ds_cache *c, uint32_t key, size_t n) {
   return len == n && !memcmp(v, out, n);
 }
 
+/* Puts keys 0..n-1 with their value_of values of vlen bytes (at most 8192). */
+static void put_keys(ds_cache *c, uint32_t n, size_t vlen) {
+  uint8_t v[8192];
+  for (uint32_t k = 0; k < n; k++) {
+    value_of(v, vlen, k);
+    assert_int_equal(ds_cache_put(c, &k, sizeof k, v, vlen), DS_OK);
+  }
+}
+
 /* Bytes of every file of the cache directory (segments, MANIFEST, LOCK), all 0600. */
 static uint64_t dir_bytes(const char *dir) {
   DIR *d = opendir(dir);
@@ -120,10 +129,7 @@ static void test_reopen_modes_lock(void **state) {
   ds_cache *c = NULL;
   assert_int_equal(ds_cache_open_persistent(&c, ctx, dir, 8 << 20, DS_CACHE_CODEC_ZSTD), DS_OK);
   uint8_t v[3000];
-  for (uint32_t k = 0; k < 200; k++) {
-    value_of(v, sizeof v, k);
-    assert_int_equal(ds_cache_put(c, &k, sizeof k, v, sizeof v), DS_OK);
-  }
+  put_keys(c, 200, sizeof v);
   uint32_t gone = 7;
   assert_int_equal(ds_cache_remove(c, &gone, sizeof gone), DS_OK);
   assert_int_equal(ds_cache_remove(c, &gone, sizeof gone), DS_ERR_NOT_FOUND);
@@ -246,10 +252,7 @@ static void test_corrupt_and_torn(void **state) {
   const char *dir = ds_test_path("persist_corrupt");
   ds_cache *c = open_cache(ctx, dir, 8 << 20, DS_CACHE_SYNC_BATCHED, 0);
   uint8_t v[1000];
-  for (uint32_t k = 0; k < 50; k++) {
-    value_of(v, sizeof v, k);
-    assert_int_equal(ds_cache_put(c, &k, sizeof k, v, sizeof v), DS_OK);
-  }
+  put_keys(c, 50, sizeof v);
   ds_cache_destroy(c);
   int fd = open_seg1(dir);
   struct stat st;
@@ -288,10 +291,7 @@ static void test_torn_last_record(void **state) {
   const char *dir = ds_test_path("persist_torn_last");
   ds_cache *c = open_cache(ctx, dir, 8 << 20, DS_CACHE_SYNC_BATCHED, 0);
   uint8_t v[1000];
-  for (uint32_t k = 0; k < 5; k++) {
-    value_of(v, sizeof v, k);
-    assert_int_equal(ds_cache_put(c, &k, sizeof k, v, sizeof v), DS_OK);
-  }
+  put_keys(c, 5, sizeof v);
   ds_cache_destroy(c);
   int fd = open_seg1(dir);
   flip_at(fd, skip_records(fd, 0, 4) + 40); /* inside the 5th (last) record's value */
@@ -434,10 +434,7 @@ static void test_garbage_segments(void **state) {
     const char *dir = ds_test_path("persist_garbage");
     ds_cache *c = open_cache(ctx, dir, 4 << 20, DS_CACHE_SYNC_BATCHED, 0);
     uint8_t v[300];
-    for (uint32_t k = 0; k < 20; k++) {
-      value_of(v, sizeof v, k);
-      assert_int_equal(ds_cache_put(c, &k, sizeof k, v, sizeof v), DS_OK);
-    }
+    put_keys(c, 20, sizeof v);
     ds_cache_destroy(c);
     int fd = open_seg1(dir);
     struct stat st;
@@ -512,10 +509,7 @@ static void test_verify_reads(void **state) {
     ds_cache *c = NULL;
     assert_int_equal(ds_cache_open_persistent_ex(&c, ctx, dir, &o), DS_OK);
     uint8_t v[1000];
-    for (uint32_t k = 0; k < 3; k++) {
-      value_of(v, sizeof v, k);
-      assert_int_equal(ds_cache_put(c, &k, sizeof k, v, sizeof v), DS_OK);
-    }
+    put_keys(c, 3, sizeof v);
     assert_int_equal(ds_cache_flush(c), DS_OK);
     assert_true(has_value(c, 1, sizeof v));
     int fd = open_seg1(dir);
@@ -992,11 +986,7 @@ static void test_prealloc(void **state) {
   const char *dir = ds_test_path("persist_prealloc");
   const uint64_t max = 1 << 20;
   ds_cache *c = open_raw(ctx, dir, max, DS_CACHE_SYNC_EVERY_PUT, 0);
-  uint8_t v[RV];
-  for (uint32_t k = 0; k < 2; k++) {
-    value_of(v, RV, k);
-    assert_int_equal(ds_cache_put(c, &k, sizeof k, v, RV), DS_OK);
-  }
+  put_keys(c, 2, RV);
   char name[256];
   assert_int_equal(newest_seg_bytes(dir, name, sizeof name), max / 8);
   assert_true(dir_bytes(dir) <= max);
